@@ -1,0 +1,129 @@
+# Switchyard - build, run, test, bench, install.
+#
+#   make            build the daemon (./switchyard) and the plugins
+#   make run        install missing packages, build, run on conf.d/
+#   make test       install missing packages, build with -Werror, run every test
+#   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      benchmarks (prints figures, asserts nothing)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BUILD      ?= build
+CC         ?= cc
+PYTHON     ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+
+WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+OPT       ?= -O2 -g
+SAN       ?=
+CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -Isdk/include -Icore
+CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
+LDFLAGS   += $(SAN) -pthread
+
+CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson 2>/dev/null || echo -lzmq -lcjson) -ldl -lm
+CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson 2>/dev/null)
+CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
+
+CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c))
+CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ  := $(BUILD)/core/main.o
+CORE_LIB  := $(BUILD)/libsycore.a
+BIN       := $(BUILD)/switchyard
+
+PLUGINS   := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
+PLUGINS   := $(sort $(PLUGINS))
+PLUGIN_SO := $(PLUGINS:%=$(BUILD)/plugins/%.so)
+
+# Test-only plugins (tests/plugins/<name>/*.c) and ABI probes (tests/abi/*.c).
+TPLUGINS  := $(sort $(notdir $(patsubst %/,%,$(dir $(wildcard tests/plugins/*/*.c)))))
+TPLUGIN_SO:= $(TPLUGINS:%=$(BUILD)/tests/plugins/%.so)
+ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/abi/*.c))
+
+UNIT_SRC  := $(wildcard tests/unit/test_*.c)
+UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
+
+.PHONY: all run test unit e2e check bench install uninstall clean deps fmt
+.DELETE_ON_ERROR:
+
+all: $(BIN) switchyard $(PLUGIN_SO)
+
+deps:
+	@bash scripts/deps.sh
+
+switchyard: $(BIN)
+	@ln -sf $(BIN) switchyard
+
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(CORE_LIB): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(MAIN_OBJ) $(CORE_LIB)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_LIBS)
+
+# Plugins: every plugins/<name>/*.c into one <name>.so. Per-plugin libraries
+# come from PLUGIN_LIBS_<name>. Plugins see only sdk/include and their folder.
+PLUGIN_LIBS_file :=
+
+.SECONDEXPANSION:
+$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/switchyard/sink.h
+	@mkdir -p $(dir $@)
+	$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(CFLAGS) -shared -fvisibility=hidden \
+		-o $@ $(filter %.c,$^) $(LDFLAGS) $(PLUGIN_LIBS_$*)
+
+$(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) sdk/include/switchyard/sink.h
+	@mkdir -p $(dir $@)
+	$(CC) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -shared -fvisibility=hidden -o $@ $(filter %.c,$^) $(LDFLAGS)
+
+$(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
+	@mkdir -p $(dir $@)
+	$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
+
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
+
+run: deps all
+	@mkdir -p var
+	./switchyard run -c conf.d
+
+unit: $(UNIT_BIN) $(ABI_SO) $(PLUGIN_SO)
+	@set -e; for t in $(UNIT_BIN); do \
+		echo "== $$t"; SY_BUILD=$(BUILD) $$t; done
+
+e2e: all $(TPLUGIN_SO)
+	SY_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/e2e
+
+test: deps
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) e2e
+
+# Sanitizer builds live in their own folder so they never mix with -O2 objects.
+check: deps
+	$(MAKE) BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
+		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" unit
+
+bench: deps all
+	$(PYTHON) bench/run.py --build $(BUILD)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/switchyard/plugins \
+		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
+	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/switchyard/plugins/
+	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sdk/switchyard.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard
+
+clean:
+	rm -rf build switchyard

@@ -1,0 +1,89 @@
+/*
+ * envelope.h - validation of incoming event envelopes.
+ *
+ * An event is accepted only when its bytes are valid UTF-8, at most
+ * max_bytes long, nested at most max_depth deep, a JSON object, and its
+ * fields have the types the envelope defines:
+ *   event_id     required string, 1-255 bytes
+ *   event_type   required string matching [a-z0-9_-]+(\.[a-z0-9_-]+)*, <= 255 bytes
+ *   occurred_at  optional RFC 3339 date-time string
+ *   version      optional string or number
+ *   schema_ref   optional string
+ *   org_id       optional string, 1-255 bytes (null = absent)
+ *   org_slug     optional string, 1-255 bytes (null = absent)
+ *   data         optional object
+ * The raw bytes are kept unchanged: sinks deliver exactly what was published.
+ */
+#ifndef SY_ENVELOPE_H
+#define SY_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+typedef enum env_reason {
+    ENV_OK = 0,
+    ENV_TOO_BIG,         /* "too_big" */
+    ENV_EMPTY,           /* "empty" */
+    ENV_BAD_UTF8,        /* "invalid_utf8" */
+    ENV_TOO_DEEP,        /* "too_deep" */
+    ENV_NOT_JSON,        /* "not_json" */
+    ENV_NOT_OBJECT,      /* "not_object" */
+    ENV_MISSING_FIELD,   /* "missing_field"   (event_id or event_type absent) */
+    ENV_WRONG_TYPE,      /* "wrong_type"      (a known field has the wrong JSON type) */
+    ENV_BAD_VALUE,       /* "bad_value"       (right type, bad content: empty id, bad type pattern, bad date) */
+    ENV_BAD_FRAMES,      /* "bad_frames"      (set by ingress: zero or more than two frames) */
+    ENV_REASON_COUNT
+} env_reason;
+
+/* The short, stable name of a reason, used in counters and quarantine. */
+const char *envelope_reason_name(env_reason r);
+
+/*
+ * An accepted event. Immutable after envelope_parse; shared between the
+ * deliveries of all endpoints it routes to, freed by the last event_unref.
+ */
+typedef struct sy_event {
+    char *body;          /* owned copy of the raw bytes, NUL-terminated */
+    size_t body_len;     /* length without the NUL */
+    const char *event_id;   /* into json */
+    const char *event_type; /* into json */
+    const char *org_id;     /* into json, or NULL */
+    const char *org_slug;   /* into json, or NULL */
+    cJSON *json;         /* the parsed object, owned */
+    int64_t received_ms; /* set by the caller; 0 from envelope_parse */
+    int refs;            /* atomic; starts at 1 */
+} sy_event;
+
+/*
+ * Validates buf[0..len) and on success returns ENV_OK with *out set to a new
+ * event (one reference). On failure returns the reason, *out NULL, and a
+ * human sentence in why ("event_id: expected a string, got number").
+ * buf need not be NUL-terminated; it is not kept.
+ */
+env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max_depth,
+                          sy_event **out, char *why, size_t whylen);
+
+void event_ref(sy_event *ev);
+void event_unref(sy_event *ev);
+
+/*
+ * Looks up a dotted path ("data.job_id", "data.items.0") in a JSON value.
+ * Numeric segments index arrays. Returns NULL when absent.
+ */
+const cJSON *json_path(const cJSON *root, const char *path);
+
+/*
+ * Renders the value at path for sy_host.field: strings unquoted, other
+ * scalars as JSON text, objects and arrays as compact JSON; NUL-terminated
+ * and truncated into buf. Returns the full length or -1 when absent.
+ */
+int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen);
+
+/* Checks text against the event type grammar. 1 = valid. */
+int envelope_type_valid(const char *type);
+
+/* Checks an RFC 3339 date-time ("2026-11-25T19:09:02Z", "...+01:00", fractions). 1 = valid. */
+int envelope_rfc3339_valid(const char *s);
+
+#endif
