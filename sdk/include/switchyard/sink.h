@@ -302,6 +302,12 @@ typedef struct sy_sink {
      */
     int (*submit)(void *state, void *ep_state, const sy_delivery *d);
 
+    /*
+     * The retry policy endpoints of this sink get unless their config names
+     * one: "standard", "legacy", or NULL for "standard".
+     */
+    const char *default_retry;
+
     void *reserved[8]; /* spare slots for later minor versions; NULL */
 } sy_sink;
 

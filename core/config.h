@@ -1,0 +1,105 @@
+/*
+ * config.h - the daemon's configuration, read from conf.d/NN-name.json files.
+ *
+ * Files are read in lexical order. Each is a JSON object with up to three
+ * members: "core" (settings; a key set again in a later file replaces the
+ * earlier value), "sinks" (instances by name) and "endpoints" (by id).
+ * A sink or endpoint defined twice is an error naming both files. Every
+ * mistake is reported as `file: path.to.key: what is wrong`, all of them,
+ * and the daemon refuses to start.
+ */
+#ifndef SY_CONFIG_H
+#define SY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <cjson/cJSON.h>
+
+#include "filter.h"
+#include "retry.h"
+#include "switchyard/sink.h"
+
+/* Collected error lines. */
+typedef struct sy_errs {
+    char *buf;
+    size_t len, cap;
+    int count;
+} sy_errs;
+
+void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...) SY_PRINTF(4, 5);
+void errs_free(sy_errs *e);
+
+typedef enum { INGRESS_PULL, INGRESS_SUB } ingress_type;
+
+typedef struct sy_ingress_conf {
+    ingress_type type;
+    char *addr;          /* ZeroMQ endpoint */
+    int bind;            /* 1 = bind, 0 = connect */
+    char **topics;       /* sub: prefixes, NULL-terminated; default [""] */
+    int rcvhwm;          /* ZMQ_RCVHWM */
+} sy_ingress_conf;
+
+typedef struct sy_sink_conf {
+    char *name;
+    char *plugin;        /* name in plugin_dir, or a path */
+    const char *file;    /* defining file */
+    const cJSON *json;   /* the instance object (plugin keys and core keys) */
+    const cJSON *retry;  /* instance-wide retry policy spec, or NULL */
+    int concurrency;     /* instance-wide default, 0 = unset */
+} sy_sink_conf;
+
+typedef struct sy_endpoint_conf {
+    char *id;
+    const char *file;
+    char *org_id;             /* NULL = every org */
+    char *sink;               /* sink instance name */
+    int sink_index;           /* into conf->sinks */
+    char **events;            /* NULL-terminated patterns */
+    sy_filter *filter;        /* NULL = all */
+    const cJSON *retry;       /* spec, or NULL to inherit */
+    int concurrency;          /* 0 = inherit */
+    int enabled;
+    char *description;
+    const cJSON *json;        /* the endpoint object (plugin keys too) */
+} sy_endpoint_conf;
+
+typedef struct sy_conf {
+    char *dir;
+    char *plugin_dir;
+    char *quarantine;          /* NULL = no quarantine file */
+    int64_t max_event_bytes;
+    int max_depth;
+    int workers;
+    char *log_level;
+    char *log_format;
+    char *stats_file;          /* NULL = none */
+    int64_t stats_interval_ms;
+    int64_t drain_timeout_ms;
+    int max_pending;
+    int dead_letter_max;
+
+    sy_ingress_conf *ingress;
+    size_t ningress;
+    sy_sink_conf *sinks;
+    size_t nsinks;
+    sy_endpoint_conf *endpoints;
+    size_t nendpoints;
+
+    cJSON **docs;              /* parsed files, kept for the json pointers */
+    char **files;
+    size_t ndocs;
+} sy_conf;
+
+/* The keys an endpoint object may hold besides its plugin's endpoint keys. */
+extern const char *const config_endpoint_core_keys[];
+/* The keys a sink object may hold besides its plugin's instance keys. */
+extern const char *const config_sink_core_keys[];
+
+/*
+ * Reads every *.json in dir. Returns the config, or NULL with every
+ * problem in errs. Plugin-specific keys are checked later, by sinks.c.
+ */
+sy_conf *config_load(const char *dir, sy_errs *errs);
+void config_free(sy_conf *c);
+
+#endif

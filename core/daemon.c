@@ -1,0 +1,177 @@
+/*
+ * daemon.c - the life of a running switchyard.
+ *
+ * Start-up order matters: everything that can fail on bad config fails
+ * before a socket is bound, so a broken config never accepts an event.
+ * Shutdown runs the other way: stop reading, drain what is in flight,
+ * then let plugins go.
+ */
+#include "daemon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "dispatch.h"
+#include "host.h"
+#include "ingress.h"
+#include "log.h"
+#include "quarantine.h"
+#include "runtime.h"
+#include "stats.h"
+
+static void print_errs(const sy_errs *e)
+{
+    fputs(e->buf ? e->buf : "", stderr);
+    fprintf(stderr, "%d configuration error%s; not starting\n", e->count,
+            e->count == 1 ? "" : "s");
+}
+
+static void apply_logging(const sy_conf *c, const daemon_opts *o)
+{
+    sy_log_level lvl = SY_LOG_INFO;
+    log_level_parse(o->log_level ? o->log_level : c->log_level, &lvl);
+    const char *fmt = o->log_format ? o->log_format : c->log_format;
+    log_setup(lvl, fmt && !strcmp(fmt, "json") ? LOG_FMT_JSON : LOG_FMT_LOGFMT);
+}
+
+int daemon_check(const daemon_opts *o)
+{
+    sy_errs errs = {0};
+    sy_conf *c = config_load(o->conf_dir, &errs);
+    sy_runtime *rt = c ? runtime_build(c, &g_host, 1, &errs) : NULL;
+    if (!rt) {
+        print_errs(&errs);
+        errs_free(&errs);
+        config_free(c);
+        return 2;
+    }
+    runtime_print_table(rt, stdout);
+    printf("configuration OK\n");
+    runtime_free(rt);
+    config_free(c);
+    errs_free(&errs);
+    return 0;
+}
+
+static void write_stats(const sy_conf *c, const sy_runtime *rt, sy_dispatch *dp)
+{
+    if (c->stats_file && stats_write(c->stats_file, rt, dp) != 0) {
+        static int warned;
+        if (!warned++)
+            log_warn("cannot write stats file %s: %s", c->stats_file, strerror(errno));
+    }
+}
+
+int daemon_run(const daemon_opts *o)
+{
+    if (o->log_level || o->log_format) {
+        sy_log_level lvl = SY_LOG_INFO;
+        if (o->log_level && log_level_parse(o->log_level, &lvl)) {
+            fprintf(stderr, "switchyard: --log-level is error, warn, info or debug\n");
+            return 2;
+        }
+        if (o->log_format && strcmp(o->log_format, "json") && strcmp(o->log_format, "logfmt")) {
+            fprintf(stderr, "switchyard: --log-format is logfmt or json\n");
+            return 2;
+        }
+    }
+    sy_errs errs = {0};
+    sy_conf *c = config_load(o->conf_dir, &errs);
+    if (!c) {
+        print_errs(&errs);
+        errs_free(&errs);
+        return 2;
+    }
+    apply_logging(c, o);
+
+    /* Signals are taken synchronously by the main thread only. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    sy_runtime *rt = runtime_build(c, &g_host, 0, &errs);
+    if (!rt) {
+        print_errs(&errs);
+        errs_free(&errs);
+        config_free(c);
+        return 2;
+    }
+    errs_free(&errs);
+
+    sy_quarantine *q = NULL;
+    if (c->quarantine) {
+        q = quarantine_open(c->quarantine, (size_t)c->max_event_bytes);
+        if (!q) {
+            log_error("cannot open quarantine file %s: %s", c->quarantine, strerror(errno));
+            runtime_free(rt);
+            config_free(c);
+            return 1;
+        }
+    }
+    sy_dispatch *dp = dispatch_new(rt, c->workers, c->dead_letter_max);
+    char err[512];
+    sy_ingress *in = NULL;
+    if (!dp || dispatch_start(dp) != 0 ||
+        !(in = ingress_new(rt, dp, q, err, sizeof err)) || ingress_start(in) != 0) {
+        if (!in)
+            log_error("%s", err);
+        if (dp) {
+            dispatch_stop(dp);
+        }
+        ingress_free(in);
+        runtime_free(rt);
+        dispatch_free(dp);
+        quarantine_close(q);
+        config_free(c);
+        return 1;
+    }
+    log_warn("no spool configured: running in memory; deliveries not finished are lost if "
+             "the process dies");
+    char n_ep[16], n_sink[16], n_in[16];
+    snprintf(n_ep, sizeof n_ep, "%zu", rt->neps);
+    snprintf(n_sink, sizeof n_sink, "%zu", rt->ninsts);
+    snprintf(n_in, sizeof n_in, "%zu", c->ningress);
+    log_kv(SY_LOG_INFO, "switchyard ready", "version", SY_VERSION, "config", c->dir,
+           "ingress", n_in, "sinks", n_sink, "endpoints", n_ep, NULL);
+    write_stats(c, rt, dp);
+
+    int sig = 0;
+    for (;;) {
+        struct timespec ts = {.tv_sec = (time_t)(c->stats_interval_ms / 1000),
+                              .tv_nsec = (long)(c->stats_interval_ms % 1000) * 1000000L};
+        sig = sigtimedwait(&set, NULL, &ts);
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            log_warn("SIGHUP received: live reload is not available in this version; "
+                     "restart to apply config changes");
+        if (sig == SIGUSR1)
+            stats_log();
+        write_stats(c, rt, dp);
+    }
+    log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
+    ingress_stop(in);
+    if (dispatch_drain(dp, c->drain_timeout_ms) != 0)
+        log_warn("drain timeout reached with deliveries still in flight");
+    dispatch_stop(dp);
+    write_stats(c, rt, dp);
+    stats_log();
+    ingress_free(in);
+    runtime_free(rt); /* plugins may still complete in-flight work here */
+    dispatch_free(dp);
+    quarantine_close(q);
+    config_free(c);
+    log_info("stopped");
+    return 0;
+}

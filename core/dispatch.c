@@ -1,0 +1,492 @@
+/*
+ * dispatch.c - ready queue, per-endpoint concurrency, worker threads,
+ * retry timers and dead letters.
+ *
+ * One mutex guards every queue. Plugins run outside it. Holding a single
+ * lock keeps the state machine easy to check; the work done under it is a
+ * few pointer moves per delivery, far below the cost of any sink.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "host.h"
+#include "log.h"
+#include "stats.h"
+#include "theap.h"
+
+typedef struct delivery {
+    sy_delivery pub;          /* what plugins see; host_ref points back here */
+    sy_event *ev;
+    sy_endpoint *ep;
+    sy_dispatch *dp;
+    struct delivery *next;    /* in the ready queue or an endpoint's wait list */
+    int64_t started_mono;
+} delivery;
+
+struct sy_dispatch {
+    sy_runtime *rt;
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;   /* workers: ready queue not empty, or stopping */
+    pthread_cond_t timer_cv;  /* timer thread: heap changed, or stopping */
+    pthread_cond_t idle_cv;   /* drain: nothing ready/waiting/in flight */
+    delivery *ready_head, *ready_tail;
+    size_t nready, nwaiting, ninflight;
+    theap timers;
+    int nworkers;
+    pthread_t *workers;
+    pthread_t timer;
+    int started, stopping;
+    uint64_t rng;
+    uint64_t abandoned;
+    dead_letter *dead;        /* ring of dead_max */
+    size_t dead_max, dead_len, dead_start;
+    uint64_t dead_dropped;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max)
+{
+    sy_dispatch *dp = calloc(1, sizeof *dp);
+    if (!dp)
+        return NULL;
+    dp->rt = rt;
+    pthread_mutex_init(&dp->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&dp->work_cv, &ca);
+    pthread_cond_init(&dp->timer_cv, &ca);
+    pthread_cond_init(&dp->idle_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    theap_init(&dp->timers);
+    dp->nworkers = workers > 0 ? workers : 1;
+    dp->rng = (uint64_t)wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
+    if (!dp->rng)
+        dp->rng = 88172645463325252ull;
+    dp->dead_max = dead_letter_max > 0 ? (size_t)dead_letter_max : 0;
+    if (dp->dead_max)
+        dp->dead = calloc(dp->dead_max, sizeof *dp->dead);
+    return dp;
+}
+
+/* --- queue moves (lock held) ---------------------------------------- */
+
+static void push_ready(sy_dispatch *dp, delivery *d)
+{
+    d->next = NULL;
+    if (dp->ready_tail)
+        dp->ready_tail->next = d;
+    else
+        dp->ready_head = d;
+    dp->ready_tail = d;
+    dp->nready++;
+    pthread_cond_signal(&dp->work_cv);
+}
+
+/* A delivery whose time has come: run it now, or queue behind the cap. */
+static void make_ready(sy_dispatch *dp, delivery *d)
+{
+    sy_endpoint *ep = d->ep;
+    if (ep->inflight < ep->concurrency) {
+        ep->inflight++;
+        push_ready(dp, d);
+        return;
+    }
+    d->next = NULL;
+    if (ep->wait_tail)
+        ep->wait_tail->next = d;
+    else
+        ep->wait_head = d;
+    ep->wait_tail = d;
+    ep->nwaiting++;
+    dp->nwaiting++;
+}
+
+/* A slot of ep was freed: hand it to the next waiting delivery. */
+static void release_slot(sy_dispatch *dp, sy_endpoint *ep)
+{
+    ep->inflight--;
+    delivery *w = ep->wait_head;
+    if (w && ep->inflight < ep->concurrency) {
+        ep->wait_head = w->next;
+        if (!ep->wait_head)
+            ep->wait_tail = NULL;
+        ep->nwaiting--;
+        dp->nwaiting--;
+        ep->inflight++;
+        push_ready(dp, w);
+    }
+}
+
+static void free_delivery(delivery *d)
+{
+    event_unref(d->ev);
+    free(d);
+}
+
+static void maybe_idle(sy_dispatch *dp)
+{
+    if (!dp->nready && !dp->nwaiting && !dp->ninflight)
+        pthread_cond_broadcast(&dp->idle_cv);
+}
+
+void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n)
+{
+    pthread_mutex_lock(&dp->mu);
+    for (size_t i = 0; i < n; i++) {
+        delivery *d = calloc(1, sizeof *d);
+        if (!d) {
+            log_error("out of memory creating a delivery for event %s", ev->event_id);
+            continue;
+        }
+        event_ref(ev);
+        d->ev = ev;
+        d->ep = eps[i];
+        d->dp = dp;
+        d->pub.struct_size = sizeof(sy_delivery);
+        d->pub.body = ev->body;
+        d->pub.body_len = ev->body_len;
+        d->pub.event_id = ev->event_id;
+        d->pub.event_type = ev->event_type;
+        d->pub.org_id = ev->org_id;
+        d->pub.org_slug = ev->org_slug;
+        d->pub.endpoint_id = eps[i]->conf->id;
+        d->pub.received_ms = ev->received_ms;
+        d->pub.host_ref = d;
+        STAT_ADD(eps[i]->st.routed, 1);
+        STAT_ADD(g_stats.deliveries, 1);
+        make_ready(dp, d);
+    }
+    pthread_mutex_unlock(&dp->mu);
+}
+
+/* --- outcomes -------------------------------------------------------- */
+
+static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o)
+{
+    STAT_ADD(g_stats.dead, 1);
+    STAT_ADD(d->ep->st.dead, 1);
+    char attempts[16], status[16];
+    snprintf(attempts, sizeof attempts, "%u", d->pub.attempt);
+    snprintf(status, sizeof status, "%d", o->status);
+    log_kv(SY_LOG_WARN, "delivery dead", "endpoint", d->ep->conf->id, "event_id",
+           d->pub.event_id, "attempts", attempts, "status", status, "detail", o->detail, NULL);
+    if (!dp->dead_max) {
+        free_delivery(d);
+        return;
+    }
+    size_t slot;
+    if (dp->dead_len == dp->dead_max) {
+        /* Memory is bounded: the oldest dead letter goes. */
+        slot = dp->dead_start;
+        event_unref(dp->dead[slot].event);
+        dp->dead_start = (dp->dead_start + 1) % dp->dead_max;
+        dp->dead_dropped++;
+    } else {
+        slot = (dp->dead_start + dp->dead_len) % dp->dead_max;
+        dp->dead_len++;
+    }
+    dead_letter *dl = &dp->dead[slot];
+    dl->event = d->ev;
+    d->ev = NULL; /* the dead letter keeps the reference */
+    dl->ep = d->ep;
+    dl->attempts = d->pub.attempt;
+    dl->status = o->status;
+    dl->died_ms = wall_ms();
+    memcpy(dl->detail, o->detail, sizeof dl->detail);
+    free(d);
+}
+
+/* The outcome of one attempt. Called with the lock held. */
+static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
+{
+    sy_endpoint *ep = d->ep;
+    dp->ninflight--;
+    release_slot(dp, ep);
+    __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
+    memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
+    if (dp->stopping && o->result == SY_RETRY) {
+        dp->abandoned++;
+        free_delivery(d);
+        maybe_idle(dp);
+        return;
+    }
+    switch (o->result) {
+    case SY_OK:
+        STAT_ADD(g_stats.ok, 1);
+        STAT_ADD(ep->st.ok, 1);
+        free_delivery(d);
+        break;
+    case SY_RETRY: {
+        int64_t now = wall_ms();
+        int64_t delay = retry_next_delay(&ep->retry, d->pub.attempt, d->pub.first_attempt_ms,
+                                         now, &dp->rng);
+        if (delay < 0) {
+            bury(dp, d, o);
+            break;
+        }
+        /* A receiver's Retry-After wins when it asks for more patience. */
+        if (o->retry_after_ms > delay)
+            delay = o->retry_after_ms;
+        STAT_ADD(g_stats.retries, 1);
+        STAT_ADD(ep->st.retries, 1);
+        if (log_enabled(SY_LOG_DEBUG))
+            log_debug("retry endpoint=%s event_id=%s attempt=%u in %lldms: %s", ep->conf->id,
+                      d->pub.event_id, d->pub.attempt, (long long)delay, o->detail);
+        int64_t due = mono_ms() + delay;
+        const theap_item *top = theap_peek(&dp->timers);
+        if (theap_push(&dp->timers, due, d) != 0) {
+            log_error("out of memory scheduling a retry; delivery %s to %s is dead",
+                      d->pub.event_id, ep->conf->id);
+            bury(dp, d, o);
+            break;
+        }
+        if (!top || due < top->due_ms)
+            pthread_cond_signal(&dp->timer_cv);
+        break;
+    }
+    default: /* SY_FAIL and anything unknown: permanent */
+        STAT_ADD(g_stats.failed, 1);
+        STAT_ADD(ep->st.failed, 1);
+        bury(dp, d, o);
+        break;
+    }
+    maybe_idle(dp);
+}
+
+void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
+{
+    if (!pd || !pd->host_ref)
+        return;
+    delivery *d = pd->host_ref;
+    sy_dispatch *dp = d->dp;
+    sy_outcome safe;
+    if (!o) {
+        sy_outcome_set(&safe, SY_RETRY, 0, "plugin completed without an outcome");
+        o = &safe;
+    } else if (o->result != SY_OK && o->result != SY_RETRY && o->result != SY_FAIL) {
+        sy_outcome_set(&safe, SY_FAIL, o->status, "plugin returned an unknown result");
+        o = &safe;
+    }
+    pthread_mutex_lock(&dp->mu);
+    settle(dp, d, o);
+    pthread_mutex_unlock(&dp->mu);
+}
+
+const sy_event *dispatch_event_of(const sy_delivery *d)
+{
+    return d && d->host_ref ? ((const delivery *)d->host_ref)->ev : NULL;
+}
+
+/* --- threads --------------------------------------------------------- */
+
+static void attempt(delivery *d)
+{
+    sy_endpoint *ep = d->ep;
+    const sy_sink *s = ep->inst->sink;
+    d->pub.attempt++;
+    if (d->pub.attempt == 1)
+        d->pub.first_attempt_ms = wall_ms();
+    d->started_mono = mono_ms();
+    STAT_ADD(g_stats.attempts, 1);
+    STAT_ADD(ep->st.attempts, 1);
+    __atomic_store_n(&ep->st.last_attempt_ms, wall_ms(), __ATOMIC_RELAXED);
+    if (s->deliver) {
+        sy_outcome out;
+        memset(&out, 0, sizeof out);
+        out.result = SY_RETRY;
+        strcpy(out.detail, "plugin set no outcome");
+        s->deliver(ep->inst->state, ep->ep_state, &d->pub, &out);
+        out.detail[SY_DETAIL_MAX - 1] = '\0';
+        dispatch_complete(&d->pub, &out);
+    } else if (s->submit(ep->inst->state, ep->ep_state, &d->pub) != 0) {
+        sy_outcome out;
+        sy_outcome_set(&out, SY_RETRY, 0, "plugin refused the delivery (submit failed)");
+        dispatch_complete(&d->pub, &out);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    sy_dispatch *dp = arg;
+    pthread_mutex_lock(&dp->mu);
+    for (;;) {
+        while (!dp->ready_head && !dp->stopping)
+            pthread_cond_wait(&dp->work_cv, &dp->mu);
+        if (dp->stopping)
+            break;
+        delivery *d = dp->ready_head;
+        dp->ready_head = d->next;
+        if (!dp->ready_head)
+            dp->ready_tail = NULL;
+        dp->nready--;
+        dp->ninflight++;
+        pthread_mutex_unlock(&dp->mu);
+        attempt(d);
+        pthread_mutex_lock(&dp->mu);
+    }
+    pthread_mutex_unlock(&dp->mu);
+    return NULL;
+}
+
+static void *timer_main(void *arg)
+{
+    sy_dispatch *dp = arg;
+    pthread_mutex_lock(&dp->mu);
+    while (!dp->stopping) {
+        int64_t now = mono_ms();
+        const theap_item *top;
+        while ((top = theap_peek(&dp->timers)) && top->due_ms <= now) {
+            theap_item it;
+            theap_pop(&dp->timers, &it);
+            make_ready(dp, it.data);
+        }
+        top = theap_peek(&dp->timers);
+        if (!top) {
+            pthread_cond_wait(&dp->timer_cv, &dp->mu);
+        } else {
+            struct timespec ts = {.tv_sec = (time_t)(top->due_ms / 1000),
+                                  .tv_nsec = (long)(top->due_ms % 1000) * 1000000L};
+            pthread_cond_timedwait(&dp->timer_cv, &dp->mu, &ts);
+        }
+    }
+    pthread_mutex_unlock(&dp->mu);
+    return NULL;
+}
+
+int dispatch_start(sy_dispatch *dp)
+{
+    dp->workers = calloc((size_t)dp->nworkers, sizeof *dp->workers);
+    for (int i = 0; i < dp->nworkers; i++)
+        if (pthread_create(&dp->workers[i], NULL, worker_main, dp) != 0) {
+            log_error("cannot start worker thread %d: %s", i, strerror(errno));
+            dp->nworkers = i;
+            return -1;
+        }
+    if (pthread_create(&dp->timer, NULL, timer_main, dp) != 0) {
+        log_error("cannot start the timer thread");
+        return -1;
+    }
+    dp->started = 1;
+    return 0;
+}
+
+size_t dispatch_backlog(sy_dispatch *dp)
+{
+    pthread_mutex_lock(&dp->mu);
+    size_t n = dp->nready + dp->nwaiting + dp->ninflight + theap_len(&dp->timers);
+    pthread_mutex_unlock(&dp->mu);
+    return n;
+}
+
+void dispatch_get_counts(sy_dispatch *dp, dispatch_counts *out)
+{
+    pthread_mutex_lock(&dp->mu);
+    out->ready = dp->nready;
+    out->waiting = dp->nwaiting;
+    out->inflight = dp->ninflight;
+    out->scheduled = theap_len(&dp->timers);
+    out->dead_kept = dp->dead_len;
+    out->dead_dropped = dp->dead_dropped;
+    pthread_mutex_unlock(&dp->mu);
+}
+
+int dispatch_drain(sy_dispatch *dp, int64_t timeout_ms)
+{
+    int64_t deadline = mono_ms() + timeout_ms;
+    pthread_mutex_lock(&dp->mu);
+    int rc = 0;
+    while (dp->nready || dp->nwaiting || dp->ninflight) {
+        struct timespec ts = {.tv_sec = (time_t)(deadline / 1000),
+                              .tv_nsec = (long)(deadline % 1000) * 1000000L};
+        if (pthread_cond_timedwait(&dp->idle_cv, &dp->mu, &ts) == ETIMEDOUT) {
+            rc = -1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&dp->mu);
+    return rc;
+}
+
+void dispatch_stop(sy_dispatch *dp)
+{
+    pthread_mutex_lock(&dp->mu);
+    dp->stopping = 1;
+    pthread_cond_broadcast(&dp->work_cv);
+    pthread_cond_broadcast(&dp->timer_cv);
+    pthread_mutex_unlock(&dp->mu);
+    for (int i = 0; i < dp->nworkers && dp->workers; i++)
+        pthread_join(dp->workers[i], NULL);
+    if (dp->started)
+        pthread_join(dp->timer, NULL);
+    dp->started = 0;
+}
+
+size_t dispatch_dead_letters(sy_dispatch *dp, dead_letter *out, size_t max)
+{
+    pthread_mutex_lock(&dp->mu);
+    size_t n = dp->dead_len < max ? dp->dead_len : max;
+    size_t skip = dp->dead_len - n;
+    for (size_t i = 0; i < n; i++) {
+        out[i] = dp->dead[(dp->dead_start + skip + i) % dp->dead_max];
+        event_ref(out[i].event);
+    }
+    pthread_mutex_unlock(&dp->mu);
+    return n;
+}
+
+void dispatch_free(sy_dispatch *dp)
+{
+    if (!dp)
+        return;
+    size_t lost = 0;
+    for (delivery *d = dp->ready_head, *n; d; d = n, lost++) {
+        n = d->next;
+        free_delivery(d);
+    }
+    for (size_t i = 0; dp->rt && i < dp->rt->neps; i++) {
+        sy_endpoint *ep = &dp->rt->eps[i];
+        for (delivery *d = ep->wait_head, *n; d; d = n, lost++) {
+            n = d->next;
+            free_delivery(d);
+        }
+        ep->wait_head = ep->wait_tail = NULL;
+    }
+    theap_item it;
+    while (theap_pop(&dp->timers, &it) == 0) {
+        free_delivery(it.data);
+        lost++;
+    }
+    theap_free(&dp->timers);
+    lost += dp->abandoned;
+    if (lost || dp->ninflight)
+        log_warn("%zu unfinished deliveries dropped at exit (%zu still in plugins); "
+                 "without a spool they are not kept", lost, dp->ninflight);
+    for (size_t i = 0; i < dp->dead_len; i++)
+        event_unref(dp->dead[(dp->dead_start + i) % dp->dead_max].event);
+    free(dp->dead);
+    free(dp->workers);
+    pthread_mutex_destroy(&dp->mu);
+    pthread_cond_destroy(&dp->work_cv);
+    pthread_cond_destroy(&dp->timer_cv);
+    pthread_cond_destroy(&dp->idle_cv);
+    free(dp);
+}

@@ -1,0 +1,183 @@
+/*
+ * host.c - services offered to plugins: tagged logging, config getters on
+ * cJSON objects, event field lookup, counters, clocks and completion.
+ *
+ * sy_config is a cJSON object in disguise: plugins never see cJSON types,
+ * so the core can change its JSON library without breaking the ABI.
+ */
+#include "host.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+
+#include "dispatch.h"
+#include "envelope.h"
+#include "log.h"
+#include "runtime.h"
+
+static void h_log(const sy_instance *inst, sy_log_level level, const char *fmt, ...)
+{
+    if (!log_enabled(level))
+        return;
+    char tag[300];
+    snprintf(tag, sizeof tag, "%s/%s", inst && inst->sink ? inst->sink->name : "plugin",
+             inst && inst->name ? inst->name : "?");
+    va_list ap;
+    va_start(ap, fmt);
+    log_vmsg(level, tag, fmt, ap);
+    va_end(ap);
+}
+
+static const cJSON *cj(const sy_config *cfg)
+{
+    return (const cJSON *)cfg;
+}
+
+static const cJSON *item(const sy_config *cfg, const char *key)
+{
+    if (!cfg)
+        return NULL;
+    return key ? cJSON_GetObjectItemCaseSensitive(cj(cfg), key) : cj(cfg);
+}
+
+static const char *h_config_string(const sy_config *cfg, const char *key)
+{
+    const cJSON *v = item(cfg, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int h_config_int(const sy_config *cfg, const char *key, int64_t *out)
+{
+    const cJSON *v = item(cfg, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+        return -1;
+    *out = (int64_t)v->valuedouble;
+    return 0;
+}
+
+static int h_config_double(const sy_config *cfg, const char *key, double *out)
+{
+    const cJSON *v = item(cfg, key);
+    if (!cJSON_IsNumber(v))
+        return -1;
+    *out = v->valuedouble;
+    return 0;
+}
+
+static int h_config_bool(const sy_config *cfg, const char *key, int *out)
+{
+    const cJSON *v = item(cfg, key);
+    if (!cJSON_IsBool(v))
+        return -1;
+    *out = cJSON_IsTrue(v) ? 1 : 0;
+    return 0;
+}
+
+static const sy_config *h_config_object(const sy_config *cfg, const char *key)
+{
+    const cJSON *v = item(cfg, key);
+    return cJSON_IsObject(v) ? (const sy_config *)v : NULL;
+}
+
+static size_t h_config_count(const sy_config *cfg, const char *key)
+{
+    const cJSON *v = item(cfg, key);
+    return (cJSON_IsArray(v) || cJSON_IsObject(v)) ? (size_t)cJSON_GetArraySize(v) : 0;
+}
+
+static const char *h_config_key_at(const sy_config *cfg, size_t index)
+{
+    const cJSON *v = cj(cfg);
+    if (!cJSON_IsObject(v))
+        return NULL;
+    const cJSON *m = cJSON_GetArrayItem(v, (int)index);
+    return m ? m->string : NULL;
+}
+
+static const char *h_config_string_at(const sy_config *cfg, const char *key, size_t index)
+{
+    const cJSON *v = item(cfg, key);
+    if (!cJSON_IsArray(v) && !cJSON_IsObject(v))
+        return NULL;
+    const cJSON *e = cJSON_GetArrayItem(v, (int)index);
+    return cJSON_IsString(e) ? e->valuestring : NULL;
+}
+
+static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+{
+    const sy_event *ev = dispatch_event_of(d);
+    if (!ev || !path)
+        return -1;
+    return json_path_text(ev->json, path, buf, buflen);
+}
+
+static sy_counter *h_counter(const sy_instance *cinst, const char *name, const char *help)
+{
+    struct sy_instance *inst = (struct sy_instance *)cinst;
+    if (!inst || !name)
+        return NULL;
+    pthread_mutex_lock(&inst->counters_mu);
+    sy_counter *c;
+    for (c = inst->counters; c; c = c->next)
+        if (!strcmp(c->name, name))
+            break;
+    if (!c && (c = calloc(1, sizeof *c))) {
+        c->name = strdup(name);
+        c->help = strdup(help ? help : "");
+        /* Append so snapshots list counters in registration order. */
+        sy_counter **tail = &inst->counters;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = c;
+    }
+    pthread_mutex_unlock(&inst->counters_mu);
+    return c;
+}
+
+static void h_counter_add(sy_counter *c, uint64_t n)
+{
+    if (c)
+        __atomic_add_fetch(&c->value, n, __ATOMIC_RELAXED);
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t h_now_ms(void)
+{
+    return clock_ms(CLOCK_REALTIME);
+}
+
+static int64_t h_monotonic_ms(void)
+{
+    return clock_ms(CLOCK_MONOTONIC);
+}
+
+const sy_host g_host = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_host),
+    .log = h_log,
+    .config_string = h_config_string,
+    .config_int = h_config_int,
+    .config_double = h_config_double,
+    .config_bool = h_config_bool,
+    .config_object = h_config_object,
+    .config_count = h_config_count,
+    .config_key_at = h_config_key_at,
+    .config_string_at = h_config_string_at,
+    .field = h_field,
+    .counter = h_counter,
+    .counter_add = h_counter_add,
+    .now_ms = h_now_ms,
+    .monotonic_ms = h_monotonic_ms,
+    .complete = dispatch_complete,
+};

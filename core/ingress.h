@@ -1,0 +1,36 @@
+/*
+ * ingress.h - the ZeroMQ sockets events arrive on.
+ *
+ * One thread polls every configured socket. Each message is one event:
+ * frames [body] or [topic, body] (the topic is used only by SUB prefix
+ * filtering). Valid events are routed and handed to the dispatcher;
+ * everything else is counted by reason, logged (rate-limited) and written
+ * to the quarantine file. When the dispatcher's backlog reaches
+ * core.max_pending, ingress stops reading: PULL publishers then block
+ * (ZeroMQ back-pressure) instead of losing events.
+ */
+#ifndef SY_INGRESS_H
+#define SY_INGRESS_H
+
+#include "dispatch.h"
+#include "quarantine.h"
+#include "runtime.h"
+
+typedef struct sy_ingress sy_ingress;
+
+/* Creates and binds/connects every socket. NULL with a message in err. */
+sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_quarantine *q, char *err,
+                        size_t errlen);
+int ingress_start(sy_ingress *in);
+/* Stops reading and joins the thread; sockets close. */
+void ingress_stop(sy_ingress *in);
+void ingress_free(sy_ingress *in);
+
+/*
+ * Handles one message as if it came from a socket: validate, route,
+ * dispatch or reject. nframes is the number of frames it came in.
+ * Exposed for tests and benchmarks.
+ */
+void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes);
+
+#endif

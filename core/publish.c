@@ -1,0 +1,264 @@
+/*
+ * publish.c - `switchyard publish`: send events to a running daemon.
+ *
+ * Operators use it to test routing; tests and benchmarks use it to push
+ * many events. Events are either built from flags (a fresh envelope with a
+ * random event_id and the current time) or read one per line from a file
+ * or stdin and sent byte for byte.
+ */
+#include "publish.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include <zmq.h>
+
+#include "envelope.h"
+
+typedef struct {
+    const char *addr;
+    int bind;
+    int pub;
+    int frames; /* 0 = default for the socket type */
+    const char *type, *org, *org_slug, *data, *id, *file;
+    long count;
+    long settle_ms;
+    int quiet;
+} pub_opts;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: switchyard publish (--connect ADDR | --bind ADDR) [options] EVENTS\n"
+            "\n"
+            "EVENTS is one of:\n"
+            "  --type TYPE [--org ORG] [--org-slug SLUG] [--data JSON] [--id ID] [--count N]\n"
+            "        build envelopes (event_id random unless --id, occurred_at now);\n"
+            "        prints each event_id on stdout\n"
+            "  --file PATH | --file -\n"
+            "        send each non-empty line of PATH (or stdin) as one event, byte for byte\n"
+            "\n"
+            "options:\n"
+            "  --socket push|pub   push (default; to a pull ingress) or pub (to a sub ingress)\n"
+            "  --frames 1|2        [body] or [event_type, body]; default 1 for push, 2 for pub\n"
+            "  --settle MS         with pub: wait for subscribers before sending (default 500)\n"
+            "  --quiet             print nothing on success\n");
+}
+
+static void random_id(char *out, size_t len)
+{
+    unsigned char raw[12];
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(raw, 1, sizeof raw, f) != sizeof raw) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_sec;
+        for (size_t i = 0; i < sizeof raw; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            raw[i] = (unsigned char)x;
+        }
+    }
+    if (f)
+        fclose(f);
+    size_t o = (size_t)snprintf(out, len, "evt_");
+    for (size_t i = 0; i < sizeof raw && o + 2 < len; i++)
+        o += (size_t)snprintf(out + o, len - o, "%02x", raw[i]);
+}
+
+static void now_rfc3339(char *buf, size_t len)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+static int send_event(void *s, const pub_opts *o, const char *body, size_t len, const char *type)
+{
+    int frames = o->frames ? o->frames : (o->pub ? 2 : 1);
+    if (frames == 2) {
+        const char *t = type ? type : "";
+        if (zmq_send(s, t, strlen(t), ZMQ_SNDMORE) < 0)
+            return -1;
+    }
+    return zmq_send(s, body, len, 0) < 0 ? -1 : 0;
+}
+
+/* The event type of a raw line, for the topic frame; "" when not parseable. */
+static char *type_of(const char *line, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(line, len);
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "event_type");
+    char *r = strdup(cJSON_IsString(t) ? t->valuestring : "");
+    cJSON_Delete(j);
+    return r;
+}
+
+static int publish_built(void *s, const pub_opts *o)
+{
+    cJSON *data = NULL;
+    if (o->data) {
+        data = cJSON_Parse(o->data);
+        if (!cJSON_IsObject(data)) {
+            fprintf(stderr, "switchyard publish: --data must be a JSON object\n");
+            cJSON_Delete(data);
+            return 2;
+        }
+    }
+    if (!envelope_type_valid(o->type)) {
+        fprintf(stderr, "switchyard publish: --type \"%s\" is not a valid event type "
+                        "(lowercase words separated by dots, e.g. job.completed)\n", o->type);
+        cJSON_Delete(data);
+        return 2;
+    }
+    for (long i = 0; i < o->count; i++) {
+        char id[64], ts[40];
+        if (o->id && o->count == 1)
+            snprintf(id, sizeof id, "%s", o->id);
+        else if (o->id)
+            snprintf(id, sizeof id, "%.40s-%ld", o->id, i + 1);
+        else
+            random_id(id, sizeof id);
+        now_rfc3339(ts, sizeof ts);
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "event_id", id);
+        cJSON_AddStringToObject(e, "event_type", o->type);
+        cJSON_AddStringToObject(e, "occurred_at", ts);
+        cJSON_AddStringToObject(e, "version", "1");
+        if (o->org) {
+            cJSON_AddStringToObject(e, "org_id", o->org);
+            cJSON_AddStringToObject(e, "org_slug", o->org_slug ? o->org_slug : o->org);
+        }
+        cJSON_AddItemToObject(e, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
+        char *body = cJSON_PrintUnformatted(e);
+        cJSON_Delete(e);
+        int rc = send_event(s, o, body, strlen(body), o->type);
+        free(body);
+        if (rc) {
+            fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+            cJSON_Delete(data);
+            return 1;
+        }
+        if (!o->quiet)
+            printf("%s\n", id);
+    }
+    cJSON_Delete(data);
+    return 0;
+}
+
+static int publish_lines(void *s, const pub_opts *o, long *sent)
+{
+    FILE *f = strcmp(o->file, "-") ? fopen(o->file, "rb") : stdin;
+    if (!f) {
+        fprintf(stderr, "switchyard publish: %s: %s\n", o->file, strerror(errno));
+        return 2;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while ((n = getline(&line, &cap, f)) >= 0) {
+        if (n > 0 && line[n - 1] == '\n')
+            n--;
+        if (n == 0)
+            continue;
+        char *t = o->frames == 2 || (!o->frames && o->pub) ? type_of(line, (size_t)n) : NULL;
+        int r = send_event(s, o, line, (size_t)n, t);
+        free(t);
+        if (r) {
+            fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+            rc = 1;
+            break;
+        }
+        (*sent)++;
+    }
+    free(line);
+    if (f != stdin)
+        fclose(f);
+    return rc;
+}
+
+int publish_main(int argc, char **argv)
+{
+    pub_opts o = {.count = 1, .settle_ms = 500};
+    static const struct option longs[] = {
+        {"connect", required_argument, 0, 'c'}, {"bind", required_argument, 0, 'b'},
+        {"socket", required_argument, 0, 's'},  {"frames", required_argument, 0, 'F'},
+        {"type", required_argument, 0, 't'},    {"org", required_argument, 0, 'o'},
+        {"org-slug", required_argument, 0, 'O'}, {"data", required_argument, 0, 'd'},
+        {"id", required_argument, 0, 'i'},      {"count", required_argument, 0, 'n'},
+        {"file", required_argument, 0, 'f'},    {"settle", required_argument, 0, 'S'},
+        {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:b:t:o:d:f:n:qh", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'c': o.addr = optarg; o.bind = 0; break;
+        case 'b': o.addr = optarg; o.bind = 1; break;
+        case 's':
+            if (strcmp(optarg, "push") && strcmp(optarg, "pub")) {
+                fprintf(stderr, "switchyard publish: --socket is push or pub\n");
+                return 2;
+            }
+            o.pub = !strcmp(optarg, "pub");
+            break;
+        case 'F':
+            o.frames = atoi(optarg);
+            if (o.frames != 1 && o.frames != 2) {
+                fprintf(stderr, "switchyard publish: --frames is 1 or 2\n");
+                return 2;
+            }
+            break;
+        case 't': o.type = optarg; break;
+        case 'o': o.org = optarg; break;
+        case 'O': o.org_slug = optarg; break;
+        case 'd': o.data = optarg; break;
+        case 'i': o.id = optarg; break;
+        case 'n': o.count = strtol(optarg, NULL, 10); break;
+        case 'f': o.file = optarg; break;
+        case 'S': o.settle_ms = strtol(optarg, NULL, 10); break;
+        case 'q': o.quiet = 1; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!o.addr || (!o.type == !o.file) || o.count < 1) {
+        usage(stderr);
+        return 2;
+    }
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, o.pub ? ZMQ_PUB : ZMQ_PUSH);
+    /* Wait up to 30 s at close for queued events to leave. */
+    int linger = 30000, hwm = 100000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if ((o.bind ? zmq_bind(s, o.addr) : zmq_connect(s, o.addr)) != 0) {
+        fprintf(stderr, "switchyard publish: cannot %s %s: %s\n", o.bind ? "bind" : "connect",
+                o.addr, zmq_strerror(zmq_errno()));
+        zmq_close(s);
+        zmq_ctx_term(ctx);
+        return 1;
+    }
+    if (o.pub && o.settle_ms > 0) {
+        /* PUB drops what it sends before subscriptions arrive. */
+        struct timespec ts = {o.settle_ms / 1000, (o.settle_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    long sent = 0;
+    int rc = o.type ? publish_built(s, &o) : publish_lines(s, &o, &sent);
+    if (o.type && rc == 0)
+        sent = o.count;
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    if (rc == 0 && !o.quiet)
+        fprintf(stderr, "published %ld event%s to %s\n", sent, sent == 1 ? "" : "s", o.addr);
+    return rc;
+}

@@ -1,0 +1,235 @@
+/*
+ * runtime.c - from config to live sink instances and endpoints.
+ *
+ * Plugin-specific keys can only be checked once the plugin is loaded, so
+ * this is where `switchyard check` finds a typo in a sink's "path" and
+ * reports it like every other config error.
+ */
+#include "runtime.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "units.h"
+
+typedef struct {
+    sy_errs *errs;
+    const char *file;
+    const char *prefix;
+} report_ctx;
+
+static void report(void *ctx, const char *key, const char *message)
+{
+    report_ctx *r = ctx;
+    char path[512];
+    if (key)
+        snprintf(path, sizeof path, "%s.%s", r->prefix, key);
+    else
+        snprintf(path, sizeof path, "%s", r->prefix);
+    errs_add(r->errs, r->file, path, "%s", message);
+}
+
+static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_conf *sc,
+                          const sy_host *host, int validate_only, sy_errs *errs)
+{
+    char path[4096], err[1024], prefix[300];
+    snprintf(prefix, sizeof prefix, "sinks.%s", sc->name);
+    in->name = sc->name;
+    in->conf = sc;
+    pthread_mutex_init(&in->counters_mu, NULL);
+    if (plugin_resolve(rt->conf->plugin_dir, sc->plugin, path, sizeof path)) {
+        errs_add(errs, sc->file, prefix, "plugin path too long");
+        return -1;
+    }
+    in->plugin = plugin_load(path, err, sizeof err);
+    if (!in->plugin) {
+        char p2[320];
+        snprintf(p2, sizeof p2, "%s.plugin", prefix);
+        errs_add(errs, sc->file, p2, "%s", err);
+        return -1;
+    }
+    in->sink = in->plugin->sink;
+    if (cfgtable_check(in->sink->instance_keys, in->sink->instance_conf_size, err, sizeof err) ||
+        cfgtable_check(in->sink->endpoint_keys, in->sink->endpoint_conf_size, err, sizeof err)) {
+        errs_add(errs, sc->file, prefix, "plugin %s has a broken config table: %s",
+                 in->plugin->path, err);
+        return -1;
+    }
+    if (in->sink->instance_conf_size)
+        in->plugin_conf = calloc(1, in->sink->instance_conf_size);
+    report_ctx rc = {errs, sc->file, prefix};
+    if (cfgtable_fill(in->sink->instance_keys, sc->json, config_sink_core_keys, in->plugin_conf,
+                      in->sink->instance_conf_size, &in->arena, report, &rc))
+        return -1;
+    if (validate_only)
+        return 0;
+    err[0] = '\0';
+    if (in->sink->init(host, in, (const sy_config *)sc->json, in->plugin_conf, &in->state, err,
+                       sizeof err) != 0) {
+        errs_add(errs, sc->file, prefix, "%s: %s", in->sink->name,
+                 err[0] ? err : "init failed (the plugin gave no reason)");
+        return -1;
+    }
+    in->initialized = 1;
+    return 0;
+}
+
+static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_conf *ec,
+                          int validate_only, sy_errs *errs)
+{
+    char prefix[300], err[1024];
+    snprintf(prefix, sizeof prefix, "endpoints.%s", ec->id);
+    ep->conf = ec;
+    ep->inst = &rt->insts[ec->sink_index];
+    struct sy_instance *in = ep->inst;
+    if (!in->sink)
+        return -1; /* the instance already failed and said why */
+    const sy_sink *s = in->sink;
+
+    /* Retry: endpoint, then sink instance, then the plugin's default. */
+    const cJSON *spec = ec->retry ? ec->retry : in->conf->retry;
+    if (spec) {
+        if (retry_policy_parse(spec, &ep->retry, err, sizeof err)) {
+            errs_add(errs, ec->file, prefix, "retry: %s", err);
+            return -1;
+        }
+    } else if (retry_policy_builtin(s->default_retry ? s->default_retry : "standard",
+                                    &ep->retry)) {
+        errs_add(errs, ec->file, prefix, "plugin %s names an unknown default retry policy \"%s\"",
+                 s->name, s->default_retry);
+        return -1;
+    }
+    ep->concurrency = ec->concurrency ? ec->concurrency
+                      : in->conf->concurrency ? in->conf->concurrency : 4;
+
+    if (s->endpoint_conf_size)
+        ep->plugin_conf = calloc(1, s->endpoint_conf_size);
+    report_ctx rc = {errs, ec->file, prefix};
+    if (cfgtable_fill(s->endpoint_keys, ec->json, config_endpoint_core_keys, ep->plugin_conf,
+                      s->endpoint_conf_size, &ep->arena, report, &rc))
+        return -1;
+    if (validate_only || !s->endpoint_init)
+        return 0;
+    err[0] = '\0';
+    if (s->endpoint_init(in->state, ec->id, (const sy_config *)ec->json, ep->plugin_conf,
+                         &ep->ep_state, err, sizeof err) != 0) {
+        errs_add(errs, ec->file, prefix, "%s: %s", s->name,
+                 err[0] ? err : "endpoint_init failed (the plugin gave no reason)");
+        return -1;
+    }
+    ep->ep_initialized = 1;
+    return 0;
+}
+
+sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs)
+{
+    sy_runtime *rt = calloc(1, sizeof *rt);
+    rt->conf = conf;
+    rt->insts = calloc(conf->nsinks ? conf->nsinks : 1, sizeof *rt->insts);
+    rt->ninsts = conf->nsinks;
+    rt->eps = calloc(conf->nendpoints ? conf->nendpoints : 1, sizeof *rt->eps);
+    rt->neps = conf->nendpoints;
+    int before = errs->count;
+    for (size_t i = 0; i < conf->nsinks; i++)
+        setup_instance(rt, &rt->insts[i], &conf->sinks[i], host, validate_only, errs);
+    for (size_t i = 0; i < conf->nendpoints; i++)
+        setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], validate_only, errs);
+    if (errs->count != before) {
+        runtime_free(rt);
+        return NULL;
+    }
+    rt->router = router_new();
+    for (size_t i = 0; i < rt->neps; i++) {
+        const sy_endpoint_conf *ec = rt->eps[i].conf;
+        if (!ec->enabled)
+            continue;
+        if (router_add(rt->router, ec->org_id, (const char *const *)ec->events, ec->filter,
+                       &rt->eps[i])) {
+            errs_add(errs, ec->file, NULL, "out of memory building the routing table");
+            runtime_free(rt);
+            return NULL;
+        }
+    }
+    return rt;
+}
+
+void runtime_free(sy_runtime *rt)
+{
+    if (!rt)
+        return;
+    for (size_t i = 0; i < rt->neps; i++) {
+        sy_endpoint *ep = &rt->eps[i];
+        if (ep->ep_initialized && ep->inst->sink->endpoint_destroy)
+            ep->inst->sink->endpoint_destroy(ep->inst->state, ep->ep_state);
+        free(ep->plugin_conf);
+        cfg_arena_free(&ep->arena);
+    }
+    for (size_t i = 0; i < rt->ninsts; i++) {
+        struct sy_instance *in = &rt->insts[i];
+        if (in->initialized && in->sink->destroy)
+            in->sink->destroy(in->state);
+        free(in->plugin_conf);
+        cfg_arena_free(&in->arena);
+        for (sy_counter *c = in->counters, *n; c; c = n) {
+            n = c->next;
+            free(c->name);
+            free(c->help);
+            free(c);
+        }
+        plugin_unload(in->plugin);
+        if (in->name)
+            pthread_mutex_destroy(&in->counters_mu);
+    }
+    router_free(rt->router);
+    free(rt->insts);
+    free(rt->eps);
+    free(rt);
+}
+
+void runtime_print_table(const sy_runtime *rt, FILE *out)
+{
+    const sy_conf *c = rt->conf;
+    fprintf(out, "ingress:\n");
+    for (size_t i = 0; i < c->ningress; i++) {
+        const sy_ingress_conf *ic = &c->ingress[i];
+        fprintf(out, "  %-4s %-7s %s", ic->type == INGRESS_PULL ? "pull" : "sub",
+                ic->bind ? "bind" : "connect", ic->addr);
+        if (ic->type == INGRESS_SUB) {
+            fprintf(out, "  topics:");
+            for (char **t = ic->topics; t && *t; t++)
+                fprintf(out, " \"%s\"", *t);
+        }
+        fprintf(out, "\n");
+    }
+    fprintf(out, "sinks:\n");
+    for (size_t i = 0; i < rt->ninsts; i++)
+        fprintf(out, "  %-16s plugin %s %s (%s)\n", rt->insts[i].name, rt->insts[i].sink->name,
+                rt->insts[i].sink->version ? rt->insts[i].sink->version : "?",
+                rt->insts[i].plugin->path);
+    fprintf(out, "endpoints:\n");
+    for (size_t i = 0; i < rt->neps; i++) {
+        const sy_endpoint *ep = &rt->eps[i];
+        const sy_endpoint_conf *ec = ep->conf;
+        char pol[256];
+        retry_policy_describe(&ep->retry, pol, sizeof pol);
+        fprintf(out, "  %s%s\n", ec->id, ec->enabled ? "" : "  (disabled)");
+        fprintf(out, "    org:         %s\n", ec->org_id ? ec->org_id : "(any org)");
+        fprintf(out, "    events:     ");
+        for (char **e = ec->events; e && *e; e++)
+            fprintf(out, " %s", *e);
+        fprintf(out, "\n    filter:      %s\n", ec->filter ? "yes" : "none");
+        if (ec->filter) {
+            char *txt = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(ec->json, "filter"));
+            if (txt)
+                fprintf(out, "                 %s\n", txt);
+            free(txt);
+        }
+        fprintf(out, "    sink:        %s (%s)\n", ep->inst->name, ep->inst->sink->name);
+        fprintf(out, "    retry:       %s\n", pol);
+        fprintf(out, "    concurrency: %d\n", ep->concurrency);
+    }
+    fprintf(out, "%zu ingress socket(s), %zu sink(s), %zu endpoint(s)\n", c->ningress,
+            rt->ninsts, rt->neps);
+}

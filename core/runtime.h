@@ -1,0 +1,89 @@
+/*
+ * runtime.h - sink instances and endpoints as the running daemon holds
+ * them: config resolved, plugin loaded and initialised, counters.
+ */
+#ifndef SY_RUNTIME_H
+#define SY_RUNTIME_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "cfgtable.h"
+#include "config.h"
+#include "plugin.h"
+#include "retry.h"
+#include "router.h"
+#include "switchyard/sink.h"
+
+/* A counter a plugin registered through host->counter. */
+typedef struct sy_counter {
+    char *name;
+    char *help;
+    uint64_t value; /* atomic */
+    struct sy_counter *next;
+} sy_counter;
+
+/* One sink instance; the opaque sy_instance of the ABI. */
+struct sy_instance {
+    char *name;
+    const sy_sink_conf *conf;
+    sy_plugin *plugin;
+    const sy_sink *sink;
+    void *state;          /* plugin state from init */
+    void *plugin_conf;    /* struct filled from instance_keys */
+    cfg_arena arena;
+    int initialized;
+    pthread_mutex_t counters_mu;
+    sy_counter *counters;
+};
+
+struct delivery;
+
+/* Per-endpoint counters; updated with atomics. */
+typedef struct ep_stats {
+    uint64_t routed, attempts, ok, retries, failed, dead;
+    int64_t last_status;
+    int64_t last_attempt_ms;
+} ep_stats;
+
+typedef struct sy_endpoint {
+    const sy_endpoint_conf *conf;
+    struct sy_instance *inst;
+    void *ep_state;       /* plugin state from endpoint_init */
+    void *plugin_conf;    /* struct filled from endpoint_keys */
+    cfg_arena arena;
+    int ep_initialized;
+    sy_retry_policy retry;
+    int concurrency;
+    /* Dispatcher state, guarded by the dispatcher's lock. */
+    int inflight;
+    struct delivery *wait_head, *wait_tail;
+    size_t nwaiting;
+    char last_detail[SY_DETAIL_MAX];
+    ep_stats st;
+} sy_endpoint;
+
+typedef struct sy_runtime {
+    sy_conf *conf;
+    struct sy_instance *insts;
+    size_t ninsts;
+    sy_endpoint *eps;
+    size_t neps;
+    sy_router *router;
+} sy_runtime;
+
+/*
+ * Builds the runtime from a loaded config: loads each plugin, validates
+ * instance and endpoint keys against the plugins' tables (errors in the
+ * config format, all of them), and, unless validate_only, calls init and
+ * endpoint_init. Returns NULL with errs filled on any error.
+ */
+sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs);
+
+/* Calls endpoint_destroy and destroy, unloads plugins, frees. Not the conf. */
+void runtime_free(sy_runtime *rt);
+
+/* Prints the routing table (for `switchyard check`). */
+void runtime_print_table(const sy_runtime *rt, FILE *out);
+
+#endif
