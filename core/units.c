@@ -1,0 +1,132 @@
+/*
+ * units.c - durations and sizes as people write them in config files.
+ *
+ * The grammar is deliberately strict: digits, an optional fraction, then a
+ * unit with no space, sign or surrounding whitespace. Config values are
+ * typed by humans once and read by the daemon forever, so anything odd is
+ * an error rather than a guess. A fraction is accepted only when it names a
+ * whole number of the base unit ("1.5s" is 1500 ms, "0.5ms" is an error),
+ * so every accepted text has exactly one value.
+ */
+#include "units.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct unit {
+    const char *suffix;
+    int64_t mult;
+} unit;
+
+/* Longest suffix first where one is a prefix of another ("ms" before "m"). */
+static const unit duration_units[] = {
+    { "ms", 1 },
+    { "s", 1000 },
+    { "m", 60 * 1000 },
+    { "h", 60 * 60 * 1000 },
+    { "d", 24 * 60 * 60 * 1000 },
+    { "", 1 }, /* a bare number is milliseconds */
+    { NULL, 0 },
+};
+
+static const unit size_units[] = {
+    { "B", 1 },
+    { "KiB", 1024 },
+    { "MiB", 1024 * 1024 },
+    { "GiB", 1024 * 1024 * 1024 },
+    { "KB", 1000 },
+    { "MB", 1000 * 1000 },
+    { "GB", 1000 * 1000 * 1000 },
+    { "K", 1024 },
+    { "M", 1024 * 1024 },
+    { "G", 1024 * 1024 * 1024 },
+    { "", 1 },
+    { NULL, 0 },
+};
+
+/*
+ * At most 9 fraction digits: the numerator stays below 1e9 and every
+ * multiplier is below 2^31, so numerator * multiplier cannot overflow.
+ */
+#define MAX_FRAC_DIGITS 9
+
+static int parse_with_units(const char *text, const unit *units, int64_t *out)
+{
+    if (!text || !out)
+        return -1;
+    const char *p = text;
+    if (*p < '0' || *p > '9')
+        return -1; /* empty, whitespace, sign or a leading '.' */
+
+    int64_t whole = 0;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        int d = *p - '0';
+        if (whole > (INT64_MAX - d) / 10)
+            return -1;
+        whole = whole * 10 + d;
+    }
+    int64_t frac = 0, frac_div = 1;
+    if (*p == '.') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return -1; /* "1." */
+        int ndigits = 0;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (++ndigits > MAX_FRAC_DIGITS)
+                return -1;
+            frac = frac * 10 + (*p - '0');
+            frac_div *= 10;
+        }
+    }
+
+    for (const unit *u = units; u->suffix; u++) {
+        if (strcmp(p, u->suffix) != 0)
+            continue;
+        if (frac_div > 1 && u->mult == 1)
+            return -1; /* fraction of the base unit is never whole */
+        if (whole > INT64_MAX / u->mult)
+            return -1;
+        int64_t v = whole * u->mult;
+        int64_t f = frac * u->mult;
+        if (f % frac_div != 0)
+            return -1; /* not a whole number of the base unit */
+        if (v > INT64_MAX - f / frac_div)
+            return -1;
+        *out = v + f / frac_div;
+        return 0;
+    }
+    return -1;
+}
+
+int units_parse_duration(const char *text, int64_t *ms)
+{
+    return parse_with_units(text, duration_units, ms);
+}
+
+int units_parse_size(const char *text, int64_t *bytes)
+{
+    return parse_with_units(text, size_units, bytes);
+}
+
+void units_format_duration(int64_t ms, char *buf, unsigned buflen)
+{
+    /* Largest first, so 1 day prints as "1d", not "24h". */
+    static const unit order[] = {
+        { "d", 24 * 60 * 60 * 1000 },
+        { "h", 60 * 60 * 1000 },
+        { "m", 60 * 1000 },
+        { "s", 1000 },
+    };
+    if (!buf || buflen == 0)
+        return;
+    if (ms > 0) {
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            if (ms % order[i].mult == 0) {
+                snprintf(buf, buflen, "%" PRId64 "%s", ms / order[i].mult, order[i].suffix);
+                return;
+            }
+        }
+    }
+    snprintf(buf, buflen, "%" PRId64 "ms", ms);
+}
