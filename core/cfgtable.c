@@ -220,7 +220,7 @@ static const char *store_default(const sy_config_key *k, void *slot, cfg_arena *
         *(const char **)slot = k->default_value;
         return NULL;
     }
-    cJSON *v = cJSON_Parse(k->default_value);
+    cJSON *v = cJSON_ParseWithOpts(k->default_value, NULL, 1);
     if (!v)
         v = cJSON_CreateString(k->default_value);
     if (!v)

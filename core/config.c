@@ -583,7 +583,7 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
         int line, col;
         const char *at = cJSON_GetErrorPtr();
         position(text, at && at >= text && at <= text + len ? at : text + len, &line, &col);
-        ERR(&L, NULL, "line %d column %d: not valid JSON", line, col);
+        ERR(&L, NULL, "not valid JSON near line %d column %d", line, col);
         free(text);
         return;
     }

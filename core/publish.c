@@ -132,10 +132,10 @@ static int publish_built(void *s, const pub_opts *o)
         cJSON_AddStringToObject(e, "event_type", o->type);
         cJSON_AddStringToObject(e, "occurred_at", ts);
         cJSON_AddStringToObject(e, "version", "1");
-        if (o->org) {
+        if (o->org)
             cJSON_AddStringToObject(e, "org_id", o->org);
+        if (o->org_slug || o->org)
             cJSON_AddStringToObject(e, "org_slug", o->org_slug ? o->org_slug : o->org);
-        }
         cJSON_AddItemToObject(e, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
         char *body = cJSON_PrintUnformatted(e);
         cJSON_Delete(e);

@@ -157,7 +157,13 @@ typedef enum sy_config_type {
 typedef struct sy_config_key {
     const char *name;
     sy_config_type type;
-    const char *default_value; /* as JSON-ish text; NULL: no default (zero / NULL) */
+    /*
+     * The default as text; NULL: no default (the slot stays zero / NULL).
+     * SY_CFG_STRING defaults are taken verbatim. Other types are parsed as
+     * a whole JSON value first ("5", "true", "[\"a\"]") and otherwise read
+     * as a JSON string, so durations and sizes can be written "10s", "64KiB".
+     */
+    const char *default_value;
     unsigned flags;            /* SY_CFG_REQUIRED | SY_CFG_SECRET */
     size_t offset;             /* offsetof(your_struct, field) */
     const char *help;          /* one line */
@@ -250,7 +256,10 @@ typedef struct sy_host {
 /*
  * The plugin's descriptor, exported as `const sy_sink switchyard_sink`.
  * Fill it with designated initializers; leave unused callbacks NULL.
- * A plugin implements exactly one of deliver and submit.
+ * Required: name, init, and exactly one of deliver and submit. Every field
+ * before `reserved` is part of ABI 1.0; fields added in later minor
+ * versions go into the reserved slots' place and are read only when
+ * struct_size covers them.
  */
 typedef struct sy_sink {
     uint32_t abi_version; /* SY_ABI_VERSION the plugin was built against */

@@ -1,0 +1,202 @@
+/*
+ * test_plugin.c - the plugin loader against the probes in tests/abi/,
+ * built only against sdk/include: a good plugin loads, each broken one is
+ * refused with a message that names the file and the defect.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugin.h"
+
+static char abi_dir[1024];
+
+static void probe(const char *name, char *out, size_t len)
+{
+    snprintf(out, len, "%s/%s.so", abi_dir, name);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    const char *b = getenv("SY_BUILD");
+    snprintf(abi_dir, sizeof abi_dir, "%s/tests/abi", b ? b : "build");
+    return 0;
+}
+
+static void test_good_loads(void **state)
+{
+    (void)state;
+    char path[1200], err[1024] = "";
+    probe("good", path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    assert_string_equal(err, "");
+    assert_int_equal(p->sink->abi_version, SY_ABI_VERSION);
+    assert_non_null(p->sink->deliver);
+    assert_null(p->sink->submit);
+    plugin_unload(p);
+}
+
+static void test_async_loads(void **state)
+{
+    (void)state;
+    char path[1200], err[1024];
+    probe("async_good", path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    assert_non_null(p->sink->submit);
+    plugin_unload(p);
+}
+
+static void expect_refusal(const char *name, const char *text)
+{
+    char path[1200], err[1024] = "", want[1600];
+    probe(name, path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_null(p);
+    snprintf(want, sizeof want, text, path);
+    assert_string_equal(err, want);
+}
+
+static void test_wrong_major(void **state)
+{
+    (void)state;
+    expect_refusal("wrong_major",
+                   "plugin %s: built for sink ABI 2.0, this switchyard speaks 1.0; rebuild it "
+                   "against this version's switchyard/sink.h");
+}
+
+static void test_short_struct(void **state)
+{
+    (void)state;
+    char text[400];
+    size_t need = offsetof(sy_sink, default_retry) + sizeof(const char *);
+    snprintf(text, sizeof text,
+             "plugin %%s: descriptor is %zu bytes, sink ABI 1.0 needs at least %zu; it is not "
+             "binary compatible",
+             offsetof(sy_sink, deliver), need);
+    expect_refusal("short_struct", text);
+}
+
+static void test_no_symbol(void **state)
+{
+    (void)state;
+    expect_refusal("no_symbol", "plugin %s: no symbol switchyard_sink; is it a Switchyard sink "
+                                "built against switchyard/sink.h?");
+}
+
+static void test_both_styles(void **state)
+{
+    (void)state;
+    expect_refusal("both_styles", "plugin %s: descriptor sets both deliver and submit (pick one)");
+}
+
+static void test_missing_file(void **state)
+{
+    (void)state;
+    char err[1024];
+    assert_null(plugin_load("/nonexistent/x.so", err, sizeof err));
+    assert_string_equal(err, "plugin /nonexistent/x.so: No such file or directory");
+}
+
+/* Copies good.so into a fresh folder with the given modes. */
+static void copy_probe(const char *dir, mode_t dmode, mode_t fmode, char *out, size_t len)
+{
+    char src[1200];
+    probe("good", src, sizeof src);
+    mkdir(dir, 0700);
+    snprintf(out, len, "%s/good.so", dir);
+    FILE *in = fopen(src, "rb"), *o = fopen(out, "wb");
+    assert_non_null(in);
+    assert_non_null(o);
+    char buf[8192];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, o), n);
+    fclose(in);
+    fclose(o);
+    chmod(out, fmode);
+    chmod(dir, dmode);
+}
+
+static void remove_probe(const char *dir, const char *file)
+{
+    chmod(dir, 0700);
+    unlink(file);
+    rmdir(dir);
+}
+
+static void test_permissions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/sy_plugin_permsXXXXXX";
+    assert_non_null(mkdtemp(dir));
+    rmdir(dir);
+    char path[1200], err[1024], want[4000];
+
+    copy_probe(dir, 0755, 0755, path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    plugin_unload(p);
+
+    chmod(path, 0666);
+    assert_null(plugin_load(path, err, sizeof err));
+    snprintf(want, sizeof want, "plugin %s is world-writable; refusing to load it (chmod go-w %s)",
+             path, path);
+    assert_string_equal(err, want);
+
+    chmod(path, 0775);
+    assert_null(plugin_load(path, err, sizeof err));
+    snprintf(want, sizeof want, "plugin %s is group-writable; refusing to load it (chmod go-w %s)",
+             path, path);
+    assert_string_equal(err, want);
+
+    chmod(path, 0755);
+    chmod(dir, 0777);
+    assert_null(plugin_load(path, err, sizeof err));
+    snprintf(want, sizeof want,
+             "plugin folder %s is world-writable; refusing to load %s from it (chmod go-w %s)",
+             dir, path, dir);
+    assert_string_equal(err, want);
+
+    /* A sticky shared folder (like /tmp) is not writable by others in the way that matters. */
+    chmod(dir, 01777);
+    p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    plugin_unload(p);
+    remove_probe(dir, path);
+}
+
+static void test_resolve(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_int_equal(plugin_resolve("/opt/p", "file", out, sizeof out), 0);
+    assert_string_equal(out, "/opt/p/file.so");
+    assert_int_equal(plugin_resolve("/opt/p", "./x/y.so", out, sizeof out), 0);
+    assert_string_equal(out, "./x/y.so");
+    assert_int_equal(plugin_resolve("/a/very/long/folder/name/that/does/not/fit", "plugin_name",
+                                    out, 16),
+                     -1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_loads),   cmocka_unit_test(test_async_loads),
+        cmocka_unit_test(test_wrong_major),  cmocka_unit_test(test_short_struct),
+        cmocka_unit_test(test_no_symbol),    cmocka_unit_test(test_both_styles),
+        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_permissions),
+        cmocka_unit_test(test_resolve),
+    };
+    return cmocka_run_group_tests_name("plugin loader", tests, setup, NULL);
+}
