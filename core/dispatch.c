@@ -243,23 +243,32 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
             bury(dp, d, o);
             break;
         }
-        /* A receiver's Retry-After wins when it asks for more patience. */
-        if (o->retry_after_ms > delay)
+        /* A receiver's Retry-After wins when it asks for more patience,
+         * but never stretches a delivery past the policy's max age. */
+        if (o->retry_after_ms > delay) {
             delay = o->retry_after_ms;
+            if (ep->retry.max_age_ms &&
+                now + delay > d->pub.first_attempt_ms + ep->retry.max_age_ms) {
+                bury(dp, d, o);
+                break;
+            }
+        }
         STAT_ADD(g_stats.retries, 1);
         STAT_ADD(ep->st.retries, 1);
         if (log_enabled(SY_LOG_DEBUG))
             log_debug("retry endpoint=%s event_id=%s attempt=%u in %lldms: %s", ep->conf->id,
                       d->pub.event_id, d->pub.attempt, (long long)delay, o->detail);
         int64_t due = mono_ms() + delay;
+        /* Read the earliest due time before the push: the heap may move. */
         const theap_item *top = theap_peek(&dp->timers);
+        int64_t earliest = top ? top->due_ms : INT64_MAX;
         if (theap_push(&dp->timers, due, d) != 0) {
             log_error("out of memory scheduling a retry; delivery %s to %s is dead",
                       d->pub.event_id, ep->conf->id);
             bury(dp, d, o);
             break;
         }
-        if (!top || due < top->due_ms)
+        if (due < earliest)
             pthread_cond_signal(&dp->timer_cv);
         break;
     }

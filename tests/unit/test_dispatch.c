@@ -219,6 +219,22 @@ static void test_retry_after_wins(void **state)
     stop();
 }
 
+/* Retry-After past the policy's max age ends the delivery instead of stretching it. */
+static void test_retry_after_respects_max_age(void **state)
+{
+    (void)state;
+    start(&blocking_sink, "{\"schedule\": [\"50ms\"], \"max_age\": \"1s\"}", 4, 2);
+    S.fail_until = 1;
+    S.retry_after_ms = 5000;
+    go();
+    publish(1);
+    wait_settled(1, 5000);
+    assert_int_equal(S.calls, 1);
+    assert_int_equal(F.ep.st.dead, 1);
+    assert_int_equal(F.ep.st.retries, 0);
+    stop();
+}
+
 static void test_fail_is_dead_at_once(void **state)
 {
     (void)state;
@@ -331,6 +347,7 @@ int main(void)
         cmocka_unit_test(test_concurrency_cap),
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_retry_after_wins),
+        cmocka_unit_test(test_retry_after_respects_max_age),
         cmocka_unit_test(test_fail_is_dead_at_once),
         cmocka_unit_test(test_exhausted_retries_die),
         cmocka_unit_test(test_async_complete_inside_submit),
