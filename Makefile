@@ -18,7 +18,10 @@ PKG_CONFIG ?= pkg-config
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT       ?= -O2 -g
 SAN       ?=
-CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -Isdk/include -Icore
+PLUGINDIR := $(PREFIX)/lib/switchyard/plugins
+CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' -Isdk/include -Icore
+# V=1 shows full command lines.
+Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
 LDFLAGS   += $(SAN) -pthread
 
@@ -44,7 +47,7 @@ ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all run test unit e2e check bench install uninstall clean deps fmt
+.PHONY: all run test unit e2e check bench install uninstall clean deps docs
 .DELETE_ON_ERROR:
 
 all: $(BIN) switchyard $(PLUGIN_SO)
@@ -57,14 +60,16 @@ switchyard: $(BIN)
 
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(BIN): $(MAIN_OBJ) $(CORE_LIB)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(CORE_LIBS)
+	@echo "  LD      $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
 # Plugins: every plugins/<name>/*.c into one <name>.so. Per-plugin libraries
 # come from PLUGIN_LIBS_<name>. Plugins see only sdk/include and their folder.
@@ -73,20 +78,24 @@ PLUGIN_LIBS_file :=
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
-	$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(CFLAGS) -shared -fvisibility=hidden \
+	@echo "  PLUGIN  $@"
+	$(Q)$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(CFLAGS) -shared -fvisibility=hidden \
 		-o $@ $(filter %.c,$^) $(LDFLAGS) $(PLUGIN_LIBS_$*)
 
 $(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
-	$(CC) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -shared -fvisibility=hidden -o $@ $(filter %.c,$^) $(LDFLAGS)
+	@echo "  PLUGIN  $@"
+	$(Q)$(CC) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -shared -fvisibility=hidden -o $@ $(filter %.c,$^) $(LDFLAGS)
 
 $(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
-	$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
+	@echo "  ABI     $@"
+	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
 
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
+	@echo "  TEST    $@"
+	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
 
 run: deps all
 	@mkdir -p var
@@ -111,6 +120,9 @@ check: deps
 
 bench: deps all
 	$(PYTHON) bench/run.py --build $(BUILD)
+
+docs: all
+	bash scripts/gen-config-doc.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/switchyard/plugins \
