@@ -35,8 +35,10 @@ MAIN_OBJ  := $(BUILD)/core/main.o
 CORE_LIB  := $(BUILD)/libsycore.a
 BIN       := $(BUILD)/switchyard
 
+# Every plugins/<name>/ with C sources is one plugin; folders starting with
+# '_' hold code shared by several plugins and are not plugins themselves.
 PLUGINS   := $(notdir $(patsubst %/,%,$(dir $(wildcard plugins/*/*.c))))
-PLUGINS   := $(sort $(PLUGINS))
+PLUGINS   := $(sort $(filter-out _%,$(PLUGINS)))
 PLUGIN_SO := $(PLUGINS:%=$(BUILD)/plugins/%.so)
 
 # Test-only plugins (tests/plugins/<name>/*.c) and ABI probes (tests/abi/*.c).
@@ -71,15 +73,17 @@ $(BIN): $(MAIN_OBJ) $(CORE_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
-# Plugins: every plugins/<name>/*.c into one <name>.so. Per-plugin libraries
-# come from PLUGIN_LIBS_<name>. Plugins see only sdk/include and their folder.
-PLUGIN_LIBS_file :=
+# Plugins: every plugins/<name>/*.c into one <name>.so. A plugin's own
+# plugins/<name>/plugin.mk may set PLUGIN_LIBS_<name> (libraries),
+# PLUGIN_SRC_<name> (extra sources, e.g. from a shared plugins/_x/ folder)
+# and PLUGIN_CFLAGS_<name>. Plugins see only sdk/include and their folders.
+-include $(wildcard plugins/*/plugin.mk)
 
 .SECONDEXPANSION:
-$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) sdk/include/switchyard/sink.h
+$(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRC_$$*) $$(PLUGIN_DEPS_$$*) sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
 	@echo "  PLUGIN  $@"
-	$(Q)$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(CFLAGS) -shared -fvisibility=hidden \
+	$(Q)$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(PLUGIN_CFLAGS_$*) $(CFLAGS) -shared -fvisibility=hidden \
 		-o $@ $(filter %.c,$^) $(LDFLAGS) $(PLUGIN_LIBS_$*)
 
 $(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) sdk/include/switchyard/sink.h
@@ -118,8 +122,10 @@ check: deps
 	$(MAKE) BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" unit
 
+# Each bench/bench_*.py prints its own figures; none asserts anything.
 bench: deps all
-	$(PYTHON) bench/run.py --build $(BUILD)
+	@set -e; for b in $(sort $(wildcard bench/bench_*.py)); do \
+		echo "== $$b"; $(PYTHON) $$b --build $(BUILD); done
 
 docs: all
 	bash scripts/gen-config-doc.sh
