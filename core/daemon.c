@@ -23,6 +23,13 @@
 #include "quarantine.h"
 #include "runtime.h"
 #include "stats.h"
+#include "sysevent.h"
+
+/* System events enter the pipeline exactly like published ones. */
+static void inject(void *ctx, const char *body, size_t len)
+{
+    ingress_handle(ctx, body, len, 1);
+}
 
 static void print_errs(const sy_errs *e)
 {
@@ -135,6 +142,7 @@ int daemon_run(const daemon_opts *o)
         config_free(c);
         return 1;
     }
+    sysevent_attach(inject, in);
     log_warn("no spool configured: running in memory; deliveries not finished are lost if "
              "the process dies");
     char n_ep[16], n_sink[16], n_in[16];
@@ -162,6 +170,7 @@ int daemon_run(const daemon_opts *o)
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
     ingress_stop(in);
+    sysevent_detach();
     if (dispatch_drain(dp, c->drain_timeout_ms) != 0)
         log_warn("drain timeout reached with deliveries still in flight");
     dispatch_stop(dp);

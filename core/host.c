@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "runtime.h"
+#include "sysevent.h"
 
 static void h_log(const sy_instance *inst, sy_log_level level, const char *fmt, ...)
 {
@@ -162,6 +163,13 @@ static int64_t h_monotonic_ms(void)
     return clock_ms(CLOCK_MONOTONIC);
 }
 
+static int h_emit(const sy_instance *inst, const char *event_type, const char *org_id,
+                  const char *data_json)
+{
+    (void)inst;
+    return sysevent_emit(event_type, org_id, data_json, NULL, 0);
+}
+
 const sy_host g_host = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_host),
@@ -180,4 +188,5 @@ const sy_host g_host = {
     .now_ms = h_now_ms,
     .monotonic_ms = h_monotonic_ms,
     .complete = dispatch_complete,
+    .emit = h_emit,
 };

@@ -29,6 +29,7 @@ struct sy_ingress {
     int running;
     int stop; /* atomic */
     /* Rate limit for rejection log lines: at most 20 per second. */
+    pthread_mutex_t log_mu; /* system events may be rejected from other threads */
     int64_t log_window;
     int log_count;
     uint64_t log_suppressed;
@@ -50,6 +51,7 @@ sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_quarantine *q, char 
     in->dp = dp;
     in->q = q;
     in->ctx = zmq_ctx_new();
+    pthread_mutex_init(&in->log_mu, NULL);
     const sy_conf *c = rt->conf;
     in->socks = calloc(c->ningress ? c->ningress : 1, sizeof *in->socks);
     for (size_t i = 0; i < c->ningress; i++) {
@@ -90,6 +92,7 @@ static void reject(sy_ingress *in, env_reason r, const char *why, const char *bo
             STAT_ADD(g_stats.quarantine_errors, 1);
     }
     int64_t now = now_ms(CLOCK_MONOTONIC);
+    pthread_mutex_lock(&in->log_mu);
     if (now - in->log_window >= 1000) {
         if (in->log_suppressed)
             log_warn("%llu more rejected messages not logged in the last second",
@@ -106,6 +109,7 @@ static void reject(sy_ingress *in, env_reason r, const char *why, const char *bo
     } else {
         in->log_suppressed++;
     }
+    pthread_mutex_unlock(&in->log_mu);
 }
 
 void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes)
@@ -251,5 +255,6 @@ void ingress_free(sy_ingress *in)
     free(in->socks);
     if (in->ctx)
         zmq_ctx_term(in->ctx);
+    pthread_mutex_destroy(&in->log_mu);
     free(in);
 }

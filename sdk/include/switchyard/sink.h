@@ -247,6 +247,17 @@ typedef struct sy_host {
      * returns, d and everything it points to may be gone.
      */
     void (*complete)(const sy_delivery *d, const sy_outcome *outcome);
+
+    /*
+     * Publishes a system event (say "webhook.verified") that is routed
+     * through the endpoints' filters like any published event. The core
+     * builds the envelope: a fresh event_id, occurred_at now, org_id (may
+     * be NULL) and data, which must be the text of a JSON object (NULL for
+     * {}). Everything is copied. Returns 0, or -1 when the event was refused
+     * (bad type or data; the reason is logged) or no pipeline is running.
+     */
+    int (*emit)(const sy_instance *inst, const char *event_type, const char *org_id,
+                const char *data_json);
 } sy_host;
 
 /* ------------------------------------------------------------------ */
