@@ -25,11 +25,12 @@ Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
 LDFLAGS   += $(SAN) -pthread
 
-CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson 2>/dev/null || echo -lzmq -lcjson) -ldl -lm
-CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson 2>/dev/null)
+CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 2>/dev/null || echo -lzmq -lcjson -lsqlite3) -ldl -lm
+CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
-CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c))
+# The publisher API of the SDK is part of the daemon too (`publish --ack`).
+CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c)) sdk/src/publisher.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ  := $(BUILD)/core/main.o
 CORE_LIB  := $(BUILD)/libsycore.a
@@ -59,6 +60,11 @@ deps:
 
 switchyard: $(BIN)
 	@ln -sf $(BIN) switchyard
+
+$(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)

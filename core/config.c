@@ -227,8 +227,10 @@ static void load_ingress(ld *L, const cJSON *arr)
                     ic->type = INGRESS_PULL;
                 else if (cJSON_IsString(m) && !strcmp(m->valuestring, "sub"))
                     ic->type = INGRESS_SUB;
+                else if (cJSON_IsString(m) && !strcmp(m->valuestring, "ack"))
+                    ic->type = INGRESS_ACK;
                 else {
-                    ERR(L, q, "expected \"pull\" or \"sub\"");
+                    ERR(L, q, "expected \"pull\", \"sub\" or \"ack\"");
                     ok = 0;
                 }
             } else if (!strcmp(m->string, "bind") || !strcmp(m->string, "connect")) {
@@ -261,7 +263,7 @@ static void load_ingress(ld *L, const cJSON *arr)
             }
         }
         if (!cJSON_GetObjectItemCaseSensitive(s, "type")) {
-            ERR(L, p, "type is missing (\"pull\" or \"sub\")");
+            ERR(L, p, "type is missing (\"pull\", \"sub\" or \"ack\")");
             ok = 0;
         }
         if (!ic->addr && ok) {
@@ -304,6 +306,25 @@ static void load_core(ld *L, const cJSON *core)
             get_string(L, p, m, &c->quarantine, 1);
         else if (!strcmp(k, "stats_file"))
             get_string(L, p, m, &c->stats_file, 1);
+        else if (!strcmp(k, "spool"))
+            get_string(L, p, m, &c->spool, 1);
+        else if (!strcmp(k, "spool_sync")) {
+            if (cJSON_IsString(m) && (!strcmp(m->valuestring, "full") || !strcmp(m->valuestring, "normal")))
+                get_string(L, p, m, &c->spool_sync, 0);
+            else
+                ERR(L, p, "expected \"full\" (survives power loss) or \"normal\" (survives process crashes)");
+        } else if (!strcmp(k, "retention") || !strcmp(k, "dedup_window") ||
+                   !strcmp(k, "spill_after")) {
+            if (get_units(L, p, m, 0, &v64) == 0) {
+                if (k[0] == 'r')
+                    c->retention_ms = v64;
+                else if (k[0] == 'd')
+                    c->dedup_window_ms = v64;
+                else
+                    c->spill_after_ms = v64;
+            }
+        } else if (!strcmp(k, "memory_deliveries"))
+            get_int(L, p, m, 100, 100000000, &c->memory_deliveries);
         else if (!strcmp(k, "max_event_bytes")) {
             if (get_units(L, p, m, 1, &v64) == 0) {
                 if (v64 < 64 || v64 > 256 * 1024 * 1024)
@@ -343,7 +364,8 @@ static void load_core(ld *L, const cJSON *core)
         } else if (!strcmp(k, "ingress"))
             load_ingress(L, m);
         else
-            ERR(L, p, "unknown key (expected plugin_dir, ingress, quarantine, max_event_bytes, "
+            ERR(L, p, "unknown key (expected plugin_dir, ingress, spool, spool_sync, retention, "
+                      "dedup_window, spill_after, memory_deliveries, quarantine, max_event_bytes, "
                       "max_depth, workers, max_pending, dead_letter_max, drain_timeout, "
                       "log_level, log_format, stats_file, stats_interval)");
     }
@@ -644,6 +666,11 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     c->drain_timeout_ms = 10000;
     c->max_pending = 100000;
     c->dead_letter_max = 10000;
+    c->spool_sync = strdup("full");
+    c->retention_ms = 24LL * 3600 * 1000;
+    c->dedup_window_ms = 24LL * 3600 * 1000;
+    c->spill_after_ms = 60 * 1000;
+    c->memory_deliveries = 100000;
 
     DIR *d = opendir(dir);
     if (!d) {
@@ -714,5 +741,7 @@ void config_free(sy_conf *c)
     free(c->log_level);
     free(c->log_format);
     free(c->stats_file);
+    free(c->spool);
+    free(c->spool_sync);
     free(c);
 }

@@ -29,7 +29,7 @@ typedef struct sy_errs {
 void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...) SY_PRINTF(4, 5);
 void errs_free(sy_errs *e);
 
-typedef enum { INGRESS_PULL, INGRESS_SUB } ingress_type;
+typedef enum { INGRESS_PULL, INGRESS_SUB, INGRESS_ACK } ingress_type;
 
 typedef struct sy_ingress_conf {
     ingress_type type;
@@ -77,6 +77,12 @@ typedef struct sy_conf {
     int64_t drain_timeout_ms;
     int max_pending;
     int dead_letter_max;
+    char *spool;               /* SQLite file; NULL = in memory */
+    char *spool_sync;          /* "full" or "normal" */
+    int64_t retention_ms;      /* delivered rows kept this long */
+    int64_t dedup_window_ms;   /* event ids remembered this long */
+    int64_t spill_after_ms;    /* retries due later than this wait on disk */
+    int memory_deliveries;     /* deliveries held in memory at most (spool mode) */
 
     sy_ingress_conf *ingress;
     size_t ningress;

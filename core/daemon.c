@@ -125,17 +125,44 @@ int daemon_run(const daemon_opts *o)
             return 1;
         }
     }
-    sy_dispatch *dp = dispatch_new(rt, c->workers, c->dead_letter_max);
-    char err[512];
-    sy_ingress *in = NULL;
-    if (!dp || dispatch_start(dp) != 0 ||
-        !(in = ingress_new(rt, dp, q, err, sizeof err)) || ingress_start(in) != 0) {
-        if (!in)
-            log_error("%s", err);
-        if (dp) {
-            dispatch_stop(dp);
+    char err[1024];
+    sy_spool *spool = NULL;
+    if (c->spool) {
+        if (mkdir_parents(c->spool) != 0) {
+            log_error("cannot create the folder of spool %s: %s", c->spool, strerror(errno));
+            runtime_free(rt);
+            quarantine_close(q);
+            config_free(c);
+            return 1;
         }
+        spool_opts so = {.path = c->spool,
+                         .sync = c->spool_sync,
+                         .retention_ms = c->retention_ms,
+                         .dedup_window_ms = c->dedup_window_ms};
+        spool = spool_open(&so, err, sizeof err);
+        if (!spool) {
+            log_error("%s", err);
+            runtime_free(rt);
+            quarantine_close(q);
+            config_free(c);
+            return 1;
+        }
+    }
+    sy_dispatch *dp = dispatch_new(rt, c->workers, c->dead_letter_max, spool, c->spill_after_ms,
+                                   (size_t)c->memory_deliveries);
+    sy_ingress *in = NULL;
+    if (spool)
+        spool_set_pager(spool, dispatch_pager_want, dispatch_pager_load, dp, 200,
+                        /* load a little early so timers, not the pager, set the pace */ 1000);
+    err[0] = '\0';
+    if (!dp || dispatch_start(dp) != 0 || (spool && spool_start(spool) != 0) ||
+        !(in = ingress_new(rt, dp, spool, q, err, sizeof err)) || ingress_start(in) != 0) {
+        if (err[0])
+            log_error("%s", err);
         ingress_free(in);
+        if (dp)
+            dispatch_stop(dp);
+        spool_close(spool);
         runtime_free(rt);
         dispatch_free(dp);
         quarantine_close(q);
@@ -143,8 +170,19 @@ int daemon_run(const daemon_opts *o)
         return 1;
     }
     sysevent_attach(inject, in);
-    log_warn("no spool configured: running in memory; deliveries not finished are lost if "
-             "the process dies");
+    if (spool) {
+        spool_counts sc;
+        if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
+            char pend[24], dead[24];
+            snprintf(pend, sizeof pend, "%llu", (unsigned long long)sc.pending);
+            snprintf(dead, sizeof dead, "%llu", (unsigned long long)sc.dead);
+            log_kv(SY_LOG_INFO, "spool open", "path", c->spool, "pending", pend, "dead", dead,
+                   NULL);
+        }
+    } else {
+        log_warn("spool: null - running in memory: deliveries not finished are lost if the "
+                 "process dies, and event ids are not de-duplicated");
+    }
     char n_ep[16], n_sink[16], n_in[16];
     snprintf(n_ep, sizeof n_ep, "%zu", rt->neps);
     snprintf(n_sink, sizeof n_sink, "%zu", rt->ninsts);
@@ -170,14 +208,18 @@ int daemon_run(const daemon_opts *o)
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
     ingress_stop(in);
+    /* Events already accepted reach the disk (and the dispatcher) first. */
+    if (spool && spool_flush(spool, c->drain_timeout_ms) != 0)
+        log_warn("spool flush timed out");
     sysevent_detach();
     if (dispatch_drain(dp, c->drain_timeout_ms) != 0)
         log_warn("drain timeout reached with deliveries still in flight");
     dispatch_stop(dp);
     write_stats(c, rt, dp);
     stats_log();
-    ingress_free(in);
     runtime_free(rt); /* plugins may still complete in-flight work here */
+    spool_close(spool); /* after the last outcome is recorded */
+    ingress_free(in);
     dispatch_free(dp);
     quarantine_close(q);
     config_free(c);

@@ -13,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <cjson/cJSON.h>
 
 #include "host.h"
 #include "log.h"
 #include "stats.h"
+#include "sysevent.h"
 #include "theap.h"
 
 typedef struct delivery {
@@ -26,7 +28,17 @@ typedef struct delivery {
     sy_dispatch *dp;
     struct delivery *next;    /* in the ready queue or an endpoint's wait list */
     int64_t started_mono;
+    int64_t spool_id;         /* row in the spool, 0 without one */
 } delivery;
+
+/* What a death announces; copied under the lock, emitted after it. */
+typedef struct death_notice {
+    int set;
+    char endpoint[160], event_id[256], event_type[256], org_id[256], detail[SY_DETAIL_MAX];
+    int has_org;
+    uint32_t attempts;
+    int status;
+} death_notice;
 
 struct sy_dispatch {
     sy_runtime *rt;
@@ -46,6 +58,10 @@ struct sy_dispatch {
     dead_letter *dead;        /* ring of dead_max */
     size_t dead_max, dead_len, dead_start;
     uint64_t dead_dropped;
+    sy_spool *spool;
+    int64_t spill_after_ms;
+    size_t mem_max;
+    uint64_t unknown_endpoint_rows;
 };
 
 static int64_t mono_ms(void)
@@ -62,12 +78,16 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max)
+sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_spool *spool,
+                          int64_t spill_after_ms, size_t mem_max)
 {
     sy_dispatch *dp = calloc(1, sizeof *dp);
     if (!dp)
         return NULL;
     dp->rt = rt;
+    dp->spool = spool;
+    dp->spill_after_ms = spill_after_ms;
+    dp->mem_max = mem_max ? mem_max : 100000;
     pthread_mutex_init(&dp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -148,29 +168,41 @@ static void maybe_idle(sy_dispatch *dp)
         pthread_cond_broadcast(&dp->idle_cv);
 }
 
-void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n)
+/* A delivery struct for ev to ep (not queued anywhere yet). */
+static delivery *new_delivery(sy_dispatch *dp, sy_event *ev, sy_endpoint *ep)
+{
+    delivery *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    event_ref(ev);
+    d->ev = ev;
+    d->ep = ep;
+    d->dp = dp;
+    d->pub.struct_size = sizeof(sy_delivery);
+    d->pub.body = ev->body;
+    d->pub.body_len = ev->body_len;
+    d->pub.event_id = ev->event_id;
+    d->pub.event_type = ev->event_type;
+    d->pub.org_id = ev->org_id;
+    d->pub.org_slug = ev->org_slug;
+    d->pub.endpoint_id = ep->conf->id;
+    d->pub.received_ms = ev->received_ms;
+    d->pub.host_ref = d;
+    return d;
+}
+
+void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n,
+                    const int64_t *ids)
 {
     pthread_mutex_lock(&dp->mu);
     for (size_t i = 0; i < n; i++) {
-        delivery *d = calloc(1, sizeof *d);
+        delivery *d = new_delivery(dp, ev, eps[i]);
         if (!d) {
+            /* With a spool the row stays pending and unleased after a restart. */
             log_error("out of memory creating a delivery for event %s", ev->event_id);
             continue;
         }
-        event_ref(ev);
-        d->ev = ev;
-        d->ep = eps[i];
-        d->dp = dp;
-        d->pub.struct_size = sizeof(sy_delivery);
-        d->pub.body = ev->body;
-        d->pub.body_len = ev->body_len;
-        d->pub.event_id = ev->event_id;
-        d->pub.event_type = ev->event_type;
-        d->pub.org_id = ev->org_id;
-        d->pub.org_slug = ev->org_slug;
-        d->pub.endpoint_id = eps[i]->conf->id;
-        d->pub.received_ms = ev->received_ms;
-        d->pub.host_ref = d;
+        d->spool_id = ids ? ids[i] : 0;
         STAT_ADD(eps[i]->st.routed, 1);
         STAT_ADD(g_stats.deliveries, 1);
         make_ready(dp, d);
@@ -180,22 +212,56 @@ void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size
 
 /* --- outcomes -------------------------------------------------------- */
 
-static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o)
+/* Writes a delivery's new state to the spool (no-op without one). */
+static void persist(sy_dispatch *dp, const delivery *d, dlv_state state, int64_t next_ms,
+                    const sy_outcome *o, int leased, int64_t latency_ms)
+{
+    if (!dp->spool || !d->spool_id)
+        return;
+    spool_record r = {.delivery_id = d->spool_id,
+                      .state = state,
+                      .attempt = d->pub.attempt,
+                      .first_ms = d->pub.first_attempt_ms,
+                      .next_ms = next_ms,
+                      .status = o->status,
+                      .attempt_result = (int)o->result,
+                      .at_ms = wall_ms(),
+                      .latency_ms = latency_ms,
+                      .leased = leased};
+    snprintf(r.detail, sizeof r.detail, "%s", o->detail);
+    spool_record_outcome(dp->spool, &r);
+}
+
+static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t latency_ms,
+                 death_notice *dn)
 {
     STAT_ADD(g_stats.dead, 1);
     STAT_ADD(d->ep->st.dead, 1);
+    persist(dp, d, DLV_DEAD, 0, o, 0, latency_ms);
     char attempts[16], status[16];
     snprintf(attempts, sizeof attempts, "%u", d->pub.attempt);
     snprintf(status, sizeof status, "%d", o->status);
     log_kv(SY_LOG_WARN, "delivery dead", "endpoint", d->ep->conf->id, "event_id",
            d->pub.event_id, "attempts", attempts, "status", status, "detail", o->detail, NULL);
+    /* A failure notice that itself dies must not announce itself again. */
+    if (strcmp(d->pub.event_type, "webhook.delivery_failed") != 0) {
+        dn->set = 1;
+        snprintf(dn->endpoint, sizeof dn->endpoint, "%s", d->ep->conf->id);
+        snprintf(dn->event_id, sizeof dn->event_id, "%s", d->pub.event_id);
+        snprintf(dn->event_type, sizeof dn->event_type, "%s", d->pub.event_type);
+        dn->has_org = d->pub.org_id != NULL;
+        snprintf(dn->org_id, sizeof dn->org_id, "%s", d->pub.org_id ? d->pub.org_id : "");
+        snprintf(dn->detail, sizeof dn->detail, "%s", o->detail);
+        dn->attempts = d->pub.attempt;
+        dn->status = o->status;
+    }
     if (!dp->dead_max) {
         free_delivery(d);
         return;
     }
     size_t slot;
     if (dp->dead_len == dp->dead_max) {
-        /* Memory is bounded: the oldest dead letter goes. */
+        /* Memory is bounded: the oldest dead letter goes (the spool keeps it). */
         slot = dp->dead_start;
         event_unref(dp->dead[slot].event);
         dp->dead_start = (dp->dead_start + 1) % dp->dead_max;
@@ -215,15 +281,37 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o)
     free(d);
 }
 
+/* Emits webhook.delivery_failed; called without the lock (it routes). */
+static void announce(const death_notice *dn)
+{
+    if (!dn->set)
+        return;
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "endpoint_id", dn->endpoint);
+    cJSON_AddStringToObject(data, "event_id", dn->event_id);
+    cJSON_AddStringToObject(data, "event_type", dn->event_type);
+    cJSON_AddNumberToObject(data, "attempts", dn->attempts);
+    cJSON_AddNumberToObject(data, "last_status", dn->status);
+    cJSON_AddStringToObject(data, "last_detail", dn->detail);
+    char *text = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    if (text)
+        sysevent_emit("webhook.delivery_failed", dn->has_org ? dn->org_id : NULL, text, NULL, 0);
+    free(text);
+}
+
 /* The outcome of one attempt. Called with the lock held. */
-static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
+static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_notice *dn)
 {
     sy_endpoint *ep = d->ep;
+    int64_t latency = mono_ms() - d->started_mono;
     dp->ninflight--;
     release_slot(dp, ep);
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
     if (dp->stopping && o->result == SY_RETRY) {
+        /* The spool row stays pending; the next start picks it up. */
+        persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
         dp->abandoned++;
         free_delivery(d);
         maybe_idle(dp);
@@ -233,6 +321,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
     case SY_OK:
         STAT_ADD(g_stats.ok, 1);
         STAT_ADD(ep->st.ok, 1);
+        persist(dp, d, DLV_DONE, 0, o, 0, latency);
         free_delivery(d);
         break;
     case SY_RETRY: {
@@ -240,7 +329,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
         int64_t delay = retry_next_delay(&ep->retry, d->pub.attempt, d->pub.first_attempt_ms,
                                          now, &dp->rng);
         if (delay < 0) {
-            bury(dp, d, o);
+            bury(dp, d, o, latency, dn);
             break;
         }
         /* A receiver's Retry-After wins when it asks for more patience,
@@ -249,7 +338,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
             delay = o->retry_after_ms;
             if (ep->retry.max_age_ms &&
                 now + delay > d->pub.first_attempt_ms + ep->retry.max_age_ms) {
-                bury(dp, d, o);
+                bury(dp, d, o, latency, dn);
                 break;
             }
         }
@@ -258,6 +347,13 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
         if (log_enabled(SY_LOG_DEBUG))
             log_debug("retry endpoint=%s event_id=%s attempt=%u in %lldms: %s", ep->conf->id,
                       d->pub.event_id, d->pub.attempt, (long long)delay, o->detail);
+        /* Far-off retries wait on disk, not in memory; the pager brings them back. */
+        int spill = dp->spool && d->spool_id && delay > dp->spill_after_ms;
+        persist(dp, d, DLV_PENDING, now + delay, o, !spill, latency);
+        if (spill) {
+            free_delivery(d);
+            break;
+        }
         int64_t due = mono_ms() + delay;
         /* Read the earliest due time before the push: the heap may move. */
         const theap_item *top = theap_peek(&dp->timers);
@@ -265,7 +361,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
         if (theap_push(&dp->timers, due, d) != 0) {
             log_error("out of memory scheduling a retry; delivery %s to %s is dead",
                       d->pub.event_id, ep->conf->id);
-            bury(dp, d, o);
+            bury(dp, d, o, latency, dn);
             break;
         }
         if (due < earliest)
@@ -275,7 +371,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o)
     default: /* SY_FAIL and anything unknown: permanent */
         STAT_ADD(g_stats.failed, 1);
         STAT_ADD(ep->st.failed, 1);
-        bury(dp, d, o);
+        bury(dp, d, o, latency, dn);
         break;
     }
     maybe_idle(dp);
@@ -295,8 +391,67 @@ void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
         sy_outcome_set(&safe, SY_FAIL, o->status, "plugin returned an unknown result");
         o = &safe;
     }
+    death_notice dn;
+    dn.set = 0;
     pthread_mutex_lock(&dp->mu);
-    settle(dp, d, o);
+    settle(dp, d, o, &dn);
+    pthread_mutex_unlock(&dp->mu);
+    announce(&dn);
+}
+
+/* ---- the spool pager -------------------------------------------------- */
+
+size_t dispatch_pager_want(void *arg)
+{
+    sy_dispatch *dp = arg;
+    pthread_mutex_lock(&dp->mu);
+    size_t held = dp->nready + dp->nwaiting + dp->ninflight + theap_len(&dp->timers);
+    size_t want = dp->stopping || held >= dp->mem_max ? 0 : dp->mem_max - held;
+    pthread_mutex_unlock(&dp->mu);
+    return want > 1000 ? 1000 : want;
+}
+
+void dispatch_pager_load(void *arg, const spool_row *row)
+{
+    sy_dispatch *dp = arg;
+    sy_endpoint *ep = runtime_find_endpoint(dp->rt, row->endpoint_id);
+    if (!ep) {
+        /* Left pending on disk: it comes back if the endpoint does. */
+        if (dp->unknown_endpoint_rows++ % 1000 == 0)
+            log_warn("spool holds deliveries for endpoint \"%s\", which is not configured; "
+                     "they stay pending", row->endpoint_id);
+        return;
+    }
+    sy_event *ev = NULL;
+    char why[256];
+    /* Accepted once, so only limits that could have changed may refuse it now. */
+    if (envelope_parse(row->body, row->body_len, row->body_len + 1, 1000, &ev, why,
+                       sizeof why) != ENV_OK) {
+        log_error("spool row %lld is not a valid event any more (%s); left pending",
+                  (long long)row->id, why);
+        return;
+    }
+    ev->received_ms = row->received_ms;
+    delivery *d = new_delivery(dp, ev, ep);
+    event_unref(ev);
+    if (!d)
+        return;
+    d->spool_id = row->id;
+    d->pub.attempt = row->attempt;
+    d->pub.first_attempt_ms = row->first_ms;
+    int64_t wait = row->next_ms - wall_ms();
+    pthread_mutex_lock(&dp->mu);
+    if (wait <= 0) {
+        make_ready(dp, d);
+    } else {
+        const theap_item *top = theap_peek(&dp->timers);
+        int64_t earliest = top ? top->due_ms : INT64_MAX;
+        int64_t due = mono_ms() + wait;
+        if (theap_push(&dp->timers, due, d) != 0)
+            make_ready(dp, d);
+        else if (due < earliest)
+            pthread_cond_signal(&dp->timer_cv);
+    }
     pthread_mutex_unlock(&dp->mu);
 }
 

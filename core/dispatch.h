@@ -16,6 +16,7 @@
 
 #include "envelope.h"
 #include "runtime.h"
+#include "spool.h"
 
 typedef struct sy_dispatch sy_dispatch;
 
@@ -38,14 +39,27 @@ typedef struct dead_letter {
     char detail[SY_DETAIL_MAX];
 } dead_letter;
 
-sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max);
+/*
+ * spool may be NULL (in-memory mode). With a spool, every outcome is
+ * recorded there, and retries due later than spill_after_ms leave memory
+ * (the pager brings them back when due), so memory stays bounded by
+ * mem_max deliveries however many retries wait.
+ */
+sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_spool *spool,
+                          int64_t spill_after_ms, size_t mem_max);
 int dispatch_start(sy_dispatch *dp);
 
 /*
  * Creates one delivery per endpoint for ev and makes them ready. Takes one
- * reference on ev per delivery; the caller keeps its own.
+ * reference on ev per delivery; the caller keeps its own. ids are the
+ * deliveries' spool rows (NULL without a spool).
  */
-void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n);
+void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n,
+                    const int64_t *ids);
+
+/* The spool pager's callbacks (see spool_set_pager); arg is the dispatcher. */
+size_t dispatch_pager_want(void *arg);
+void dispatch_pager_load(void *arg, const spool_row *row);
 
 /* Deliveries not finished: ready + waiting + inflight + scheduled. */
 size_t dispatch_backlog(sy_dispatch *dp);

@@ -15,12 +15,20 @@
 #include "dispatch.h"
 #include "quarantine.h"
 #include "runtime.h"
+#include "spool.h"
 
 typedef struct sy_ingress sy_ingress;
 
-/* Creates and binds/connects every socket. NULL with a message in err. */
-sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_quarantine *q, char *err,
-                        size_t errlen);
+/*
+ * Creates and binds/connects every socket. With a spool, events are stored
+ * before any delivery starts and `ack` sockets (ROUTER) answer
+ * "ok <event_id>" only after the commit, "dup <event_id>" for an id seen
+ * within the dedup window, "error <reason>: <detail>" for rejected input.
+ * Publishers send [body] or [tag, body]; the tag comes back in the reply.
+ * NULL with a message in err.
+ */
+sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_spool *spool, sy_quarantine *q,
+                        char *err, size_t errlen);
 int ingress_start(sy_ingress *in);
 /* Stops reading and joins the thread; sockets close. */
 void ingress_stop(sy_ingress *in);

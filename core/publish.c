@@ -19,6 +19,7 @@
 #include <zmq.h>
 
 #include "envelope.h"
+#include "switchyard/publisher.h"
 
 typedef struct {
     const char *addr;
@@ -29,7 +30,20 @@ typedef struct {
     long count;
     long settle_ms;
     int quiet;
+    int ack;
+    long timeout_ms, retries;
 } pub_opts;
+
+/* With --ack, events are collected and sent in pipelined batches. */
+typedef struct ack_batch {
+    char **bodies;
+    size_t *lens;
+    long *lines;
+    size_t n, cap;
+    sy_publisher *pub;
+    long ok, dup, rejected, timeout;
+    int quiet;
+} ack_batch;
 
 static void usage(FILE *f)
 {
@@ -47,6 +61,11 @@ static void usage(FILE *f)
             "  --socket push|pub   push (default; to a pull ingress) or pub (to a sub ingress)\n"
             "  --frames 1|2        [body] or [event_type, body]; default 1 for push, 2 for pub\n"
             "  --settle MS         with pub: wait for subscribers before sending (default 500)\n"
+            "  --ack               connect to an ack ingress (ROUTER) and wait for every answer:\n"
+            "                      ok/dup count as stored; exit 1 if any event was refused or\n"
+            "                      never answered\n"
+            "  --timeout MS        with --ack: resend after MS without an answer (default 5000)\n"
+            "  --retries N         with --ack: resends before giving up (default 5)\n"
             "  --quiet             print nothing on success\n");
 }
 
@@ -101,6 +120,70 @@ static char *type_of(const char *line, size_t len)
     return r;
 }
 
+static void ack_cb(void *arg, size_t index, sy_pub_result r, const char *answer)
+{
+    ack_batch *b = arg;
+    switch (r) {
+    case SY_PUB_OK: b->ok++; break;
+    case SY_PUB_DUP: b->dup++; break;
+    case SY_PUB_REJECTED:
+        b->rejected++;
+        fprintf(stderr, "switchyard publish: event %ld refused: %s\n", b->lines[index], answer);
+        break;
+    default:
+        b->timeout++;
+        fprintf(stderr, "switchyard publish: event %ld: no answer after every resend\n",
+                b->lines[index]);
+    }
+}
+
+static int ack_flush(ack_batch *b)
+{
+    if (!b->n)
+        return 0;
+    long rc = sy_publish_many(b->pub, b->n, (const void *const *)b->bodies, b->lens, 1000,
+                              ack_cb, b);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->bodies[i]);
+    b->n = 0;
+    if (rc < 0) {
+        fprintf(stderr, "switchyard publish: socket error: %s\n", zmq_strerror(zmq_errno()));
+        return -1;
+    }
+    return 0;
+}
+
+/* Takes ownership of body. Sends a batch every 10,000 events. */
+static int ack_add(ack_batch *b, char *body, size_t len, long line)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 1024;
+        b->bodies = realloc(b->bodies, b->cap * sizeof *b->bodies);
+        b->lens = realloc(b->lens, b->cap * sizeof *b->lens);
+        b->lines = realloc(b->lines, b->cap * sizeof *b->lines);
+    }
+    b->bodies[b->n] = body;
+    b->lens[b->n] = len;
+    b->lines[b->n] = line;
+    b->n++;
+    return b->n >= 10000 ? ack_flush(b) : 0;
+}
+
+static ack_batch *g_ack; /* set while --ack runs */
+
+static int emit(void *s, const pub_opts *o, char *body, size_t len, const char *type, long line,
+                int owned)
+{
+    if (g_ack) {
+        char *copy = owned ? body : memcpy(malloc(len + 1), body, len);
+        return ack_add(g_ack, copy, len, line);
+    }
+    int rc = send_event(s, o, body, len, type);
+    if (owned)
+        free(body);
+    return rc;
+}
+
 static int publish_built(void *s, const pub_opts *o)
 {
     cJSON *data = NULL;
@@ -139,8 +222,7 @@ static int publish_built(void *s, const pub_opts *o)
         cJSON_AddItemToObject(e, "data", data ? cJSON_Duplicate(data, 1) : cJSON_CreateObject());
         char *body = cJSON_PrintUnformatted(e);
         cJSON_Delete(e);
-        int rc = send_event(s, o, body, strlen(body), o->type);
-        free(body);
+        int rc = emit(s, o, body, strlen(body), o->type, i + 1, 1);
         if (rc) {
             fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
             cJSON_Delete(data);
@@ -164,13 +246,15 @@ static int publish_lines(void *s, const pub_opts *o, long *sent)
     size_t cap = 0;
     ssize_t n;
     int rc = 0;
+    long lineno = 0;
     while ((n = getline(&line, &cap, f)) >= 0) {
+        lineno++;
         if (n > 0 && line[n - 1] == '\n')
             n--;
         if (n == 0)
             continue;
         char *t = o->frames == 2 || (!o->frames && o->pub) ? type_of(line, (size_t)n) : NULL;
-        int r = send_event(s, o, line, (size_t)n, t);
+        int r = emit(s, o, line, (size_t)n, t, lineno, 0);
         free(t);
         if (r) {
             fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
@@ -187,7 +271,7 @@ static int publish_lines(void *s, const pub_opts *o, long *sent)
 
 int publish_main(int argc, char **argv)
 {
-    pub_opts o = {.count = 1, .settle_ms = 500};
+    pub_opts o = {.count = 1, .settle_ms = 500, .retries = -1};
     static const struct option longs[] = {
         {"connect", required_argument, 0, 'c'}, {"bind", required_argument, 0, 'b'},
         {"socket", required_argument, 0, 's'},  {"frames", required_argument, 0, 'F'},
@@ -196,6 +280,8 @@ int publish_main(int argc, char **argv)
         {"id", required_argument, 0, 'i'},      {"count", required_argument, 0, 'n'},
         {"file", required_argument, 0, 'f'},    {"settle", required_argument, 0, 'S'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"ack", no_argument, 0, 'A'},           {"timeout", required_argument, 0, 'T'},
+        {"retries", required_argument, 0, 'R'},
         {0, 0, 0, 0}};
     int ch;
     optind = 1;
@@ -226,6 +312,9 @@ int publish_main(int argc, char **argv)
         case 'f': o.file = optarg; break;
         case 'S': o.settle_ms = strtol(optarg, NULL, 10); break;
         case 'q': o.quiet = 1; break;
+        case 'A': o.ack = 1; break;
+        case 'T': o.timeout_ms = strtol(optarg, NULL, 10); break;
+        case 'R': o.retries = strtol(optarg, NULL, 10); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -233,6 +322,35 @@ int publish_main(int argc, char **argv)
     if (!o.addr || (!o.type == !o.file) || o.count < 1) {
         usage(stderr);
         return 2;
+    }
+    if (o.ack) {
+        if (o.pub || o.bind) {
+            fprintf(stderr, "switchyard publish: --ack connects to an ack ingress; "
+                            "it does not go with --socket pub or --bind\n");
+            return 2;
+        }
+        char err[512];
+        ack_batch b = {.quiet = o.quiet};
+        b.pub = sy_publisher_open(o.addr, (int)o.timeout_ms, (int)o.retries, err, sizeof err);
+        if (!b.pub) {
+            fprintf(stderr, "switchyard publish: %s\n", err);
+            return 1;
+        }
+        g_ack = &b;
+        long unused = 0;
+        int rc = o.type ? publish_built(NULL, &o) : publish_lines(NULL, &o, &unused);
+        if (rc == 0)
+            rc = ack_flush(&b) ? 1 : 0;
+        g_ack = NULL;
+        sy_publisher_close(b.pub);
+        free(b.bodies);
+        free(b.lens);
+        free(b.lines);
+        if (!o.quiet || b.rejected || b.timeout)
+            fprintf(stderr, "published %ld events to %s: %ld stored, %ld duplicates, %ld refused, "
+                            "%ld unanswered\n", b.ok + b.dup + b.rejected + b.timeout, o.addr,
+                    b.ok, b.dup, b.rejected, b.timeout);
+        return rc ? rc : (b.rejected || b.timeout) ? 1 : 0;
     }
     void *ctx = zmq_ctx_new();
     void *s = zmq_socket(ctx, o.pub ? ZMQ_PUB : ZMQ_PUSH);

@@ -123,6 +123,27 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     return 0;
 }
 
+static int cmp_ep(const void *a, const void *b)
+{
+    return strcmp((*(sy_endpoint *const *)a)->conf->id, (*(sy_endpoint *const *)b)->conf->id);
+}
+
+sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id)
+{
+    size_t lo = 0, hi = rt->neps;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(id, rt->by_id[mid]->conf->id);
+        if (!c)
+            return rt->by_id[mid];
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return NULL;
+}
+
 sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs)
 {
     sy_runtime *rt = calloc(1, sizeof *rt);
@@ -140,6 +161,10 @@ sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only,
         runtime_free(rt);
         return NULL;
     }
+    rt->by_id = calloc(rt->neps ? rt->neps : 1, sizeof *rt->by_id);
+    for (size_t i = 0; i < rt->neps; i++)
+        rt->by_id[i] = &rt->eps[i];
+    qsort(rt->by_id, rt->neps, sizeof *rt->by_id, cmp_ep);
     rt->router = router_new();
     for (size_t i = 0; i < rt->neps; i++) {
         const sy_endpoint_conf *ec = rt->eps[i].conf;
@@ -183,6 +208,7 @@ void runtime_free(sy_runtime *rt)
             pthread_mutex_destroy(&in->counters_mu);
     }
     router_free(rt->router);
+    free(rt->by_id);
     free(rt->insts);
     free(rt->eps);
     free(rt);

@@ -70,6 +70,7 @@ typedef struct sy_runtime {
     sy_endpoint *eps;
     size_t neps;
     sy_router *router;
+    sy_endpoint **by_id;  /* endpoints sorted by id, for lookups from the spool */
 } sy_runtime;
 
 /*
@@ -79,6 +80,9 @@ typedef struct sy_runtime {
  * endpoint_init. Returns NULL with errs filled on any error.
  */
 sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs);
+
+/* The endpoint with this id, or NULL. */
+sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id);
 
 /* Calls endpoint_destroy and destroy, unloads plugins, frees. Not the conf. */
 void runtime_free(sy_runtime *rt);

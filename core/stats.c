@@ -33,6 +33,8 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
     num(ev, "quarantined", STAT_GET(g_stats.quarantined));
     num(ev, "quarantine_errors", STAT_GET(g_stats.quarantine_errors));
     num(ev, "backpressure_pauses", STAT_GET(g_stats.backpressure_pauses));
+    num(ev, "duplicates", STAT_GET(g_stats.duplicates));
+    num(ev, "spool_errors", STAT_GET(g_stats.spool_errors));
     cJSON *rej = cJSON_AddObjectToObject(root, "rejected");
     for (int r = 1; r < ENV_REASON_COUNT; r++)
         num(rej, envelope_reason_name((env_reason)r), STAT_GET(g_stats.rejected_by[r]));

@@ -24,6 +24,8 @@ typedef struct sy_stats {
     uint64_t deliveries;             /* deliveries created */
     uint64_t attempts, ok, retries, failed, dead;
     uint64_t backpressure_pauses;    /* times ingress paused reading */
+    uint64_t duplicates;             /* event ids already in the spool */
+    uint64_t spool_errors;           /* events the spool failed to store */
 } sy_stats;
 
 extern sy_stats g_stats;

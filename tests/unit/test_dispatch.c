@@ -134,7 +134,7 @@ static void start(sy_sink *sink, const char *retry_json, int concurrency, int wo
     cJSON_Delete(spec);
     F.rt.eps = &F.ep;
     F.rt.neps = 1;
-    F.dp = dispatch_new(&F.rt, workers, 100);
+    F.dp = dispatch_new(&F.rt, workers, 100, NULL, 0, 0);
     assert_non_null(F.dp);
 }
 
@@ -151,7 +151,7 @@ static void publish(int n)
         sy_event *ev = NULL;
         assert_int_equal(envelope_parse(body, strlen(body), 4096, 16, &ev, why, sizeof why), ENV_OK);
         sy_endpoint *eps[1] = {&F.ep};
-        dispatch_event(F.dp, ev, eps, 1);
+        dispatch_event(F.dp, ev, eps, 1, NULL);
         event_unref(ev);
     }
 }
@@ -329,7 +329,7 @@ static void test_field_lookup(void **state)
     sy_event *ev;
     assert_int_equal(envelope_parse(body, strlen(body), 4096, 16, &ev, why, sizeof why), ENV_OK);
     sy_endpoint *eps[1] = {&F.ep};
-    dispatch_event(F.dp, ev, eps, 1);
+    dispatch_event(F.dp, ev, eps, 1, NULL);
     dead_letter unused;
     (void)unused;
     /* Reach the queued delivery through a stand-in: the host API only needs host_ref. */

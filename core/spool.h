@@ -1,0 +1,128 @@
+/*
+ * spool.h - the durable store of accepted events and their deliveries
+ * (SQLite in WAL mode).
+ *
+ * One writer thread owns the database connection. Other threads queue
+ * operations; the writer applies everything queued in one transaction
+ * (group commit) and runs completion callbacks only after COMMIT, so an
+ * acknowledgement or a delivery never gets ahead of the disk.
+ *
+ * A pending delivery row is either leased (held in the daemon's memory:
+ * lease = this process's boot id) or not (lease 0: the pager loads it when
+ * it falls due). That keeps memory bounded however many retries wait, and
+ * lets `switchyard replay` hand rows back to a running daemon by clearing
+ * the lease.
+ */
+#ifndef SY_SPOOL_H
+#define SY_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+
+#define SPOOL_SCHEMA_VERSION 2
+
+typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
+
+typedef struct spool_opts {
+    const char *path;
+    const char *sync;          /* "full" (default) or "normal" */
+    int64_t retention_ms;      /* delivered rows and attempts kept this long */
+    int64_t dedup_window_ms;   /* event ids remembered at least this long */
+    int batch_max;             /* operations per transaction at most */
+} spool_opts;
+
+typedef struct sy_spool sy_spool;
+
+/*
+ * Opens or creates the database, migrating older schemas. Returns NULL
+ * with the reason in err (the file, and SQLite's message).
+ */
+sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen);
+int spool_start(sy_spool *s);
+/* Applies everything queued, stops the writer, closes the database. */
+void spool_close(sy_spool *s);
+
+typedef enum { SPOOL_OK = 0, SPOOL_DUP = 1, SPOOL_ERR = 2 } spool_status;
+
+/*
+ * Called on the writer thread after the transaction that stored the event
+ * committed (or failed). ids holds one delivery row id per endpoint id, in
+ * the order given; NULL unless SPOOL_OK.
+ */
+typedef void (*spool_event_cb)(void *arg, spool_status st, sy_event *ev, const int64_t *ids);
+
+/*
+ * Queues an event and one pending, leased delivery per endpoint id. An
+ * event id already in the spool (within the dedup window) reports
+ * SPOOL_DUP and stores nothing. Takes a reference on ev until the
+ * callback returns. endpoint_ids must outlive the callback.
+ */
+void spool_put_event(sy_spool *s, sy_event *ev, const char *const *endpoint_ids, size_t n,
+                     spool_event_cb cb, void *arg);
+
+/*
+ * Queues the outcome of one attempt: the delivery's new state, attempt
+ * count, first attempt time, next attempt time, last status and detail,
+ * and whether the daemon keeps it in memory (leased). Adds a row to the
+ * attempts log when attempt_result >= 0 (an sy_result).
+ */
+typedef struct spool_record {
+    int64_t delivery_id;
+    dlv_state state;
+    uint32_t attempt;
+    int64_t first_ms, next_ms;
+    int status;
+    int attempt_result;   /* -1: no attempt to log */
+    int64_t at_ms, latency_ms;
+    int leased;
+    char detail[256];
+} spool_record;
+
+void spool_record_outcome(sy_spool *s, const spool_record *r);
+
+/* A pending delivery loaded back from disk by the pager or at start. */
+typedef struct spool_row {
+    int64_t id;
+    const char *endpoint_id;
+    const char *body;
+    size_t body_len;
+    uint32_t attempt;
+    int64_t first_ms, next_ms, received_ms;
+} spool_row;
+
+/*
+ * The pager: the writer thread calls want(arg) about every page_ms; when
+ * it returns n > 0, up to n unleased pending rows due before now +
+ * ahead_ms are leased and handed to load(arg, row) one by one, earliest
+ * first. Set before spool_start.
+ */
+typedef size_t (*spool_want_fn)(void *arg);
+typedef void (*spool_load_fn)(void *arg, const spool_row *row);
+void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *arg,
+                     int64_t page_ms, int64_t ahead_ms);
+
+/* Waits until every queued operation is committed, at most timeout_ms. 0 or -1. */
+int spool_flush(sy_spool *s, int64_t timeout_ms);
+
+/* Operations queued and not yet committed. */
+size_t spool_queued(sy_spool *s);
+
+typedef struct spool_counts {
+    uint64_t pending, leased, done, dead, events;
+} spool_counts;
+
+/* Counts rows (runs a query on the caller's thread through its own connection). */
+int spool_count(const char *path, spool_counts *out, char *err, size_t errlen);
+
+/*
+ * Puts dead deliveries back to pending, due now, with a fresh attempt
+ * count. Filters (NULL/0 = any): endpoint id, event id, died between
+ * since_ms and until_ms. Returns the number of deliveries replayed, or -1
+ * with err. Safe while the daemon runs: its pager picks the rows up.
+ */
+long spool_replay(const char *path, const char *endpoint, const char *event_id,
+                  int64_t since_ms, int64_t until_ms, char *err, size_t errlen);
+
+#endif
