@@ -14,6 +14,9 @@
 #include "plugin.h"
 #include "publish.h"
 #include "retry.h"
+#include "spool.h"
+#include "units.h"
+#include <time.h>
 
 #ifndef SY_PLUGIN_DIR
 #define SY_PLUGIN_DIR "/usr/local/lib/switchyard/plugins"
@@ -31,6 +34,10 @@ static void usage(FILE *f)
             "  publish ...         send events (switchyard publish --help)\n"
             "  plugins [-c DIR | --dir PLUGIN_DIR] [--describe NAME]\n"
             "                      list sink plugins, or print one plugin's config keys\n"
+            "  replay -c DIR [--endpoint ID] [--event ID] [--since T] [--until T] [--list]\n"
+            "                      put dead deliveries back to pending (a running daemon picks\n"
+            "                      them up); T is a duration ago (\"2h\") or an RFC 3339 time;\n"
+            "                      --list only prints them\n"
             "  version             print the version and the sink ABI version\n");
 }
 
@@ -154,6 +161,85 @@ static int plugins_cmd(int argc, char **argv)
     return bad ? 1 : 0;
 }
 
+/* "2h" means two hours ago; otherwise an RFC 3339 UTC time. */
+static int parse_when(const char *s, int64_t *ms)
+{
+    int64_t d;
+    if (units_parse_duration(s, &d) == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        *ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - d;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end || (*end && strcmp(end, "Z") != 0))
+        return -1;
+    *ms = (int64_t)timegm(&tm) * 1000;
+    return 0;
+}
+
+static int replay_cmd(int argc, char **argv)
+{
+    const char *conf_dir = "conf.d", *endpoint = NULL, *event = NULL, *spool = NULL;
+    int64_t since = 0, until = 0;
+    int list = 0;
+    static const struct option longs[] = {
+        {"config", required_argument, 0, 'c'}, {"spool", required_argument, 0, 's'},
+        {"endpoint", required_argument, 0, 'e'}, {"event", required_argument, 0, 'i'},
+        {"since", required_argument, 0, 'S'},  {"until", required_argument, 0, 'U'},
+        {"list", no_argument, 0, 'l'},         {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "c:", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'c': conf_dir = optarg; break;
+        case 's': spool = optarg; break;
+        case 'e': endpoint = optarg; break;
+        case 'i': event = optarg; break;
+        case 'S':
+        case 'U':
+            if (parse_when(optarg, ch == 'S' ? &since : &until)) {
+                fprintf(stderr, "switchyard replay: \"%s\" is neither a duration (\"2h\") nor "
+                                "an RFC 3339 UTC time (2026-11-25T10:00:00Z)\n", optarg);
+                return 2;
+            }
+            break;
+        case 'l': list = 1; break;
+        default: usage(stderr); return 2;
+        }
+    }
+    sy_conf *c = NULL;
+    if (!spool) {
+        sy_errs e = {0};
+        c = config_load(conf_dir, &e);
+        if (!c) {
+            fputs(e.buf ? e.buf : "", stderr);
+            errs_free(&e);
+            return 2;
+        }
+        if (!c->spool) {
+            fprintf(stderr, "switchyard replay: %s has spool: null; dead letters live only in the "
+                            "daemon's memory\n", conf_dir);
+            config_free(c);
+            return 2;
+        }
+        spool = c->spool;
+    }
+    char err[1024];
+    long n = list ? spool_list_dead(spool, endpoint, event, since, until, 1000, stdout, err,
+                                    sizeof err)
+                  : spool_replay(spool, endpoint, event, since, until, err, sizeof err);
+    if (n < 0)
+        fprintf(stderr, "switchyard replay: %s\n", err);
+    else
+        printf("%ld dead deliver%s %s\n", n, n == 1 ? "y" : "ies",
+               list ? "match" : "put back to pending");
+    config_free(c);
+    return n < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -169,6 +255,8 @@ int main(int argc, char **argv)
         return publish_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins"))
         return plugins_cmd(argc - 1, argv + 1);
+    if (!strcmp(cmd, "replay"))
+        return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("switchyard %s (sink ABI %d.%d)\n", SY_VERSION, SY_ABI_VERSION_MAJOR,
                SY_ABI_VERSION_MINOR);

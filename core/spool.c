@@ -616,6 +616,62 @@ int spool_count(const char *path, spool_counts *out, char *err, size_t errlen)
     return 0;
 }
 
+/* The shared WHERE clause of replay and list: ?2 endpoint, ?3 event id, ?4/?5 time range. */
+#define DEAD_FILTER                                                                             \
+    " d.state = 2 AND (?2 IS NULL OR d.endpoint = ?2)"                                          \
+    " AND (?3 IS NULL OR d.event_rowid = (SELECT id FROM events WHERE event_id = ?3))"          \
+    " AND (?4 = 0 OR d.updated_ms >= ?4) AND (?5 = 0 OR d.updated_ms <= ?5)"
+
+static void bind_filters(sqlite3_stmt *st, const char *endpoint, const char *event_id,
+                         int64_t since_ms, int64_t until_ms)
+{
+    if (endpoint)
+        sqlite3_bind_text(st, 2, endpoint, -1, SQLITE_STATIC);
+    if (event_id)
+        sqlite3_bind_text(st, 3, event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, since_ms);
+    sqlite3_bind_int64(st, 5, until_ms);
+}
+
+long spool_list_dead(const char *path, const char *endpoint, const char *event_id,
+                     int64_t since_ms, int64_t until_ms, long limit, FILE *out, char *err,
+                     size_t errlen)
+{
+    sqlite3 *db = open_db(path, "normal", err, errlen);
+    if (!db)
+        return -1;
+    const char *sql = "SELECT d.endpoint, e.event_id, d.attempt, d.last_status, d.last_detail,"
+                      " d.updated_ms, ?1 FROM deliveries d JOIN events e ON e.id = d.event_rowid"
+                      " WHERE" DEAD_FILTER " ORDER BY d.updated_ms, d.id";
+    sqlite3_stmt *st;
+    long n = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool %s: %s", path, sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, 0);
+    bind_filters(st, endpoint, event_id, since_ms, until_ms);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (limit <= 0 || n < limit) {
+            time_t t = (time_t)(sqlite3_column_int64(st, 5) / 1000);
+            struct tm tm;
+            char when[32];
+            gmtime_r(&t, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            fprintf(out, "%-24s %-32s attempts=%-3lld status=%-4d died=%s  %s\n",
+                    (const char *)sqlite3_column_text(st, 0),
+                    (const char *)sqlite3_column_text(st, 1),
+                    (long long)sqlite3_column_int64(st, 2), sqlite3_column_int(st, 3), when,
+                    (const char *)sqlite3_column_text(st, 4));
+        }
+        n++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
 long spool_replay(const char *path, const char *endpoint, const char *event_id,
                   int64_t since_ms, int64_t until_ms, char *err, size_t errlen)
 {
@@ -629,21 +685,13 @@ long spool_replay(const char *path, const char *endpoint, const char *event_id,
         return -1;
     }
     const char *sql =
-        "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0, lease = 0, next_ms = ?1,"
-        " updated_ms = ?1 WHERE state = 2"
-        " AND (?2 IS NULL OR endpoint = ?2)"
-        " AND (?3 IS NULL OR event_rowid = (SELECT id FROM events WHERE event_id = ?3))"
-        " AND (?4 = 0 OR updated_ms >= ?4) AND (?5 = 0 OR updated_ms <= ?5)";
+        "UPDATE deliveries AS d SET state = 0, attempt = 0, first_ms = 0, lease = 0, next_ms = ?1,"
+        " updated_ms = ?1 WHERE" DEAD_FILTER;
     sqlite3_stmt *st;
     long n = -1;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_int64(st, 1, wall_ms());
-        if (endpoint)
-            sqlite3_bind_text(st, 2, endpoint, -1, SQLITE_STATIC);
-        if (event_id)
-            sqlite3_bind_text(st, 3, event_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, since_ms);
-        sqlite3_bind_int64(st, 5, until_ms);
+        bind_filters(st, endpoint, event_id, since_ms, until_ms);
         if (sqlite3_step(st) == SQLITE_DONE)
             n = sqlite3_changes(db);
         sqlite3_finalize(st);

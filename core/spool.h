@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "envelope.h"
 
@@ -124,5 +125,14 @@ int spool_count(const char *path, spool_counts *out, char *err, size_t errlen);
  */
 long spool_replay(const char *path, const char *endpoint, const char *event_id,
                   int64_t since_ms, int64_t until_ms, char *err, size_t errlen);
+
+/*
+ * Prints dead deliveries matching the same filters as spool_replay, one
+ * line each (endpoint, event id, attempts, last status, detail, died at),
+ * at most limit. Returns how many matched, or -1 with err.
+ */
+long spool_list_dead(const char *path, const char *endpoint, const char *event_id,
+                     int64_t since_ms, int64_t until_ms, long limit, FILE *out, char *err,
+                     size_t errlen);
 
 #endif
