@@ -26,9 +26,9 @@
 #include "sysevent.h"
 
 /* System events enter the pipeline exactly like published ones. */
-static void inject(void *ctx, const char *body, size_t len)
+static void inject(void *ctx, const char *body, size_t len, const char *exclude)
 {
-    ingress_handle(ctx, body, len, 1);
+    ingress_inject_system(ctx, body, len, exclude);
 }
 
 static void print_errs(const sy_errs *e)
@@ -50,7 +50,10 @@ int daemon_check(const daemon_opts *o)
 {
     sy_errs errs = {0};
     sy_conf *c = config_load(o->conf_dir, &errs);
-    sy_runtime *rt = c ? runtime_build(c, &g_host, 1, &errs) : NULL;
+    /* Plugins check much of their config in init, so check runs it (and
+     * destroy): a config that `check` passes is one that `run` accepts.
+     * Plugins must not contact peers in init for the same reason. */
+    sy_runtime *rt = c ? runtime_build(c, &g_host, 0, &errs) : NULL;
     if (!rt) {
         print_errs(&errs);
         errs_free(&errs);

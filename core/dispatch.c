@@ -296,7 +296,8 @@ static void announce(const death_notice *dn)
     char *text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     if (text)
-        sysevent_emit("webhook.delivery_failed", dn->has_org ? dn->org_id : NULL, text, NULL, 0);
+        sysevent_emit("webhook.delivery_failed", dn->has_org ? dn->org_id : NULL, text,
+                      dn->endpoint, NULL, 0);
     free(text);
 }
 
@@ -354,7 +355,8 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
             free_delivery(d);
             break;
         }
-        int64_t due = mono_ms() + delay;
+        /* +1: mono_ms() truncates, and a retry must never start early. */
+        int64_t due = mono_ms() + delay + 1;
         /* Read the earliest due time before the push: the heap may move. */
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
@@ -446,7 +448,7 @@ void dispatch_pager_load(void *arg, const spool_row *row)
     } else {
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
-        int64_t due = mono_ms() + wait;
+        int64_t due = mono_ms() + wait + 1;
         if (theap_push(&dp->timers, due, d) != 0)
             make_ready(dp, d);
         else if (due < earliest)

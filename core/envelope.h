@@ -52,6 +52,7 @@ typedef struct sy_event {
     const char *org_slug;   /* into json, or NULL */
     cJSON *json;         /* the parsed object, owned */
     int64_t received_ms; /* set by the caller; 0 from envelope_parse */
+    int system;          /* raised by the daemon itself: "*" patterns do not match it */
     int refs;            /* atomic; starts at 1 */
 } sy_event;
 

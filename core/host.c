@@ -167,7 +167,7 @@ static int h_emit(const sy_instance *inst, const char *event_type, const char *o
                   const char *data_json)
 {
     (void)inst;
-    return sysevent_emit(event_type, org_id, data_json, NULL, 0);
+    return sysevent_emit(event_type, org_id, data_json, NULL, NULL, 0);
 }
 
 const sy_host g_host = {

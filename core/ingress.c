@@ -188,7 +188,7 @@ static void on_stored(void *arg, spool_status st, sy_event *ev, const int64_t *i
 }
 
 static void accept_message(sy_ingress *in, const char *body, size_t len, int nframes,
-                           const reply_to *to)
+                           const reply_to *to, int system, const char *exclude)
 {
     STAT_ADD(g_stats.received, 1);
     if (nframes < 1 || nframes > 2) {
@@ -216,12 +216,20 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
     }
     STAT_ADD(g_stats.accepted, 1);
     ev->received_ms = now_ms(CLOCK_REALTIME);
+    ev->system = system;
     void *stack[MAX_MATCH_STACK];
     void **match = stack;
     size_t n = router_match(in->rt->router, ev, stack, MAX_MATCH_STACK);
     if (n > MAX_MATCH_STACK) {
         match = malloc(n * sizeof *match);
         n = router_match(in->rt->router, ev, match, n);
+    }
+    if (exclude) {
+        size_t w = 0;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(((sy_endpoint *)match[i])->conf->id, exclude) != 0)
+                match[w++] = match[i];
+        n = w;
     }
     if (n == 0) {
         STAT_ADD(g_stats.unrouted, 1);
@@ -259,7 +267,12 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
 
 void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes)
 {
-    accept_message(in, body, len, nframes, NULL);
+    accept_message(in, body, len, nframes, NULL, 0, NULL);
+}
+
+void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const char *exclude)
+{
+    accept_message(in, body, len, 1, NULL, 1, exclude);
 }
 
 /*
@@ -305,10 +318,10 @@ static void read_one(sy_ingress *in, size_t i)
             memcpy(to.tag, zmq_msg_data(&frames[1]), to.tag_len);
         }
         zmq_msg_t *b = payload >= 2 ? &frames[2] : &frames[1];
-        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), payload, &to);
+        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), payload, &to, 0, NULL);
     } else if (total > 0) {
         zmq_msg_t *b = total >= 2 ? &frames[1] : &frames[0];
-        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), total, NULL);
+        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), total, NULL, 0, NULL);
     }
     for (int k = 0; k < 3; k++)
         zmq_msg_close(&frames[k]);

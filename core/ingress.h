@@ -41,4 +41,10 @@ void ingress_free(sy_ingress *in);
  */
 void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes);
 
+/*
+ * Routes an event the daemon raised itself (see sysevent.h): marked as a
+ * system event, and never delivered to the endpoint `exclude` (may be NULL).
+ */
+void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const char *exclude);
+
 #endif

@@ -208,12 +208,13 @@ typedef struct cursor {
  * Cursors of the non-empty buckets for one org key: the exact type, each
  * "prefix.*" and "*". Writes at most cap, returns how many there are.
  */
-static size_t gather(const sy_router *r, const char *org, const char *type, cursor *cur,
-                     size_t k, size_t cap)
+static size_t gather(const sy_router *r, const char *org, const char *type, int system,
+                     cursor *cur, size_t k, size_t cap)
 {
     size_t tlen = strlen(type);
     key keys[2] = {{org, type, tlen, 0}, {org, "*", 1, 0}};
-    for (int j = 0; j < 2; j++) {
+    /* System events reach only endpoints that name them: "*" means published events. */
+    for (int j = 0; j < (system ? 1 : 2); j++) {
         const bucket *b = lookup(r, &keys[j]);
         if (b && b->n) {
             if (k < cap)
@@ -247,8 +248,8 @@ size_t router_match(const sy_router *r, const sy_event *ev, void **out, size_t m
         return 0;
     k = 0;
     if (ev->org_id)
-        k = gather(r, ev->org_id, ev->event_type, cur, k, STACK_CURSORS);
-    k = gather(r, NULL, ev->event_type, cur, k, STACK_CURSORS);
+        k = gather(r, ev->org_id, ev->event_type, ev->system, cur, k, STACK_CURSORS);
+    k = gather(r, NULL, ev->event_type, ev->system, cur, k, STACK_CURSORS);
     if (k > STACK_CURSORS) {
         /* Only types with dozens of segments get here. */
         size_t need = k;
@@ -256,8 +257,8 @@ size_t router_match(const sy_router *r, const sy_event *ev, void **out, size_t m
             return 0;
         k = 0;
         if (ev->org_id)
-            k = gather(r, ev->org_id, ev->event_type, cur, k, need);
-        k = gather(r, NULL, ev->event_type, cur, k, need);
+            k = gather(r, ev->org_id, ev->event_type, ev->system, cur, k, need);
+        k = gather(r, NULL, ev->event_type, ev->system, cur, k, need);
     }
 
     /* k-way merge of ascending lists: the smallest head each time, skipping repeats. */

@@ -6,6 +6,8 @@
  *     (an event without org_id reaches only endpoints without org_id);
  *   - the event type matches one of its patterns (see filter.h);
  *   - its payload filter, if any, matches.
+ * System events (ev->system) do not match "*": an endpoint receives them
+ * only by naming them ("webhook.delivery_failed", "webhook.*").
  * Endpoints are indexed by (org, pattern) so the cost of routing grows with
  * the number of type segments and matching endpoints, not with the number
  * of endpoints configured.

@@ -33,7 +33,7 @@ void sysevent_detach(void)
 }
 
 int sysevent_emit(const char *event_type, const char *org_id, const char *data_json,
-                  char *id_out, size_t id_len)
+                  const char *exclude, char *id_out, size_t id_len)
 {
     if (!event_type || !envelope_type_valid(event_type)) {
         log_warn("system event refused: bad event type \"%s\"", event_type ? event_type : "");
@@ -71,7 +71,7 @@ int sysevent_emit(const char *event_type, const char *org_id, const char *data_j
     int rc = -1;
     pthread_mutex_lock(&g_mu);
     if (g_fn) {
-        g_fn(g_ctx, body, strlen(body));
+        g_fn(g_ctx, body, strlen(body), exclude);
         rc = 0;
     }
     pthread_mutex_unlock(&g_mu);

@@ -10,16 +10,17 @@
 #include <stddef.h>
 
 /* Where built envelopes go: the running pipeline's injection function. */
-typedef void (*sysevent_sink_fn)(void *ctx, const char *body, size_t len);
+typedef void (*sysevent_sink_fn)(void *ctx, const char *body, size_t len, const char *exclude);
 void sysevent_attach(sysevent_sink_fn fn, void *ctx);
 void sysevent_detach(void);
 
 /*
  * Builds the envelope and injects it. data_json: a JSON object text or
- * NULL. Writes the new event_id into id_out when not NULL (at least 40
- * bytes). Returns 0, or -1 (bad type, bad data, nothing attached).
+ * NULL. exclude: an endpoint id the event must not go to (the one it is
+ * about), or NULL. Writes the new event_id into id_out when not NULL (at
+ * least 40 bytes). Returns 0, or -1 (bad type, bad data, nothing attached).
  */
 int sysevent_emit(const char *event_type, const char *org_id, const char *data_json,
-                  char *id_out, size_t id_len);
+                  const char *exclude, char *id_out, size_t id_len);
 
 #endif

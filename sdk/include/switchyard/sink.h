@@ -291,7 +291,10 @@ typedef struct sy_sink {
      * the getters. host, inst, cfg and conf stay valid until destroy()
      * returns. On error returns non-zero with a message in err (never a
      * secret). Called single-threaded, before any delivery: do process-wide
-     * setup (curl_global_init and the like) here.
+     * setup (curl_global_init and the like) here. `switchyard check` runs
+     * init and destroy too, to validate what only the plugin can: do not
+     * contact peers here (connect lazily), and a down peer never makes init
+     * fail.
      */
     int (*init)(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
                 const void *conf, void **state, char *err, size_t errlen);

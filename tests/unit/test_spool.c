@@ -1,0 +1,313 @@
+/*
+ * test_spool.c - the SQLite spool: group commit and callbacks after
+ * COMMIT, dedup, outcome records and the attempts log, the pager and
+ * leases, replay of dead deliveries, and migration from schema version 1.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "spool.h"
+
+static char path[128];
+
+static int setup(void **state)
+{
+    (void)state;
+    strcpy(path, "/tmp/sy_spool_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char p[160];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+    return 0;
+}
+
+static sy_event *ev_make(const char *id)
+{
+    char body[256], why[128];
+    snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"event_type\":\"job.done\",\"data\":{}}", id);
+    sy_event *ev = NULL;
+    assert_int_equal(envelope_parse(body, strlen(body), 4096, 16, &ev, why, sizeof why), ENV_OK);
+    ev->received_ms = 1000;
+    return ev;
+}
+
+/* Results reported by spool callbacks. */
+typedef struct got {
+    pthread_mutex_t mu;
+    int calls;
+    spool_status st[64];
+    int64_t ids[64][2];
+} got;
+
+static void on_put(void *arg, spool_status st, sy_event *ev, const int64_t *ids)
+{
+    got *g = arg;
+    (void)ev;
+    pthread_mutex_lock(&g->mu);
+    g->st[g->calls] = st;
+    if (ids) {
+        g->ids[g->calls][0] = ids[0];
+        g->ids[g->calls][1] = ids[1];
+    }
+    g->calls++;
+    pthread_mutex_unlock(&g->mu);
+}
+
+static sy_spool *open_spool(void)
+{
+    char err[512];
+    spool_opts o = {.path = path, .sync = "normal", .retention_ms = 3600000,
+                    .dedup_window_ms = 3600000};
+    sy_spool *s = spool_open(&o, err, sizeof err);
+    assert_non_null(s);
+    return s;
+}
+
+static int64_t q1(const char *sql)
+{
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+}
+
+static const char *const two_eps[] = {"a", "b"};
+
+static void test_put_dedup_and_commit(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *e1 = ev_make("e1"), *e1b = ev_make("e1"), *e2 = ev_make("e2");
+    spool_put_event(s, e1, two_eps, 2, on_put, &g);
+    spool_put_event(s, e1b, two_eps, 2, on_put, &g); /* same id in the same batch */
+    spool_put_event(s, e2, two_eps, 1, on_put, &g);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(g.calls, 3);
+    assert_int_equal(g.st[0], SPOOL_OK);
+    assert_int_equal(g.st[1], SPOOL_DUP);
+    assert_int_equal(g.st[2], SPOOL_OK);
+    assert_true(g.ids[0][0] > 0 && g.ids[0][1] == g.ids[0][0] + 1);
+    /* After the flush the rows are committed and visible to another connection. */
+    assert_int_equal(q1("SELECT count(*) FROM events"), 2);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE state = 0 AND lease != 0"), 3);
+    assert_int_equal(q1("SELECT length(body) FROM events WHERE event_id = 'e1'"),
+                     (int64_t)e1->body_len);
+    event_unref(e1);
+    event_unref(e1b);
+    event_unref(e2);
+    spool_close(s);
+    /* A new process sees the event ids too. */
+    s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    sy_event *again = ev_make("e2");
+    got g2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    spool_put_event(s, again, two_eps, 1, on_put, &g2);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(g2.st[0], SPOOL_DUP);
+    event_unref(again);
+    spool_close(s);
+}
+
+static void test_records_and_attempts(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *e = ev_make("r1");
+    spool_put_event(s, e, two_eps, 1, on_put, &g);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    spool_record r = {.delivery_id = g.ids[0][0], .state = DLV_PENDING, .attempt = 1,
+                      .first_ms = 5000, .next_ms = 10000, .status = 503, .attempt_result = 1,
+                      .at_ms = 5000, .latency_ms = 42, .leased = 0};
+    strcpy(r.detail, "HTTP 503");
+    spool_record_outcome(s, &r);
+    r.state = DLV_DEAD;
+    r.attempt = 2;
+    r.status = 410;
+    r.at_ms = 10000;
+    strcpy(r.detail, "gone");
+    spool_record_outcome(s, &r);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(q1("SELECT state FROM deliveries"), DLV_DEAD);
+    assert_int_equal(q1("SELECT attempt FROM deliveries"), 2);
+    assert_int_equal(q1("SELECT last_status FROM deliveries"), 410);
+    assert_int_equal(q1("SELECT count(*) FROM attempts"), 2);
+    assert_int_equal(q1("SELECT latency_ms FROM attempts WHERE attempt = 1"), 42);
+    assert_int_equal(q1("SELECT status FROM attempts WHERE attempt = 1"), 503);
+    spool_close(s);
+    event_unref(e);
+
+    /* Replay by endpoint puts it back, fresh and unleased. */
+    char err[256];
+    assert_int_equal(spool_replay(path, "nope", NULL, 0, 0, err, sizeof err), 0);
+    assert_int_equal(spool_replay(path, NULL, "r1", 0, 0, err, sizeof err), 1);
+    assert_int_equal(q1("SELECT state FROM deliveries"), DLV_PENDING);
+    assert_int_equal(q1("SELECT attempt FROM deliveries"), 0);
+    assert_int_equal(q1("SELECT lease FROM deliveries"), 0);
+    assert_int_equal(spool_replay(path, NULL, NULL, 0, 0, err, sizeof err), 0);
+    spool_counts c;
+    assert_int_equal(spool_count(path, &c, err, sizeof err), 0);
+    assert_int_equal(c.pending, 1);
+    assert_int_equal(c.dead, 0);
+    assert_int_equal(c.events, 1);
+}
+
+/* Pager: unleased due rows are handed over once and leased. */
+typedef struct pager {
+    int want;
+    int loaded;
+    int64_t ids[16];
+    uint32_t attempts[16];
+} pager;
+
+static size_t p_want(void *arg)
+{
+    pager *p = arg;
+    return (size_t)p->want;
+}
+
+static void p_load(void *arg, const spool_row *row)
+{
+    pager *p = arg;
+    assert_string_equal(row->endpoint_id, "a");
+    assert_non_null(strstr(row->body, "\"event_type\":\"job.done\""));
+    p->attempts[p->loaded] = row->attempt;
+    p->ids[p->loaded++] = row->id;
+}
+
+static void test_pager_and_leases(void **state)
+{
+    (void)state;
+    /* First run: three deliveries, two of them spilled (unleased), one far in the future. */
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *ev[3] = {ev_make("p1"), ev_make("p2"), ev_make("p3")};
+    for (int i = 0; i < 3; i++)
+        spool_put_event(s, ev[i], two_eps, 1, on_put, &g);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    for (int i = 0; i < 3; i++) {
+        spool_record r = {.delivery_id = g.ids[i][0], .state = DLV_PENDING, .attempt = 3,
+                          .first_ms = now, .next_ms = i == 2 ? now + 3600000 : now - 1,
+                          .attempt_result = -1, .leased = i == 0};
+        spool_record_outcome(s, &r);
+    }
+    assert_int_equal(spool_flush(s, 5000), 0);
+    spool_close(s);
+    for (int i = 0; i < 3; i++)
+        event_unref(ev[i]);
+
+    /* A new process: leases of the old one are void, so p1 and p2 are due, p3 is not. */
+    pager p = {.want = 10};
+    s = open_spool();
+    spool_set_pager(s, p_want, p_load, &p, 20, 0);
+    assert_int_equal(spool_start(s), 0);
+    for (int i = 0; i < 100 && p.loaded < 2; i++)
+        usleep(10000);
+    usleep(100000); /* several more pager passes: nothing is handed over twice */
+    assert_int_equal(p.loaded, 2);
+    assert_int_equal(p.ids[0], g.ids[0][0]);
+    assert_int_equal(p.ids[1], g.ids[1][0]);
+    assert_int_equal(p.attempts[0], 3);
+    spool_close(s);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0"), 2);
+}
+
+static void test_migration_from_v1(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE events (id INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,"
+        " received_ms INTEGER NOT NULL, body BLOB NOT NULL);"
+        "CREATE TABLE deliveries (id INTEGER PRIMARY KEY, event_rowid INTEGER NOT NULL,"
+        " endpoint TEXT NOT NULL, state INTEGER NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,"
+        " first_ms INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+        " last_status INTEGER NOT NULL DEFAULT 0, last_detail TEXT NOT NULL DEFAULT '',"
+        " updated_ms INTEGER NOT NULL);"
+        "CREATE INDEX deliveries_due ON deliveries(state, next_ms);"
+        "CREATE TABLE attempts (id INTEGER PRIMARY KEY, delivery_id INTEGER NOT NULL,"
+        " attempt INTEGER NOT NULL, at_ms INTEGER NOT NULL, result INTEGER NOT NULL,"
+        " status INTEGER NOT NULL, detail TEXT NOT NULL);"
+        "INSERT INTO events VALUES (1, 'old1', 1, '{\"event_id\":\"old1\",\"event_type\":\"job.done\"}');"
+        "INSERT INTO deliveries(event_rowid, endpoint, state, next_ms, updated_ms) VALUES (1, 'a', 0, 0, 0);"
+        "PRAGMA user_version = 1;";
+    assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    pager p = {.want = 10};
+    sy_spool *s = open_spool();
+    assert_int_equal(q1("PRAGMA user_version"), SPOOL_SCHEMA_VERSION);
+    spool_set_pager(s, p_want, p_load, &p, 20, 0);
+    p.loaded = 0;
+    assert_int_equal(spool_start(s), 0);
+    for (int i = 0; i < 100 && p.loaded < 1; i++)
+        usleep(10000);
+    spool_close(s);
+    /* The pending delivery of the old file is delivered by the new version. */
+    assert_int_equal(p.loaded, 1);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0"), 1);
+}
+
+static void test_newer_schema_refused(void **state)
+{
+    (void)state;
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    char err[512], want[512];
+    spool_opts o = {.path = path};
+    assert_null(spool_open(&o, err, sizeof err));
+    snprintf(want, sizeof want, "spool %s has schema version 99, newer than this switchyard (%d)",
+             path, SPOOL_SCHEMA_VERSION);
+    assert_string_equal(err, want);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_put_dedup_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_and_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pager_and_leases, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
+    };
+    return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
+}
