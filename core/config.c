@@ -24,7 +24,7 @@
 
 const char *const config_endpoint_core_keys[] = {
     "org_id", "sink", "enabled_events", "filter", "retry", "concurrency",
-    "enabled", "description", NULL};
+    "enabled", "description", "rate_limit", "breaker", "disable_after", NULL};
 const char *const config_sink_core_keys[] = {"plugin", "retry", "concurrency", NULL};
 
 void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...)
@@ -519,6 +519,46 @@ static void load_endpoint(ld *L, const cJSON *o)
             e.enabled = cJSON_IsTrue(v);
         else
             ERR(L, q, "expected true or false, got %s", kind(v));
+    }
+    e.gate = (gate_conf){.failures = 10, .probe_ms = 5000, .probe_max_ms = 300000,
+                         .disable_after_ms = 5LL * 24 * 3600 * 1000};
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "rate_limit")) && !cJSON_IsNull(v)) {
+        snprintf(q, sizeof q, "%s.rate_limit", p);
+        if (!cJSON_IsString(v) || gate_parse_rate(v->valuestring, &e.gate.rate, &e.gate.per_ms))
+            ERR(L, q, "expected a rate like \"1000/min\", \"50/s\" or \"20/10s\"");
+        else if (e.gate.rate > 1000000)
+            ERR(L, q, "at most 1000000 per window (use a shorter window)");
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "breaker"))) {
+        snprintf(q, sizeof q, "%s.breaker", p);
+        if (cJSON_IsFalse(v)) {
+            e.gate.failures = 0;
+        } else if (cJSON_IsObject(v)) {
+            for (const cJSON *m = v->child; m; m = m->next) {
+                char q2[400];
+                snprintf(q2, sizeof q2, "%s.%s", q, m->string);
+                if (!strcmp(m->string, "failures"))
+                    get_int(L, q2, m, 1, 1000000, &e.gate.failures);
+                else if (!strcmp(m->string, "probe"))
+                    get_units(L, q2, m, 0, &e.gate.probe_ms);
+                else if (!strcmp(m->string, "probe_max"))
+                    get_units(L, q2, m, 0, &e.gate.probe_max_ms);
+                else
+                    ERR(L, q2, "unknown key (expected failures, probe, probe_max)");
+            }
+            if (e.gate.probe_ms < 1 || e.gate.probe_max_ms < e.gate.probe_ms)
+                ERR(L, q, "probe must be at least 1ms and probe_max at least probe");
+        } else {
+            ERR(L, q, "expected false or an object like {\"failures\": 10, \"probe\": \"5s\", "
+                      "\"probe_max\": \"5m\"}");
+        }
+    }
+    if ((v = cJSON_GetObjectItemCaseSensitive(o, "disable_after"))) {
+        snprintf(q, sizeof q, "%s.disable_after", p);
+        if (cJSON_IsNull(v) || cJSON_IsFalse(v))
+            e.gate.disable_after_ms = 0;
+        else
+            get_units(L, q, v, 0, &e.gate.disable_after_ms);
     }
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "description"))) {
         snprintf(q, sizeof q, "%s.description", p);

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "filter.h"
+#include "gate.h"
 #include "retry.h"
 #include "switchyard/sink.h"
 
@@ -60,6 +61,7 @@ typedef struct sy_endpoint_conf {
     int concurrency;          /* 0 = inherit */
     int enabled;
     char *description;
+    gate_conf gate;           /* rate limit, breaker, disable_after */
     const cJSON *json;        /* the endpoint object (plugin keys too) */
 } sy_endpoint_conf;
 

@@ -20,6 +20,7 @@
 #include "stats.h"
 #include "sysevent.h"
 #include "theap.h"
+#include "units.h"
 
 typedef struct delivery {
     sy_delivery pub;          /* what plugins see; host_ref points back here */
@@ -29,7 +30,25 @@ typedef struct delivery {
     struct delivery *next;    /* in the ready queue or an endpoint's wait list */
     int64_t started_mono;
     int64_t spool_id;         /* row in the spool, 0 without one */
+    int probe;                /* the breaker's probe */
 } delivery;
+
+/* Held deliveries per endpoint beyond which, with a spool, more wait on disk. */
+#define HOLD_IN_MEMORY 1000
+
+/* Gate timers share the heap with deliveries: an endpoint pointer tagged with bit 0. */
+#define GATE_TAG(ep) ((void *)((uintptr_t)(ep) | 1u))
+#define IS_GATE_TAG(p) (((uintptr_t)(p)&1u) != 0)
+#define GATE_EP(p) ((sy_endpoint *)((uintptr_t)(p) & ~(uintptr_t)1u))
+
+/* What a disabled endpoint announces; copied under the lock, emitted after it. */
+typedef struct disable_notice {
+    int set;
+    char endpoint[160], org_id[256];
+    int has_org;
+    int64_t failing_since;
+    uint32_t failures;
+} disable_notice;
 
 /* What a death announces; copied under the lock, emitted after it. */
 typedef struct death_notice {
@@ -47,7 +66,7 @@ struct sy_dispatch {
     pthread_cond_t timer_cv;  /* timer thread: heap changed, or stopping */
     pthread_cond_t idle_cv;   /* drain: nothing ready/waiting/in flight */
     delivery *ready_head, *ready_tail;
-    size_t nready, nwaiting, ninflight;
+    size_t nready, nwaiting, ninflight, nheld;
     theap timers;
     int nworkers;
     pthread_t *workers;
@@ -101,6 +120,10 @@ sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_s
     dp->rng = (uint64_t)wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
     if (!dp->rng)
         dp->rng = 88172645463325252ull;
+    for (size_t i = 0; rt && i < rt->neps; i++)
+        if (gate_init(&rt->eps[i].gate, &rt->eps[i].conf->gate, mono_ms()) != 0)
+            log_error("endpoint %s: out of memory for its rate limit; running unlimited",
+                      rt->eps[i].conf->id);
     dp->dead_max = dead_letter_max > 0 ? (size_t)dead_letter_max : 0;
     if (dp->dead_max)
         dp->dead = calloc(dp->dead_max, sizeof *dp->dead);
@@ -121,8 +144,8 @@ static void push_ready(sy_dispatch *dp, delivery *d)
     pthread_cond_signal(&dp->work_cv);
 }
 
-/* A delivery whose time has come: run it now, or queue behind the cap. */
-static void make_ready(sy_dispatch *dp, delivery *d)
+/* Past the gate: run it now, or queue behind the concurrency cap. */
+static void to_slot(sy_dispatch *dp, delivery *d)
 {
     sy_endpoint *ep = d->ep;
     if (ep->inflight < ep->concurrency) {
@@ -138,6 +161,93 @@ static void make_ready(sy_dispatch *dp, delivery *d)
     ep->wait_tail = d;
     ep->nwaiting++;
     dp->nwaiting++;
+}
+
+static void arm_gate(sy_dispatch *dp, sy_endpoint *ep, int64_t at)
+{
+    if (ep->gate_timer_at && ep->gate_timer_at <= at)
+        return;
+    const theap_item *top = theap_peek(&dp->timers);
+    int64_t earliest = top ? top->due_ms : INT64_MAX;
+    if (theap_push(&dp->timers, at, GATE_TAG(ep)) != 0)
+        return; /* out of memory: the next outcome or arrival re-arms it */
+    ep->gate_timer_at = at;
+    if (at < earliest)
+        pthread_cond_signal(&dp->timer_cv);
+}
+
+static void persist(sy_dispatch *dp, const struct delivery *d, dlv_state state, int64_t next_ms,
+                    const sy_outcome *o, int leased, int64_t latency_ms);
+static void free_delivery(delivery *d);
+
+static void hold(sy_dispatch *dp, delivery *d, int64_t until)
+{
+    sy_endpoint *ep = d->ep;
+    STAT_ADD(ep->st.gate_waits, 1);
+    if (dp->spool && d->spool_id && ep->nheld >= HOLD_IN_MEMORY) {
+        /* A long outage or a tight rate limit must not fill memory: wait on disk. */
+        sy_outcome o;
+        sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
+        int64_t wait = until > mono_ms() ? until - mono_ms() : 0;
+        persist(dp, d, DLV_PENDING, wall_ms() + wait, &o, 0, 0);
+        free_delivery(d);
+        return;
+    }
+    d->next = NULL;
+    if (ep->held_tail)
+        ep->held_tail->next = d;
+    else
+        ep->held_head = d;
+    ep->held_tail = d;
+    ep->nheld++;
+    dp->nheld++;
+    arm_gate(dp, ep, until);
+}
+
+static void kill_disabled(sy_dispatch *dp, delivery *d);
+
+/* A delivery whose time has come: through the endpoint's gate, then its cap. */
+static void make_ready(sy_dispatch *dp, delivery *d)
+{
+    sy_endpoint *ep = d->ep;
+    if (ep->disabled) {
+        kill_disabled(dp, d);
+        return;
+    }
+    int64_t now = mono_ms();
+    if (ep->held_head) { /* keep arrival order behind those already held */
+        hold(dp, d, now);
+        return;
+    }
+    int probe = 0;
+    int64_t t = gate_admit(&ep->gate, now, &probe);
+    if (t) {
+        hold(dp, d, t);
+        return;
+    }
+    d->probe = probe;
+    to_slot(dp, d);
+}
+
+/* The gate timer of ep fired, or its breaker closed: let through what may go. */
+static void release_held(sy_dispatch *dp, sy_endpoint *ep)
+{
+    while (ep->held_head) {
+        int probe = 0;
+        int64_t t = gate_admit(&ep->gate, mono_ms(), &probe);
+        if (t) {
+            arm_gate(dp, ep, t);
+            return;
+        }
+        delivery *d = ep->held_head;
+        ep->held_head = d->next;
+        if (!ep->held_head)
+            ep->held_tail = NULL;
+        ep->nheld--;
+        dp->nheld--;
+        d->probe = probe;
+        to_slot(dp, d);
+    }
 }
 
 /* A slot of ep was freed: hand it to the next waiting delivery. */
@@ -281,6 +391,17 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
     free(d);
 }
 
+/* A delivery for a disabled endpoint: dead at once, announced by endpoint.disabled. */
+static void kill_disabled(sy_dispatch *dp, delivery *d)
+{
+    sy_outcome o;
+    sy_outcome_set(&o, SY_FAIL, 0, "endpoint disabled after failing for too long");
+    STAT_ADD(g_stats.dead, 1);
+    STAT_ADD(d->ep->st.dead, 1);
+    persist(dp, d, DLV_DEAD, 0, &o, 0, 0);
+    free_delivery(d);
+}
+
 /* Emits webhook.delivery_failed; called without the lock (it routes). */
 static void announce(const death_notice *dn)
 {
@@ -302,7 +423,50 @@ static void announce(const death_notice *dn)
 }
 
 /* The outcome of one attempt. Called with the lock held. */
-static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_notice *dn)
+/* Feeds the outcome to the endpoint's gate and acts on what it decides. */
+static void feed_gate(sy_dispatch *dp, sy_endpoint *ep, const delivery *d, int ok,
+                      disable_notice *en)
+{
+    int evs = gate_outcome(&ep->gate, ok, d->probe, mono_ms(), wall_ms());
+    if (evs & GATE_OPENED) {
+        STAT_ADD(ep->st.breaker_opens, 1);
+        char n[16], probe[32];
+        snprintf(n, sizeof n, "%u", ep->gate.consecutive);
+        units_format_duration(ep->gate.probe_interval, probe, sizeof probe);
+        log_kv(SY_LOG_WARN, "breaker open: holding deliveries, probing with one", "endpoint",
+               ep->conf->id, "failures", n, "probe_in", probe, NULL);
+    }
+    if (evs & GATE_CLOSED) {
+        log_kv(SY_LOG_INFO, "breaker closed: probe succeeded", "endpoint", ep->conf->id, NULL);
+        release_held(dp, ep);
+    }
+    if (ep->gate.open && !ep->gate.probing)
+        arm_gate(dp, ep, ep->gate.next_probe);
+    if (evs & GATE_DISABLE) {
+        __atomic_store_n(&ep->disabled, 1, __ATOMIC_RELEASE);
+        en->set = 1;
+        snprintf(en->endpoint, sizeof en->endpoint, "%s", ep->conf->id);
+        en->has_org = ep->conf->org_id != NULL;
+        snprintf(en->org_id, sizeof en->org_id, "%s", ep->conf->org_id ? ep->conf->org_id : "");
+        en->failing_since = ep->gate.failing_since;
+        en->failures = ep->gate.consecutive;
+        char since[24];
+        snprintf(since, sizeof since, "%lld", (long long)ep->gate.failing_since);
+        log_kv(SY_LOG_ERROR, "endpoint disabled: failing for too long", "endpoint",
+               ep->conf->id, "failing_since_ms", since, NULL);
+        while (ep->held_head) {
+            delivery *h = ep->held_head;
+            ep->held_head = h->next;
+            ep->nheld--;
+            dp->nheld--;
+            kill_disabled(dp, h);
+        }
+        ep->held_tail = NULL;
+    }
+}
+
+static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_notice *dn,
+                   disable_notice *en)
 {
     sy_endpoint *ep = d->ep;
     int64_t latency = mono_ms() - d->started_mono;
@@ -310,6 +474,13 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     release_slot(dp, ep);
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
+    if (!dp->stopping)
+        feed_gate(dp, ep, d, o->result == SY_OK, en);
+    if (ep->disabled && o->result != SY_OK) {
+        kill_disabled(dp, d);
+        maybe_idle(dp);
+        return;
+    }
     if (dp->stopping && o->result == SY_RETRY) {
         /* The spool row stays pending; the next start picks it up. */
         persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
@@ -394,11 +565,26 @@ void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
         o = &safe;
     }
     death_notice dn;
+    disable_notice en;
     dn.set = 0;
+    en.set = 0;
     pthread_mutex_lock(&dp->mu);
-    settle(dp, d, o, &dn);
+    settle(dp, d, o, &dn, &en);
     pthread_mutex_unlock(&dp->mu);
     announce(&dn);
+    if (en.set) {
+        cJSON *data = cJSON_CreateObject();
+        cJSON_AddStringToObject(data, "endpoint_id", en.endpoint);
+        cJSON_AddNumberToObject(data, "failing_since_ms", (double)en.failing_since);
+        cJSON_AddNumberToObject(data, "consecutive_failures", en.failures);
+        cJSON_AddStringToObject(data, "reason", "failing continuously for disable_after");
+        char *text = cJSON_PrintUnformatted(data);
+        cJSON_Delete(data);
+        if (text)
+            sysevent_emit("endpoint.disabled", en.has_org ? en.org_id : NULL, text, en.endpoint,
+                          NULL, 0);
+        free(text);
+    }
 }
 
 /* ---- the spool pager -------------------------------------------------- */
@@ -407,7 +593,7 @@ size_t dispatch_pager_want(void *arg)
 {
     sy_dispatch *dp = arg;
     pthread_mutex_lock(&dp->mu);
-    size_t held = dp->nready + dp->nwaiting + dp->ninflight + theap_len(&dp->timers);
+    size_t held = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld + theap_len(&dp->timers);
     size_t want = dp->stopping || held >= dp->mem_max ? 0 : dp->mem_max - held;
     pthread_mutex_unlock(&dp->mu);
     return want > 1000 ? 1000 : want;
@@ -523,7 +709,16 @@ static void *timer_main(void *arg)
         while ((top = theap_peek(&dp->timers)) && top->due_ms <= now) {
             theap_item it;
             theap_pop(&dp->timers, &it);
-            make_ready(dp, it.data);
+            if (IS_GATE_TAG(it.data)) {
+                sy_endpoint *ep = GATE_EP(it.data);
+                /* Only the newest timer of an endpoint counts. */
+                if (ep->gate_timer_at == it.due_ms) {
+                    ep->gate_timer_at = 0;
+                    release_held(dp, ep);
+                }
+            } else {
+                make_ready(dp, it.data);
+            }
         }
         top = theap_peek(&dp->timers);
         if (!top) {
@@ -558,7 +753,7 @@ int dispatch_start(sy_dispatch *dp)
 size_t dispatch_backlog(sy_dispatch *dp)
 {
     pthread_mutex_lock(&dp->mu);
-    size_t n = dp->nready + dp->nwaiting + dp->ninflight + theap_len(&dp->timers);
+    size_t n = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld + theap_len(&dp->timers);
     pthread_mutex_unlock(&dp->mu);
     return n;
 }
@@ -570,6 +765,7 @@ void dispatch_get_counts(sy_dispatch *dp, dispatch_counts *out)
     out->waiting = dp->nwaiting;
     out->inflight = dp->ninflight;
     out->scheduled = theap_len(&dp->timers);
+    out->held = dp->nheld;
     out->dead_kept = dp->dead_len;
     out->dead_dropped = dp->dead_dropped;
     pthread_mutex_unlock(&dp->mu);
@@ -630,14 +826,22 @@ void dispatch_free(sy_dispatch *dp)
     }
     for (size_t i = 0; dp->rt && i < dp->rt->neps; i++) {
         sy_endpoint *ep = &dp->rt->eps[i];
+        gate_free(&ep->gate);
         for (delivery *d = ep->wait_head, *n; d; d = n, lost++) {
             n = d->next;
             free_delivery(d);
         }
         ep->wait_head = ep->wait_tail = NULL;
+        for (delivery *d = ep->held_head, *n; d; d = n, lost++) {
+            n = d->next;
+            free_delivery(d);
+        }
+        ep->held_head = ep->held_tail = NULL;
     }
     theap_item it;
     while (theap_pop(&dp->timers, &it) == 0) {
+        if (IS_GATE_TAG(it.data))
+            continue;
         free_delivery(it.data);
         lost++;
     }

@@ -24,7 +24,8 @@ typedef struct dispatch_counts {
     size_t ready;      /* waiting for a worker */
     size_t waiting;    /* held back by endpoint concurrency caps */
     size_t inflight;   /* in a plugin now */
-    size_t scheduled;  /* on the timer heap (retries) */
+    size_t scheduled;  /* on the timer heap (retries, and gate timers) */
+    size_t held;       /* held back by endpoints' rate limits or open breakers */
     size_t dead_kept;  /* dead letters held in memory */
     uint64_t dead_dropped; /* dead letters dropped from memory (dead_letter_max) */
 } dispatch_counts;

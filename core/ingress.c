@@ -224,13 +224,16 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
         match = malloc(n * sizeof *match);
         n = router_match(in->rt->router, ev, match, n);
     }
-    if (exclude) {
-        size_t w = 0;
-        for (size_t i = 0; i < n; i++)
-            if (strcmp(((sy_endpoint *)match[i])->conf->id, exclude) != 0)
-                match[w++] = match[i];
-        n = w;
+    /* Disabled endpoints, and the endpoint a system event is about, get nothing. */
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        sy_endpoint *ep = match[i];
+        if (__atomic_load_n(&ep->disabled, __ATOMIC_ACQUIRE) ||
+            (exclude && !strcmp(ep->conf->id, exclude)))
+            continue;
+        match[w++] = match[i];
     }
+    n = w;
     if (n == 0) {
         STAT_ADD(g_stats.unrouted, 1);
         if (log_enabled(SY_LOG_DEBUG))

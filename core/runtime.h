@@ -10,6 +10,7 @@
 
 #include "cfgtable.h"
 #include "config.h"
+#include "gate.h"
 #include "plugin.h"
 #include "retry.h"
 #include "router.h"
@@ -42,6 +43,7 @@ struct delivery;
 /* Per-endpoint counters; updated with atomics. */
 typedef struct ep_stats {
     uint64_t routed, attempts, ok, retries, failed, dead;
+    uint64_t breaker_opens, gate_waits;
     int64_t last_status;
     int64_t last_attempt_ms;
 } ep_stats;
@@ -59,6 +61,11 @@ typedef struct sy_endpoint {
     int inflight;
     struct delivery *wait_head, *wait_tail;
     size_t nwaiting;
+    sy_gate gate;               /* rate limit and breaker */
+    struct delivery *held_head, *held_tail; /* waiting for the gate */
+    size_t nheld;
+    int64_t gate_timer_at;      /* monotonic ms of the armed gate timer, 0 = none */
+    int disabled;               /* atomic: failing for too long; routes nothing */
     char last_detail[SY_DETAIL_MAX];
     ep_stats st;
 } sy_endpoint;

@@ -52,6 +52,7 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
         num(dl, "waiting", dc.waiting);
         num(dl, "inflight", dc.inflight);
         num(dl, "scheduled", dc.scheduled);
+        num(dl, "held", dc.held);
         num(dl, "dead_kept", dc.dead_kept);
         num(dl, "dead_dropped", dc.dead_dropped);
     }
@@ -65,6 +66,13 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
         num(e, "retries", STAT_GET(ep->st.retries));
         num(e, "failed", STAT_GET(ep->st.failed));
         num(e, "dead", STAT_GET(ep->st.dead));
+        num(e, "breaker_opens", STAT_GET(ep->st.breaker_opens));
+        num(e, "gate_waits", STAT_GET(ep->st.gate_waits));
+        cJSON_AddStringToObject(e, "state", __atomic_load_n(&ep->disabled, __ATOMIC_RELAXED)
+                                                ? "disabled"
+                                            : __atomic_load_n(&ep->gate.open, __ATOMIC_RELAXED)
+                                                ? "breaker_open"
+                                                : "active");
         cJSON_AddNumberToObject(e, "last_status", (double)STAT_GET(ep->st.last_status));
     }
     cJSON *pl = cJSON_AddObjectToObject(root, "sinks");

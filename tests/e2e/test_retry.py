@@ -144,9 +144,13 @@ def test_retry_after_smaller_than_policy_is_ignored(switchyard, tmp_path, flaky_
 
 
 def test_retries_of_many_events_are_independent(switchyard, tmp_path, flaky_so):
-    """50 events, each failing twice: 150 calls, 3 per event, attempts 1-2-3 in order."""
+    """50 events, each failing twice: 150 calls, 3 per event, attempts 1-2-3 in order.
+
+    The breaker is off: 50 first attempts failing in a row would open it,
+    which test_durability.py covers on its own."""
     d = flaky_daemon(switchyard, tmp_path, flaky_so, {"fail_times": 2},
-                     {"retry": {"schedule": ["100ms", "100ms"]}, "concurrency": 8})
+                     {"retry": {"schedule": ["100ms", "100ms"]}, "concurrency": 8,
+                      "breaker": False})
     ids = [f"evt-many-{i}" for i in range(50)]
     d.push([event(i) for i in ids])
     s = d.wait_for("deliveries.ok", 50)

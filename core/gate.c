@@ -1,0 +1,122 @@
+/*
+ * gate.c - token bucket, circuit breaker and the disable clock.
+ */
+#include "gate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "units.h"
+
+int gate_init(sy_gate *g, const gate_conf *c, int64_t now_mono)
+{
+    (void)now_mono;
+    memset(g, 0, sizeof *g);
+    g->c = *c;
+    g->probe_interval = c->probe_ms;
+    if (c->rate > 0 && !(g->starts = calloc((size_t)c->rate, sizeof *g->starts))) {
+        g->c.rate = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void gate_free(sy_gate *g)
+{
+    free(g->starts);
+    g->starts = NULL;
+}
+
+int64_t gate_admit(sy_gate *g, int64_t now, int *probe)
+{
+    *probe = 0;
+    if (g->open) {
+        if (g->probing || now < g->next_probe)
+            return g->probing ? now + g->probe_interval : g->next_probe;
+    }
+    if (g->c.rate > 0) {
+        /* The log is full: the oldest start must leave the window first. */
+        if (g->nstarts == g->c.rate) {
+            int64_t oldest = g->starts[g->head];
+            if (oldest + g->c.per_ms > now)
+                return oldest + g->c.per_ms;
+            g->head = (g->head + 1) % g->c.rate;
+            g->nstarts--;
+        }
+        g->starts[(g->head + g->nstarts) % g->c.rate] = now;
+        g->nstarts++;
+    }
+    if (g->open) {
+        g->probing = 1;
+        *probe = 1;
+    }
+    return 0;
+}
+
+int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now, int64_t now_wall)
+{
+    int ev = GATE_NONE;
+    if (was_probe)
+        g->probing = 0;
+    if (ok) {
+        g->consecutive = 0;
+        g->failing_since = 0;
+        if (g->open) {
+            g->open = 0;
+            g->probe_interval = g->c.probe_ms;
+            ev |= GATE_CLOSED;
+        }
+        return ev;
+    }
+    g->consecutive++;
+    if (!g->failing_since)
+        g->failing_since = now_wall;
+    if (g->c.failures > 0 && !g->open && g->consecutive >= (uint32_t)g->c.failures) {
+        g->open = 1;
+        g->probe_interval = g->c.probe_ms;
+        g->next_probe = now + g->probe_interval;
+        ev |= GATE_OPENED;
+    } else if (g->open && was_probe) {
+        /* A failed probe: wait longer before the next one. */
+        g->probe_interval *= 2;
+        if (g->probe_interval > g->c.probe_max_ms)
+            g->probe_interval = g->c.probe_max_ms;
+        g->next_probe = now + g->probe_interval;
+    }
+    if (g->c.disable_after_ms > 0 && !g->disabled &&
+        now_wall - g->failing_since >= g->c.disable_after_ms) {
+        g->disabled = 1;
+        ev |= GATE_DISABLE;
+    }
+    return ev;
+}
+
+int gate_parse_rate(const char *text, int64_t *rate, int64_t *per_ms)
+{
+    if (!text)
+        return -1;
+    char *end;
+    long long n = strtoll(text, &end, 10);
+    if (end == text || n <= 0 || *end != '/' || n > 1000000000LL)
+        return -1;
+    const char *unit = end + 1;
+    static const struct {
+        const char *name;
+        int64_t ms;
+    } names[] = {{"s", 1000},    {"sec", 1000},     {"second", 1000}, {"m", 60000},
+                 {"min", 60000}, {"minute", 60000}, {"h", 3600000},   {"hour", 3600000},
+                 {"d", 86400000}, {"day", 86400000}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(unit, names[i].name)) {
+            *rate = n;
+            *per_ms = names[i].ms;
+            return 0;
+        }
+    int64_t ms;
+    if (units_parse_duration(unit, &ms) == 0 && ms > 0) {
+        *rate = n;
+        *per_ms = ms;
+        return 0;
+    }
+    return -1;
+}

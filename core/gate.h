@@ -1,0 +1,70 @@
+/*
+ * gate.h - what stands between a ready delivery and its endpoint besides
+ * the concurrency cap: a sliding-window rate limit and a circuit breaker,
+ * plus the clock that disables an endpoint failing for too long.
+ *
+ * Pure state and arithmetic on times passed in, so every rule is
+ * unit-testable without threads or clocks. The dispatcher holds one gate
+ * per endpoint and calls it under its lock.
+ */
+#ifndef SY_GATE_H
+#define SY_GATE_H
+
+#include <stdint.h>
+
+typedef struct gate_conf {
+    /* Rate limit: at most `rate` deliveries start in any window of
+     * `per_ms` (a sliding log of start times, so the limit holds for every
+     * window, not only aligned ones); rate 0 = unlimited. */
+    int64_t rate, per_ms;
+    /* Breaker: opens after `failures` consecutive failed attempts (0 = no
+     * breaker); while open, one probe delivery at a time, `probe_ms` after
+     * opening, doubling up to `probe_max_ms` while probes fail. */
+    int failures;
+    int64_t probe_ms, probe_max_ms;
+    /* Failing without a single success for this long disables the
+     * endpoint (0 = never). */
+    int64_t disable_after_ms;
+} gate_conf;
+
+typedef struct sy_gate {
+    gate_conf c;
+    int64_t *starts;         /* ring of the last `rate` start times, monotonic ms */
+    int64_t nstarts, head;
+    int open;                /* breaker open */
+    int probing;             /* a probe is in flight */
+    int64_t probe_interval;
+    int64_t next_probe;      /* monotonic ms */
+    uint32_t consecutive;    /* failed attempts in a row */
+    int64_t failing_since;   /* wall ms of the first failure of the streak, 0 = none */
+    int disabled;
+} sy_gate;
+
+/* Returns 0, or -1 when the rate's start log cannot be allocated. */
+int gate_init(sy_gate *g, const gate_conf *c, int64_t now_mono);
+void gate_free(sy_gate *g);
+
+/*
+ * May a delivery start now? Returns 0 and records the start (setting
+ * *probe when it goes as the breaker's probe), or the monotonic time at
+ * which asking again can succeed.
+ */
+int64_t gate_admit(sy_gate *g, int64_t now_mono, int *probe);
+
+typedef enum {
+    GATE_NONE = 0,
+    GATE_OPENED = 1,   /* the breaker just opened */
+    GATE_CLOSED = 2,   /* a probe succeeded: the breaker closed */
+    GATE_DISABLE = 4   /* failing for disable_after: disable the endpoint */
+} gate_event;
+
+/* Feeds one attempt's outcome. Returns a mask of gate_event. */
+int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now_mono, int64_t now_wall);
+
+/*
+ * Parses "1000/min", "50/s", "10/sec", "3600/hour", "5/h", "100/m",
+ * "20/10s" into rate and per_ms. Returns 0, or -1.
+ */
+int gate_parse_rate(const char *text, int64_t *rate, int64_t *per_ms);
+
+#endif
