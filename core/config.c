@@ -704,7 +704,7 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     c->log_format = strdup("logfmt");
     c->stats_interval_ms = 1000;
     c->drain_timeout_ms = 10000;
-    c->max_pending = 100000;
+    c->max_pending = 10000;
     c->dead_letter_max = 10000;
     c->spool_sync = strdup("full");
     c->retention_ms = 24LL * 3600 * 1000;
