@@ -25,8 +25,8 @@ Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
 LDFLAGS   += $(SAN) -pthread
 
-CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 2>/dev/null || echo -lzmq -lcjson -lsqlite3) -ldl -lm
-CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 2>/dev/null)
+CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 libmicrohttpd 2>/dev/null || echo -lzmq -lcjson -lsqlite3 -lmicrohttpd) -ldl -lm
+CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 libmicrohttpd 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 # The publisher API of the SDK is part of the daemon too (`publish --ack`).
@@ -84,6 +84,9 @@ $(BIN): $(MAIN_OBJ) $(CORE_LIB)
 # PLUGIN_SRC_<name> (extra sources, e.g. from a shared plugins/_x/ folder)
 # and PLUGIN_CFLAGS_<name>. Plugins see only sdk/include and their folders.
 -include $(wildcard plugins/*/plugin.mk)
+# The receivers' verification library and fuzzing targets bring their own rules.
+-include sdk/lib.mk
+-include tests/fuzz/fuzz.mk
 
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRC_$$*) $$(PLUGIN_DEPS_$$*) sdk/include/switchyard/sink.h

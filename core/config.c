@@ -288,6 +288,70 @@ static void load_ingress(ld *L, const cJSON *arr)
     }
 }
 
+/* A token may sit in the config or, better, in a file only the daemon reads. */
+static char *read_token_file(ld *L, const char *path, const char *where)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        ERR(L, where, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[512];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n < 16) {
+        ERR(L, where, "the token in %s is shorter than 16 characters", path);
+        return NULL;
+    }
+    return strdup(buf);
+}
+
+static void load_admin(ld *L, const cJSON *a)
+{
+    sy_conf *c = L->c;
+    if (cJSON_IsNull(a)) {
+        free(c->admin_listen);
+        c->admin_listen = NULL;
+        return;
+    }
+    if (!cJSON_IsObject(a)) {
+        ERR(L, "core.admin", "expected null or an object like {\"listen\": \"127.0.0.1:5580\", "
+                             "\"token_file\": \"/etc/switchyard/admin.token\"}");
+        return;
+    }
+    for (const cJSON *m = a->child; m; m = m->next) {
+        char p[160];
+        snprintf(p, sizeof p, "core.admin.%s", m->string);
+        if (!strcmp(m->string, "listen")) {
+            if (get_string(L, p, m, &c->admin_listen, 0) == 0 && !strrchr(c->admin_listen, ':'))
+                ERR(L, p, "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
+        } else if (!strcmp(m->string, "token")) {
+            /* Never echo the value: it is a secret. */
+            if (!cJSON_IsString(m) || strlen(m->valuestring) < 16)
+                ERR(L, p, "expected a string of at least 16 characters");
+            else {
+                free(c->admin_token);
+                c->admin_token = strdup(m->valuestring);
+            }
+        } else if (!strcmp(m->string, "token_file")) {
+            if (cJSON_IsString(m)) {
+                char *t = read_token_file(L, m->valuestring, p);
+                if (t) {
+                    free(c->admin_token);
+                    c->admin_token = t;
+                }
+            } else {
+                ERR(L, p, "expected the path of a file holding the token");
+            }
+        } else {
+            ERR(L, p, "unknown key (expected listen, token, token_file)");
+        }
+    }
+}
+
 static void load_core(ld *L, const cJSON *core)
 {
     sy_conf *c = L->c;
@@ -323,6 +387,8 @@ static void load_core(ld *L, const cJSON *core)
                 else
                     c->spill_after_ms = v64;
             }
+        } else if (!strcmp(k, "admin")) {
+            load_admin(L, m);
         } else if (!strcmp(k, "memory_deliveries"))
             get_int(L, p, m, 100, 100000000, &c->memory_deliveries);
         else if (!strcmp(k, "max_event_bytes")) {
@@ -364,7 +430,7 @@ static void load_core(ld *L, const cJSON *core)
         } else if (!strcmp(k, "ingress"))
             load_ingress(L, m);
         else
-            ERR(L, p, "unknown key (expected plugin_dir, ingress, spool, spool_sync, retention, "
+            ERR(L, p, "unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, "
                       "dedup_window, spill_after, memory_deliveries, quarantine, max_event_bytes, "
                       "max_depth, workers, max_pending, dead_letter_max, drain_timeout, "
                       "log_level, log_format, stats_file, stats_interval)");
@@ -783,5 +849,7 @@ void config_free(sy_conf *c)
     free(c->stats_file);
     free(c->spool);
     free(c->spool_sync);
+    free(c->admin_listen);
+    free(c->admin_token);
     free(c);
 }

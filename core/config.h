@@ -85,6 +85,8 @@ typedef struct sy_conf {
     int64_t dedup_window_ms;   /* event ids remembered this long */
     int64_t spill_after_ms;    /* retries due later than this wait on disk */
     int memory_deliveries;     /* deliveries held in memory at most (spool mode) */
+    char *admin_listen;        /* "127.0.0.1:5580"; NULL = no admin API */
+    char *admin_token;         /* bearer token for /api/v1; NULL = API refused */
 
     sy_ingress_conf *ingress;
     size_t ningress;

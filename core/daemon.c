@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin.h"
 #include "config.h"
 #include "dispatch.h"
 #include "host.h"
@@ -173,6 +174,20 @@ int daemon_run(const daemon_opts *o)
         return 1;
     }
     sysevent_attach(inject, in);
+    sy_admin *admin = NULL;
+    if (c->admin_listen && !(admin = admin_start(rt, dp, in, err, sizeof err))) {
+        log_error("%s", err);
+        sysevent_detach();
+        ingress_stop(in);
+        dispatch_stop(dp);
+        runtime_free(rt);
+        spool_close(spool);
+        ingress_free(in);
+        dispatch_free(dp);
+        quarantine_close(q);
+        config_free(c);
+        return 1;
+    }
     if (spool) {
         spool_counts sc;
         if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
@@ -193,6 +208,7 @@ int daemon_run(const daemon_opts *o)
     log_kv(SY_LOG_INFO, "switchyard ready", "version", SY_VERSION, "config", c->dir,
            "ingress", n_in, "sinks", n_sink, "endpoints", n_ep, NULL);
     write_stats(c, rt, dp);
+    admin_set_ready(admin, 1);
 
     int sig = 0;
     for (;;) {
@@ -210,6 +226,7 @@ int daemon_run(const daemon_opts *o)
     }
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
+    admin_set_ready(admin, 0);
     ingress_stop(in);
     /* Events already accepted reach the disk (and the dispatcher) first. */
     if (spool && spool_flush(spool, c->drain_timeout_ms) != 0)
@@ -220,6 +237,7 @@ int daemon_run(const daemon_opts *o)
     dispatch_stop(dp);
     write_stats(c, rt, dp);
     stats_log();
+    admin_stop(admin); /* before the runtime it reads goes */
     runtime_free(rt); /* plugins may still complete in-flight work here */
     spool_close(spool); /* after the last outcome is recorded */
     ingress_free(in);

@@ -472,6 +472,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     int64_t latency = mono_ms() - d->started_mono;
     dp->ninflight--;
     release_slot(dp, ep);
+    stats_observe_latency(&ep->st, latency);
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
     if (!dp->stopping)

@@ -188,7 +188,8 @@ static void on_stored(void *arg, spool_status st, sy_event *ev, const int64_t *i
 }
 
 static void accept_message(sy_ingress *in, const char *body, size_t len, int nframes,
-                           const reply_to *to, int system, const char *exclude)
+                           const reply_to *to, int system, const char *exclude,
+                           sy_endpoint *only)
 {
     STAT_ADD(g_stats.received, 1);
     if (nframes < 1 || nframes > 2) {
@@ -219,8 +220,11 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
     ev->system = system;
     void *stack[MAX_MATCH_STACK];
     void **match = stack;
-    size_t n = router_match(in->rt->router, ev, stack, MAX_MATCH_STACK);
-    if (n > MAX_MATCH_STACK) {
+    size_t n;
+    if (only) {
+        stack[0] = only;
+        n = 1;
+    } else if ((n = router_match(in->rt->router, ev, stack, MAX_MATCH_STACK)) > MAX_MATCH_STACK) {
         match = malloc(n * sizeof *match);
         n = router_match(in->rt->router, ev, match, n);
     }
@@ -270,12 +274,12 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
 
 void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes)
 {
-    accept_message(in, body, len, nframes, NULL, 0, NULL);
+    accept_message(in, body, len, nframes, NULL, 0, NULL, NULL);
 }
 
 void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const char *exclude)
 {
-    accept_message(in, body, len, 1, NULL, 1, exclude);
+    accept_message(in, body, len, 1, NULL, 1, exclude, NULL);
 }
 
 /*
@@ -321,10 +325,10 @@ static void read_one(sy_ingress *in, size_t i)
             memcpy(to.tag, zmq_msg_data(&frames[1]), to.tag_len);
         }
         zmq_msg_t *b = payload >= 2 ? &frames[2] : &frames[1];
-        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), payload, &to, 0, NULL);
+        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), payload, &to, 0, NULL, NULL);
     } else if (total > 0) {
         zmq_msg_t *b = total >= 2 ? &frames[1] : &frames[0];
-        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), total, NULL, 0, NULL);
+        accept_message(in, zmq_msg_data(b), zmq_msg_size(b), total, NULL, 0, NULL, NULL);
     }
     for (int k = 0; k < 3; k++)
         zmq_msg_close(&frames[k]);
@@ -411,6 +415,11 @@ static void *ingress_main(void *arg)
     forward_replies(in);
     free(items);
     return NULL;
+}
+
+void ingress_inject_to(sy_ingress *in, const char *body, size_t len, sy_endpoint *ep)
+{
+    accept_message(in, body, len, 1, NULL, 1, NULL, ep);
 }
 
 int ingress_start(sy_ingress *in)

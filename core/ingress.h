@@ -47,4 +47,7 @@ void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes);
  */
 void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const char *exclude);
 
+/* Delivers a system event to one endpoint only, skipping routing (test events). */
+void ingress_inject_to(sy_ingress *in, const char *body, size_t len, sy_endpoint *ep);
+
 #endif

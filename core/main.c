@@ -15,6 +15,7 @@
 #include "publish.h"
 #include "retry.h"
 #include "spool.h"
+#include "status.h"
 #include "units.h"
 #include <time.h>
 
@@ -38,6 +39,9 @@ static void usage(FILE *f)
             "                      put dead deliveries back to pending (a running daemon picks\n"
             "                      them up); T is a duration ago (\"2h\") or an RFC 3339 time;\n"
             "                      --list only prints them\n"
+            "  status [-c DIR] [--json]\n"
+            "                      endpoints with state, success rate, pending, dead, last error\n"
+            "                      (asks the running daemon's admin API)\n"
             "  version             print the version and the sink ABI version\n");
 }
 
@@ -255,6 +259,8 @@ int main(int argc, char **argv)
         return publish_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins"))
         return plugins_cmd(argc - 1, argv + 1);
+    if (!strcmp(cmd, "status"))
+        return status_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {

@@ -44,6 +44,8 @@ struct delivery;
 typedef struct ep_stats {
     uint64_t routed, attempts, ok, retries, failed, dead;
     uint64_t breaker_opens, gate_waits;
+    uint64_t lat_bucket[12];  /* attempt latency histogram, see stats.h */
+    uint64_t lat_sum_ms, lat_count;
     int64_t last_status;
     int64_t last_attempt_ms;
 } ep_stats;

@@ -17,6 +17,19 @@
 
 sy_stats g_stats;
 
+const int64_t g_lat_bounds_ms[LAT_BUCKETS - 1] = {5, 10, 25, 50, 100, 250, 500, 1000, 2500,
+                                                  5000, 10000};
+
+void stats_observe_latency(struct ep_stats *st, int64_t latency_ms)
+{
+    int b = 0;
+    while (b < LAT_BUCKETS - 1 && latency_ms > g_lat_bounds_ms[b])
+        b++;
+    STAT_ADD(st->lat_bucket[b], 1);
+    STAT_ADD(st->lat_sum_ms, (uint64_t)(latency_ms > 0 ? latency_ms : 0));
+    STAT_ADD(st->lat_count, 1);
+}
+
 static void num(cJSON *o, const char *k, uint64_t v)
 {
     cJSON_AddNumberToObject(o, k, (double)v);

@@ -30,6 +30,14 @@ typedef struct sy_stats {
 
 extern sy_stats g_stats;
 
+/* Upper bounds (ms) of the attempt latency histogram; the last is +Inf. */
+#define LAT_BUCKETS 12
+extern const int64_t g_lat_bounds_ms[LAT_BUCKETS - 1];
+
+struct ep_stats;
+/* Counts one attempt of latency_ms into an endpoint's histogram. */
+void stats_observe_latency(struct ep_stats *st, int64_t latency_ms);
+
 #define STAT_ADD(field, n) __atomic_add_fetch(&(field), (n), __ATOMIC_RELAXED)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 

@@ -32,18 +32,18 @@ void sysevent_detach(void)
     sysevent_attach(NULL, NULL);
 }
 
-int sysevent_emit(const char *event_type, const char *org_id, const char *data_json,
-                  const char *exclude, char *id_out, size_t id_len)
+char *sysevent_build(const char *event_type, const char *org_id, const char *data_json,
+                     char *id_out, size_t id_len)
 {
     if (!event_type || !envelope_type_valid(event_type)) {
         log_warn("system event refused: bad event type \"%s\"", event_type ? event_type : "");
-        return -1;
+        return NULL;
     }
     cJSON *data = data_json ? cJSON_Parse(data_json) : cJSON_CreateObject();
     if (!cJSON_IsObject(data)) {
         log_warn("system event %s refused: data is not a JSON object", event_type);
         cJSON_Delete(data);
-        return -1;
+        return NULL;
     }
     struct timespec ts;
     struct tm tm;
@@ -66,6 +66,16 @@ int sysevent_emit(const char *event_type, const char *org_id, const char *data_j
     cJSON_AddItemToObject(e, "data", data);
     char *body = cJSON_PrintUnformatted(e);
     cJSON_Delete(e);
+    if (body && id_out)
+        snprintf(id_out, id_len, "%s", id);
+    return body;
+}
+
+int sysevent_emit(const char *event_type, const char *org_id, const char *data_json,
+                  const char *exclude, char *id_out, size_t id_len)
+{
+    char id[64];
+    char *body = sysevent_build(event_type, org_id, data_json, id, sizeof id);
     if (!body)
         return -1;
     int rc = -1;

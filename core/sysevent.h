@@ -23,4 +23,11 @@ void sysevent_detach(void);
 int sysevent_emit(const char *event_type, const char *org_id, const char *data_json,
                   const char *exclude, char *id_out, size_t id_len);
 
+/*
+ * Builds a system event envelope without injecting it. Returns the body
+ * (caller frees) and its event_id in id_out, or NULL on bad type or data.
+ */
+char *sysevent_build(const char *event_type, const char *org_id, const char *data_json,
+                     char *id_out, size_t id_len);
+
 #endif

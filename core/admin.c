@@ -1,0 +1,328 @@
+/*
+ * admin.c - the admin HTTP API on libmicrohttpd.
+ *
+ * libmicrohttpd runs its own polling thread; every handler here only reads
+ * counters (atomics), takes the dispatcher's lock briefly, or opens its own
+ * spool connection, so the API never stalls the pipeline.
+ */
+#include "admin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cjson/cJSON.h>
+#include <microhttpd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "spool_query.h"
+#include "stats.h"
+#include "sysevent.h"
+
+struct sy_admin {
+    struct MHD_Daemon *mhd;
+    sy_runtime *rt;
+    sy_dispatch *dp;
+    sy_ingress *in;
+    int ready; /* atomic */
+};
+
+int admin_token_equal(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    /* Walk the longer length every time so timing tells nothing. */
+    size_t n = la > lb ? la : lb;
+    unsigned char diff = (unsigned char)(la != lb);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char x = i < la ? (unsigned char)a[i] : 0;
+        unsigned char y = i < lb ? (unsigned char)b[i] : 0;
+        diff |= (unsigned char)(x ^ y);
+    }
+    return diff == 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+                             const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"switchyard\"");
+    enum MHD_Result rc = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *msg)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", msg);
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    enum MHD_Result rc = reply(c, status, "application/json", t ? t : "{}");
+    free(t);
+    return rc;
+}
+
+static enum MHD_Result json_owned(struct MHD_Connection *c, unsigned status, char *text)
+{
+    if (!text)
+        return json_error(c, 500, "out of memory");
+    enum MHD_Result rc = reply(c, status, "application/json", text);
+    free(text);
+    return rc;
+}
+
+static int authorized(sy_admin *a, struct MHD_Connection *c)
+{
+    const char *token = a->rt->conf->admin_token;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!token || !h || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    return admin_token_equal(h + 7, token);
+}
+
+static long arg_long(struct MHD_Connection *c, const char *name, long def, long lo, long hi)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi)
+        return -1;
+    return n;
+}
+
+static char *endpoints_json(sy_admin *a)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < a->rt->neps; i++) {
+        const sy_endpoint *ep = &a->rt->eps[i];
+        cJSON *o = cJSON_CreateObject();
+        uint64_t att = STAT_GET(ep->st.attempts), ok = STAT_GET(ep->st.ok);
+        uint64_t dead = STAT_GET(ep->st.dead), routed = STAT_GET(ep->st.routed);
+        cJSON_AddStringToObject(o, "id", ep->conf->id);
+        if (ep->conf->org_id)
+            cJSON_AddStringToObject(o, "org_id", ep->conf->org_id);
+        else
+            cJSON_AddNullToObject(o, "org_id");
+        cJSON_AddStringToObject(o, "sink", ep->inst->name);
+        cJSON_AddStringToObject(o, "plugin", ep->inst->sink->name);
+        int dis = __atomic_load_n(&ep->disabled, __ATOMIC_RELAXED);
+        cJSON_AddStringToObject(o, "state", !ep->conf->enabled ? "off"
+                                            : dis                ? "disabled"
+                                            : __atomic_load_n(&ep->gate.open, __ATOMIC_RELAXED)
+                                                ? "breaker_open"
+                                                : "active");
+        if (att)
+            cJSON_AddNumberToObject(o, "success_rate", (double)ok / (double)att);
+        else
+            cJSON_AddNullToObject(o, "success_rate");
+        cJSON_AddNumberToObject(o, "routed", (double)routed);
+        cJSON_AddNumberToObject(o, "attempts", (double)att);
+        cJSON_AddNumberToObject(o, "ok", (double)ok);
+        cJSON_AddNumberToObject(o, "dead", (double)dead);
+        cJSON_AddNumberToObject(o, "pending",
+                                routed > ok + dead ? (double)(routed - ok - dead) : 0.0);
+        cJSON_AddNumberToObject(o, "last_status", (double)STAT_GET(ep->st.last_status));
+        cJSON_AddStringToObject(o, "last_error",
+                                STAT_GET(ep->st.last_status) >= 200 &&
+                                        STAT_GET(ep->st.last_status) < 300
+                                    ? ""
+                                    : ep->last_detail);
+        cJSON_AddItemToArray(arr, o);
+    }
+    char *t = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return t;
+}
+
+static enum MHD_Result deliveries(sy_admin *a, struct MHD_Connection *c)
+{
+    const char *spool = a->rt->conf->spool;
+    const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
+    const char *endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
+    long limit = arg_long(c, "limit", 100, 1, 10000), after = arg_long(c, "after", 0, 0, LONG_MAX);
+    if (limit < 0 || after < 0)
+        return json_error(c, 400, "limit must be 1-10000 and after a row id >= 0");
+    if (!spool)
+        return json_error(c, 501, "deliveries are listed from the spool; this daemon runs with spool: null");
+    char err[512];
+    char *t = spoolq_deliveries(spool, state, endpoint, after, limit, err, sizeof err);
+    return t ? json_owned(c, 200, t) : json_error(c, 400, err);
+}
+
+static enum MHD_Result replay(sy_admin *a, struct MHD_Connection *c, const char *id_text)
+{
+    char *end;
+    long long id = strtoll(id_text, &end, 10);
+    if (*end || id <= 0)
+        return json_error(c, 400, "the delivery id must be a positive integer");
+    if (!a->rt->conf->spool)
+        return json_error(c, 501, "replay needs a spool; this daemon runs with spool: null");
+    char err[512];
+    int rc = spoolq_replay_delivery(a->rt->conf->spool, id, err, sizeof err);
+    if (rc < 0)
+        return json_error(c, 500, err);
+    if (rc == 0)
+        return json_error(c, 404, "no dead delivery with that id");
+    char body[96];
+    snprintf(body, sizeof body, "{\"replayed\":%lld}", id);
+    return reply(c, 200, "application/json", body);
+}
+
+static enum MHD_Result test_event(sy_admin *a, struct MHD_Connection *c, const char *id)
+{
+    sy_endpoint *ep = runtime_find_endpoint(a->rt, id);
+    if (!ep)
+        return json_error(c, 404, "no endpoint with that id");
+    cJSON *data = cJSON_CreateObject();
+    cJSON_AddStringToObject(data, "endpoint_id", id);
+    cJSON_AddStringToObject(data, "message", "test event sent from the Switchyard admin API");
+    char *dt = cJSON_PrintUnformatted(data);
+    cJSON_Delete(data);
+    char evid[64];
+    char *body = sysevent_build("webhook.test", ep->conf->org_id, dt, evid, sizeof evid);
+    free(dt);
+    if (!body)
+        return json_error(c, 500, "cannot build the test event");
+    ingress_inject_to(a->in, body, strlen(body), ep);
+    free(body);
+    char out[160];
+    snprintf(out, sizeof out, "{\"event_id\":\"%s\",\"endpoint\":\"%s\"}", evid, id);
+    return reply(c, 202, "application/json", out);
+}
+
+static enum MHD_Result events(sy_admin *a, struct MHD_Connection *c)
+{
+    long limit = arg_long(c, "limit", 100, 1, 1000), after = arg_long(c, "after", 0, 0, LONG_MAX);
+    if (limit < 0 || after < 0)
+        return json_error(c, 400, "limit must be 1-1000 and after a cursor >= 0");
+    if (!a->rt->conf->spool)
+        return json_error(c, 501, "the event feed reads the spool; this daemon runs with spool: null");
+    const char *org = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "org_id");
+    char err[512];
+    char *t = spoolq_events_after(a->rt->conf->spool, after, limit, org, err, sizeof err);
+    return t ? json_owned(c, 200, t) : json_error(c, 500, err);
+}
+
+static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *url,
+                           const char *method)
+{
+    if (!a->rt->conf->admin_token)
+        return json_error(c, 401, "the API is off: set core.admin.token or token_file");
+    if (!authorized(a, c))
+        return json_error(c, 401, "missing or wrong bearer token");
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
+    const char *p = url + strlen("/api/v1/");
+    char id[256];
+    if (!strcmp(p, "endpoints"))
+        return get ? json_owned(c, 200, endpoints_json(a)) : json_error(c, 405, "use GET");
+    if (!strcmp(p, "deliveries"))
+        return get ? deliveries(a, c) : json_error(c, 405, "use GET");
+    if (!strcmp(p, "events"))
+        return get ? events(a, c) : json_error(c, 405, "use GET");
+    if (sscanf(p, "deliveries/%255[^/]/replay", id) == 1 &&
+        strlen(p) == strlen("deliveries/") + strlen(id) + strlen("/replay"))
+        return post ? replay(a, c, id) : json_error(c, 405, "use POST");
+    if (sscanf(p, "endpoints/%255[^/]/test", id) == 1 &&
+        strlen(p) == strlen("endpoints/") + strlen(id) + strlen("/test"))
+        return post ? test_event(a, c, id) : json_error(c, 405, "use POST");
+    return json_error(c, 404, "no such API path");
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls)
+{
+    sy_admin *a = cls;
+    (void)version;
+    (void)upload;
+    /* First call per request: headers only. Bodies are ignored (no endpoint takes one). */
+    if (!*con_cls) {
+        static int marker;
+        *con_cls = &marker;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
+        char *t = metrics_text(a->rt, a->dp);
+        if (!t)
+            return json_error(c, 500, "out of memory");
+        enum MHD_Result rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
+        free(t);
+        return rc;
+    }
+    if (!strcmp(url, "/healthz"))
+        return reply(c, 200, "text/plain", "ok\n");
+    if (!strcmp(url, "/readyz"))
+        return __atomic_load_n(&a->ready, __ATOMIC_ACQUIRE)
+                   ? reply(c, 200, "text/plain", "ready\n")
+                   : reply(c, 503, "text/plain", "not ready\n");
+    if (!strncmp(url, "/api/v1/", 8))
+        return api(a, c, url, method);
+    return json_error(c, 404, "no such path (try /metrics, /healthz, /readyz, /api/v1/...)");
+}
+
+sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err, size_t errlen)
+{
+    const char *listen = rt->conf->admin_listen;
+    const char *colon = strrchr(listen, ':');
+    char host[128];
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof host) {
+        snprintf(err, errlen, "core.admin.listen: host too long");
+        return NULL;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    long port = strtol(colon + 1, NULL, 10);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (port < 0 || port > 65535 || inet_pton(AF_INET, hl ? host : "127.0.0.1", &sa.sin_addr) != 1) {
+        snprintf(err, errlen, "core.admin.listen: \"%s\" is not IPv4-ADDRESS:PORT", listen);
+        return NULL;
+    }
+    sy_admin *a = calloc(1, sizeof *a);
+    a->rt = rt;
+    a->dp = dp;
+    a->in = in;
+    a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
+                              NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &sa,
+                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+    if (!a->mhd) {
+        snprintf(err, errlen, "core.admin.listen: cannot listen on %s: %s", listen,
+                 strerror(errno));
+        free(a);
+        return NULL;
+    }
+    if (!rt->conf->admin_token)
+        log_warn("admin API on %s without a token: /metrics and health only", listen);
+    log_kv(SY_LOG_INFO, "admin listening", "address", listen, NULL);
+    return a;
+}
+
+void admin_set_ready(sy_admin *a, int ready)
+{
+    if (a)
+        __atomic_store_n(&a->ready, ready, __ATOMIC_RELEASE);
+}
+
+void admin_stop(sy_admin *a)
+{
+    if (!a)
+        return;
+    MHD_stop_daemon(a->mhd);
+    free(a);
+}

@@ -1,0 +1,154 @@
+/*
+ * spool_query.c - admin reads of the spool.
+ */
+#include "spool_query.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "spool.h"
+
+static sqlite3 *open_ro(const char *path, char *err, size_t errlen)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open spool %s: %s", path,
+                 db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static const char *state_name(int s)
+{
+    return s == DLV_PENDING ? "pending" : s == DLV_DONE ? "done" : "dead";
+}
+
+char *spoolq_deliveries(const char *path, const char *state, const char *endpoint,
+                        int64_t after_id, long limit, char *err, size_t errlen)
+{
+    int st_num = -1;
+    if (state) {
+        if (!strcmp(state, "pending"))
+            st_num = DLV_PENDING;
+        else if (!strcmp(state, "done"))
+            st_num = DLV_DONE;
+        else if (!strcmp(state, "dead"))
+            st_num = DLV_DEAD;
+        else {
+            snprintf(err, errlen, "state must be pending, done or dead");
+            return NULL;
+        }
+    }
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return NULL;
+    const char *sql =
+        "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"
+        " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms"
+        " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
+        " WHERE d.id > ?1 AND (?2 < 0 OR d.state = ?2) AND (?3 IS NULL OR d.endpoint = ?3)"
+        " ORDER BY d.id LIMIT ?4";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int(st, 2, st_num);
+    if (endpoint)
+        sqlite3_bind_text(st, 3, endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, limit);
+    cJSON *arr = cJSON_CreateArray();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddStringToObject(o, "endpoint", (const char *)sqlite3_column_text(st, 1));
+        cJSON_AddStringToObject(o, "event_id", (const char *)sqlite3_column_text(st, 2));
+        const unsigned char *t = sqlite3_column_text(st, 3);
+        cJSON_AddStringToObject(o, "event_type", t ? (const char *)t : "");
+        cJSON_AddStringToObject(o, "state", state_name(sqlite3_column_int(st, 4)));
+        cJSON_AddNumberToObject(o, "attempts", (double)sqlite3_column_int64(st, 5));
+        cJSON_AddNumberToObject(o, "next_attempt_ms", (double)sqlite3_column_int64(st, 6));
+        cJSON_AddNumberToObject(o, "last_status", sqlite3_column_int(st, 7));
+        cJSON_AddStringToObject(o, "last_detail", (const char *)sqlite3_column_text(st, 8));
+        cJSON_AddNumberToObject(o, "updated_ms", (double)sqlite3_column_int64(st, 9));
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    char *out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return out;
+}
+
+int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return -1;
+    sqlite3_stmt *st;
+    int rc = -1;
+    const char *sql = "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0, lease = 0,"
+                      " next_ms = ?1, updated_ms = ?1 WHERE id = ?2 AND state = 2";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sqlite3_bind_int64(st, 1, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+        sqlite3_bind_int64(st, 2, id);
+        if (sqlite3_step(st) == SQLITE_DONE)
+            rc = sqlite3_changes(db) > 0 ? 1 : 0;
+        sqlite3_finalize(st);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "spool replay: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
+}
+
+char *spoolq_events_after(const char *path, int64_t cursor, long limit, const char *org_id,
+                          char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return NULL;
+    const char *sql = "SELECT id, body FROM events WHERE id > ?1"
+                      " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                      " ORDER BY id LIMIT ?3";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, cursor);
+    if (org_id)
+        sqlite3_bind_text(st, 2, org_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, limit);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(root, "events");
+    int64_t next = cursor;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        next = sqlite3_column_int64(st, 0);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "cursor", (double)next);
+        cJSON *ev = cJSON_ParseWithLength((const char *)sqlite3_column_blob(st, 1),
+                                          (size_t)sqlite3_column_bytes(st, 1));
+        cJSON_AddItemToObject(o, "event", ev ? ev : cJSON_CreateNull());
+        cJSON_AddItemToArray(arr, o);
+    }
+    cJSON_AddNumberToObject(root, "next", (double)next);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    char *out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return out;
+}
