@@ -239,6 +239,13 @@ static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *ur
     return json_error(c, 404, "no such API path");
 }
 
+static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *url,
+                             const char *method);
+
+/*
+ * libmicrohttpd calls this on its one polling thread. Each request works on
+ * the current runtime, held for the request: a reload waits for it.
+ */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_size, void **con_cls)
@@ -256,6 +263,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
+    sy_runtime *held = a->rt;
+    sy_runtime *cur = runtime_acquire();
+    if (cur)
+        a->rt = cur;
+    enum MHD_Result rc = route(a, c, url, method);
+    a->rt = cur ? cur : held;
+    runtime_release();
+    return rc;
+}
+
+static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *url,
+                             const char *method)
+{
     if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
         char *t = metrics_text(a->rt, a->dp);
         if (!t)

@@ -78,6 +78,104 @@ static void write_stats(const sy_conf *c, const sy_runtime *rt, sy_dispatch *dp)
     }
 }
 
+/* Settings a reload cannot change: sockets, files and sizes fixed at start. */
+static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
+{
+    int ingress_same = boot->ningress == n->ningress;
+    for (size_t i = 0; ingress_same && i < n->ningress; i++)
+        ingress_same = boot->ingress[i].type == n->ingress[i].type &&
+                       boot->ingress[i].bind == n->ingress[i].bind &&
+                       !strcmp(boot->ingress[i].addr, n->ingress[i].addr);
+#define SAME_STR(a, b) ((!(a) && !(b)) || ((a) && (b) && !strcmp((a), (b))))
+    struct {
+        const char *key;
+        int same;
+    } k[] = {
+        {"core.ingress", ingress_same},
+        {"core.spool", SAME_STR(boot->spool, n->spool)},
+        {"core.spool_sync", SAME_STR(boot->spool_sync, n->spool_sync)},
+        {"core.admin.listen", SAME_STR(boot->admin_listen, n->admin_listen)},
+        {"core.quarantine", SAME_STR(boot->quarantine, n->quarantine)},
+        {"core.stats_file", SAME_STR(boot->stats_file, n->stats_file)},
+        {"core.workers", boot->workers == n->workers},
+        {"core.max_pending", boot->max_pending == n->max_pending},
+        {"core.memory_deliveries", boot->memory_deliveries == n->memory_deliveries},
+        {"core.spill_after", boot->spill_after_ms == n->spill_after_ms},
+    };
+#undef SAME_STR
+    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
+        if (!k[i].same)
+            log_warn("reload: %s changed; it takes effect at the next restart", k[i].key);
+}
+
+typedef struct reload_state {
+    const daemon_opts *o;
+    sy_conf *boot;
+    sy_runtime *cur;
+    sy_runtime *retired; /* replaced runtimes whose deliveries are still finishing */
+    sy_dispatch *dp;
+    sy_spool *spool;
+} reload_state;
+
+/*
+ * SIGHUP: build the whole new runtime first (config, plugins, endpoints);
+ * only when all of it is good does it replace the running one. Events are
+ * then routed with the new runtime; deliveries already made finish where
+ * they are and move to the endpoint of the same id.
+ */
+static void reload(reload_state *rs)
+{
+    log_kv(SY_LOG_INFO, "SIGHUP: reloading configuration", "config", rs->o->conf_dir, NULL);
+    sy_errs errs = {0};
+    sy_conf *nc = config_load(rs->o->conf_dir, &errs);
+    sy_runtime *nrt = nc ? runtime_build(nc, &g_host, 0, &errs) : NULL;
+    if (!nrt) {
+        /* Each error on its own line, in the same `file: path: message` form as at start. */
+        char *save = NULL;
+        for (char *line = strtok_r(errs.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+            log_kv(SY_LOG_ERROR, "reload refused", "error", line, NULL);
+        log_warn("reload refused with %d error%s; the running configuration stays", errs.count,
+                 errs.count == 1 ? "" : "s");
+        errs_free(&errs);
+        config_free(nc);
+        return;
+    }
+    errs_free(&errs);
+    warn_restart_only(rs->boot, nc);
+    apply_logging(nc, rs->o);
+    sy_runtime *old = runtime_swap(nrt);
+    /* Events routed with the old runtime but not yet committed reach the dispatcher first. */
+    if (rs->spool)
+        spool_flush(rs->spool, 10000);
+    dispatch_adopt(rs->dp, nrt);
+    old->next_retired = rs->retired;
+    rs->retired = old;
+    rs->cur = nrt;
+    char n_ep[16], n_sink[16];
+    snprintf(n_ep, sizeof n_ep, "%zu", nrt->neps);
+    snprintf(n_sink, sizeof n_sink, "%zu", nrt->ninsts);
+    log_kv(SY_LOG_INFO, "reload applied", "sinks", n_sink, "endpoints", n_ep, NULL);
+}
+
+/* Frees replaced runtimes once nothing uses them; all of them when force. */
+static void reap(reload_state *rs, int force)
+{
+    sy_runtime **pp = &rs->retired;
+    while (*pp) {
+        sy_runtime *r = *pp;
+        if (!force && !dispatch_runtime_idle(rs->dp, r)) {
+            pp = &r->next_retired;
+            continue;
+        }
+        *pp = r->next_retired;
+        sy_conf *rc = r->conf;
+        runtime_free(r);
+        if (rc != rs->boot)
+            config_free(rc);
+        log_debug("a replaced configuration was released");
+    }
+}
+
 int daemon_run(const daemon_opts *o)
 {
     if (o->log_level || o->log_format) {
@@ -207,9 +305,11 @@ int daemon_run(const daemon_opts *o)
     snprintf(n_in, sizeof n_in, "%zu", c->ningress);
     log_kv(SY_LOG_INFO, "switchyard ready", "version", SY_VERSION, "config", c->dir,
            "ingress", n_in, "sinks", n_sink, "endpoints", n_ep, NULL);
+    runtime_set_current(rt);
     write_stats(c, rt, dp);
     admin_set_ready(admin, 1);
 
+    reload_state rs = {.o = o, .boot = c, .cur = rt, .dp = dp, .spool = spool};
     int sig = 0;
     for (;;) {
         struct timespec ts = {.tv_sec = (time_t)(c->stats_interval_ms / 1000),
@@ -218,12 +318,13 @@ int daemon_run(const daemon_opts *o)
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP)
-            log_warn("SIGHUP received: live reload is not available in this version; "
-                     "restart to apply config changes");
+            reload(&rs);
         if (sig == SIGUSR1)
             stats_log();
-        write_stats(c, rt, dp);
+        reap(&rs, 0);
+        write_stats(c, rs.cur, dp);
     }
+    rt = rs.cur;
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
     admin_set_ready(admin, 0);
@@ -238,11 +339,16 @@ int daemon_run(const daemon_opts *o)
     write_stats(c, rt, dp);
     stats_log();
     admin_stop(admin); /* before the runtime it reads goes */
+    runtime_swap(NULL);
+    reap(&rs, 1);
+    sy_conf *cur_conf = rt->conf;
     runtime_free(rt); /* plugins may still complete in-flight work here */
     spool_close(spool); /* after the last outcome is recorded */
     ingress_free(in);
     dispatch_free(dp);
     quarantine_close(q);
+    if (cur_conf != c)
+        config_free(cur_conf);
     config_free(c);
     log_info("stopped");
     return 0;

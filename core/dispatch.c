@@ -81,6 +81,7 @@ struct sy_dispatch {
     int64_t spill_after_ms;
     size_t mem_max;
     uint64_t unknown_endpoint_rows;
+    uint64_t orphaned;        /* deliveries whose endpoint a reload removed */
 };
 
 static int64_t mono_ms(void)
@@ -207,8 +208,15 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
 static void kill_disabled(sy_dispatch *dp, delivery *d);
 
 /* A delivery whose time has come: through the endpoint's gate, then its cap. */
+static void orphan(sy_dispatch *dp, delivery *d);
+static int follow(delivery *d);
+
 static void make_ready(sy_dispatch *dp, delivery *d)
 {
+    if (!follow(d)) {
+        orphan(dp, d);
+        return;
+    }
     sy_endpoint *ep = d->ep;
     if (ep->disabled) {
         kill_disabled(dp, d);
@@ -266,8 +274,22 @@ static void release_slot(sy_dispatch *dp, sy_endpoint *ep)
     }
 }
 
+/* Points d at ep, keeping each runtime's count of deliveries that use it. */
+static void set_ep(delivery *d, sy_endpoint *ep)
+{
+    if (d->ep && d->ep->rt)
+        __atomic_sub_fetch(&d->ep->rt->live, 1, __ATOMIC_ACQ_REL);
+    d->ep = ep;
+    if (ep) {
+        if (ep->rt)
+            __atomic_add_fetch(&ep->rt->live, 1, __ATOMIC_ACQ_REL);
+        d->pub.endpoint_id = ep->conf->id;
+    }
+}
+
 static void free_delivery(delivery *d)
 {
+    set_ep(d, NULL);
     event_unref(d->ev);
     free(d);
 }
@@ -286,7 +308,7 @@ static delivery *new_delivery(sy_dispatch *dp, sy_event *ev, sy_endpoint *ep)
         return NULL;
     event_ref(ev);
     d->ev = ev;
-    d->ep = ep;
+    set_ep(d, ep);
     d->dp = dp;
     d->pub.struct_size = sizeof(sy_delivery);
     d->pub.body = ev->body;
@@ -295,7 +317,6 @@ static delivery *new_delivery(sy_dispatch *dp, sy_event *ev, sy_endpoint *ep)
     d->pub.event_type = ev->event_type;
     d->pub.org_id = ev->org_id;
     d->pub.org_slug = ev->org_slug;
-    d->pub.endpoint_id = ep->conf->id;
     d->pub.received_ms = ev->received_ms;
     d->pub.host_ref = d;
     return d;
@@ -306,14 +327,23 @@ void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size
 {
     pthread_mutex_lock(&dp->mu);
     for (size_t i = 0; i < n; i++) {
-        delivery *d = new_delivery(dp, ev, eps[i]);
+        sy_endpoint *ep = eps[i];
+        /* Routed just before a reload: the endpoint's successor takes it. */
+        while (ep && ep->retired)
+            ep = ep->successor;
+        if (!ep) {
+            log_warn("event %s: endpoint removed by a reload before delivery; %s", ev->event_id,
+                     ids ? "it stays pending in the spool" : "dropped");
+            continue;
+        }
+        delivery *d = new_delivery(dp, ev, ep);
         if (!d) {
             /* With a spool the row stays pending and unleased after a restart. */
             log_error("out of memory creating a delivery for event %s", ev->event_id);
             continue;
         }
         d->spool_id = ids ? ids[i] : 0;
-        STAT_ADD(eps[i]->st.routed, 1);
+        STAT_ADD(ep->st.routed, 1);
         STAT_ADD(g_stats.deliveries, 1);
         make_ready(dp, d);
     }
@@ -388,6 +418,7 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
     dl->status = o->status;
     dl->died_ms = wall_ms();
     memcpy(dl->detail, o->detail, sizeof dl->detail);
+    set_ep(d, NULL);
     free(d);
 }
 
@@ -473,6 +504,25 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     dp->ninflight--;
     release_slot(dp, ep);
     stats_observe_latency(&ep->st, latency);
+    if (ep->retired) {
+        /* Its runtime was replaced while this attempt ran: the rest of the
+         * delivery's life belongs to the endpoint of the same id, if any. */
+        sy_endpoint *next = ep->successor;
+        while (next && next->retired)
+            next = next->successor;
+        if (!next && o->result != SY_OK) {
+            persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
+            log_warn("delivery %s: endpoint %s was removed by a reload; %s", d->pub.event_id,
+                     ep->conf->id, d->spool_id ? "it stays pending in the spool" : "dropped");
+            free_delivery(d);
+            maybe_idle(dp);
+            return;
+        }
+        if (next) {
+            set_ep(d, next);
+            ep = next;
+        }
+    }
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
     if (!dp->stopping)
@@ -603,14 +653,6 @@ size_t dispatch_pager_want(void *arg)
 void dispatch_pager_load(void *arg, const spool_row *row)
 {
     sy_dispatch *dp = arg;
-    sy_endpoint *ep = runtime_find_endpoint(dp->rt, row->endpoint_id);
-    if (!ep) {
-        /* Left pending on disk: it comes back if the endpoint does. */
-        if (dp->unknown_endpoint_rows++ % 1000 == 0)
-            log_warn("spool holds deliveries for endpoint \"%s\", which is not configured; "
-                     "they stay pending", row->endpoint_id);
-        return;
-    }
     sy_event *ev = NULL;
     char why[256];
     /* Accepted once, so only limits that could have changed may refuse it now. */
@@ -621,15 +663,25 @@ void dispatch_pager_load(void *arg, const spool_row *row)
         return;
     }
     ev->received_ms = row->received_ms;
-    delivery *d = new_delivery(dp, ev, ep);
+    /* Lookup and creation under the lock: a reload may swap the runtime. */
+    pthread_mutex_lock(&dp->mu);
+    sy_endpoint *ep = runtime_find_endpoint(dp->rt, row->endpoint_id);
+    delivery *d = ep ? new_delivery(dp, ev, ep) : NULL;
     event_unref(ev);
-    if (!d)
+    if (!ep) {
+        /* Left pending on disk: it comes back if the endpoint does (after a restart). */
+        if (dp->unknown_endpoint_rows++ % 1000 == 0)
+            log_warn("spool holds deliveries for endpoint \"%s\", which is not configured; "
+                     "they stay pending", row->endpoint_id);
+    }
+    if (!d) {
+        pthread_mutex_unlock(&dp->mu);
         return;
+    }
     d->spool_id = row->id;
     d->pub.attempt = row->attempt;
     d->pub.first_attempt_ms = row->first_ms;
     int64_t wait = row->next_ms - wall_ms();
-    pthread_mutex_lock(&dp->mu);
     if (wait <= 0) {
         make_ready(dp, d);
     } else {
@@ -642,6 +694,106 @@ void dispatch_pager_load(void *arg, const spool_row *row)
             pthread_cond_signal(&dp->timer_cv);
     }
     pthread_mutex_unlock(&dp->mu);
+}
+
+/* ---- reload ------------------------------------------------------------- */
+
+/* Follows d's endpoint to the newest generation; 0 when it was removed. */
+static int follow(delivery *d)
+{
+    sy_endpoint *ep = d->ep;
+    while (ep && ep->retired)
+        ep = ep->successor;
+    if (ep != d->ep)
+        set_ep(d, ep);
+    return ep != NULL;
+}
+
+/* A delivery whose endpoint a reload removed: the spool keeps it pending. */
+static void orphan(sy_dispatch *dp, delivery *d)
+{
+    dp->orphaned++;
+    free_delivery(d);
+}
+
+void dispatch_adopt(sy_dispatch *dp, sy_runtime *nrt)
+{
+    pthread_mutex_lock(&dp->mu);
+    uint64_t orphaned_before = dp->orphaned;
+    sy_runtime *ort = dp->rt;
+    for (size_t i = 0; i < nrt->neps; i++) {
+        sy_endpoint *ne = &nrt->eps[i];
+        if (gate_init(&ne->gate, &ne->conf->gate, mono_ms()) != 0)
+            log_error("endpoint %s: out of memory for its rate limit; running unlimited",
+                      ne->conf->id);
+    }
+    for (size_t i = 0; ort && i < ort->neps; i++) {
+        sy_endpoint *oe = &ort->eps[i];
+        sy_endpoint *ne = runtime_find_endpoint(nrt, oe->conf->id);
+        oe->successor = ne;
+        oe->retired = 1;
+        if (ne) /* counters continue across reloads, as Prometheus expects */
+            ne->st = oe->st;
+    }
+    dp->rt = nrt;
+    /* Deliveries not yet in a plugin move to the new endpoints now. */
+    for (size_t i = 0; ort && i < ort->neps; i++) {
+        sy_endpoint *oe = &ort->eps[i];
+        delivery *lists[2] = {oe->held_head, oe->wait_head};
+        dp->nheld -= oe->nheld;
+        dp->nwaiting -= oe->nwaiting;
+        oe->held_head = oe->held_tail = oe->wait_head = oe->wait_tail = NULL;
+        oe->nheld = oe->nwaiting = 0;
+        for (int k = 0; k < 2; k++)
+            for (delivery *d = lists[k], *next; d; d = next) {
+                next = d->next; /* held and waiting ones never took a slot */
+                if (follow(d))
+                    make_ready(dp, d);
+                else
+                    orphan(dp, d);
+            }
+    }
+    /* The timer heap: drop old gate timers, move scheduled retries. */
+    theap keep;
+    theap_init(&keep);
+    theap_item it;
+    while (theap_pop(&dp->timers, &it) == 0) {
+        if (IS_GATE_TAG(it.data)) {
+            if (!GATE_EP(it.data)->retired)
+                theap_push(&keep, it.due_ms, it.data);
+            continue;
+        }
+        delivery *d = it.data;
+        if (follow(d))
+            theap_push(&keep, it.due_ms, d);
+        else
+            orphan(dp, d);
+    }
+    theap_free(&dp->timers);
+    dp->timers = keep;
+    for (size_t i = 0; i < dp->dead_len; i++) {
+        dead_letter *dl = &dp->dead[(dp->dead_start + i) % dp->dead_max];
+        const sy_endpoint *e = dl->ep;
+        while (e && e->retired)
+            e = e->successor;
+        dl->ep = e;
+    }
+    pthread_cond_signal(&dp->timer_cv);
+    maybe_idle(dp);
+    uint64_t orphaned = dp->orphaned - orphaned_before;
+    pthread_mutex_unlock(&dp->mu);
+    if (orphaned)
+        log_warn("reload removed endpoints with %llu waiting deliveries: %s",
+                 (unsigned long long)orphaned,
+                 dp->spool ? "they stay pending in the spool" : "dropped (no spool)");
+}
+
+int dispatch_runtime_idle(sy_dispatch *dp, sy_runtime *rt)
+{
+    pthread_mutex_lock(&dp->mu);
+    int idle = __atomic_load_n(&rt->live, __ATOMIC_ACQUIRE) == 0;
+    pthread_mutex_unlock(&dp->mu);
+    return idle;
 }
 
 const sy_event *dispatch_event_of(const sy_delivery *d)

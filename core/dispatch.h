@@ -58,6 +58,18 @@ int dispatch_start(sy_dispatch *dp);
 void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size_t n,
                     const int64_t *ids);
 
+/*
+ * Reload: new deliveries go to nrt's endpoints from now on. Deliveries not
+ * in a plugin move to the endpoint of the same id in nrt (those of removed
+ * endpoints are dropped from memory; with a spool they stay pending on
+ * disk); attempts in flight finish with the old plugin instances, then
+ * move too. Endpoint counters carry over.
+ */
+void dispatch_adopt(sy_dispatch *dp, sy_runtime *nrt);
+
+/* 1 when no delivery uses rt's endpoints any more (it may then be freed). */
+int dispatch_runtime_idle(sy_dispatch *dp, sy_runtime *rt);
+
 /* The spool pager's callbacks (see spool_set_pager); arg is the dispatcher. */
 size_t dispatch_pager_want(void *arg);
 void dispatch_pager_load(void *arg, const spool_row *row);

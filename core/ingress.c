@@ -27,6 +27,7 @@ struct sy_ingress {
     void *reply_pull;  /* ingress thread: acknowledgements from the spool writer */
     void *reply_push;  /* spool writer thread only */
     void **socks;
+    ingress_type *types; /* of each socket, copied: reloads free the config */
     size_t nsocks;
     pthread_t thread;
     int running;
@@ -71,6 +72,9 @@ sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_spool *spool, sy_qua
     pthread_mutex_init(&in->log_mu, NULL);
     const sy_conf *c = rt->conf;
     in->socks = calloc(c->ningress ? c->ningress : 1, sizeof *in->socks);
+    in->types = calloc(c->ningress ? c->ningress : 1, sizeof *in->types);
+    for (size_t i = 0; i < c->ningress; i++)
+        in->types[i] = c->ingress[i].type;
     for (size_t i = 0; i < c->ningress; i++) {
         const sy_ingress_conf *ic = &c->ingress[i];
         int type = ic->type == INGRESS_PULL ? ZMQ_PULL : ic->type == INGRESS_SUB ? ZMQ_SUB : ZMQ_ROUTER;
@@ -187,9 +191,9 @@ static void on_stored(void *arg, spool_status st, sy_event *ev, const int64_t *i
     free(p);
 }
 
-static void accept_message(sy_ingress *in, const char *body, size_t len, int nframes,
-                           const reply_to *to, int system, const char *exclude,
-                           sy_endpoint *only)
+static void accept_with(sy_ingress *in, sy_runtime *rt, const char *body, size_t len,
+                        int nframes, const reply_to *to, int system, const char *exclude,
+                        sy_endpoint *only)
 {
     STAT_ADD(g_stats.received, 1);
     if (nframes < 1 || nframes > 2) {
@@ -201,7 +205,7 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
             send_reply(in->socks[to->sock], to, "error bad_frames: expected [body] or [tag, body]", 0);
         return;
     }
-    const sy_conf *c = in->rt->conf;
+    const sy_conf *c = rt->conf;
     sy_event *ev = NULL;
     char why[512];
     env_reason r = envelope_parse(body, len, (size_t)c->max_event_bytes, c->max_depth, &ev, why,
@@ -224,9 +228,9 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
     if (only) {
         stack[0] = only;
         n = 1;
-    } else if ((n = router_match(in->rt->router, ev, stack, MAX_MATCH_STACK)) > MAX_MATCH_STACK) {
+    } else if ((n = router_match(rt->router, ev, stack, MAX_MATCH_STACK)) > MAX_MATCH_STACK) {
         match = malloc(n * sizeof *match);
-        n = router_match(in->rt->router, ev, match, n);
+        n = router_match(rt->router, ev, match, n);
     }
     /* Disabled endpoints, and the endpoint a system event is about, get nothing. */
     size_t w = 0;
@@ -272,6 +276,18 @@ static void accept_message(sy_ingress *in, const char *body, size_t len, int nfr
     event_unref(ev);
 }
 
+/* Routing reads the current runtime; a reload waits until this message is routed. */
+static void accept_message(sy_ingress *in, const char *body, size_t len, int nframes,
+                           const reply_to *to, int system, const char *exclude,
+                           sy_endpoint *only)
+{
+    sy_runtime *rt = runtime_acquire();
+    if (!rt)
+        rt = in->rt; /* tests and tools that never installed a current runtime */
+    accept_with(in, rt, body, len, nframes, to, system, exclude, only);
+    runtime_release();
+}
+
 void ingress_handle(sy_ingress *in, const char *body, size_t len, int nframes)
 {
     accept_message(in, body, len, nframes, NULL, 0, NULL, NULL);
@@ -290,7 +306,7 @@ void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const c
 static void read_one(sy_ingress *in, size_t i)
 {
     void *s = in->socks[i];
-    int router = in->rt->conf->ingress[i].type == INGRESS_ACK;
+    int router = in->types[i] == INGRESS_ACK;
     zmq_msg_t frames[3];
     int nframes = 0, more = 1, total = 0;
     for (int k = 0; k < 3; k++)
@@ -373,7 +389,7 @@ static void *ingress_main(void *arg)
     }
     items[in->nsocks].socket = in->reply_pull;
     items[in->nsocks].events = ZMQ_POLLIN;
-    size_t max_pending = (size_t)in->rt->conf->max_pending;
+    size_t max_pending = (size_t)in->rt->conf->max_pending; /* a restart setting */
     while (!__atomic_load_n(&in->stop, __ATOMIC_ACQUIRE)) {
         size_t backlog = dispatch_backlog(in->dp) + (in->spool ? spool_queued(in->spool) : 0);
         int paused = backlog >= max_pending;
@@ -447,6 +463,7 @@ void ingress_free(sy_ingress *in)
     for (size_t i = 0; i < in->nsocks; i++)
         zmq_close(in->socks[i]);
     free(in->socks);
+    free(in->types);
     if (in->reply_pull)
         zmq_close(in->reply_pull);
     if (in->reply_push)

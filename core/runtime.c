@@ -123,6 +123,47 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     return 0;
 }
 
+static pthread_rwlock_t g_current_lock;
+static pthread_once_t g_current_once = PTHREAD_ONCE_INIT;
+static sy_runtime *g_current;
+
+/* Writers first: a reload must not wait behind a steady stream of events. */
+static void current_lock_init(void)
+{
+    pthread_rwlockattr_t a;
+    pthread_rwlockattr_init(&a);
+    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&g_current_lock, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
+void runtime_set_current(sy_runtime *rt)
+{
+    runtime_swap(rt);
+}
+
+sy_runtime *runtime_acquire(void)
+{
+    pthread_once(&g_current_once, current_lock_init);
+    pthread_rwlock_rdlock(&g_current_lock);
+    return g_current;
+}
+
+void runtime_release(void)
+{
+    pthread_rwlock_unlock(&g_current_lock);
+}
+
+sy_runtime *runtime_swap(sy_runtime *rt)
+{
+    pthread_once(&g_current_once, current_lock_init);
+    pthread_rwlock_wrlock(&g_current_lock);
+    sy_runtime *old = g_current;
+    g_current = rt;
+    pthread_rwlock_unlock(&g_current_lock);
+    return old;
+}
+
 static int cmp_ep(const void *a, const void *b)
 {
     return strcmp((*(sy_endpoint *const *)a)->conf->id, (*(sy_endpoint *const *)b)->conf->id);
@@ -155,8 +196,10 @@ sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only,
     int before = errs->count;
     for (size_t i = 0; i < conf->nsinks; i++)
         setup_instance(rt, &rt->insts[i], &conf->sinks[i], host, validate_only, errs);
-    for (size_t i = 0; i < conf->nendpoints; i++)
+    for (size_t i = 0; i < conf->nendpoints; i++) {
+        rt->eps[i].rt = rt;
         setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], validate_only, errs);
+    }
     if (errs->count != before) {
         runtime_free(rt);
         return NULL;

@@ -50,8 +50,13 @@ typedef struct ep_stats {
     int64_t last_attempt_ms;
 } ep_stats;
 
+struct sy_runtime;
+
 typedef struct sy_endpoint {
     const sy_endpoint_conf *conf;
+    struct sy_runtime *rt;      /* the runtime (config generation) it belongs to */
+    int retired;                /* a reload replaced its runtime (dispatcher lock) */
+    struct sy_endpoint *successor; /* same id in the new runtime, or NULL if removed */
     struct sy_instance *inst;
     void *ep_state;       /* plugin state from endpoint_init */
     void *plugin_conf;    /* struct filled from endpoint_keys */
@@ -80,7 +85,20 @@ typedef struct sy_runtime {
     size_t neps;
     sy_router *router;
     sy_endpoint **by_id;  /* endpoints sorted by id, for lookups from the spool */
+    uint64_t live;        /* atomic: deliveries pointing at its endpoints */
+    struct sy_runtime *next_retired;
 } sy_runtime;
+
+/*
+ * The runtime that new events are routed with. Readers (ingress, admin)
+ * hold the read lock while they use it; a reload swaps it under the write
+ * lock, so once runtime_swap returns nobody reads the old one any more.
+ */
+void runtime_set_current(sy_runtime *rt);
+sy_runtime *runtime_acquire(void);
+void runtime_release(void);
+/* Installs rt as current and returns the previous one. */
+sy_runtime *runtime_swap(sy_runtime *rt);
 
 /*
  * Builds the runtime from a loaded config: loads each plugin, validates
