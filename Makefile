@@ -50,7 +50,7 @@ ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all run test unit e2e check bench install uninstall clean deps docs
+.PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs
 .DELETE_ON_ERROR:
 
 all: $(BIN) switchyard $(PLUGIN_SO)
@@ -118,18 +118,32 @@ unit: $(UNIT_BIN) $(ABI_SO) $(PLUGIN_SO)
 	@set -e; for t in $(UNIT_BIN); do \
 		echo "== $$t"; SY_BUILD=$(BUILD) $$t; done
 
+E2E ?= tests/e2e
 e2e: all $(TPLUGIN_SO)
-	SY_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/e2e
+	SY_BUILD=$(BUILD) $(PYTHON) -m pytest -q $(E2E)
 
 test: deps
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
 
-# Sanitizer builds live in their own folder so they never mix with -O2 objects.
+# Sanitizer builds live in their own folder so they never mix with -O2
+# objects: unit tests, then the end-to-end suite against an ASan + UBSan
+# daemon and plugins (leaks at exit fail the run: the tests require exit 0).
+SANFLAGS := BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
+	SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
+CHECK_E2E ?= tests/e2e
 check: deps
-	$(MAKE) BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
-		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" unit
+	$(MAKE) $(SANFLAGS) unit
+	$(MAKE) $(SANFLAGS) e2e E2E="$(CHECK_E2E)"
+
+# The unit tests under valgrind (no sanitizer build: valgrind needs plain binaries).
+valgrind: deps
+	$(MAKE) BUILD=build/vg OPT="-O1 -g" $(UNIT_BIN:$(BUILD)/%=build/vg/%) \
+		$(ABI_SO:$(BUILD)/%=build/vg/%) $(PLUGIN_SO:$(BUILD)/%=build/vg/%)
+	@set -e; for t in $(UNIT_BIN:$(BUILD)/%=build/vg/%); do echo "== valgrind $$t"; \
+		SY_BUILD=build/vg valgrind -q --error-exitcode=1 --leak-check=full \
+		--errors-for-leak-kinds=definite $$t > /dev/null; done
 
 # Each bench/bench_*.py prints its own figures; none asserts anything.
 bench: deps all

@@ -196,7 +196,7 @@ static enum MHD_Result test_event(sy_admin *a, struct MHD_Connection *c, const c
         return json_error(c, 500, "cannot build the test event");
     ingress_inject_to(a->in, body, strlen(body), ep);
     free(body);
-    char out[160];
+    char out[512];
     snprintf(out, sizeof out, "{\"event_id\":\"%s\",\"endpoint\":\"%s\"}", evid, id);
     return reply(c, 202, "application/json", out);
 }

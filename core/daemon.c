@@ -339,6 +339,7 @@ int daemon_run(const daemon_opts *o)
     write_stats(c, rt, dp);
     stats_log();
     admin_stop(admin); /* before the runtime it reads goes */
+    dispatch_drop_queued(dp); /* before the endpoints they point at go */
     runtime_swap(NULL);
     reap(&rs, 1);
     sy_conf *cur_conf = rt->conf;

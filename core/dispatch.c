@@ -968,18 +968,17 @@ size_t dispatch_dead_letters(sy_dispatch *dp, dead_letter *out, size_t max)
     return n;
 }
 
-void dispatch_free(sy_dispatch *dp)
+void dispatch_drop_queued(sy_dispatch *dp)
 {
-    if (!dp)
-        return;
     size_t lost = 0;
+    pthread_mutex_lock(&dp->mu);
     for (delivery *d = dp->ready_head, *n; d; d = n, lost++) {
         n = d->next;
         free_delivery(d);
     }
+    dp->ready_head = dp->ready_tail = NULL;
     for (size_t i = 0; dp->rt && i < dp->rt->neps; i++) {
         sy_endpoint *ep = &dp->rt->eps[i];
-        gate_free(&ep->gate);
         for (delivery *d = ep->wait_head, *n; d; d = n, lost++) {
             n = d->next;
             free_delivery(d);
@@ -998,11 +997,24 @@ void dispatch_free(sy_dispatch *dp)
         free_delivery(it.data);
         lost++;
     }
-    theap_free(&dp->timers);
     lost += dp->abandoned;
-    if (lost || dp->ninflight)
-        log_warn("%zu unfinished deliveries dropped at exit (%zu still in plugins); "
-                 "without a spool they are not kept", lost, dp->ninflight);
+    dp->abandoned = 0;
+    size_t inflight = dp->ninflight;
+    dp->rt = NULL; /* stopped: nothing needs the endpoints any more */
+    pthread_mutex_unlock(&dp->mu);
+    if (lost || inflight)
+        log_warn("%zu unfinished deliveries left memory at exit (%zu still in plugins); %s", lost,
+                 inflight,
+                 dp->spool ? "the spool keeps them pending for the next start"
+                           : "without a spool they are lost");
+}
+
+void dispatch_free(sy_dispatch *dp)
+{
+    if (!dp)
+        return;
+    dispatch_drop_queued(dp);
+    theap_free(&dp->timers);
     for (size_t i = 0; i < dp->dead_len; i++)
         event_unref(dp->dead[(dp->dead_start + i) % dp->dead_max].event);
     free(dp->dead);

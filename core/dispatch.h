@@ -87,7 +87,13 @@ int dispatch_drain(sy_dispatch *dp, int64_t timeout_ms);
 /* Stops workers and the timer thread. Outcomes reported later are counted as abandoned. */
 void dispatch_stop(sy_dispatch *dp);
 
-/* Frees every delivery still held (logging how many) and the dispatcher. */
+/*
+ * Frees every delivery not in a plugin (logging how many). Call after
+ * dispatch_stop and before the runtimes go: deliveries point at endpoints.
+ */
+void dispatch_drop_queued(sy_dispatch *dp);
+
+/* Frees the dispatcher (and whatever dispatch_drop_queued did not). */
 void dispatch_free(sy_dispatch *dp);
 
 /* Copies up to max dead letters (newest last) under the lock; event refs are taken. */

@@ -231,6 +231,7 @@ void runtime_free(sy_runtime *rt)
         sy_endpoint *ep = &rt->eps[i];
         if (ep->ep_initialized && ep->inst->sink->endpoint_destroy)
             ep->inst->sink->endpoint_destroy(ep->inst->state, ep->ep_state);
+        gate_free(&ep->gate);
         free(ep->plugin_conf);
         cfg_arena_free(&ep->arena);
     }
