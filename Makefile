@@ -105,7 +105,8 @@ $(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
 	@echo "  ABI     $@"
 	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
 
-$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB)
+# Some unit tests #include a plugin's sources to reach its static helpers.
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
@@ -153,17 +154,40 @@ bench: deps all
 docs: all
 	bash scripts/gen-config-doc.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/switchyard/plugins \
-		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig
+install: $(BIN) $(PLUGIN_SO)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
+		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system
+	install -d -m 0750 $(DESTDIR)/var/lib/switchyard
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
-	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PREFIX)/lib/switchyard/plugins/
+	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sdk/switchyard.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/switchyard.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
+	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
+	@# The example config goes only into a conf.d without any *.json: an
+	@# operator's config is never overwritten, nor completed with examples.
+	@# plugin_dir points at the installed plugins, var/ paths at /var/lib.
+	@set -e; etc=$(DESTDIR)/etc/switchyard/conf.d; \
+	if ls $$etc/*.json >/dev/null 2>&1; then \
+		echo "  keeping the config in $$etc"; \
+	else \
+		install -d -m 0755 $$etc; \
+		for f in conf.d/*.json; do \
+			echo "  CONFIG  $$etc/$${f#conf.d/}"; \
+			sed -e 's|\("plugin_dir": *"\)[^"]*"|\1$(PLUGINDIR)"|' \
+			    -e 's|"var/|"/var/lib/switchyard/|g' $$f > $$etc/$${f#conf.d/}; \
+			chmod 0644 $$etc/$${f#conf.d/}; \
+		done; \
+	fi
 
+# The config in /etc/switchyard is the operator's: uninstall leaves it.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard
 
 clean:

@@ -1,0 +1,131 @@
+/*
+ * amqp.c - the amqp sink: publishes each event to a RabbitMQ exchange and
+ * reports OK only once the broker confirmed it (publisher confirms).
+ *
+ * An asynchronous plugin: submit() hands the delivery to the instance's
+ * I/O thread (amqp_io.c) and returns; the thread completes it when the
+ * broker acks, nacks or returns the message, or when the connection dies.
+ * Keys and checks live in amqp_conf.c, the protocol in amqp_publish.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amqp_conf.h"
+#include "amqp_io.h"
+#include "switchyard/sink.h"
+
+typedef struct amqp_state {
+    const sy_host *host;
+    const sy_instance *inst;
+    amqp_settings set;
+    amqp_ep defaults_ep; /* endpoints without keys of their own publish with this */
+    amqp_io *io;
+} amqp_state;
+
+/* The host entries this plugin calls, all present since ABI 1.0. */
+static int host_usable(const sy_host *h)
+{
+    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
+           h->counter && h->counter_add && h->monotonic_ms && h->complete && h->field &&
+           h->config_bool;
+}
+
+static int amqp_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
+                     const void *conf, void **state, char *err, size_t errlen)
+{
+    (void)cfg;
+    if (!host_usable(host)) {
+        snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
+        return -1;
+    }
+    amqp_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->host = host;
+    st->inst = inst;
+    if (amqp_settings_parse(conf, &st->set, err, errlen) != 0) {
+        free(st);
+        return -1;
+    }
+    st->defaults_ep = st->set.defaults;
+    st->defaults_ep.routing_key = NULL; /* "use the instance's": see amqp_publish_item */
+    if (!(st->io = amqp_io_start(host, inst, &st->set, err, errlen))) {
+        amqp_settings_free(&st->set);
+        free(st);
+        return -1;
+    }
+    host->log(inst, SY_LOG_INFO, "publishing to %s, exchange \"%s\"", st->set.masked_url,
+              st->set.defaults.exchange);
+    *state = st;
+    return 0;
+}
+
+static void amqp_destroy(void *state)
+{
+    amqp_state *st = state;
+    if (!st)
+        return;
+    amqp_io_stop(st->io);
+    amqp_settings_free(&st->set);
+    free(st);
+}
+
+static int amqp_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
+                              const void *conf, void **ep_state, char *err, size_t errlen)
+{
+    amqp_state *st = state;
+    const amqp_ep_conf *ec = conf;
+    (void)endpoint_id;
+    int mandatory = 0;
+    int mandatory_set = st->host->config_bool(cfg, "mandatory", &mandatory) == 0;
+    *ep_state = NULL;
+    if (!ec || (!ec->exchange && !ec->routing_key && !mandatory_set))
+        return 0; /* the instance's settings apply */
+    amqp_ep_conf copy = *ec;
+    copy.mandatory = mandatory;
+    amqp_ep *ep = amqp_ep_new(&st->set, &copy, mandatory_set, err, errlen);
+    if (!ep)
+        return -1;
+    *ep_state = ep;
+    return 0;
+}
+
+static void amqp_endpoint_destroy(void *state, void *ep_state)
+{
+    (void)state;
+    amqp_ep_free(ep_state);
+}
+
+static int amqp_submit(void *state, void *ep_state, const sy_delivery *d)
+{
+    amqp_state *st = state;
+    aq_item *it = calloc(1, sizeof *it);
+    if (!it)
+        return -1; /* the core retries it */
+    it->d = d;
+    it->ep = ep_state ? ep_state : &st->defaults_ep;
+    amqp_io_submit(st->io, it);
+    return 0;
+}
+
+SY_EXPORT const sy_sink switchyard_sink = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_sink),
+    .name = "amqp",
+    .version = "1.0.0",
+    .description = "publishes events to a RabbitMQ (AMQP 0-9-1) exchange with publisher confirms",
+    .instance_keys = amqp_instance_keys,
+    .instance_conf_size = sizeof(amqp_conf),
+    .endpoint_keys = amqp_endpoint_keys,
+    .endpoint_conf_size = sizeof(amqp_ep_conf),
+    .init = amqp_init,
+    .destroy = amqp_destroy,
+    .endpoint_init = amqp_endpoint_init,
+    .endpoint_destroy = amqp_endpoint_destroy,
+    .deliver = NULL, /* asynchronous plugin */
+    .submit = amqp_submit,
+    .default_retry = NULL,
+};

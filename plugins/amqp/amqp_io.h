@@ -1,0 +1,36 @@
+/*
+ * amqp_io.h - the amqp sink's I/O thread: one per instance, owning the
+ * broker connection (rabbitmq-c connections must stay on one thread).
+ */
+#ifndef SY_AMQP_IO_H
+#define SY_AMQP_IO_H
+
+#include <stddef.h>
+
+#include "amqp_conf.h"
+#include "amqp_track.h"
+#include "switchyard/sink.h"
+
+typedef struct amqp_io amqp_io;
+
+/*
+ * Starts the thread, which connects in the background: an unreachable
+ * broker is not a start-up error. s must outlive the io. Returns NULL with
+ * the reason in err.
+ */
+amqp_io *amqp_io_start(const sy_host *host, const sy_instance *inst, const amqp_settings *s,
+                       char *err, size_t errlen);
+
+/*
+ * Queues it for publishing; the thread reports its outcome through
+ * host->complete and frees it. Never blocks on the network.
+ */
+void amqp_io_submit(amqp_io *io, aq_item *it);
+
+/*
+ * Stops the thread: every delivery still queued or unconfirmed completes
+ * with SY_RETRY, then the connection is closed politely. Frees io.
+ */
+void amqp_io_stop(amqp_io *io);
+
+#endif

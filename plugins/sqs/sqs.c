@@ -1,0 +1,156 @@
+/*
+ * sqs.c - the sqs sink: sends each event to an Amazon SQS queue, in
+ * batches of up to ten, and reports OK per entry once SQS stored it.
+ *
+ * An asynchronous plugin: submit() hands the delivery to the instance's
+ * I/O thread (sqs_io.c). Keys live in sqs_conf.c, credentials in
+ * sqs_creds.c, the wire format in sqs_batch.c.
+ */
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqs_batch.h"
+#include "sqs_conf.h"
+#include "sqs_creds.h"
+#include "sqs_io.h"
+#include "switchyard/sink.h"
+
+typedef struct sqs_state {
+    const sy_host *host;
+    const sy_instance *inst;
+    sqs_settings set;
+    sqs_io *io;
+} sqs_state;
+
+/* The host entries this plugin calls, all present since ABI 1.0. */
+static int host_usable(const sy_host *h)
+{
+    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
+           h->counter && h->counter_add && h->monotonic_ms && h->complete && h->field;
+}
+
+/* The last four characters of an access key id: enough to tell keys apart in a log. */
+static const char *key_tail(const char *id)
+{
+    size_t n = strlen(id);
+    return n > 4 ? id + n - 4 : "";
+}
+
+static int sqs_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
+                    const void *conf, void **state, char *err, size_t errlen)
+{
+    (void)cfg;
+    const sqs_conf *c = conf;
+    if (!host_usable(host)) {
+        snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
+        return -1;
+    }
+    /* Process-wide and not thread-safe: init is the single-threaded moment for it. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        snprintf(err, errlen, "curl_global_init failed");
+        return -1;
+    }
+    sqs_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        goto fail_global;
+    }
+    st->host = host;
+    st->inst = inst;
+    if (sqs_settings_parse(c, &st->set, err, errlen) != 0)
+        goto fail_state;
+    sqs_creds creds;
+    sqs_creds_conf cc = {c->access_key_id, c->secret_access_key, c->session_token,
+                         c->credentials_file, c->profile};
+    if (sqs_creds_load(&cc, &creds, err, errlen) != 0)
+        goto fail_settings;
+    host->log(inst, SY_LOG_INFO,
+              "sending to %s via %s, region %s, credentials from %s (key ...%s%s)",
+              st->set.defaults.target->queue_url, st->set.endpoint_url, st->set.region,
+              creds.source, key_tail(creds.key_id), creds.token ? ", with session token" : "");
+    if (!(st->io = sqs_io_start(host, inst, &st->set, &creds, err, errlen))) {
+        sqs_creds_free(&creds);
+        goto fail_settings;
+    }
+    *state = st;
+    return 0;
+fail_settings:
+    sqs_settings_free(&st->set);
+fail_state:
+    free(st);
+fail_global:
+    curl_global_cleanup();
+    return -1;
+}
+
+static void sqs_destroy(void *state)
+{
+    sqs_state *st = state;
+    if (!st)
+        return;
+    sqs_io_stop(st->io);
+    sqs_settings_free(&st->set);
+    free(st);
+    curl_global_cleanup();
+}
+
+static int sqs_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
+                             const void *conf, void **ep_state, char *err, size_t errlen)
+{
+    sqs_state *st = state;
+    const sqs_ep_conf *ec = conf;
+    (void)endpoint_id;
+    (void)cfg;
+    *ep_state = NULL;
+    if (!ec || (!ec->queue_url && !ec->message_group_id))
+        return 0; /* the instance's queue and template apply */
+    /*
+     * Targets are added here, before the first delivery, so the I/O thread
+     * never sees the list change under it.
+     */
+    sqs_ep *ep = sqs_ep_new(&st->set, ec, err, errlen);
+    if (!ep)
+        return -1;
+    *ep_state = ep;
+    return 0;
+}
+
+static void sqs_endpoint_destroy(void *state, void *ep_state)
+{
+    (void)state;
+    sqs_ep_free(ep_state);
+}
+
+static int sqs_submit(void *state, void *ep_state, const sy_delivery *d)
+{
+    sqs_state *st = state;
+    sqs_entry *e = calloc(1, sizeof *e);
+    if (!e)
+        return -1; /* the core retries it */
+    e->d = d;
+    e->ep = ep_state ? ep_state : &st->set.defaults;
+    sqs_io_submit(st->io, e);
+    return 0;
+}
+
+SY_EXPORT const sy_sink switchyard_sink = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_sink),
+    .name = "sqs",
+    .version = "1.0.0",
+    .description = "sends events to Amazon SQS (SendMessageBatch, SigV4, FIFO group and "
+                   "deduplication ids)",
+    .instance_keys = sqs_instance_keys,
+    .instance_conf_size = sizeof(sqs_conf),
+    .endpoint_keys = sqs_endpoint_keys,
+    .endpoint_conf_size = sizeof(sqs_ep_conf),
+    .init = sqs_init,
+    .destroy = sqs_destroy,
+    .endpoint_init = sqs_endpoint_init,
+    .endpoint_destroy = sqs_endpoint_destroy,
+    .deliver = NULL, /* asynchronous plugin */
+    .submit = sqs_submit,
+    .default_retry = NULL,
+};

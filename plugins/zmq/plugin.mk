@@ -1,0 +1,2 @@
+# The zmq sink links libzmq (libzmq3-dev).
+PLUGIN_LIBS_zmq := -lzmq

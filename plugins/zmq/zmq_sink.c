@@ -1,0 +1,123 @@
+/*
+ * zmq_sink.c - the zmq sink: forwards events to other ZeroMQ consumers as
+ * [event_type, body] over PUSH or PUB, the same two frames Switchyard's
+ * own ingress reads, so daemons can be chained.
+ *
+ * An asynchronous plugin; the sending lives in zmq_fwd.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "switchyard/sink.h"
+#include "zmq_fwd.h"
+
+typedef struct zs_conf {
+    const char *socket;
+    const char *connect;
+    const char *bind;
+    int64_t send_timeout_ms;
+    int64_t sndhwm;
+    int64_t linger_ms;
+} zs_conf;
+
+static const sy_config_key zs_instance_keys[] = {
+    {"socket", SY_CFG_STRING, "push", 0, offsetof(zs_conf, socket),
+     "\"push\" (load-balanced to connected PULL peers; no peer = retry) or \"pub\" (to every "
+     "subscriber; fire and forget, frame 1 is the topic)"},
+    {"connect", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, connect),
+     "ZeroMQ endpoint to connect to, e.g. tcp://10.0.0.5:5560; exactly one of connect and bind"},
+    {"bind", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, bind),
+     "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5560 or ipc:///run/sy-out.sock"},
+    {"send_timeout", SY_CFG_DURATION, "250ms", 0, offsetof(zs_conf, send_timeout_ms),
+     "push: how long a message may wait for a peer with room before the delivery is retried"},
+    {"sndhwm", SY_CFG_INT, "1000", 0, offsetof(zs_conf, sndhwm),
+     "messages ZeroMQ queues per peer (its send high-water mark)"},
+    {"linger", SY_CFG_DURATION, "1s", 0, offsetof(zs_conf, linger_ms),
+     "at shutdown, how long queued messages may take to leave"},
+    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+};
+
+/* The host entries this plugin calls, all present since ABI 1.0. */
+static int host_usable(const sy_host *h)
+{
+    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
+           h->counter && h->counter_add && h->complete;
+}
+
+static int zs_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
+                    const void *conf, void **state, char *err, size_t errlen)
+{
+    const zs_conf *c = conf;
+    (void)cfg;
+    if (!host_usable(host)) {
+        snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
+        return -1;
+    }
+    zfwd_settings s;
+    memset(&s, 0, sizeof s);
+    if (strcmp(c->socket, "push") == 0) {
+        s.type = ZMQ_PUSH;
+    } else if (strcmp(c->socket, "pub") == 0) {
+        s.type = ZMQ_PUB;
+    } else {
+        snprintf(err, errlen, "socket: \"%s\" is not \"push\" or \"pub\"", c->socket);
+        return -1;
+    }
+    if (!c->connect == !c->bind) {
+        snprintf(err, errlen, "exactly one of connect and bind is needed");
+        return -1;
+    }
+    s.bind = c->bind != NULL;
+    s.addr = c->bind ? c->bind : c->connect;
+    if (c->send_timeout_ms > 600000 || c->linger_ms > 600000) {
+        snprintf(err, errlen, "%s: at most 10 minutes",
+                 c->send_timeout_ms > 600000 ? "send_timeout" : "linger");
+        return -1;
+    }
+    if (c->sndhwm < 0 || c->sndhwm > 10000000) {
+        snprintf(err, errlen, "sndhwm: %lld is outside 0-10000000", (long long)c->sndhwm);
+        return -1;
+    }
+    s.send_timeout_ms = (int)c->send_timeout_ms;
+    s.sndhwm = (int)c->sndhwm;
+    s.linger_ms = (int)c->linger_ms;
+    zfwd *f = zfwd_start(host, inst, &s, err, errlen);
+    if (!f)
+        return -1;
+    host->log(inst, SY_LOG_INFO, "forwarding over %s, %s %s", c->socket,
+              s.bind ? "bound to" : "connected to", s.addr);
+    *state = f;
+    return 0;
+}
+
+static void zs_destroy(void *state)
+{
+    zfwd_stop(state);
+}
+
+static int zs_submit(void *state, void *ep_state, const sy_delivery *d)
+{
+    (void)ep_state;
+    return zfwd_submit(state, d);
+}
+
+SY_EXPORT const sy_sink switchyard_sink = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_sink),
+    .name = "zmq",
+    .version = "1.0.0",
+    .description = "forwards events as [event_type, body] to ZeroMQ PUSH or PUB peers",
+    .instance_keys = zs_instance_keys,
+    .instance_conf_size = sizeof(zs_conf),
+    .endpoint_keys = NULL, /* one socket per instance: nothing per endpoint */
+    .endpoint_conf_size = 0,
+    .init = zs_init,
+    .destroy = zs_destroy,
+    .endpoint_init = NULL,
+    .endpoint_destroy = NULL,
+    .deliver = NULL, /* asynchronous plugin */
+    .submit = zs_submit,
+    .default_retry = NULL,
+};

@@ -1,0 +1,169 @@
+"""
+The sqs sink against a real SQS-compatible server: the fauxqs emulator
+(npm), behind a proxy that checks every request's SigV4 signature with the
+official AWS signer. Messages are read back with the official
+@aws-sdk/client-sqs: bodies byte-identical, attributes present, FIFO group
+and deduplication ids set; a batch with one oversize entry retries only
+that entry; credentials from config, environment and file; a wrong secret
+is refused and never logged.
+"""
+
+import math
+from collections import Counter
+
+from conftest import event, get
+from queue_helpers import Fauxqs, fauxqs  # noqa: F401 (fixture)
+
+TYPES = ["job.completed", "job.failed", "scrape.page_done"]
+
+
+def bodies(prefix, n, pad=200):
+    """
+    n events with text SQS must carry unchanged. No characters beyond
+    U+FFFF: real SQS takes them, but fauxqs 2.4 tests bodies with a regular
+    expression that sees them as lone surrogates and refuses them.
+    """
+    out = []
+    for i in range(n):
+        org = None if i % 4 == 3 else ("acme" if i % 2 else "globex")
+        data = {"i": i, "pad": "x" * pad,
+                "note": "caf\u00e9 \u2603 \"quoted\" back\\slash tab\tnl\n\u0001 \ud7ff\ue000"}
+        b = event(f"{prefix}-{i:05d}", TYPES[i % 3], org=org, data=data)
+        if i % 5 == 0:
+            b = b.replace(b',"data":', b' ,\t"data" :  ')  # whitespace must survive as sent
+        out.append((f"{prefix}-{i:05d}", TYPES[i % 3], org, b))
+    return out
+
+
+def sqs_sink(fq, queue_url, **extra):
+    s = {"plugin": "sqs", "queue_url": queue_url, "endpoint_url": fq.endpoint,
+         "region": "us-east-1", "access_key_id": Fauxqs.KEY_ID,
+         "secret_access_key": Fauxqs.SECRET}
+    s.update(extra)
+    return s
+
+
+def test_standard_queue_bodies_and_attributes(switchyard, fauxqs):
+    url = fauxqs.create_queue("std1")
+    before = fauxqs.sigcheck()
+    d = switchyard(sinks={"sq": sqs_sink(fauxqs, url)},
+                   endpoints={"q": {"sink": "sq", "concurrency": 100}})
+    sent = bodies("s1", 500)
+    # U+FFFF is valid UTF-8 (the envelope accepts it) but no SQS message may hold it:
+    # that entry fails for good at once, and its batch-mates are not affected.
+    never = event("s1-never", data={"bad": "\uffff"})
+    d.push([b for _, _, _, b in sent[:250]] + [never] + [b for _, _, _, b in sent[250:]])
+    s = d.wait_stats(lambda s: get(s, "deliveries.ok", 0) + get(s, "deliveries.dead", 0)
+                     >= len(sent) + 1, "every delivery settled")
+    assert get(s, "deliveries.ok") == len(sent)
+    assert get(s, "endpoints.q.failed") == 1 and get(s, "deliveries.dead") == 1
+    assert get(s, "deliveries.retries") == 0
+    assert get(s, "sinks.sq.entries_failed") == 1
+    assert "InvalidMessageContents" in d.log()
+    assert get(s, "sinks.sq.entries_ok") == len(sent)
+    assert get(s, "sinks.sq.entries") == len(sent) + 1
+    reqs = get(s, "sinks.sq.requests")
+    assert math.ceil((len(sent) + 1) / 10) <= reqs < len(sent) / 2, f"{reqs} requests: no batching"
+
+    got = fauxqs.drain(url, len(sent))
+    assert len(got) == len(sent)
+    assert Counter(m["body"].encode() for m in got) == Counter(b for _, _, _, b in sent)
+    by_body = {m["body"].encode(): m for m in got}
+    for eid, t, org, b in sent:
+        attrs = by_body[b]["attributes"]
+        want = {"event_type": {"type": "String", "value": t}}
+        if org:
+            want["org_id"] = {"type": "String", "value": org}
+        assert attrs == want, eid
+        assert by_body[b]["group"] is None
+
+    after = fauxqs.sigcheck()
+    assert after["rejected"] == before["rejected"], after["last_error"]
+    assert after["verified"] - before["verified"] >= reqs
+
+
+def test_fifo_group_and_dedup_ids_with_env_credentials(switchyard, fauxqs, monkeypatch):
+    url = fauxqs.create_queue("fifo1.fifo", {"FifoQueue": "true"})
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", Fauxqs.KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", Fauxqs.SECRET)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    sink = sqs_sink(fauxqs, url, message_group_id="{org_id}")
+    del sink["access_key_id"], sink["secret_access_key"]
+    # One worker: the core then submits in arrival order, and the order within
+    # a group checks the sink's part (one batch at a time per FIFO queue).
+    d = switchyard(sinks={"sq": sink}, endpoints={"q": {"sink": "sq", "concurrency": 50}},
+                   core={"workers": 1})
+    assert "credentials from environment" in d.log()
+    sent = bodies("f1", 60)
+    # An id SQS would refuse as a deduplication id: it gets the SHA-256 of the id instead.
+    odd = event("id with spaces \u00e9", "job.completed", org="acme")
+    d.push([b for _, _, _, b in sent] + [odd])
+    d.wait_for("deliveries.ok", len(sent) + 1)
+    got = fauxqs.drain(url, len(sent) + 1)
+    assert len(got) == len(sent) + 1
+    by_body = {m["body"].encode(): m for m in got}
+    for eid, _, org, b in sent:
+        assert by_body[b]["dedup"] == eid
+        assert by_body[b]["group"] == (org or "none")
+    import hashlib
+    assert by_body[odd]["dedup"] == hashlib.sha256("id with spaces \u00e9".encode()).hexdigest()
+    assert by_body[odd]["group"] == "acme"
+    # FIFO order within a group is the publishing order.
+    for org in ("acme", "globex"):
+        ids = [m["dedup"] for m in got if m["group"] == org and m["dedup"].startswith("f1-")]
+        assert ids == sorted(ids), f"group {org} out of order"
+
+    # Publishing the same events again: SQS drops them by deduplication id, the sink reports OK.
+    d.push([b for _, _, _, b in sent[:10]])
+    d.wait_for("deliveries.ok", len(sent) + 11)
+    assert fauxqs.drain(url, 10, idle_s=1) == []
+
+
+def test_oversize_entry_retries_alone(switchyard, fauxqs, tmp_path):
+    url = fauxqs.create_queue("small1", {"MaximumMessageSize": "1024"})
+    creds = tmp_path / "credentials"
+    creds.write_text(f"[other]\naws_access_key_id = nope\naws_secret_access_key = nope\n\n"
+                     f"[sy]\n# rotated by a sidecar\naws_access_key_id = {Fauxqs.KEY_ID}\n"
+                     f"aws_secret_access_key = {Fauxqs.SECRET}\n")
+    sink = sqs_sink(fauxqs, url, credentials_file=str(creds), profile="sy", linger="300ms")
+    del sink["access_key_id"], sink["secret_access_key"]
+    d = switchyard(sinks={"sq": sink},
+                   endpoints={"q": {"sink": "sq", "concurrency": 20,
+                                    "retry": {"schedule": ["100ms"], "max_attempts": 3}}})
+    assert f"credentials from file {creds} [sy]" in d.log()
+    small = [event(f"o1-{i}", data={"i": i}) for i in range(9)]
+    big = event("o1-big", data={"pad": "y" * 3000})
+    d.push(small[:4] + [big] + small[4:])
+    s = d.wait_stats(lambda s: get(s, "deliveries.ok", 0) + get(s, "deliveries.dead", 0) >= 10,
+                     "all settled")
+    assert get(s, "deliveries.ok") == 9
+    assert get(s, "deliveries.dead") == 1
+    assert get(s, "deliveries.attempts") == 9 + 3, "only the oversize entry is retried"
+    assert get(s, "endpoints.q.attempts") == 12
+    assert get(s, "sinks.sq.entries_failed") == 3
+    assert get(s, "sinks.sq.entries_ok") == 9
+    assert get(s, "sinks.sq.entries") == 12
+    assert get(s, "sinks.sq.request_errors") == 0
+    assert get(s, "sinks.sq.requests") == 1 + 2, "one batch of ten, then the big one alone twice"
+    got = fauxqs.drain(url, 10, idle_s=1)
+    assert sorted(m["body"].encode() for m in got) == sorted(small)
+    assert "Message must be shorter than 1024 bytes" in d.log()
+
+
+def test_wrong_secret_is_refused_retried_and_never_logged(switchyard, fauxqs):
+    url = fauxqs.create_queue("std2")
+    wrong = "Wrong-Secret-4f8a/zz"
+    before = fauxqs.sigcheck()
+    d = switchyard(sinks={"sq": sqs_sink(fauxqs, url, secret_access_key=wrong)},
+                   endpoints={"q": {"sink": "sq",
+                                    "retry": {"schedule": ["100ms"], "max_attempts": 2}}})
+    d.push([event("w1-1"), event("w1-2")])
+    s = d.wait_for("deliveries.dead", 2)
+    assert get(s, "deliveries.ok") == 0
+    assert get(s, "sinks.sq.request_errors") >= 1
+    assert fauxqs.sigcheck()["rejected"] > before["rejected"]
+    assert "InvalidSignatureException" in d.log()
+    d.stop()
+    log = d.log()
+    assert wrong not in log and Fauxqs.SECRET not in log
+    assert fauxqs.drain(url, 2, idle_s=1) == []
