@@ -1,0 +1,147 @@
+"""
+Logs on stderr: logfmt by default, one JSON object per line with
+--log-format json (or core.log_format), levels with --log-level (or
+core.log_level). Every line of a whole run is parsed, from start to stop.
+"""
+
+import json
+import re
+import signal
+
+from conftest import cli
+from test_ops_helpers import (ack_all, event, file_sink, flaky_sink,
+                              ops_daemon, wait_until)  # noqa: F401 (fixture)
+
+LEVELS = {"error", "warn", "info", "debug"}
+TS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_.-]*)=("(?:[^"\\]|\\.)*"|[^\s"=\\]+)(?: |$)')
+
+
+def logfmt(line):
+    """A logfmt line as a dict (quoted values unescaped); fails on anything else."""
+    out, pos = {}, 0
+    while pos < len(line):
+        m = _PAIR.match(line, pos)
+        assert m, f"not logfmt at column {pos}: {line!r}"
+        k, v = m.groups()
+        assert k not in out, f"key {k} twice: {line!r}"
+        out[k] = json.loads(v) if v.startswith('"') else v
+        pos = m.end()
+    assert not line.endswith(" "), line
+    return out
+
+
+def check_record(rec, line):
+    assert list(rec)[:3] == ["ts", "level", "msg"] or list(rec)[:3] == ["ts", "level",
+                                                                         "component"], line
+    assert TS.match(rec["ts"]), line
+    assert rec["level"] in LEVELS, line
+    assert all(isinstance(v, str) for v in rec.values()), line
+    assert "msg" in rec, line
+
+
+def exercise(d, tmp_path):
+    """A run touching many log sites: a reject, a dead letter, SIGUSR1, SIGHUP, SIGTERM."""
+    d.push([b"not json"])
+    assert ack_all(d.ack_addr, [("e1", event("e1"))]) == {"e1": "ok e1"}
+    d.wait_endpoint("bad", lambda e: e["dead"] == 1, "a dead letter")
+    d.wait_endpoint("all", lambda e: e["ok"] == 1, "a delivery")
+    wait_until(lambda: d.metrics().get("switchyard_events_quarantined_total") == 1,
+               what="the reject quarantined")
+    d.proc.send_signal(signal.SIGUSR1)
+    wait_until(lambda: "counters: received=" in d.run_log(), what="the counters line")
+    mark = d.reload()  # the same config again: whatever it logs must be well-formed
+    wait_until(lambda: len(d.log()) > mark, what="a log line after SIGHUP")
+    assert d.terminate() == 0
+
+
+def daemon(ops_daemon, tmp_path, **kw):
+    return ops_daemon(sinks={"files": file_sink(tmp_path / "out.jsonl"),
+                             "fl": flaky_sink(tmp_path / "flaky.log", fail_times=1,
+                                              fail_mode="fail")},
+                      endpoints={"all": {"sink": "files"}, "bad": {"sink": "fl"}}, **kw)
+
+
+def test_log_format_json_one_object_per_line(ops_daemon, tmp_path):
+    d = daemon(ops_daemon, tmp_path, args=["--log-format", "json"])
+    exercise(d, tmp_path)
+    text = d.run_log()
+    assert text.endswith("\n")
+    recs = []
+    for line in text.splitlines():
+        rec = json.loads(line)  # every line, not just most
+        assert isinstance(rec, dict), line
+        check_record(rec, line)
+        recs.append(rec)
+    msgs = [r["msg"] for r in recs]
+    assert "switchyard ready" in msgs and msgs[-1] == "stopped"
+    ready = recs[msgs.index("switchyard ready")]
+    assert ready["level"] == "info" and ready["version"] and ready["endpoints"] == "2"
+    dead = [r for r in recs if r["msg"] == "delivery dead"]
+    assert len(dead) == 1
+    assert {k: dead[0][k] for k in ("level", "endpoint", "event_id", "attempts", "status",
+                                    "detail")} == \
+        {"level": "warn", "endpoint": "bad", "event_id": "e1", "attempts": "1",
+         "status": "400", "detail": "flaky: attempt 1 of 1 fails"}
+    # Plugin lines (host->log) carry the plugin and instance.
+    assert any(r.get("component") == "file/files" for r in recs), msgs
+    assert any(r["msg"].startswith("counters: received=") for r in recs)
+    assert not any(line.startswith("ts=") for line in text.splitlines())
+
+
+def test_logfmt_by_default(ops_daemon, tmp_path):
+    d = daemon(ops_daemon, tmp_path)
+    exercise(d, tmp_path)
+    recs = []
+    for line in d.run_log().splitlines():
+        rec = logfmt(line)
+        check_record(rec, line)
+        recs.append(rec)
+    assert [r["msg"] for r in recs][-1] == "stopped"
+    dead = [r for r in recs if r["msg"] == "delivery dead"]
+    assert dead and dead[0]["detail"] == "flaky: attempt 1 of 1 fails"
+
+
+def test_log_format_from_config_and_the_flag_wins(ops_daemon, tmp_path):
+    d = daemon(ops_daemon, tmp_path, core={"log_format": "json"})
+    assert d.terminate() == 0
+    for line in d.run_log().splitlines():
+        check_record(json.loads(line), line)
+    d.args = ["--log-format", "logfmt"]
+    d.start()
+    assert d.terminate() == 0
+    for line in d.run_log().splitlines():
+        check_record(logfmt(line), line)
+
+
+def test_log_level_warn_hides_info(ops_daemon, tmp_path):
+    d = daemon(ops_daemon, tmp_path, args=["--log-level", "warn"])
+    d.push([b"not json"])
+    assert ack_all(d.ack_addr, [("e1", event("e1"))]) == {"e1": "ok e1"}
+    d.wait_endpoint("bad", lambda e: e["dead"] == 1, "a dead letter")
+    assert d.terminate() == 0
+    recs = [logfmt(line) for line in d.run_log().splitlines()]
+    assert recs, "no line at all"
+    assert {r["level"] for r in recs} <= {"warn", "error"}, recs
+    assert [r["event_id"] for r in recs if r["msg"] == "delivery dead"] == ["e1"]
+
+
+def test_log_level_debug_from_config(ops_daemon, tmp_path):
+    d = ops_daemon(sinks={"fl": flaky_sink(tmp_path / "flaky.log", fail_times=1)},
+                   endpoints={"ep": {"sink": "fl", "retry": {"schedule": ["10ms"]}}},
+                   core={"log_level": "debug"})
+    assert ack_all(d.ack_addr, [("e1", event("e1"))]) == {"e1": "ok e1"}
+    d.wait_endpoint("ep", lambda e: e["ok"] == 1, "delivered after one retry")
+    assert d.terminate() == 0
+    recs = [logfmt(line) for line in d.run_log().splitlines()]
+    debug = [r for r in recs if r["level"] == "debug"]
+    assert any(r["msg"].startswith("retry endpoint=ep event_id=e1 attempt=1 ") for r in debug), \
+        debug
+
+
+def test_bad_log_flags_exit_2(tmp_path):
+    r = cli("run", "-c", tmp_path, "--log-format", "xml")
+    assert (r.returncode, r.stderr) == (2, b"switchyard: --log-format is logfmt or json\n")
+    r = cli("run", "-c", tmp_path, "--log-level", "loud")
+    assert (r.returncode, r.stderr) == (2, b"switchyard: --log-level is error, warn, info or "
+                                           b"debug\n")
