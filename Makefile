@@ -53,13 +53,14 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 .PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs
 .DELETE_ON_ERROR:
 
-all: $(BIN) switchyard $(PLUGIN_SO)
+# ./switchyard always means the default build; other BUILD folders don't touch it.
+all: $(BIN) $(if $(filter build,$(BUILD)),switchyard) $(PLUGIN_SO)
 
 deps:
 	@bash scripts/deps.sh
 
-switchyard: $(BIN)
-	@ln -sf $(BIN) switchyard
+switchyard: build/switchyard
+	@ln -sfn build/switchyard switchyard
 
 $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
@@ -71,6 +72,22 @@ static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, con
     return rc;
 }
 
+/* 405 with the Allow header RFC 9110 asks for. */
+static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
+{
+    char msg[64];
+    snprintf(msg, sizeof msg, "{\"error\":\"use %s\"}", allow);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Allow", allow);
+    enum MHD_Result rc = MHD_queue_response(c, 405, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 static enum MHD_Result json_owned(struct MHD_Connection *c, unsigned status, char *text)
 {
     if (!text)
@@ -84,7 +101,7 @@ static int authorized(sy_admin *a, struct MHD_Connection *c)
 {
     const char *token = a->rt->conf->admin_token;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-    if (!token || !h || strncmp(h, "Bearer ", 7) != 0)
+    if (!token || !h || strncasecmp(h, "Bearer ", 7) != 0)
         return 0;
     return admin_token_equal(h + 7, token);
 }
@@ -103,6 +120,12 @@ static long arg_long(struct MHD_Connection *c, const char *name, long def, long 
 
 static char *endpoints_json(sy_admin *a)
 {
+    /* With a spool, pending and dead are what the spool holds (they survive restarts). */
+    spoolq_count *counts = NULL;
+    long ncounts = -1;
+    char err[256];
+    if (a->rt->conf->spool)
+        ncounts = spoolq_endpoint_counts(a->rt->conf->spool, &counts, err, sizeof err);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < a->rt->neps; i++) {
         const sy_endpoint *ep = &a->rt->eps[i];
@@ -129,9 +152,18 @@ static char *endpoints_json(sy_admin *a)
         cJSON_AddNumberToObject(o, "routed", (double)routed);
         cJSON_AddNumberToObject(o, "attempts", (double)att);
         cJSON_AddNumberToObject(o, "ok", (double)ok);
-        cJSON_AddNumberToObject(o, "dead", (double)dead);
-        cJSON_AddNumberToObject(o, "pending",
-                                routed > ok + dead ? (double)(routed - ok - dead) : 0.0);
+        double pending = routed > ok + dead ? (double)(routed - ok - dead) : 0.0;
+        double dead_n = (double)dead;
+        if (ncounts >= 0) {
+            pending = dead_n = 0;
+            for (long k = 0; k < ncounts; k++)
+                if (!strcmp(counts[k].endpoint, ep->conf->id)) {
+                    pending = (double)counts[k].pending;
+                    dead_n = (double)counts[k].dead;
+                }
+        }
+        cJSON_AddNumberToObject(o, "dead", dead_n);
+        cJSON_AddNumberToObject(o, "pending", pending);
         cJSON_AddNumberToObject(o, "last_status", (double)STAT_GET(ep->st.last_status));
         cJSON_AddStringToObject(o, "last_error",
                                 STAT_GET(ep->st.last_status) >= 200 &&
@@ -140,6 +172,7 @@ static char *endpoints_json(sy_admin *a)
                                     : ep->last_detail);
         cJSON_AddItemToArray(arr, o);
     }
+    free(counts);
     char *t = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     return t;
@@ -225,17 +258,17 @@ static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *ur
     const char *p = url + strlen("/api/v1/");
     char id[256];
     if (!strcmp(p, "endpoints"))
-        return get ? json_owned(c, 200, endpoints_json(a)) : json_error(c, 405, "use GET");
+        return get ? json_owned(c, 200, endpoints_json(a)) : not_allowed(c, "GET");
     if (!strcmp(p, "deliveries"))
-        return get ? deliveries(a, c) : json_error(c, 405, "use GET");
+        return get ? deliveries(a, c) : not_allowed(c, "GET");
     if (!strcmp(p, "events"))
-        return get ? events(a, c) : json_error(c, 405, "use GET");
+        return get ? events(a, c) : not_allowed(c, "GET");
     if (sscanf(p, "deliveries/%255[^/]/replay", id) == 1 &&
         strlen(p) == strlen("deliveries/") + strlen(id) + strlen("/replay"))
-        return post ? replay(a, c, id) : json_error(c, 405, "use POST");
+        return post ? replay(a, c, id) : not_allowed(c, "POST");
     if (sscanf(p, "endpoints/%255[^/]/test", id) == 1 &&
         strlen(p) == strlen("endpoints/") + strlen(id) + strlen("/test"))
-        return post ? test_event(a, c, id) : json_error(c, 405, "use POST");
+        return post ? test_event(a, c, id) : not_allowed(c, "POST");
     return json_error(c, 404, "no such API path");
 }
 
@@ -276,7 +309,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *url,
                              const char *method)
 {
-    if (!strcmp(url, "/metrics") && !strcmp(method, "GET")) {
+    int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+    if ((!strcmp(url, "/metrics") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz")) && !get)
+        return not_allowed(c, "GET");
+    if (!strcmp(url, "/metrics")) {
         char *t = metrics_text(a->rt, a->dp);
         if (!t)
             return json_error(c, 500, "out of memory");

@@ -292,6 +292,12 @@ static void load_ingress(ld *L, const cJSON *arr)
 static char *read_token_file(ld *L, const char *path, const char *where)
 {
     FILE *f = fopen(path, "r");
+    if (!f && errno == ENOENT) {
+        /* `switchyard run` creates it with a random token (see daemon.c). */
+        free(L->c->admin_token_file);
+        L->c->admin_token_file = strdup(path);
+        return NULL;
+    }
     if (!f) {
         ERR(L, where, "cannot read %s: %s", path, strerror(errno));
         return NULL;
@@ -444,8 +450,10 @@ static void load_sinks(ld *L, const cJSON *sinks)
     sy_conf *c = L->c;
     if (!cJSON_IsObject(sinks)) {
         ERR(L, "sinks", "expected an object of sink instances by name, got %s", kind(sinks));
+        c->sinks_incomplete = 1;
         return;
     }
+    int errors_before = L->errs->count;
     for (const cJSON *s = sinks->child; s; s = s->next) {
         char p[256], q[320];
         snprintf(p, sizeof p, "sinks.%s", s->string);
@@ -496,6 +504,9 @@ static void load_sinks(ld *L, const cJSON *sinks)
         c->sinks = realloc(c->sinks, (c->nsinks + 1) * sizeof *c->sinks);
         c->sinks[c->nsinks++] = sc;
     }
+    /* A broken sink is reported once, not again by every endpoint naming it. */
+    if (L->errs->count != errors_before)
+        c->sinks_incomplete = 1;
 }
 
 /* ---- endpoints ----------------------------------------------------- */
@@ -712,6 +723,7 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
         const char *at = cJSON_GetErrorPtr();
         position(text, at && at >= text && at <= text + len ? at : text + len, &line, &col);
         ERR(&L, NULL, "not valid JSON near line %d column %d", line, col);
+        c->sinks_incomplete = 1;
         free(text);
         return;
     }
@@ -720,6 +732,7 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
     c->docs[c->ndocs++] = doc;
     if (!cJSON_IsObject(doc)) {
         ERR(&L, NULL, "expected a JSON object with core, sinks and/or endpoints");
+        c->sinks_incomplete = 1;
         return;
     }
     for (const cJSON *m = doc->child; m; m = m->next) {
@@ -734,14 +747,14 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
     }
 }
 
-static void cross_check(sy_conf *c, sy_errs *errs)
+static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
 {
     for (size_t i = 0; i < c->nendpoints; i++) {
         sy_endpoint_conf *e = &c->endpoints[i];
         for (size_t j = 0; j < c->nsinks; j++)
             if (!strcmp(c->sinks[j].name, e->sink))
                 e->sink_index = (int)j;
-        if (e->sink_index < 0) {
+        if (e->sink_index < 0 && !c->sinks_incomplete) {
             char p[300], names[512] = "";
             size_t off = 0;
             for (size_t j = 0; j < c->nsinks && off < sizeof names - 140; j++)
@@ -752,7 +765,8 @@ static void cross_check(sy_conf *c, sy_errs *errs)
                      c->nsinks ? names : "none");
         }
     }
-    if (c->ningress == 0)
+    /* With other errors the ingress list may be empty only because of them. */
+    if (c->ningress == 0 && !had_errors)
         errs_add(errs, c->dir, "core.ingress",
                  "no ingress socket configured (e.g. [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}])");
 }
@@ -809,8 +823,7 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
         errs_add(errs, dir, NULL, "no *.json files in the config folder");
     for (size_t i = 0; i < n; i++)
         load_file(c, errs, c->files[i]);
-    if (errs->count == 0)
-        cross_check(c, errs);
+    cross_check(c, errs, errs->count != 0);
     if (errs->count) {
         config_free(c);
         return NULL;
@@ -851,5 +864,6 @@ void config_free(sy_conf *c)
     free(c->spool_sync);
     free(c->admin_listen);
     free(c->admin_token);
+    free(c->admin_token_file);
     free(c);
 }

@@ -87,6 +87,7 @@ typedef struct sy_conf {
     int memory_deliveries;     /* deliveries held in memory at most (spool mode) */
     char *admin_listen;        /* "127.0.0.1:5580"; NULL = no admin API */
     char *admin_token;         /* bearer token for /api/v1; NULL = API refused */
+    char *admin_token_file;    /* token_file that did not exist yet: run creates it */
 
     sy_ingress_conf *ingress;
     size_t ningress;
@@ -94,6 +95,10 @@ typedef struct sy_conf {
     size_t nsinks;
     sy_endpoint_conf *endpoints;
     size_t nendpoints;
+
+    /* Sinks named anywhere (also broken ones) and files that did not parse:
+     * an endpoint naming one of those is not reported a second time. */
+    int sinks_incomplete;
 
     cJSON **docs;              /* parsed files, kept for the json pointers */
     char **files;

@@ -9,6 +9,8 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,6 +103,9 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
         {"core.max_pending", boot->max_pending == n->max_pending},
         {"core.memory_deliveries", boot->memory_deliveries == n->memory_deliveries},
         {"core.spill_after", boot->spill_after_ms == n->spill_after_ms},
+        {"core.retention", boot->retention_ms == n->retention_ms},
+        {"core.dedup_window", boot->dedup_window_ms == n->dedup_window_ms},
+        {"core.dead_letter_max", boot->dead_letter_max == n->dead_letter_max},
     };
 #undef SAME_STR
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -176,6 +181,35 @@ static void reap(reload_state *rs, int force)
     }
 }
 
+/* A fresh random admin token in a new 0600 file, for core.admin.token_file. */
+static int create_token(sy_conf *c)
+{
+    unsigned char raw[24];
+    FILE *r = fopen("/dev/urandom", "rb");
+    if (!r || fread(raw, 1, sizeof raw, r) != sizeof raw) {
+        if (r)
+            fclose(r);
+        return -1;
+    }
+    fclose(r);
+    char hex[2 * sizeof raw + 1];
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+    if (mkdir_parents(c->admin_token_file) != 0)
+        return -1;
+    int fd = open(c->admin_token_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    int ok = write(fd, hex, strlen(hex)) == (ssize_t)strlen(hex) && write(fd, "\n", 1) == 1;
+    ok = close(fd) == 0 && ok;
+    if (!ok)
+        return -1;
+    c->admin_token = strdup(hex);
+    log_kv(SY_LOG_INFO, "created an admin API token (mode 0600)", "file", c->admin_token_file,
+           NULL);
+    return 0;
+}
+
 int daemon_run(const daemon_opts *o)
 {
     if (o->log_level || o->log_format) {
@@ -197,6 +231,12 @@ int daemon_run(const daemon_opts *o)
         return 2;
     }
     apply_logging(c, o);
+    if (c->admin_listen && !c->admin_token && c->admin_token_file && create_token(c) != 0) {
+        log_error("cannot create the admin token file %s: %s", c->admin_token_file,
+                  strerror(errno));
+        config_free(c);
+        return 1;
+    }
 
     /* Signals are taken synchronously by the main thread only. */
     sigset_t set;
@@ -312,8 +352,9 @@ int daemon_run(const daemon_opts *o)
     reload_state rs = {.o = o, .boot = c, .cur = rt, .dp = dp, .spool = spool};
     int sig = 0;
     for (;;) {
-        struct timespec ts = {.tv_sec = (time_t)(c->stats_interval_ms / 1000),
-                              .tv_nsec = (long)(c->stats_interval_ms % 1000) * 1000000L};
+        /* stats_interval and drain_timeout follow reloads. */
+        int64_t iv = rs.cur->conf->stats_interval_ms;
+        struct timespec ts = {.tv_sec = (time_t)(iv / 1000), .tv_nsec = (long)(iv % 1000) * 1000000L};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
@@ -325,15 +366,16 @@ int daemon_run(const daemon_opts *o)
         write_stats(c, rs.cur, dp);
     }
     rt = rs.cur;
+    int64_t drain_ms = rt->conf->drain_timeout_ms;
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)c->drain_timeout_ms);
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)drain_ms);
     admin_set_ready(admin, 0);
     ingress_stop(in);
     /* Events already accepted reach the disk (and the dispatcher) first. */
-    if (spool && spool_flush(spool, c->drain_timeout_ms) != 0)
+    if (spool && spool_flush(spool, drain_ms) != 0)
         log_warn("spool flush timed out");
     sysevent_detach();
-    if (dispatch_drain(dp, c->drain_timeout_ms) != 0)
+    if (dispatch_drain(dp, drain_ms) != 0)
         log_warn("drain timeout reached with deliveries still in flight");
     dispatch_stop(dp);
     write_stats(c, rt, dp);

@@ -503,7 +503,6 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     int64_t latency = mono_ms() - d->started_mono;
     dp->ninflight--;
     release_slot(dp, ep);
-    stats_observe_latency(&ep->st, latency);
     if (ep->retired) {
         /* Its runtime was replaced while this attempt ran: the rest of the
          * delivery's life belongs to the endpoint of the same id, if any. */
@@ -523,6 +522,8 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
             ep = next;
         }
     }
+    /* After the move: a reload copied the counters, this attempt counts on the new ones. */
+    stats_observe_latency(&ep->st, latency);
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
     if (!dp->stopping)

@@ -195,7 +195,10 @@ static void accept_with(sy_ingress *in, sy_runtime *rt, const char *body, size_t
                         int nframes, const reply_to *to, int system, const char *exclude,
                         sy_endpoint *only)
 {
-    STAT_ADD(g_stats.received, 1);
+    if (system)
+        STAT_ADD(g_stats.system_events, 1);
+    else
+        STAT_ADD(g_stats.received, 1);
     if (nframes < 1 || nframes > 2) {
         char why[96];
         snprintf(why, sizeof why, "expected 1 or 2 frames ([body] or [topic, body]), got %d",

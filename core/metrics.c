@@ -72,6 +72,7 @@ static void global_counters(out_t *o)
         uint64_t *v;
     } c[] = {
         {"switchyard_events_received_total", "Messages read from ingress sockets.", &g_stats.received},
+        {"switchyard_system_events_total", "Events the daemon raised itself (delivery_failed, endpoint.disabled, test).", &g_stats.system_events},
         {"switchyard_events_accepted_total", "Messages that were valid events.", &g_stats.accepted},
         {"switchyard_events_unrouted_total", "Accepted events no endpoint wanted.", &g_stats.unrouted},
         {"switchyard_events_duplicate_total", "Events whose id was already stored.", &g_stats.duplicates},
@@ -146,26 +147,62 @@ static void endpoint_series(out_t *o, const sy_runtime *rt)
              (unsigned long long)STAT_GET(rt->eps[i].st.breaker_opens));
 }
 
+static void metric_name(char *name, size_t len, const char *plugin, const char *counter)
+{
+    size_t n = (size_t)snprintf(name, len, "switchyard_plugin_%s_%s_total", plugin, counter);
+    /* Metric names allow [a-zA-Z0-9_:] only. */
+    for (size_t k = 0; k < n && k < len; k++)
+        if (!((name[k] >= 'a' && name[k] <= 'z') || (name[k] >= 'A' && name[k] <= 'Z') ||
+              (name[k] >= '0' && name[k] <= '9') || name[k] == '_' || name[k] == ':'))
+            name[k] = '_';
+}
+
+/*
+ * One family per plugin counter: HELP and TYPE once, then a sample per
+ * instance. Several instances of one plugin share the family, as
+ * Prometheus requires.
+ */
 static void plugin_counters(out_t *o, const sy_runtime *rt)
 {
-    char e1[512];
+    char e1[512], name[256], other[256];
     for (size_t i = 0; i < rt->ninsts; i++) {
         struct sy_instance *in = &rt->insts[i];
         if (!in->sink)
             continue;
         pthread_mutex_lock(&in->counters_mu);
         for (sy_counter *c = in->counters; c; c = c->next) {
-            char name[256];
-            size_t n = (size_t)snprintf(name, sizeof name, "switchyard_plugin_%s_%s_total",
-                                        in->sink->name, c->name);
-            /* Metric names allow [a-zA-Z0-9_:] only. */
-            for (size_t k = 0; k < n && k < sizeof name; k++)
-                if (!((name[k] >= 'a' && name[k] <= 'z') || (name[k] >= 'A' && name[k] <= 'Z') ||
-                      (name[k] >= '0' && name[k] <= '9') || name[k] == '_' || name[k] == ':'))
-                    name[k] = '_';
+            metric_name(name, sizeof name, in->sink->name, c->name);
+            /* Emitted already with an earlier instance of the same plugin? */
+            int seen = 0;
+            for (size_t j = 0; j < i && !seen; j++) {
+                struct sy_instance *pj = &rt->insts[j];
+                if (!pj->sink || strcmp(pj->sink->name, in->sink->name))
+                    continue;
+                pthread_mutex_lock(&pj->counters_mu);
+                for (sy_counter *cj = pj->counters; cj && !seen; cj = cj->next) {
+                    metric_name(other, sizeof other, pj->sink->name, cj->name);
+                    seen = !strcmp(other, name);
+                }
+                pthread_mutex_unlock(&pj->counters_mu);
+            }
+            if (seen)
+                continue;
             emit(o, "# HELP %s %s\n# TYPE %s counter\n", name, c->help[0] ? c->help : c->name, name);
-            emit(o, "%s{instance=\"%s\"} %llu\n", name, esc(in->name, e1, sizeof e1),
-                 (unsigned long long)__atomic_load_n(&c->value, __ATOMIC_RELAXED));
+            for (size_t j = i; j < rt->ninsts; j++) {
+                struct sy_instance *pj = &rt->insts[j];
+                if (!pj->sink || strcmp(pj->sink->name, in->sink->name))
+                    continue;
+                if (j != i)
+                    pthread_mutex_lock(&pj->counters_mu);
+                for (sy_counter *cj = pj->counters; cj; cj = cj->next) {
+                    metric_name(other, sizeof other, pj->sink->name, cj->name);
+                    if (!strcmp(other, name))
+                        emit(o, "%s{instance=\"%s\"} %llu\n", name, esc(pj->name, e1, sizeof e1),
+                             (unsigned long long)__atomic_load_n(&cj->value, __ATOMIC_RELAXED));
+                }
+                if (j != i)
+                    pthread_mutex_unlock(&pj->counters_mu);
+            }
         }
         pthread_mutex_unlock(&in->counters_mu);
     }

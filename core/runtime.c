@@ -264,7 +264,8 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
     fprintf(out, "ingress:\n");
     for (size_t i = 0; i < c->ningress; i++) {
         const sy_ingress_conf *ic = &c->ingress[i];
-        fprintf(out, "  %-4s %-7s %s", ic->type == INGRESS_PULL ? "pull" : "sub",
+        fprintf(out, "  %-4s %-7s %s",
+                ic->type == INGRESS_PULL ? "pull" : ic->type == INGRESS_SUB ? "sub" : "ack",
                 ic->bind ? "bind" : "connect", ic->addr);
         if (ic->type == INGRESS_SUB) {
             fprintf(out, "  topics:");

@@ -152,3 +152,37 @@ char *spoolq_events_after(const char *path, int64_t cursor, long limit, const ch
     cJSON_Delete(root);
     return out;
 }
+
+long spoolq_endpoint_counts(const char *path, spoolq_count **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return -1;
+    sqlite3_stmt *st;
+    const char *sql = "SELECT endpoint, sum(state = 0), sum(state = 2) FROM deliveries"
+                      " WHERE state IN (0, 2) GROUP BY endpoint";
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return -1;
+    }
+    long n = 0, cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            spoolq_count *m = realloc(*out, (size_t)cap * sizeof **out);
+            if (!m)
+                break;
+            *out = m;
+        }
+        snprintf((*out)[n].endpoint, sizeof (*out)[n].endpoint, "%s",
+                 (const char *)sqlite3_column_text(st, 0));
+        (*out)[n].pending = (uint64_t)sqlite3_column_int64(st, 1);
+        (*out)[n].dead = (uint64_t)sqlite3_column_int64(st, 2);
+        n++;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}

@@ -32,4 +32,13 @@ int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errle
 char *spoolq_events_after(const char *path, int64_t cursor, long limit, const char *org_id,
                           char *err, size_t errlen);
 
+/* Pending and dead deliveries per endpoint, as the spool holds them. */
+typedef struct spoolq_count {
+    char endpoint[160];
+    uint64_t pending, dead;
+} spoolq_count;
+
+/* Fills *out (malloc'ed, caller frees) and returns how many, or -1 with err. */
+long spoolq_endpoint_counts(const char *path, spoolq_count **out, char *err, size_t errlen);
+
 #endif

@@ -40,6 +40,7 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
     cJSON *root = cJSON_CreateObject();
     cJSON *ev = cJSON_AddObjectToObject(root, "events");
     num(ev, "received", STAT_GET(g_stats.received));
+    num(ev, "system", STAT_GET(g_stats.system_events));
     num(ev, "accepted", STAT_GET(g_stats.accepted));
     num(ev, "rejected", STAT_GET(g_stats.rejected));
     num(ev, "unrouted", STAT_GET(g_stats.unrouted));

@@ -15,6 +15,7 @@
 
 typedef struct sy_stats {
     uint64_t received;               /* messages read from ingress sockets */
+    uint64_t system_events;          /* events the daemon raised itself */
     uint64_t accepted;               /* valid envelopes */
     uint64_t rejected;               /* all rejections */
     uint64_t rejected_by[ENV_REASON_COUNT];

@@ -230,7 +230,7 @@ typedef struct sy_host {
 
     /*
      * Counters, exported with the core's metrics as
-     * switchyard_plugin_<name>_total{instance="..."}. counter() returns the
+     * switchyard_plugin_<plugin>_<counter>_total{instance="..."}. counter() returns the
      * same handle for the same name; the handle lives as long as the
      * instance. counter_add is lock-free.
      */
