@@ -597,11 +597,11 @@ static void load_endpoint(ld *L, const cJSON *o)
         else
             ERR(L, q, "expected true or false, got %s", kind(v));
     }
-    e.gate = (gate_conf){.failures = 10, .probe_ms = 5000, .probe_max_ms = 300000,
+    e.gate = (gate_conf){.failures = 10, .probe = 5000, .probe_max = 300000,
                          .disable_after_ms = 5LL * 24 * 3600 * 1000};
     if ((v = cJSON_GetObjectItemCaseSensitive(o, "rate_limit")) && !cJSON_IsNull(v)) {
         snprintf(q, sizeof q, "%s.rate_limit", p);
-        if (!cJSON_IsString(v) || gate_parse_rate(v->valuestring, &e.gate.rate, &e.gate.per_ms))
+        if (!cJSON_IsString(v) || gate_parse_rate(v->valuestring, &e.gate.rate, &e.gate.per))
             ERR(L, q, "expected a rate like \"1000/min\", \"50/s\" or \"20/10s\"");
         else if (e.gate.rate > 1000000)
             ERR(L, q, "at most 1000000 per window (use a shorter window)");
@@ -617,13 +617,13 @@ static void load_endpoint(ld *L, const cJSON *o)
                 if (!strcmp(m->string, "failures"))
                     get_int(L, q2, m, 1, 1000000, &e.gate.failures);
                 else if (!strcmp(m->string, "probe"))
-                    get_units(L, q2, m, 0, &e.gate.probe_ms);
+                    get_units(L, q2, m, 0, &e.gate.probe);
                 else if (!strcmp(m->string, "probe_max"))
-                    get_units(L, q2, m, 0, &e.gate.probe_max_ms);
+                    get_units(L, q2, m, 0, &e.gate.probe_max);
                 else
                     ERR(L, q2, "unknown key (expected failures, probe, probe_max)");
             }
-            if (e.gate.probe_ms < 1 || e.gate.probe_max_ms < e.gate.probe_ms)
+            if (e.gate.probe < 1 || e.gate.probe_max < e.gate.probe)
                 ERR(L, q, "probe must be at least 1ms and probe_max at least probe");
         } else {
             ERR(L, q, "expected false or an object like {\"failures\": 10, \"probe\": \"5s\", "

@@ -91,6 +91,23 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The endpoint's gate works in µs: its config is in ms. */
+static int init_gate(sy_endpoint *ep)
+{
+    gate_conf g = ep->conf->gate;
+    g.per *= 1000;
+    g.probe *= 1000;
+    g.probe_max *= 1000;
+    return gate_init(&ep->gate, &g, mono_us());
+}
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -122,7 +139,7 @@ sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_s
     if (!dp->rng)
         dp->rng = 88172645463325252ull;
     for (size_t i = 0; rt && i < rt->neps; i++)
-        if (gate_init(&rt->eps[i].gate, &rt->eps[i].conf->gate, mono_ms()) != 0)
+        if (init_gate(&rt->eps[i]) != 0)
             log_error("endpoint %s: out of memory for its rate limit; running unlimited",
                       rt->eps[i].conf->id);
     dp->dead_max = dead_letter_max > 0 ? (size_t)dead_letter_max : 0;
@@ -164,8 +181,10 @@ static void to_slot(sy_dispatch *dp, delivery *d)
     dp->nwaiting++;
 }
 
-static void arm_gate(sy_dispatch *dp, sy_endpoint *ep, int64_t at)
+/* Arms ep's gate timer for at_us (monotonic µs), rounded up to the heap's ms. */
+static void arm_gate(sy_dispatch *dp, sy_endpoint *ep, int64_t at_us)
 {
+    int64_t at = (at_us + 999) / 1000;
     if (ep->gate_timer_at && ep->gate_timer_at <= at)
         return;
     const theap_item *top = theap_peek(&dp->timers);
@@ -185,12 +204,15 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
 {
     sy_endpoint *ep = d->ep;
     STAT_ADD(ep->st.gate_waits, 1);
-    if (dp->spool && d->spool_id && ep->nheld >= HOLD_IN_MEMORY) {
+    size_t in_memory = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld +
+                       theap_len(&dp->timers);
+    if (dp->spool && d->spool_id && (ep->nheld >= HOLD_IN_MEMORY || in_memory >= dp->mem_max)) {
         /* A long outage or a tight rate limit must not fill memory: wait on disk. */
         sy_outcome o;
         sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
-        int64_t wait = until > mono_ms() ? until - mono_ms() : 0;
-        persist(dp, d, DLV_PENDING, wall_ms() + wait, &o, 0, 0);
+        int64_t now = mono_us();
+        int64_t wait_ms = until > now ? (until - now + 999) / 1000 : 0;
+        persist(dp, d, DLV_PENDING, wall_ms() + wait_ms, &o, 0, 0);
         free_delivery(d);
         return;
     }
@@ -222,18 +244,18 @@ static void make_ready(sy_dispatch *dp, delivery *d)
         kill_disabled(dp, d);
         return;
     }
-    int64_t now = mono_ms();
+    int64_t now = mono_us();
     if (ep->held_head) { /* keep arrival order behind those already held */
         hold(dp, d, now);
         return;
     }
-    int probe = 0;
-    int64_t t = gate_admit(&ep->gate, now, &probe);
+    /* Only a look: the gate admits (and records the start) in the worker,
+     * right before the plugin call, so the limit holds for real starts. */
+    int64_t t = gate_peek(&ep->gate, now);
     if (t) {
         hold(dp, d, t);
         return;
     }
-    d->probe = probe;
     to_slot(dp, d);
 }
 
@@ -241,8 +263,7 @@ static void make_ready(sy_dispatch *dp, delivery *d)
 static void release_held(sy_dispatch *dp, sy_endpoint *ep)
 {
     while (ep->held_head) {
-        int probe = 0;
-        int64_t t = gate_admit(&ep->gate, mono_ms(), &probe);
+        int64_t t = gate_peek(&ep->gate, mono_us());
         if (t) {
             arm_gate(dp, ep, t);
             return;
@@ -253,8 +274,10 @@ static void release_held(sy_dispatch *dp, sy_endpoint *ep)
             ep->held_tail = NULL;
         ep->nheld--;
         dp->nheld--;
-        d->probe = probe;
         to_slot(dp, d);
+        /* One at a time while the breaker probes: the next waits for its outcome. */
+        if (ep->gate.open)
+            return;
     }
 }
 
@@ -458,12 +481,12 @@ static void announce(const death_notice *dn)
 static void feed_gate(sy_dispatch *dp, sy_endpoint *ep, const delivery *d, int ok,
                       disable_notice *en)
 {
-    int evs = gate_outcome(&ep->gate, ok, d->probe, mono_ms(), wall_ms());
+    int evs = gate_outcome(&ep->gate, ok, d->probe, mono_us(), wall_ms());
     if (evs & GATE_OPENED) {
         STAT_ADD(ep->st.breaker_opens, 1);
         char n[16], probe[32];
         snprintf(n, sizeof n, "%u", ep->gate.consecutive);
-        units_format_duration(ep->gate.probe_interval, probe, sizeof probe);
+        units_format_duration(ep->gate.probe_interval / 1000, probe, sizeof probe);
         log_kv(SY_LOG_WARN, "breaker open: holding deliveries, probing with one", "endpoint",
                ep->conf->id, "failures", n, "probe_in", probe, NULL);
     }
@@ -571,8 +594,12 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         if (log_enabled(SY_LOG_DEBUG))
             log_debug("retry endpoint=%s event_id=%s attempt=%u in %lldms: %s", ep->conf->id,
                       d->pub.event_id, d->pub.attempt, (long long)delay, o->detail);
-        /* Far-off retries wait on disk, not in memory; the pager brings them back. */
-        int spill = dp->spool && d->spool_id && delay > dp->spill_after_ms;
+        /* Far-off retries, and any retry once memory holds its share, wait
+         * on disk; the pager brings them back when due. */
+        size_t held = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld +
+                      theap_len(&dp->timers);
+        int spill = dp->spool && d->spool_id &&
+                    (delay > dp->spill_after_ms || held >= dp->mem_max);
         persist(dp, d, DLV_PENDING, now + delay, o, !spill, latency);
         if (spill) {
             free_delivery(d);
@@ -688,7 +715,8 @@ void dispatch_pager_load(void *arg, const spool_row *row)
     } else {
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
-        int64_t due = mono_ms() + wait + 1;
+        /* +2: both clocks truncate to ms, and a retry must never start early. */
+        int64_t due = mono_ms() + wait + 2;
         if (theap_push(&dp->timers, due, d) != 0)
             make_ready(dp, d);
         else if (due < earliest)
@@ -724,7 +752,7 @@ void dispatch_adopt(sy_dispatch *dp, sy_runtime *nrt)
     sy_runtime *ort = dp->rt;
     for (size_t i = 0; i < nrt->neps; i++) {
         sy_endpoint *ne = &nrt->eps[i];
-        if (gate_init(&ne->gate, &ne->conf->gate, mono_ms()) != 0)
+        if (init_gate(ne) != 0)
             log_error("endpoint %s: out of memory for its rate limit; running unlimited",
                       ne->conf->id);
     }
@@ -844,6 +872,16 @@ static void *worker_main(void *arg)
         if (!dp->ready_head)
             dp->ready_tail = NULL;
         dp->nready--;
+        /* The gate decides at the real start: a breaker that opened, or a
+         * rate window that filled, since it was queued sends it back. */
+        int probe = 0;
+        int64_t t = gate_admit(&d->ep->gate, mono_us(), &probe);
+        if (t) {
+            release_slot(dp, d->ep);
+            hold(dp, d, t);
+            continue;
+        }
+        d->probe = probe;
         dp->ninflight++;
         pthread_mutex_unlock(&dp->mu);
         attempt(d);
@@ -904,10 +942,18 @@ int dispatch_start(sy_dispatch *dp)
     return 0;
 }
 
+/*
+ * What ingress back-pressure counts. With a spool, retries and held
+ * deliveries are not new work (and leave memory when there are too many),
+ * so one dead endpoint cannot stop events for every other. Without a spool
+ * everything in memory counts: nothing else bounds it.
+ */
 size_t dispatch_backlog(sy_dispatch *dp)
 {
     pthread_mutex_lock(&dp->mu);
-    size_t n = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld + theap_len(&dp->timers);
+    size_t n = dp->nready + dp->nwaiting + dp->ninflight;
+    if (!dp->spool)
+        n += dp->nheld + theap_len(&dp->timers);
     pthread_mutex_unlock(&dp->mu);
     return n;
 }

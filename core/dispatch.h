@@ -74,7 +74,10 @@ int dispatch_runtime_idle(sy_dispatch *dp, sy_runtime *rt);
 size_t dispatch_pager_want(void *arg);
 void dispatch_pager_load(void *arg, const spool_row *row);
 
-/* Deliveries not finished: ready + waiting + inflight + scheduled. */
+/*
+ * The backlog ingress back-pressure looks at: ready + waiting + in flight,
+ * and without a spool also held and scheduled ones.
+ */
 size_t dispatch_backlog(sy_dispatch *dp);
 void dispatch_get_counts(sy_dispatch *dp, dispatch_counts *out);
 

@@ -1,5 +1,5 @@
 /*
- * gate.c - token bucket, circuit breaker and the disable clock.
+ * gate.c - sliding-window rate limit, circuit breaker and the disable clock.
  */
 #include "gate.h"
 
@@ -13,7 +13,7 @@ int gate_init(sy_gate *g, const gate_conf *c, int64_t now_mono)
     (void)now_mono;
     memset(g, 0, sizeof *g);
     g->c = *c;
-    g->probe_interval = c->probe_ms;
+    g->probe_interval = c->probe;
     if (c->rate > 0 && !(g->starts = calloc((size_t)c->rate, sizeof *g->starts))) {
         g->c.rate = 0;
         return -1;
@@ -27,19 +27,24 @@ void gate_free(sy_gate *g)
     g->starts = NULL;
 }
 
+int64_t gate_peek(const sy_gate *g, int64_t now)
+{
+    if (g->open && (g->probing || now < g->next_probe))
+        return g->probing ? now + g->probe_interval : g->next_probe;
+    if (g->c.rate > 0 && g->nstarts == g->c.rate && g->starts[g->head] + g->c.per > now)
+        return g->starts[g->head] + g->c.per;
+    return 0;
+}
+
 int64_t gate_admit(sy_gate *g, int64_t now, int *probe)
 {
     *probe = 0;
-    if (g->open) {
-        if (g->probing || now < g->next_probe)
-            return g->probing ? now + g->probe_interval : g->next_probe;
-    }
+    int64_t t = gate_peek(g, now);
+    if (t)
+        return t;
     if (g->c.rate > 0) {
-        /* The log is full: the oldest start must leave the window first. */
+        /* The log is full: the oldest start has left the window (peek said so). */
         if (g->nstarts == g->c.rate) {
-            int64_t oldest = g->starts[g->head];
-            if (oldest + g->c.per_ms > now)
-                return oldest + g->c.per_ms;
             g->head = (g->head + 1) % g->c.rate;
             g->nstarts--;
         }
@@ -63,7 +68,7 @@ int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now, int64_t now_wal
         g->failing_since = 0;
         if (g->open) {
             g->open = 0;
-            g->probe_interval = g->c.probe_ms;
+            g->probe_interval = g->c.probe;
             ev |= GATE_CLOSED;
         }
         return ev;
@@ -73,14 +78,14 @@ int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now, int64_t now_wal
         g->failing_since = now_wall;
     if (g->c.failures > 0 && !g->open && g->consecutive >= (uint32_t)g->c.failures) {
         g->open = 1;
-        g->probe_interval = g->c.probe_ms;
+        g->probe_interval = g->c.probe;
         g->next_probe = now + g->probe_interval;
         ev |= GATE_OPENED;
     } else if (g->open && was_probe) {
         /* A failed probe: wait longer before the next one. */
         g->probe_interval *= 2;
-        if (g->probe_interval > g->c.probe_max_ms)
-            g->probe_interval = g->c.probe_max_ms;
+        if (g->probe_interval > g->c.probe_max)
+            g->probe_interval = g->c.probe_max;
         g->next_probe = now + g->probe_interval;
     }
     if (g->c.disable_after_ms > 0 && !g->disabled &&

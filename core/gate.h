@@ -12,16 +12,21 @@
 
 #include <stdint.h>
 
+/*
+ * Durations of the rate limit and breaker are in the caller's time unit,
+ * the one it passes as `now` (config: ms; the dispatcher: µs, so a start
+ * recorded a fraction of a millisecond late cannot break the limit).
+ */
 typedef struct gate_conf {
-    /* Rate limit: at most `rate` deliveries start in any window of
-     * `per_ms` (a sliding log of start times, so the limit holds for every
-     * window, not only aligned ones); rate 0 = unlimited. */
-    int64_t rate, per_ms;
+    /* Rate limit: at most `rate` deliveries start in any window of `per`
+     * (a sliding log of start times, so the limit holds for every window,
+     * not only aligned ones); rate 0 = unlimited. */
+    int64_t rate, per;
     /* Breaker: opens after `failures` consecutive failed attempts (0 = no
-     * breaker); while open, one probe delivery at a time, `probe_ms` after
-     * opening, doubling up to `probe_max_ms` while probes fail. */
+     * breaker); while open, one probe delivery at a time, `probe` after
+     * opening, doubling up to `probe_max` while probes fail. */
     int failures;
-    int64_t probe_ms, probe_max_ms;
+    int64_t probe, probe_max;
     /* Failing without a single success for this long disables the
      * endpoint (0 = never). */
     int64_t disable_after_ms;
@@ -29,12 +34,12 @@ typedef struct gate_conf {
 
 typedef struct sy_gate {
     gate_conf c;
-    int64_t *starts;         /* ring of the last `rate` start times, monotonic ms */
+    int64_t *starts;         /* ring of the last `rate` start times */
     int64_t nstarts, head;
     int open;                /* breaker open */
     int probing;             /* a probe is in flight */
     int64_t probe_interval;
-    int64_t next_probe;      /* monotonic ms */
+    int64_t next_probe;
     uint32_t consecutive;    /* failed attempts in a row */
     int64_t failing_since;   /* wall ms of the first failure of the streak, 0 = none */
     int disabled;
@@ -51,6 +56,9 @@ void gate_free(sy_gate *g);
  */
 int64_t gate_admit(sy_gate *g, int64_t now_mono, int *probe);
 
+/* Whether gate_admit would let a delivery start now: 0, or the time to ask again. Changes nothing. */
+int64_t gate_peek(const sy_gate *g, int64_t now_mono);
+
 typedef enum {
     GATE_NONE = 0,
     GATE_OPENED = 1,   /* the breaker just opened */
@@ -63,7 +71,7 @@ int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now_mono, int64_t no
 
 /*
  * Parses "1000/min", "50/s", "10/sec", "3600/hour", "5/h", "100/m",
- * "20/10s" into rate and per_ms. Returns 0, or -1.
+ * "20/10s" into rate and per (ms). Returns 0, or -1.
  */
 int gate_parse_rate(const char *text, int64_t *rate, int64_t *per_ms);
 

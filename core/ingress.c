@@ -82,6 +82,12 @@ sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_spool *spool, sy_qua
         int linger = 0;
         zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
         zmq_setsockopt(s, ZMQ_RCVHWM, &ic->rcvhwm, sizeof ic->rcvhwm);
+        if (type == ZMQ_ROUTER) {
+            /* A ROUTER drops replies silently past its send limit: answers
+             * are small and each one matters, so no limit. */
+            int unlimited = 0;
+            zmq_setsockopt(s, ZMQ_SNDHWM, &unlimited, sizeof unlimited);
+        }
         /* Messages over the cap are still read (to be quarantined), but a
          * peer sending gigabytes is cut off by ZeroMQ itself. */
         int64_t maxmsg = c->max_event_bytes * 4 + 4096;

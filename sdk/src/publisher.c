@@ -1,8 +1,9 @@
 /*
  * publisher.c - acknowledged publishing (switchyard/publisher.h).
  *
- * Each message goes out as [tag, body] with an 8-byte tag naming its slot;
- * the daemon echoes the tag, so answers can arrive in any order.
+ * Each message goes out as [tag, body] with an 8-byte tag: the event's
+ * index in the batch, never reused, so a late answer to an old copy can
+ * not be taken for another event. Event i lives in slot i % window.
  */
 #include "switchyard/publisher.h"
 
@@ -95,15 +96,14 @@ long sy_publish_many(sy_publisher *p, size_t n, const void *const *bodies, const
     long failed = 0;
     char answer[1024];
     while (done < n) {
-        /* Fill free slots. */
-        for (size_t s = 0; s < window && next < n; s++) {
-            if (slots[s].busy)
-                continue;
-            if (send_one(p, s, bodies[next], lens[next]) != 0) {
+        /* Send while the next event's slot is free. */
+        while (next < n && !slots[next % window].busy) {
+            if (send_one(p, next, bodies[next], lens[next]) != 0) {
                 free(slots);
                 return -1;
             }
-            slots[s] = (slot){.index = next++, .sent_at = mono_ms(), .tries = 0, .busy = 1};
+            slots[next % window] = (slot){.index = next, .sent_at = mono_ms(), .tries = 0, .busy = 1};
+            next++;
             inflight++;
         }
         /* Wait for answers, at most until the oldest slot times out. */
@@ -131,14 +131,16 @@ long sy_publish_many(sy_publisher *p, size_t n, const void *const *bodies, const
             if ((size_t)alen > sizeof answer - 1)
                 alen = sizeof answer - 1;
             answer[alen] = '\0';
-            /* An answer to a resent message may come twice: the first wins. */
-            if (got == (int)sizeof tag && tag < window && slots[tag].busy) {
+            /* An answer to a resent message may come twice: the first wins,
+             * and an answer for an event no longer in its slot is ignored. */
+            slot *sl = got == (int)sizeof tag && tag < n ? &slots[tag % window] : NULL;
+            if (sl && sl->busy && sl->index == tag) {
                 sy_pub_result r = classify(answer);
                 if (r == SY_PUB_REJECTED)
                     failed++;
                 if (cb)
-                    cb(arg, slots[tag].index, r, answer);
-                slots[tag].busy = 0;
+                    cb(arg, sl->index, r, answer);
+                sl->busy = 0;
                 inflight--;
                 done++;
             }
@@ -164,7 +166,7 @@ long sy_publish_many(sy_publisher *p, size_t n, const void *const *bodies, const
             }
             slots[s].tries++;
             slots[s].sent_at = now;
-            if (send_one(p, s, bodies[slots[s].index], lens[slots[s].index]) != 0) {
+            if (send_one(p, slots[s].index, bodies[slots[s].index], lens[slots[s].index]) != 0) {
                 free(slots);
                 return -1;
             }

@@ -72,11 +72,12 @@ int sy_webhook_verify_key(const sy_webhook_key *key, const char *id, const char 
     int64_t ts;
     if (parse_ts(timestamp, &ts) != 0)
         return SY_WEBHOOK_ERR_TIMESTAMP;
-    if (tolerance_s < 0)
-        tolerance_s = 0;
-    if (now - ts > tolerance_s)
+    /* Differences in unsigned arithmetic: no overflow whatever `now` the caller passes
+     * (ts is 0..10^18, so the true difference always fits in 64 unsigned bits). */
+    uint64_t tol = tolerance_s > 0 ? (uint64_t)tolerance_s : 0;
+    if (now > ts && (uint64_t)now - (uint64_t)ts > tol)
         return SY_WEBHOOK_ERR_STALE;
-    if (ts - now > tolerance_s)
+    if (ts > now && (uint64_t)ts - (uint64_t)now > tol)
         return SY_WEBHOOK_ERR_FUTURE;
 
     expect e = {.key = key, .id = id, .ts = timestamp, .body = body, .len = len};

@@ -34,7 +34,7 @@ static void test_parse_rate(void **state)
 static void test_rate_window(void **state)
 {
     (void)state;
-    gate_conf c = {.rate = 10, .per_ms = 1000};
+    gate_conf c = {.rate = 10, .per = 1000};
     sy_gate g;
     gate_init(&g, &c, 0);
     int probe;
@@ -61,7 +61,7 @@ static void test_rate_window(void **state)
 static void test_breaker(void **state)
 {
     (void)state;
-    gate_conf c = {.failures = 3, .probe_ms = 1000, .probe_max_ms = 3000};
+    gate_conf c = {.failures = 3, .probe = 1000, .probe_max = 3000};
     sy_gate g;
     gate_init(&g, &c, 0);
     int probe;
