@@ -115,6 +115,11 @@ static int get_int(ld *L, const char *path, const cJSON *v, int lo, int hi, int 
 
 static int get_units(ld *L, const char *path, const cJSON *v, int is_size, int64_t *out)
 {
+    /* Beyond 2^63 the conversion to int64_t is undefined: refuse, don't wrap. */
+    if (cJSON_IsNumber(v) && v->valuedouble >= 9.2e18) {
+        ERR(L, path, "%s out of range", is_size ? "size" : "duration");
+        return -1;
+    }
     if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble)) {
         *out = (int64_t)v->valuedouble;
         return 0;

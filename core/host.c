@@ -55,7 +55,8 @@ static const char *h_config_string(const sy_config *cfg, const char *key)
 static int h_config_int(const sy_config *cfg, const char *key, int64_t *out)
 {
     const cJSON *v = item(cfg, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble))
+    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) ||
+        v->valuedouble < -9.2e18 || v->valuedouble > 9.2e18)
         return -1;
     *out = (int64_t)v->valuedouble;
     return 0;

@@ -84,8 +84,9 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     ep->conf = ec;
     ep->inst = &rt->insts[ec->sink_index];
     struct sy_instance *in = ep->inst;
-    if (!in->sink)
-        return -1; /* the instance already failed and said why */
+    /* The instance already failed and said why; its endpoints would see no state. */
+    if (!in->sink || (!validate_only && !in->initialized))
+        return -1;
     const sy_sink *s = in->sink;
 
     /* Retry: endpoint, then sink instance, then the plugin's default. */
