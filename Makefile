@@ -54,7 +54,7 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 .DELETE_ON_ERROR:
 
 # ./switchyard always means the default build; other BUILD folders don't touch it.
-all: $(BIN) $(if $(filter build,$(BUILD)),switchyard) $(PLUGIN_SO)
+all: $(BIN) $(if $(filter build,$(BUILD)),switchyard) $(PLUGIN_SO) $(SDK_LIB)
 
 deps:
 	@bash scripts/deps.sh
@@ -155,7 +155,7 @@ bench: deps all
 docs: all
 	bash scripts/gen-config-doc.sh
 
-install: $(BIN) $(PLUGIN_SO)
+install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system
@@ -163,6 +163,8 @@ install: $(BIN) $(PLUGIN_SO)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
+	@# Receivers and publishers link it: -lswitchyard -lcrypto -lzmq.
+	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libswitchyard.a
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sdk/switchyard.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
@@ -188,6 +190,7 @@ install: $(BIN) $(PLUGIN_SO)
 # The config in /etc/switchyard is the operator's: uninstall leaves it.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
+		$(DESTDIR)$(PREFIX)/lib/libswitchyard.a \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard
 

@@ -1,0 +1,55 @@
+/*
+ * http_pool.c - round-robin over several http_loop threads.
+ */
+#include "http_pool.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct http_pool {
+    int n;
+    atomic_uint next;
+    http_loop *loops[];
+};
+
+http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst,
+                         const http_counters *c, char *err, size_t errlen)
+{
+    if (n < 1 || n > HTTP_POOL_MAX) {
+        snprintf(err, errlen, "threads: %d is outside 1-%d", n, HTTP_POOL_MAX);
+        return NULL;
+    }
+    http_pool *p = calloc(1, sizeof *p + (size_t)n * sizeof p->loops[0]);
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    atomic_init(&p->next, 0);
+    for (p->n = 0; p->n < n; p->n++)
+        if (!(p->loops[p->n] = http_loop_new(host, inst, c, err, errlen))) {
+            http_pool_free(p);
+            return NULL;
+        }
+    return p;
+}
+
+int http_pool_submit(http_pool *p, http_req *req, int64_t delay_ms)
+{
+    unsigned i = atomic_fetch_add_explicit(&p->next, 1, memory_order_relaxed);
+    return http_loop_submit(p->loops[i % (unsigned)p->n], req, delay_ms);
+}
+
+int http_pool_defer(http_pool *p, http_timer *t, int64_t delay_ms)
+{
+    return http_loop_defer(p->loops[0], t, delay_ms);
+}
+
+void http_pool_free(http_pool *p)
+{
+    if (!p)
+        return;
+    for (int i = 0; i < p->n; i++)
+        http_loop_free(p->loops[i]);
+    free(p);
+}

@@ -1,0 +1,33 @@
+/*
+ * http_pool.h - several http_loop threads behind one handle.
+ *
+ * One libcurl multi handle is one thread, and on a busy instance that
+ * thread (request building, the kernel's loopback or NIC path inside
+ * send(), response parsing) is the limit long before the CPUs are.
+ * Requests go round-robin over the loops; each loop keeps its own
+ * connections, so keep-alive still works, with up to `threads`
+ * connections' worth of parallelism per receiver.
+ */
+#ifndef SY_HTTP_POOL_H
+#define SY_HTTP_POOL_H
+
+#include "http_loop.h"
+
+#define HTTP_POOL_MAX 64
+
+typedef struct http_pool http_pool;
+
+/* Starts n loops (1..HTTP_POOL_MAX); see http_loop_new. NULL with err set. */
+http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst,
+                         const http_counters *c, char *err, size_t errlen);
+
+/* http_loop_submit on the next loop in turn. */
+int http_pool_submit(http_pool *p, http_req *req, int64_t delay_ms);
+
+/* http_loop_defer on the first loop: timers are few and need no spreading. */
+int http_pool_defer(http_pool *p, http_timer *t, int64_t delay_ms);
+
+/* Stops and frees every loop (see http_loop_free). */
+void http_pool_free(http_pool *p);
+
+#endif

@@ -1,0 +1,217 @@
+/*
+ * form.c - the legacy form sink: application/x-www-form-urlencoded POSTs
+ * in the Web Scraper Cloud shape, with the receiver's token in the URL.
+ *
+ * Asynchronous like the webhook sink and on the same transport
+ * (plugins/_http); config in form_conf.c, the body in form_body.c, the
+ * status table in form_outcome.c.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "form_body.h"
+#include "form_conf.h"
+#include "form_outcome.h"
+#include "http_pool.h"
+
+typedef struct form_ep {
+    struct form_state *st;
+    char *id;
+    form_settings set;
+    atomic_int closed;
+    struct form_ep *next;
+} form_ep;
+
+typedef struct form_state {
+    const sy_host *host;
+    const sy_instance *inst;
+    const form_conf *conf;
+    http_pool *pool;
+    sy_counter *delivered, *retried, *failed;
+    pthread_mutex_t mu; /* guards eps */
+    form_ep *eps;       /* freed in destroy, after the loop stopped */
+} form_state;
+
+typedef struct form_job {
+    http_req req;
+    form_ep *ep;
+    const sy_delivery *d;
+    char *body;
+} form_job;
+
+static int host_usable(const sy_host *h)
+{
+    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
+           h->counter && h->counter_add && h->now_ms && h->field && h->complete &&
+           h->config_bool && h->config_object;
+}
+
+static void free_ep(form_ep *ep)
+{
+    form_settings_clear(&ep->set);
+    free(ep->id);
+    free(ep);
+}
+
+static int form_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
+                     const void *conf, void **state, char *err, size_t errlen)
+{
+    (void)cfg;
+    if (!host_usable(host)) {
+        snprintf(err, errlen, "the host lacks services this plugin needs (complete, field, "
+                 "counters, config getters)");
+        return -1;
+    }
+    form_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->host = host;
+    st->inst = inst;
+    st->conf = conf;
+    pthread_mutex_init(&st->mu, NULL);
+    st->delivered = host->counter(inst, "delivered", "attempts answered 2xx");
+    st->retried = host->counter(inst, "retried", "attempts that will be retried");
+    st->failed = host->counter(inst, "failed", "attempts that failed for good");
+    http_counters hc = {
+        .requests = host->counter(inst, "requests", "HTTP requests started"),
+        .timeouts = host->counter(inst, "timeouts", "requests without a complete answer in time"),
+        .ssrf_refused = host->counter(inst, "ssrf_refused",
+                                      "requests refused by the SSRF guard"),
+        .errors = host->counter(inst, "transport_errors", "DNS, connection and TLS errors"),
+    };
+    /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
+    const form_conf *fc = conf;
+    if (!(st->pool = http_pool_new(fc ? (int)fc->threads : 1, host, inst, &hc, err, errlen))) {
+        pthread_mutex_destroy(&st->mu);
+        free(st);
+        return -1;
+    }
+    *state = st;
+    return 0;
+}
+
+static void form_destroy(void *state)
+{
+    form_state *st = state;
+    if (!st)
+        return;
+    http_pool_free(st->pool); /* in-flight requests end as SY_RETRY "shutting down" */
+    for (form_ep *ep = st->eps, *n; ep; ep = n) {
+        n = ep->next;
+        free_ep(ep);
+    }
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static int form_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
+                              const void *conf, void **ep_state, char *err, size_t errlen)
+{
+    form_state *st = state;
+    int allow;
+    int has_allow = st->host->config_bool(cfg, "allow_private_networks", &allow) == 0;
+    int map_given = st->host->config_object(cfg, "value_map") != NULL;
+    form_ep *ep = calloc(1, sizeof *ep);
+    if (!ep || !(ep->id = strdup(endpoint_id))) {
+        free(ep);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    ep->st = st;
+    atomic_init(&ep->closed, 0);
+    if (form_settings_parse(conf, st->conf, has_allow, map_given, &ep->set, err, errlen) != 0) {
+        free_ep(ep);
+        return -1;
+    }
+    pthread_mutex_lock(&st->mu);
+    ep->next = st->eps;
+    st->eps = ep;
+    pthread_mutex_unlock(&st->mu);
+    *ep_state = ep;
+    return 0;
+}
+
+/* Freed in destroy: the loop may still finish a request of this endpoint. */
+static void form_endpoint_destroy(void *state, void *ep_state)
+{
+    (void)state;
+    form_ep *ep = ep_state;
+    if (ep)
+        atomic_store(&ep->closed, 1);
+}
+
+static void on_done(http_req *req, const http_result *res)
+{
+    form_job *job = req->arg;
+    form_state *st = job->ep->st;
+    const sy_delivery *d = job->d;
+    sy_outcome out;
+    form_outcome(res, &out);
+    sy_counter *c = out.result == SY_OK ? st->delivered
+                    : out.result == SY_RETRY ? st->retried : st->failed;
+    if (c)
+        st->host->counter_add(c, 1);
+    if (res->kind == HTTP_REFUSED)
+        st->host->log(st->inst, SY_LOG_WARN, "endpoint %s: event %s: %s", job->ep->id,
+                      d->event_id, res->error);
+    free(job->body);
+    free(job);
+    st->host->complete(d, &out);
+}
+
+static int form_submit(void *state, void *ep_state, const sy_delivery *d)
+{
+    form_state *st = state;
+    form_ep *ep = ep_state;
+    if (!ep || atomic_load(&ep->closed))
+        return -1;
+    form_job *job = calloc(1, sizeof *job);
+    size_t len = 0;
+    if (!job || !(job->body = form_body_build(&ep->set, d, st->host->field, &len))) {
+        if (job)
+            free(job->body);
+        free(job);
+        return -1; /* out of memory: the core retries */
+    }
+    job->ep = ep;
+    job->d = d;
+    http_req *r = &job->req;
+    r->url = ep->set.url;
+    r->headers = ep->set.header_list; /* shared by every request, read-only */
+    r->body = job->body;
+    r->body_len = len;
+    r->opts = &ep->set.http;
+    r->done = on_done;
+    r->arg = job;
+    if (http_pool_submit(st->pool, r, 0) != 0) {
+        free(job->body);
+        free(job);
+        return -1;
+    }
+    return 0;
+}
+
+SY_EXPORT const sy_sink switchyard_sink = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_sink),
+    .name = "form",
+    .version = "1.0.0",
+    .description = "legacy form-POST webhooks (Web Scraper Cloud shape): field map, value "
+                   "map, token in the URL",
+    .instance_keys = form_instance_keys,
+    .instance_conf_size = sizeof(form_conf),
+    .endpoint_keys = form_endpoint_keys,
+    .endpoint_conf_size = sizeof(form_ep_conf),
+    .init = form_init,
+    .destroy = form_destroy,
+    .endpoint_init = form_endpoint_init,
+    .endpoint_destroy = form_endpoint_destroy,
+    .deliver = NULL, /* asynchronous plugin */
+    .submit = form_submit,
+    .default_retry = "legacy", /* 5 s, 10 s, then dead: what receivers were built for */
+};

@@ -1,0 +1,167 @@
+/*
+ * webhook.c - the webhook sink: signed HTTP POSTs per the Standard
+ * Webhooks spec (Svix-compatible headers by default).
+ *
+ * An asynchronous plugin: submit() signs and queues, the shared HTTP loop
+ * (plugins/_http) sends, and the outcome reaches the core through
+ * host->complete from the loop thread. Config lives in wh_conf.c, sending
+ * in wh_send.c, the status table in wh_outcome.c, the handshake in
+ * wh_verify.c.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wh_conf.h"
+#include "wh_state.h"
+
+/* The host entries this plugin calls; emit arrived last, in ABI 1.0 too. */
+static int host_usable(const sy_host *h)
+{
+    return h && h->struct_size >= offsetof(sy_host, emit) + sizeof h->emit && h->log &&
+           h->counter && h->counter_add && h->now_ms && h->complete && h->emit &&
+           h->config_string && h->config_bool;
+}
+
+static void free_ep(wh_ep *ep)
+{
+    wh_verify_free(ep->verify);
+    wh_settings_clear(&ep->set);
+    pthread_mutex_destroy(&ep->mu);
+    free(ep->id);
+    free(ep->org_id);
+    free(ep);
+}
+
+static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
+                   const void *conf, void **state, char *err, size_t errlen)
+{
+    (void)cfg;
+    if (!host_usable(host)) {
+        snprintf(err, errlen, "the host lacks services this plugin needs (complete, emit, "
+                 "counters, config getters)");
+        return -1;
+    }
+    wh_state *st = calloc(1, sizeof *st);
+    if (!st) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    st->host = host;
+    st->inst = inst;
+    st->conf = conf;
+    pthread_mutex_init(&st->mu, NULL);
+    st->c = (wh_counters){
+        .delivered = host->counter(inst, "delivered", "attempts answered 2xx"),
+        .retried = host->counter(inst, "retried", "attempts that will be retried"),
+        .failed = host->counter(inst, "failed", "attempts that failed for good"),
+        .gone = host->counter(inst, "gone", "410 Gone answers"),
+        .fallbacks = host->counter(inst, "fallbacks", "switches to the next fallback URL"),
+        .not_verified = host->counter(inst, "not_verified",
+                                      "attempts held back before the endpoint was verified"),
+        .verified = host->counter(inst, "verified", "verification handshakes passed"),
+        .verify_failed = host->counter(inst, "verify_failed", "verification attempts failed"),
+    };
+    http_counters hc = {
+        .requests = host->counter(inst, "requests", "HTTP requests started"),
+        .timeouts = host->counter(inst, "timeouts", "requests without a complete answer in time"),
+        .ssrf_refused = host->counter(inst, "ssrf_refused",
+                                      "requests refused by the SSRF guard"),
+        .errors = host->counter(inst, "transport_errors", "DNS, connection and TLS errors"),
+    };
+    /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
+    const wh_conf *wc = conf;
+    if (!(st->pool = http_pool_new(wc ? (int)wc->threads : 1, host, inst, &hc, err, errlen))) {
+        pthread_mutex_destroy(&st->mu);
+        free(st);
+        return -1;
+    }
+    *state = st;
+    return 0;
+}
+
+static void wh_destroy(void *state)
+{
+    wh_state *st = state;
+    if (!st)
+        return;
+    /* Ends every request still in flight (SY_RETRY "shutting down") and joins. */
+    http_pool_free(st->pool);
+    for (wh_ep *ep = st->eps, *n; ep; ep = n) {
+        n = ep->next;
+        free_ep(ep);
+    }
+    pthread_mutex_destroy(&st->mu);
+    free(st);
+}
+
+static int wh_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
+                            const void *conf, void **ep_state, char *err, size_t errlen)
+{
+    wh_state *st = state;
+    int allow;
+    int has_allow = st->host->config_bool(cfg, "allow_private_networks", &allow) == 0;
+    const char *org = st->host->config_string(cfg, "org_id");
+    wh_ep *ep = calloc(1, sizeof *ep);
+    if (!ep || !(ep->id = strdup(endpoint_id)) || (org && !(ep->org_id = strdup(org)))) {
+        snprintf(err, errlen, "out of memory");
+        if (ep) {
+            free(ep->id);
+            free(ep);
+        }
+        return -1;
+    }
+    ep->st = st;
+    pthread_mutex_init(&ep->mu, NULL);
+    atomic_init(&ep->closed, 0);
+    if (wh_settings_parse(endpoint_id, conf, st->conf, has_allow, &ep->set, err, errlen) != 0) {
+        free_ep(ep);
+        return -1;
+    }
+    if (ep->set.verify && !(ep->verify = wh_verify_new(ep))) {
+        snprintf(err, errlen, "out of memory");
+        free_ep(ep);
+        return -1;
+    }
+    /* Destroy frees every endpoint, after the loop that may touch them stopped. */
+    pthread_mutex_lock(&st->mu);
+    ep->next = st->eps;
+    st->eps = ep;
+    pthread_mutex_unlock(&st->mu);
+    *ep_state = ep;
+    return 0;
+}
+
+/*
+ * The loop may still hold a request or timer of this endpoint (a
+ * handshake, or deliveries the drain gave up on), so the memory stays until
+ * destroy() has stopped the loop; here the endpoint only stops starting
+ * new work.
+ */
+static void wh_endpoint_destroy(void *state, void *ep_state)
+{
+    (void)state;
+    wh_ep *ep = ep_state;
+    if (ep)
+        atomic_store(&ep->closed, 1);
+}
+
+SY_EXPORT const sy_sink switchyard_sink = {
+    .abi_version = SY_ABI_VERSION,
+    .struct_size = sizeof(sy_sink),
+    .name = "webhook",
+    .version = "1.0.0",
+    .description = "signed HTTP webhooks (Standard Webhooks / Svix): HMAC or ed25519, "
+                   "libcurl multi, SSRF guard, fallback URLs, verification handshake",
+    .instance_keys = wh_instance_keys,
+    .instance_conf_size = sizeof(wh_conf),
+    .endpoint_keys = wh_endpoint_keys,
+    .endpoint_conf_size = sizeof(wh_ep_conf),
+    .init = wh_init,
+    .destroy = wh_destroy,
+    .endpoint_init = wh_endpoint_init,
+    .endpoint_destroy = wh_endpoint_destroy,
+    .deliver = NULL, /* asynchronous plugin */
+    .submit = wh_submit,
+    .default_retry = NULL, /* "standard": the Svix schedule */
+};

@@ -1,0 +1,61 @@
+/*
+ * wh_outcome.c - the webhook sink's outcome table.
+ *
+ * The default errs towards retrying: a receiver answering 404 or 401 is far
+ * more often misconfigured for a while than gone for good, and the retry
+ * policy bounds the cost. Only 410 Gone (and what an operator adds through
+ * permanent_statuses) and an explicit abort from the receiver end a
+ * delivery early.
+ */
+#include "wh_outcome.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+static void set(sy_outcome *o, sy_result r, int status, const char *fmt, const char *a)
+{
+    char detail[SY_DETAIL_MAX];
+    snprintf(detail, sizeof detail, fmt, a);
+    sy_outcome_set(o, r, status, detail);
+}
+
+void wh_outcome(const http_result *r, const wh_status_set *permanent, sy_outcome *out, int *gone)
+{
+    char code[16];
+    if (gone)
+        *gone = 0;
+    if (r->kind != HTTP_RESPONSE) {
+        /* Only the guard's refusal is permanent: the URL will resolve the same way. */
+        sy_outcome_set(out, r->kind == HTTP_REFUSED ? SY_FAIL : SY_RETRY, 0, r->error);
+        return;
+    }
+    int s = r->status;
+    snprintf(code, sizeof code, "%d", s);
+    if (s >= 200 && s < 300) {
+        set(out, SY_OK, s, "HTTP %s", code);
+        return;
+    }
+    if (wh_status_in(permanent, s)) {
+        if (s == 410 && gone)
+            *gone = 1;
+        set(out, SY_FAIL, s, s == 410 ? "HTTP %s Gone: the endpoint is gone" : "HTTP %s: permanent "
+            "by permanent_statuses", code);
+        return;
+    }
+    if (!strcasecmp(r->captured[WH_CAP_DELIVERY], "abort-message")) {
+        set(out, SY_FAIL, s, "HTTP %s with webhook-delivery: abort-message: the receiver "
+            "stopped retries", code);
+        return;
+    }
+    if (s >= 300 && s < 400) {
+        char d[SY_DETAIL_MAX];
+        snprintf(d, sizeof d, "HTTP %d redirect to %.*s not followed", s, 160,
+                 r->captured[WH_CAP_LOCATION][0] ? r->captured[WH_CAP_LOCATION] : "(no Location)");
+        sy_outcome_set(out, SY_RETRY, s, d);
+    } else {
+        set(out, SY_RETRY, s, "HTTP %s", code);
+    }
+    if (r->retry_after_ms > 0)
+        out->retry_after_ms = r->retry_after_ms;
+}
