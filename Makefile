@@ -51,6 +51,12 @@ UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
 .PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs
+.DEFAULT_GOAL := all
+
+# The receivers' library (SDK_LIB) and the fuzzing targets bring their own
+# rules; included before `all` so its prerequisites see SDK_LIB.
+-include sdk/lib.mk
+-include tests/fuzz/fuzz.mk
 .DELETE_ON_ERROR:
 
 # ./switchyard always means the default build; other BUILD folders don't touch it.
@@ -85,9 +91,6 @@ $(BIN): $(MAIN_OBJ) $(CORE_LIB)
 # PLUGIN_SRC_<name> (extra sources, e.g. from a shared plugins/_x/ folder)
 # and PLUGIN_CFLAGS_<name>. Plugins see only sdk/include and their folders.
 -include $(wildcard plugins/*/plugin.mk)
-# The receivers' verification library and fuzzing targets bring their own rules.
--include sdk/lib.mk
--include tests/fuzz/fuzz.mk
 
 .SECONDEXPANSION:
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRC_$$*) $$(PLUGIN_DEPS_$$*) sdk/include/switchyard/sink.h
