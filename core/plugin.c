@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 int plugin_resolve(const char *dir, const char *name, char *out, size_t outlen)
 {
@@ -25,7 +26,52 @@ int plugin_resolve(const char *dir, const char *name, char *out, size_t outlen)
     return (n < 0 || (size_t)n >= outlen) ? -1 : 0;
 }
 
-/* Refuses files or folders anybody but the owner may write. */
+/*
+ * A folder is safe when nobody but root or us can change what its names
+ * point to: owned by root or our euid, and not group/world-writable unless
+ * sticky (then others can add names but not rename or remove ours, as in
+ * /tmp). Every folder up to "/" counts: whoever can rename a parent can
+ * swap the whole subtree.
+ */
+static int check_folders(const char *dir, const char *path, char *err, size_t errlen)
+{
+    char *cur = realpath(dir, NULL);
+    struct stat st;
+    if (!cur) {
+        snprintf(err, errlen, "plugin folder %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    for (;;) {
+        if (stat(cur, &st) != 0) {
+            snprintf(err, errlen, "plugin folder %s: %s", cur, strerror(errno));
+            break;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+            snprintf(err, errlen,
+                     "plugin folder %s is %s-writable; refusing to load %s from it (chmod go-w %s)",
+                     cur, (st.st_mode & S_IWOTH) ? "world" : "group", path, cur);
+            break;
+        }
+        if (st.st_uid != 0 && st.st_uid != geteuid()) {
+            snprintf(err, errlen, "plugin folder %s is owned by uid %u; refusing to load %s from it",
+                     cur, (unsigned)st.st_uid, path);
+            break;
+        }
+        if (strcmp(cur, "/") == 0) {
+            free(cur);
+            return 0;
+        }
+        char *slash = strrchr(cur, '/');
+        if (slash == cur)
+            slash[1] = '\0';
+        else
+            *slash = '\0';
+    }
+    free(cur);
+    return -1;
+}
+
+/* Refuses files or folders anybody but the owner (root or us) may write. */
 static int check_perms(const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -43,19 +89,19 @@ static int check_perms(const char *path, char *err, size_t errlen)
                  (st.st_mode & S_IWOTH) ? "world" : "group", path);
         return -1;
     }
-    char *copy = strdup(path);
-    char *dir = dirname(copy);
-    int rc = 0;
-    if (stat(dir, &st) != 0) {
-        snprintf(err, errlen, "plugin folder %s: %s", dir, strerror(errno));
-        rc = -1;
-    } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
-        snprintf(err, errlen,
-                 "plugin folder %s is %s-writable; refusing to load %s from it (chmod go-w %s)",
-                 dir, (st.st_mode & S_IWOTH) ? "world" : "group", path, dir);
-        rc = -1;
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        snprintf(err, errlen, "plugin %s is owned by uid %u; refusing to load it", path,
+                 (unsigned)st.st_uid);
+        return -1;
+    }
+    /* The folders of the name as given (the symlink) and of the file it resolves to. */
+    char *copy = strdup(path), *real = realpath(path, NULL);
+    int rc = check_folders(dirname(copy), path, err, errlen);
+    if (rc == 0 && real) {
+        rc = check_folders(dirname(real), path, err, errlen);
     }
     free(copy);
+    free(real);
     return rc;
 }
 
