@@ -516,6 +516,59 @@ static void load_sinks(ld *L, const cJSON *sinks)
 
 /* ---- endpoints ----------------------------------------------------- */
 
+/*
+ * Endpoint ids in an open-addressing hash of indices, so checking for a
+ * duplicate stays O(1): with 10,000 endpoints a linear scan per endpoint
+ * was most of the start-up time.
+ */
+static uint64_t id_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+    return h;
+}
+
+static long id_index_find(const sy_conf *c, const char *id)
+{
+    if (!c->id_slots)
+        return -1;
+    for (size_t k = id_hash(id) & (c->id_cap - 1);; k = (k + 1) & (c->id_cap - 1)) {
+        long v = c->id_slots[k];
+        if (v < 0)
+            return -1;
+        if (!strcmp(c->endpoints[v].id, id))
+            return v;
+    }
+}
+
+static void id_index_put(sy_conf *c, long v)
+{
+    size_t k = id_hash(c->endpoints[v].id) & (c->id_cap - 1);
+    while (c->id_slots[k] >= 0)
+        k = (k + 1) & (c->id_cap - 1);
+    c->id_slots[k] = v;
+}
+
+static void id_index_add(sy_conf *c, size_t idx)
+{
+    if (2 * (idx + 1) > c->id_cap) { /* keep it at most half full */
+        size_t cap = c->id_cap ? c->id_cap * 2 : 64;
+        long *slots = malloc(cap * sizeof *slots);
+        if (!slots)
+            return;
+        for (size_t k = 0; k < cap; k++)
+            slots[k] = -1;
+        free(c->id_slots);
+        c->id_slots = slots;
+        c->id_cap = cap;
+        for (size_t i = 0; i < idx; i++)
+            id_index_put(c, (long)i);
+    }
+    if (c->id_slots && 2 * (idx + 1) <= c->id_cap) /* out of memory: no dup check, no hang */
+        id_index_put(c, (long)idx);
+}
+
 static void free_endpoint(sy_endpoint_conf *e)
 {
     free(e->id);
@@ -535,11 +588,11 @@ static void load_endpoint(ld *L, const cJSON *o)
         ERR(L, p, "endpoint ids use letters, digits, '_', '-' and '.' (at most 128)");
         return;
     }
-    for (size_t i = 0; i < c->nendpoints; i++)
-        if (!strcmp(c->endpoints[i].id, o->string)) {
-            ERR(L, p, "endpoint \"%s\" is already defined in %s", o->string, c->endpoints[i].file);
-            return;
-        }
+    long dup = id_index_find(c, o->string);
+    if (dup >= 0) {
+        ERR(L, p, "endpoint \"%s\" is already defined in %s", o->string, c->endpoints[dup].file);
+        return;
+    }
     if (!cJSON_IsObject(o)) {
         ERR(L, p, "expected an object, got %s", kind(o));
         return;
@@ -652,6 +705,7 @@ static void load_endpoint(ld *L, const cJSON *o)
     }
     c->endpoints = realloc(c->endpoints, (c->nendpoints + 1) * sizeof *c->endpoints);
     c->endpoints[c->nendpoints++] = e;
+    id_index_add(c, c->nendpoints - 1);
 }
 
 static void load_endpoints(ld *L, const cJSON *eps)
@@ -853,6 +907,7 @@ void config_free(sy_conf *c)
     for (size_t i = 0; i < c->nendpoints; i++)
         free_endpoint(&c->endpoints[i]);
     free(c->endpoints);
+    free(c->id_slots);
     for (size_t i = 0; i < c->ndocs; i++)
         cJSON_Delete(c->docs[i]);
     free(c->docs);

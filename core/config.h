@@ -99,6 +99,8 @@ typedef struct sy_conf {
     /* Sinks named anywhere (also broken ones) and files that did not parse:
      * an endpoint naming one of those is not reported a second time. */
     int sinks_incomplete;
+    long *id_slots;            /* hash of endpoint ids -> index, -1 = empty */
+    size_t id_cap;
 
     cJSON **docs;              /* parsed files, kept for the json pointers */
     char **files;

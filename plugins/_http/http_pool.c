@@ -13,9 +13,16 @@ struct http_pool {
     http_loop *loops[];
 };
 
-http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst,
-                         const http_counters *c, char *err, size_t errlen)
+http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst, char *err,
+                         size_t errlen)
 {
+    http_counters hc = {
+        .requests = host->counter(inst, "requests", "HTTP requests started"),
+        .timeouts = host->counter(inst, "timeouts", "requests without a complete answer in time"),
+        .ssrf_refused = host->counter(inst, "ssrf_refused", "requests refused by the SSRF guard"),
+        .errors = host->counter(inst, "transport_errors", "DNS, connection and TLS errors"),
+    };
+    const http_counters *c = &hc;
     if (n < 1 || n > HTTP_POOL_MAX) {
         snprintf(err, errlen, "threads: %d is outside 1-%d", n, HTTP_POOL_MAX);
         return NULL;

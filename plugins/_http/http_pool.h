@@ -17,9 +17,15 @@
 
 typedef struct http_pool http_pool;
 
-/* Starts n loops (1..HTTP_POOL_MAX); see http_loop_new. NULL with err set. */
-http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst,
-                         const http_counters *c, char *err, size_t errlen);
+/*
+ * Starts n loops (1..HTTP_POOL_MAX); see http_loop_new. Registers the
+ * transport's counters (requests, timeouts, ssrf_refused,
+ * transport_errors) on inst, the same for every HTTP sink. Call from init:
+ * it starts libcurl (curl_global_init), which wants a single thread.
+ * NULL with err set.
+ */
+http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst, char *err,
+                         size_t errlen);
 
 /* http_loop_submit on the next loop in turn. */
 int http_pool_submit(http_pool *p, http_req *req, int64_t delay_ms);

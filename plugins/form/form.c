@@ -77,16 +77,9 @@ static int form_init(const sy_host *host, const sy_instance *inst, const sy_conf
     st->delivered = host->counter(inst, "delivered", "attempts answered 2xx");
     st->retried = host->counter(inst, "retried", "attempts that will be retried");
     st->failed = host->counter(inst, "failed", "attempts that failed for good");
-    http_counters hc = {
-        .requests = host->counter(inst, "requests", "HTTP requests started"),
-        .timeouts = host->counter(inst, "timeouts", "requests without a complete answer in time"),
-        .ssrf_refused = host->counter(inst, "ssrf_refused",
-                                      "requests refused by the SSRF guard"),
-        .errors = host->counter(inst, "transport_errors", "DNS, connection and TLS errors"),
-    };
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const form_conf *fc = conf;
-    if (!(st->pool = http_pool_new(fc ? (int)fc->threads : 1, host, inst, &hc, err, errlen))) {
+    if (!(st->pool = http_pool_new(fc ? (int)fc->threads : 1, host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;

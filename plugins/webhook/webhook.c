@@ -62,16 +62,9 @@ static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config
         .verified = host->counter(inst, "verified", "verification handshakes passed"),
         .verify_failed = host->counter(inst, "verify_failed", "verification attempts failed"),
     };
-    http_counters hc = {
-        .requests = host->counter(inst, "requests", "HTTP requests started"),
-        .timeouts = host->counter(inst, "timeouts", "requests without a complete answer in time"),
-        .ssrf_refused = host->counter(inst, "ssrf_refused",
-                                      "requests refused by the SSRF guard"),
-        .errors = host->counter(inst, "transport_errors", "DNS, connection and TLS errors"),
-    };
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const wh_conf *wc = conf;
-    if (!(st->pool = http_pool_new(wc ? (int)wc->threads : 1, host, inst, &hc, err, errlen))) {
+    if (!(st->pool = http_pool_new(wc ? (int)wc->threads : 1, host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;
