@@ -549,8 +549,11 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     stats_observe_latency(&ep->st, latency);
     __atomic_store_n(&ep->st.last_status, (int64_t)o->status, __ATOMIC_RELAXED);
     memcpy(ep->last_detail, o->detail, sizeof ep->last_detail);
+    /* Only RETRY counts against the breaker: a permanent failure (410,
+     * unroutable, refused contents) is an answer from a live endpoint
+     * about one message, and holding every other delivery helps nobody. */
     if (!dp->stopping)
-        feed_gate(dp, ep, d, o->result == SY_OK, en);
+        feed_gate(dp, ep, d, o->result != SY_RETRY, en);
     if (ep->disabled && o->result != SY_OK) {
         kill_disabled(dp, d);
         maybe_idle(dp);

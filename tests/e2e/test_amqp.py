@@ -118,9 +118,14 @@ def test_broker_restart_loses_nothing(switchyard, rabbit, amqp_peer, how):
         endpoints={"q": {"sink": "rmq", "retry": FAST_RETRY, "concurrency": 200}})
     n = 4000
     sent = events(q, n)
+    down = threading.Event()
     def feed():
-        # Small batches with pauses, so the restart lands mid-stream.
+        # The first half in small batches; the second half only once the
+        # broker is down, so the restart lands mid-stream however long the
+        # broker takes to stop.
         for i in range(0, n, 100):
+            if i == n // 2:
+                down.wait(60)
             d.push([b for _, _, _, b in sent[i:i + 100]])
             time.sleep(0.03)
     feeder = threading.Thread(target=feed)
@@ -130,8 +135,11 @@ def test_broker_restart_loses_nothing(switchyard, rabbit, amqp_peer, how):
         rabbit.stop(kill=how == "sigkill")
         d.wait_stats(lambda s: get(s, "sinks.rmq.disconnects", 0) >= 1, "the sink to notice")
         fed_while_down = get(d.stats(), "events.accepted")
+        down.set()
+        time.sleep(0.5)  # some events arrive while the broker is away
         rabbit.start()
     finally:
+        down.set()
         feeder.join()
     print(f"\naccepted when the loss was seen: {fed_while_down}")
     assert fed_while_down < n, "the restart should land mid-stream"
