@@ -141,6 +141,7 @@ CHECK_E2E ?= tests/e2e
 check: deps
 	$(MAKE) $(SANFLAGS) unit
 	$(MAKE) $(SANFLAGS) e2e E2E="$(CHECK_E2E)"
+	$(MAKE) valgrind
 
 # The unit tests under valgrind (no sanitizer build: valgrind needs plain binaries).
 valgrind: deps

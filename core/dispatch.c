@@ -7,6 +7,7 @@
  * few pointer moves per delivery, far below the cost of any sink.
  */
 #include "dispatch.h"
+#include "dispatch_int.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -22,76 +23,16 @@
 #include "theap.h"
 #include "units.h"
 
-typedef struct delivery {
-    sy_delivery pub;          /* what plugins see; host_ref points back here */
-    sy_event *ev;
-    sy_endpoint *ep;
-    sy_dispatch *dp;
-    struct delivery *next;    /* in the ready queue or an endpoint's wait list */
-    int64_t started_mono;
-    int64_t spool_id;         /* row in the spool, 0 without one */
-    int probe;                /* the breaker's probe */
-} delivery;
+/* delivery, sy_dispatch and the notices live in dispatch_int.h. */
 
-/* Held deliveries per endpoint beyond which, with a spool, more wait on disk. */
-#define HOLD_IN_MEMORY 1000
-
-/* Gate timers share the heap with deliveries: an endpoint pointer tagged with bit 0. */
-#define GATE_TAG(ep) ((void *)((uintptr_t)(ep) | 1u))
-#define IS_GATE_TAG(p) (((uintptr_t)(p)&1u) != 0)
-#define GATE_EP(p) ((sy_endpoint *)((uintptr_t)(p) & ~(uintptr_t)1u))
-
-/* What a disabled endpoint announces; copied under the lock, emitted after it. */
-typedef struct disable_notice {
-    int set;
-    char endpoint[160], org_id[256];
-    int has_org;
-    int64_t failing_since;
-    uint32_t failures;
-} disable_notice;
-
-/* What a death announces; copied under the lock, emitted after it. */
-typedef struct death_notice {
-    int set;
-    char endpoint[160], event_id[256], event_type[256], org_id[256], detail[SY_DETAIL_MAX];
-    int has_org;
-    uint32_t attempts;
-    int status;
-} death_notice;
-
-struct sy_dispatch {
-    sy_runtime *rt;
-    pthread_mutex_t mu;
-    pthread_cond_t work_cv;   /* workers: ready queue not empty, or stopping */
-    pthread_cond_t timer_cv;  /* timer thread: heap changed, or stopping */
-    pthread_cond_t idle_cv;   /* drain: nothing ready/waiting/in flight */
-    delivery *ready_head, *ready_tail;
-    size_t nready, nwaiting, ninflight, nheld;
-    theap timers;
-    int nworkers;
-    pthread_t *workers;
-    pthread_t timer;
-    int started, stopping;
-    uint64_t rng;
-    uint64_t abandoned;
-    dead_letter *dead;        /* ring of dead_max */
-    size_t dead_max, dead_len, dead_start;
-    uint64_t dead_dropped;
-    sy_spool *spool;
-    int64_t spill_after_ms;
-    size_t mem_max;
-    uint64_t unknown_endpoint_rows;
-    uint64_t orphaned;        /* deliveries whose endpoint a reload removed */
-};
-
-static int64_t mono_ms(void)
+int64_t dp_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int64_t mono_us(void)
+int64_t dp_mono_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -99,16 +40,16 @@ static int64_t mono_us(void)
 }
 
 /* The endpoint's gate works in µs: its config is in ms. */
-static int init_gate(sy_endpoint *ep)
+int dp_init_gate(sy_endpoint *ep)
 {
     gate_conf g = ep->conf->gate;
     g.per *= 1000;
     g.probe *= 1000;
     g.probe_max *= 1000;
-    return gate_init(&ep->gate, &g, mono_us());
+    return gate_init(&ep->gate, &g, dp_mono_us());
 }
 
-static int64_t wall_ms(void)
+int64_t dp_wall_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -135,11 +76,11 @@ sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_s
     pthread_condattr_destroy(&ca);
     theap_init(&dp->timers);
     dp->nworkers = workers > 0 ? workers : 1;
-    dp->rng = (uint64_t)wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
+    dp->rng = (uint64_t)dp_wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
     if (!dp->rng)
         dp->rng = 88172645463325252ull;
     for (size_t i = 0; rt && i < rt->neps; i++)
-        if (init_gate(&rt->eps[i]) != 0)
+        if (dp_init_gate(&rt->eps[i]) != 0)
             log_error("endpoint %s: out of memory for its rate limit; running unlimited",
                       rt->eps[i].conf->id);
     dp->dead_max = dead_letter_max > 0 ? (size_t)dead_letter_max : 0;
@@ -198,7 +139,6 @@ static void arm_gate(sy_dispatch *dp, sy_endpoint *ep, int64_t at_us)
 
 static void persist(sy_dispatch *dp, const struct delivery *d, dlv_state state, int64_t next_ms,
                     const sy_outcome *o, int leased, int64_t latency_ms);
-static void free_delivery(delivery *d);
 
 static void hold(sy_dispatch *dp, delivery *d, int64_t until)
 {
@@ -210,10 +150,10 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
         /* A long outage or a tight rate limit must not fill memory: wait on disk. */
         sy_outcome o;
         sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
-        int64_t now = mono_us();
+        int64_t now = dp_mono_us();
         int64_t wait_ms = until > now ? (until - now + 999) / 1000 : 0;
-        persist(dp, d, DLV_PENDING, wall_ms() + wait_ms, &o, 0, 0);
-        free_delivery(d);
+        persist(dp, d, DLV_PENDING, dp_wall_ms() + wait_ms, &o, 0, 0);
+        dp_free_delivery(d);
         return;
     }
     d->next = NULL;
@@ -230,13 +170,11 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
 static void kill_disabled(sy_dispatch *dp, delivery *d);
 
 /* A delivery whose time has come: through the endpoint's gate, then its cap. */
-static void orphan(sy_dispatch *dp, delivery *d);
-static int follow(delivery *d);
 
-static void make_ready(sy_dispatch *dp, delivery *d)
+void dp_make_ready(sy_dispatch *dp, delivery *d)
 {
-    if (!follow(d)) {
-        orphan(dp, d);
+    if (!dp_follow(d)) {
+        dp_orphan(dp, d);
         return;
     }
     sy_endpoint *ep = d->ep;
@@ -244,7 +182,7 @@ static void make_ready(sy_dispatch *dp, delivery *d)
         kill_disabled(dp, d);
         return;
     }
-    int64_t now = mono_us();
+    int64_t now = dp_mono_us();
     if (ep->held_head) { /* keep arrival order behind those already held */
         hold(dp, d, now);
         return;
@@ -263,7 +201,7 @@ static void make_ready(sy_dispatch *dp, delivery *d)
 static void release_held(sy_dispatch *dp, sy_endpoint *ep)
 {
     while (ep->held_head) {
-        int64_t t = gate_peek(&ep->gate, mono_us());
+        int64_t t = gate_peek(&ep->gate, dp_mono_us());
         if (t) {
             arm_gate(dp, ep, t);
             return;
@@ -298,7 +236,7 @@ static void release_slot(sy_dispatch *dp, sy_endpoint *ep)
 }
 
 /* Points d at ep, keeping each runtime's count of deliveries that use it. */
-static void set_ep(delivery *d, sy_endpoint *ep)
+void dp_set_ep(delivery *d, sy_endpoint *ep)
 {
     if (d->ep && d->ep->rt)
         __atomic_sub_fetch(&d->ep->rt->live, 1, __ATOMIC_ACQ_REL);
@@ -310,28 +248,28 @@ static void set_ep(delivery *d, sy_endpoint *ep)
     }
 }
 
-static void free_delivery(delivery *d)
+void dp_free_delivery(delivery *d)
 {
-    set_ep(d, NULL);
+    dp_set_ep(d, NULL);
     event_unref(d->ev);
     free(d);
 }
 
-static void maybe_idle(sy_dispatch *dp)
+void dp_maybe_idle(sy_dispatch *dp)
 {
     if (!dp->nready && !dp->nwaiting && !dp->ninflight)
         pthread_cond_broadcast(&dp->idle_cv);
 }
 
 /* A delivery struct for ev to ep (not queued anywhere yet). */
-static delivery *new_delivery(sy_dispatch *dp, sy_event *ev, sy_endpoint *ep)
+delivery *dp_new_delivery(sy_dispatch *dp, sy_event *ev, sy_endpoint *ep)
 {
     delivery *d = calloc(1, sizeof *d);
     if (!d)
         return NULL;
     event_ref(ev);
     d->ev = ev;
-    set_ep(d, ep);
+    dp_set_ep(d, ep);
     d->dp = dp;
     d->pub.struct_size = sizeof(sy_delivery);
     d->pub.body = ev->body;
@@ -359,7 +297,7 @@ void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size
                      ids ? "it stays pending in the spool" : "dropped");
             continue;
         }
-        delivery *d = new_delivery(dp, ev, ep);
+        delivery *d = dp_new_delivery(dp, ev, ep);
         if (!d) {
             /* With a spool the row stays pending and unleased after a restart. */
             log_error("out of memory creating a delivery for event %s", ev->event_id);
@@ -368,7 +306,7 @@ void dispatch_event(sy_dispatch *dp, sy_event *ev, sy_endpoint *const *eps, size
         d->spool_id = ids ? ids[i] : 0;
         STAT_ADD(ep->st.routed, 1);
         STAT_ADD(g_stats.deliveries, 1);
-        make_ready(dp, d);
+        dp_make_ready(dp, d);
     }
     pthread_mutex_unlock(&dp->mu);
 }
@@ -388,7 +326,7 @@ static void persist(sy_dispatch *dp, const delivery *d, dlv_state state, int64_t
                       .next_ms = next_ms,
                       .status = o->status,
                       .attempt_result = (int)o->result,
-                      .at_ms = wall_ms(),
+                      .at_ms = dp_wall_ms(),
                       .latency_ms = latency_ms,
                       .leased = leased};
     snprintf(r.detail, sizeof r.detail, "%s", o->detail);
@@ -419,7 +357,7 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
         dn->status = o->status;
     }
     if (!dp->dead_max) {
-        free_delivery(d);
+        dp_free_delivery(d);
         return;
     }
     size_t slot;
@@ -439,9 +377,9 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
     dl->ep = d->ep;
     dl->attempts = d->pub.attempt;
     dl->status = o->status;
-    dl->died_ms = wall_ms();
+    dl->died_ms = dp_wall_ms();
     memcpy(dl->detail, o->detail, sizeof dl->detail);
-    set_ep(d, NULL);
+    dp_set_ep(d, NULL);
     free(d);
 }
 
@@ -453,7 +391,7 @@ static void kill_disabled(sy_dispatch *dp, delivery *d)
     STAT_ADD(g_stats.dead, 1);
     STAT_ADD(d->ep->st.dead, 1);
     persist(dp, d, DLV_DEAD, 0, &o, 0, 0);
-    free_delivery(d);
+    dp_free_delivery(d);
 }
 
 /* Emits webhook.delivery_failed; called without the lock (it routes). */
@@ -481,7 +419,7 @@ static void announce(const death_notice *dn)
 static void feed_gate(sy_dispatch *dp, sy_endpoint *ep, const delivery *d, int ok,
                       disable_notice *en)
 {
-    int evs = gate_outcome(&ep->gate, ok, d->probe, mono_us(), wall_ms());
+    int evs = gate_outcome(&ep->gate, ok, d->probe, dp_mono_us(), dp_wall_ms());
     if (evs & GATE_OPENED) {
         STAT_ADD(ep->st.breaker_opens, 1);
         char n[16], probe[32];
@@ -523,7 +461,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
                    disable_notice *en)
 {
     sy_endpoint *ep = d->ep;
-    int64_t latency = mono_ms() - d->started_mono;
+    int64_t latency = dp_mono_ms() - d->started_mono;
     dp->ninflight--;
     release_slot(dp, ep);
     if (ep->retired) {
@@ -533,15 +471,15 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         while (next && next->retired)
             next = next->successor;
         if (!next && o->result != SY_OK) {
-            persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
+            persist(dp, d, DLV_PENDING, dp_wall_ms(), o, 0, latency);
             log_warn("delivery %s: endpoint %s was removed by a reload; %s", d->pub.event_id,
                      ep->conf->id, d->spool_id ? "it stays pending in the spool" : "dropped");
-            free_delivery(d);
-            maybe_idle(dp);
+            dp_free_delivery(d);
+            dp_maybe_idle(dp);
             return;
         }
         if (next) {
-            set_ep(d, next);
+            dp_set_ep(d, next);
             ep = next;
         }
     }
@@ -556,15 +494,15 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         feed_gate(dp, ep, d, o->result != SY_RETRY, en);
     if (ep->disabled && o->result != SY_OK) {
         kill_disabled(dp, d);
-        maybe_idle(dp);
+        dp_maybe_idle(dp);
         return;
     }
     if (dp->stopping && o->result == SY_RETRY) {
         /* The spool row stays pending; the next start picks it up. */
-        persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
+        persist(dp, d, DLV_PENDING, dp_wall_ms(), o, 0, latency);
         dp->abandoned++;
-        free_delivery(d);
-        maybe_idle(dp);
+        dp_free_delivery(d);
+        dp_maybe_idle(dp);
         return;
     }
     switch (o->result) {
@@ -572,10 +510,10 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         STAT_ADD(g_stats.ok, 1);
         STAT_ADD(ep->st.ok, 1);
         persist(dp, d, DLV_DONE, 0, o, 0, latency);
-        free_delivery(d);
+        dp_free_delivery(d);
         break;
     case SY_RETRY: {
-        int64_t now = wall_ms();
+        int64_t now = dp_wall_ms();
         int64_t delay = retry_next_delay(&ep->retry, d->pub.attempt, d->pub.first_attempt_ms,
                                          now, &dp->rng);
         if (delay < 0) {
@@ -605,11 +543,11 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
                     (delay > dp->spill_after_ms || held >= dp->mem_max);
         persist(dp, d, DLV_PENDING, now + delay, o, !spill, latency);
         if (spill) {
-            free_delivery(d);
+            dp_free_delivery(d);
             break;
         }
-        /* +1: mono_ms() truncates, and a retry must never start early. */
-        int64_t due = mono_ms() + delay + 1;
+        /* +1: dp_mono_ms() truncates, and a retry must never start early. */
+        int64_t due = dp_mono_ms() + delay + 1;
         /* Read the earliest due time before the push: the heap may move. */
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
@@ -629,7 +567,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         bury(dp, d, o, latency, dn);
         break;
     }
-    maybe_idle(dp);
+    dp_maybe_idle(dp);
 }
 
 void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
@@ -671,161 +609,22 @@ void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
 
 /* ---- the spool pager -------------------------------------------------- */
 
-size_t dispatch_pager_want(void *arg)
-{
-    sy_dispatch *dp = arg;
-    pthread_mutex_lock(&dp->mu);
-    size_t held = dp->nready + dp->nwaiting + dp->ninflight + dp->nheld + theap_len(&dp->timers);
-    size_t want = dp->stopping || held >= dp->mem_max ? 0 : dp->mem_max - held;
-    pthread_mutex_unlock(&dp->mu);
-    return want > 1000 ? 1000 : want;
-}
-
-void dispatch_pager_load(void *arg, const spool_row *row)
-{
-    sy_dispatch *dp = arg;
-    sy_event *ev = NULL;
-    char why[256];
-    /* Accepted once, so only limits that could have changed may refuse it now. */
-    if (envelope_parse(row->body, row->body_len, row->body_len + 1, 1000, &ev, why,
-                       sizeof why) != ENV_OK) {
-        log_error("spool row %lld is not a valid event any more (%s); left pending",
-                  (long long)row->id, why);
-        return;
-    }
-    ev->received_ms = row->received_ms;
-    /* Lookup and creation under the lock: a reload may swap the runtime. */
-    pthread_mutex_lock(&dp->mu);
-    sy_endpoint *ep = runtime_find_endpoint(dp->rt, row->endpoint_id);
-    delivery *d = ep ? new_delivery(dp, ev, ep) : NULL;
-    event_unref(ev);
-    if (!ep) {
-        /* Left pending on disk: it comes back if the endpoint does (after a restart). */
-        if (dp->unknown_endpoint_rows++ % 1000 == 0)
-            log_warn("spool holds deliveries for endpoint \"%s\", which is not configured; "
-                     "they stay pending", row->endpoint_id);
-    }
-    if (!d) {
-        pthread_mutex_unlock(&dp->mu);
-        return;
-    }
-    d->spool_id = row->id;
-    d->pub.attempt = row->attempt;
-    d->pub.first_attempt_ms = row->first_ms;
-    int64_t wait = row->next_ms - wall_ms();
-    if (wait <= 0) {
-        make_ready(dp, d);
-    } else {
-        const theap_item *top = theap_peek(&dp->timers);
-        int64_t earliest = top ? top->due_ms : INT64_MAX;
-        /* +2: both clocks truncate to ms, and a retry must never start early. */
-        int64_t due = mono_ms() + wait + 2;
-        if (theap_push(&dp->timers, due, d) != 0)
-            make_ready(dp, d);
-        else if (due < earliest)
-            pthread_cond_signal(&dp->timer_cv);
-    }
-    pthread_mutex_unlock(&dp->mu);
-}
-
-/* ---- reload ------------------------------------------------------------- */
-
 /* Follows d's endpoint to the newest generation; 0 when it was removed. */
-static int follow(delivery *d)
+int dp_follow(delivery *d)
 {
     sy_endpoint *ep = d->ep;
     while (ep && ep->retired)
         ep = ep->successor;
     if (ep != d->ep)
-        set_ep(d, ep);
+        dp_set_ep(d, ep);
     return ep != NULL;
 }
 
 /* A delivery whose endpoint a reload removed: the spool keeps it pending. */
-static void orphan(sy_dispatch *dp, delivery *d)
+void dp_orphan(sy_dispatch *dp, delivery *d)
 {
     dp->orphaned++;
-    free_delivery(d);
-}
-
-void dispatch_adopt(sy_dispatch *dp, sy_runtime *nrt)
-{
-    pthread_mutex_lock(&dp->mu);
-    uint64_t orphaned_before = dp->orphaned;
-    sy_runtime *ort = dp->rt;
-    for (size_t i = 0; i < nrt->neps; i++) {
-        sy_endpoint *ne = &nrt->eps[i];
-        if (init_gate(ne) != 0)
-            log_error("endpoint %s: out of memory for its rate limit; running unlimited",
-                      ne->conf->id);
-    }
-    for (size_t i = 0; ort && i < ort->neps; i++) {
-        sy_endpoint *oe = &ort->eps[i];
-        sy_endpoint *ne = runtime_find_endpoint(nrt, oe->conf->id);
-        oe->successor = ne;
-        oe->retired = 1;
-        if (ne) /* counters continue across reloads, as Prometheus expects */
-            ne->st = oe->st;
-    }
-    dp->rt = nrt;
-    /* Deliveries not yet in a plugin move to the new endpoints now. */
-    for (size_t i = 0; ort && i < ort->neps; i++) {
-        sy_endpoint *oe = &ort->eps[i];
-        delivery *lists[2] = {oe->held_head, oe->wait_head};
-        dp->nheld -= oe->nheld;
-        dp->nwaiting -= oe->nwaiting;
-        oe->held_head = oe->held_tail = oe->wait_head = oe->wait_tail = NULL;
-        oe->nheld = oe->nwaiting = 0;
-        for (int k = 0; k < 2; k++)
-            for (delivery *d = lists[k], *next; d; d = next) {
-                next = d->next; /* held and waiting ones never took a slot */
-                if (follow(d))
-                    make_ready(dp, d);
-                else
-                    orphan(dp, d);
-            }
-    }
-    /* The timer heap: drop old gate timers, move scheduled retries. */
-    theap keep;
-    theap_init(&keep);
-    theap_item it;
-    while (theap_pop(&dp->timers, &it) == 0) {
-        if (IS_GATE_TAG(it.data)) {
-            if (!GATE_EP(it.data)->retired)
-                theap_push(&keep, it.due_ms, it.data);
-            continue;
-        }
-        delivery *d = it.data;
-        if (follow(d))
-            theap_push(&keep, it.due_ms, d);
-        else
-            orphan(dp, d);
-    }
-    theap_free(&dp->timers);
-    dp->timers = keep;
-    for (size_t i = 0; i < dp->dead_len; i++) {
-        dead_letter *dl = &dp->dead[(dp->dead_start + i) % dp->dead_max];
-        const sy_endpoint *e = dl->ep;
-        while (e && e->retired)
-            e = e->successor;
-        dl->ep = e;
-    }
-    pthread_cond_signal(&dp->timer_cv);
-    maybe_idle(dp);
-    uint64_t orphaned = dp->orphaned - orphaned_before;
-    pthread_mutex_unlock(&dp->mu);
-    if (orphaned)
-        log_warn("reload removed endpoints with %llu waiting deliveries: %s",
-                 (unsigned long long)orphaned,
-                 dp->spool ? "they stay pending in the spool" : "dropped (no spool)");
-}
-
-int dispatch_runtime_idle(sy_dispatch *dp, sy_runtime *rt)
-{
-    pthread_mutex_lock(&dp->mu);
-    int idle = __atomic_load_n(&rt->live, __ATOMIC_ACQUIRE) == 0;
-    pthread_mutex_unlock(&dp->mu);
-    return idle;
+    dp_free_delivery(d);
 }
 
 const sy_event *dispatch_event_of(const sy_delivery *d)
@@ -841,11 +640,11 @@ static void attempt(delivery *d)
     const sy_sink *s = ep->inst->sink;
     d->pub.attempt++;
     if (d->pub.attempt == 1)
-        d->pub.first_attempt_ms = wall_ms();
-    d->started_mono = mono_ms();
+        d->pub.first_attempt_ms = dp_wall_ms();
+    d->started_mono = dp_mono_ms();
     STAT_ADD(g_stats.attempts, 1);
     STAT_ADD(ep->st.attempts, 1);
-    __atomic_store_n(&ep->st.last_attempt_ms, wall_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&ep->st.last_attempt_ms, dp_wall_ms(), __ATOMIC_RELAXED);
     if (s->deliver) {
         sy_outcome out;
         memset(&out, 0, sizeof out);
@@ -878,7 +677,7 @@ static void *worker_main(void *arg)
         /* The gate decides at the real start: a breaker that opened, or a
          * rate window that filled, since it was queued sends it back. */
         int probe = 0;
-        int64_t t = gate_admit(&d->ep->gate, mono_us(), &probe);
+        int64_t t = gate_admit(&d->ep->gate, dp_mono_us(), &probe);
         if (t) {
             release_slot(dp, d->ep);
             hold(dp, d, t);
@@ -899,7 +698,7 @@ static void *timer_main(void *arg)
     sy_dispatch *dp = arg;
     pthread_mutex_lock(&dp->mu);
     while (!dp->stopping) {
-        int64_t now = mono_ms();
+        int64_t now = dp_mono_ms();
         const theap_item *top;
         while ((top = theap_peek(&dp->timers)) && top->due_ms <= now) {
             theap_item it;
@@ -912,7 +711,7 @@ static void *timer_main(void *arg)
                     release_held(dp, ep);
                 }
             } else {
-                make_ready(dp, it.data);
+                dp_make_ready(dp, it.data);
             }
         }
         top = theap_peek(&dp->timers);
@@ -976,7 +775,7 @@ void dispatch_get_counts(sy_dispatch *dp, dispatch_counts *out)
 
 int dispatch_drain(sy_dispatch *dp, int64_t timeout_ms)
 {
-    int64_t deadline = mono_ms() + timeout_ms;
+    int64_t deadline = dp_mono_ms() + timeout_ms;
     pthread_mutex_lock(&dp->mu);
     int rc = 0;
     while (dp->nready || dp->nwaiting || dp->ninflight) {
@@ -1024,19 +823,19 @@ void dispatch_drop_queued(sy_dispatch *dp)
     pthread_mutex_lock(&dp->mu);
     for (delivery *d = dp->ready_head, *n; d; d = n, lost++) {
         n = d->next;
-        free_delivery(d);
+        dp_free_delivery(d);
     }
     dp->ready_head = dp->ready_tail = NULL;
     for (size_t i = 0; dp->rt && i < dp->rt->neps; i++) {
         sy_endpoint *ep = &dp->rt->eps[i];
         for (delivery *d = ep->wait_head, *n; d; d = n, lost++) {
             n = d->next;
-            free_delivery(d);
+            dp_free_delivery(d);
         }
         ep->wait_head = ep->wait_tail = NULL;
         for (delivery *d = ep->held_head, *n; d; d = n, lost++) {
             n = d->next;
-            free_delivery(d);
+            dp_free_delivery(d);
         }
         ep->held_head = ep->held_tail = NULL;
     }
@@ -1044,7 +843,7 @@ void dispatch_drop_queued(sy_dispatch *dp)
     while (theap_pop(&dp->timers, &it) == 0) {
         if (IS_GATE_TAG(it.data))
             continue;
-        free_delivery(it.data);
+        dp_free_delivery(it.data);
         lost++;
     }
     lost += dp->abandoned;
