@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "amqp_url.h"
-#include "keytmpl.h"
+#include "../_queue/keytmpl.h"
 #include "switchyard/sink.h"
 
 /* The struct the core fills from amqp_instance_keys. */

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../amqp/keytmpl.h"
+#include "../_queue/keytmpl.h"
 #include "switchyard/sink.h"
 
 /* The struct the core fills from sqs_instance_keys. */

@@ -17,7 +17,7 @@
 
 #include "../../plugins/amqp/amqp_track.c"
 #include "../../plugins/amqp/amqp_url.c"
-#include "../../plugins/amqp/keytmpl.c"
+#include "../../plugins/_queue/keytmpl.c"
 
 /* ------------------------------------------------------------------ */
 /* Confirm window                                                      */

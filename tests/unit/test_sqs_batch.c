@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../plugins/amqp/keytmpl.c"
+#include "../../plugins/_queue/keytmpl.c"
 #include "../../plugins/sqs/sqs_batch.c"
 #include "../../plugins/sqs/sqs_conf.c"
 #include "../../plugins/sqs/sqs_creds.c"
