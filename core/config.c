@@ -890,6 +890,16 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     return c;
 }
 
+sy_conf *config_load_or_report(const char *dir)
+{
+    sy_errs e = {0};
+    sy_conf *c = config_load(dir, &e);
+    if (!c)
+        fputs(e.buf ? e.buf : "", stderr);
+    errs_free(&e);
+    return c;
+}
+
 void config_free(sy_conf *c)
 {
     if (!c)

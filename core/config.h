@@ -119,4 +119,7 @@ extern const char *const config_sink_core_keys[];
 sy_conf *config_load(const char *dir, sy_errs *errs);
 void config_free(sy_conf *c);
 
+/* config_load for the command-line tools: errors go to stderr. */
+sy_conf *config_load_or_report(const char *dir);
+
 #endif

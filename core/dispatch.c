@@ -25,20 +25,6 @@
 
 /* delivery, sy_dispatch and the notices live in dispatch_int.h. */
 
-int64_t dp_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t dp_mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The endpoint's gate works in µs: its config is in ms. */
 int dp_init_gate(sy_endpoint *ep)
 {
@@ -46,14 +32,7 @@ int dp_init_gate(sy_endpoint *ep)
     g.per *= 1000;
     g.probe *= 1000;
     g.probe_max *= 1000;
-    return gate_init(&ep->gate, &g, dp_mono_us());
-}
-
-int64_t dp_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return gate_init(&ep->gate, &g, mono_us());
 }
 
 sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_spool *spool,
@@ -76,7 +55,7 @@ sy_dispatch *dispatch_new(sy_runtime *rt, int workers, int dead_letter_max, sy_s
     pthread_condattr_destroy(&ca);
     theap_init(&dp->timers);
     dp->nworkers = workers > 0 ? workers : 1;
-    dp->rng = (uint64_t)dp_wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
+    dp->rng = (uint64_t)wall_ms() * 6364136223846793005ull + 1442695040888963407ull;
     if (!dp->rng)
         dp->rng = 88172645463325252ull;
     for (size_t i = 0; rt && i < rt->neps; i++)
@@ -150,9 +129,9 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
         /* A long outage or a tight rate limit must not fill memory: wait on disk. */
         sy_outcome o;
         sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
-        int64_t now = dp_mono_us();
+        int64_t now = mono_us();
         int64_t wait_ms = until > now ? (until - now + 999) / 1000 : 0;
-        persist(dp, d, DLV_PENDING, dp_wall_ms() + wait_ms, &o, 0, 0);
+        persist(dp, d, DLV_PENDING, wall_ms() + wait_ms, &o, 0, 0);
         dp_free_delivery(d);
         return;
     }
@@ -182,7 +161,7 @@ void dp_make_ready(sy_dispatch *dp, delivery *d)
         kill_disabled(dp, d);
         return;
     }
-    int64_t now = dp_mono_us();
+    int64_t now = mono_us();
     if (ep->held_head) { /* keep arrival order behind those already held */
         hold(dp, d, now);
         return;
@@ -201,7 +180,7 @@ void dp_make_ready(sy_dispatch *dp, delivery *d)
 static void release_held(sy_dispatch *dp, sy_endpoint *ep)
 {
     while (ep->held_head) {
-        int64_t t = gate_peek(&ep->gate, dp_mono_us());
+        int64_t t = gate_peek(&ep->gate, mono_us());
         if (t) {
             arm_gate(dp, ep, t);
             return;
@@ -326,7 +305,7 @@ static void persist(sy_dispatch *dp, const delivery *d, dlv_state state, int64_t
                       .next_ms = next_ms,
                       .status = o->status,
                       .attempt_result = (int)o->result,
-                      .at_ms = dp_wall_ms(),
+                      .at_ms = wall_ms(),
                       .latency_ms = latency_ms,
                       .leased = leased};
     snprintf(r.detail, sizeof r.detail, "%s", o->detail);
@@ -377,7 +356,7 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
     dl->ep = d->ep;
     dl->attempts = d->pub.attempt;
     dl->status = o->status;
-    dl->died_ms = dp_wall_ms();
+    dl->died_ms = wall_ms();
     memcpy(dl->detail, o->detail, sizeof dl->detail);
     dp_set_ep(d, NULL);
     free(d);
@@ -419,7 +398,7 @@ static void announce(const death_notice *dn)
 static void feed_gate(sy_dispatch *dp, sy_endpoint *ep, const delivery *d, int ok,
                       disable_notice *en)
 {
-    int evs = gate_outcome(&ep->gate, ok, d->probe, dp_mono_us(), dp_wall_ms());
+    int evs = gate_outcome(&ep->gate, ok, d->probe, mono_us(), wall_ms());
     if (evs & GATE_OPENED) {
         STAT_ADD(ep->st.breaker_opens, 1);
         char n[16], probe[32];
@@ -461,7 +440,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
                    disable_notice *en)
 {
     sy_endpoint *ep = d->ep;
-    int64_t latency = dp_mono_ms() - d->started_mono;
+    int64_t latency = mono_ms() - d->started_mono;
     dp->ninflight--;
     release_slot(dp, ep);
     if (ep->retired) {
@@ -471,7 +450,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         while (next && next->retired)
             next = next->successor;
         if (!next && o->result != SY_OK) {
-            persist(dp, d, DLV_PENDING, dp_wall_ms(), o, 0, latency);
+            persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
             log_warn("delivery %s: endpoint %s was removed by a reload; %s", d->pub.event_id,
                      ep->conf->id, d->spool_id ? "it stays pending in the spool" : "dropped");
             dp_free_delivery(d);
@@ -499,7 +478,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
     }
     if (dp->stopping && o->result == SY_RETRY) {
         /* The spool row stays pending; the next start picks it up. */
-        persist(dp, d, DLV_PENDING, dp_wall_ms(), o, 0, latency);
+        persist(dp, d, DLV_PENDING, wall_ms(), o, 0, latency);
         dp->abandoned++;
         dp_free_delivery(d);
         dp_maybe_idle(dp);
@@ -513,7 +492,7 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
         dp_free_delivery(d);
         break;
     case SY_RETRY: {
-        int64_t now = dp_wall_ms();
+        int64_t now = wall_ms();
         int64_t delay = retry_next_delay(&ep->retry, d->pub.attempt, d->pub.first_attempt_ms,
                                          now, &dp->rng);
         if (delay < 0) {
@@ -546,8 +525,8 @@ static void settle(sy_dispatch *dp, delivery *d, const sy_outcome *o, death_noti
             dp_free_delivery(d);
             break;
         }
-        /* +1: dp_mono_ms() truncates, and a retry must never start early. */
-        int64_t due = dp_mono_ms() + delay + 1;
+        /* +1: mono_ms() truncates, and a retry must never start early. */
+        int64_t due = mono_ms() + delay + 1;
         /* Read the earliest due time before the push: the heap may move. */
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
@@ -640,11 +619,11 @@ static void attempt(delivery *d)
     const sy_sink *s = ep->inst->sink;
     d->pub.attempt++;
     if (d->pub.attempt == 1)
-        d->pub.first_attempt_ms = dp_wall_ms();
-    d->started_mono = dp_mono_ms();
+        d->pub.first_attempt_ms = wall_ms();
+    d->started_mono = mono_ms();
     STAT_ADD(g_stats.attempts, 1);
     STAT_ADD(ep->st.attempts, 1);
-    __atomic_store_n(&ep->st.last_attempt_ms, dp_wall_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&ep->st.last_attempt_ms, wall_ms(), __ATOMIC_RELAXED);
     if (s->deliver) {
         sy_outcome out;
         memset(&out, 0, sizeof out);
@@ -677,7 +656,7 @@ static void *worker_main(void *arg)
         /* The gate decides at the real start: a breaker that opened, or a
          * rate window that filled, since it was queued sends it back. */
         int probe = 0;
-        int64_t t = gate_admit(&d->ep->gate, dp_mono_us(), &probe);
+        int64_t t = gate_admit(&d->ep->gate, mono_us(), &probe);
         if (t) {
             release_slot(dp, d->ep);
             hold(dp, d, t);
@@ -698,7 +677,7 @@ static void *timer_main(void *arg)
     sy_dispatch *dp = arg;
     pthread_mutex_lock(&dp->mu);
     while (!dp->stopping) {
-        int64_t now = dp_mono_ms();
+        int64_t now = mono_ms();
         const theap_item *top;
         while ((top = theap_peek(&dp->timers)) && top->due_ms <= now) {
             theap_item it;
@@ -775,7 +754,7 @@ void dispatch_get_counts(sy_dispatch *dp, dispatch_counts *out)
 
 int dispatch_drain(sy_dispatch *dp, int64_t timeout_ms)
 {
-    int64_t deadline = dp_mono_ms() + timeout_ms;
+    int64_t deadline = mono_ms() + timeout_ms;
     pthread_mutex_lock(&dp->mu);
     int rc = 0;
     while (dp->nready || dp->nwaiting || dp->ninflight) {

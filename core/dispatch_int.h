@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdint.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "theap.h"
 
@@ -73,11 +74,6 @@ struct sy_dispatch {
     uint64_t unknown_endpoint_rows;
     uint64_t orphaned;        /* deliveries whose endpoint a reload removed */
 };
-
-/* Clocks in ms (monotonic, wall) and µs (monotonic). */
-int64_t dp_mono_ms(void);
-int64_t dp_mono_us(void);
-int64_t dp_wall_ms(void);
 
 /* Sets up ep's gate in µs from its config in ms. 0, or -1 on ENOMEM. */
 int dp_init_gate(sy_endpoint *ep);

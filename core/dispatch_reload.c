@@ -49,14 +49,14 @@ void dispatch_pager_load(void *arg, const spool_row *row)
     d->spool_id = row->id;
     d->pub.attempt = row->attempt;
     d->pub.first_attempt_ms = row->first_ms;
-    int64_t wait = row->next_ms - dp_wall_ms();
+    int64_t wait = row->next_ms - wall_ms();
     if (wait <= 0) {
         dp_make_ready(dp, d);
     } else {
         const theap_item *top = theap_peek(&dp->timers);
         int64_t earliest = top ? top->due_ms : INT64_MAX;
         /* +2: both clocks truncate to ms, and a retry must never start early. */
-        int64_t due = dp_mono_ms() + wait + 2;
+        int64_t due = mono_ms() + wait + 2;
         if (theap_push(&dp->timers, due, d) != 0)
             dp_make_ready(dp, d);
         else if (due < earliest)

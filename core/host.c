@@ -15,6 +15,7 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+#include "clock.h"
 #include "dispatch.h"
 #include "envelope.h"
 #include "log.h"
@@ -145,13 +146,6 @@ static void h_counter_add(sy_counter *c, uint64_t n)
 {
     if (c)
         __atomic_add_fetch(&c->value, n, __ATOMIC_RELAXED);
-}
-
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int64_t h_now_ms(void)

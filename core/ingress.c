@@ -11,6 +11,7 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "clock.h"
 #include "envelope.h"
 #include "log.h"
 #include "router.h"
@@ -39,13 +40,6 @@ struct sy_ingress {
     uint64_t log_suppressed;
     int paused;
 };
-
-static int64_t now_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_spool *spool, sy_quarantine *q,
                         char *err, size_t errlen)
@@ -120,7 +114,7 @@ static void reject(sy_ingress *in, env_reason r, const char *why, const char *bo
         else
             STAT_ADD(g_stats.quarantine_errors, 1);
     }
-    int64_t now = now_ms(CLOCK_MONOTONIC);
+    int64_t now = mono_ms();
     pthread_mutex_lock(&in->log_mu);
     if (now - in->log_window >= 1000) {
         if (in->log_suppressed)
@@ -229,7 +223,7 @@ static void accept_with(sy_ingress *in, sy_runtime *rt, const char *body, size_t
         return;
     }
     STAT_ADD(g_stats.accepted, 1);
-    ev->received_ms = now_ms(CLOCK_REALTIME);
+    ev->received_ms = wall_ms();
     ev->system = system;
     void *stack[MAX_MATCH_STACK];
     void **match = stack;

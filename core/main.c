@@ -75,13 +75,9 @@ static char *plugin_dir_for(const char *conf_dir, const char *dir)
     if (dir)
         return strdup(dir);
     if (conf_dir) {
-        sy_errs e = {0};
-        sy_conf *c = config_load(conf_dir, &e);
-        if (!c) {
-            fputs(e.buf ? e.buf : "", stderr);
-            errs_free(&e);
+        sy_conf *c = config_load_or_report(conf_dir);
+        if (!c)
             return NULL;
-        }
         char *d = strdup(c->plugin_dir);
         config_free(c);
         return d;
@@ -216,13 +212,8 @@ static int replay_cmd(int argc, char **argv)
     }
     sy_conf *c = NULL;
     if (!spool) {
-        sy_errs e = {0};
-        c = config_load(conf_dir, &e);
-        if (!c) {
-            fputs(e.buf ? e.buf : "", stderr);
-            errs_free(&e);
+        if (!(c = config_load_or_report(conf_dir)))
             return 2;
-        }
         if (!c->spool) {
             fprintf(stderr, "switchyard replay: %s has spool: null; dead letters live only in the "
                             "daemon's memory\n", conf_dir);

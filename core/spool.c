@@ -12,6 +12,7 @@
 #include <time.h>
 #include <sqlite3.h>
 
+#include "clock.h"
 #include "log.h"
 
 typedef enum { OP_EVENT, OP_RECORD } op_kind;
@@ -50,13 +51,6 @@ struct sy_spool {
     int64_t page_ms, ahead_ms;
     int64_t last_prune;
 };
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- schema ----------------------------------------------------------- */
 

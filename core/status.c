@@ -120,13 +120,9 @@ int status_main(int argc, char **argv)
             return 2;
         }
     }
-    sy_errs e = {0};
-    sy_conf *c = config_load(conf_dir, &e);
-    if (!c) {
-        fputs(e.buf ? e.buf : "", stderr);
-        errs_free(&e);
+    sy_conf *c = config_load_or_report(conf_dir);
+    if (!c)
         return 2;
-    }
     if (!addr)
         addr = c->admin_listen;
     if (!addr || !c->admin_token) {
