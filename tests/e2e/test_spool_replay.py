@@ -12,6 +12,11 @@ from durability_helpers import (DEAD, DONE, event, flaky_calls, flaky_sink, repl
                                 spool_daemon, wait_until, write_config)  # noqa: F401
 
 
+
+def first_two(log):
+    """The first attempts of the two events: they may run side by side, in either order."""
+    return sorted(calls(log)[:2])
+
 def replay_daemon(spool_daemon, tmp_path):
     bad_log, good_log = tmp_path / "bad.log", tmp_path / "good.log"
     d = spool_daemon(sinks={"bad": flaky_sink(bad_log, fail_times=1000, fail_mode="fail"),
@@ -67,7 +72,7 @@ def test_dead_then_list_then_replay_after_fix(spool_daemon, tmp_path):
     d.sinks["bad"]["fail_times"] = 0
     d.start()
     time.sleep(0.5)  # a dead delivery is not retried by itself
-    assert calls(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1)]
+    assert first_two(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1)]
 
     # One event, by id and endpoint: delivered within moments, attempt count fresh.
     t0 = time.monotonic()
@@ -75,7 +80,8 @@ def test_dead_then_list_then_replay_after_fix(spool_daemon, tmp_path):
     assert (rc, out) == (0, "1 dead delivery put back to pending\n"), (out, err)
     d.wait_for("deliveries.ok", 1, timeout=10)
     took = time.monotonic() - t0
-    assert calls(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1), ("evt-r1", 1)]
+    assert first_two(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1)]
+    assert calls(d.bad_log)[2:] == [("evt-r1", 1)]
     wait_until(lambda: d.spool.states("ep") == {DEAD: 1, DONE: 1}, timeout=10,
                what="evt-r1 done, evt-r2 still dead", on_timeout=lambda: d.spool.states())
     # The rest of the endpoint.
@@ -86,7 +92,8 @@ def test_dead_then_list_then_replay_after_fix(spool_daemon, tmp_path):
                what="both replayed deliveries done", on_timeout=lambda: d.spool.states())
     assert d.replay("--endpoint", "ep")[1] == "0 dead deliveries put back to pending\n"
     assert d.replay("--list")[1] == "0 dead deliveries match\n"
-    assert calls(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1), ("evt-r1", 1), ("evt-r2", 1)]
+    assert first_two(d.bad_log) == [("evt-r1", 1), ("evt-r2", 1)]
+    assert calls(d.bad_log)[2:] == [("evt-r1", 1), ("evt-r2", 1)]
     # "other" was never touched by any of this.
     assert sorted(calls(d.good_log)) == [("evt-r1", 1), ("evt-r2", 1)]
     print(f"\nreplayed delivery made {took * 1000:.0f} ms after `switchyard replay` returned")
