@@ -13,6 +13,8 @@
 #include <time.h>
 #include <cjson/cJSON.h>
 
+#include "fsmode.h"
+
 struct sy_quarantine {
     FILE *f;
     size_t keep;
@@ -64,7 +66,7 @@ sy_quarantine *quarantine_open(const char *path, size_t keep_bytes)
 {
     if (mkdir_parents(path) != 0)
         return NULL;
-    FILE *f = fopen(path, "ae");
+    FILE *f = fs_fopen(path, "a", FS_MODE_PRIVATE);
     if (!f)
         return NULL;
     sy_quarantine *q = calloc(1, sizeof *q);

@@ -13,6 +13,7 @@
 #include <sqlite3.h>
 
 #include "clock.h"
+#include "fsmode.h"
 #include "log.h"
 
 typedef enum { OP_EVENT, OP_RECORD } op_kind;
@@ -175,6 +176,8 @@ static int prepare(sy_spool *s, char *err, size_t errlen)
 static sqlite3 *open_db(const char *path, const char *sync, char *err, size_t errlen)
 {
     sqlite3 *db = NULL;
+    /* SQLite would create it 0644 under umask 022; its -wal and -shm take this mode. */
+    fs_precreate(path, FS_MODE_PRIVATE);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open spool %s: %s", path,

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "dispatch.h"
+#include "fsmode.h"
 #include "log.h"
 #include "quarantine.h"
 #include "runtime.h"
@@ -113,7 +114,7 @@ int stats_write(const char *path, const sy_runtime *rt, sy_dispatch *dp)
     char *tmp = malloc(l);
     snprintf(tmp, l, "%s.tmp", path);
     mkdir_parents(path);
-    FILE *f = fopen(tmp, "we");
+    FILE *f = fs_fopen(tmp, "w", FS_MODE_GROUP);
     int rc = -1;
     if (f) {
         int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
