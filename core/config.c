@@ -765,6 +765,32 @@ static void position(const char *text, const char *at, int *line, int *col)
     }
 }
 
+/*
+ * cJSON decodes \u0000 into a NUL that silently ends the C string, so
+ * "beta\u0000acme" would be read as "beta". No config string, key or
+ * value, may hold one, and neither may the file (cJSON stops reading at a
+ * NUL byte). Returns where the first one is, or NULL.
+ */
+static const char *find_nul(const char *text, size_t len)
+{
+    int in_str = 0;
+    for (const char *p = text; p < text + len; p++) {
+        if (*p == '\0')
+            return p;
+        if (!in_str) {
+            in_str = *p == '"';
+        } else if (*p == '"') {
+            in_str = 0;
+        } else if (*p == '\\') {
+            if (text + len - p > 5 && memcmp(p + 1, "u0000", 5) == 0)
+                return p;
+            if (p + 1 < text + len && p[1] != '\0')
+                p++; /* an escaped quote or backslash does not end the string */
+        }
+    }
+    return NULL;
+}
+
 static void load_file(sy_conf *c, sy_errs *errs, char *path)
 {
     ld L = {.c = c, .errs = errs, .file = path};
@@ -773,6 +799,16 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
     char *text = read_file(path, &len, &err);
     if (!text) {
         ERR(&L, NULL, "cannot read: %s", strerror(err));
+        return;
+    }
+    const char *nul = find_nul(text, len);
+    if (nul) {
+        int line, col;
+        position(text, nul, &line, &col);
+        ERR(&L, NULL, "%s near line %d column %d: config strings must not contain NUL (it "
+            "would cut them short)", *nul ? "\\u0000 in a string" : "a NUL byte", line, col);
+        c->sinks_incomplete = 1;
+        free(text);
         return;
     }
     const char *end = NULL;

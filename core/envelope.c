@@ -290,13 +290,32 @@ static env_reason id_field(const cJSON *root, const char *name, int required, in
     return ENV_OK;
 }
 
+/*
+ * The event id travels in HTTP headers (svix-id), AMQP message ids and
+ * file names, where receivers read bytes as Latin-1 or stop at a space:
+ * only printable ASCII without spaces keeps it the same everywhere.
+ * Returns the offset of the first byte outside 0x21-0x7E, or -1.
+ */
+static long id_alphabet_bad(const char *id)
+{
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        if (*p < 0x21 || *p > 0x7E)
+            return (long)(p - (const unsigned char *)id);
+    return -1;
+}
+
 static env_reason check_fields(sy_event *ev, char *why, size_t whylen)
 {
     const cJSON *root = ev->json, *v;
     env_reason r;
+    long bad;
 
     if ((r = id_field(root, "event_id", 1, 0, &ev->event_id, why, whylen)) != ENV_OK)
         return r;
+    if ((bad = id_alphabet_bad(ev->event_id)) >= 0)
+        return reject(why, whylen, ENV_BAD_VALUE,
+                      "event_id: byte %ld is 0x%02X; only printable ASCII without spaces "
+                      "(0x21-0x7E) is allowed", bad, (unsigned char)ev->event_id[bad]);
 
     if ((r = field(root, "event_type", &v, why, whylen)) != ENV_OK)
         return r;

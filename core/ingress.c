@@ -302,6 +302,22 @@ void ingress_inject_system(sy_ingress *in, const char *body, size_t len, const c
 }
 
 /*
+ * A tag longer than reply_to keeps would come back cut short and match
+ * nothing the publisher sent: the message is refused, the whole tag echoed.
+ */
+static void refuse_long_tag(sy_ingress *in, void *sock, zmq_msg_t *ident, zmq_msg_t *tag,
+                            zmq_msg_t *body)
+{
+    static const char text[] = "error bad_frames: the tag is longer than 256 bytes";
+    STAT_ADD(g_stats.received, 1);
+    reject(in, ENV_BAD_FRAMES, "tag longer than 256 bytes", zmq_msg_data(body),
+           zmq_msg_size(body));
+    zmq_send(sock, zmq_msg_data(ident), zmq_msg_size(ident), ZMQ_SNDMORE);
+    zmq_send(sock, zmq_msg_data(tag), zmq_msg_size(tag), ZMQ_SNDMORE);
+    zmq_send(sock, text, sizeof text - 1, 0);
+}
+
+/*
  * Reads one whole multipart message from socket i. ROUTER messages open
  * with the peer's identity, which is kept for the reply; frames beyond
  * the last two are only counted.
@@ -329,7 +345,9 @@ static void read_one(sy_ingress *in, size_t i)
         nframes++;
         total++;
     }
-    if (router && total >= 1) {
+    if (router && total == 3 && zmq_msg_size(&frames[1]) > sizeof ((reply_to *)0)->tag) {
+        refuse_long_tag(in, s, &frames[0], &frames[1], &frames[2]);
+    } else if (router && total >= 1) {
         reply_to to = {.sock = (unsigned char)i};
         to.ident_len = zmq_msg_size(&frames[0]);
         if (to.ident_len > sizeof to.ident)

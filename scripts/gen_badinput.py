@@ -34,7 +34,7 @@ one is drawn again.
 Categories (per 10,000): valid and borderline-valid events, duplicates of
 accepted ids, truncations of valid events, type swaps, missing fields,
 huge strings, deep nesting, invalid UTF-8, NUL bytes (raw and escaped),
-duplicate keys, bad event types, bad dates, oversized, empty, not JSON /
+duplicate keys, bad event ids (outside printable ASCII), bad event types, bad dates, oversized, empty, not JSON /
 not an object, wrong frame counts.
 """
 
@@ -56,6 +56,7 @@ DEFAULT_MAX_DEPTH = 32
 
 FIELD_MAX = 255
 TYPE_RE = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*")
+ID_RE = re.compile(r"[\x21-\x7e]+")  # event ids: printable ASCII without spaces
 REASONS = ("too_big", "empty", "invalid_utf8", "too_deep", "not_json", "not_object",
            "missing_field", "wrong_type", "bad_value", "bad_frames")
 
@@ -184,6 +185,8 @@ def _check_fields(obj):
     r = id_field("event_id", True, False)
     if r:
         return r, None
+    if not ID_RE.fullmatch(field("event_id")[1]):
+        return "bad_value", None
     event_id = field("event_id")[1]
     st, v = field("event_type")
     if st == "dup":
@@ -346,7 +349,8 @@ class Gen:
         elif k == 5:
             e = self.envelope(data=..., version=..., occurred_at=..., org_id=..., org_slug=...)
         elif k == 6:
-            e = self.envelope(event_id=self.eid("\u00e9\u6771"))  # multibyte id
+            # Every byte the event id alphabet allows.
+            e = self.envelope(event_id=self.eid("".join(map(chr, range(0x21, 0x7f)))))
         elif k == 7:
             # Brackets inside strings do not count as nesting.
             e = self.envelope(data={"s": "[" * 500 + "{" * 500})
@@ -535,6 +539,14 @@ class Gen:
         pairs.insert(r.randrange(len(pairs) + 1), (key, second))
         return [obj_bytes(pairs)], "bad_value"
 
+    def c_bad_id(self):
+        """Event ids outside printable ASCII without spaces (core/envelope.c)."""
+        r = self.r
+        bad = r.choice(["\u00e9\u6771", " ", "\t", "\x7f", "\n", "\u00a0", "\U0001f600",
+                        "\r\nX-Injected: 1", "\x1b[31m", "\u0085"])
+        eid = self.eid("id")
+        return [dumps(self.envelope(event_id=r.choice([bad + eid, eid + bad])))], "bad_value"
+
     def c_bad_type(self):
         r = self.r
         t = r.choice(["Job.completed", "job completed", ".job", "job.", "job..completed", "*",
@@ -626,7 +638,7 @@ class Gen:
 
 # Share of each category, per 10,000 messages.
 MIX = [
-    ("valid", 1900), ("duplicate_id", 150), ("truncated", 1200), ("type_swap", 950),
+    ("valid", 1800), ("bad_event_id", 100), ("duplicate_id", 150), ("truncated", 1200), ("type_swap", 950),
     ("missing_field", 350), ("huge_string", 450), ("deep", 600), ("invalid_utf8", 800),
     ("nul", 600), ("duplicate_key", 600), ("bad_event_type", 550), ("bad_date", 550),
     ("oversized", 200), ("empty", 150), ("not_json", 700), ("bad_frames", 250),
@@ -634,7 +646,7 @@ MIX = [
 _METHOD = {"valid": "c_valid", "duplicate_id": "c_duplicate_id", "truncated": "c_truncated",
            "type_swap": "c_type_swap", "missing_field": "c_missing", "huge_string": "c_huge",
            "deep": "c_deep", "invalid_utf8": "c_bad_utf8", "nul": "c_nul",
-           "duplicate_key": "c_dup_key", "bad_event_type": "c_bad_type", "bad_date": "c_bad_date",
+           "duplicate_key": "c_dup_key", "bad_event_type": "c_bad_type", "bad_event_id": "c_bad_id", "bad_date": "c_bad_date",
            "oversized": "c_oversized", "empty": "c_empty", "not_json": "c_not_json",
            "bad_frames": "c_bad_frames"}
 

@@ -8,7 +8,8 @@
  * message. Beyond "no crash, no leak, no UB" the target checks what the
  * rest of the daemon relies on when an event is accepted:
  *   - the body is a byte-exact, NUL-terminated copy (sinks deliver it as is);
- *   - event_id is 1-255 bytes, event_type passes the type grammar, org_id
+ *   - event_id is 1-255 bytes of printable ASCII without spaces (it goes
+ *     into HTTP headers and message ids), event_type passes the type grammar, org_id
  *     and org_slug are NULL or 1-255 bytes (router and spool trust this);
  *   - a rejection leaves *out NULL and a non-empty reason text.
  * The grammar helpers and path lookups are driven with the same bytes.
@@ -37,6 +38,8 @@ static void check_event(const sy_event *ev, const uint8_t *msg, size_t len)
     CHECK(ev->body[len] == '\0');
     CHECK(ev->json != NULL && cJSON_IsObject(ev->json));
     CHECK(ev->event_id && ev->event_id[0] && strlen(ev->event_id) <= 255);
+    for (const char *p = ev->event_id; *p; p++)
+        CHECK(*p >= 0x21 && *p <= 0x7E);
     CHECK(ev->event_type && envelope_type_valid(ev->event_type));
     CHECK(strlen(ev->event_type) <= 255);
     CHECK(!ev->org_id || (ev->org_id[0] && strlen(ev->org_id) <= 255));

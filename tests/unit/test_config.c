@@ -173,6 +173,61 @@ static void test_invalid_json_position(void **state)
     assert_string_equal(load(NULL), want);
 }
 
+/* cJSON would read "beta\u0000acme" as "beta": a NUL anywhere is refused, with its place. */
+static void test_nul_in_strings_refused(void **state)
+{
+    (void)state;
+    char want[512];
+    clear();
+    put("20-sinks.json", SINKS);
+    put("30-ep.json", "{\"endpoints\": {\"a\": {\"sink\": \"files\",\n"
+                      "  \"org_id\": \"beta\\u0000acme\"}}}");
+    snprintf(want, sizeof want,
+             "%s: \\u0000 in a string near line 2 column 18: config strings must not contain NUL "
+             "(it would cut them short)\n", f("30-ep.json"));
+    assert_string_equal(load(NULL), want);
+
+    /* In a key, in an array, in a plugin's key: the same. */
+    static const char *const docs[] = {
+        "{\"endpoints\": {\"a\\u0000b\": {\"sink\": \"files\"}}}",
+        "{\"endpoints\": {\"a\": {\"sink\": \"files\", \"enabled_events\": [\"job.*\", \"x\\u0000\"]}}}",
+        "{\"sinks\": {\"f2\": {\"plugin\": \"file\", \"path\": \"/tmp/\\\"\\u0000\"}}}",
+    };
+    for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) {
+        clear();
+        put("10-core.json", CORE);
+        put("20-sinks.json", SINKS);
+        put("30-ep.json", docs[i]);
+        assert_non_null(strstr(load(NULL), ": \\u0000 in a string near line 1 column "));
+    }
+
+    /* A NUL byte: cJSON would stop reading there and take what came before. */
+    clear();
+    put("10-core.json", CORE);
+    put("20-sinks.json", SINKS);
+    char p[256];
+    snprintf(p, sizeof p, "%s/30-ep.json", dir);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    fwrite("{\"endpoints\": {}}\n\0{\"x\": 1}", 1, 28, fp);
+    fclose(fp);
+    snprintf(want, sizeof want,
+             "%s: a NUL byte near line 2 column 1: config strings must not contain NUL (it "
+             "would cut them short)\n", f("30-ep.json"));
+    assert_string_equal(load(NULL), want);
+
+    /* An escaped backslash before "u0000" is text, not a NUL. */
+    clear();
+    put("10-core.json", CORE);
+    put("20-sinks.json", SINKS);
+    put("30-ep.json", "{\"endpoints\": {\"a\": {\"sink\": \"files\", "
+                      "\"org_id\": \"beta\\\\u0000acme\"}}}");
+    sy_conf *c;
+    assert_string_equal(load(&c), "");
+    assert_string_equal(c->endpoints[0].org_id, "beta\\u0000acme");
+    config_free(c);
+}
+
 static void test_duplicates_across_files(void **state)
 {
     (void)state;
@@ -311,6 +366,7 @@ int main(void)
         cmocka_unit_test(test_every_error_reported),
         cmocka_unit_test(test_unknown_sink_and_no_ingress),
         cmocka_unit_test(test_invalid_json_position),
+        cmocka_unit_test(test_nul_in_strings_refused),
         cmocka_unit_test(test_duplicates_across_files),
         cmocka_unit_test(test_empty_folder),
         cmocka_unit_test(test_cfgtable_defaults_and_values),

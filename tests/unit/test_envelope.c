@@ -183,7 +183,7 @@ static void test_bad_utf8(void **state)
     REJECTS("{\"a\":\"\xC3", ENV_BAD_UTF8, "invalid UTF-8 at offset 6");
     REJECTS("{\"a\":\"\xF0\x9D\x84", ENV_BAD_UTF8, "invalid UTF-8 at offset 6");
     /* valid neighbours of those edges are accepted */
-    assert_int_equal(parse("{\"event_id\":\"\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80"
+    assert_int_equal(parse("{\"event_id\":\"a\",\"x\":\"\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80"
                            "\xEF\xBF\xBF\xF0\x90\x80\x80\xF4\x8F\xBF\xBF\"" OK_TAIL),
                      ENV_OK);
 }
@@ -317,6 +317,46 @@ static void test_bad_value(void **state)
     REJECTS("{\"event_id\":\"a\",\"org_id\":\"\"" OK_TAIL, ENV_BAD_VALUE, "org_id: empty");
     snprintf(buf, sizeof(buf), "{\"event_id\":\"a\",\"org_slug\":\"%0256d\"" OK_TAIL, 0);
     REJECTS(buf, ENV_BAD_VALUE, "org_slug: longer than 255 bytes");
+}
+
+static void test_event_id_alphabet(void **state)
+{
+    char buf[400];
+    (void)state;
+    /* Every printable ASCII byte but the space, at the longest length. */
+    char id[256];
+    size_t n = 0;
+    for (int c = 0x21; c <= 0x7E && n < 255; c++)
+        if (c != '"' && c != '\\')
+            id[n++] = (char)c;
+    while (n < 255)
+        id[n++] = '~';
+    id[n] = '\0';
+    snprintf(buf, sizeof(buf), "{\"event_id\":\"%s\\\"\\\\\"" OK_TAIL, id + 2);
+    assert_int_equal(parse(buf), ENV_OK);
+    REJECTS("{\"event_id\":\"caf\xC3\xA9\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 3 is 0xC3; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    REJECTS("{\"event_id\":\"caf\\u00e9\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 3 is 0xC3; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    REJECTS("{\"event_id\":\"a b\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 1 is 0x20; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    REJECTS("{\"event_id\":\"ab\\t\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 2 is 0x09; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    REJECTS("{\"event_id\":\"\\u007f\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 0 is 0x7F; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    REJECTS("{\"event_id\":\"id\\r\\nX-Evil: 1\"" OK_TAIL, ENV_BAD_VALUE,
+            "event_id: byte 2 is 0x0D; only printable ASCII without spaces (0x21-0x7E) is "
+            "allowed");
+    /* Escapes that decode into the alphabet are fine: the decoded id is what travels. */
+    assert_int_equal(parse("{\"event_id\":\"\\u0041\\/b\"" OK_TAIL), ENV_OK);
+    /* Other identifiers keep UTF-8: only the id goes into headers. */
+    assert_int_equal(parse("{\"event_id\":\"a\",\"org_id\":\"caf\xC3\xA9 x\"" OK_TAIL),
+                     ENV_OK);
 }
 
 static void test_duplicate_keys(void **state)
@@ -502,7 +542,8 @@ int main(void)
         cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_depth_limit_edges),
         cmocka_unit_test(test_not_json),       cmocka_unit_test(test_not_object),
         cmocka_unit_test(test_missing_field),  cmocka_unit_test(test_wrong_type),
-        cmocka_unit_test(test_bad_value),      cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_bad_value),
+        cmocka_unit_test(test_event_id_alphabet),      cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_escaped_nul),    cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_type_valid),     cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_json_path),      cmocka_unit_test(test_json_path_text),
