@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "secretfile.h"
 #include "units.h"
 
 void cfg_arena_free(cfg_arena *a)
@@ -258,6 +259,7 @@ int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const
             known = strcmp(*s, m->string) == 0;
         for (const sy_config_key *k = keys; k && k->type != SY_CFG_END && !known; k++)
             known = strcmp(k->name, m->string) == 0;
+        known = known || secretfile_key(keys, m->string);
         if (!known) {
             report(ctx, m->string, "unknown key");
             errors++;
@@ -266,7 +268,14 @@ int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const
     for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++) {
         void *slot = (char *)conf + k->offset;
         const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, k->name) : NULL;
-        const char *bad = NULL;
+        char file_key[256];
+        const char *bad = secretfile_value(keys, k, obj, arena, &v, file_key, sizeof file_key,
+                                           msg, sizeof msg);
+        if (bad) {
+            report(ctx, file_key, bad);
+            errors++;
+            continue;
+        }
         if (v && !cJSON_IsNull(v)) {
             bad = store(k, v, slot, arena, msg, sizeof msg);
         } else if (k->flags & SY_CFG_REQUIRED) {
@@ -298,6 +307,8 @@ void cfgtable_describe(FILE *out, const sy_config_key *keys, const char *indent)
                     k->type == SY_CFG_STRING ? "\"" : "");
         if (k->flags & SY_CFG_SECRET)
             fprintf(out, ", secret");
+        if (secretfile_variant(keys, k))
+            fprintf(out, "; or %s_file: a file holding it", k->name);
         fprintf(out, "\n%s    %s\n", indent, k->help ? k->help : "");
     }
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "secretfile.h"
 #include "units.h"
 
 #ifndef SY_PLUGIN_DIR
@@ -293,31 +294,30 @@ static void load_ingress(ld *L, const cJSON *arr)
     }
 }
 
-/* A token may sit in the config or, better, in a file only the daemon reads. */
+/*
+ * A token may sit in the config or, better, in a file only the daemon
+ * reads, read like every other x_file key (core/secretfile.h).
+ */
 static char *read_token_file(ld *L, const char *path, const char *where)
 {
-    FILE *f = fopen(path, "r");
-    if (!f && errno == ENOENT) {
+    char msg[512];
+    char *t = secretfile_read(path, msg, sizeof msg);
+    if (!t && errno == ENOENT) {
         /* `switchyard run` creates it with a random token (see daemon.c). */
         free(L->c->admin_token_file);
         L->c->admin_token_file = strdup(path);
         return NULL;
     }
-    if (!f) {
-        ERR(L, where, "cannot read %s: %s", path, strerror(errno));
+    if (!t) {
+        ERR(L, where, "%s", msg);
         return NULL;
     }
-    char buf[512];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-        buf[--n] = '\0';
-    if (n < 16) {
+    if (strlen(secretfile_first_line(t)) < 16) {
         ERR(L, where, "the token in %s is shorter than 16 characters", path);
+        secretfile_free(t);
         return NULL;
     }
-    return strdup(buf);
+    return t;
 }
 
 static void load_admin(ld *L, const cJSON *a)
@@ -348,7 +348,9 @@ static void load_admin(ld *L, const cJSON *a)
                 c->admin_token = strdup(m->valuestring);
             }
         } else if (!strcmp(m->string, "token_file")) {
-            if (cJSON_IsString(m)) {
+            if (cJSON_GetObjectItemCaseSensitive(a, "token")) {
+                ERR(L, p, "give either token or token_file, not both");
+            } else if (cJSON_IsString(m)) {
                 char *t = read_token_file(L, m->valuestring, p);
                 if (t) {
                     free(c->admin_token);

@@ -13,9 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "cfgtable.h"
 #include "config.h"
+#include "secretfile.h"
 
 static char dir[64];
 
@@ -354,8 +356,159 @@ static void test_cfgtable_check_and_describe(void **state)
     assert_non_null(strstr(buf, "  timeout            duration, default 10s\n"));
     /* A secret's default never appears in the docs. */
     assert_null(strstr(buf, "hunter2"));
-    assert_non_null(strstr(buf, "  secret             string, default \"(hidden)\", secret\n"));
+    assert_non_null(strstr(buf, "  secret             string, default \"(hidden)\", secret; or "
+                                "secret_file: a file holding it\n"));
     free(buf);
+}
+
+/* ---- secrets in files (core/secretfile.c) ------------------------------ */
+
+typedef struct {
+    const char *password;
+    const char *const *secrets;
+    const char *plain;
+} sconf;
+
+static const sy_config_key skeys[] = {
+    {"password", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(sconf, password), "p"},
+    {"secrets", SY_CFG_STRINGS, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, offsetof(sconf, secrets),
+     "s"},
+    {"plain", SY_CFG_STRING, NULL, 0, offsetof(sconf, plain), "x"},
+    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+};
+
+/* Writes n bytes into dir/name; returns the path. */
+static const char *put_bytes(const char *name, const char *bytes, size_t n)
+{
+    const char *p = f(name);
+    FILE *fp = fopen(p, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(bytes, 1, n, fp), n);
+    fclose(fp);
+    assert_int_equal(chmod(p, 0600), 0);
+    return p;
+}
+#define PUT_LIT(name, lit) put_bytes(name, lit, sizeof lit - 1)
+
+/* cfgtable_fill of {key: path, ...} given as JSON text; returns the reports. */
+static const char *fill_secret(const char *json, sconf *c, cfg_arena *a)
+{
+    report_buf[0] = '\0';
+    cJSON *o = cJSON_Parse(json);
+    assert_non_null(o);
+    cfgtable_fill(skeys, o, NULL, c, sizeof *c, a, rep, NULL);
+    cJSON_Delete(o);
+    return report_buf;
+}
+
+static void test_secret_files(void **state)
+{
+    (void)state;
+    char json[1024], want[1024];
+    sconf c;
+    cfg_arena a = {0};
+    clear();
+    const char *pw = PUT_LIT("pw", "Pw-First-Line\r\nnot the secret\n");
+    const char *keys = PUT_LIT("keys", "\nwhsec_one\n\nwhsec_two\r\n\n");
+    snprintf(json, sizeof json, "{\"password_file\": \"%s\", \"secrets_file\": \"%s\"}", pw, keys);
+    assert_string_equal(fill_secret(json, &c, &a), "");
+    assert_string_equal(c.password, "Pw-First-Line");
+    assert_string_equal(c.secrets[0], "whsec_one");
+    assert_string_equal(c.secrets[1], "whsec_two");
+    assert_null(c.secrets[2]);
+    cfg_arena_free(&a);
+
+    /* Both spellings, an unknown _file key, a path that is not a string. */
+    snprintf(json, sizeof json, "{\"password\": \"x\", \"password_file\": \"%s\", "
+             "\"plain_file\": \"%s\", \"secrets_file\": 5}", pw, pw);
+    assert_string_equal(fill_secret(json, &c, &a),
+                        "plain_file: unknown key\n"
+                        "password_file: give either password or password_file, not both\n"
+                        "secrets_file: expected the path of a file holding the secret\n");
+    cfg_arena_free(&a);
+    /* null is absent: the required key is then missing. */
+    assert_string_equal(fill_secret("{\"secrets_file\": null}", &c, &a),
+                        "secrets: required key is missing\n");
+    cfg_arena_free(&a);
+
+    /* Files that hold no secret, or are not files: named, never quoted. */
+    const char *blank = PUT_LIT("blank", "\r\nTopSecretValue\n");
+    const char *blanks = PUT_LIT("blanks", "\n\r\n\n");
+    const char *nul = PUT_LIT("nul", "TopSecret\0Value\n");
+    char *big = malloc(SECRETFILE_MAX + 1);
+    memset(big, 'T', SECRETFILE_MAX + 1);
+    const char *bigp = put_bytes("big", big, SECRETFILE_MAX + 1);
+    free(big);
+    struct {
+        const char *key, *path, *text;
+    } bad[] = {
+        {"password_file", blank, "%s: %s holds no secret (its first line is empty)"},
+        {"secrets_file", blanks, "%s: %s holds no secret (every line is empty)"},
+        {"password_file", nul, "%s: %s holds a NUL byte"},
+        {"password_file", bigp, "%s: %s is larger than 65536 bytes: not a secret file"},
+        {"password_file", dir, "%s: %s is not a regular file"},
+        {"password_file", "/nonexistent/sy-secret", "%s: cannot read %s: No such file or "
+                                                    "directory"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(json, sizeof json, "{\"%s\": \"%s\"%s}", bad[i].key, bad[i].path,
+                 strcmp(bad[i].key, "secrets_file") ? ", \"secrets\": [\"k\"]" : "");
+        snprintf(want, sizeof want, bad[i].text, bad[i].key, bad[i].path);
+        strcat(want, "\n");
+        assert_string_equal(fill_secret(json, &c, &a), want);
+        assert_null(strstr(report_buf, "TopSecret"));
+        cfg_arena_free(&a);
+    }
+
+    /* The docs name the variant of secret keys only. */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    cfgtable_describe(m, skeys, "");
+    fclose(m);
+    assert_non_null(strstr(buf, "password           string, secret; or password_file: a file "
+                                "holding it\n"));
+    assert_non_null(strstr(buf, "secrets            array of strings, required, secret; or "
+                                "secrets_file: a file holding it\n"));
+    assert_non_null(strstr(buf, "plain              string\n"));
+    free(buf);
+}
+
+/* core.admin.token_file reads like every x_file key; giving both is refused. */
+static void test_admin_token_file(void **state)
+{
+    (void)state;
+    char doc[1024], want[1024];
+    clear();
+    const char *tok = PUT_LIT("admin.token", "0123456789abcdef-token\r\nsecond line\n");
+    put("20-sinks.json", SINKS);
+    snprintf(doc, sizeof doc, "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+             "\"tcp://127.0.0.1:5556\"}], \"admin\": {\"listen\": \"127.0.0.1:5580\", "
+             "\"token_file\": \"%s\"}}}", tok);
+    put("10-core.json", doc);
+    sy_conf *c;
+    assert_string_equal(load(&c), "");
+    assert_string_equal(c->admin_token, "0123456789abcdef-token");
+    config_free(c);
+
+    snprintf(doc, sizeof doc, "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+             "\"tcp://127.0.0.1:5556\"}], \"admin\": {\"listen\": \"127.0.0.1:5580\", "
+             "\"token\": \"0123456789abcdef-inline\", \"token_file\": \"%s\"}}}", tok);
+    put("10-core.json", doc);
+    snprintf(want, sizeof want,
+             "%s: core.admin.token_file: give either token or token_file, not both\n",
+             f("10-core.json"));
+    assert_string_equal(load(NULL), want);
+
+    /* A missing file is not an error: `run` creates it. */
+    snprintf(doc, sizeof doc, "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+             "\"tcp://127.0.0.1:5556\"}], \"admin\": {\"listen\": \"127.0.0.1:5580\", "
+             "\"token_file\": \"%s/new.token\"}}}", dir);
+    put("10-core.json", doc);
+    assert_string_equal(load(&c), "");
+    assert_null(c->admin_token);
+    assert_non_null(strstr(c->admin_token_file, "/new.token"));
+    config_free(c);
 }
 
 int main(void)
@@ -372,6 +525,8 @@ int main(void)
         cmocka_unit_test(test_cfgtable_defaults_and_values),
         cmocka_unit_test(test_cfgtable_errors),
         cmocka_unit_test(test_cfgtable_check_and_describe),
+        cmocka_unit_test(test_secret_files),
+        cmocka_unit_test(test_admin_token_file),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

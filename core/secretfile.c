@@ -1,0 +1,198 @@
+/*
+ * secretfile.c - the x_file variant of secret config keys.
+ *
+ * The file becomes a JSON value of the key's type, so cfgtable validates
+ * and stores it exactly as if it had been written inline: plugins see no
+ * difference. Messages name the file and the key, never the content.
+ */
+#include "secretfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static int has_file_variant(const sy_config_key *k)
+{
+    return (k->flags & SY_CFG_SECRET) && (k->type == SY_CFG_STRING || k->type == SY_CFG_STRINGS);
+}
+
+const sy_config_key *secretfile_key(const sy_config_key *keys, const char *name)
+{
+    size_t n = strlen(name);
+    if (n <= 5 || strcmp(name + n - 5, "_file") != 0)
+        return NULL;
+    const sy_config_key *found = NULL;
+    for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++) {
+        if (strcmp(k->name, name) == 0)
+            return NULL;
+        if (has_file_variant(k) && strlen(k->name) == n - 5 && strncmp(k->name, name, n - 5) == 0)
+            found = k;
+    }
+    return found;
+}
+
+int secretfile_variant(const sy_config_key *keys, const sy_config_key *k)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s_file", k->name);
+    return has_file_variant(k) && secretfile_key(keys, name) == k;
+}
+
+void secretfile_free(char *text)
+{
+    if (text) {
+        explicit_bzero(text, strlen(text));
+        free(text);
+    }
+}
+
+/* Other users can read it: say so, since the point of the file is that they cannot. */
+static void warn_mode(const char *path, mode_t mode)
+{
+    char m[8];
+    snprintf(m, sizeof m, "%04o", (unsigned)(mode & 07777));
+    log_kv(SY_LOG_WARN, "secret file readable by every user", "file", path, "mode", m, "fix",
+           "chmod o-rwx (0600, or 0640 for the daemon's group)", NULL);
+}
+
+char *secretfile_read(const char *path, char *msg, size_t msglen)
+{
+    /* O_NONBLOCK: a FIFO given by mistake must not hang `check`. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    int e;
+    if (fd < 0) {
+        e = errno;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+        errno = e;
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0) {
+        e = errno;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+    } else if (!S_ISREG(st.st_mode)) {
+        e = EINVAL;
+        snprintf(msg, msglen, "%s is not a regular file", path);
+    } else if (st.st_size > SECRETFILE_MAX) {
+        e = EFBIG;
+        snprintf(msg, msglen, "%s is larger than %d bytes: not a secret file", path,
+                 SECRETFILE_MAX);
+    } else {
+        e = 0;
+    }
+    if (e) {
+        close(fd);
+        errno = e;
+        return NULL;
+    }
+    if (st.st_mode & S_IROTH)
+        warn_mode(path, st.st_mode);
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    ssize_t r = 0;
+    while (buf && n < (size_t)st.st_size &&
+           ((r = read(fd, buf + n, (size_t)st.st_size - n)) > 0 || (r < 0 && errno == EINTR)))
+        n += r > 0 ? (size_t)r : 0;
+    e = r < 0 ? errno : 0;
+    close(fd);
+    if (!buf || e) {
+        snprintf(msg, msglen, "cannot read %s: %s", path, buf ? strerror(e) : "out of memory");
+        free(buf);
+        errno = buf ? e : ENOMEM;
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (strlen(buf) != n) {
+        secretfile_free(buf);
+        snprintf(msg, msglen, "%s holds a NUL byte", path);
+        errno = EINVAL;
+        return NULL;
+    }
+    return buf;
+}
+
+char *secretfile_first_line(char *text)
+{
+    char *end = text + strcspn(text, "\n");
+    if (end > text && end[-1] == '\r')
+        end--;
+    *end = '\0';
+    return text;
+}
+
+/* Every non-empty line as a JSON array of strings; NULL when out of memory. */
+static cJSON *lines_array(char *text)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (char *line = text; arr && *line;) {
+        char *next = line + strcspn(line, "\n");
+        int more = *next != '\0';
+        *next = '\0';
+        secretfile_first_line(line);
+        cJSON *s = *line ? cJSON_CreateString(line) : NULL;
+        if (*line && (!s || !cJSON_AddItemToArray(arr, s))) {
+            cJSON_Delete(s);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        line = more ? next + 1 : next;
+    }
+    return arr;
+}
+
+/* The arena owns the tree: filled slots point into it. */
+static int keep_tree(cfg_arena *a, cJSON *tree)
+{
+    if (a->ntrees == a->captrees) {
+        size_t ncap = a->captrees ? a->captrees * 2 : 4;
+        cJSON **n = realloc(a->trees, ncap * sizeof *n);
+        if (!n)
+            return -1;
+        a->trees = n;
+        a->captrees = ncap;
+    }
+    a->trees[a->ntrees++] = tree;
+    return 0;
+}
+
+const char *secretfile_value(const sy_config_key *keys, const sy_config_key *k,
+                             const cJSON *obj, cfg_arena *arena, const cJSON **v,
+                             char *file_key, size_t keylen, char *msg, size_t msglen)
+{
+    if (!obj || !secretfile_variant(keys, k))
+        return NULL;
+    snprintf(file_key, keylen, "%s_file", k->name);
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, file_key);
+    if (!f || cJSON_IsNull(f))
+        return NULL;
+    const char *name = file_key;
+    if (*v && !cJSON_IsNull(*v)) {
+        snprintf(msg, msglen, "give either %s or %s, not both", k->name, name);
+        return msg;
+    }
+    if (!cJSON_IsString(f) || !*f->valuestring)
+        return "expected the path of a file holding the secret";
+    char *text = secretfile_read(f->valuestring, msg, msglen);
+    if (!text)
+        return msg;
+    cJSON *tree = k->type == SY_CFG_STRING ? cJSON_CreateString(secretfile_first_line(text))
+                                           : lines_array(text);
+    secretfile_free(text);
+    if (!tree || keep_tree(arena, tree) != 0) {
+        cJSON_Delete(tree);
+        return "out of memory";
+    }
+    if (k->type == SY_CFG_STRING ? !*tree->valuestring : !tree->child) {
+        snprintf(msg, msglen, "%s holds no secret (%s)", f->valuestring,
+                 k->type == SY_CFG_STRING ? "its first line is empty" : "every line is empty");
+        return msg;
+    }
+    *v = tree;
+    return NULL;
+}
