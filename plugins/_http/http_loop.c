@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "http_guard.h"
+#include "http_redact.h"
 #include "http_util.h"
 
 /* Idle easy handles kept for reuse; each holds a few KiB of buffers. */
@@ -254,6 +255,7 @@ static void finish(http_loop *l, xfer *x, CURLcode code, int shutdown)
         } else if (r->kind != HTTP_RESPONSE) {
             snprintf(r->error, sizeof r->error, "%s: %.180s", http_kind_name(r->kind),
                      x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
+            http_redact_urls(r->error, sizeof r->error);
             count(l->c.errors, l->host);
         }
     }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_redact.h"
 #include "sqs_batch.h"
 #include "sqs_conf.h"
 #include "sqs_creds.h"
@@ -66,10 +67,13 @@ static int sqs_init(const sy_host *host, const sy_instance *inst, const sy_confi
                          c->credentials_file, c->profile};
     if (sqs_creds_load(&cc, &creds, err, errlen) != 0)
         goto fail_settings;
+    char queue[256], via[256];
+    http_url_redact(st->set.defaults.target->queue_url, queue, sizeof queue);
+    http_url_redact(st->set.endpoint_url, via, sizeof via);
     host->log(inst, SY_LOG_INFO,
-              "sending to %s via %s, region %s, credentials from %s (key ...%s%s)",
-              st->set.defaults.target->queue_url, st->set.endpoint_url, st->set.region,
-              creds.source, key_tail(creds.key_id), creds.token ? ", with session token" : "");
+              "sending to %s via %s, region %s, credentials from %s (key ...%s%s)", queue, via,
+              st->set.region, creds.source, key_tail(creds.key_id),
+              creds.token ? ", with session token" : "");
     if (!(st->io = sqs_io_start(host, inst, &st->set, &creds, err, errlen))) {
         sqs_creds_free(&creds);
         goto fail_settings;

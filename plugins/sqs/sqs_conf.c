@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_redact.h"
 #include "sqs_json.h"
 
 const sy_config_key sqs_instance_keys[] = {
@@ -102,8 +103,10 @@ static int check_queue_url(const char *url, const char *key, char *err, size_t e
     size_t o = origin_len(url);
     /* After the origin: a path with at least "/<account>/<name>". */
     if (!o || url[o] != '/' || !strchr(url + o + 1, '/') || strpbrk(url, " \t\r\n")) {
-        snprintf(err, errlen, "%s: \"%.200s\" is not a queue URL like "
-                 "https://sqs.<region>.amazonaws.com/<account>/<name>", key, url);
+        char shown[256];
+        http_url_redact(url, shown, sizeof shown);
+        snprintf(err, errlen, "%s: \"%s\" is not a queue URL like "
+                 "https://sqs.<region>.amazonaws.com/<account>/<name>", key, shown);
         return -1;
     }
     return 0;
@@ -186,8 +189,10 @@ int sqs_settings_parse(const sqs_conf *c, sqs_settings *out, char *err, size_t e
     if (c->endpoint_url) {
         size_t o = origin_len(c->endpoint_url);
         if (!o) {
-            snprintf(err, errlen, "endpoint_url: \"%.200s\" is not an http:// or https:// URL",
-                     c->endpoint_url);
+            char shown[256];
+            http_url_redact(c->endpoint_url, shown, sizeof shown);
+            snprintf(err, errlen, "endpoint_url: \"%s\" is not an http:// or https:// URL",
+                     shown);
             goto fail;
         }
         out->endpoint_url = strdup(c->endpoint_url);

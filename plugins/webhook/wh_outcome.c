@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_redact.h"
+
 static void set(sy_outcome *o, sy_result r, int status, const char *fmt, const char *a)
 {
     char detail[SY_DETAIL_MAX];
@@ -49,9 +51,13 @@ void wh_outcome(const http_result *r, const wh_status_set *permanent, sy_outcome
         return;
     }
     if (s >= 300 && s < 400) {
-        char d[SY_DETAIL_MAX];
-        snprintf(d, sizeof d, "HTTP %d redirect to %.*s not followed", s, 160,
-                 r->captured[WH_CAP_LOCATION][0] ? r->captured[WH_CAP_LOCATION] : "(no Location)");
+        /* A receiver may send our own URL back, token and all: never the query. */
+        char d[SY_DETAIL_MAX], where[161];
+        if (r->captured[WH_CAP_LOCATION][0])
+            http_url_redact(r->captured[WH_CAP_LOCATION], where, sizeof where);
+        else
+            snprintf(where, sizeof where, "(no Location)");
+        snprintf(d, sizeof d, "HTTP %d redirect to %s not followed", s, where);
         sy_outcome_set(out, SY_RETRY, s, d);
     } else {
         set(out, SY_RETRY, s, "HTTP %s", code);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../plugins/_http/http_redact.c"
 #include "../../plugins/_queue/keytmpl.c"
 #include "../../plugins/sqs/sqs_batch.c"
 #include "../../plugins/sqs/sqs_conf.c"

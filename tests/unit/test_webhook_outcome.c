@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../../plugins/_http/http_opts.c"
+#include "../../plugins/_http/http_redact.c"
 #include "../../plugins/_http/http_util.c"
 #include "../../plugins/webhook/wh_conf.c"
 #include "../../plugins/webhook/wh_outcome.c"
@@ -120,6 +121,66 @@ static void redirects_are_retried_not_followed(void **state)
     assert_int_equal(o.result, SY_RETRY);
     assert_int_equal(o.retry_after_ms, 1000);
     assert_string_equal(o.detail, "HTTP 308 redirect to (no Location) not followed");
+}
+
+/* A receiver echoing our URL back in Location must not put the token into the detail. */
+static void redirect_details_drop_query_and_user_info(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *location, *shown;
+    } cases[] = {
+        {"https://hooks.example.com/in?token=Sekrit1&x=1", "https://hooks.example.com/in"},
+        {"http://u:Sekrit2@10.0.0.1:8080/p/q#Sekrit3", "http://10.0.0.1:8080/p/q"},
+        {"HTTPS://[::1]:8443/a%20b?Sekrit4", "https://[::1]:8443/a%20b"},
+        {"http://example.com?Sekrit5", "http://example.com/"},
+        {"/login?next=%2Fhook%3Ftoken%3DSekrit6", "/login"},
+        {"/caf\xc3\xa9#Sekrit7", "/caf%C3%A9"},
+        {"//u:Sekrit8@evil.example/x", "(unparsable URL)"},
+        {"login.html?Sekrit9", "(unparsable URL)"},
+        {"http://u:Sek rit10@h/", "(unparsable URL)"},
+        {"ftp://Sekrit11:pw@files.example/f?Sekrit12", "ftp://files.example/f"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        http_result r = response(302);
+        snprintf(r.captured[WH_CAP_LOCATION], HTTP_CAPTURE_LEN, "%s", cases[i].location);
+        sy_outcome o = classify(&r, "410", NULL);
+        char want[256];
+        snprintf(want, sizeof want, "HTTP 302 redirect to %s not followed", cases[i].shown);
+        assert_string_equal(o.detail, want);
+        assert_null(strstr(o.detail, "Sekrit"));
+    }
+    char buf[16];
+    http_url_redact("https://example.com/a/long/path", buf, sizeof buf);
+    assert_string_equal(buf, "https://example");
+    http_url_redact("/\x01\x7f", buf, 4);
+    assert_string_equal(buf, "/");
+    http_url_redact(NULL, buf, sizeof buf);
+    assert_string_equal(buf, "(unparsable URL");
+}
+
+/* Library messages that quote a URL: every URL in the text is cut down. */
+static void urls_inside_messages_are_redacted(void **state)
+{
+    (void)state;
+    char t[HTTP_ERROR_LEN];
+    snprintf(t, sizeof t, "other: Failed for 'https://u:Sekrit1@h.example/p?token=Sekrit2' "
+             "and http://h2/q?Sekrit3 then done");
+    http_redact_urls(t, sizeof t);
+    assert_string_equal(t, "other: Failed for 'https://h.example/p' and http://h2/q then done");
+    snprintf(t, sizeof t, "no URL here: ://x and a:// b");
+    http_redact_urls(t, sizeof t);
+    assert_string_equal(t, "no URL here: ://x and (unparsable URL) b");
+    /* A text cut off inside the URL is still redacted, never shown. */
+    char small[40];
+    snprintf(small, sizeof small, "connect: http://h.example/p?Sekrit4Sekr");
+    http_redact_urls(small, sizeof small);
+    assert_string_equal(small, "connect: http://h.example/p");
+    /* Redacted text may be longer than the URL was: what follows is cut, not overrun. */
+    char tiny[24];
+    snprintf(tiny, sizeof tiny, "a:// tail-of-text");
+    http_redact_urls(tiny, sizeof tiny);
+    assert_string_equal(tiny, "(unparsable URL) tail-o");
 }
 
 static void abort_message_stops_retries(void **state)
@@ -444,6 +505,8 @@ int main(void)
         cmocka_unit_test(gone_is_permanent_and_reported),
         cmocka_unit_test(other_statuses_retry_with_retry_after),
         cmocka_unit_test(redirects_are_retried_not_followed),
+        cmocka_unit_test(redirect_details_drop_query_and_user_info),
+        cmocka_unit_test(urls_inside_messages_are_redacted),
         cmocka_unit_test(abort_message_stops_retries),
         cmocka_unit_test(transport_failures),
         cmocka_unit_test(permanent_statuses_override),
