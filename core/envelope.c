@@ -291,8 +291,8 @@ static env_reason id_field(const cJSON *root, const char *name, int required, in
 }
 
 /*
- * The event id travels in HTTP headers (svix-id), AMQP message ids and
- * file names, where receivers read bytes as Latin-1 or stop at a space:
+ * The event id travels in HTTP headers (svix-id) and AMQP message ids,
+ * where receivers read bytes as Latin-1 or stop at a space:
  * only printable ASCII without spaces keeps it the same everywhere.
  * Returns the offset of the first byte outside 0x21-0x7E, or -1.
  */
