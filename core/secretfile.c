@@ -102,14 +102,18 @@ char *secretfile_read(const char *path, char *msg, size_t msglen)
     e = r < 0 ? errno : 0;
     close(fd);
     if (!buf || e) {
-        snprintf(msg, msglen, "cannot read %s: %s", path, buf ? strerror(e) : "out of memory");
+        e = buf ? e : ENOMEM;
+        snprintf(msg, msglen, "cannot read %s: %s", path, strerror(e));
+        if (buf)
+            explicit_bzero(buf, n);
         free(buf);
-        errno = buf ? e : ENOMEM;
+        errno = e;
         return NULL;
     }
     buf[n] = '\0';
     if (strlen(buf) != n) {
-        secretfile_free(buf);
+        explicit_bzero(buf, n);
+        free(buf);
         snprintf(msg, msglen, "%s holds a NUL byte", path);
         errno = EINVAL;
         return NULL;
