@@ -32,7 +32,8 @@ static const sy_config_key zs_instance_keys[] = {
     {"connect", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, connect),
      "ZeroMQ endpoint to connect to, e.g. tcp://10.0.0.5:5560; exactly one of connect and bind"},
     {"bind", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, bind),
-     "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5560 or ipc:///run/sy-out.sock"},
+     "ZeroMQ endpoint to bind on the first delivery, e.g. tcp://127.0.0.1:5560 or "
+     "ipc:///run/sy-out.sock; reloads keep the bound socket"},
     {"send_timeout", SY_CFG_DURATION, "250ms", 0, offsetof(zs_conf, send_timeout_ms),
      "push: how long a message may wait for a peer with room before the delivery is retried"},
     {"sndhwm", SY_CFG_INT, "1000", 0, offsetof(zs_conf, sndhwm),
