@@ -51,8 +51,9 @@ def test_check_contacts_no_broker(tmp_path, silent_peer):
 
 def test_first_delivery_opens_the_connection(switchyard, silent_peer):
     url = f"amqp://{RabbitBroker.USER}:{RabbitBroker.PASSWORD}@127.0.0.1:{silent_peer.port}/"
+    # A long reconnect pause: one connection attempt is all this test may see.
     d = switchyard(sinks={"rmq": {"plugin": "amqp", "url": url, "connect_timeout": "200ms",
-                                  "reconnect_min": "5s"}},
+                                  "reconnect_min": "30s", "reconnect_max": "30s"}},
                    endpoints={"q": {"sink": "rmq"}})
     s = d.wait_stats(lambda s: get(s, "sinks.rmq.connects") is not None, "the sink's counters")
     assert get(s, "sinks.rmq.connect_failures") == 0
