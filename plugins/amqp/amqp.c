@@ -5,6 +5,7 @@
  * An asynchronous plugin: submit() hands the delivery to the instance's
  * I/O thread (amqp_io.c) and returns; the thread completes it when the
  * broker acks, nacks or returns the message, or when the connection dies.
+ * init contacts nobody: the thread connects on the first delivery.
  * Keys and checks live in amqp_conf.c, the protocol in amqp_publish.c.
  */
 #include <stdio.h>
@@ -57,8 +58,8 @@ static int amqp_init(const sy_host *host, const sy_instance *inst, const sy_conf
         free(st);
         return -1;
     }
-    host->log(inst, SY_LOG_INFO, "publishing to %s, exchange \"%s\"", st->set.masked_url,
-              st->set.defaults.exchange);
+    host->log(inst, SY_LOG_INFO, "publishing to %s, exchange \"%s\" (connects on the first "
+              "delivery)", st->set.masked_url, st->set.defaults.exchange);
     *state = st;
     return 0;
 }

@@ -8,6 +8,11 @@
  * when the broker confirmed it, which for a persistent message routed to
  * durable queues means it is on the broker's disk.
  *
+ * The first connection is opened when the first delivery arrives, not
+ * when the thread starts: init runs in `switchyard check` too, which must
+ * not contact the broker. From then on the connection is kept (and
+ * re-opened after a loss) whether or not deliveries come.
+ *
  * Whatever breaks the connection (socket error, missed heartbeats, a
  * confirm that never comes, the broker closing us), every unconfirmed
  * delivery is retried by the core: the broker may or may not have it, so
@@ -54,6 +59,7 @@ struct amqp_io {
     amqp_connection_state_t conn;
     aq_window win;
     aq_item *l_head, *l_tail; /* taken from the queue, not yet published */
+    int used;                 /* a delivery came: connect, and stay connected */
     int64_t backoff_ms, next_connect_ms;
     char reason[SY_DETAIL_MAX]; /* why the connection is down / was lost */
 };
@@ -324,6 +330,13 @@ static void wait_events(amqp_io *io, int64_t timeout_ms)
     poll(p, (nfds_t)n, (int)timeout_ms);
 }
 
+/* Sleeps until submit() or stop() wakes the thread: no timers run before the first delivery. */
+static void wait_wake(amqp_io *io)
+{
+    struct pollfd p = {.fd = io->wake_fd, .events = POLLIN};
+    poll(&p, 1, -1);
+}
+
 static void *io_main(void *arg)
 {
     amqp_io *io = arg;
@@ -332,6 +345,11 @@ static void *io_main(void *arg)
         take_queue(io, &stopping);
         if (stopping)
             break;
+        if (!io->used && !io->l_head) {
+            wait_wake(io);
+            continue;
+        }
+        io->used = 1;
         int64_t now = io->host->monotonic_ms();
         if (!io->conn) {
             if (now >= io->next_connect_ms)

@@ -14,9 +14,10 @@
 typedef struct amqp_io amqp_io;
 
 /*
- * Starts the thread, which connects in the background: an unreachable
- * broker is not a start-up error. s must outlive the io. Returns NULL with
- * the reason in err.
+ * Starts the thread, which opens no connection until the first delivery
+ * is submitted (`switchyard check` runs init too), then connects in the
+ * background: an unreachable broker is never a start-up error. s must
+ * outlive the io. Returns NULL with the reason in err.
  */
 amqp_io *amqp_io_start(const sy_host *host, const sy_instance *inst, const amqp_settings *s,
                        char *err, size_t errlen);

@@ -1,8 +1,12 @@
 /*
  * zmq_fwd.c - forwards deliveries to a ZeroMQ PUSH or PUB socket.
  *
- * ZeroMQ sockets are not thread-safe, so one thread owns the socket and
- * the core's workers only queue deliveries (submit never blocks them).
+ * ZeroMQ sockets are not thread-safe, so each instance has one sender
+ * thread and the core's workers only queue deliveries (submit never blocks
+ * them). The socket is opened by that thread on the first delivery, never
+ * in init (zmq_sock.h says why, and how a bound socket is shared with the
+ * instance a reload puts next to this one); while it cannot be opened,
+ * deliveries retry with the reason, and the next batch tries again.
  *
  * PUSH: the socket is created with ZMQ_IMMEDIATE, so messages queue only
  * to peers that are connected. When no peer takes a message within
@@ -32,8 +36,9 @@ typedef struct zitem {
 struct zfwd {
     const sy_host *host;
     const sy_instance *inst;
-    zfwd_settings s;
-    void *ctx, *sock;
+    zsock_settings s;
+    zsock *sock;     /* NULL until the first delivery opens it; the thread's own */
+    int open_failing; /* failed opens in a row, to log the first and the recovery */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -50,22 +55,70 @@ static void finish(zfwd *f, zitem *it, sy_result r, const char *detail)
     free(it);
 }
 
-/* Sends [event_type, body]. 0, or the errno of the failure. */
-static int send_one(zfwd *f, const sy_delivery *d)
+/* Binds or connects, on the first delivery and after a failure. 0, or -1 with detail. */
+static int open_socket(zfwd *f, char *detail, size_t len)
 {
-    const char *t = d->event_type;
-    /* A multipart message is queued whole or not at all: only the first frame can block. */
-    if (zmq_send(f->sock, t, strlen(t), ZMQ_SNDMORE) < 0)
-        return errno;
-    if (zmq_send(f->sock, d->body, d->body_len, 0) < 0)
-        return errno;
+    f->sock = zsock_open(&f->s, detail, len);
+    if (!f->sock) {
+        if (!f->open_failing++)
+            f->host->log(f->inst, SY_LOG_ERROR, "cannot open the socket, deliveries are retried: %s",
+                         detail);
+        return -1;
+    }
+    if (f->open_failing)
+        f->host->log(f->inst, SY_LOG_INFO, "%s %s after %d failed attempt%s",
+                     f->s.bind ? "bound to" : "connecting to", f->s.addr, f->open_failing,
+                     f->open_failing == 1 ? "" : "s");
+    else
+        f->host->log(f->inst, SY_LOG_INFO, "%s %s", f->s.bind ? "bound to" : "connecting to",
+                     f->s.addr);
+    f->open_failing = 0;
     return 0;
+}
+
+/* Sends a batch taken from the queue, completing each delivery. */
+static void send_batch(zfwd *f, zitem *batch)
+{
+    char detail[SY_DETAIL_MAX];
+    if (!f->sock && open_socket(f, detail, sizeof detail) != 0) {
+        for (zitem *it = batch, *n; it; it = n) {
+            n = it->next;
+            f->host->counter_add(f->errors, 1);
+            finish(f, it, SY_RETRY, detail);
+        }
+        return;
+    }
+    int failed = 0;
+    for (zitem *it = batch, *n; it; it = n) {
+        n = it->next;
+        if (failed) {
+            f->host->counter_add(f->timeouts, 1);
+            finish(f, it, SY_RETRY, detail);
+            continue;
+        }
+        const sy_delivery *d = it->d;
+        int e = zsock_send(f->sock, d->event_type, d->body, d->body_len, f->s.send_timeout_ms);
+        if (e == 0) {
+            f->host->counter_add(f->sent, 1);
+            finish(f, it, SY_OK, NULL);
+        } else if (e == EAGAIN) {
+            f->host->counter_add(f->timeouts, 1);
+            snprintf(detail, sizeof detail,
+                     "no ZeroMQ peer took the message within %dms (%s %s)",
+                     f->s.send_timeout_ms, f->s.bind ? "bind" : "connect", f->s.addr);
+            finish(f, it, SY_RETRY, detail);
+            failed = 1;
+        } else {
+            f->host->counter_add(f->errors, 1);
+            snprintf(detail, sizeof detail, "zmq_send: %s", zmq_strerror(e));
+            finish(f, it, SY_RETRY, detail);
+        }
+    }
 }
 
 static void *fwd_main(void *arg)
 {
     zfwd *f = arg;
-    char detail[SY_DETAIL_MAX];
     pthread_mutex_lock(&f->mu);
     for (;;) {
         while (!f->head && !f->stopping)
@@ -75,31 +128,7 @@ static void *fwd_main(void *arg)
         zitem *batch = f->head;
         f->head = f->tail = NULL;
         pthread_mutex_unlock(&f->mu);
-        int failed = 0;
-        for (zitem *it = batch, *n; it; it = n) {
-            n = it->next;
-            if (failed) {
-                f->host->counter_add(f->timeouts, 1);
-                finish(f, it, SY_RETRY, detail);
-                continue;
-            }
-            int e = send_one(f, it->d);
-            if (e == 0) {
-                f->host->counter_add(f->sent, 1);
-                finish(f, it, SY_OK, NULL);
-            } else if (e == EAGAIN) {
-                f->host->counter_add(f->timeouts, 1);
-                snprintf(detail, sizeof detail,
-                         "no ZeroMQ peer took the message within %dms (%s %s)",
-                         f->s.send_timeout_ms, f->s.bind ? "bind" : "connect", f->s.addr);
-                finish(f, it, SY_RETRY, detail);
-                failed = 1;
-            } else {
-                f->host->counter_add(f->errors, 1);
-                snprintf(detail, sizeof detail, "zmq_send: %s", zmq_strerror(e));
-                finish(f, it, SY_RETRY, detail);
-            }
-        }
+        send_batch(f, batch);
         pthread_mutex_lock(&f->mu);
     }
     zitem *rest = f->head;
@@ -112,7 +141,7 @@ static void *fwd_main(void *arg)
     return NULL;
 }
 
-zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zfwd_settings *s,
+zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zsock_settings *s,
                  char *err, size_t errlen)
 {
     zfwd *f = calloc(1, sizeof *f);
@@ -126,42 +155,30 @@ zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zfwd_settin
     f->sent = host->counter(inst, "sent", "messages ZeroMQ accepted (deliveries OK)");
     f->timeouts = host->counter(inst, "timeouts",
                                 "deliveries retried because no peer took them in time");
-    f->errors = host->counter(inst, "errors", "other send errors (retried)");
+    f->errors = host->counter(inst, "errors",
+                              "deliveries retried because of other send errors or a socket that "
+                              "could not be opened");
+    /* A socket this process has bound to the address is taken now; nothing else opens here. */
+    char note[SY_DETAIL_MAX];
+    f->sock = zsock_adopt(s, note, sizeof note);
     pthread_mutex_init(&f->mu, NULL);
     pthread_cond_init(&f->cv, NULL);
-    int one = 1, io_threads = 1;
-    if (!(f->ctx = zmq_ctx_new()) || zmq_ctx_set(f->ctx, ZMQ_IO_THREADS, io_threads) != 0 ||
-        !(f->sock = zmq_socket(f->ctx, s->type))) {
-        snprintf(err, errlen, "cannot create the ZeroMQ socket: %s", zmq_strerror(errno));
-        goto fail;
-    }
-    zmq_setsockopt(f->sock, ZMQ_SNDHWM, &s->sndhwm, sizeof s->sndhwm);
-    zmq_setsockopt(f->sock, ZMQ_SNDTIMEO, &s->send_timeout_ms, sizeof s->send_timeout_ms);
-    zmq_setsockopt(f->sock, ZMQ_LINGER, &s->linger_ms, sizeof s->linger_ms);
-    if (s->type == ZMQ_PUSH)
-        zmq_setsockopt(f->sock, ZMQ_IMMEDIATE, &one, sizeof one);
-    if ((s->bind ? zmq_bind(f->sock, s->addr) : zmq_connect(f->sock, s->addr)) != 0) {
-        snprintf(err, errlen, "%s: cannot %s %s: %s", s->bind ? "bind" : "connect",
-                 s->bind ? "bind" : "connect to", s->addr, zmq_strerror(errno));
-        goto fail;
-    }
     if (pthread_create(&f->thread, NULL, fwd_main, f) != 0) {
         snprintf(err, errlen, "cannot start the sender thread");
-        goto fail;
+        zsock_release(f->sock, 0);
+        pthread_cond_destroy(&f->cv);
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+        return NULL;
     }
+    const char *type = s->type == ZMQ_PUSH ? "push" : "pub";
+    if (f->sock)
+        host->log(inst, SY_LOG_INFO, "forwarding over %s, through the socket already bound to %s "
+                  "(taken over)%s%s", type, s->addr, note[0] ? "; " : "", note);
+    else
+        host->log(inst, SY_LOG_INFO, "forwarding over %s; %s %s on the first delivery", type,
+                  s->bind ? "binds" : "connects to", s->addr);
     return f;
-fail:
-    if (f->sock) {
-        int zero = 0;
-        zmq_setsockopt(f->sock, ZMQ_LINGER, &zero, sizeof zero);
-        zmq_close(f->sock);
-    }
-    if (f->ctx)
-        zmq_ctx_term(f->ctx);
-    pthread_cond_destroy(&f->cv);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-    return NULL;
 }
 
 int zfwd_submit(zfwd *f, const sy_delivery *d)
@@ -190,9 +207,7 @@ void zfwd_stop(zfwd *f)
     pthread_cond_signal(&f->cv);
     pthread_mutex_unlock(&f->mu);
     pthread_join(f->thread, NULL);
-    /* Messages ZeroMQ accepted get `linger` to leave before the context goes. */
-    zmq_close(f->sock);
-    zmq_ctx_term(f->ctx);
+    zsock_release(f->sock, f->s.linger_ms);
     pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
     free(f);

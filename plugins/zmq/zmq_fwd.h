@@ -1,5 +1,5 @@
 /*
- * zmq_fwd.h - the zmq sink's sender thread and its socket.
+ * zmq_fwd.h - the zmq sink's sender thread.
  */
 #ifndef SY_ZMQ_FWD_H
 #define SY_ZMQ_FWD_H
@@ -8,30 +8,23 @@
 #include <stdint.h>
 
 #include "switchyard/sink.h"
-
-/* Checked settings. */
-typedef struct zfwd_settings {
-    int type;         /* ZMQ_PUSH or ZMQ_PUB */
-    const char *addr; /* the core's string */
-    int bind;         /* bind (1) or connect (0) */
-    int send_timeout_ms;
-    int sndhwm;
-    int linger_ms;
-} zfwd_settings;
+#include "zmq_sock.h"
 
 typedef struct zfwd zfwd;
 
 /*
- * Creates the socket (binding or connecting it now, so a bad address is a
- * start-up error) and starts the thread. Returns NULL with err set.
+ * Starts the thread. Opens no socket and contacts nobody (init runs in
+ * `switchyard check` too): the first delivery binds or connects, except
+ * that a bind address this process has bound already is taken over at
+ * once (zmq_sock.h). s->addr must outlive the zfwd. Returns NULL with err.
  */
-zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zfwd_settings *s,
+zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zsock_settings *s,
                  char *err, size_t errlen);
 
 /* Queues d; the thread sends [event_type, body] and completes it. 0, or -1 (no memory). */
 int zfwd_submit(zfwd *f, const sy_delivery *d);
 
-/* Stops the thread (queued deliveries retry), closes the socket after its linger. */
+/* Stops the thread (queued deliveries retry), then drops the socket (zsock_release). */
 void zfwd_stop(zfwd *f);
 
 #endif

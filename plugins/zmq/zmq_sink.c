@@ -3,7 +3,10 @@
  * [event_type, body] over PUSH or PUB, the same two frames Switchyard's
  * own ingress reads, so daemons can be chained.
  *
- * An asynchronous plugin; the sending lives in zmq_fwd.c.
+ * An asynchronous plugin; the sending lives in zmq_fwd.c, the sockets in
+ * zmq_sock.c. init checks the settings and opens nothing: `switchyard
+ * check` runs it beside a running daemon, and a reload runs it beside the
+ * instance it replaces.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +32,8 @@ static const sy_config_key zs_instance_keys[] = {
     {"connect", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, connect),
      "ZeroMQ endpoint to connect to, e.g. tcp://10.0.0.5:5560; exactly one of connect and bind"},
     {"bind", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, bind),
-     "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:5560 or ipc:///run/sy-out.sock"},
+     "ZeroMQ endpoint to bind on the first delivery, e.g. tcp://127.0.0.1:5560 or "
+     "ipc:///run/sy-out.sock; reloads keep the bound socket"},
     {"send_timeout", SY_CFG_DURATION, "250ms", 0, offsetof(zs_conf, send_timeout_ms),
      "push: how long a message may wait for a peer with room before the delivery is retried"},
     {"sndhwm", SY_CFG_INT, "1000", 0, offsetof(zs_conf, sndhwm),
@@ -55,7 +59,7 @@ static int zs_init(const sy_host *host, const sy_instance *inst, const sy_config
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
         return -1;
     }
-    zfwd_settings s;
+    zsock_settings s;
     memset(&s, 0, sizeof s);
     if (strcmp(c->socket, "push") == 0) {
         s.type = ZMQ_PUSH;
@@ -71,6 +75,8 @@ static int zs_init(const sy_host *host, const sy_instance *inst, const sy_config
     }
     s.bind = c->bind != NULL;
     s.addr = c->bind ? c->bind : c->connect;
+    if (zsock_check_addr(s.addr, s.bind, err, errlen) != 0)
+        return -1;
     if (c->send_timeout_ms > 600000 || c->linger_ms > 600000) {
         snprintf(err, errlen, "%s: at most 10 minutes",
                  c->send_timeout_ms > 600000 ? "send_timeout" : "linger");
@@ -86,8 +92,6 @@ static int zs_init(const sy_host *host, const sy_instance *inst, const sy_config
     zfwd *f = zfwd_start(host, inst, &s, err, errlen);
     if (!f)
         return -1;
-    host->log(inst, SY_LOG_INFO, "forwarding over %s, %s %s", c->socket,
-              s.bind ? "bound to" : "connected to", s.addr);
     *state = f;
     return 0;
 }

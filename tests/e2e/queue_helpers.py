@@ -11,6 +11,9 @@ Real queue peers for the queue sinks' end-to-end tests and benchmark:
 - Fauxqs: the fauxqs SQS emulator (npm) behind an optional SigV4-checking
   proxy, plus the official @aws-sdk/client-sqs to create queues and read
   messages back (tests/e2e/peers/sqs_*.mjs).
+- SilentPeer: a TCP listener that answers nothing and counts who connected,
+  to prove that `switchyard check` (check_config) contacts no peer and that
+  a sink connects on its first delivery.
 
 Every wait polls a condition against a deadline; nothing sleeps blindly.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_ports, wait_until
+from conftest import PLUGIN_DIR, ROOT, cli, free_ports, wait_until, write_config
 
 PEERS = ROOT / "tests" / "e2e" / "peers"
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -139,6 +142,50 @@ class RabbitBroker:
     @property
     def url(self):
         return f"amqp://{self.USER}:{self.PASSWORD}@127.0.0.1:{self.port}/"
+
+
+class SilentPeer:
+    """
+    A listener on a free loopback port that accepts nobody: the kernel
+    completes each TCP handshake and keeps the connection in the backlog
+    (also once the other side closed it), where connections() counts it.
+    """
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = []
+
+    def connections(self):
+        while True:
+            try:
+                self.accepted.append(self.sock.accept()[0])
+            except BlockingIOError:
+                return len(self.accepted)
+
+    def close(self):
+        for c in self.accepted:
+            c.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def silent_peer():
+    p = SilentPeer()
+    yield p
+    p.close()
+
+
+def check_config(conf_dir, sinks, endpoints):
+    """Writes a config folder with these sinks and endpoints and runs `switchyard check` on it."""
+    (port,) = free_ports(1)
+    core = {"plugin_dir": str(PLUGIN_DIR), "ingress": [{"type": "pull",
+                                                       "bind": f"tcp://127.0.0.1:{port}"}]}
+    write_config(conf_dir, core, sinks, endpoints)
+    return cli("check", "-c", conf_dir)
 
 
 def build_c_peer(src, out_dir, libs):

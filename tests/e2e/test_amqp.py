@@ -2,7 +2,9 @@
 The amqp sink against a real rabbitmq-server (started by queue_helpers on
 free ports with its own data folder): routing keys and message properties,
 publisher confirms, mandatory returns, a broker restart mid-stream with no
-event lost, and credentials kept out of the log.
+event lost, and credentials kept out of the log. Before all that: the sink
+connects on its first delivery, so `switchyard check` and a daemon that
+has delivered nothing yet contact no broker.
 """
 
 import threading
@@ -11,8 +13,9 @@ from collections import Counter
 
 import pytest
 
-from conftest import event, get
-from queue_helpers import FAST_RETRY, RabbitBroker, amqp_peer, rabbit  # noqa: F401 (fixtures)
+from conftest import event, get, wait_until
+from queue_helpers import (FAST_RETRY, RabbitBroker, amqp_peer, check_config,  # noqa: F401
+                           rabbit, silent_peer)
 
 TYPES = ["job.completed", "job.failed", "scrape.page_done"]
 ORGS = ["acme", "globex", None]
@@ -32,6 +35,50 @@ def amqp_sink(broker, **extra):
     s = {"plugin": "amqp", "url": broker.url, "reconnect_max": "1s", "heartbeat": "2s"}
     s.update(extra)
     return s
+
+
+def test_check_contacts_no_broker(tmp_path, silent_peer):
+    # Three instances, three chances: each would connect as soon as its init ran.
+    url = f"amqp://{RabbitBroker.USER}:{RabbitBroker.PASSWORD}@127.0.0.1:{silent_peer.port}/"
+    r = check_config(tmp_path / "conf.d",
+                     {f"rmq{i}": {"plugin": "amqp", "url": url} for i in range(3)},
+                     {f"q{i}": {"sink": f"rmq{i}"} for i in range(3)})
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().endswith("\nconfiguration OK\n")
+    assert silent_peer.connections() == 0
+    assert RabbitBroker.PASSWORD not in r.stderr.decode()
+
+
+def test_first_delivery_opens_the_connection(switchyard, silent_peer):
+    url = f"amqp://{RabbitBroker.USER}:{RabbitBroker.PASSWORD}@127.0.0.1:{silent_peer.port}/"
+    # A long reconnect pause: one connection attempt is all this test may see.
+    d = switchyard(sinks={"rmq": {"plugin": "amqp", "url": url, "connect_timeout": "200ms",
+                                  "reconnect_min": "30s", "reconnect_max": "30s"}},
+                   endpoints={"q": {"sink": "rmq"}})
+    s = d.wait_stats(lambda s: get(s, "sinks.rmq.connects") is not None, "the sink's counters")
+    assert get(s, "sinks.rmq.connect_failures") == 0
+    assert silent_peer.connections() == 0, "connected before any delivery"
+    d.push([event("t0-1")])
+    wait_until(silent_peer.connections, what="the first delivery to connect")
+    # The peer never answers the AMQP handshake: the attempt fails after connect_timeout.
+    s = d.wait_stats(lambda s: get(s, "sinks.rmq.connect_failures", 0) >= 1, "the failed login")
+    assert get(s, "sinks.rmq.connects") == 0
+    assert silent_peer.connections() == 1
+
+
+def test_connects_on_first_delivery_then_publishes(switchyard, rabbit, amqp_peer):
+    amqp_peer.declare("t0", "amq.topic", "t0.#")
+    d = switchyard(sinks={"rmq": amqp_sink(rabbit, routing_key="t0.{event_type}")},
+                   endpoints={"q": {"sink": "rmq"}})
+    s = d.wait_stats(lambda s: get(s, "sinks.rmq.connects") is not None, "the sink's counters")
+    assert get(s, "sinks.rmq.connects") == 0
+    sent = events("t0", 20)
+    d.push([b for _, _, _, b in sent])
+    s = d.wait_for("deliveries.ok", len(sent))
+    assert get(s, "sinks.rmq.connects") == 1
+    assert get(s, "deliveries.retries") == 0
+    got = amqp_peer.consume("t0", len(sent))
+    assert sorted(m["message_id"] for m in got) == sorted(eid for eid, _, _, _ in sent)
 
 
 def test_routing_keys_and_properties(switchyard, rabbit, amqp_peer):

@@ -5,14 +5,14 @@ official AWS signer. Messages are read back with the official
 @aws-sdk/client-sqs: bodies byte-identical, attributes present, FIFO group
 and deduplication ids set; a batch with one oversize entry retries only
 that entry; credentials from config, environment and file; a wrong secret
-is refused and never logged.
+is refused and never logged; `switchyard check` sends no request.
 """
 
 import math
 from collections import Counter
 
 from conftest import event, get
-from queue_helpers import Fauxqs, fauxqs  # noqa: F401 (fixture)
+from queue_helpers import Fauxqs, check_config, fauxqs, silent_peer  # noqa: F401 (fixtures)
 
 TYPES = ["job.completed", "job.failed", "scrape.page_done"]
 
@@ -41,6 +41,18 @@ def sqs_sink(fq, queue_url, **extra):
          "secret_access_key": Fauxqs.SECRET}
     s.update(extra)
     return s
+
+
+def test_check_contacts_no_queue_service(tmp_path, silent_peer):
+    # Three instances, three chances: none may send a request before its first delivery.
+    sink = {"plugin": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q",
+            "endpoint_url": f"http://127.0.0.1:{silent_peer.port}", "region": "us-east-1",
+            "access_key_id": Fauxqs.KEY_ID, "secret_access_key": Fauxqs.SECRET}
+    r = check_config(tmp_path / "conf.d", {f"sq{i}": sink for i in range(3)},
+                     {f"q{i}": {"sink": f"sq{i}"} for i in range(3)})
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().endswith("\nconfiguration OK\n")
+    assert silent_peer.connections() == 0
 
 
 def test_standard_queue_bodies_and_attributes(switchyard, fauxqs):
