@@ -364,6 +364,7 @@ int daemon_run(const daemon_opts *o)
             stats_log();
         reap(&rs, 0);
         write_stats(c, rs.cur, dp);
+        log_flush_repeats(0);
     }
     rt = rs.cur;
     int64_t drain_ms = rt->conf->drain_timeout_ms;
@@ -393,6 +394,7 @@ int daemon_run(const daemon_opts *o)
     if (cur_conf != c)
         config_free(cur_conf);
     config_free(c);
+    log_flush_repeats(1);
     log_info("stopped");
     return 0;
 }
