@@ -103,8 +103,11 @@ static void reject(sy_ingress *in, env_reason r, const char *why, const char *bo
     STAT_ADD(g_stats.rejected, 1);
     STAT_ADD(g_stats.rejected_by[r], 1);
     if (in->q) {
-        if (quarantine_write(in->q, envelope_reason_name(r), why, body, len) == 0)
+        int rc = quarantine_write(in->q, mono_ms(), envelope_reason_name(r), why, body, len);
+        if (rc == QUARANTINE_KEPT)
             STAT_ADD(g_stats.quarantined, 1);
+        else if (rc == QUARANTINE_DROPPED)
+            STAT_ADD(g_stats.quarantine_dropped, 1);
         else
             STAT_ADD(g_stats.quarantine_errors, 1);
     }

@@ -46,6 +46,7 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
     num(ev, "unrouted", STAT_GET(g_stats.unrouted));
     num(ev, "quarantined", STAT_GET(g_stats.quarantined));
     num(ev, "quarantine_errors", STAT_GET(g_stats.quarantine_errors));
+    num(ev, "quarantine_dropped", STAT_GET(g_stats.quarantine_dropped));
     num(ev, "backpressure_pauses", STAT_GET(g_stats.backpressure_pauses));
     num(ev, "duplicates", STAT_GET(g_stats.duplicates));
     num(ev, "spool_errors", STAT_GET(g_stats.spool_errors));
