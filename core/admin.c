@@ -365,7 +365,7 @@ sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err
     }
     if (!rt->conf->admin_token)
         log_warn("admin API on %s without a token: /metrics and health only", listen);
-    log_kv(SY_LOG_INFO, "admin listening", "address", listen, NULL);
+    log_fields(SY_LOG_INFO, "admin listening", LOG_S("address", listen));
     return a;
 }
 

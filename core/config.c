@@ -381,6 +381,17 @@ static void load_core(ld *L, const cJSON *core)
             get_string(L, p, m, &c->plugin_dir, 0);
         else if (!strcmp(k, "quarantine"))
             get_string(L, p, m, &c->quarantine, 1);
+        else if (!strcmp(k, "quarantine_max")) {
+            if (get_units(L, p, m, 1, &v64) == 0) {
+                if (v64 < 64 * 1024)
+                    ERR(L, p, "must be at least 64KiB");
+                else
+                    c->quarantine_max = v64;
+            }
+        } else if (!strcmp(k, "quarantine_rate")) {
+            if (get_units(L, p, m, 1, &v64) == 0)
+                c->quarantine_rate = v64;
+        }
         else if (!strcmp(k, "stats_file"))
             get_string(L, p, m, &c->stats_file, 1);
         else if (!strcmp(k, "spool"))
@@ -444,7 +455,8 @@ static void load_core(ld *L, const cJSON *core)
             load_ingress(L, m);
         else
             ERR(L, p, "unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, "
-                      "dedup_window, spill_after, memory_deliveries, quarantine, max_event_bytes, "
+                      "dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, "
+                      "quarantine_rate, max_event_bytes, "
                       "max_depth, workers, max_pending, dead_letter_max, drain_timeout, "
                       "log_level, log_format, stats_file, stats_interval)");
     }
@@ -874,6 +886,8 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     c->dir = strdup(dir);
     c->plugin_dir = strdup(SY_PLUGIN_DIR);
     c->quarantine = strdup("var/quarantine.jsonl");
+    c->quarantine_max = 64LL * 1024 * 1024;
+    c->quarantine_rate = 1024 * 1024;
     c->max_event_bytes = 1024 * 1024;
     c->max_depth = 64;
     c->workers = 4;

@@ -69,6 +69,8 @@ typedef struct sy_conf {
     char *dir;
     char *plugin_dir;
     char *quarantine;          /* NULL = no quarantine file */
+    int64_t quarantine_max;    /* bytes before the quarantine file rotates */
+    int64_t quarantine_rate;   /* quarantine bytes written a second at most; 0 = no limit */
     int64_t max_event_bytes;
     int max_depth;
     int workers;

@@ -98,6 +98,8 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
         {"core.spool_sync", SAME_STR(boot->spool_sync, n->spool_sync)},
         {"core.admin.listen", SAME_STR(boot->admin_listen, n->admin_listen)},
         {"core.quarantine", SAME_STR(boot->quarantine, n->quarantine)},
+        {"core.quarantine_max", boot->quarantine_max == n->quarantine_max},
+        {"core.quarantine_rate", boot->quarantine_rate == n->quarantine_rate},
         {"core.stats_file", SAME_STR(boot->stats_file, n->stats_file)},
         {"core.workers", boot->workers == n->workers},
         {"core.max_pending", boot->max_pending == n->max_pending},
@@ -259,7 +261,9 @@ int daemon_run(const daemon_opts *o)
 
     sy_quarantine *q = NULL;
     if (c->quarantine) {
-        q = quarantine_open(c->quarantine, (size_t)c->max_event_bytes);
+        quarantine_conf qc = {.max_event = (size_t)c->max_event_bytes,
+                              .max_file = c->quarantine_max, .rate = c->quarantine_rate};
+        q = quarantine_open(c->quarantine, &qc);
         if (!q) {
             log_error("cannot open quarantine file %s: %s", c->quarantine, strerror(errno));
             runtime_free(rt);
@@ -364,6 +368,7 @@ int daemon_run(const daemon_opts *o)
             stats_log();
         reap(&rs, 0);
         write_stats(c, rs.cur, dp);
+        log_flush_repeats(0);
     }
     rt = rs.cur;
     int64_t drain_ms = rt->conf->drain_timeout_ms;
@@ -393,6 +398,7 @@ int daemon_run(const daemon_opts *o)
     if (cur_conf != c)
         config_free(cur_conf);
     config_free(c);
+    log_flush_repeats(1);
     log_info("stopped");
     return 0;
 }

@@ -22,16 +22,18 @@
 #include "runtime.h"
 #include "sysevent.h"
 
+/* Plugin and instance are fields of the record; repeated lines of one
+ * instance are rate-limited (debug lines are asked for: all of them go). */
 static void h_log(const sy_instance *inst, sy_log_level level, const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;
-    char tag[300];
-    snprintf(tag, sizeof tag, "%s/%s", inst && inst->sink ? inst->sink->name : "plugin",
-             inst && inst->name ? inst->name : "?");
+    const log_field tag[] = {
+        LOG_S("plugin", inst && inst->sink ? inst->sink->name : "plugin"),
+        LOG_S("instance", inst && inst->name ? inst->name : "?"), LOG_END};
     va_list ap;
     va_start(ap, fmt);
-    log_vmsg(level, tag, fmt, ap);
+    log_vmsg(level, level != SY_LOG_DEBUG, tag, fmt, ap);
     va_end(ap);
 }
 

@@ -33,11 +33,6 @@ struct sy_ingress {
     pthread_t thread;
     int running;
     int stop; /* atomic */
-    /* Rate limit for rejection log lines: at most 20 per second. */
-    pthread_mutex_t log_mu; /* system events may be rejected from other threads */
-    int64_t log_window;
-    int log_count;
-    uint64_t log_suppressed;
     int paused;
 };
 
@@ -63,7 +58,6 @@ sy_ingress *ingress_new(sy_runtime *rt, sy_dispatch *dp, sy_spool *spool, sy_qua
         zmq_bind(in->reply_pull, addr);
         zmq_connect(in->reply_push, addr);
     }
-    pthread_mutex_init(&in->log_mu, NULL);
     const sy_conf *c = rt->conf;
     in->socks = calloc(c->ningress ? c->ningress : 1, sizeof *in->socks);
     in->types = calloc(c->ningress ? c->ningress : 1, sizeof *in->types);
@@ -109,30 +103,16 @@ static void reject(sy_ingress *in, env_reason r, const char *why, const char *bo
     STAT_ADD(g_stats.rejected, 1);
     STAT_ADD(g_stats.rejected_by[r], 1);
     if (in->q) {
-        if (quarantine_write(in->q, envelope_reason_name(r), why, body, len) == 0)
+        int rc = quarantine_write(in->q, mono_ms(), envelope_reason_name(r), why, body, len);
+        if (rc == QUARANTINE_KEPT)
             STAT_ADD(g_stats.quarantined, 1);
+        else if (rc == QUARANTINE_DROPPED)
+            STAT_ADD(g_stats.quarantine_dropped, 1);
         else
             STAT_ADD(g_stats.quarantine_errors, 1);
     }
-    int64_t now = mono_ms();
-    pthread_mutex_lock(&in->log_mu);
-    if (now - in->log_window >= 1000) {
-        if (in->log_suppressed)
-            log_warn("%llu more rejected messages not logged in the last second",
-                     (unsigned long long)in->log_suppressed);
-        in->log_window = now;
-        in->log_count = 0;
-        in->log_suppressed = 0;
-    }
-    if (in->log_count++ < 20) {
-        char size[24];
-        snprintf(size, sizeof size, "%zu", len);
-        log_kv(SY_LOG_WARN, "event rejected", "reason", envelope_reason_name(r), "detail", why,
-               "size", size, NULL);
-    } else {
-        in->log_suppressed++;
-    }
-    pthread_mutex_unlock(&in->log_mu);
+    log_fields_limited(SY_LOG_WARN, "event rejected", LOG_S("reason", envelope_reason_name(r)),
+                       LOG_S("detail", why), LOG_I("size", len));
 }
 
 /* Where an acknowledgement goes: the ROUTER socket, peer identity, tag. */
@@ -183,7 +163,8 @@ static void on_stored(void *arg, spool_status st, sy_event *ev, const int64_t *i
         snprintf(text, sizeof text, "dup %s", ev->event_id);
     } else {
         STAT_ADD(g_stats.spool_errors, 1);
-        log_error("event %s not stored: spool write failed", ev->event_id);
+        log_fields_limited(SY_LOG_ERROR, "event not stored: spool write failed",
+                           LOG_S("event_id", ev->event_id));
         snprintf(text, sizeof text, "error spool_failed: the event was not stored; send it again");
     }
     if (p->reply)
@@ -491,6 +472,5 @@ void ingress_free(sy_ingress *in)
         zmq_close(in->reply_push);
     if (in->ctx)
         zmq_ctx_term(in->ctx);
-    pthread_mutex_destroy(&in->log_mu);
     free(in);
 }

@@ -77,6 +77,7 @@ static void global_counters(out_t *o)
         {"switchyard_events_unrouted_total", "Accepted events no endpoint wanted.", &g_stats.unrouted},
         {"switchyard_events_duplicate_total", "Events whose id was already stored.", &g_stats.duplicates},
         {"switchyard_events_quarantined_total", "Rejected messages written to the quarantine file.", &g_stats.quarantined},
+        {"switchyard_events_quarantine_dropped_total", "Rejected messages not written to the quarantine file (over core.quarantine_rate).", &g_stats.quarantine_dropped},
         {"switchyard_spool_errors_total", "Events the spool failed to store.", &g_stats.spool_errors},
         {"switchyard_ingress_pauses_total", "Times ingress paused on back-pressure.", &g_stats.backpressure_pauses},
         {"switchyard_attempts_total", "Delivery attempts made.", &g_stats.attempts},

@@ -395,7 +395,8 @@ static void commit_batch(sy_spool *s, spool_op *batch)
     if (ok)
         ok = exec(s->db, "COMMIT", e, sizeof e) == 0;
     if (!ok) {
-        log_error("spool %s: transaction failed: %s", s->path, sqlite3_errmsg(s->db));
+        log_fields_limited(SY_LOG_ERROR, "spool transaction failed", LOG_S("spool", s->path),
+                           LOG_S("error", sqlite3_errmsg(s->db)));
         exec(s->db, "ROLLBACK", e, sizeof e);
     }
     off = k = 0;

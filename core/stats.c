@@ -47,6 +47,7 @@ static cJSON *snapshot(const sy_runtime *rt, sy_dispatch *dp)
     num(ev, "unrouted", STAT_GET(g_stats.unrouted));
     num(ev, "quarantined", STAT_GET(g_stats.quarantined));
     num(ev, "quarantine_errors", STAT_GET(g_stats.quarantine_errors));
+    num(ev, "quarantine_dropped", STAT_GET(g_stats.quarantine_dropped));
     num(ev, "backpressure_pauses", STAT_GET(g_stats.backpressure_pauses));
     num(ev, "duplicates", STAT_GET(g_stats.duplicates));
     num(ev, "spool_errors", STAT_GET(g_stats.spool_errors));
@@ -128,16 +129,12 @@ int stats_write(const char *path, const sy_runtime *rt, sy_dispatch *dp)
 
 void stats_log(void)
 {
-    log_info("counters: received=%llu accepted=%llu rejected=%llu unrouted=%llu "
-             "deliveries=%llu attempts=%llu ok=%llu retries=%llu failed=%llu dead=%llu",
-             (unsigned long long)STAT_GET(g_stats.received),
-             (unsigned long long)STAT_GET(g_stats.accepted),
-             (unsigned long long)STAT_GET(g_stats.rejected),
-             (unsigned long long)STAT_GET(g_stats.unrouted),
-             (unsigned long long)STAT_GET(g_stats.deliveries),
-             (unsigned long long)STAT_GET(g_stats.attempts),
-             (unsigned long long)STAT_GET(g_stats.ok),
-             (unsigned long long)STAT_GET(g_stats.retries),
-             (unsigned long long)STAT_GET(g_stats.failed),
-             (unsigned long long)STAT_GET(g_stats.dead));
+    log_fields(SY_LOG_INFO, "counters", LOG_I("received", STAT_GET(g_stats.received)),
+               LOG_I("accepted", STAT_GET(g_stats.accepted)),
+               LOG_I("rejected", STAT_GET(g_stats.rejected)),
+               LOG_I("unrouted", STAT_GET(g_stats.unrouted)),
+               LOG_I("deliveries", STAT_GET(g_stats.deliveries)),
+               LOG_I("attempts", STAT_GET(g_stats.attempts)), LOG_I("ok", STAT_GET(g_stats.ok)),
+               LOG_I("retries", STAT_GET(g_stats.retries)),
+               LOG_I("failed", STAT_GET(g_stats.failed)), LOG_I("dead", STAT_GET(g_stats.dead)));
 }

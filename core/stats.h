@@ -22,6 +22,7 @@ typedef struct sy_stats {
     uint64_t unrouted;               /* accepted, matched no endpoint */
     uint64_t quarantined;            /* written to the quarantine file */
     uint64_t quarantine_errors;      /* quarantine writes that failed */
+    uint64_t quarantine_dropped;     /* not written: over core.quarantine_rate */
     uint64_t deliveries;             /* deliveries created */
     uint64_t attempts, ok, retries, failed, dead;
     uint64_t backpressure_pauses;    /* times ingress paused reading */

@@ -36,12 +36,14 @@ char *sysevent_build(const char *event_type, const char *org_id, const char *dat
                      char *id_out, size_t id_len)
 {
     if (!event_type || !envelope_type_valid(event_type)) {
-        log_warn("system event refused: bad event type \"%s\"", event_type ? event_type : "");
+        log_fields(SY_LOG_WARN, "system event refused: bad event type",
+                   LOG_S("event_type", event_type));
         return NULL;
     }
     cJSON *data = data_json ? cJSON_Parse(data_json) : cJSON_CreateObject();
     if (!cJSON_IsObject(data)) {
-        log_warn("system event %s refused: data is not a JSON object", event_type);
+        log_fields(SY_LOG_WARN, "system event refused: data is not a JSON object",
+                   LOG_S("event_type", event_type));
         cJSON_Delete(data);
         return NULL;
     }

@@ -264,7 +264,7 @@ def test_example_plugin_loads_and_receives_events(example_so, ops_daemon, tmp_pa
         return sorted(out.read_text().splitlines()) if out.exists() else []
     wait_until(lambda: len(lines()) >= 3, what="3 lines in the example's output")
     assert lines() == want
-    assert f"component=example/audit msg=\"writing to {out}\"" in d.run_log()
+    assert f"msg=\"writing to {out}\" plugin=example instance=audit\n" in d.run_log()
     # pending is read from the spool, whose commit of the outcomes may trail the counters.
     e = d.wait_endpoint("audit-everything", lambda e: e["ok"] >= 3 and e["pending"] == 0,
                         "3 deliveries ok and none pending in the spool")

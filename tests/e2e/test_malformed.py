@@ -1,16 +1,19 @@
 """
 Hostile input: 200 malformed messages of eight kinds. Each is rejected with
-the right reason, counted, quarantined with its bytes, never crashes the
-daemon, and a valid event sent afterwards is still delivered.
+the right reason, counted, quarantined with its size, SHA-256 and bytes (a
+4 KiB prefix of oversized ones), never crashes the daemon, and a valid
+event sent afterwards is still delivered.
 """
 
 import base64
+import hashlib
 import json
 from collections import Counter
 
 from conftest import event, files_under, read_lines
 
 MAX_EVENT_BYTES = 1024 * 1024  # the default core.max_event_bytes
+QUARANTINE_PREFIX = 4096  # what the quarantine keeps of a message over it
 
 
 def malformed():
@@ -102,17 +105,20 @@ def test_malformed_input_is_rejected_counted_and_quarantined(switchyard):
     assert fs["events"]["accepted"] == 1
     assert fs["events"]["rejected"] == 200
 
-    # Quarantine: one record per rejected message, with the reason and the bytes.
+    # Quarantine: one record per rejected message, with the reason, the size,
+    # the hash and the bytes (the first 4 KiB of a message over the limit).
     records = [json.loads(l) for l in read_lines(d.quarantine)]
     assert len(records) == 200
     assert Counter(r["reason"] for r in records) == want_reasons
     for r in records:
-        assert set(r) >= {"ts", "reason", "detail", "size", "truncated", "body_base64"}, r
+        assert set(r) == {"ts", "reason", "detail", "size", "sha256", "truncated",
+                          "body_base64"}, r
         assert r["detail"], r
     want_bodies = Counter()
     for reason, _, body in cases:
-        kept = body[:MAX_EVENT_BYTES]
-        want_bodies[(reason, len(body), len(kept) < len(body), kept)] += 1
-    got_bodies = Counter((r["reason"], r["size"], r["truncated"],
+        kept = body[:QUARANTINE_PREFIX] if len(body) > MAX_EVENT_BYTES else body
+        want_bodies[(reason, len(body), hashlib.sha256(body).hexdigest(), len(kept) < len(body),
+                     kept)] += 1
+    got_bodies = Counter((r["reason"], r["size"], r["sha256"], r["truncated"],
                           base64.b64decode(r["body_base64"])) for r in records)
     assert got_bodies == want_bodies

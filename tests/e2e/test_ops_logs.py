@@ -31,13 +31,19 @@ def logfmt(line):
     return out
 
 
-def check_record(rec, line):
-    assert list(rec)[:3] == ["ts", "level", "msg"] or list(rec)[:3] == ["ts", "level",
-                                                                         "component"], line
+def check_record(rec, line, json_types=False):
+    assert list(rec)[:3] == ["ts", "level", "msg"], line
     assert TS.match(rec["ts"]), line
     assert rec["level"] in LEVELS, line
-    assert all(isinstance(v, str) for v in rec.values()), line
-    assert "msg" in rec, line
+    # Fields are typed in JSON: numbers and booleans bare; logfmt has only text.
+    types = (str, int, float, bool) if json_types else (str,)
+    assert all(isinstance(v, types) for v in rec.values()), line
+    assert isinstance(rec["msg"], str), line
+
+
+def counters_logged(text):
+    """The counters record (SIGUSR1), in either format."""
+    return "msg=counters received=" in text or '"msg":"counters","received":' in text
 
 
 def exercise(d, tmp_path):
@@ -49,7 +55,7 @@ def exercise(d, tmp_path):
     wait_until(lambda: d.metrics().get("switchyard_events_quarantined_total") == 1,
                what="the reject quarantined")
     d.proc.send_signal(signal.SIGUSR1)
-    wait_until(lambda: "counters: received=" in d.run_log(), what="the counters line")
+    wait_until(lambda: counters_logged(d.run_log()), what="the counters line")
     mark = d.reload()  # the same config again: whatever it logs must be well-formed
     wait_until(lambda: len(d.log()) > mark, what="a log line after SIGHUP")
     assert d.terminate() == 0
@@ -71,7 +77,7 @@ def test_log_format_json_one_object_per_line(ops_daemon, tmp_path):
     for line in text.splitlines():
         rec = json.loads(line)  # every line, not just most
         assert isinstance(rec, dict), line
-        check_record(rec, line)
+        check_record(rec, line, json_types=True)
         recs.append(rec)
     msgs = [r["msg"] for r in recs]
     assert "switchyard ready" in msgs and msgs[-1] == "stopped"
@@ -83,9 +89,19 @@ def test_log_format_json_one_object_per_line(ops_daemon, tmp_path):
                                     "detail")} == \
         {"level": "warn", "endpoint": "bad", "event_id": "e1", "attempts": "1",
          "status": "400", "detail": "flaky: attempt 1 of 1 fails"}
-    # Plugin lines (host->log) carry the plugin and instance.
-    assert any(r.get("component") == "file/files" for r in recs), msgs
-    assert any(r["msg"].startswith("counters: received=") for r in recs)
+    # Plugin lines (host->log) carry the plugin and instance as fields.
+    opened = [r for r in recs if r.get("plugin") == "file"]
+    assert opened and all(r["instance"] == "files" for r in opened), msgs
+    assert opened[0]["msg"] == f"opened {tmp_path / 'out.jsonl'} (0 bytes)", opened
+    # Counters are numbers. Accepted counts the webhook.delivery_failed system event too.
+    counters = [r for r in recs if r["msg"] == "counters"]
+    assert counters, msgs
+    assert {k: counters[-1][k] for k in ("received", "accepted", "rejected", "deliveries", "ok",
+                                         "dead")} == \
+        {"received": 2, "accepted": 2, "rejected": 1, "deliveries": 2, "ok": 1, "dead": 1}
+    # A rejected message: its size is a number.
+    rejected = [r for r in recs if r["msg"] == "event rejected"]
+    assert [(r["reason"], r["size"]) for r in rejected] == [("not_json", 8)], rejected
     assert not any(line.startswith("ts=") for line in text.splitlines())
 
 
@@ -106,7 +122,7 @@ def test_log_format_from_config_and_the_flag_wins(ops_daemon, tmp_path):
     d = daemon(ops_daemon, tmp_path, core={"log_format": "json"})
     assert d.terminate() == 0
     for line in d.run_log().splitlines():
-        check_record(json.loads(line), line)
+        check_record(json.loads(line), line, json_types=True)
     d.args = ["--log-format", "logfmt"]
     d.start()
     assert d.terminate() == 0

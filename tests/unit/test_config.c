@@ -116,11 +116,14 @@ static void test_later_file_overrides_core(void **state)
     clear();
     put("10-core.json", CORE);
     put("20-sinks.json", SINKS);
-    put("90-local.json", "{\"core\": {\"workers\": 9, \"max_event_bytes\": \"2MiB\"}}");
+    put("90-local.json", "{\"core\": {\"workers\": 9, \"max_event_bytes\": \"2MiB\", "
+                         "\"quarantine_rate\": 0}}");
     sy_conf *c;
     assert_string_equal(load(&c), "");
     assert_int_equal(c->workers, 9);
     assert_int_equal(c->max_event_bytes, 2 * 1048576);
+    assert_int_equal(c->quarantine_max, 64 * 1048576);
+    assert_int_equal(c->quarantine_rate, 0);
     config_free(c);
 }
 
@@ -129,7 +132,8 @@ static void test_every_error_reported(void **state)
     (void)state;
     clear();
     put("10-core.json", "{\"core\": {\"ingress\": [{\"type\": \"push\", \"bind\": \"x\"}], "
-                        "\"workers\": 0, \"max_event_bytes\": \"1MB!\", \"colour\": 1}}");
+                        "\"workers\": 0, \"max_event_bytes\": \"1MB!\", \"quarantine_max\": \"1KiB\", "
+                        "\"colour\": 1}}");
     put("20-sinks.json", SINKS);
     put("30-ep.json", "{\"endpoints\": {\"a\": {\"sink\": \"nope\", \"enabled_events\": "
                       "[\"Job.Done\"], \"filter\": {\"data.x\": {\"$foo\": 1}}, "
@@ -142,12 +146,13 @@ static void test_every_error_reported(void **state)
              "%s: core.ingress[0].bind: \"x\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, ipc:///run/sy.sock)\n"
              "%s: core.workers: expected an integer from 1 to 256, got a number out of range\n"
              "%s: core.max_event_bytes: bad size \"1MB!\" (e.g. \"1MiB\", \"65536\")\n"
-             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, max_event_bytes, max_depth, workers, max_pending, dead_letter_max, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
+             "%s: core.quarantine_max: must be at least 64KiB\n"
+             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, max_pending, dead_letter_max, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
              "%s: endpoints.a.enabled_events[0]: \"Job.Done\" is not an event type pattern (job.completed, job.*, *)\n"
              "%s: endpoints.a.filter.data.x.$foo: unknown operator\n"
              "%s: endpoints.a.retry: unknown policy \"fast\" (expected standard, legacy or an object)\n"
              "%s: extra: unknown top-level key (expected core, sinks, endpoints)\n",
-             core, core, core, core, core, ep, ep, ep, ep);
+             core, core, core, core, core, core, ep, ep, ep, ep);
     assert_string_equal(load(NULL), want);
 }
 
