@@ -127,7 +127,7 @@ static void hold(sy_dispatch *dp, delivery *d, int64_t until)
                        theap_len(&dp->timers);
     if (dp->spool && d->spool_id && (ep->nheld >= HOLD_IN_MEMORY || in_memory >= dp->mem_max)) {
         /* A long outage or a tight rate limit must not fill memory: wait on disk. */
-        sy_outcome o;
+        sy_outcome o = SY_OUTCOME_INIT;
         sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
         int64_t now = mono_us();
         int64_t wait_ms = until > now ? (until - now + 999) / 1000 : 0;
@@ -365,7 +365,7 @@ static void bury(sy_dispatch *dp, delivery *d, const sy_outcome *o, int64_t late
 /* A delivery for a disabled endpoint: dead at once, announced by endpoint.disabled. */
 static void kill_disabled(sy_dispatch *dp, delivery *d)
 {
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, SY_FAIL, 0, "endpoint disabled after failing for too long");
     STAT_ADD(g_stats.dead, 1);
     STAT_ADD(d->ep->st.dead, 1);
@@ -555,7 +555,7 @@ void dispatch_complete(const sy_delivery *pd, const sy_outcome *o)
         return;
     delivery *d = pd->host_ref;
     sy_dispatch *dp = d->dp;
-    sy_outcome safe;
+    sy_outcome safe = SY_OUTCOME_INIT;
     if (!o) {
         sy_outcome_set(&safe, SY_RETRY, 0, "plugin completed without an outcome");
         o = &safe;
@@ -624,16 +624,23 @@ static void attempt(delivery *d)
     STAT_ADD(g_stats.attempts, 1);
     STAT_ADD(ep->st.attempts, 1);
     __atomic_store_n(&ep->st.last_attempt_ms, wall_ms(), __ATOMIC_RELAXED);
-    if (s->deliver) {
-        sy_outcome out;
-        memset(&out, 0, sizeof out);
-        out.result = SY_RETRY;
-        strcpy(out.detail, "plugin set no outcome");
-        s->deliver(ep->inst->state, ep->ep_state, &d->pub, &out);
+    if (s->deliver || s->deliver_batch) {
+        sy_outcome out = SY_OUTCOME_INIT;
+        sy_outcome_set(&out, SY_RETRY, 0, "plugin set no outcome");
+        if (s->deliver) {
+            s->deliver(ep->inst->state, ep->ep_state, &d->pub, &out);
+        } else {
+            const sy_delivery *one = &d->pub;
+            sy_outcome *po = &out;
+            s->deliver_batch(ep->inst->state, ep->ep_state, &one, 1, &po);
+        }
         out.detail[SY_DETAIL_MAX - 1] = '\0';
         dispatch_complete(&d->pub, &out);
+    } else if (s->submit_batch) {
+        const sy_delivery *one = &d->pub;
+        s->submit_batch(ep->inst->state, ep->ep_state, &one, 1);
     } else if (s->submit(ep->inst->state, ep->ep_state, &d->pub) != 0) {
-        sy_outcome out;
+        sy_outcome out = SY_OUTCOME_INIT;
         sy_outcome_set(&out, SY_RETRY, 0, "plugin refused the delivery (submit failed)");
         dispatch_complete(&d->pub, &out);
     }

@@ -480,7 +480,11 @@ const cJSON *json_path(const cJSON *root, const char *path)
 
 int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen)
 {
-    const cJSON *v = json_path(root, path);
+    return json_value_text(json_path(root, path), buf, buflen);
+}
+
+int json_value_text(const cJSON *v, char *buf, size_t buflen)
+{
     char *printed = NULL;
     const char *text;
     size_t n;

@@ -80,6 +80,8 @@ const cJSON *json_path(const cJSON *root, const char *path);
  * and truncated into buf. Returns the full length or -1 when absent.
  */
 int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen);
+/* json_path_text on a value found already (NULL: -1). */
+int json_value_text(const cJSON *v, char *buf, size_t buflen);
 
 /* Checks text against the event type grammar. 1 = valid. */
 int envelope_type_valid(const char *type);

@@ -111,12 +111,26 @@ static const char *h_config_string_at(const sy_config *cfg, const char *key, siz
     return cJSON_IsString(e) ? e->valuestring : NULL;
 }
 
-static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                   sy_field_kind *kind, size_t *len)
 {
     const sy_event *ev = dispatch_event_of(d);
-    if (!ev || !path)
+    const cJSON *v = ev && path ? json_path(ev->json, path) : NULL;
+    if (!v)
         return -1;
-    return json_path_text(ev->json, path, buf, buflen);
+    int n = json_value_text(v, buf, buflen);
+    if (n < 0)
+        return -1; /* out of memory rendering an object */
+    if (kind)
+        *kind = cJSON_IsString(v)   ? SY_FIELD_STRING
+                : cJSON_IsNumber(v) ? SY_FIELD_NUMBER
+                : cJSON_IsBool(v)   ? SY_FIELD_BOOL
+                : cJSON_IsNull(v)   ? SY_FIELD_NULL
+                : cJSON_IsArray(v)  ? SY_FIELD_ARRAY
+                                    : SY_FIELD_OBJECT;
+    if (len)
+        *len = (size_t)n;
+    return 0;
 }
 
 static sy_counter *h_counter(const sy_instance *cinst, const char *name, const char *help)

@@ -31,6 +31,30 @@ static void report(void *ctx, const char *key, const char *message)
     errs_add(r->errs, r->file, path, "%s", message);
 }
 
+/*
+ * A plugin's init error. One that opens with a key of the plugin's table
+ * and ": " is reported at that key's path (endpoints.x.table: ...), so
+ * plugins checking values by hand point at them like the core does.
+ */
+static void report_plugin_error(report_ctx *rc, const sy_config_table *t, const char *plugin,
+                                const char *err, const char *fallback)
+{
+    const char *colon = err ? strstr(err, ": ") : NULL;
+    if (colon && (size_t)(colon - err) < 128) {
+        char key[128];
+        memcpy(key, err, (size_t)(colon - err));
+        key[colon - err] = '\0';
+        if (cfgtable_has_key(t, key)) {
+            char path[512];
+            snprintf(path, sizeof path, "%s.%s", rc->prefix, key);
+            errs_add(rc->errs, rc->file, path, "%s", colon + 2);
+            return;
+        }
+    }
+    errs_add(rc->errs, rc->file, rc->prefix, "%s: %s", plugin,
+             err && err[0] ? err : fallback);
+}
+
 static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_conf *sc,
                           const sy_host *host, int validate_only, sy_errs *errs)
 {
@@ -50,26 +74,20 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
         errs_add(errs, sc->file, p2, "%s", err);
         return -1;
     }
-    in->sink = in->plugin->sink;
-    if (cfgtable_check(in->sink->instance_keys, in->sink->instance_conf_size, err, sizeof err) ||
-        cfgtable_check(in->sink->endpoint_keys, in->sink->endpoint_conf_size, err, sizeof err)) {
-        errs_add(errs, sc->file, prefix, "plugin %s has a broken config table: %s",
-                 in->plugin->path, err);
-        return -1;
-    }
-    if (in->sink->instance_conf_size)
-        in->plugin_conf = calloc(1, in->sink->instance_conf_size);
+    in->sink = in->plugin->sink; /* plugin_load checked its key tables */
+    const sy_config_table *it = in->sink->instance_config;
+    if (it && it->conf_size)
+        in->plugin_conf = calloc(1, it->conf_size);
     report_ctx rc = {errs, sc->file, prefix};
-    if (cfgtable_fill(in->sink->instance_keys, sc->json, config_sink_core_keys, in->plugin_conf,
-                      in->sink->instance_conf_size, &in->arena, report, &rc))
+    if (cfgtable_fill(it, sc->json, config_sink_core_keys, in->plugin_conf, &in->arena, report,
+                      &rc))
         return -1;
     if (validate_only)
         return 0;
     err[0] = '\0';
     if (in->sink->init(host, in, (const sy_config *)sc->json, in->plugin_conf, &in->state, err,
                        sizeof err) != 0) {
-        errs_add(errs, sc->file, prefix, "%s: %s", in->sink->name,
-                 err[0] ? err : "init failed (the plugin gave no reason)");
+        report_plugin_error(&rc, it, in->sink->name, err, "init failed (the plugin gave no reason)");
         return -1;
     }
     in->initialized = 1;
@@ -77,7 +95,7 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
 }
 
 static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_conf *ec,
-                          int validate_only, sy_errs *errs)
+                          const sy_host *host, int validate_only, sy_errs *errs)
 {
     char prefix[300], err[1024];
     snprintf(prefix, sizeof prefix, "endpoints.%s", ec->id);
@@ -105,21 +123,34 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     ep->concurrency = ec->concurrency ? ec->concurrency
                       : in->conf->concurrency ? in->conf->concurrency : 4;
 
-    if (s->endpoint_conf_size)
-        ep->plugin_conf = calloc(1, s->endpoint_conf_size);
+    const sy_config_table *et = s->endpoint_config;
+    if (et && et->conf_size)
+        ep->plugin_conf = calloc(1, et->conf_size);
     report_ctx rc = {errs, ec->file, prefix};
-    if (cfgtable_fill(s->endpoint_keys, ec->json, config_endpoint_core_keys, ep->plugin_conf,
-                      s->endpoint_conf_size, &ep->arena, report, &rc))
+    if (cfgtable_fill(et, ec->json, config_endpoint_core_keys, ep->plugin_conf, &ep->arena,
+                      report, &rc))
         return -1;
+    ep->attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS;
     if (validate_only || !s->endpoint_init)
         return 0;
+    ep->setup = (sy_endpoint_setup){
+        .struct_size = sizeof(sy_endpoint_setup),
+        .host = host,
+        .inst = in,
+        .id = ec->id,
+        .org_id = ec->org_id,
+        .retry_policy = ep->retry.name,
+        .cfg = (const sy_config *)ec->json,
+        .conf = ep->plugin_conf,
+        .attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS,
+    };
     err[0] = '\0';
-    if (s->endpoint_init(in->state, ec->id, (const sy_config *)ec->json, ep->plugin_conf,
-                         &ep->ep_state, err, sizeof err) != 0) {
-        errs_add(errs, ec->file, prefix, "%s: %s", s->name,
-                 err[0] ? err : "endpoint_init failed (the plugin gave no reason)");
+    if (s->endpoint_init(in->state, &ep->setup, &ep->ep_state, err, sizeof err) != 0) {
+        report_plugin_error(&rc, et, s->name, err, "endpoint_init failed (the plugin gave no reason)");
         return -1;
     }
+    if (ep->setup.attempt_timeout_ms > 0)
+        ep->attempt_timeout_ms = ep->setup.attempt_timeout_ms;
     ep->ep_initialized = 1;
     return 0;
 }
@@ -199,7 +230,7 @@ sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only,
         setup_instance(rt, &rt->insts[i], &conf->sinks[i], host, validate_only, errs);
     for (size_t i = 0; i < conf->nendpoints; i++) {
         rt->eps[i].rt = rt;
-        setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], validate_only, errs);
+        setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], host, validate_only, errs);
     }
     if (errs->count != before) {
         runtime_free(rt);

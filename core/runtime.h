@@ -16,6 +16,9 @@
 #include "router.h"
 #include "switchyard/sink.h"
 
+/* What an attempt may take inside a plugin when it does not say (sy_endpoint_setup). */
+#define DEFAULT_ATTEMPT_TIMEOUT_MS 30000
+
 /* A counter a plugin registered through host->counter. */
 typedef struct sy_counter {
     char *name;
@@ -31,7 +34,7 @@ struct sy_instance {
     sy_plugin *plugin;
     const sy_sink *sink;
     void *state;          /* plugin state from init */
-    void *plugin_conf;    /* struct filled from instance_keys */
+    void *plugin_conf;    /* struct filled from the plugin's instance_config */
     cfg_arena arena;
     int initialized;
     pthread_mutex_t counters_mu;
@@ -59,7 +62,9 @@ typedef struct sy_endpoint {
     struct sy_endpoint *successor; /* same id in the new runtime, or NULL if removed */
     struct sy_instance *inst;
     void *ep_state;       /* plugin state from endpoint_init */
-    void *plugin_conf;    /* struct filled from endpoint_keys */
+    void *plugin_conf;    /* struct filled from the plugin's endpoint_config */
+    sy_endpoint_setup setup; /* what endpoint_init was given; lives as long as ep_state */
+    int64_t attempt_timeout_ms; /* the plugin's answer in setup, or the default */
     cfg_arena arena;
     int ep_initialized;
     sy_retry_policy retry;

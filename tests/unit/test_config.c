@@ -199,110 +199,6 @@ static void test_empty_folder(void **state)
     assert_string_equal(load(NULL), want);
 }
 
-/* ---- cfgtable -------------------------------------------------------- */
-
-typedef struct {
-    const char *path;
-    int64_t n;
-    int flag;
-    double ratio;
-    int64_t timeout;
-    int64_t size;
-    const char *const *list;
-    const char *const *map;
-    const char *secret;
-} tconf;
-
-static const sy_config_key tkeys[] = {
-    {"path", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(tconf, path), "p"},
-    {"n", SY_CFG_INT, "5", 0, offsetof(tconf, n), "n"},
-    {"flag", SY_CFG_BOOL, "true", 0, offsetof(tconf, flag), "f"},
-    {"ratio", SY_CFG_DOUBLE, "0.5", 0, offsetof(tconf, ratio), "r"},
-    {"timeout", SY_CFG_DURATION, "10s", 0, offsetof(tconf, timeout), "t"},
-    {"size", SY_CFG_SIZE, "64KiB", 0, offsetof(tconf, size), "s"},
-    {"list", SY_CFG_STRINGS, "[\"a\", \"b\"]", 0, offsetof(tconf, list), "l"},
-    {"map", SY_CFG_STRING_MAP, NULL, 0, offsetof(tconf, map), "m"},
-    {"secret", SY_CFG_STRING, "hunter2", SY_CFG_SECRET, offsetof(tconf, secret), "s"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
-};
-
-static char report_buf[2048];
-
-static void rep(void *ctx, const char *key, const char *msg)
-{
-    (void)ctx;
-    size_t l = strlen(report_buf);
-    snprintf(report_buf + l, sizeof report_buf - l, "%s: %s\n", key ? key : "-", msg);
-}
-
-static void test_cfgtable_defaults_and_values(void **state)
-{
-    (void)state;
-    tconf c;
-    cfg_arena a = {0};
-    report_buf[0] = '\0';
-    cJSON *o = cJSON_Parse("{\"path\": \"/x\", \"plugin\": \"file\", \"map\": {\"k\": \"v\"}}");
-    static const char *const skip[] = {"plugin", NULL};
-    assert_int_equal(cfgtable_fill(tkeys, o, skip, &c, sizeof c, &a, rep, NULL), 0);
-    assert_string_equal(report_buf, "");
-    assert_string_equal(c.path, "/x");
-    assert_int_equal(c.n, 5);
-    assert_int_equal(c.flag, 1);
-    assert_true(c.ratio == 0.5);
-    assert_int_equal(c.timeout, 10000);
-    assert_int_equal(c.size, 65536);
-    assert_string_equal(c.list[0], "a");
-    assert_string_equal(c.list[1], "b");
-    assert_null(c.list[2]);
-    assert_string_equal(c.map[0], "k");
-    assert_string_equal(c.map[1], "v");
-    assert_null(c.map[2]);
-    cfg_arena_free(&a);
-    cJSON_Delete(o);
-}
-
-static void test_cfgtable_errors(void **state)
-{
-    (void)state;
-    tconf c;
-    cfg_arena a = {0};
-    report_buf[0] = '\0';
-    cJSON *o = cJSON_Parse("{\"n\": 1.5, \"flag\": \"yes\", \"timeout\": \"10 s\", \"size\": -1, "
-                           "\"list\": [1], \"map\": {\"k\": 2}, \"typo\": 1}");
-    assert_int_equal(cfgtable_fill(tkeys, o, NULL, &c, sizeof c, &a, rep, NULL), 8);
-    assert_string_equal(report_buf,
-                        "typo: unknown key\n"
-                        "path: required key is missing\n"
-                        "n: expected integer, got number\n"
-                        "flag: expected boolean, got string\n"
-                        "timeout: bad duration \"10 s\" (e.g. \"250ms\", \"10s\", \"5m\", \"2h\", \"3d\")\n"
-                        "size: expected size, got number\n"
-                        "list: element 0: expected a string, got number\n"
-                        "map: k: expected a string, got number\n");
-    cfg_arena_free(&a);
-    cJSON_Delete(o);
-}
-
-static void test_cfgtable_check_and_describe(void **state)
-{
-    (void)state;
-    char err[256];
-    assert_int_equal(cfgtable_check(tkeys, sizeof(tconf), err, sizeof err), 0);
-    assert_int_equal(cfgtable_check(tkeys, offsetof(tconf, secret), err, sizeof err), -1);
-    assert_string_equal(err, "config key secret lies outside the 64-byte config struct");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    cfgtable_describe(m, tkeys, "  ");
-    fclose(m);
-    assert_non_null(strstr(buf, "  path               string, required\n      p\n"));
-    assert_non_null(strstr(buf, "  timeout            duration, default 10s\n"));
-    /* A secret's default never appears in the docs. */
-    assert_null(strstr(buf, "hunter2"));
-    assert_non_null(strstr(buf, "  secret             string, default \"(hidden)\", secret\n"));
-    free(buf);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -313,9 +209,6 @@ int main(void)
         cmocka_unit_test(test_invalid_json_position),
         cmocka_unit_test(test_duplicates_across_files),
         cmocka_unit_test(test_empty_folder),
-        cmocka_unit_test(test_cfgtable_defaults_and_values),
-        cmocka_unit_test(test_cfgtable_errors),
-        cmocka_unit_test(test_cfgtable_check_and_describe),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

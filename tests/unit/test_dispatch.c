@@ -74,7 +74,7 @@ static void t_deliver(void *state, void *ep, const sy_delivery *d, sy_outcome *o
 static void *later(void *arg)
 {
     const sy_delivery *d = arg;
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     run_one(d, &o);
     g_host.complete(d, &o);
     return NULL;
@@ -87,7 +87,7 @@ static int t_submit(void *state, void *ep, const sy_delivery *d)
     if (S.refuse_first && d->attempt == 1)
         return -1;
     if (S.async == 1) {
-        sy_outcome o;
+        sy_outcome o = SY_OUTCOME_INIT;
         run_one(d, &o);
         g_host.complete(d, &o);
         return 0;
@@ -334,7 +334,7 @@ static void test_field_lookup(void **state)
     (void)unused;
     /* Reach the queued delivery through a stand-in: the host API only needs host_ref. */
     sy_delivery fake = {.struct_size = sizeof fake};
-    assert_int_equal(g_host.field(&fake, "data.job_id", buf, sizeof buf), -1);
+    assert_int_equal(g_host.field(&fake, "data.job_id", buf, sizeof buf, NULL, NULL), -1);
     event_unref(ev);
     go();
     wait_settled(1, 5000);
