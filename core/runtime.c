@@ -32,21 +32,26 @@ static void report(void *ctx, const char *key, const char *message)
 }
 
 /*
- * A plugin's init error. One that opens with a key of the plugin's table
- * and ": " is reported at that key's path (endpoints.x.table: ...), so
- * plugins checking values by hand point at them like the core does.
+ * A plugin's init error. One that opens with a path inside the plugin's
+ * keys and ": " ("url: ...", "headers.X-A: ...") is reported at that path
+ * (endpoints.x.headers.X-A: ...), so plugins checking values by hand point
+ * at them the way the core does.
  */
 static void report_plugin_error(report_ctx *rc, const sy_config_table *t, const char *plugin,
                                 const char *err, const char *fallback)
 {
     const char *colon = err ? strstr(err, ": ") : NULL;
-    if (colon && (size_t)(colon - err) < 128) {
-        char key[128];
-        memcpy(key, err, (size_t)(colon - err));
-        key[colon - err] = '\0';
+    size_t plen = colon ? (size_t)(colon - err) : 0;
+    if (plen && plen < 256 && !memchr(err, ' ', plen)) {
+        char key[256];
+        memcpy(key, err, plen);
+        key[plen] = '\0';
+        char *dot = strchr(key, '.');
+        if (dot)
+            *dot = '\0';
         if (cfgtable_has_key(t, key)) {
-            char path[512];
-            snprintf(path, sizeof path, "%s.%s", rc->prefix, key);
+            char path[600];
+            snprintf(path, sizeof path, "%s.%.*s", rc->prefix, (int)plen, err);
             errs_add(rc->errs, rc->file, path, "%s", colon + 2);
             return;
         }
