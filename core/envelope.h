@@ -68,6 +68,9 @@ env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max
 void event_ref(sy_event *ev);
 void event_unref(sy_event *ev);
 
+/* Bytes of the bodies of accepted events not yet freed, over all threads. */
+uint64_t event_bytes_live(void);
+
 /*
  * Looks up a dotted path ("data.job_id", "data.items.0") in a JSON value.
  * Numeric segments index arrays. Returns NULL when absent.

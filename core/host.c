@@ -16,11 +16,11 @@
 #include <cjson/cJSON.h>
 
 #include "clock.h"
-#include "dispatch.h"
+#include "attempt.h"
+#include "pipeline.h"
 #include "envelope.h"
 #include "log.h"
 #include "runtime.h"
-#include "sysevent.h"
 
 static void h_log(const sy_instance *inst, sy_log_level level, const char *fmt, ...)
 {
@@ -114,8 +114,8 @@ static const char *h_config_string_at(const sy_config *cfg, const char *key, siz
 static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
                    sy_field_kind *kind, size_t *len)
 {
-    const sy_event *ev = dispatch_event_of(d);
-    const cJSON *v = ev && path ? json_path(ev->json, path) : NULL;
+    const attempt *a = attempt_of(d);
+    const cJSON *v = a && a->ev && path ? json_path(a->ev->json, path) : NULL;
     if (!v)
         return -1;
     int n = json_value_text(v, buf, buflen);
@@ -175,8 +175,7 @@ static int64_t h_monotonic_ms(void)
 static int h_emit(const sy_instance *inst, const char *event_type, const char *org_id,
                   const char *data_json)
 {
-    (void)inst;
-    return sysevent_emit(event_type, org_id, data_json, NULL, NULL, 0);
+    return inst ? pipeline_emit(inst->pipeline, event_type, org_id, data_json, NULL) : -1;
 }
 
 const sy_host g_host = {
@@ -196,6 +195,6 @@ const sy_host g_host = {
     .counter_add = h_counter_add,
     .now_ms = h_now_ms,
     .monotonic_ms = h_monotonic_ms,
-    .complete = dispatch_complete,
+    .complete = attempt_complete,
     .emit = h_emit,
 };

@@ -185,7 +185,8 @@ def test_endpoint_counters_continue_across_a_reload(ops_daemon, tmp_path):
     assert {k: e[k] for k in ("routed", "attempts", "ok", "dead", "pending")} == \
         {"routed": 2, "attempts": 2, "ok": 2, "dead": 0, "pending": 0}
     m = d.metrics()
-    assert m.get("switchyard_deliveries_total", endpoint="slow", sink="slow", outcome="ok") == 2
+    assert m.get("switchyard_deliveries_finished_total", endpoint="slow", sink="slow",
+                 state="delivered") == 2
     assert m.get("switchyard_attempt_duration_seconds_count", endpoint="slow") == 2
     assert m.get("switchyard_attempt_duration_seconds_bucket", endpoint="slow", le="+Inf") == 2
 
