@@ -2,8 +2,8 @@
  * admin.c - the admin HTTP API on libmicrohttpd.
  *
  * libmicrohttpd runs its own polling thread; every handler here only reads
- * counters (atomics), takes the dispatcher's lock briefly, or opens its own
- * spool connection, so the API never stalls the pipeline.
+ * counters (atomics), takes a shard's endpoint-table lock briefly, or opens
+ * its own spool connection, so the API never stalls the pipeline.
  */
 #include "admin.h"
 
@@ -21,13 +21,11 @@
 #include "metrics.h"
 #include "spool_query.h"
 #include "stats.h"
-#include "sysevent.h"
 
 struct sy_admin {
     struct MHD_Daemon *mhd;
-    sy_runtime *rt;
-    sy_dispatch *dp;
-    sy_ingress *in;
+    sy_runtime *rt;      /* the request's: a reference taken in handle() */
+    sy_pipeline *pl;
     int ready; /* atomic */
 };
 
@@ -126,12 +124,18 @@ static char *endpoints_json(sy_admin *a)
     char err[256];
     if (a->rt->conf->spool)
         ncounts = spoolq_endpoint_counts(a->rt->conf->spool, &counts, err, sizeof err);
+    ep_live *live;
+    size_t nlive = pipeline_endpoint_snapshot(a->pl, &live);
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < a->rt->neps; i++) {
         const sy_endpoint *ep = &a->rt->eps[i];
+        static const ep_live none;
+        const ep_live *lv = pipeline_snapshot_find(live, nlive, ep->conf->id);
+        if (!lv)
+            lv = &none;
         cJSON *o = cJSON_CreateObject();
-        uint64_t att = STAT_GET(ep->st.attempts), ok = STAT_GET(ep->st.ok);
-        uint64_t dead = STAT_GET(ep->st.dead), routed = STAT_GET(ep->st.routed);
+        uint64_t att = lv->st.attempts, ok = lv->st.delivered;
+        uint64_t dead = lv->st.dead, routed = lv->st.routed;
         cJSON_AddStringToObject(o, "id", ep->conf->id);
         if (ep->conf->org_id)
             cJSON_AddStringToObject(o, "org_id", ep->conf->org_id);
@@ -139,12 +143,10 @@ static char *endpoints_json(sy_admin *a)
             cJSON_AddNullToObject(o, "org_id");
         cJSON_AddStringToObject(o, "sink", ep->inst->name);
         cJSON_AddStringToObject(o, "plugin", ep->inst->sink->name);
-        int dis = __atomic_load_n(&ep->disabled, __ATOMIC_RELAXED);
         cJSON_AddStringToObject(o, "state", !ep->conf->enabled ? "off"
-                                            : dis                ? "disabled"
-                                            : __atomic_load_n(&ep->gate.open, __ATOMIC_RELAXED)
-                                                ? "breaker_open"
-                                                : "active");
+                                            : lv->disabled       ? "disabled"
+                                            : lv->breaker_open   ? "breaker_open"
+                                                                 : "active");
         if (att)
             cJSON_AddNumberToObject(o, "success_rate", (double)ok / (double)att);
         else
@@ -164,15 +166,15 @@ static char *endpoints_json(sy_admin *a)
         }
         cJSON_AddNumberToObject(o, "dead", dead_n);
         cJSON_AddNumberToObject(o, "pending", pending);
-        cJSON_AddNumberToObject(o, "last_status", (double)STAT_GET(ep->st.last_status));
+        cJSON_AddNumberToObject(o, "last_status", (double)lv->st.last_status);
         cJSON_AddStringToObject(o, "last_error",
-                                STAT_GET(ep->st.last_status) >= 200 &&
-                                        STAT_GET(ep->st.last_status) < 300
+                                lv->st.last_status >= 200 && lv->st.last_status < 300
                                     ? ""
-                                    : ep->last_detail);
+                                    : lv->last_detail);
         cJSON_AddItemToArray(arr, o);
     }
     free(counts);
+    free(live);
     char *t = cJSON_PrintUnformatted(arr);
     cJSON_Delete(arr);
     return t;
@@ -214,24 +216,30 @@ static enum MHD_Result replay(sy_admin *a, struct MHD_Connection *c, const char 
 
 static enum MHD_Result test_event(sy_admin *a, struct MHD_Connection *c, const char *id)
 {
-    sy_endpoint *ep = runtime_find_endpoint(a->rt, id);
-    if (!ep)
-        return json_error(c, 404, "no endpoint with that id");
-    cJSON *data = cJSON_CreateObject();
-    cJSON_AddStringToObject(data, "endpoint_id", id);
-    cJSON_AddStringToObject(data, "message", "test event sent from the Switchyard admin API");
-    char *dt = cJSON_PrintUnformatted(data);
-    cJSON_Delete(data);
     char evid[64];
-    char *body = sysevent_build("webhook.test", ep->conf->org_id, dt, evid, sizeof evid);
-    free(dt);
-    if (!body)
-        return json_error(c, 500, "cannot build the test event");
-    ingress_inject_to(a->in, body, strlen(body), ep);
-    free(body);
-    char out[512];
-    snprintf(out, sizeof out, "{\"event_id\":\"%s\",\"endpoint\":\"%s\"}", evid, id);
-    return reply(c, 202, "application/json", out);
+    int rc = pipeline_test_event(a->pl, id, evid, sizeof evid);
+    if (rc == -1)
+        return json_error(c, 404, "no endpoint with that id");
+    if (rc != 0)
+        return json_error(c, 503, "cannot send a test event now (stopping, or out of memory)");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "event_id", evid);
+    cJSON_AddStringToObject(o, "endpoint", id);
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json_owned(c, 202, t);
+}
+
+static enum MHD_Result enable(sy_admin *a, struct MHD_Connection *c, const char *id)
+{
+    if (pipeline_enable(a->pl, id) != 0)
+        return json_error(c, 404, "no endpoint with that id");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "endpoint", id);
+    cJSON_AddStringToObject(o, "state", "enabled");
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return json_owned(c, 200, t);
 }
 
 static enum MHD_Result events(sy_admin *a, struct MHD_Connection *c)
@@ -245,6 +253,21 @@ static enum MHD_Result events(sy_admin *a, struct MHD_Connection *c)
     char err[512];
     char *t = spoolq_events_after(a->rt->conf->spool, after, limit, org, err, sizeof err);
     return t ? json_owned(c, 200, t) : json_error(c, 500, err);
+}
+
+/* "<prefix><id><suffix>" with an id of 1-255 bytes and no '/': 1 and the id in out. */
+static int sub_path(const char *p, const char *prefix, const char *suffix, char *out,
+                    size_t outlen)
+{
+    size_t lp = strlen(prefix), ls = strlen(suffix), l = strlen(p);
+    if (l <= lp + ls || strncmp(p, prefix, lp) || strcmp(p + l - ls, suffix))
+        return 0;
+    size_t n = l - lp - ls;
+    if (n >= outlen || memchr(p + lp, '/', n))
+        return 0;
+    memcpy(out, p + lp, n);
+    out[n] = '\0';
+    return 1;
 }
 
 static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *url,
@@ -263,12 +286,12 @@ static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *ur
         return get ? deliveries(a, c) : not_allowed(c, "GET");
     if (!strcmp(p, "events"))
         return get ? events(a, c) : not_allowed(c, "GET");
-    if (sscanf(p, "deliveries/%255[^/]/replay", id) == 1 &&
-        strlen(p) == strlen("deliveries/") + strlen(id) + strlen("/replay"))
+    if (sub_path(p, "deliveries/", "/replay", id, sizeof id))
         return post ? replay(a, c, id) : not_allowed(c, "POST");
-    if (sscanf(p, "endpoints/%255[^/]/test", id) == 1 &&
-        strlen(p) == strlen("endpoints/") + strlen(id) + strlen("/test"))
+    if (sub_path(p, "endpoints/", "/test", id, sizeof id))
         return post ? test_event(a, c, id) : not_allowed(c, "POST");
+    if (sub_path(p, "endpoints/", "/enable", id, sizeof id))
+        return post ? enable(a, c, id) : not_allowed(c, "POST");
     return json_error(c, 404, "no such API path");
 }
 
@@ -277,7 +300,8 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
 
 /*
  * libmicrohttpd calls this on its one polling thread. Each request works on
- * the current runtime, held for the request: a reload waits for it.
+ * the runtime current when it arrived, referenced for the request (a reload
+ * never waits for it, nor it for a reload).
  */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload,
@@ -296,13 +320,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         *upload_size = 0;
         return MHD_YES;
     }
-    sy_runtime *held = a->rt;
-    sy_runtime *cur = runtime_acquire();
-    if (cur)
-        a->rt = cur;
+    a->rt = runtime_current();
+    if (!a->rt)
+        return reply(c, 503, "text/plain", "stopping\n");
     enum MHD_Result rc = route(a, c, url, method);
-    a->rt = cur ? cur : held;
-    runtime_release();
+    runtime_unref(a->rt);
+    a->rt = NULL;
     return rc;
 }
 
@@ -313,7 +336,7 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
     if ((!strcmp(url, "/metrics") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz")) && !get)
         return not_allowed(c, "GET");
     if (!strcmp(url, "/metrics")) {
-        char *t = metrics_text(a->rt, a->dp);
+        char *t = metrics_text(a->pl, a->rt);
         if (!t)
             return json_error(c, 500, "out of memory");
         enum MHD_Result rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
@@ -331,9 +354,9 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
     return json_error(c, 404, "no such path (try /metrics, /healthz, /readyz, /api/v1/...)");
 }
 
-sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err, size_t errlen)
+sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t errlen)
 {
-    const char *listen = rt->conf->admin_listen;
+    const char *listen = conf->admin_listen;
     const char *colon = strrchr(listen, ':');
     char host[128];
     size_t hl = (size_t)(colon - listen);
@@ -350,9 +373,7 @@ sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err
         return NULL;
     }
     sy_admin *a = calloc(1, sizeof *a);
-    a->rt = rt;
-    a->dp = dp;
-    a->in = in;
+    a->pl = pl;
     a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
                               NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &sa,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -363,7 +384,7 @@ sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err
         free(a);
         return NULL;
     }
-    if (!rt->conf->admin_token)
+    if (!conf->admin_token)
         log_warn("admin API on %s without a token: /metrics and health only", listen);
     log_fields(SY_LOG_INFO, "admin listening", LOG_S("address", listen));
     return a;

@@ -19,14 +19,12 @@
 
 #include <stddef.h>
 
-#include "dispatch.h"
-#include "ingress.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 typedef struct sy_admin sy_admin;
 
 /* Starts serving on conf->admin_listen. NULL with err on failure. */
-sy_admin *admin_start(sy_runtime *rt, sy_dispatch *dp, sy_ingress *in, char *err, size_t errlen);
+sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t errlen);
 /* Readiness as /readyz reports it. */
 void admin_set_ready(sy_admin *a, int ready);
 void admin_stop(sy_admin *a);

@@ -27,6 +27,20 @@ void cfg_arena_free(cfg_arena *a)
     memset(a, 0, sizeof *a);
 }
 
+int cfg_arena_keep_tree(cfg_arena *a, cJSON *tree)
+{
+    if (a->ntrees == a->captrees) {
+        size_t ncap = a->captrees ? a->captrees * 2 : 4;
+        cJSON **n = realloc(a->trees, ncap * sizeof *n);
+        if (!n)
+            return -1;
+        a->trees = n;
+        a->captrees = ncap;
+    }
+    a->trees[a->ntrees++] = tree;
+    return 0;
+}
+
 static void *arena_keep(cfg_arena *a, void *p)
 {
     if (!p)
@@ -72,22 +86,86 @@ static size_t type_width(sy_config_type t)
     }
 }
 
-int cfgtable_check(const sy_config_key *keys, size_t conf_size, char *err, size_t errlen)
+/* Entry i of t, copied into a full-size key: fields a shorter key_size lacks read as zero. */
+void cfgtable_key(const sy_config_table *t, size_t i, sy_config_key *out)
 {
-    for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++) {
-        size_t w = type_width(k->type);
-        if (!k->name || !*k->name) {
-            snprintf(err, errlen, "config key #%d has no name", (int)(k - keys));
+    size_t n = t->key_size < sizeof *out ? t->key_size : sizeof *out;
+    memset(out, 0, sizeof *out);
+    memcpy(out, (const char *)t->keys + i * t->key_size, n);
+}
+
+static int numeric(sy_config_type t)
+{
+    return t == SY_CFG_INT || t == SY_CFG_DURATION || t == SY_CFG_SIZE || t == SY_CFG_DOUBLE;
+}
+
+/* The smallest key a 2.0 table may hold: every field up to given_offset. */
+#define KEY_SIZE_2_0 (offsetof(sy_config_key, given_offset) + sizeof(size_t))
+
+int cfgtable_check(const sy_config_table *t, char *err, size_t errlen)
+{
+    if (!t)
+        return 0;
+    if (t->struct_size < sizeof *t) {
+        snprintf(err, errlen, "config table header is %u bytes, at least %zu expected",
+                 t->struct_size, sizeof *t);
+        return -1;
+    }
+    if (t->key_size < KEY_SIZE_2_0) {
+        snprintf(err, errlen, "config key entries are %u bytes, at least %zu expected",
+                 t->key_size, (size_t)KEY_SIZE_2_0);
+        return -1;
+    }
+    if (t->nkeys && !t->keys) {
+        snprintf(err, errlen, "config table has %zu keys but no array", t->nkeys);
+        return -1;
+    }
+    for (size_t i = 0; i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        size_t w = type_width(k.type);
+        if (!k.name || !*k.name) {
+            snprintf(err, errlen, "config key #%zu has no name", i);
             return -1;
         }
         if (!w) {
-            snprintf(err, errlen, "config key %s has unknown type %d", k->name, (int)k->type);
+            snprintf(err, errlen, "config key %s has unknown type %d", k.name, (int)k.type);
             return -1;
         }
-        if (k->offset + w > conf_size) {
-            snprintf(err, errlen, "config key %s lies outside the %zu-byte config struct",
-                     k->name, conf_size);
+        if (k.size != w) {
+            snprintf(err, errlen,
+                     "config key %s: type %s needs a %zu-byte field, the struct member is %zu "
+                     "bytes",
+                     k.name, cfgtable_type_name(k.type), w, k.size);
             return -1;
+        }
+        if (k.offset + w > t->conf_size || k.offset + w < k.offset) {
+            snprintf(err, errlen, "config key %s lies outside the %zu-byte config struct",
+                     k.name, t->conf_size);
+            return -1;
+        }
+        if ((k.flags & SY_CFG_GIVEN) && k.given_offset + sizeof(int) > t->conf_size) {
+            snprintf(err, errlen, "config key %s: its given flag lies outside the config struct",
+                     k.name);
+            return -1;
+        }
+        if (k.choices && k.type != SY_CFG_STRING) {
+            snprintf(err, errlen, "config key %s: choices apply to strings only", k.name);
+            return -1;
+        }
+        if ((k.flags & SY_CFG_RANGE) && (!numeric(k.type) || k.min > k.max)) {
+            snprintf(err, errlen, "config key %s: %s", k.name,
+                     numeric(k.type) ? "range minimum above its maximum"
+                                     : "a range applies to numbers, durations and sizes only");
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            sy_config_key o;
+            cfgtable_key(t, j, &o);
+            if (!strcmp(o.name, k.name)) {
+                snprintf(err, errlen, "config key %s is declared twice", k.name);
+                return -1;
+            }
         }
     }
     return 0;
@@ -120,8 +198,8 @@ static int json_int(const cJSON *v, int64_t *out)
  * Converts one value (from JSON or from a default text) into the struct
  * slot. Returns NULL on success or a message.
  */
-static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg_arena *arena,
-                         char *msg, size_t msglen)
+static const char *store_value(const sy_config_key *k, const cJSON *v, void *slot,
+                               cfg_arena *arena, char *msg, size_t msglen)
 {
     int64_t i64;
     switch (k->type) {
@@ -208,6 +286,54 @@ static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg
     return msg;
 }
 
+/* A value as users write it, for range messages: "10s", "64MiB", "5". */
+static void format_bound(const sy_config_key *k, int64_t v, char *buf, size_t len)
+{
+    if (k->type == SY_CFG_DURATION)
+        units_format_duration(v, buf, (unsigned)len);
+    else if (k->type == SY_CFG_SIZE)
+        units_format_size(v, buf, (unsigned)len);
+    else
+        snprintf(buf, len, "%lld", (long long)v);
+}
+
+/* Stores v, then holds it against the key's choices and range. */
+static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg_arena *arena,
+                         char *msg, size_t msglen)
+{
+    const char *bad = store_value(k, v, slot, arena, msg, msglen);
+    if (bad)
+        return bad;
+    if (k->type == SY_CFG_STRING && k->choices) {
+        const char *got = *(const char **)slot;
+        for (const char *const *c = k->choices; *c; c++)
+            if (!strcmp(*c, got))
+                return NULL;
+        size_t o = (size_t)snprintf(msg, msglen, "\"%s\" is not one of", got);
+        for (const char *const *c = k->choices; *c && o < msglen; c++)
+            o += (size_t)snprintf(msg + o, msglen - o, "%s \"%s\"", c == k->choices ? "" : ",", *c);
+        return msg;
+    }
+    if (!(k->flags & SY_CFG_RANGE))
+        return NULL;
+    int out;
+    if (k->type == SY_CFG_DOUBLE) {
+        double d = *(double *)slot;
+        out = d < (double)k->min || d > (double)k->max;
+    } else {
+        int64_t i = *(int64_t *)slot;
+        out = i < k->min || i > k->max;
+    }
+    if (out) {
+        char lo[32], hi[32];
+        format_bound(k, k->min, lo, sizeof lo);
+        format_bound(k, k->max, hi, sizeof hi);
+        snprintf(msg, msglen, "must be between %s and %s", lo, hi);
+        return msg;
+    }
+    return NULL;
+}
+
 /*
  * Defaults are written as text in the table. Strings are taken verbatim;
  * everything else is parsed as JSON first so "5", "true", "[\"a\"]" work,
@@ -224,30 +350,21 @@ static const char *store_default(const sy_config_key *k, void *slot, cfg_arena *
     cJSON *v = cJSON_ParseWithOpts(k->default_value, NULL, 1);
     if (!v)
         v = cJSON_CreateString(k->default_value);
-    if (!v)
+    if (!v || cfg_arena_keep_tree(arena, v) != 0) {
+        cJSON_Delete(v);
         return "out of memory";
-    if (arena->ntrees == arena->captrees) {
-        size_t ncap = arena->captrees ? arena->captrees * 2 : 4;
-        cJSON **n = realloc(arena->trees, ncap * sizeof *n);
-        if (!n) {
-            cJSON_Delete(v);
-            return "out of memory";
-        }
-        arena->trees = n;
-        arena->captrees = ncap;
     }
-    arena->trees[arena->ntrees++] = v;
     return store(k, v, slot, arena, msg, msglen);
 }
 
-int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const *skip,
-                  void *conf, size_t conf_size, cfg_arena *arena, cfg_report_fn report,
-                  void *ctx)
+int cfgtable_fill(const sy_config_table *t, const cJSON *obj, const char *const *skip,
+                  void *conf, cfg_arena *arena, cfg_report_fn report, void *ctx)
 {
     int errors = 0;
     char msg[512];
-    if (conf && conf_size)
-        memset(conf, 0, conf_size);
+    size_t nkeys = t ? t->nkeys : 0;
+    if (conf && t && t->conf_size)
+        memset(conf, 0, t->conf_size);
     if (obj && !cJSON_IsObject(obj)) {
         report(ctx, NULL, "expected an object");
         return 1;
@@ -257,19 +374,24 @@ int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const
         int known = 0;
         for (const char *const *s = skip; s && *s && !known; s++)
             known = strcmp(*s, m->string) == 0;
-        for (const sy_config_key *k = keys; k && k->type != SY_CFG_END && !known; k++)
-            known = strcmp(k->name, m->string) == 0;
-        known = known || secretfile_key(keys, m->string);
+        for (size_t i = 0; i < nkeys && !known; i++) {
+            sy_config_key k;
+            cfgtable_key(t, i, &k);
+            known = strcmp(k.name, m->string) == 0;
+        }
+        known = known || secretfile_key(t, m->string, NULL);
         if (!known) {
             report(ctx, m->string, "unknown key");
             errors++;
         }
     }
-    for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++) {
-        void *slot = (char *)conf + k->offset;
-        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, k->name) : NULL;
+    for (size_t i = 0; i < nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        void *slot = (char *)conf + k.offset;
+        const cJSON *v = obj ? cJSON_GetObjectItemCaseSensitive(obj, k.name) : NULL;
         char file_key[256];
-        const char *bad = secretfile_value(keys, k, obj, arena, &v, file_key, sizeof file_key,
+        const char *bad = secretfile_value(t, &k, obj, arena, &v, file_key, sizeof file_key,
                                            msg, sizeof msg);
         if (bad) {
             report(ctx, file_key, bad);
@@ -277,38 +399,64 @@ int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const
             continue;
         }
         if (v && !cJSON_IsNull(v)) {
-            bad = store(k, v, slot, arena, msg, sizeof msg);
-        } else if (k->flags & SY_CFG_REQUIRED) {
+            bad = store(&k, v, slot, arena, msg, sizeof msg);
+            if (!bad && (k.flags & SY_CFG_GIVEN))
+                *(int *)((char *)conf + k.given_offset) = 1;
+        } else if (k.flags & SY_CFG_REQUIRED) {
             bad = "required key is missing";
-        } else if (k->default_value) {
-            bad = store_default(k, slot, arena, msg, sizeof msg);
+        } else if (k.default_value) {
+            bad = store_default(&k, slot, arena, msg, sizeof msg);
         }
         if (bad) {
-            report(ctx, k->name, bad);
+            report(ctx, k.name, bad);
             errors++;
         }
     }
     return errors;
 }
 
-void cfgtable_describe(FILE *out, const sy_config_key *keys, const char *indent)
+int cfgtable_has_key(const sy_config_table *t, const char *name)
 {
-    if (!keys || keys->type == SY_CFG_END) {
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        if (!strcmp(k.name, name))
+            return 1;
+    }
+    return 0;
+}
+
+void cfgtable_describe(FILE *out, const sy_config_table *t, const char *indent)
+{
+    if (!t || !t->nkeys) {
         fprintf(out, "%s(no keys)\n", indent);
         return;
     }
-    for (const sy_config_key *k = keys; k->type != SY_CFG_END; k++) {
-        fprintf(out, "%s%-18s %s", indent, k->name, cfgtable_type_name(k->type));
-        if (k->flags & SY_CFG_REQUIRED)
+    for (size_t i = 0; i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        fprintf(out, "%s%-18s %s", indent, k.name, cfgtable_type_name(k.type));
+        if (k.flags & SY_CFG_REQUIRED)
             fprintf(out, ", required");
-        else if (k->default_value)
-            fprintf(out, ", default %s%s%s", k->type == SY_CFG_STRING ? "\"" : "",
-                    (k->flags & SY_CFG_SECRET) ? "(hidden)" : k->default_value,
-                    k->type == SY_CFG_STRING ? "\"" : "");
-        if (k->flags & SY_CFG_SECRET)
+        else if (k.default_value)
+            fprintf(out, ", default %s%s%s", k.type == SY_CFG_STRING ? "\"" : "",
+                    (k.flags & SY_CFG_SECRET) ? "(hidden)" : k.default_value,
+                    k.type == SY_CFG_STRING ? "\"" : "");
+        if (k.flags & SY_CFG_SECRET)
             fprintf(out, ", secret");
-        if (secretfile_variant(keys, k))
-            fprintf(out, "; or %s_file: a file holding it", k->name);
-        fprintf(out, "\n%s    %s\n", indent, k->help ? k->help : "");
+        if (k.choices) {
+            fprintf(out, ", one of");
+            for (const char *const *c = k.choices; *c; c++)
+                fprintf(out, "%s \"%s\"", c == k.choices ? "" : ",", *c);
+        }
+        if (k.flags & SY_CFG_RANGE) {
+            char lo[32], hi[32];
+            format_bound(&k, k.min, lo, sizeof lo);
+            format_bound(&k, k.max, hi, sizeof hi);
+            fprintf(out, ", %s to %s", lo, hi);
+        }
+        if (secretfile_variant(t, &k))
+            fprintf(out, "; or %s_file: a file holding it", k.name);
+        fprintf(out, "\n%s    %s\n", indent, k.help ? k.help : "");
     }
 }

@@ -18,15 +18,25 @@ typedef struct cfg_arena {
 } cfg_arena;
 
 void cfg_arena_free(cfg_arena *a);
+/* The arena takes tree (filled slots may point into it). 0, or -1 when out of memory. */
+int cfg_arena_keep_tree(cfg_arena *a, cJSON *tree);
 
 /*
- * Checks a table itself: names present, known types, offsets that fit in
- * conf_size. Returns 0, or -1 with the problem in err.
+ * Checks a table itself: header and entry sizes, names present and
+ * unique, known types, field sizes that match the types, offsets that fit
+ * in conf_size, choices and ranges on types that take them. NULL is an
+ * empty table. Returns 0, or -1 with the problem in err.
  */
-int cfgtable_check(const sy_config_key *keys, size_t conf_size, char *err, size_t errlen);
+int cfgtable_check(const sy_config_table *t, char *err, size_t errlen);
+
+/* Entry i of t as a full-size key (fields beyond the table's key_size read as zero). */
+void cfgtable_key(const sy_config_table *t, size_t i, sy_config_key *out);
+
+/* 1 when t declares a key of that name. */
+int cfgtable_has_key(const sy_config_table *t, const char *name);
 
 /*
- * Validates obj against keys and fills conf (conf_size bytes, zeroed
+ * Validates obj against t and fills conf (t->conf_size bytes, zeroed
  * first). Keys of obj listed in `skip` (NULL-terminated, may be NULL)
  * belong to the caller and are ignored; any other unknown key is an error.
  * Strings point into obj or into the arena: both must outlive conf.
@@ -34,14 +44,13 @@ int cfgtable_check(const sy_config_key *keys, size_t conf_size, char *err, size_
  * first; returns the number of errors.
  */
 typedef void (*cfg_report_fn)(void *ctx, const char *key, const char *message);
-int cfgtable_fill(const sy_config_key *keys, const cJSON *obj, const char *const *skip,
-                  void *conf, size_t conf_size, cfg_arena *arena, cfg_report_fn report,
-                  void *ctx);
+int cfgtable_fill(const sy_config_table *t, const cJSON *obj, const char *const *skip,
+                  void *conf, cfg_arena *arena, cfg_report_fn report, void *ctx);
 
 /* The type as users see it: "string", "integer", "duration", ... */
 const char *cfgtable_type_name(sy_config_type t);
 
 /* Prints the table, one key per block, for `switchyard plugins --describe`. */
-void cfgtable_describe(FILE *out, const sy_config_key *keys, const char *indent);
+void cfgtable_describe(FILE *out, const sy_config_table *t, const char *indent);
 
 #endif

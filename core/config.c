@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "secretfile.h"
 #include "units.h"
@@ -428,8 +429,19 @@ static void load_core(ld *L, const cJSON *core)
             get_int(L, p, m, 1, 256, &c->workers);
         else if (!strcmp(k, "max_pending"))
             get_int(L, p, m, 1, 100000000, &c->max_pending);
-        else if (!strcmp(k, "dead_letter_max"))
-            get_int(L, p, m, 0, 100000000, &c->dead_letter_max);
+        else if (!strcmp(k, "shards"))
+            get_int(L, p, m, 1, 256, &c->shards);
+        else if (!strcmp(k, "max_pending_bytes")) {
+            if (get_units(L, p, m, 1, &v64) == 0) {
+                if (v64 < 1024 * 1024)
+                    ERR(L, p, "must be at least 1MiB");
+                else
+                    c->max_pending_bytes = v64;
+            }
+        } else if (!strcmp(k, "complete_grace")) {
+            if (get_units(L, p, m, 0, &v64) == 0)
+                c->complete_grace_ms = v64;
+        }
         else if (!strcmp(k, "log_level")) {
             if (cJSON_IsString(m) && (!strcmp(m->valuestring, "error") || !strcmp(m->valuestring, "warn") ||
                                       !strcmp(m->valuestring, "info") || !strcmp(m->valuestring, "debug")))
@@ -457,7 +469,8 @@ static void load_core(ld *L, const cJSON *core)
             ERR(L, p, "unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, "
                       "dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, "
                       "quarantine_rate, max_event_bytes, "
-                      "max_depth, workers, max_pending, dead_letter_max, drain_timeout, "
+                      "max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, "
+                      "drain_timeout, "
                       "log_level, log_format, stats_file, stats_interval)");
     }
 }
@@ -880,6 +893,13 @@ static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
                  "no ingress socket configured (e.g. [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}])");
 }
 
+/* One shard per CPU: each is a thread that is busy only while deliveries move. */
+static int default_shards(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
 sy_conf *config_load(const char *dir, sy_errs *errs)
 {
     sy_conf *c = calloc(1, sizeof *c);
@@ -896,7 +916,9 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     c->stats_interval_ms = 1000;
     c->drain_timeout_ms = 10000;
     c->max_pending = 10000;
-    c->dead_letter_max = 10000;
+    c->shards = default_shards();
+    c->max_pending_bytes = 256LL * 1024 * 1024;
+    c->complete_grace_ms = 5000;
     c->spool_sync = strdup("full");
     c->retention_ms = 24LL * 3600 * 1000;
     c->dedup_window_ms = 24LL * 3600 * 1000;

@@ -73,14 +73,16 @@ typedef struct sy_conf {
     int64_t quarantine_rate;   /* quarantine bytes written a second at most; 0 = no limit */
     int64_t max_event_bytes;
     int max_depth;
-    int workers;
+    int workers;               /* threads running blocking plugins */
+    int shards;                /* threads owning endpoints */
+    int64_t max_pending_bytes; /* bytes of events in memory at which ingress pauses */
+    int64_t complete_grace_ms; /* added to a plugin's attempt timeout for its deadline */
     char *log_level;
     char *log_format;
     char *stats_file;          /* NULL = none */
     int64_t stats_interval_ms;
     int64_t drain_timeout_ms;
     int max_pending;
-    int dead_letter_max;
     char *spool;               /* SQLite file; NULL = in memory */
     char *spool_sync;          /* "full" or "normal" */
     int64_t retention_ms;      /* delivered rows kept this long */

@@ -9,6 +9,7 @@
 #include "daemon.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <signal.h>
@@ -19,7 +20,7 @@
 
 #include "admin.h"
 #include "config.h"
-#include "dispatch.h"
+#include "pipeline.h"
 #include "host.h"
 #include "ingress.h"
 #include "log.h"
@@ -27,12 +28,6 @@
 #include "runtime.h"
 #include "stats.h"
 #include "sysevent.h"
-
-/* System events enter the pipeline exactly like published ones. */
-static void inject(void *ctx, const char *body, size_t len, const char *exclude)
-{
-    ingress_inject_system(ctx, body, len, exclude);
-}
 
 static void print_errs(const sy_errs *e)
 {
@@ -56,7 +51,7 @@ int daemon_check(const daemon_opts *o)
     /* Plugins check much of their config in init, so check runs it (and
      * destroy): a config that `check` passes is one that `run` accepts.
      * Plugins must not contact peers in init for the same reason. */
-    sy_runtime *rt = c ? runtime_build(c, &g_host, 0, &errs) : NULL;
+    sy_runtime *rt = c ? runtime_build(c, &g_host, NULL, 0, &errs) : NULL;
     if (!rt) {
         print_errs(&errs);
         errs_free(&errs);
@@ -71,9 +66,9 @@ int daemon_check(const daemon_opts *o)
     return 0;
 }
 
-static void write_stats(const sy_conf *c, const sy_runtime *rt, sy_dispatch *dp)
+static void write_stats(const sy_conf *c, sy_pipeline *pl)
 {
-    if (c->stats_file && stats_write(c->stats_file, rt, dp) != 0) {
+    if (c->stats_file && pipeline_write_stats(pl, c->stats_file) != 0) {
         static int warned;
         if (!warned++)
             log_warn("cannot write stats file %s: %s", c->stats_file, strerror(errno));
@@ -102,12 +97,14 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
         {"core.quarantine_rate", boot->quarantine_rate == n->quarantine_rate},
         {"core.stats_file", SAME_STR(boot->stats_file, n->stats_file)},
         {"core.workers", boot->workers == n->workers},
+        {"core.shards", boot->shards == n->shards},
         {"core.max_pending", boot->max_pending == n->max_pending},
+        {"core.max_pending_bytes", boot->max_pending_bytes == n->max_pending_bytes},
+        {"core.complete_grace", boot->complete_grace_ms == n->complete_grace_ms},
         {"core.memory_deliveries", boot->memory_deliveries == n->memory_deliveries},
         {"core.spill_after", boot->spill_after_ms == n->spill_after_ms},
         {"core.retention", boot->retention_ms == n->retention_ms},
         {"core.dedup_window", boot->dedup_window_ms == n->dedup_window_ms},
-        {"core.dead_letter_max", boot->dead_letter_max == n->dead_letter_max},
     };
 #undef SAME_STR
     for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
@@ -115,32 +112,23 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
             log_warn("reload: %s changed; it takes effect at the next restart", k[i].key);
 }
 
-typedef struct reload_state {
-    const daemon_opts *o;
-    sy_conf *boot;
-    sy_runtime *cur;
-    sy_runtime *retired; /* replaced runtimes whose deliveries are still finishing */
-    sy_dispatch *dp;
-    sy_spool *spool;
-} reload_state;
-
 /*
  * SIGHUP: build the whole new runtime first (config, plugins, endpoints);
- * only when all of it is good does it replace the running one. Events are
- * then routed with the new runtime; deliveries already made finish where
- * they are and move to the endpoint of the same id.
+ * only when all of it is good does it replace the running one, in one
+ * step (pipeline_reload). The old runtime is freed by pipeline_reap once
+ * its last delivery let go of it.
  */
-static void reload(reload_state *rs)
+static void reload(const daemon_opts *o, const sy_conf *boot, sy_pipeline *pl)
 {
-    log_kv(SY_LOG_INFO, "SIGHUP: reloading configuration", "config", rs->o->conf_dir, NULL);
+    log_fields(SY_LOG_INFO, "SIGHUP: reloading configuration", LOG_S("config", o->conf_dir));
     sy_errs errs = {0};
-    sy_conf *nc = config_load(rs->o->conf_dir, &errs);
-    sy_runtime *nrt = nc ? runtime_build(nc, &g_host, 0, &errs) : NULL;
+    sy_conf *nc = config_load(o->conf_dir, &errs);
+    sy_runtime *nrt = nc ? runtime_build(nc, &g_host, pl, 0, &errs) : NULL;
     if (!nrt) {
         /* Each error on its own line, in the same `file: path: message` form as at start. */
         char *save = NULL;
         for (char *line = strtok_r(errs.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_kv(SY_LOG_ERROR, "reload refused", "error", line, NULL);
+            log_fields(SY_LOG_ERROR, "reload refused", LOG_S("error", line));
         log_warn("reload refused with %d error%s; the running configuration stays", errs.count,
                  errs.count == 1 ? "" : "s");
         errs_free(&errs);
@@ -148,39 +136,12 @@ static void reload(reload_state *rs)
         return;
     }
     errs_free(&errs);
-    warn_restart_only(rs->boot, nc);
-    apply_logging(nc, rs->o);
-    sy_runtime *old = runtime_swap(nrt);
-    /* Events routed with the old runtime but not yet committed reach the dispatcher first. */
-    if (rs->spool)
-        spool_flush(rs->spool, 10000);
-    dispatch_adopt(rs->dp, nrt);
-    old->next_retired = rs->retired;
-    rs->retired = old;
-    rs->cur = nrt;
-    char n_ep[16], n_sink[16];
-    snprintf(n_ep, sizeof n_ep, "%zu", nrt->neps);
-    snprintf(n_sink, sizeof n_sink, "%zu", nrt->ninsts);
-    log_kv(SY_LOG_INFO, "reload applied", "sinks", n_sink, "endpoints", n_ep, NULL);
-}
-
-/* Frees replaced runtimes once nothing uses them; all of them when force. */
-static void reap(reload_state *rs, int force)
-{
-    sy_runtime **pp = &rs->retired;
-    while (*pp) {
-        sy_runtime *r = *pp;
-        if (!force && !dispatch_runtime_idle(rs->dp, r)) {
-            pp = &r->next_retired;
-            continue;
-        }
-        *pp = r->next_retired;
-        sy_conf *rc = r->conf;
-        runtime_free(r);
-        if (rc != rs->boot)
-            config_free(rc);
-        log_debug("a replaced configuration was released");
-    }
+    nrt->owns_conf = 1;
+    warn_restart_only(boot, nc);
+    apply_logging(nc, o);
+    size_t neps = nrt->neps, nsinks = nrt->ninsts;
+    pipeline_reload(pl, nrt);
+    log_fields(SY_LOG_INFO, "reload applied", LOG_I("sinks", nsinks), LOG_I("endpoints", neps));
 }
 
 /* A fresh random admin token in a new 0600 file, for core.admin.token_file. */
@@ -207,9 +168,132 @@ static int create_token(sy_conf *c)
     if (!ok)
         return -1;
     c->admin_token = strdup(hex);
-    log_kv(SY_LOG_INFO, "created an admin API token (mode 0600)", "file", c->admin_token_file,
-           NULL);
+    log_fields(SY_LOG_INFO, "created an admin API token (mode 0600)",
+               LOG_S("file", c->admin_token_file));
     return 0;
+}
+
+/* The opened pieces of a daemon, so start-up failures and shutdown share one path. */
+typedef struct parts {
+    sy_conf *c;
+    sy_runtime *rt;      /* until the pipeline takes it */
+    sy_quarantine *q;
+    sy_spool *spool;
+    sy_pipeline *pl;
+    sy_ingress *in;
+    sy_admin *admin;
+    int stopped;         /* ingress and pipeline stopped already */
+} parts;
+
+/* Opens everything before a socket accepts an event: a broken setup fails here. */
+static int start(parts *p, char *err, size_t errlen)
+{
+    sy_conf *c = p->c;
+    err[0] = '\0';
+    if (c->quarantine) {
+        quarantine_conf qc = {.max_event = (size_t)c->max_event_bytes,
+                              .max_file = c->quarantine_max, .rate = c->quarantine_rate};
+        p->q = quarantine_open(c->quarantine, &qc);
+        if (!p->q) {
+            snprintf(err, errlen, "cannot open quarantine file %s: %s", c->quarantine,
+                     strerror(errno));
+            return -1;
+        }
+    }
+    if (c->spool) {
+        if (mkdir_parents(c->spool) != 0) {
+            snprintf(err, errlen, "cannot create the folder of spool %s: %s", c->spool,
+                     strerror(errno));
+            return -1;
+        }
+        spool_opts so = {.path = c->spool,
+                         .sync = c->spool_sync,
+                         .retention_ms = c->retention_ms,
+                         .dedup_window_ms = c->dedup_window_ms};
+        if (!(p->spool = spool_open(&so, err, errlen)))
+            return -1;
+    }
+    pipeline_opts po = {.shards = c->shards,
+                        .workers = c->workers,
+                        .spool = p->spool,
+                        .quarantine = p->q,
+                        .spill_after_ms = c->spill_after_ms,
+                        .memory_deliveries = (size_t)c->memory_deliveries,
+                        .complete_grace_ms = c->complete_grace_ms};
+    if (!(p->pl = pipeline_new(&po, p->rt))) {
+        snprintf(err, errlen, "cannot start the pipeline: out of memory or threads");
+        return -1;
+    }
+    runtime_unref(p->rt); /* the pipeline holds it now */
+    p->rt = NULL;
+    if (!(p->in = ingress_new(c, p->pl, p->q, err, errlen)))
+        return -1;
+    if (pipeline_start(p->pl) != 0 || ingress_start(p->in) != 0) {
+        snprintf(err, errlen, "cannot start the pipeline's threads");
+        return -1;
+    }
+    if (c->admin_listen && !(p->admin = admin_start(c, p->pl, err, errlen)))
+        return -1;
+    return 0;
+}
+
+/* The reverse order of start, from wherever it got to. */
+static void stop(parts *p, int64_t drain_ms)
+{
+    admin_set_ready(p->admin, 0);
+    if (!p->stopped) {
+        ingress_stop(p->in);
+        if (p->pl)
+            pipeline_stop(p->pl, drain_ms);
+    }
+    admin_stop(p->admin); /* before the runtime it reads goes */
+    ingress_free(p->in);
+    pipeline_free(p->pl); /* plugins are destroyed here, after every attempt left them */
+    if (p->rt)
+        runtime_free(p->rt);
+    spool_close(p->spool); /* after the last outcome is recorded */
+    quarantine_close(p->q);
+    config_free(p->c);
+    stats_reset();
+}
+
+static void log_ready(const sy_conf *c, sy_spool *spool)
+{
+    char err[512];
+    if (spool) {
+        spool_counts sc;
+        if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
+            log_fields(SY_LOG_INFO, "spool open", LOG_S("path", c->spool),
+                       LOG_I("pending", sc.pending), LOG_I("dead", sc.dead));
+        }
+    } else {
+        log_warn("spool: null - running in memory: deliveries not finished are lost if the "
+                 "process dies, and event ids are not de-duplicated");
+    }
+    sy_runtime *rt = runtime_current();
+    size_t neps = rt ? rt->neps : 0, nsinks = rt ? rt->ninsts : 0;
+    runtime_unref(rt);
+    log_fields(SY_LOG_INFO, "switchyard ready", LOG_S("version", SY_VERSION),
+               LOG_S("config", c->dir), LOG_I("ingress", c->ningress), LOG_I("sinks", nsinks),
+               LOG_I("endpoints", neps), LOG_I("shards", c->shards));
+}
+
+/*
+ * After a burst the allocator keeps its peak: give the free memory back
+ * once ingress has been quiet for a while (malloc_trim walks the heap, so
+ * not on every tick).
+ */
+static void trim_after_burst(sy_pipeline *pl, uint64_t *last_received, int *quiet_ticks)
+{
+    sy_stats st;
+    stats_total(&st);
+    if (st.received != *last_received || pipeline_backlog(pl)) {
+        *last_received = st.received;
+        *quiet_ticks = 0;
+        return;
+    }
+    if (++*quiet_ticks == 2)
+        malloc_trim(0);
 }
 
 int daemon_run(const daemon_opts *o)
@@ -226,12 +310,14 @@ int daemon_run(const daemon_opts *o)
         }
     }
     sy_errs errs = {0};
-    sy_conf *c = config_load(o->conf_dir, &errs);
-    if (!c) {
+    parts p = {0};
+    p.c = config_load(o->conf_dir, &errs);
+    if (!p.c) {
         print_errs(&errs);
         errs_free(&errs);
         return 2;
     }
+    sy_conf *c = p.c;
     apply_logging(c, o);
     if (c->admin_listen && !c->admin_token && c->admin_token_file && create_token(c) != 0) {
         log_error("cannot create the admin token file %s: %s", c->admin_token_file,
@@ -250,153 +336,58 @@ int daemon_run(const daemon_opts *o)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    sy_runtime *rt = runtime_build(c, &g_host, 0, &errs);
-    if (!rt) {
+    p.rt = runtime_build(c, &g_host, NULL, 0, &errs);
+    if (!p.rt) {
         print_errs(&errs);
         errs_free(&errs);
         config_free(c);
         return 2;
     }
     errs_free(&errs);
-
-    sy_quarantine *q = NULL;
-    if (c->quarantine) {
-        quarantine_conf qc = {.max_event = (size_t)c->max_event_bytes,
-                              .max_file = c->quarantine_max, .rate = c->quarantine_rate};
-        q = quarantine_open(c->quarantine, &qc);
-        if (!q) {
-            log_error("cannot open quarantine file %s: %s", c->quarantine, strerror(errno));
-            runtime_free(rt);
-            config_free(c);
-            return 1;
-        }
-    }
     char err[1024];
-    sy_spool *spool = NULL;
-    if (c->spool) {
-        if (mkdir_parents(c->spool) != 0) {
-            log_error("cannot create the folder of spool %s: %s", c->spool, strerror(errno));
-            runtime_free(rt);
-            quarantine_close(q);
-            config_free(c);
-            return 1;
-        }
-        spool_opts so = {.path = c->spool,
-                         .sync = c->spool_sync,
-                         .retention_ms = c->retention_ms,
-                         .dedup_window_ms = c->dedup_window_ms};
-        spool = spool_open(&so, err, sizeof err);
-        if (!spool) {
-            log_error("%s", err);
-            runtime_free(rt);
-            quarantine_close(q);
-            config_free(c);
-            return 1;
-        }
-    }
-    sy_dispatch *dp = dispatch_new(rt, c->workers, c->dead_letter_max, spool, c->spill_after_ms,
-                                   (size_t)c->memory_deliveries);
-    sy_ingress *in = NULL;
-    if (spool)
-        spool_set_pager(spool, dispatch_pager_want, dispatch_pager_load, dp, 200,
-                        /* load a little early so timers, not the pager, set the pace */ 1000);
-    err[0] = '\0';
-    if (!dp || dispatch_start(dp) != 0 || (spool && spool_start(spool) != 0) ||
-        !(in = ingress_new(rt, dp, spool, q, err, sizeof err)) || ingress_start(in) != 0) {
-        if (err[0])
-            log_error("%s", err);
-        ingress_free(in);
-        if (dp)
-            dispatch_stop(dp);
-        spool_close(spool);
-        runtime_free(rt);
-        dispatch_free(dp);
-        quarantine_close(q);
-        config_free(c);
-        return 1;
-    }
-    sysevent_attach(inject, in);
-    sy_admin *admin = NULL;
-    if (c->admin_listen && !(admin = admin_start(rt, dp, in, err, sizeof err))) {
+    if (start(&p, err, sizeof err) != 0) {
         log_error("%s", err);
-        sysevent_detach();
-        ingress_stop(in);
-        dispatch_stop(dp);
-        runtime_free(rt);
-        spool_close(spool);
-        ingress_free(in);
-        dispatch_free(dp);
-        quarantine_close(q);
-        config_free(c);
+        stop(&p, 0);
         return 1;
     }
-    if (spool) {
-        spool_counts sc;
-        if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
-            char pend[24], dead[24];
-            snprintf(pend, sizeof pend, "%llu", (unsigned long long)sc.pending);
-            snprintf(dead, sizeof dead, "%llu", (unsigned long long)sc.dead);
-            log_kv(SY_LOG_INFO, "spool open", "path", c->spool, "pending", pend, "dead", dead,
-                   NULL);
-        }
-    } else {
-        log_warn("spool: null - running in memory: deliveries not finished are lost if the "
-                 "process dies, and event ids are not de-duplicated");
-    }
-    char n_ep[16], n_sink[16], n_in[16];
-    snprintf(n_ep, sizeof n_ep, "%zu", rt->neps);
-    snprintf(n_sink, sizeof n_sink, "%zu", rt->ninsts);
-    snprintf(n_in, sizeof n_in, "%zu", c->ningress);
-    log_kv(SY_LOG_INFO, "switchyard ready", "version", SY_VERSION, "config", c->dir,
-           "ingress", n_in, "sinks", n_sink, "endpoints", n_ep, NULL);
-    runtime_set_current(rt);
-    write_stats(c, rt, dp);
-    admin_set_ready(admin, 1);
+    log_ready(c, p.spool);
+    write_stats(c, p.pl);
+    admin_set_ready(p.admin, 1);
 
-    reload_state rs = {.o = o, .boot = c, .cur = rt, .dp = dp, .spool = spool};
     int sig = 0;
+    uint64_t last_received = 0;
+    int quiet = 0;
     for (;;) {
         /* stats_interval and drain_timeout follow reloads. */
-        int64_t iv = rs.cur->conf->stats_interval_ms;
+        sy_runtime *cur = runtime_current();
+        int64_t iv = cur->conf->stats_interval_ms;
+        runtime_unref(cur);
         struct timespec ts = {.tv_sec = (time_t)(iv / 1000), .tv_nsec = (long)(iv % 1000) * 1000000L};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP)
-            reload(&rs);
+            reload(o, c, p.pl);
         if (sig == SIGUSR1)
             stats_log();
-        reap(&rs, 0);
-        write_stats(c, rs.cur, dp);
+        pipeline_reap(p.pl);
+        write_stats(c, p.pl);
+        trim_after_burst(p.pl, &last_received, &quiet);
         log_flush_repeats(0);
     }
-    rt = rs.cur;
-    int64_t drain_ms = rt->conf->drain_timeout_ms;
+    sy_runtime *cur = runtime_current();
+    int64_t drain_ms = cur->conf->drain_timeout_ms;
+    runtime_unref(cur);
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)drain_ms);
-    admin_set_ready(admin, 0);
-    ingress_stop(in);
-    /* Events already accepted reach the disk (and the dispatcher) first. */
-    if (spool && spool_flush(spool, drain_ms) != 0)
-        log_warn("spool flush timed out");
-    sysevent_detach();
-    if (dispatch_drain(dp, drain_ms) != 0)
-        log_warn("drain timeout reached with deliveries still in flight");
-    dispatch_stop(dp);
-    write_stats(c, rt, dp);
+    admin_set_ready(p.admin, 0);
+    ingress_stop(p.in);
+    pipeline_stop(p.pl, drain_ms);
+    write_stats(c, p.pl);
     stats_log();
-    admin_stop(admin); /* before the runtime it reads goes */
-    dispatch_drop_queued(dp); /* before the endpoints they point at go */
-    runtime_swap(NULL);
-    reap(&rs, 1);
-    sy_conf *cur_conf = rt->conf;
-    runtime_free(rt); /* plugins may still complete in-flight work here */
-    spool_close(spool); /* after the last outcome is recorded */
-    ingress_free(in);
-    dispatch_free(dp);
-    quarantine_close(q);
-    if (cur_conf != c)
-        config_free(cur_conf);
+    p.stopped = 1;
+    p.c = NULL; /* the boot runtime's conf: freed below, after the runtimes */
+    stop(&p, 0);
     config_free(c);
     log_flush_repeats(1);
     log_info("stopped");

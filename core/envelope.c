@@ -375,6 +375,9 @@ static void event_free(sy_event *ev)
     free(ev);
 }
 
+/* Bytes of accepted events still referenced somewhere (ingress back-pressure). */
+static uint64_t g_live_bytes;
+
 env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max_depth,
                           sy_event **out, char *why, size_t whylen)
 {
@@ -431,8 +434,14 @@ env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max
         event_free(ev);
         return r;
     }
+    __atomic_add_fetch(&g_live_bytes, (uint64_t)len, __ATOMIC_RELAXED);
     *out = ev;
     return ENV_OK;
+}
+
+uint64_t event_bytes_live(void)
+{
+    return __atomic_load_n(&g_live_bytes, __ATOMIC_RELAXED);
 }
 
 void event_ref(sy_event *ev)
@@ -442,8 +451,10 @@ void event_ref(sy_event *ev)
 
 void event_unref(sy_event *ev)
 {
-    if (ev && __atomic_sub_fetch(&ev->refs, 1, __ATOMIC_ACQ_REL) == 0)
+    if (ev && __atomic_sub_fetch(&ev->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        __atomic_sub_fetch(&g_live_bytes, (uint64_t)ev->body_len, __ATOMIC_RELAXED);
         event_free(ev);
+    }
 }
 
 /* ------------------------------------------------------------------ */
@@ -499,7 +510,11 @@ const cJSON *json_path(const cJSON *root, const char *path)
 
 int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen)
 {
-    const cJSON *v = json_path(root, path);
+    return json_value_text(json_path(root, path), buf, buflen);
+}
+
+int json_value_text(const cJSON *v, char *buf, size_t buflen)
+{
     char *printed = NULL;
     const char *text;
     size_t n;

@@ -68,6 +68,9 @@ env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max
 void event_ref(sy_event *ev);
 void event_unref(sy_event *ev);
 
+/* Bytes of the bodies of accepted events not yet freed, over all threads. */
+uint64_t event_bytes_live(void);
+
 /*
  * Looks up a dotted path ("data.job_id", "data.items.0") in a JSON value.
  * Numeric segments index arrays. Returns NULL when absent.
@@ -80,6 +83,8 @@ const cJSON *json_path(const cJSON *root, const char *path);
  * and truncated into buf. Returns the full length or -1 when absent.
  */
 int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen);
+/* json_path_text on a value found already (NULL: -1). */
+int json_value_text(const cJSON *v, char *buf, size_t buflen);
 
 /* Checks text against the event type grammar. 1 = valid. */
 int envelope_type_valid(const char *type);

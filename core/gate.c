@@ -27,12 +27,45 @@ void gate_free(sy_gate *g)
     g->starts = NULL;
 }
 
+/*
+ * The rate limit counts an attempt from its start until one window after
+ * it completes: a slot is taken at admission (inflight) and its time is
+ * the completion time once known (the log, in completion order). A
+ * receiver sees each request arrive somewhere between its start and its
+ * completion, so neither starts nor arrivals ever exceed `rate` in any
+ * window: the start of attempt k + rate waits for attempt k's completion
+ * plus `per`.
+ */
+
+/* Forgets completions that left the window ending at now. */
+static void expire(sy_gate *g, int64_t now)
+{
+    while (g->nstarts && g->starts[g->head] + g->c.per <= now) {
+        g->head = (g->head + 1) % g->c.rate;
+        g->nstarts--;
+    }
+}
+
+/* Completions still inside the window ending at now (the log is in time order). */
+static int64_t in_window(const sy_gate *g, int64_t now, int64_t *oldest)
+{
+    int64_t skip = 0;
+    while (skip < g->nstarts && g->starts[(g->head + skip) % g->c.rate] + g->c.per <= now)
+        skip++;
+    *oldest = skip < g->nstarts ? g->starts[(g->head + skip) % g->c.rate] : 0;
+    return g->nstarts - skip;
+}
+
 int64_t gate_peek(const sy_gate *g, int64_t now)
 {
     if (g->open && (g->probing || now < g->next_probe))
         return g->probing ? now + g->probe_interval : g->next_probe;
-    if (g->c.rate > 0 && g->nstarts == g->c.rate && g->starts[g->head] + g->c.per > now)
-        return g->starts[g->head] + g->c.per;
+    if (g->c.rate > 0) {
+        int64_t oldest, used = g->inflight + in_window(g, now, &oldest);
+        if (used >= g->c.rate)
+            /* Every slot in flight: the next completion frees one, a window later. */
+            return used > g->inflight ? oldest + g->c.per : now + g->c.per;
+    }
     return 0;
 }
 
@@ -43,19 +76,29 @@ int64_t gate_admit(sy_gate *g, int64_t now, int *probe)
     if (t)
         return t;
     if (g->c.rate > 0) {
-        /* The log is full: the oldest start has left the window (peek said so). */
-        if (g->nstarts == g->c.rate) {
-            g->head = (g->head + 1) % g->c.rate;
-            g->nstarts--;
-        }
-        g->starts[(g->head + g->nstarts) % g->c.rate] = now;
-        g->nstarts++;
+        expire(g, now);
+        g->inflight++;
     }
     if (g->open) {
         g->probing = 1;
         *probe = 1;
     }
     return 0;
+}
+
+void gate_done(sy_gate *g, int64_t now)
+{
+    if (g->c.rate <= 0 || g->inflight <= 0)
+        return;
+    g->inflight--;
+    expire(g, now);
+    /* inflight + logged <= rate holds, so there is room; keep it so if time went back. */
+    if (g->nstarts == g->c.rate) {
+        g->head = (g->head + 1) % g->c.rate;
+        g->nstarts--;
+    }
+    g->starts[(g->head + g->nstarts) % g->c.rate] = now;
+    g->nstarts++;
 }
 
 int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now, int64_t now_wall)

@@ -4,8 +4,8 @@
  * plus the clock that disables an endpoint failing for too long.
  *
  * Pure state and arithmetic on times passed in, so every rule is
- * unit-testable without threads or clocks. The dispatcher holds one gate
- * per endpoint and calls it under its lock.
+ * unit-testable without threads or clocks. The shard that owns an
+ * endpoint holds its gate; only that thread calls it.
  */
 #ifndef SY_GATE_H
 #define SY_GATE_H
@@ -18,9 +18,10 @@
  * recorded a fraction of a millisecond late cannot break the limit).
  */
 typedef struct gate_conf {
-    /* Rate limit: at most `rate` deliveries start in any window of `per`
-     * (a sliding log of start times, so the limit holds for every window,
-     * not only aligned ones); rate 0 = unlimited. */
+    /* Rate limit: at most `rate` attempts in any window of `per`, counted
+     * from each attempt's start until one window after its completion, so
+     * neither starts nor arrivals at the receiver exceed it in any window
+     * (a sliding log, not aligned windows); rate 0 = unlimited. */
     int64_t rate, per;
     /* Breaker: opens after `failures` consecutive failed attempts (0 = no
      * breaker); while open, one probe delivery at a time, `probe` after
@@ -34,8 +35,9 @@ typedef struct gate_conf {
 
 typedef struct sy_gate {
     gate_conf c;
-    int64_t *starts;         /* ring of the last `rate` start times */
+    int64_t *starts;         /* ring of completion times still in the window */
     int64_t nstarts, head;
+    int64_t inflight;        /* admitted, not yet done: each holds a slot */
     int open;                /* breaker open */
     int probing;             /* a probe is in flight */
     int64_t probe_interval;
@@ -55,6 +57,12 @@ void gate_free(sy_gate *g);
  * which asking again can succeed.
  */
 int64_t gate_admit(sy_gate *g, int64_t now_mono, int *probe);
+
+/*
+ * An admitted attempt finished at now: its slot counts until now + per.
+ * Call it once per admitted attempt, whatever the outcome.
+ */
+void gate_done(sy_gate *g, int64_t now_mono);
 
 /* Whether gate_admit would let a delivery start now: 0, or the time to ask again. Changes nothing. */
 int64_t gate_peek(const sy_gate *g, int64_t now_mono);

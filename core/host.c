@@ -16,11 +16,11 @@
 #include <cjson/cJSON.h>
 
 #include "clock.h"
-#include "dispatch.h"
+#include "attempt.h"
+#include "pipeline.h"
 #include "envelope.h"
 #include "log.h"
 #include "runtime.h"
-#include "sysevent.h"
 
 /* Plugin and instance are fields of the record; repeated lines of one
  * instance are rate-limited (debug lines are asked for: all of them go). */
@@ -113,12 +113,26 @@ static const char *h_config_string_at(const sy_config *cfg, const char *key, siz
     return cJSON_IsString(e) ? e->valuestring : NULL;
 }
 
-static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                   sy_field_kind *kind, size_t *len)
 {
-    const sy_event *ev = dispatch_event_of(d);
-    if (!ev || !path)
+    const attempt *a = attempt_of(d);
+    const cJSON *v = a && a->ev && path ? json_path(a->ev->json, path) : NULL;
+    if (!v)
         return -1;
-    return json_path_text(ev->json, path, buf, buflen);
+    int n = json_value_text(v, buf, buflen);
+    if (n < 0)
+        return -1; /* out of memory rendering an object */
+    if (kind)
+        *kind = cJSON_IsString(v)   ? SY_FIELD_STRING
+                : cJSON_IsNumber(v) ? SY_FIELD_NUMBER
+                : cJSON_IsBool(v)   ? SY_FIELD_BOOL
+                : cJSON_IsNull(v)   ? SY_FIELD_NULL
+                : cJSON_IsArray(v)  ? SY_FIELD_ARRAY
+                                    : SY_FIELD_OBJECT;
+    if (len)
+        *len = (size_t)n;
+    return 0;
 }
 
 static sy_counter *h_counter(const sy_instance *cinst, const char *name, const char *help)
@@ -163,8 +177,7 @@ static int64_t h_monotonic_ms(void)
 static int h_emit(const sy_instance *inst, const char *event_type, const char *org_id,
                   const char *data_json)
 {
-    (void)inst;
-    return sysevent_emit(event_type, org_id, data_json, NULL, NULL, 0);
+    return inst ? pipeline_emit(inst->pipeline, event_type, org_id, data_json, NULL) : -1;
 }
 
 const sy_host g_host = {
@@ -184,6 +197,6 @@ const sy_host g_host = {
     .counter_add = h_counter_add,
     .now_ms = h_now_ms,
     .monotonic_ms = h_monotonic_ms,
-    .complete = dispatch_complete,
+    .complete = attempt_complete,
     .emit = h_emit,
 };

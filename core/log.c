@@ -419,21 +419,6 @@ void log_fieldv_limited(sy_log_level level, const char *msg, const log_field *fi
     fields_at(level, 1, msg, fields);
 }
 
-void log_kv(sy_log_level level, const char *msg, ...)
-{
-    if (!log_enabled(level))
-        return;
-    log_field f[33];
-    size_t n = 0;
-    va_list ap;
-    va_start(ap, msg);
-    for (const char *k; n < 32 && (k = va_arg(ap, const char *)) != NULL; n++)
-        f[n] = LOG_S(k, va_arg(ap, const char *));
-    va_end(ap);
-    f[n] = LOG_END;
-    record(level, msg, NULL, f);
-}
-
 void log_vmsg(sy_log_level level, int limited, const log_field *fields, const char *fmt,
               va_list ap)
 {

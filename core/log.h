@@ -66,12 +66,6 @@ void log_fieldv_limited(sy_log_level level, const char *msg, const log_field *fi
 #define log_fields_limited(level, msg, ...) \
     log_fieldv_limited((level), (msg), (const log_field[]){__VA_ARGS__, LOG_END})
 
-/*
- * Older form of log_fields: kv is a NULL-terminated list of key, value
- * string pairs, all written as strings. New code uses log_fields.
- */
-void log_kv(sy_log_level level, const char *msg, ...);
-
 /* printf-style message, no fields. */
 void log_msg(sy_log_level level, const char *fmt, ...) SY_PRINTF(2, 3);
 /*

@@ -120,12 +120,19 @@ static int plugins_cmd(int argc, char **argv)
         const sy_sink *s = p->sink;
         printf("%s %s - %s\n", s->name, s->version ? s->version : "?",
                s->description ? s->description : "");
-        printf("file: %s\nstyle: %s\n", p->path, s->deliver ? "blocking (deliver)" : "asynchronous (submit)");
+        printf("file: %s\nstyle: %s\n", p->path,
+               s->deliver         ? "blocking (deliver)"
+               : s->deliver_batch ? "blocking, in batches (deliver_batch)"
+               : s->submit        ? "asynchronous (submit)"
+                                  : "asynchronous, in batches (submit_batch)");
+        if (s->deliver_batch || s->submit_batch)
+            printf("batches: up to %u deliveries, linger %ums\n", s->batch_max ? s->batch_max : 1,
+                   s->batch_linger_ms);
         printf("default retry policy: %s\n", s->default_retry ? s->default_retry : "standard");
         printf("\nsink instance keys (\"sinks\": {\"NAME\": {\"plugin\": \"%s\", ...}}):\n", s->name);
-        cfgtable_describe(stdout, s->instance_keys, "  ");
+        cfgtable_describe(stdout, s->instance_config, "  ");
         printf("\nendpoint keys (\"endpoints\": {\"ID\": {\"sink\": \"NAME\", ...}}):\n");
-        cfgtable_describe(stdout, s->endpoint_keys, "  ");
+        cfgtable_describe(stdout, s->endpoint_config, "  ");
         plugin_unload(p);
         return 0;
     }

@@ -13,6 +13,12 @@
 
 #include "stats.h"
 
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "ingress.h"
+
 typedef struct {
     char *buf;
     size_t len, cap;
@@ -65,87 +71,144 @@ static void head(out_t *o, const char *name, const char *type, const char *help)
     emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void global_counters(out_t *o)
+static void global_counters(out_t *o, const sy_stats *st)
 {
-    struct {
-        const char *name, *help;
-        uint64_t *v;
-    } c[] = {
-        {"switchyard_events_received_total", "Messages read from ingress sockets.", &g_stats.received},
-        {"switchyard_system_events_total", "Events the daemon raised itself (delivery_failed, endpoint.disabled, test).", &g_stats.system_events},
-        {"switchyard_events_accepted_total", "Messages that were valid events.", &g_stats.accepted},
-        {"switchyard_events_unrouted_total", "Accepted events no endpoint wanted.", &g_stats.unrouted},
-        {"switchyard_events_duplicate_total", "Events whose id was already stored.", &g_stats.duplicates},
-        {"switchyard_events_quarantined_total", "Rejected messages written to the quarantine file.", &g_stats.quarantined},
-        {"switchyard_events_quarantine_dropped_total", "Rejected messages not written to the quarantine file (over core.quarantine_rate).", &g_stats.quarantine_dropped},
-        {"switchyard_spool_errors_total", "Events the spool failed to store.", &g_stats.spool_errors},
-        {"switchyard_ingress_pauses_total", "Times ingress paused on back-pressure.", &g_stats.backpressure_pauses},
-        {"switchyard_attempts_total", "Delivery attempts made.", &g_stats.attempts},
-    };
-    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-        head(o, c[i].name, "counter", c[i].help);
-        emit(o, "%s %llu\n", c[i].name, (unsigned long long)STAT_GET(*c[i].v));
+#define SY_METRIC(f, sec, key, metric, help)                                                 \
+    if (metric) {                                                                            \
+        head(o, metric, "counter", help);                                                    \
+        emit(o, "%s %llu\n", (const char *)metric, (unsigned long long)st->f);               \
     }
+    SY_GLOBAL_COUNTERS(SY_METRIC)
+#undef SY_METRIC
     head(o, "switchyard_events_rejected_total", "counter", "Rejected messages by reason.");
     for (int r = 1; r < ENV_REASON_COUNT; r++)
         emit(o, "switchyard_events_rejected_total{reason=\"%s\"} %llu\n",
-             envelope_reason_name((env_reason)r),
-             (unsigned long long)STAT_GET(g_stats.rejected_by[r]));
+             envelope_reason_name((env_reason)r), (unsigned long long)st->rejected_by[r]);
+    head(o, "switchyard_ingress_disconnects_total", "counter",
+         "Publisher connections ZeroMQ dropped: messages over max_event_bytes plus 64 KiB, or "
+         "peers gone.");
+    emit(o, "switchyard_ingress_disconnects_total %llu\n",
+         (unsigned long long)ingress_disconnects());
 }
 
-static void endpoint_series(out_t *o, const sy_runtime *rt)
+/* The endpoints of the current runtime with what the shards hold of them. */
+typedef struct ep_row {
+    const sy_endpoint *ep;
+    const ep_live *lv;
+    char id[512], sink[512];
+} ep_row;
+
+static void endpoint_series(out_t *o, const ep_row *rows, size_t n)
 {
-    char e1[512], e2[512];
-    head(o, "switchyard_deliveries_total", "counter",
-         "Delivery attempt outcomes by endpoint and sink (ok, retry, failed, dead).");
-    for (size_t i = 0; i < rt->neps; i++) {
-        const sy_endpoint *ep = &rt->eps[i];
-        const char *id = esc(ep->conf->id, e1, sizeof e1), *sink = esc(ep->inst->name, e2, sizeof e2);
-        struct {
-            const char *outcome;
-            uint64_t v;
-        } k[] = {{"ok", STAT_GET(ep->st.ok)}, {"retry", STAT_GET(ep->st.retries)},
-                 {"failed", STAT_GET(ep->st.failed)}, {"dead", STAT_GET(ep->st.dead)}};
-        for (size_t j = 0; j < 4; j++)
-            emit(o, "switchyard_deliveries_total{endpoint=\"%s\",sink=\"%s\",outcome=\"%s\"} %llu\n",
-                 id, sink, k[j].outcome, (unsigned long long)k[j].v);
+    head(o, "switchyard_attempts_total", "counter",
+         "Delivery attempts by endpoint, sink and outcome (ok, retry, fail).");
+    for (size_t i = 0; i < n; i++) {
+        const ep_stats *st = &rows[i].lv->st;
+        const char *outcome[3] = {"ok", "retry", "fail"};
+        uint64_t v[3] = {st->attempts_ok, st->attempts_retry, st->attempts_fail};
+        for (int j = 0; j < 3; j++)
+            emit(o, "switchyard_attempts_total{endpoint=\"%s\",sink=\"%s\",outcome=\"%s\"} %llu\n",
+                 rows[i].id, rows[i].sink, outcome[j], (unsigned long long)v[j]);
+    }
+    head(o, "switchyard_deliveries_finished_total", "counter",
+         "Deliveries that reached an end state, by endpoint, sink and state (delivered, dead).");
+    for (size_t i = 0; i < n; i++) {
+        const ep_stats *st = &rows[i].lv->st;
+        emit(o, "switchyard_deliveries_finished_total{endpoint=\"%s\",sink=\"%s\",state=\"delivered\"} %llu\n",
+             rows[i].id, rows[i].sink, (unsigned long long)st->delivered);
+        emit(o, "switchyard_deliveries_finished_total{endpoint=\"%s\",sink=\"%s\",state=\"dead\"} %llu\n",
+             rows[i].id, rows[i].sink, (unsigned long long)st->dead);
     }
     head(o, "switchyard_attempt_duration_seconds", "histogram",
          "Time from handing a delivery to its sink until the outcome.");
-    for (size_t i = 0; i < rt->neps; i++) {
-        const sy_endpoint *ep = &rt->eps[i];
-        const char *id = esc(ep->conf->id, e1, sizeof e1);
+    for (size_t i = 0; i < n; i++) {
+        const ep_stats *st = &rows[i].lv->st;
         uint64_t cum = 0;
         for (int b = 0; b < LAT_BUCKETS; b++) {
-            cum += STAT_GET(ep->st.lat_bucket[b]);
+            cum += st->lat_bucket[b];
             if (b < LAT_BUCKETS - 1)
                 emit(o, "switchyard_attempt_duration_seconds_bucket{endpoint=\"%s\",le=\"%g\"} %llu\n",
-                     id, (double)g_lat_bounds_ms[b] / 1000.0, (unsigned long long)cum);
+                     rows[i].id, (double)g_lat_bounds_ms[b] / 1000.0, (unsigned long long)cum);
             else
                 emit(o, "switchyard_attempt_duration_seconds_bucket{endpoint=\"%s\",le=\"+Inf\"} %llu\n",
-                     id, (unsigned long long)cum);
+                     rows[i].id, (unsigned long long)cum);
         }
-        emit(o, "switchyard_attempt_duration_seconds_sum{endpoint=\"%s\"} %.3f\n", id,
-             (double)STAT_GET(ep->st.lat_sum_ms) / 1000.0);
-        emit(o, "switchyard_attempt_duration_seconds_count{endpoint=\"%s\"} %llu\n", id,
-             (unsigned long long)STAT_GET(ep->st.lat_count));
+        emit(o, "switchyard_attempt_duration_seconds_sum{endpoint=\"%s\"} %.3f\n", rows[i].id,
+             (double)st->lat_sum_ms / 1000.0);
+        emit(o, "switchyard_attempt_duration_seconds_count{endpoint=\"%s\"} %llu\n", rows[i].id,
+             (unsigned long long)st->lat_count);
     }
     head(o, "switchyard_endpoint_state", "gauge",
          "1 for the endpoint's current state (active, breaker_open, disabled).");
-    for (size_t i = 0; i < rt->neps; i++) {
-        const sy_endpoint *ep = &rt->eps[i];
-        int dis = __atomic_load_n(&ep->disabled, __ATOMIC_RELAXED);
-        int open = __atomic_load_n(&ep->gate.open, __ATOMIC_RELAXED);
-        const char *id = esc(ep->conf->id, e1, sizeof e1);
-        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"active\"} %d\n", id, !dis && !open);
-        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"breaker_open\"} %d\n", id, !dis && open);
-        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"disabled\"} %d\n", id, dis);
+    for (size_t i = 0; i < n; i++) {
+        int dis = rows[i].lv->disabled, open = rows[i].lv->breaker_open;
+        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"active\"} %d\n", rows[i].id,
+             !dis && !open);
+        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"breaker_open\"} %d\n",
+             rows[i].id, !dis && open);
+        emit(o, "switchyard_endpoint_state{endpoint=\"%s\",state=\"disabled\"} %d\n",
+             rows[i].id, dis);
     }
     head(o, "switchyard_breaker_opens_total", "counter", "Times an endpoint's breaker opened.");
-    for (size_t i = 0; i < rt->neps; i++)
-        emit(o, "switchyard_breaker_opens_total{endpoint=\"%s\"} %llu\n",
-             esc(rt->eps[i].conf->id, e1, sizeof e1),
-             (unsigned long long)STAT_GET(rt->eps[i].st.breaker_opens));
+    for (size_t i = 0; i < n; i++)
+        emit(o, "switchyard_breaker_opens_total{endpoint=\"%s\"} %llu\n", rows[i].id,
+             (unsigned long long)rows[i].lv->st.breaker_opens);
+}
+
+/* The standard process_* metrics, from /proc/self. */
+static void process_metrics(out_t *o)
+{
+    long ticks = sysconf(_SC_CLK_TCK), page = sysconf(_SC_PAGESIZE);
+    FILE *f = fopen("/proc/self/stat", "re");
+    unsigned long utime = 0, stime = 0, vsize = 0;
+    long rss = 0;
+    unsigned long long start = 0;
+    if (f) {
+        char buf[1024];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* Fields after the command name, which may hold spaces: start after its ')'. */
+        char *p = strrchr(buf, ')');
+        if (p && sscanf(p + 2,
+                        "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d "
+                        "%*d %*d %llu %lu %ld",
+                        &utime, &stime, &start, &vsize, &rss) != 5)
+            utime = stime = vsize = 0, rss = 0, start = 0;
+    }
+    double boot = 0;
+    FILE *st = fopen("/proc/stat", "re");
+    if (st) {
+        char line[256];
+        while (fgets(line, sizeof line, st))
+            if (sscanf(line, "btime %lf", &boot) == 1)
+                break;
+        fclose(st);
+    }
+    size_t fds = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (d) {
+        for (struct dirent *e; (e = readdir(d));)
+            if (e->d_name[0] != '.')
+                fds++;
+        closedir(d);
+        fds--; /* the one opendir holds */
+    }
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    head(o, "process_cpu_seconds_total", "counter", "User and system CPU time spent in seconds.");
+    emit(o, "process_cpu_seconds_total %.2f\n", (double)(utime + stime) / (double)ticks);
+    head(o, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+    emit(o, "process_resident_memory_bytes %lld\n", (long long)rss * page);
+    head(o, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+    emit(o, "process_virtual_memory_bytes %lu\n", vsize);
+    head(o, "process_open_fds", "gauge", "Number of open file descriptors.");
+    emit(o, "process_open_fds %zu\n", fds);
+    head(o, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+    emit(o, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+    head(o, "process_start_time_seconds", "gauge",
+         "Start time of the process since unix epoch in seconds.");
+    emit(o, "process_start_time_seconds %.2f\n", boot + (double)start / (double)ticks);
 }
 
 static void metric_name(char *name, size_t len, const char *plugin, const char *counter)
@@ -209,28 +272,68 @@ static void plugin_counters(out_t *o, const sy_runtime *rt)
     }
 }
 
-char *metrics_text(const sy_runtime *rt, sy_dispatch *dp)
+static int cmp_row(const void *a, const void *b)
+{
+    return strcmp(((const ep_row *)a)->ep->conf->id, ((const ep_row *)b)->ep->conf->id);
+}
+
+char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
 {
     out_t o = {malloc(16384), 0, 16384};
     if (!o.buf)
         return NULL;
     o.buf[0] = '\0';
-    global_counters(&o);
-    if (dp) {
-        dispatch_counts c;
-        dispatch_get_counts(dp, &c);
-        head(&o, "switchyard_queue_depth", "gauge", "Deliveries by where they wait.");
-        emit(&o, "switchyard_queue_depth{state=\"ready\"} %zu\n", c.ready);
-        emit(&o, "switchyard_queue_depth{state=\"waiting\"} %zu\n", c.waiting);
+    head(&o, "switchyard_build_info", "gauge", "Version and sink ABI of this switchyard.");
+    emit(&o, "switchyard_build_info{version=\"%s\",abi=\"%u.%u\"} 1\n", SY_VERSION,
+         SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+    sy_stats st;
+    stats_total(&st);
+    global_counters(&o, &st);
+    if (pl) {
+        pipeline_counts c;
+        pipeline_get_counts(pl, &c);
+        head(&o, "switchyard_queue_depth", "gauge", "Deliveries in memory by where they wait.");
+        emit(&o, "switchyard_queue_depth{state=\"ready\"} %zu\n", c.ready - c.held);
+        emit(&o, "switchyard_queue_depth{state=\"held\"} %zu\n", c.held);
         emit(&o, "switchyard_queue_depth{state=\"inflight\"} %zu\n", c.inflight);
         emit(&o, "switchyard_queue_depth{state=\"scheduled\"} %zu\n", c.scheduled);
-        emit(&o, "switchyard_queue_depth{state=\"held\"} %zu\n", c.held);
-        head(&o, "switchyard_dead_letters", "gauge", "Dead letters held in memory.");
-        emit(&o, "switchyard_dead_letters %zu\n", c.dead_kept);
+        emit(&o, "switchyard_queue_depth{state=\"expired\"} %zu\n", c.expired);
+        emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
+        /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
+        uint64_t dead = 0;
+        if (rt && rt->conf->spool) {
+            spool_counts sc;
+            char err[256];
+            if (spool_count(rt->conf->spool, &sc, err, sizeof err) == 0)
+                dead = sc.dead;
+        }
+        head(&o, "switchyard_dead_letters", "gauge",
+             "Dead deliveries kept in the spool, replayable.");
+        emit(&o, "switchyard_dead_letters %llu\n", (unsigned long long)dead);
     }
-    if (rt) {
-        endpoint_series(&o, rt);
+    if (pl && rt) {
+        ep_live *live;
+        size_t nlive = pipeline_endpoint_snapshot(pl, &live);
+        ep_row *rows = calloc(rt->neps ? rt->neps : 1, sizeof *rows);
+        size_t n = 0;
+        static const ep_live none;
+        for (size_t i = 0; rows && i < rt->neps; i++) {
+            const sy_endpoint *ep = &rt->eps[i];
+            const ep_live *lv = pipeline_snapshot_find(live, nlive, ep->conf->id);
+            rows[n].ep = ep;
+            rows[n].lv = lv ? lv : &none;
+            esc(ep->conf->id, rows[n].id, sizeof rows[n].id);
+            esc(ep->inst->name, rows[n].sink, sizeof rows[n].sink);
+            n++;
+        }
+        if (n)
+            qsort(rows, n, sizeof *rows, cmp_row);
+        endpoint_series(&o, rows, n);
+        free(rows);
+        free(live);
+    }
+    if (rt)
         plugin_counters(&o, rt);
-    }
+    process_metrics(&o);
     return o.buf;
 }

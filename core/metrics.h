@@ -4,10 +4,10 @@
 #ifndef SY_METRICS_H
 #define SY_METRICS_H
 
-#include "dispatch.h"
+#include "pipeline.h"
 #include "runtime.h"
 
-/* The whole exposition as a malloc'ed NUL-terminated text. */
-char *metrics_text(const sy_runtime *rt, sy_dispatch *dp);
+/* The whole exposition as a malloc'ed NUL-terminated text; pl and rt may be NULL. */
+char *metrics_text(sy_pipeline *pl, const sy_runtime *rt);
 
 #endif

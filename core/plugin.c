@@ -7,6 +7,8 @@
  */
 #include "plugin.h"
 
+#include "cfgtable.h"
+
 #include <dlfcn.h>
 #include <errno.h>
 #include <libgen.h>
@@ -105,6 +107,89 @@ static int check_perms(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+/* [a-z0-9_]+: the name appears in config, metric names and log fields. */
+static int name_ok(const char *n)
+{
+    if (!n || !*n)
+        return 0;
+    for (; *n; n++)
+        if (!((*n >= 'a' && *n <= 'z') || (*n >= '0' && *n <= '9') || *n == '_'))
+            return 0;
+    return 1;
+}
+
+const char *plugin_check_descriptor(const sy_sink *s, char *err, size_t errlen, const char *path)
+{
+    /* abi_version and struct_size open every version of the struct. */
+    uint32_t major = SY_ABI_MAJOR(s->abi_version), minor = SY_ABI_MINOR(s->abi_version);
+    if (major != SY_ABI_VERSION_MAJOR) {
+        snprintf(err, errlen,
+                 "plugin %s: built for sink ABI %u.%u, this switchyard speaks %u.%u; "
+                 "rebuild it against this version's switchyard/sink.h",
+                 path, major, minor, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+        return err;
+    }
+    if (minor > SY_ABI_VERSION_MINOR) {
+        snprintf(err, errlen,
+                 "plugin %s: built for sink ABI %u.%u, newer than this switchyard's %u.%u; "
+                 "upgrade switchyard or rebuild the plugin against this version's "
+                 "switchyard/sink.h",
+                 path, major, minor, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+        return err;
+    }
+    /* Every 2.0 field, the reserved slots included, is read. */
+    size_t need = sizeof(sy_sink);
+    if (s->struct_size < need) {
+        snprintf(err, errlen,
+                 "plugin %s: descriptor is %u bytes, sink ABI %u.%u needs at least %zu; "
+                 "it is not binary compatible",
+                 path, s->struct_size, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR, need);
+        return err;
+    }
+    for (size_t i = 0; i < sizeof s->reserved / sizeof s->reserved[0]; i++)
+        if (s->reserved[i]) {
+            snprintf(err, errlen,
+                     "plugin %s: descriptor sets reserved slot %zu, which sink ABI %u.%u "
+                     "keeps NULL; it is not binary compatible",
+                     path, i, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+            return err;
+        }
+    int styles = !!s->deliver + !!s->deliver_batch + !!s->submit + !!s->submit_batch;
+    const char *why = NULL;
+    if (!s->name || !*s->name)
+        why = "has no name";
+    else if (!name_ok(s->name)) {
+        snprintf(err, errlen,
+                 "plugin %s: descriptor name \"%s\" is not [a-z0-9_]+", path, s->name);
+        return err;
+    } else if (!s->init)
+        why = "has no init callback";
+    else if (styles == 0)
+        why = "sets none of deliver, deliver_batch, submit and submit_batch";
+    else if (styles > 1)
+        why = "sets more than one of deliver, deliver_batch, submit and submit_batch (pick one)";
+    else if (s->batch_max > SY_BATCH_MAX_LIMIT) {
+        snprintf(err, errlen, "plugin %s: descriptor asks for batches of %u, more than %u",
+                 path, s->batch_max, SY_BATCH_MAX_LIMIT);
+        return err;
+    }
+    if (why) {
+        snprintf(err, errlen, "plugin %s: descriptor %s", path, why);
+        return err;
+    }
+    /* A table that writes past its struct or over a narrower field corrupts memory. */
+    const sy_config_table *tables[2] = {s->instance_config, s->endpoint_config};
+    const char *which[2] = {"instance", "endpoint"};
+    for (int i = 0; i < 2; i++) {
+        char e[512];
+        if (cfgtable_check(tables[i], e, sizeof e) != 0) {
+            snprintf(err, errlen, "plugin %s: %s config table: %s", path, which[i], e);
+            return err;
+        }
+    }
+    return NULL;
+}
+
 sy_plugin *plugin_load(const char *path, char *err, size_t errlen)
 {
     if (check_perms(path, err, errlen))
@@ -124,36 +209,8 @@ sy_plugin *plugin_load(const char *path, char *err, size_t errlen)
         dlclose(h);
         return NULL;
     }
-    /* abi_version and struct_size open every version of the struct. */
-    if (SY_ABI_MAJOR(s->abi_version) != SY_ABI_VERSION_MAJOR) {
-        snprintf(err, errlen,
-                 "plugin %s: built for sink ABI %u.%u, this switchyard speaks %u.%u; "
-                 "rebuild it against this version's switchyard/sink.h",
-                 path, SY_ABI_MAJOR(s->abi_version), SY_ABI_MINOR(s->abi_version),
-                 SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
-        dlclose(h);
-        return NULL;
-    }
-    /* Every v1 field up to default_retry is needed; the spare slots are not. */
-    size_t need = offsetof(sy_sink, default_retry) + sizeof(s->default_retry);
-    if (s->struct_size < need) {
-        snprintf(err, errlen,
-                 "plugin %s: descriptor is %u bytes, sink ABI %u.%u needs at least %zu; "
-                 "it is not binary compatible", path, s->struct_size, SY_ABI_VERSION_MAJOR,
-                 SY_ABI_VERSION_MINOR, need);
-        dlclose(h);
-        return NULL;
-    }
-    const char *why = NULL;
-    if (!s->name || !*s->name)
-        why = "has no name";
-    else if (!s->init)
-        why = "has no init callback";
-    else if (!s->deliver == !s->submit)
-        why = s->deliver ? "sets both deliver and submit (pick one)"
-                         : "sets neither deliver nor submit";
+    const char *why = plugin_check_descriptor(s, err, errlen, path);
     if (why) {
-        snprintf(err, errlen, "plugin %s: descriptor %s", path, why);
         dlclose(h);
         return NULL;
     }

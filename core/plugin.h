@@ -27,13 +27,25 @@ int plugin_resolve(const char *dir, const char *name, char *out, size_t outlen);
  *   - a file or its folder that is group- or world-writable
  *     ("... is group-writable; refusing to load it (chmod g-w,o-w ...)");
  *   - no `switchyard_sink` symbol;
- *   - another ABI major ("built for sink ABI 2.0, this switchyard speaks 1.0");
- *   - a descriptor shorter than this host needs, or without name, or with
- *     neither or both of deliver and submit.
+ *   - another ABI major ("built for sink ABI 1.0, this switchyard speaks 2.0"),
+ *     or a newer minor than the host's;
+ *   - a descriptor shorter than this host needs, with a reserved slot set,
+ *     without init, with a name outside [a-z0-9_]+, or with none or more
+ *     than one of deliver, deliver_batch, submit and submit_batch.
  * Returns a new plugin, or NULL.
  */
 sy_plugin *plugin_load(const char *path, char *err, size_t errlen);
 
 void plugin_unload(sy_plugin *p);
+
+/* Largest batch_max a descriptor may ask for. */
+#define SY_BATCH_MAX_LIMIT 4096
+
+/*
+ * The descriptor checks of plugin_load, on a descriptor already in memory
+ * (unit tests call it directly). Returns NULL when s is acceptable, or err
+ * filled with the reason (naming path).
+ */
+const char *plugin_check_descriptor(const sy_sink *s, char *err, size_t errlen, const char *path);
 
 #endif

@@ -303,6 +303,21 @@ int64_t retry_next_delay(const sy_retry_policy *p, uint32_t attempts, int64_t fi
     return delay;
 }
 
+int64_t retry_decide(const sy_retry_policy *p, uint32_t attempts, int64_t first_ms,
+                     int64_t now_ms, int64_t retry_after_ms, uint64_t *rng)
+{
+    int64_t delay = retry_next_delay(p, attempts, first_ms, now_ms, rng);
+    if (delay < 0 || retry_after_ms <= delay)
+        return delay;
+    /* The receiver asks for more patience: granted, but never past the policy's max age. */
+    if (p->max_age_ms > 0) {
+        int64_t elapsed = now_ms > first_ms ? now_ms - first_ms : 0;
+        if (elapsed > p->max_age_ms || retry_after_ms > p->max_age_ms - elapsed)
+            return -1;
+    }
+    return retry_after_ms;
+}
+
 /* snprintf that appends at *off and never runs past buflen. */
 static void append(char *buf, unsigned buflen, size_t *off, const char *fmt, ...) SY_PRINTF(4, 5);
 

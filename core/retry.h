@@ -61,6 +61,16 @@ int retry_policy_parse(const cJSON *spec, sy_retry_policy *p, char *err, size_t 
 int64_t retry_next_delay(const sy_retry_policy *p, uint32_t attempts, int64_t first_ms,
                          int64_t now_ms, uint64_t *rng);
 
+/*
+ * What happens after attempt `attempts` failed with SY_RETRY and the
+ * receiver's Retry-After (0 when none): the delay before the next attempt,
+ * which is the policy's unless Retry-After asks for longer, or -1 when the
+ * delivery is dead (the policy gave up, or Retry-After would carry it past
+ * max_age). Pure; overflow-safe for any retry_after_ms.
+ */
+int64_t retry_decide(const sy_retry_policy *p, uint32_t attempts, int64_t first_ms,
+                     int64_t now_ms, int64_t retry_after_ms, uint64_t *rng);
+
 /* Writes a one-line description ("5s, 5m, 30m, ... then 10h +/-10% until 3d"). */
 void retry_policy_describe(const sy_retry_policy *p, char *buf, unsigned buflen);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attempt.h"
 #include "log.h"
 #include "units.h"
 
@@ -31,6 +32,35 @@ static void report(void *ctx, const char *key, const char *message)
     errs_add(r->errs, r->file, path, "%s", message);
 }
 
+/*
+ * A plugin's init error. One that opens with a path inside the plugin's
+ * keys and ": " ("url: ...", "headers.X-A: ...") is reported at that path
+ * (endpoints.x.headers.X-A: ...), so plugins checking values by hand point
+ * at them the way the core does.
+ */
+static void report_plugin_error(report_ctx *rc, const sy_config_table *t, const char *plugin,
+                                const char *err, const char *fallback)
+{
+    const char *colon = err ? strstr(err, ": ") : NULL;
+    size_t plen = colon ? (size_t)(colon - err) : 0;
+    if (plen && plen < 256 && !memchr(err, ' ', plen)) {
+        char key[256];
+        memcpy(key, err, plen);
+        key[plen] = '\0';
+        char *dot = strchr(key, '.');
+        if (dot)
+            *dot = '\0';
+        if (cfgtable_has_key(t, key)) {
+            char path[600];
+            snprintf(path, sizeof path, "%s.%.*s", rc->prefix, (int)plen, err);
+            errs_add(rc->errs, rc->file, path, "%s", colon + 2);
+            return;
+        }
+    }
+    errs_add(rc->errs, rc->file, rc->prefix, "%s: %s", plugin,
+             err && err[0] ? err : fallback);
+}
+
 static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_conf *sc,
                           const sy_host *host, int validate_only, sy_errs *errs)
 {
@@ -39,6 +69,7 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
     in->name = sc->name;
     in->conf = sc;
     pthread_mutex_init(&in->counters_mu, NULL);
+    pthread_mutex_init(&in->expired_mu, NULL);
     if (plugin_resolve(rt->conf->plugin_dir, sc->plugin, path, sizeof path)) {
         errs_add(errs, sc->file, prefix, "plugin path too long");
         return -1;
@@ -50,26 +81,23 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
         errs_add(errs, sc->file, p2, "%s", err);
         return -1;
     }
-    in->sink = in->plugin->sink;
-    if (cfgtable_check(in->sink->instance_keys, in->sink->instance_conf_size, err, sizeof err) ||
-        cfgtable_check(in->sink->endpoint_keys, in->sink->endpoint_conf_size, err, sizeof err)) {
-        errs_add(errs, sc->file, prefix, "plugin %s has a broken config table: %s",
-                 in->plugin->path, err);
-        return -1;
-    }
-    if (in->sink->instance_conf_size)
-        in->plugin_conf = calloc(1, in->sink->instance_conf_size);
+    in->sink = in->plugin->sink; /* plugin_load checked its key tables */
+    in->batch_max = (in->sink->deliver_batch || in->sink->submit_batch) && in->sink->batch_max
+                        ? in->sink->batch_max
+                        : 1;
+    const sy_config_table *it = in->sink->instance_config;
+    if (it && it->conf_size)
+        in->plugin_conf = calloc(1, it->conf_size);
     report_ctx rc = {errs, sc->file, prefix};
-    if (cfgtable_fill(in->sink->instance_keys, sc->json, config_sink_core_keys, in->plugin_conf,
-                      in->sink->instance_conf_size, &in->arena, report, &rc))
+    if (cfgtable_fill(it, sc->json, config_sink_core_keys, in->plugin_conf, &in->arena, report,
+                      &rc))
         return -1;
     if (validate_only)
         return 0;
     err[0] = '\0';
     if (in->sink->init(host, in, (const sy_config *)sc->json, in->plugin_conf, &in->state, err,
                        sizeof err) != 0) {
-        errs_add(errs, sc->file, prefix, "%s: %s", in->sink->name,
-                 err[0] ? err : "init failed (the plugin gave no reason)");
+        report_plugin_error(&rc, it, in->sink->name, err, "init failed (the plugin gave no reason)");
         return -1;
     }
     in->initialized = 1;
@@ -77,7 +105,7 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
 }
 
 static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_conf *ec,
-                          int validate_only, sy_errs *errs)
+                          const sy_host *host, int validate_only, sy_errs *errs)
 {
     char prefix[300], err[1024];
     snprintf(prefix, sizeof prefix, "endpoints.%s", ec->id);
@@ -105,64 +133,97 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     ep->concurrency = ec->concurrency ? ec->concurrency
                       : in->conf->concurrency ? in->conf->concurrency : 4;
 
-    if (s->endpoint_conf_size)
-        ep->plugin_conf = calloc(1, s->endpoint_conf_size);
+    const sy_config_table *et = s->endpoint_config;
+    if (et && et->conf_size)
+        ep->plugin_conf = calloc(1, et->conf_size);
     report_ctx rc = {errs, ec->file, prefix};
-    if (cfgtable_fill(s->endpoint_keys, ec->json, config_endpoint_core_keys, ep->plugin_conf,
-                      s->endpoint_conf_size, &ep->arena, report, &rc))
+    if (cfgtable_fill(et, ec->json, config_endpoint_core_keys, ep->plugin_conf, &ep->arena,
+                      report, &rc))
         return -1;
+    ep->attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS;
     if (validate_only || !s->endpoint_init)
         return 0;
+    ep->setup = (sy_endpoint_setup){
+        .struct_size = sizeof(sy_endpoint_setup),
+        .host = host,
+        .inst = in,
+        .id = ec->id,
+        .org_id = ec->org_id,
+        .retry_policy = ep->retry.name,
+        .cfg = (const sy_config *)ec->json,
+        .conf = ep->plugin_conf,
+        .attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS,
+    };
     err[0] = '\0';
-    if (s->endpoint_init(in->state, ec->id, (const sy_config *)ec->json, ep->plugin_conf,
-                         &ep->ep_state, err, sizeof err) != 0) {
-        errs_add(errs, ec->file, prefix, "%s: %s", s->name,
-                 err[0] ? err : "endpoint_init failed (the plugin gave no reason)");
+    if (s->endpoint_init(in->state, &ep->setup, &ep->ep_state, err, sizeof err) != 0) {
+        report_plugin_error(&rc, et, s->name, err, "endpoint_init failed (the plugin gave no reason)");
         return -1;
     }
+    if (ep->setup.attempt_timeout_ms > 0)
+        ep->attempt_timeout_ms = ep->setup.attempt_timeout_ms;
     ep->ep_initialized = 1;
     return 0;
 }
 
-static pthread_rwlock_t g_current_lock;
-static pthread_once_t g_current_once = PTHREAD_ONCE_INIT;
+uint64_t runtime_id_hash(const char *id)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++) {
+        h ^= *p;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static void (*g_release_fn)(void *arg, sy_runtime *rt);
+static void *g_release_arg;
+
+void runtime_on_release(void (*fn)(void *arg, sy_runtime *rt), void *arg)
+{
+    g_release_fn = fn;
+    g_release_arg = arg;
+}
+
+void runtime_ref(sy_runtime *rt)
+{
+    __atomic_add_fetch(&rt->refs, 1, __ATOMIC_RELAXED);
+}
+
+void runtime_unref(sy_runtime *rt)
+{
+    if (!rt || __atomic_sub_fetch(&rt->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (g_release_fn)
+        g_release_fn(g_release_arg, rt);
+    else
+        runtime_free(rt);
+}
+
+/*
+ * The current runtime behind a small mutex: taking it is a pointer read
+ * and a reference, so nobody holds a lock while routing, and a reload
+ * never waits for readers (nor readers for a reload).
+ */
+static pthread_mutex_t g_current_mu = PTHREAD_MUTEX_INITIALIZER;
 static sy_runtime *g_current;
 
-/* Writers first: a reload must not wait behind a steady stream of events. */
-static void current_lock_init(void)
+sy_runtime *runtime_current(void)
 {
-    pthread_rwlockattr_t a;
-    pthread_rwlockattr_init(&a);
-    pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-    pthread_rwlock_init(&g_current_lock, &a);
-    pthread_rwlockattr_destroy(&a);
+    pthread_mutex_lock(&g_current_mu);
+    sy_runtime *rt = g_current;
+    if (rt)
+        runtime_ref(rt);
+    pthread_mutex_unlock(&g_current_mu);
+    return rt;
 }
 
-void runtime_set_current(sy_runtime *rt)
+void runtime_install(sy_runtime *rt)
 {
-    runtime_swap(rt);
-}
-
-sy_runtime *runtime_acquire(void)
-{
-    pthread_once(&g_current_once, current_lock_init);
-    pthread_rwlock_rdlock(&g_current_lock);
-    return g_current;
-}
-
-void runtime_release(void)
-{
-    pthread_rwlock_unlock(&g_current_lock);
-}
-
-sy_runtime *runtime_swap(sy_runtime *rt)
-{
-    pthread_once(&g_current_once, current_lock_init);
-    pthread_rwlock_wrlock(&g_current_lock);
+    pthread_mutex_lock(&g_current_mu);
     sy_runtime *old = g_current;
     g_current = rt;
-    pthread_rwlock_unlock(&g_current_lock);
-    return old;
+    pthread_mutex_unlock(&g_current_mu);
+    runtime_unref(old);
 }
 
 static int cmp_ep(const void *a, const void *b)
@@ -186,20 +247,26 @@ sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id)
     return NULL;
 }
 
-sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs)
+sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline *pipeline,
+                          int validate_only, sy_errs *errs)
 {
     sy_runtime *rt = calloc(1, sizeof *rt);
     rt->conf = conf;
+    rt->refs = 1;
     rt->insts = calloc(conf->nsinks ? conf->nsinks : 1, sizeof *rt->insts);
     rt->ninsts = conf->nsinks;
     rt->eps = calloc(conf->nendpoints ? conf->nendpoints : 1, sizeof *rt->eps);
     rt->neps = conf->nendpoints;
     int before = errs->count;
-    for (size_t i = 0; i < conf->nsinks; i++)
+    for (size_t i = 0; i < conf->nsinks; i++) {
+        rt->insts[i].pipeline = pipeline;
         setup_instance(rt, &rt->insts[i], &conf->sinks[i], host, validate_only, errs);
+    }
     for (size_t i = 0; i < conf->nendpoints; i++) {
         rt->eps[i].rt = rt;
-        setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], validate_only, errs);
+        rt->eps[i].index = (uint32_t)i;
+        rt->eps[i].id_hash = runtime_id_hash(conf->endpoints[i].id);
+        setup_endpoint(rt, &rt->eps[i], &conf->endpoints[i], host, validate_only, errs);
     }
     if (errs->count != before) {
         runtime_free(rt);
@@ -232,7 +299,6 @@ void runtime_free(sy_runtime *rt)
         sy_endpoint *ep = &rt->eps[i];
         if (ep->ep_initialized && ep->inst->sink->endpoint_destroy)
             ep->inst->sink->endpoint_destroy(ep->inst->state, ep->ep_state);
-        gate_free(&ep->gate);
         free(ep->plugin_conf);
         cfg_arena_free(&ep->arena);
     }
@@ -240,6 +306,9 @@ void runtime_free(sy_runtime *rt)
         struct sy_instance *in = &rt->insts[i];
         if (in->initialized && in->sink->destroy)
             in->sink->destroy(in->state);
+        /* After destroy nothing completes them any more: the plugin let them go. */
+        if (in->name)
+            attempt_free_expired(in);
         free(in->plugin_conf);
         cfg_arena_free(&in->arena);
         for (sy_counter *c = in->counters, *n; c; c = n) {
@@ -249,8 +318,10 @@ void runtime_free(sy_runtime *rt)
             free(c);
         }
         plugin_unload(in->plugin);
-        if (in->name)
+        if (in->name) {
             pthread_mutex_destroy(&in->counters_mu);
+            pthread_mutex_destroy(&in->expired_mu);
+        }
     }
     router_free(rt->router);
     free(rt->by_id);

@@ -16,6 +16,9 @@
 #include "router.h"
 #include "switchyard/sink.h"
 
+/* What an attempt may take inside a plugin when it does not say (sy_endpoint_setup). */
+#define DEFAULT_ATTEMPT_TIMEOUT_MS 30000
+
 /* A counter a plugin registered through host->counter. */
 typedef struct sy_counter {
     char *name;
@@ -24,6 +27,9 @@ typedef struct sy_counter {
     struct sy_counter *next;
 } sy_counter;
 
+struct attempt;
+struct sy_pipeline;
+
 /* One sink instance; the opaque sy_instance of the ABI. */
 struct sy_instance {
     char *name;
@@ -31,50 +37,49 @@ struct sy_instance {
     sy_plugin *plugin;
     const sy_sink *sink;
     void *state;          /* plugin state from init */
-    void *plugin_conf;    /* struct filled from instance_keys */
+    void *plugin_conf;    /* struct filled from the plugin's instance_config */
     cfg_arena arena;
     int initialized;
+    uint32_t batch_max;   /* the descriptor's, 1 for the one-at-a-time calls */
+    struct sy_pipeline *pipeline; /* where host->emit goes; NULL in `check` */
     pthread_mutex_t counters_mu;
     sy_counter *counters;
+    /*
+     * Attempts that passed their deadline inside the plugin: kept (their
+     * body may still be read) until the plugin completes them late or the
+     * instance is destroyed. Guarded by expired_mu.
+     */
+    pthread_mutex_t expired_mu;
+    struct attempt *expired;
 };
-
-struct delivery;
-
-/* Per-endpoint counters; updated with atomics. */
-typedef struct ep_stats {
-    uint64_t routed, attempts, ok, retries, failed, dead;
-    uint64_t breaker_opens, gate_waits;
-    uint64_t lat_bucket[12];  /* attempt latency histogram, see stats.h */
-    uint64_t lat_sum_ms, lat_count;
-    int64_t last_status;
-    int64_t last_attempt_ms;
-} ep_stats;
 
 struct sy_runtime;
 
+/*
+ * An endpoint as one config generation defines it. Everything that lives
+ * across reloads (queues, gate, breaker, counters, the disabled state)
+ * belongs to the shard that owns the endpoint id, not to this struct.
+ */
 typedef struct sy_endpoint {
     const sy_endpoint_conf *conf;
     struct sy_runtime *rt;      /* the runtime (config generation) it belongs to */
-    int retired;                /* a reload replaced its runtime (dispatcher lock) */
-    struct sy_endpoint *successor; /* same id in the new runtime, or NULL if removed */
+    uint32_t index;             /* in rt->eps */
+    uint64_t id_hash;           /* of conf->id: picks the owning shard */
     struct sy_instance *inst;
     void *ep_state;       /* plugin state from endpoint_init */
-    void *plugin_conf;    /* struct filled from endpoint_keys */
+    void *plugin_conf;    /* struct filled from the plugin's endpoint_config */
+    sy_endpoint_setup setup; /* what endpoint_init was given; lives as long as ep_state */
+    int64_t attempt_timeout_ms; /* the plugin's answer in setup, or the default */
+    /*
+     * Atomic: the endpoint is disabled (it routes nothing). Owned by the
+     * pipeline, one per endpoint id for the pipeline's life, so every
+     * generation of the endpoint shares it; NULL outside a pipeline.
+     */
+    int *disabled;
     cfg_arena arena;
     int ep_initialized;
     sy_retry_policy retry;
     int concurrency;
-    /* Dispatcher state, guarded by the dispatcher's lock. */
-    int inflight;
-    struct delivery *wait_head, *wait_tail;
-    size_t nwaiting;
-    sy_gate gate;               /* rate limit and breaker */
-    struct delivery *held_head, *held_tail; /* waiting for the gate */
-    size_t nheld;
-    int64_t gate_timer_at;      /* monotonic ms of the armed gate timer, 0 = none */
-    int disabled;               /* atomic: failing for too long; routes nothing */
-    char last_detail[SY_DETAIL_MAX];
-    ep_stats st;
 } sy_endpoint;
 
 typedef struct sy_runtime {
@@ -85,33 +90,55 @@ typedef struct sy_runtime {
     size_t neps;
     sy_router *router;
     sy_endpoint **by_id;  /* endpoints sorted by id, for lookups from the spool */
-    uint64_t live;        /* atomic: deliveries pointing at its endpoints */
-    struct sy_runtime *next_retired;
+    uint64_t refs;        /* atomic; see runtime_ref */
+    int owns_conf;        /* freeing the runtime frees conf too (reloads; not the boot one) */
+    struct sy_runtime *next_free; /* in the reaper's list once refs reached zero */
 } sy_runtime;
 
+/* The hash that places endpoint ids on shards and partitions (FNV-1a, 64 bit). */
+uint64_t runtime_id_hash(const char *id);
+
 /*
- * The runtime that new events are routed with. Readers (ingress, admin)
- * hold the read lock while they use it; a reload swaps it under the write
- * lock, so once runtime_swap returns nobody reads the old one any more.
+ * Reference counting. A runtime is referenced by whoever may still touch
+ * its endpoints or plugin instances: the pipeline while it is current,
+ * each shard that adopted it, each batch of deliveries routed with it and
+ * each attempt inside one of its plugins. runtime_unref of the last
+ * reference does not free it (that may be a shard or plugin thread):
+ * it hands it to the release function set with runtime_on_release, which
+ * frees it on a thread that may block; without one, it is freed at once.
  */
-void runtime_set_current(sy_runtime *rt);
-sy_runtime *runtime_acquire(void);
-void runtime_release(void);
-/* Installs rt as current and returns the previous one. */
-sy_runtime *runtime_swap(sy_runtime *rt);
+void runtime_ref(sy_runtime *rt);
+void runtime_unref(sy_runtime *rt);
+void runtime_on_release(void (*fn)(void *arg, sy_runtime *rt), void *arg);
+
+/*
+ * The runtime new events are routed with. runtime_current returns it with
+ * a reference the caller drops with runtime_unref (NULL when none is
+ * installed). runtime_install makes rt current, taking over the caller's
+ * reference, and drops the one it held on the previous runtime.
+ */
+sy_runtime *runtime_current(void);
+void runtime_install(sy_runtime *rt);
 
 /*
  * Builds the runtime from a loaded config: loads each plugin, validates
  * instance and endpoint keys against the plugins' tables (errors in the
  * config format, all of them), and, unless validate_only, calls init and
- * endpoint_init. Returns NULL with errs filled on any error.
+ * endpoint_init. pipeline (may be NULL) is where the instances' emitted
+ * events go. Returns NULL with errs filled on any error; otherwise a
+ * runtime holding one reference, the caller's.
  */
-sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, int validate_only, sy_errs *errs);
+sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline *pipeline,
+                          int validate_only, sy_errs *errs);
 
 /* The endpoint with this id, or NULL. */
 sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id);
 
-/* Calls endpoint_destroy and destroy, unloads plugins, frees. Not the conf. */
+/*
+ * Calls endpoint_destroy and destroy, frees attempts that expired inside
+ * the plugins, unloads plugins, frees. Not the conf. Only for a runtime
+ * nobody references any more (or one that never ran).
+ */
 void runtime_free(sy_runtime *rt);
 
 /* Prints the routing table (for `switchyard check`). */

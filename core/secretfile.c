@@ -22,26 +22,31 @@ static int has_file_variant(const sy_config_key *k)
     return (k->flags & SY_CFG_SECRET) && (k->type == SY_CFG_STRING || k->type == SY_CFG_STRINGS);
 }
 
-const sy_config_key *secretfile_key(const sy_config_key *keys, const char *name)
+int secretfile_key(const sy_config_table *t, const char *name, sy_config_key *out)
 {
     size_t n = strlen(name);
     if (n <= 5 || strcmp(name + n - 5, "_file") != 0)
-        return NULL;
-    const sy_config_key *found = NULL;
-    for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++) {
-        if (strcmp(k->name, name) == 0)
-            return NULL;
-        if (has_file_variant(k) && strlen(k->name) == n - 5 && strncmp(k->name, name, n - 5) == 0)
-            found = k;
+        return 0;
+    int found = 0;
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        if (strcmp(k.name, name) == 0)
+            return 0;
+        if (has_file_variant(&k) && strlen(k.name) == n - 5 && strncmp(k.name, name, n - 5) == 0) {
+            if (out)
+                *out = k;
+            found = 1;
+        }
     }
     return found;
 }
 
-int secretfile_variant(const sy_config_key *keys, const sy_config_key *k)
+int secretfile_variant(const sy_config_table *t, const sy_config_key *k)
 {
     char name[256];
     snprintf(name, sizeof name, "%s_file", k->name);
-    return has_file_variant(k) && secretfile_key(keys, name) == k;
+    return has_file_variant(k) && secretfile_key(t, name, NULL);
 }
 
 void secretfile_free(char *text)
@@ -57,8 +62,8 @@ static void warn_mode(const char *path, mode_t mode)
 {
     char m[8];
     snprintf(m, sizeof m, "%04o", (unsigned)(mode & 07777));
-    log_kv(SY_LOG_WARN, "secret file readable by every user", "file", path, "mode", m, "fix",
-           "chmod o-rwx (0600, or 0640 for the daemon's group)", NULL);
+    log_fields(SY_LOG_WARN, "secret file readable by every user", LOG_S("file", path),
+               LOG_S("mode", m), LOG_S("fix", "chmod o-rwx (0600, or 0640 for the daemon's group)"));
 }
 
 char *secretfile_read(const char *path, char *msg, size_t msglen)
@@ -150,26 +155,11 @@ static cJSON *lines_array(char *text)
     return arr;
 }
 
-/* The arena owns the tree: filled slots point into it. */
-static int keep_tree(cfg_arena *a, cJSON *tree)
-{
-    if (a->ntrees == a->captrees) {
-        size_t ncap = a->captrees ? a->captrees * 2 : 4;
-        cJSON **n = realloc(a->trees, ncap * sizeof *n);
-        if (!n)
-            return -1;
-        a->trees = n;
-        a->captrees = ncap;
-    }
-    a->trees[a->ntrees++] = tree;
-    return 0;
-}
-
-const char *secretfile_value(const sy_config_key *keys, const sy_config_key *k,
+const char *secretfile_value(const sy_config_table *t, const sy_config_key *k,
                              const cJSON *obj, cfg_arena *arena, const cJSON **v,
                              char *file_key, size_t keylen, char *msg, size_t msglen)
 {
-    if (!obj || !secretfile_variant(keys, k))
+    if (!obj || !secretfile_variant(t, k))
         return NULL;
     snprintf(file_key, keylen, "%s_file", k->name);
     const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, file_key);
@@ -188,7 +178,7 @@ const char *secretfile_value(const sy_config_key *keys, const sy_config_key *k,
     cJSON *tree = k->type == SY_CFG_STRING ? cJSON_CreateString(secretfile_first_line(text))
                                            : lines_array(text);
     secretfile_free(text);
-    if (!tree || keep_tree(arena, tree) != 0) {
+    if (!tree || cfg_arena_keep_tree(arena, tree) != 0) {
         cJSON_Delete(tree);
         return "out of memory";
     }

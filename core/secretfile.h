@@ -23,22 +23,23 @@
 #define SECRETFILE_MAX 65536
 
 /*
- * The secret key of `keys` whose x_file variant `name` is, or NULL. A
- * table's own key of that name wins (it is not a variant then).
+ * 1 when `name` is the x_file variant of a secret key of t (copied into
+ * *out when out is not NULL), else 0. A table's own key of that name wins
+ * (it is not a variant then).
  */
-const sy_config_key *secretfile_key(const sy_config_key *keys, const char *name);
+int secretfile_key(const sy_config_table *t, const char *name, sy_config_key *out);
 
-/* 1 when the key k of keys has an x_file variant, else 0. */
-int secretfile_variant(const sy_config_key *keys, const sy_config_key *k);
+/* 1 when the key k of t has an x_file variant, else 0. */
+int secretfile_variant(const sy_config_table *t, const sy_config_key *k);
 
 /*
- * For the secret key k of keys: when obj gives k->name + "_file", reads
+ * For the secret key k of table t: when obj gives k->name + "_file", reads
  * the file into a JSON value of k's type, kept in the arena, and points *v
  * at it. Leaves *v alone otherwise. Returns NULL, or an error message
  * (in msg, or a fixed text) with file_key (keylen bytes) set to
  * "<name>_file", the key to name in the report.
  */
-const char *secretfile_value(const sy_config_key *keys, const sy_config_key *k,
+const char *secretfile_value(const sy_config_table *t, const sy_config_key *k,
                              const cJSON *obj, cfg_arena *arena, const cJSON **v,
                              char *file_key, size_t keylen, char *msg, size_t msglen);
 

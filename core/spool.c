@@ -16,7 +16,15 @@
 #include "fsmode.h"
 #include "log.h"
 
-typedef enum { OP_EVENT, OP_RECORD } op_kind;
+typedef enum {
+    OP_EVENT,    /* one event and its deliveries (spool_put_event) */
+    OP_BATCH,    /* many (spool_put_batch) */
+    OP_RECORDS,  /* outcomes */
+    OP_RELEASE,  /* give an endpoint's leased pending rows back to the pager */
+    OP_KNOWN,    /* the endpoints the pager may load */
+    OP_DISABLE,  /* an endpoint's disabled state */
+    OP_ENABLE
+} op_kind;
 
 typedef struct spool_op {
     op_kind kind;
@@ -27,8 +35,14 @@ typedef struct spool_op {
     size_t n;
     spool_event_cb cb;
     void *arg;
-    /* OP_RECORD */
-    spool_record rec;
+    /* OP_BATCH */
+    spool_put *puts;
+    spool_batch_cb bcb;
+    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE: id */
+    spool_record *recs;
+    char **ids;
+    char *id;
+    int64_t at_ms;
 } spool_op;
 
 struct sy_spool {
@@ -37,7 +51,7 @@ struct sy_spool {
     spool_opts o;
     int64_t boot_id;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due,
-        *st_lease;
+        *st_lease, *st_release, *st_known, *st_disable, *st_enable;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv;   /* signalled when a batch leaves nothing queued */
@@ -45,6 +59,7 @@ struct sy_spool {
     size_t queued;
     int busy;                 /* the writer holds a batch */
     int stop, started;
+    int failures;             /* transactions failed in a row */
     pthread_t thread;
     spool_want_fn want;
     spool_load_fn load;
@@ -94,6 +109,13 @@ static const char *const migrate_v2 =
     "DROP INDEX IF EXISTS deliveries_due;"
     "CREATE INDEX deliveries_due ON deliveries(state, lease, next_ms);";
 
+/* Version 3: endpoints the disable clock stopped stay stopped across restarts. */
+static const char *const migrate_v3 =
+    "CREATE TABLE IF NOT EXISTS endpoint_state ("
+    "  endpoint TEXT PRIMARY KEY,"
+    "  disabled_ms INTEGER NOT NULL,"
+    "  reason TEXT NOT NULL);";
+
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
@@ -126,7 +148,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
                  path, v, SPOOL_SCHEMA_VERSION);
         return -1;
     }
-    static const char *const steps[] = {NULL, schema_v1, migrate_v2};
+    static const char *const steps[] = {NULL, schema_v1, migrate_v2, migrate_v3};
     for (int to = v + 1; to <= SPOOL_SCHEMA_VERSION; to++) {
         if (to == 0)
             continue;
@@ -147,6 +169,12 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 
 static int prepare(sy_spool *s, char *err, size_t errlen)
 {
+    char e[256];
+    if (exec(s->db, "CREATE TEMP TABLE IF NOT EXISTS known(endpoint TEXT PRIMARY KEY)", e,
+             sizeof e)) {
+        snprintf(err, errlen, "spool %s: %s", s->path, e);
+        return -1;
+    }
     struct {
         sqlite3_stmt **st;
         const char *sql;
@@ -158,11 +186,20 @@ static int prepare(sy_spool *s, char *err, size_t errlen)
                         " last_status = ?, last_detail = ?, updated_ms = ?, lease = ? WHERE id = ?"},
         {&s->st_attempt, "INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, "
                          "detail, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"},
+        /* Only endpoints the running configuration has: the others stay on disk. */
         {&s->st_due, "SELECT d.id, d.endpoint, e.body, d.attempt, d.first_ms, d.next_ms, "
                      "e.received_ms FROM deliveries d JOIN events e ON e.id = d.event_rowid "
                      "WHERE d.state = 0 AND d.lease != ? AND d.next_ms <= ? "
+                     "AND d.endpoint IN (SELECT endpoint FROM temp.known) "
                      "ORDER BY d.next_ms, d.id LIMIT ?"},
         {&s->st_lease, "UPDATE deliveries SET lease = ? WHERE id = ?"},
+        {&s->st_release, "UPDATE deliveries SET lease = 0 WHERE endpoint = ? AND state = 0 "
+                         "AND lease = ?"},
+        {&s->st_known, "INSERT OR IGNORE INTO temp.known(endpoint) VALUES (?)"},
+        {&s->st_disable, "INSERT INTO endpoint_state(endpoint, disabled_ms, reason) "
+                         "VALUES (?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
+                         "disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
+        {&s->st_enable, "DELETE FROM endpoint_state WHERE endpoint = ?"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].st,
@@ -228,6 +265,12 @@ sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
 
 /* ---- queueing ---------------------------------------------------------- */
 
+/* Events an operation stores: what ingress back-pressure counts. */
+static size_t op_events(const spool_op *op)
+{
+    return op->kind == OP_EVENT ? 1 : op->kind == OP_BATCH ? op->n : 0;
+}
+
 static void enqueue(sy_spool *s, spool_op *op)
 {
     pthread_mutex_lock(&s->mu);
@@ -236,7 +279,7 @@ static void enqueue(sy_spool *s, spool_op *op)
     else
         s->head = op;
     s->tail = op;
-    s->queued++;
+    s->queued += op_events(op);
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
@@ -255,12 +298,128 @@ void spool_put_event(sy_spool *s, sy_event *ev, const char *const *endpoint_ids,
     enqueue(s, op);
 }
 
-void spool_record_outcome(sy_spool *s, const spool_record *r)
+void spool_put_batch(sy_spool *s, spool_put *puts, size_t n, spool_batch_cb cb, void *arg)
 {
     spool_op *op = calloc(1, sizeof *op);
-    op->kind = OP_RECORD;
-    op->rec = *r;
+    if (!op) {
+        for (size_t i = 0; i < n; i++)
+            puts[i].status = SPOOL_ERR;
+        cb(arg);
+        return;
+    }
+    op->kind = OP_BATCH;
+    op->puts = puts;
+    op->n = n;
+    op->bcb = cb;
+    op->arg = arg;
     enqueue(s, op);
+}
+
+void spool_record_batch(sy_spool *s, const spool_record *recs, size_t n)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    spool_record *copy = op ? malloc(n * sizeof *copy) : NULL;
+    if (!copy) {
+        /* The rows stay as they were: pending, picked up again after a restart. */
+        log_error("spool %s: out of memory recording %zu outcomes", s->path, n);
+        free(op);
+        return;
+    }
+    memcpy(copy, recs, n * sizeof *copy);
+    op->kind = OP_RECORDS;
+    op->recs = copy;
+    op->n = n;
+    enqueue(s, op);
+}
+
+void spool_record_outcome(sy_spool *s, const spool_record *r)
+{
+    spool_record_batch(s, r, 1);
+}
+
+/* An operation about one endpoint id (release, disable, enable). */
+static void enqueue_id(sy_spool *s, op_kind kind, const char *id, int64_t at_ms,
+                       const char *reason)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->id = strdup(id)) || (reason && !(op->ids = calloc(2, sizeof *op->ids))) ||
+        (reason && !(op->ids[0] = strdup(reason)))) {
+        log_error("spool %s: out of memory queueing an update of endpoint %s", s->path, id);
+        if (op) {
+            if (op->ids)
+                free(op->ids[0]);
+            free(op->ids);
+            free(op->id);
+        }
+        free(op);
+        return;
+    }
+    op->kind = kind;
+    op->at_ms = at_ms;
+    enqueue(s, op);
+}
+
+void spool_release_endpoint(sy_spool *s, const char *endpoint_id)
+{
+    enqueue_id(s, OP_RELEASE, endpoint_id, 0, NULL);
+}
+
+void spool_set_disabled(sy_spool *s, const char *endpoint_id, int64_t at_ms, const char *reason)
+{
+    enqueue_id(s, OP_DISABLE, endpoint_id, at_ms, reason);
+}
+
+void spool_clear_disabled(sy_spool *s, const char *endpoint_id)
+{
+    enqueue_id(s, OP_ENABLE, endpoint_id, 0, NULL);
+}
+
+void spool_set_known(sy_spool *s, const char *const *ids, size_t n)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    char **copy = op ? calloc(n + 1, sizeof *copy) : NULL;
+    for (size_t i = 0; copy && i < n; i++)
+        if (!(copy[i] = strdup(ids[i]))) {
+            for (size_t j = 0; j < i; j++)
+                free(copy[j]);
+            free(copy);
+            copy = NULL;
+        }
+    if (!copy) {
+        log_error("spool %s: out of memory updating the endpoints the pager loads", s->path);
+        free(op);
+        return;
+    }
+    op->kind = OP_KNOWN;
+    op->ids = copy;
+    op->n = n;
+    enqueue(s, op);
+}
+
+int spool_load_disabled(sy_spool *s, char ***ids, size_t *n)
+{
+    sqlite3_stmt *st;
+    *ids = NULL;
+    *n = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT endpoint FROM endpoint_state ORDER BY endpoint", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    size_t cap = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            char **nn = realloc(*ids, cap * sizeof *nn);
+            if (!nn)
+                break;
+            *ids = nn;
+        }
+        char *id = strdup((const char *)sqlite3_column_text(st, 0));
+        if (!id)
+            break;
+        (*ids)[(*n)++] = id;
+    }
+    sqlite3_finalize(st);
+    return 0;
 }
 
 int spool_flush(sy_spool *s, int64_t timeout_ms)
@@ -308,22 +467,23 @@ static int step_done(sqlite3_stmt *st)
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
-/* Applies one event op inside the open transaction; fills ids. */
-static spool_status apply_event(sy_spool *s, spool_op *op, int64_t *ids)
+/* Stores one event and its deliveries inside the open transaction; fills ids. */
+static spool_status apply_event(sy_spool *s, const sy_event *ev, const char *const *endpoint_ids,
+                                size_t n, int64_t *ids)
 {
     int64_t now = wall_ms();
     /* The UNIQUE event_id does the dedup: an ignored insert is a duplicate. */
-    sqlite3_bind_text(s->st_ins_event, 1, op->ev->event_id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s->st_ins_event, 2, op->ev->received_ms);
-    sqlite3_bind_blob(s->st_ins_event, 3, op->ev->body, (int)op->ev->body_len, SQLITE_STATIC);
+    sqlite3_bind_text(s->st_ins_event, 1, ev->event_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s->st_ins_event, 2, ev->received_ms);
+    sqlite3_bind_blob(s->st_ins_event, 3, ev->body, (int)ev->body_len, SQLITE_STATIC);
     if (step_done(s->st_ins_event))
         return SPOOL_ERR;
     if (sqlite3_changes(s->db) == 0)
         return SPOOL_DUP;
     int64_t erow = sqlite3_last_insert_rowid(s->db);
-    for (size_t i = 0; i < op->n; i++) {
+    for (size_t i = 0; i < n; i++) {
         sqlite3_bind_int64(s->st_ins_dlv, 1, erow);
-        sqlite3_bind_text(s->st_ins_dlv, 2, op->endpoint_ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->st_ins_dlv, 2, endpoint_ids[i], -1, SQLITE_STATIC);
         sqlite3_bind_int64(s->st_ins_dlv, 3, now);
         sqlite3_bind_int64(s->st_ins_dlv, 4, now);
         sqlite3_bind_int64(s->st_ins_dlv, 5, s->boot_id);
@@ -362,10 +522,81 @@ static int apply_record(sy_spool *s, const spool_record *r)
     return step_done(a);
 }
 
+/* The endpoint-level operations, inside the open transaction. */
+static int apply_endpoint_op(sy_spool *s, const spool_op *op)
+{
+    sqlite3_stmt *st;
+    switch (op->kind) {
+    case OP_RELEASE:
+        st = s->st_release;
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, s->boot_id);
+        return step_done(st);
+    case OP_DISABLE:
+        st = s->st_disable;
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, op->at_ms);
+        sqlite3_bind_text(st, 3, op->ids ? op->ids[0] : "", -1, SQLITE_STATIC);
+        return step_done(st);
+    case OP_ENABLE:
+        st = s->st_enable;
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        return step_done(st);
+    case OP_KNOWN: {
+        char e[256];
+        if (exec(s->db, "DELETE FROM temp.known", e, sizeof e))
+            return -1;
+        for (size_t i = 0; i < op->n; i++) {
+            sqlite3_bind_text(s->st_known, 1, op->ids[i], -1, SQLITE_STATIC);
+            if (step_done(s->st_known))
+                return -1;
+        }
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+static int apply_op(sy_spool *s, spool_op *op, spool_status *st, int64_t *ids)
+{
+    switch (op->kind) {
+    case OP_EVENT:
+        *st = apply_event(s, op->ev, op->endpoint_ids, op->n, ids);
+        return *st == SPOOL_ERR ? -1 : 0;
+    case OP_BATCH:
+        for (size_t i = 0; i < op->n; i++) {
+            spool_put *p = &op->puts[i];
+            p->status = apply_event(s, p->ev, p->endpoint_ids, p->n, p->ids);
+            if (p->status == SPOOL_ERR)
+                return -1;
+        }
+        return 0;
+    case OP_RECORDS:
+        for (size_t i = 0; i < op->n; i++)
+            if (apply_record(s, &op->recs[i]) != 0)
+                return -1;
+        return 0;
+    default:
+        return apply_endpoint_op(s, op);
+    }
+}
+
+static void free_op(spool_op *op)
+{
+    if (op->ids)
+        for (size_t i = 0; op->ids[i]; i++)
+            free(op->ids[i]);
+    free(op->ids);
+    free(op->recs);
+    free(op->id);
+    free(op);
+}
+
 /*
  * Commits a batch. When the transaction fails as a whole (disk full, I/O
  * error), event ops report SPOOL_ERR so publishers get an error instead of
- * a false ok; outcome records are retried with the next batch.
+ * a false ok; every other operation is retried with the next batch.
  */
 static void commit_batch(sy_spool *s, spool_op *batch)
 {
@@ -375,22 +606,16 @@ static void commit_batch(sy_spool *s, spool_op *batch)
         if (op->kind == OP_EVENT)
             nev += op->n;
     int64_t *ids = calloc(nev ? nev : 1, sizeof *ids);
-    spool_status *sts = NULL;
     size_t nops = 0;
     for (spool_op *op = batch; op; op = op->next)
         nops++;
-    sts = calloc(nops, sizeof *sts);
-    int ok = exec(s->db, "BEGIN IMMEDIATE", e, sizeof e) == 0;
+    spool_status *sts = calloc(nops, sizeof *sts);
+    int ok = ids && sts && exec(s->db, "BEGIN IMMEDIATE", e, sizeof e) == 0;
     size_t k = 0, off = 0;
     for (spool_op *op = batch; op && ok; op = op->next, k++) {
-        if (op->kind == OP_EVENT) {
-            sts[k] = apply_event(s, op, ids + off);
-            if (sts[k] == SPOOL_ERR)
-                ok = 0;
+        ok = apply_op(s, op, &sts[k], ids + off) == 0;
+        if (op->kind == OP_EVENT)
             off += op->n;
-        } else if (apply_record(s, &op->rec) != 0) {
-            ok = 0;
-        }
     }
     if (ok)
         ok = exec(s->db, "COMMIT", e, sizeof e) == 0;
@@ -399,6 +624,11 @@ static void commit_batch(sy_spool *s, spool_op *batch)
                            LOG_S("error", sqlite3_errmsg(s->db)));
         exec(s->db, "ROLLBACK", e, sizeof e);
     }
+    s->failures = ok ? 0 : s->failures + 1;
+    /* Stopping on a disk that stays full: after about 2 s of failures, let go of
+     * the outcomes (their rows stay pending, so a restart retries those deliveries). */
+    int give_up = !ok && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) && s->failures >= 20;
+    size_t dropped = 0;
     off = k = 0;
     for (spool_op *op = batch, *next; op; op = next, k++) {
         next = op->next;
@@ -408,16 +638,28 @@ static void commit_batch(sy_spool *s, spool_op *batch)
             off += op->n;
             event_unref(op->ev);
             free(op);
-        } else if (!ok) {
-            /* Keep the outcome: requeue it for the next transaction. */
+        } else if (op->kind == OP_BATCH) {
+            if (!ok)
+                for (size_t i = 0; i < op->n; i++)
+                    op->puts[i].status = SPOOL_ERR;
+            op->bcb(op->arg);
+            free(op);
+        } else if (!ok && !give_up) {
+            /* Keep it: requeue it for the next transaction. */
             op->next = NULL;
             enqueue(s, op);
         } else {
-            free(op);
+            if (!ok)
+                dropped += op->kind == OP_RECORDS ? op->n : 1;
+            free_op(op);
         }
     }
     free(ids);
     free(sts);
+    if (dropped)
+        log_error("spool %s: %zu updates could not be written before exit; the deliveries "
+                  "concerned stay pending and are tried again after a restart",
+                  s->path, dropped);
     if (!ok) {
         struct timespec ts = {0, 100 * 1000000L}; /* don't spin on a full disk */
         nanosleep(&ts, NULL);
@@ -461,13 +703,14 @@ static void page(sy_spool *s)
         sqlite3_bind_int64(s->st_lease, 2, rows[i].id);
         step_done(s->st_lease);
     }
+    size_t fetched = got;
     if (exec(s->db, "COMMIT", e, sizeof e) != 0) {
         exec(s->db, "ROLLBACK", e, sizeof e);
         got = 0; /* not leased: leave them for the next pass */
     }
-    for (size_t i = 0; i < got; i++)
-        s->load(s->pager_arg, &rows[i]);
-    for (size_t i = 0; i < n && i < got; i++) {
+    if (got)
+        s->load(s->pager_arg, rows, got);
+    for (size_t i = 0; i < fetched; i++) {
         free((char *)rows[i].endpoint_id);
         free((char *)rows[i].body);
     }
@@ -508,17 +751,20 @@ static void *writer_main(void *arg)
             ts.tv_nsec %= 1000000000L;
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
         }
-        /* Take up to batch_max operations: one transaction for all of them. */
+        /* Take about batch_max rows of work: one transaction for all of it. */
         spool_op *batch = s->head, *last = NULL;
-        int n = 0;
-        for (spool_op *op = s->head; op && n < s->o.batch_max; op = op->next, n++)
+        size_t rows = 0, events = 0;
+        for (spool_op *op = s->head; op && rows < (size_t)s->o.batch_max; op = op->next) {
             last = op;
+            rows += op->kind == OP_RECORDS || op->kind == OP_BATCH ? op->n : 1;
+            events += op_events(op);
+        }
         if (last) {
             s->head = last->next;
             if (!s->head)
                 s->tail = NULL;
             last->next = NULL;
-            s->queued -= (size_t)n;
+            s->queued -= events;
         } else {
             batch = NULL;
         }
@@ -562,8 +808,9 @@ void spool_close(sy_spool *s)
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
     }
-    sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update,
-                           s->st_attempt, s->st_due, s->st_lease};
+    sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update, s->st_attempt,
+                           s->st_due,       s->st_lease,  s->st_release, s->st_known,
+                           s->st_disable,   s->st_enable};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(s->db);

@@ -22,7 +22,7 @@
 
 #include "envelope.h"
 
-#define SPOOL_SCHEMA_VERSION 2
+#define SPOOL_SCHEMA_VERSION 3
 
 typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
 
@@ -63,6 +63,26 @@ typedef void (*spool_event_cb)(void *arg, spool_status st, sy_event *ev, const i
 void spool_put_event(sy_spool *s, sy_event *ev, const char *const *endpoint_ids, size_t n,
                      spool_event_cb cb, void *arg);
 
+/* One event of a batch: what to store, and what the writer answers. */
+typedef struct spool_put {
+    sy_event *ev;                     /* the caller's, valid until the callback */
+    const char *const *endpoint_ids;  /* n of them */
+    size_t n;
+    int64_t *ids;                     /* n slots: the delivery rows, filled on SPOOL_OK */
+    spool_status status;              /* filled before the callback */
+} spool_put;
+
+typedef void (*spool_batch_cb)(void *arg);
+
+/*
+ * Queues many events at once; the writer stores them in its next
+ * transaction (with whatever else is queued), fills every put's status
+ * and ids, and calls cb(arg) once, on its thread, after COMMIT (or after
+ * the failed transaction, every status SPOOL_ERR). puts must live until
+ * then.
+ */
+void spool_put_batch(sy_spool *s, spool_put *puts, size_t n, spool_batch_cb cb, void *arg);
+
 /*
  * Queues the outcome of one attempt: the delivery's new state, attempt
  * count, first attempt time, next attempt time, last status and detail,
@@ -82,6 +102,27 @@ typedef struct spool_record {
 } spool_record;
 
 void spool_record_outcome(sy_spool *s, const spool_record *r);
+/* Many outcomes, copied, in one operation. */
+void spool_record_batch(sy_spool *s, const spool_record *recs, size_t n);
+
+/*
+ * Gives back the pending rows of an endpoint this process holds (a reload
+ * removed it, or a delivery was routed just before): the pager loads them
+ * again when the endpoint is configured again.
+ */
+void spool_release_endpoint(sy_spool *s, const char *endpoint_id);
+
+/* The endpoints the pager may load rows of (the running configuration's). Copied. */
+void spool_set_known(sy_spool *s, const char *const *ids, size_t n);
+
+/*
+ * An endpoint's disabled state, kept across restarts. spool_load_disabled
+ * lists the disabled ones (before spool_start; caller frees each and the
+ * array). 0, or -1.
+ */
+void spool_set_disabled(sy_spool *s, const char *endpoint_id, int64_t at_ms, const char *reason);
+void spool_clear_disabled(sy_spool *s, const char *endpoint_id);
+int spool_load_disabled(sy_spool *s, char ***ids, size_t *n);
 
 /* A pending delivery loaded back from disk by the pager or at start. */
 typedef struct spool_row {
@@ -95,19 +136,19 @@ typedef struct spool_row {
 
 /*
  * The pager: the writer thread calls want(arg) about every page_ms; when
- * it returns n > 0, up to n unleased pending rows due before now +
- * ahead_ms are leased and handed to load(arg, row) one by one, earliest
- * first. Set before spool_start.
+ * it returns n > 0, up to n unleased pending rows of known endpoints (see
+ * spool_set_known) due before now + ahead_ms are leased and handed to
+ * load(arg, rows, n) in one call, earliest first. Set before spool_start.
  */
 typedef size_t (*spool_want_fn)(void *arg);
-typedef void (*spool_load_fn)(void *arg, const spool_row *row);
+typedef void (*spool_load_fn)(void *arg, const spool_row *rows, size_t n);
 void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *arg,
                      int64_t page_ms, int64_t ahead_ms);
 
 /* Waits until every queued operation is committed, at most timeout_ms. 0 or -1. */
 int spool_flush(sy_spool *s, int64_t timeout_ms);
 
-/* Operations queued and not yet committed. */
+/* Events queued and not yet committed. */
 size_t spool_queued(sy_spool *s);
 
 typedef struct spool_counts {

@@ -130,3 +130,24 @@ void units_format_duration(int64_t ms, char *buf, unsigned buflen)
     }
     snprintf(buf, buflen, "%" PRId64 "ms", ms);
 }
+
+void units_format_size(int64_t bytes, char *buf, unsigned buflen)
+{
+    static const unit order[] = {
+        { "TiB", (int64_t)1 << 40 },
+        { "GiB", (int64_t)1 << 30 },
+        { "MiB", (int64_t)1 << 20 },
+        { "KiB", (int64_t)1 << 10 },
+    };
+    if (!buf || buflen == 0)
+        return;
+    if (bytes > 0) {
+        for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+            if (bytes % order[i].mult == 0) {
+                snprintf(buf, buflen, "%" PRId64 "%s", bytes / order[i].mult, order[i].suffix);
+                return;
+            }
+        }
+    }
+    snprintf(buf, buflen, "%" PRId64, bytes);
+}

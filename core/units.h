@@ -23,4 +23,7 @@ int units_parse_size(const char *text, int64_t *bytes);
 /* Formats ms as the shortest exact unit text ("5s", "30m", "1500ms") into buf. */
 void units_format_duration(int64_t ms, char *buf, unsigned buflen);
 
+/* Formats bytes as the largest exact binary unit ("64MiB", "1500") into buf. */
+void units_format_size(int64_t bytes, char *buf, unsigned buflen);
+
 #endif

@@ -29,30 +29,29 @@ typedef struct http_opts_conf {
  * instance's value. note: a string literal appended to every help text.
  */
 #define HTTP_OPTS_KEYS(type, member, timeout_default, bool_default, note)                           \
-    {"timeout", SY_CFG_DURATION, timeout_default, 0, offsetof(type, member.timeout_ms),        \
+    {SY_KEY("timeout", SY_CFG_DURATION, timeout_default, 0, type, member.timeout_ms,        \
      "time allowed for a whole request, connection included; no complete answer in time "     \
-     "= retry" note},                                                                              \
-    {"allow_private_networks", SY_CFG_BOOL, bool_default, 0,                                   \
-     offsetof(type, member.allow_private),                                                    \
+     "= retry" note)},                                                                              \
+    {SY_KEY("allow_private_networks", SY_CFG_BOOL, bool_default, 0, type, member.allow_private,                                                    \
      "allow destinations that resolve to loopback, private, link-local or unspecified "       \
-     "addresses (refused by default: SSRF guard)" note},                                           \
-    {"source_address", SY_CFG_STRING, NULL, 0, offsetof(type, member.source_address),          \
+     "addresses (refused by default: SSRF guard)" note)},                                           \
+    {SY_KEY("source_address", SY_CFG_STRING, NULL, 0, type, member.source_address,          \
      "outbound source address or interface (libcurl CURLOPT_INTERFACE: \"192.0.2.7\", "       \
-     "\"if!eth1\", \"host!name\")" note},                                                          \
-    {"ca_file", SY_CFG_STRING, NULL, 0, offsetof(type, member.ca_file),                        \
-     "PEM file of CA certificates to verify servers with, instead of the system's" note},          \
-    {"ca_path", SY_CFG_STRING, NULL, 0, offsetof(type, member.ca_path),                        \
-     "folder of hashed CA certificates, instead of the system's" note},                            \
-    {"client_cert", SY_CFG_STRING, NULL, 0, offsetof(type, member.client_cert),                \
-     "PEM client certificate for mutual TLS" note},                                                \
-    {"client_key", SY_CFG_STRING, NULL, 0, offsetof(type, member.client_key),                  \
-     "PEM private key of client_cert (unencrypted)" note}
+     "\"if!eth1\", \"host!name\")" note)},                                                          \
+    {SY_KEY("ca_file", SY_CFG_STRING, NULL, 0, type, member.ca_file,                        \
+     "PEM file of CA certificates to verify servers with, instead of the system's" note)},          \
+    {SY_KEY("ca_path", SY_CFG_STRING, NULL, 0, type, member.ca_path,                        \
+     "folder of hashed CA certificates, instead of the system's" note)},                            \
+    {SY_KEY("client_cert", SY_CFG_STRING, NULL, 0, type, member.client_cert,                \
+     "PEM client certificate for mutual TLS" note)},                                                \
+    {SY_KEY("client_key", SY_CFG_STRING, NULL, 0, type, member.client_key,                  \
+     "PEM private key of client_cert (unencrypted)" note)}
 
 /* The instance-only key: loop threads of the sink instance (http_pool). */
 #define HTTP_THREADS_KEY(type, field)                                                      \
-    {"threads", SY_CFG_INT, "2", 0, offsetof(type, field),                                 \
+    {SY_KEY("threads", SY_CFG_INT, "2", 0, type, field,                                 \
      "HTTP threads of this sink instance, each with its own libcurl multi handle and "     \
-     "connections; requests are spread over them (1-64)"}
+     "connections; requests are spread over them (1-64)")}
 
 /* Effective options of one endpoint; strings are owned copies. */
 typedef struct http_opts {

@@ -208,16 +208,16 @@ size_t keytmpl_expand(const keytmpl *t, const sy_host *host, const sy_delivery *
             put_str(out, outlen, &len, d->endpoint_id);
             break;
         case KT_FIELD: {
-            int n = host && host->field ? host->field(d, t->text + p->off, field, sizeof field)
-                                        : -1;
-            if (n < 0)
+            size_t n;
+            if (!host || !host->field ||
+                host->field(d, t->text + p->off, field, sizeof field, NULL, &n) != 0)
                 break;
-            if ((size_t)n < sizeof field) {
-                put(out, outlen, &len, field, (size_t)n);
+            if (n < sizeof field) {
+                put(out, outlen, &len, field, n);
             } else {
                 /* Longer than any key we could use: count it so the caller sees the cut. */
                 put(out, outlen, &len, field, sizeof field - 1);
-                len += (size_t)n - (sizeof field - 1);
+                len += n - (sizeof field - 1);
             }
             break;
         }

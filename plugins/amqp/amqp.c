@@ -24,19 +24,11 @@ typedef struct amqp_state {
     amqp_io *io;
 } amqp_state;
 
-/* The host entries this plugin calls, all present since ABI 1.0. */
-static int host_usable(const sy_host *h)
-{
-    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
-           h->counter && h->counter_add && h->monotonic_ms && h->complete && h->field &&
-           h->config_bool;
-}
-
 static int amqp_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
                      const void *conf, void **state, char *err, size_t errlen)
 {
     (void)cfg;
-    if (!host_usable(host)) {
+    if (!SY_HOST_HAS(host, complete)) { /* the newest entry it calls */
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
         return -1;
     }
@@ -74,9 +66,12 @@ static void amqp_destroy(void *state)
     free(st);
 }
 
-static int amqp_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
-                              const void *conf, void **ep_state, char *err, size_t errlen)
+static int amqp_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
+                              size_t errlen)
 {
+    const char *endpoint_id = setup->id;
+    const sy_config *cfg = setup->cfg;
+    const void *conf = setup->conf;
     amqp_state *st = state;
     const amqp_ep_conf *ec = conf;
     (void)endpoint_id;
@@ -116,12 +111,10 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "amqp",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "publishes events to a RabbitMQ (AMQP 0-9-1) exchange with publisher confirms",
-    .instance_keys = amqp_instance_keys,
-    .instance_conf_size = sizeof(amqp_conf),
-    .endpoint_keys = amqp_endpoint_keys,
-    .endpoint_conf_size = sizeof(amqp_ep_conf),
+    .instance_config = &amqp_instance_table,
+    .endpoint_config = &amqp_endpoint_table,
     .init = amqp_init,
     .destroy = amqp_destroy,
     .endpoint_init = amqp_endpoint_init,

@@ -11,53 +11,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-const sy_config_key amqp_instance_keys[] = {
-    {"url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, offsetof(amqp_conf, url),
+static const sy_config_key amqp_instance_keys[] = {
+    {SY_KEY("url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, amqp_conf, url,
      "broker URL amqp://user:password@host:port/vhost (amqps:// for TLS); logged with the "
-     "password masked"},
-    {"password", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(amqp_conf, password),
-     "password, replacing the URL's (keeps the URL free of secrets)"},
-    {"exchange", SY_CFG_STRING, "amq.topic", 0, offsetof(amqp_conf, exchange),
-     "exchange to publish to; \"\" is the default exchange (routing key = queue name)"},
-    {"routing_key", SY_CFG_STRING, "{event_type}", 0, offsetof(amqp_conf, routing_key),
+     "password masked")},
+    {SY_KEY("password", SY_CFG_STRING, NULL, SY_CFG_SECRET, amqp_conf, password,
+     "password, replacing the URL's (keeps the URL free of secrets)")},
+    {SY_KEY("exchange", SY_CFG_STRING, "amq.topic", 0, amqp_conf, exchange,
+     "exchange to publish to; \"\" is the default exchange (routing key = queue name)")},
+    {SY_KEY("routing_key", SY_CFG_STRING, "{event_type}", 0, amqp_conf, routing_key,
      "routing key template: {event_type} {event_id} {org_id} {org_slug} {endpoint_id} or an "
-     "event path like {data.kind}; at most 255 bytes once expanded"},
-    {"mandatory", SY_CFG_BOOL, "false", 0, offsetof(amqp_conf, mandatory),
+     "event path like {data.kind}; at most 255 bytes once expanded")},
+    {SY_KEY("mandatory", SY_CFG_BOOL, "false", 0, amqp_conf, mandatory,
      "publish with the mandatory flag: a message no queue takes is returned and the delivery "
-     "fails permanently (dead) instead of being dropped by the broker"},
-    {"persistent", SY_CFG_BOOL, "true", 0, offsetof(amqp_conf, persistent),
-     "delivery mode 2: durable queues keep the message across a broker restart"},
-    {"heartbeat", SY_CFG_DURATION, "30s", 0, offsetof(amqp_conf, heartbeat_ms),
-     "AMQP heartbeat (whole seconds; 0 disables): a silent broker is declared dead after two"},
-    {"connect_timeout", SY_CFG_DURATION, "5s", 0, offsetof(amqp_conf, connect_timeout_ms),
-     "TCP connect plus AMQP handshake and login"},
-    {"confirm_timeout", SY_CFG_DURATION, "30s", 0, offsetof(amqp_conf, confirm_timeout_ms),
+     "fails permanently (dead) instead of being dropped by the broker")},
+    {SY_KEY("persistent", SY_CFG_BOOL, "true", 0, amqp_conf, persistent,
+     "delivery mode 2: durable queues keep the message across a broker restart")},
+    {SY_KEY("heartbeat", SY_CFG_DURATION, "30s", 0, amqp_conf, heartbeat_ms,
+     "AMQP heartbeat (whole seconds; 0 disables): a silent broker is declared dead after two")},
+    {SY_KEY("connect_timeout", SY_CFG_DURATION, "5s", 0, amqp_conf, connect_timeout_ms,
+     "TCP connect plus AMQP handshake and login")},
+    {SY_KEY("confirm_timeout", SY_CFG_DURATION, "30s", 0, amqp_conf, confirm_timeout_ms,
      "a message unconfirmed for this long means a stuck connection: reconnect, and every "
-     "unconfirmed delivery is retried"},
-    {"max_unconfirmed", SY_CFG_INT, "1000", 0, offsetof(amqp_conf, max_unconfirmed),
-     "messages published but not yet confirmed at once (1-65536); more wait in the plugin"},
-    {"reconnect_min", SY_CFG_DURATION, "200ms", 0, offsetof(amqp_conf, reconnect_min_ms),
-     "first reconnect delay; doubles after each failed attempt"},
-    {"reconnect_max", SY_CFG_DURATION, "30s", 0, offsetof(amqp_conf, reconnect_max_ms),
-     "longest reconnect delay"},
-    {"tls_ca_file", SY_CFG_STRING, NULL, 0, offsetof(amqp_conf, tls_ca_file),
-     "amqps: PEM file of CA certificates to trust (default: the system's)"},
-    {"tls_verify", SY_CFG_BOOL, "true", 0, offsetof(amqp_conf, tls_verify),
-     "amqps: verify the broker's certificate and host name"},
-    {"app_id", SY_CFG_STRING, "switchyard", 0, offsetof(amqp_conf, app_id),
-     "the app_id message property; \"\" leaves it out"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+     "unconfirmed delivery is retried")},
+    {SY_KEY("max_unconfirmed", SY_CFG_INT, "1000", 0, amqp_conf, max_unconfirmed,
+     "messages published but not yet confirmed at once (1-65536); more wait in the plugin")},
+    {SY_KEY("reconnect_min", SY_CFG_DURATION, "200ms", 0, amqp_conf, reconnect_min_ms,
+     "first reconnect delay; doubles after each failed attempt")},
+    {SY_KEY("reconnect_max", SY_CFG_DURATION, "30s", 0, amqp_conf, reconnect_max_ms,
+     "longest reconnect delay")},
+    {SY_KEY("tls_ca_file", SY_CFG_STRING, NULL, 0, amqp_conf, tls_ca_file,
+     "amqps: PEM file of CA certificates to trust (default: the system's)")},
+    {SY_KEY("tls_verify", SY_CFG_BOOL, "true", 0, amqp_conf, tls_verify,
+     "amqps: verify the broker's certificate and host name")},
+    {SY_KEY("app_id", SY_CFG_STRING, "switchyard", 0, amqp_conf, app_id,
+     "the app_id message property; \"\" leaves it out")},
 };
+const sy_config_table amqp_instance_table = SY_CONFIG_TABLE(amqp_instance_keys, amqp_conf);
 
-const sy_config_key amqp_endpoint_keys[] = {
-    {"exchange", SY_CFG_STRING, NULL, 0, offsetof(amqp_ep_conf, exchange),
-     "exchange for this endpoint, replacing the sink's"},
-    {"routing_key", SY_CFG_STRING, NULL, 0, offsetof(amqp_ep_conf, routing_key),
-     "routing key template for this endpoint, replacing the sink's"},
-    {"mandatory", SY_CFG_BOOL, NULL, 0, offsetof(amqp_ep_conf, mandatory),
-     "mandatory flag for this endpoint, replacing the sink's"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+static const sy_config_key amqp_endpoint_keys[] = {
+    {SY_KEY("exchange", SY_CFG_STRING, NULL, 0, amqp_ep_conf, exchange,
+     "exchange for this endpoint, replacing the sink's")},
+    {SY_KEY("routing_key", SY_CFG_STRING, NULL, 0, amqp_ep_conf, routing_key,
+     "routing key template for this endpoint, replacing the sink's")},
+    {SY_KEY("mandatory", SY_CFG_BOOL, NULL, 0, amqp_ep_conf, mandatory,
+     "mandatory flag for this endpoint, replacing the sink's")},
 };
+const sy_config_table amqp_endpoint_table = SY_CONFIG_TABLE(amqp_endpoint_keys, amqp_ep_conf);
 
 static int check_range(const char *key, int64_t v, int64_t lo, int64_t hi, char *err,
                        size_t errlen)

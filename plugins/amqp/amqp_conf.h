@@ -38,8 +38,8 @@ typedef struct amqp_ep_conf {
     int mandatory; /* read through host->config_bool: absent means "the sink's" */
 } amqp_ep_conf;
 
-extern const sy_config_key amqp_instance_keys[];
-extern const sy_config_key amqp_endpoint_keys[];
+extern const sy_config_table amqp_instance_table;
+extern const sy_config_table amqp_endpoint_table;
 
 /* Where and how one endpoint publishes; built once by endpoint_init. */
 typedef struct amqp_ep {

@@ -73,7 +73,7 @@ struct amqp_io {
 static void finish(amqp_io *io, aq_item *it, sy_result r, int status, int64_t retry_after,
                    const char *detail)
 {
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, status, detail);
     o.retry_after_ms = retry_after;
     io->host->complete(it->d, &o);

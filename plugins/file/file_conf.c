@@ -15,31 +15,31 @@
 #include <string.h>
 #include <time.h>
 
-const sy_config_key file_instance_keys[] = {
-    {"path", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(file_conf, path),
+static const sy_config_key file_instance_keys[] = {
+    {SY_KEY("path", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, file_conf, path,
      "file to append to; template with {org_slug} {org_id} {event_type} {date} (UTC "
-     "YYYY-MM-DD, so a new file per day) {endpoint_id}; '{{' '}}' for literal braces"},
-    {"fsync", SY_CFG_STRING, "never", 0, offsetof(file_conf, fsync),
+     "YYYY-MM-DD, so a new file per day) {endpoint_id}; '{{' '}}' for literal braces")},
+    {SY_KEY("fsync", SY_CFG_STRING, "never", 0, file_conf, fsync,
      "\"always\" (OK only after fsync), \"never\" (leave it to the kernel), or an interval "
      "like \"1s\" / \"500ms\" / a number of ms: fsync each file at most that often, on a write "
-     "or when the file is closed"},
-    {"rotate_size", SY_CFG_SIZE, "0", 0, offsetof(file_conf, rotate_size),
-     "rotate before a write would make the file larger than this (\"100MiB\"); 0 never rotates"},
-    {"rotate_keep", SY_CFG_INT, "5", 0, offsetof(file_conf, rotate_keep),
-     "rotated files kept as <path>.1 (newest) .. <path>.N; the oldest is removed (1-999)"},
-    {"mkdir", SY_CFG_BOOL, "true", 0, offsetof(file_conf, mkdir),
-     "create missing parent folders (mode 0750)"},
-    {"file_mode", SY_CFG_STRING, "0640", 0, offsetof(file_conf, file_mode),
+     "or when the file is closed")},
+    {SY_KEY("rotate_size", SY_CFG_SIZE, "0", 0, file_conf, rotate_size,
+     "rotate before a write would make the file larger than this (\"100MiB\"); 0 never rotates")},
+    {SY_KEY("rotate_keep", SY_CFG_INT, "5", 0, file_conf, rotate_keep,
+     "rotated files kept as <path>.1 (newest) .. <path>.N; the oldest is removed (1-999)")},
+    {SY_KEY("mkdir", SY_CFG_BOOL, "true", 0, file_conf, mkdir,
+     "create missing parent folders (mode 0750)")},
+    {SY_KEY("file_mode", SY_CFG_STRING, "0640", 0, file_conf, file_mode,
      "permissions of new files as an octal string (JSON has no octal numbers), e.g. \"0640\"; "
-     "the process umask still applies"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+     "the process umask still applies")},
 };
+const sy_config_table file_instance_table = SY_CONFIG_TABLE(file_instance_keys, file_conf);
 
-const sy_config_key file_endpoint_keys[] = {
-    {"path", SY_CFG_STRING, NULL, 0, offsetof(file_ep_conf, path),
-     "path template for this endpoint, replacing the instance's (same placeholders)"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+static const sy_config_key file_endpoint_keys[] = {
+    {SY_KEY("path", SY_CFG_STRING, NULL, 0, file_ep_conf, path,
+     "path template for this endpoint, replacing the instance's (same placeholders)")},
 };
+const sy_config_table file_endpoint_table = SY_CONFIG_TABLE(file_endpoint_keys, file_ep_conf);
 
 /* ------------------------------------------------------------------ */
 /* Settings                                                            */

@@ -26,8 +26,8 @@ typedef struct file_ep_conf {
     const char *path; /* optional template overriding the instance's */
 } file_ep_conf;
 
-extern const sy_config_key file_instance_keys[];
-extern const sy_config_key file_endpoint_keys[];
+extern const sy_config_table file_instance_table;
+extern const sy_config_table file_endpoint_table;
 
 /* fsync policy: FILE_FSYNC_NEVER, FILE_FSYNC_ALWAYS, or an interval > 0 ms. */
 #define FILE_FSYNC_NEVER ((int64_t)-1)

@@ -18,7 +18,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 typedef struct fw_file {
@@ -371,22 +373,36 @@ out:
 /* Appending                                                           */
 /* ------------------------------------------------------------------ */
 
-/* Writes all of buf, resuming after partial writes and EINTR. */
-static int write_all(int fd, const char *buf, size_t len, size_t *written)
+/*
+ * Writes every byte of iov[0..n), resuming after partial writes and EINTR.
+ * Advances through iov in place (the caller's array is scratch). *written
+ * counts the bytes that reached the file, also on error.
+ */
+static int writev_all(int fd, struct iovec *iov, int n, size_t *written)
 {
     *written = 0;
-    while (*written < len) {
-        ssize_t n = write(fd, buf + *written, len - *written);
-        if (n < 0) {
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+        if (w < 0) {
             if (errno == EINTR)
                 continue;
             return -1;
         }
-        if (n == 0) { /* not expected for regular files; avoid spinning */
+        if (w == 0) { /* not expected for regular files; avoid spinning */
             errno = EIO;
             return -1;
         }
-        *written += (size_t)n;
+        *written += (size_t)w;
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
     }
     return 0;
 }
@@ -397,26 +413,47 @@ static sy_result classify(int e)
     return e == ENAMETOOLONG ? SY_FAIL : SY_RETRY;
 }
 
-static sy_result append_locked(fw_cache *c, fw_file *f, const char *line, size_t len,
-                               char *detail, size_t detaillen)
+/* How many lines from `from` go into the file before it must rotate; at least one. */
+static size_t fits(const fw_cache *c, const fw_file *f, const fw_line *lines, size_t from,
+                   size_t n)
 {
-    int e;
-    if (f->fd < 0 && (e = open_file(c, f, detail, detaillen)) != 0)
-        return classify(e);
-
+    if (c->set.rotate_size <= 0)
+        return n - from;
+    int64_t size = f->size;
+    size_t k = from;
     /* An empty file takes any event: one event is never split. */
-    if (c->set.rotate_size > 0 && f->size > 0 && f->size + (int64_t)len > c->set.rotate_size) {
-        if (rotate(c, f, detail, detaillen) != 0)
-            return SY_RETRY;
-        if ((e = open_file(c, f, detail, detaillen)) != 0)
-            return classify(e);
+    for (; k < n; k++) {
+        if (size > 0 && size + (int64_t)lines[k].len > c->set.rotate_size)
+            break;
+        size += (int64_t)lines[k].len;
     }
+    return k > from ? k - from : 1;
+}
 
+/* One writev of lines[from..from+k); on error the torn tail is cut off. */
+static int write_chunk(fw_cache *c, fw_file *f, const fw_line *lines, size_t from, size_t k,
+                       char *detail, size_t detaillen)
+{
+    struct iovec stack[2 * 64], *iov = stack;
+    size_t niov = 0, total = 0;
+    if (2 * k > sizeof stack / sizeof stack[0] && !(iov = malloc(2 * k * sizeof *iov))) {
+        snprintf(detail, detaillen, "write %s: out of memory", f->path);
+        return ENOMEM;
+    }
+    for (size_t i = from; i < from + k; i++)
+        for (int p = 0; p < lines[i].nparts; p++) {
+            iov[niov].iov_base = (void *)lines[i].part[p];
+            iov[niov++].iov_len = lines[i].part_len[p];
+            total += lines[i].part_len[p];
+        }
     size_t written;
-    if (write_all(f->fd, line, len, &written) != 0) {
-        e = errno;
+    int rc = writev_all(f->fd, iov, (int)niov, &written);
+    int e = rc ? errno : 0;
+    if (iov != stack)
+        free(iov);
+    if (rc != 0) {
         set_detail(detail, detaillen, "write", f->path, e);
-        /* Cut a torn line so the next event does not glue onto it. */
+        /* Cut what this chunk wrote, so no line is torn and none is written twice. */
         if (written > 0 && ftruncate(f->fd, (off_t)f->size) != 0) {
             char eb[128];
             c->env.host->log(c->env.inst, SY_LOG_ERROR,
@@ -426,42 +463,97 @@ static sy_result append_locked(fw_cache *c, fw_file *f, const char *line, size_t
         /* Reopen next time: sizes and error state start afresh. */
         close(f->fd);
         f->fd = -1;
-        return classify(e);
+        return e;
     }
-    f->size += (int64_t)len;
+    f->size += (int64_t)total;
     f->dirty = 1;
-    count(c->env.writes, 1, &c->env);
-    count(c->env.bytes, len, &c->env);
+    count(c->env.writes, k, &c->env);
+    count(c->env.bytes, total, &c->env);
+    return 0;
+}
 
-    int64_t every = c->set.fsync_ms;
-    if (every == FILE_FSYNC_ALWAYS ||
-        (every > 0 && c->env.host->monotonic_ms() - f->last_sync_ms >= every)) {
-        if (sync_file(c, f) != 0) {
-            e = errno;
-            set_detail(detail, detaillen, "fsync", f->path, e);
-            /* After a failed fsync the kernel may have dropped the dirty pages: start over. */
-            close(f->fd);
-            f->fd = -1;
-            return SY_RETRY;
+/*
+ * Appends lines[0..n) in order, rotating between lines as configured.
+ * Returns how many lines are in the file (a prefix); *res is the result
+ * for the rest.
+ */
+static size_t append_locked(fw_cache *c, fw_file *f, const fw_line *lines, size_t n,
+                            sy_result *res, char *detail, size_t detaillen)
+{
+    int e;
+    size_t done = 0;
+    *res = SY_OK;
+    while (done < n) {
+        if (f->fd < 0 && (e = open_file(c, f, detail, detaillen)) != 0) {
+            *res = classify(e);
+            return done;
         }
+        size_t k = fits(c, f, lines, done, n);
+        if (c->set.rotate_size > 0 && f->size > 0 &&
+            f->size + (int64_t)lines[done].len > c->set.rotate_size) {
+            if (rotate(c, f, detail, detaillen) != 0) {
+                *res = SY_RETRY;
+                return done;
+            }
+            continue; /* reopens, then takes what fits in the fresh file */
+        }
+        if ((e = write_chunk(c, f, lines, done, k, detail, detaillen)) != 0) {
+            *res = classify(e);
+            return done;
+        }
+        done += k;
     }
-    return SY_OK;
+    return done;
+}
+
+/* The fsync policy after a batch: "always" syncs before any line counts as written. */
+static int sync_after(fw_cache *c, fw_file *f, char *detail, size_t detaillen)
+{
+    int64_t every = c->set.fsync_ms;
+    if (f->fd < 0 || !(every == FILE_FSYNC_ALWAYS ||
+                       (every > 0 && c->env.host->monotonic_ms() - f->last_sync_ms >= every)))
+        return 0;
+    if (sync_file(c, f) == 0)
+        return 0;
+    set_detail(detail, detaillen, "fsync", f->path, errno);
+    /* After a failed fsync the kernel may have dropped the dirty pages: start over. */
+    close(f->fd);
+    f->fd = -1;
+    return -1;
+}
+
+void fw_append_lines(fw_cache *c, const char *path, const fw_line *lines, size_t n,
+                     sy_result *results, char *detail, size_t detaillen)
+{
+    fw_file *f = acquire(c, path);
+    if (!f) {
+        snprintf(detail, detaillen, "open %s: out of memory", path);
+        count(c->env.errors, n, &c->env);
+        for (size_t i = 0; i < n; i++)
+            results[i] = SY_RETRY;
+        return;
+    }
+    pthread_mutex_lock(&f->lock);
+    sy_result rest;
+    size_t done = append_locked(c, f, lines, n, &rest, detail, detaillen);
+    /* With "always", written lines are OK only once synced; a failed sync fails them all. */
+    if (done && sync_after(c, f, detail, detaillen) != 0 && c->set.fsync_ms == FILE_FSYNC_ALWAYS) {
+        done = 0;
+        rest = SY_RETRY;
+    }
+    pthread_mutex_unlock(&f->lock);
+    for (size_t i = 0; i < n; i++)
+        results[i] = i < done ? SY_OK : rest;
+    if (done < n)
+        count(c->env.errors, n - done, &c->env);
+    release(c, f);
 }
 
 sy_result fw_append(fw_cache *c, const char *path, const char *line, size_t len, char *detail,
                     size_t detaillen)
 {
-    fw_file *f = acquire(c, path);
-    if (!f) {
-        snprintf(detail, detaillen, "open %s: out of memory", path);
-        count(c->env.errors, 1, &c->env);
-        return SY_RETRY;
-    }
-    pthread_mutex_lock(&f->lock);
-    sy_result r = append_locked(c, f, line, len, detail, detaillen);
-    pthread_mutex_unlock(&f->lock);
-    if (r != SY_OK)
-        count(c->env.errors, 1, &c->env);
-    release(c, f);
+    fw_line l = {.part = {line}, .part_len = {len}, .nparts = 1, .len = len};
+    sy_result r;
+    fw_append_lines(c, path, &l, 1, &r, detail, detaillen);
     return r;
 }

@@ -45,6 +45,26 @@ void fw_cache_free(fw_cache *c);
 sy_result fw_append(fw_cache *c, const char *path, const char *line, size_t len, char *detail,
                     size_t detaillen);
 
+/* One JSON Lines record in up to two pieces (the body, then its newline): no copy needed. */
+typedef struct fw_line {
+    const char *part[2];
+    size_t part_len[2];
+    int nparts;
+    size_t len; /* part_len[0] + part_len[1] */
+} fw_line;
+
+/*
+ * Appends lines[0..n) to the file at path in order: one writev per chunk
+ * between rotations, and under fsync "always" one fsync for the whole call
+ * before any line counts as written. results[i] is SY_OK for each line in
+ * the file (a prefix of the batch), and SY_RETRY (or SY_FAIL when the path
+ * can never work) for the rest, whose reason is in detail. A failed write
+ * is cut off again, so a line is never torn nor, after a retry, written
+ * twice. Safe from many threads, like fw_append.
+ */
+void fw_append_lines(fw_cache *c, const char *path, const fw_line *lines, size_t n,
+                     sy_result *results, char *detail, size_t detaillen);
+
 /* Files currently in the cache (open or waiting to be reopened); for tests and logs. */
 size_t fw_cache_count(fw_cache *c);
 

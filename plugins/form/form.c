@@ -42,13 +42,6 @@ typedef struct form_job {
     char *body;
 } form_job;
 
-static int host_usable(const sy_host *h)
-{
-    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
-           h->counter && h->counter_add && h->now_ms && h->field && h->complete &&
-           h->config_bool && h->config_object;
-}
-
 static void free_ep(form_ep *ep)
 {
     form_settings_clear(&ep->set);
@@ -60,7 +53,7 @@ static int form_init(const sy_host *host, const sy_instance *inst, const sy_conf
                      const void *conf, void **state, char *err, size_t errlen)
 {
     (void)cfg;
-    if (!host_usable(host)) {
+    if (!SY_HOST_HAS(host, complete)) { /* the newest entry it calls */
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, field, "
                  "counters, config getters)");
         return -1;
@@ -102,9 +95,12 @@ static void form_destroy(void *state)
     free(st);
 }
 
-static int form_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
-                              const void *conf, void **ep_state, char *err, size_t errlen)
+static int form_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
+                              size_t errlen)
 {
+    const char *endpoint_id = setup->id;
+    const sy_config *cfg = setup->cfg;
+    const void *conf = setup->conf;
     form_state *st = state;
     int allow;
     int has_allow = st->host->config_bool(cfg, "allow_private_networks", &allow) == 0;
@@ -143,7 +139,7 @@ static void on_done(http_req *req, const http_result *res)
     form_job *job = req->arg;
     form_state *st = job->ep->st;
     const sy_delivery *d = job->d;
-    sy_outcome out;
+    sy_outcome out = SY_OUTCOME_INIT;
     form_outcome(res, &out);
     sy_counter *c = out.result == SY_OK ? st->delivered
                     : out.result == SY_RETRY ? st->retried : st->failed;
@@ -193,13 +189,11 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "form",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "legacy form-POST webhooks (Web Scraper Cloud shape): field map, value "
                    "map, token in the URL",
-    .instance_keys = form_instance_keys,
-    .instance_conf_size = sizeof(form_conf),
-    .endpoint_keys = form_endpoint_keys,
-    .endpoint_conf_size = sizeof(form_ep_conf),
+    .instance_config = &form_instance_table,
+    .endpoint_config = &form_endpoint_table,
     .init = form_init,
     .destroy = form_destroy,
     .endpoint_init = form_endpoint_init,

@@ -67,21 +67,20 @@ static const char *read_value(const form_field *f, const sy_delivery *d, form_fi
                               char *stack, size_t stacklen, char **heap, int *oom)
 {
     *heap = NULL;
-    int n = field(d, f->path, stack, stacklen);
-    if (n < 0)
+    sy_field_kind kind;
+    size_t n;
+    /* A form has no null: JSON null is missing, the string "null" is sent as such. */
+    if (field(d, f->path, stack, stacklen, &kind, &n) != 0 || kind == SY_FIELD_NULL)
         return NULL;
     const char *v = stack;
-    if ((size_t)n >= stacklen) {
-        if (!(*heap = malloc((size_t)n + 1))) {
+    if (n >= stacklen) {
+        if (!(*heap = malloc(n + 1))) {
             *oom = 1;
             return NULL;
         }
-        field(d, f->path, *heap, (size_t)n + 1);
+        field(d, f->path, *heap, n + 1, NULL, NULL);
         v = *heap;
     }
-    /* A form has no null; field() renders JSON null as the text "null". */
-    if (!strcmp(v, "null"))
-        return NULL;
     for (size_t i = 0; i < f->nvalues; i++)
         if (!strcmp(v, f->values[i].from))
             return f->values[i].to;

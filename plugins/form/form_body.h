@@ -19,7 +19,8 @@
 size_t form_encode(char *out, const char *in, size_t n);
 
 /* Reads one event field, as sy_host.field does. */
-typedef int (*form_field_fn)(const sy_delivery *d, const char *path, char *buf, size_t buflen);
+typedef int (*form_field_fn)(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                             sy_field_kind *kind, size_t *len);
 
 /*
  * The body for delivery d: "name=value&..." in field-map order. A value is

@@ -29,32 +29,32 @@
     "\"custom_id\": \"data.custom_id\"}"
 #define DEFAULT_VALUES "{\"status:succeeded\": \"finished\"}"
 
-const sy_config_key form_instance_keys[] = {
+static const sy_config_key form_instance_keys[] = {
     HTTP_OPTS_KEYS(form_conf, http, "10s", "false", ""),
     HTTP_THREADS_KEY(form_conf, threads),
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
 };
+const sy_config_table form_instance_table = SY_CONFIG_TABLE(form_instance_keys, form_conf);
 
-const sy_config_key form_endpoint_keys[] = {
-    {"url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(form_ep_conf, url),
-     "the receiver's http:// or https:// URL; redirects are not followed"},
-    {"token", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(form_ep_conf, token),
-     "secret token appended to the URL's query as <token_param>=<token>"},
-    {"token_param", SY_CFG_STRING, "token", 0, offsetof(form_ep_conf, token_param),
-     "query parameter that carries the token"},
-    {"fields", SY_CFG_STRING_MAP, DEFAULT_FIELDS, 0, offsetof(form_ep_conf, fields),
+static const sy_config_key form_endpoint_keys[] = {
+    {SY_KEY("url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, form_ep_conf, url,
+     "the receiver's http:// or https:// URL; redirects are not followed")},
+    {SY_KEY("token", SY_CFG_STRING, NULL, SY_CFG_SECRET, form_ep_conf, token,
+     "secret token appended to the URL's query as <token_param>=<token>")},
+    {SY_KEY("token_param", SY_CFG_STRING, "token", 0, form_ep_conf, token_param,
+     "query parameter that carries the token")},
+    {SY_KEY("fields", SY_CFG_STRING_MAP, DEFAULT_FIELDS, 0, form_ep_conf, fields,
      "form field -> event field path, in body order; the default is the Web Scraper Cloud "
-     "shape (scrapingjob_id, status, sitemap_id, sitemap_name, custom_id from data.*)"},
-    {"value_map", SY_CFG_STRING_MAP, DEFAULT_VALUES, 0, offsetof(form_ep_conf, value_map),
+     "shape (scrapingjob_id, status, sitemap_id, sitemap_name, custom_id from data.*)")},
+    {SY_KEY("value_map", SY_CFG_STRING_MAP, DEFAULT_VALUES, 0, form_ep_conf, value_map,
      "\"<form field>:<event value>\" -> value sent instead, e.g. {\"status:succeeded\": "
-     "\"finished\"}"},
-    {"missing", SY_CFG_STRING, "empty", 0, offsetof(form_ep_conf, missing),
-     "fields absent from the event (or null): \"empty\" sends name= , \"omit\" leaves them out"},
-    {"headers", SY_CFG_STRING_MAP, NULL, 0, offsetof(form_ep_conf, headers),
-     "extra request headers, {\"Name\": \"value\"}"},
+     "\"finished\"}")},
+    {SY_KEY("missing", SY_CFG_STRING, "empty", 0, form_ep_conf, missing,
+     "fields absent from the event (or null): \"empty\" sends name= , \"omit\" leaves them out")},
+    {SY_KEY("headers", SY_CFG_STRING_MAP, NULL, 0, form_ep_conf, headers,
+     "extra request headers, {\"Name\": \"value\"}")},
     HTTP_OPTS_KEYS(form_ep_conf, http, NULL, NULL, "; absent: the sink's value"),
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
 };
+const sy_config_table form_endpoint_table = SY_CONFIG_TABLE(form_endpoint_keys, form_ep_conf);
 
 static int token_char_ok(const char *s)
 {

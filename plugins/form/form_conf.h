@@ -31,8 +31,8 @@ typedef struct form_ep_conf {
     http_opts_conf http;
 } form_ep_conf;
 
-extern const sy_config_key form_instance_keys[];
-extern const sy_config_key form_endpoint_keys[];
+extern const sy_config_table form_instance_table;
+extern const sy_config_table form_endpoint_table;
 
 typedef struct form_value {
     char *from, *to;

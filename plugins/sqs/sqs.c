@@ -25,13 +25,6 @@ typedef struct sqs_state {
     sqs_io *io;
 } sqs_state;
 
-/* The host entries this plugin calls, all present since ABI 1.0. */
-static int host_usable(const sy_host *h)
-{
-    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
-           h->counter && h->counter_add && h->monotonic_ms && h->complete && h->field;
-}
-
 /* The last four characters of an access key id: enough to tell keys apart in a log. */
 static const char *key_tail(const char *id)
 {
@@ -44,7 +37,7 @@ static int sqs_init(const sy_host *host, const sy_instance *inst, const sy_confi
 {
     (void)cfg;
     const sqs_conf *c = conf;
-    if (!host_usable(host)) {
+    if (!SY_HOST_HAS(host, complete)) { /* the newest entry it calls */
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
         return -1;
     }
@@ -100,9 +93,12 @@ static void sqs_destroy(void *state)
     curl_global_cleanup();
 }
 
-static int sqs_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
-                             const void *conf, void **ep_state, char *err, size_t errlen)
+static int sqs_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
+                             size_t errlen)
 {
+    const char *endpoint_id = setup->id;
+    const sy_config *cfg = setup->cfg;
+    const void *conf = setup->conf;
     sqs_state *st = state;
     const sqs_ep_conf *ec = conf;
     (void)endpoint_id;
@@ -143,13 +139,11 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "sqs",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "sends events to Amazon SQS (SendMessageBatch, SigV4, FIFO group and "
                    "deduplication ids)",
-    .instance_keys = sqs_instance_keys,
-    .instance_conf_size = sizeof(sqs_conf),
-    .endpoint_keys = sqs_endpoint_keys,
-    .endpoint_conf_size = sizeof(sqs_ep_conf),
+    .instance_config = &sqs_instance_table,
+    .endpoint_config = &sqs_endpoint_table,
     .init = sqs_init,
     .destroy = sqs_destroy,
     .endpoint_init = sqs_endpoint_init,

@@ -14,52 +14,51 @@
 #include "http_redact.h"
 #include "sqs_json.h"
 
-const sy_config_key sqs_instance_keys[] = {
-    {"queue_url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(sqs_conf, queue_url),
+static const sy_config_key sqs_instance_keys[] = {
+    {SY_KEY("queue_url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, sqs_conf, queue_url,
      "queue URL, https://sqs.<region>.amazonaws.com/<account>/<name>; a name ending in .fifo "
-     "makes it a FIFO queue"},
-    {"region", SY_CFG_STRING, NULL, 0, offsetof(sqs_conf, region),
-     "AWS region for signing; default AWS_REGION, AWS_DEFAULT_REGION, else the queue URL's"},
-    {"endpoint_url", SY_CFG_STRING, NULL, 0, offsetof(sqs_conf, endpoint_url),
+     "makes it a FIFO queue")},
+    {SY_KEY("region", SY_CFG_STRING, NULL, 0, sqs_conf, region,
+     "AWS region for signing; default AWS_REGION, AWS_DEFAULT_REGION, else the queue URL's")},
+    {SY_KEY("endpoint_url", SY_CFG_STRING, NULL, 0, sqs_conf, endpoint_url,
      "where requests go (an emulator: http://127.0.0.1:4566); default the queue URL's "
-     "scheme and host"},
-    {"access_key_id", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(sqs_conf, access_key_id),
+     "scheme and host")},
+    {SY_KEY("access_key_id", SY_CFG_STRING, NULL, SY_CFG_SECRET, sqs_conf, access_key_id,
      "credentials: with secret_access_key; else credentials_file, else AWS_ACCESS_KEY_ID / "
-     "AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else ~/.aws/credentials"},
-    {"secret_access_key", SY_CFG_STRING, NULL, SY_CFG_SECRET,
-     offsetof(sqs_conf, secret_access_key), "credentials: the secret key"},
-    {"session_token", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(sqs_conf, session_token),
-     "credentials: session token of temporary credentials"},
-    {"credentials_file", SY_CFG_STRING, NULL, 0, offsetof(sqs_conf, credentials_file),
+     "AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, else ~/.aws/credentials")},
+    {SY_KEY("secret_access_key", SY_CFG_STRING, NULL, SY_CFG_SECRET, sqs_conf, secret_access_key, "credentials: the secret key")},
+    {SY_KEY("session_token", SY_CFG_STRING, NULL, SY_CFG_SECRET, sqs_conf, session_token,
+     "credentials: session token of temporary credentials")},
+    {SY_KEY("credentials_file", SY_CFG_STRING, NULL, 0, sqs_conf, credentials_file,
      "AWS shared credentials file (INI: aws_access_key_id, aws_secret_access_key, "
-     "aws_session_token); re-read when it changes"},
-    {"profile", SY_CFG_STRING, NULL, 0, offsetof(sqs_conf, profile),
-     "section of the credentials file; default AWS_PROFILE, else \"default\""},
-    {"message_group_id", SY_CFG_STRING, "{event_type}", 0, offsetof(sqs_conf, message_group_id),
+     "aws_session_token); re-read when it changes")},
+    {SY_KEY("profile", SY_CFG_STRING, NULL, 0, sqs_conf, profile,
+     "section of the credentials file; default AWS_PROFILE, else \"default\"")},
+    {SY_KEY("message_group_id", SY_CFG_STRING, "{event_type}", 0, sqs_conf, message_group_id,
      "FIFO queues: MessageGroupId template ({org_id} keeps each tenant's events in order); "
-     "MessageDeduplicationId is the event id"},
-    {"max_batch", SY_CFG_INT, "10", 0, offsetof(sqs_conf, max_batch),
-     "entries per SendMessageBatch (1-10)"},
-    {"max_batch_bytes", SY_CFG_SIZE, "256KiB", 0, offsetof(sqs_conf, max_batch_bytes),
-     "bodies plus attributes per SendMessageBatch, as SQS counts them (1KiB-1MiB)"},
-    {"linger", SY_CFG_DURATION, "20ms", 0, offsetof(sqs_conf, linger_ms),
-     "how long a batch that is not full waits for more entries"},
-    {"max_requests", SY_CFG_INT, "8", 0, offsetof(sqs_conf, max_requests),
-     "SendMessageBatch requests in flight at once (1-256)"},
-    {"request_timeout", SY_CFG_DURATION, "10s", 0, offsetof(sqs_conf, request_timeout_ms),
-     "whole request; on timeout every entry of the batch is retried"},
-    {"connect_timeout", SY_CFG_DURATION, "5s", 0, offsetof(sqs_conf, connect_timeout_ms),
-     "TCP and TLS connection set-up"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+     "MessageDeduplicationId is the event id")},
+    {SY_KEY("max_batch", SY_CFG_INT, "10", 0, sqs_conf, max_batch,
+     "entries per SendMessageBatch (1-10)")},
+    {SY_KEY("max_batch_bytes", SY_CFG_SIZE, "256KiB", 0, sqs_conf, max_batch_bytes,
+     "bodies plus attributes per SendMessageBatch, as SQS counts them (1KiB-1MiB)")},
+    {SY_KEY("linger", SY_CFG_DURATION, "20ms", 0, sqs_conf, linger_ms,
+     "how long a batch that is not full waits for more entries")},
+    {SY_KEY("max_requests", SY_CFG_INT, "8", 0, sqs_conf, max_requests,
+     "SendMessageBatch requests in flight at once (1-256)")},
+    {SY_KEY("request_timeout", SY_CFG_DURATION, "10s", 0, sqs_conf, request_timeout_ms,
+     "whole request; on timeout every entry of the batch is retried")},
+    {SY_KEY("connect_timeout", SY_CFG_DURATION, "5s", 0, sqs_conf, connect_timeout_ms,
+     "TCP and TLS connection set-up")},
 };
+const sy_config_table sqs_instance_table = SY_CONFIG_TABLE(sqs_instance_keys, sqs_conf);
 
-const sy_config_key sqs_endpoint_keys[] = {
-    {"queue_url", SY_CFG_STRING, NULL, 0, offsetof(sqs_ep_conf, queue_url),
-     "queue for this endpoint, replacing the sink's (same region, endpoint and credentials)"},
-    {"message_group_id", SY_CFG_STRING, NULL, 0, offsetof(sqs_ep_conf, message_group_id),
-     "FIFO MessageGroupId template for this endpoint, replacing the sink's"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+static const sy_config_key sqs_endpoint_keys[] = {
+    {SY_KEY("queue_url", SY_CFG_STRING, NULL, 0, sqs_ep_conf, queue_url,
+     "queue for this endpoint, replacing the sink's (same region, endpoint and credentials)")},
+    {SY_KEY("message_group_id", SY_CFG_STRING, NULL, 0, sqs_ep_conf, message_group_id,
+     "FIFO MessageGroupId template for this endpoint, replacing the sink's")},
 };
+const sy_config_table sqs_endpoint_table = SY_CONFIG_TABLE(sqs_endpoint_keys, sqs_ep_conf);
 
 /* Length of "scheme://host[:port]" of an http(s) URL, or 0 when it is not one. */
 static size_t origin_len(const char *url)

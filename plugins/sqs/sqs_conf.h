@@ -36,8 +36,8 @@ typedef struct sqs_ep_conf {
     const char *message_group_id;
 } sqs_ep_conf;
 
-extern const sy_config_key sqs_instance_keys[];
-extern const sy_config_key sqs_endpoint_keys[];
+extern const sy_config_table sqs_instance_table;
+extern const sy_config_table sqs_endpoint_table;
 
 typedef struct sqs_entry sqs_entry;
 

@@ -65,7 +65,7 @@ struct sqs_io {
 
 static void finish(sqs_io *io, sqs_entry *e, sy_result r, int status, const char *detail)
 {
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, status, detail);
     io->host->complete(e->d, &o);
     free(e);

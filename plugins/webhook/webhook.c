@@ -15,14 +15,6 @@
 #include "wh_conf.h"
 #include "wh_state.h"
 
-/* The host entries this plugin calls; emit arrived last, in ABI 1.0 too. */
-static int host_usable(const sy_host *h)
-{
-    return h && h->struct_size >= offsetof(sy_host, emit) + sizeof h->emit && h->log &&
-           h->counter && h->counter_add && h->now_ms && h->complete && h->emit &&
-           h->config_string && h->config_bool;
-}
-
 static void free_ep(wh_ep *ep)
 {
     wh_verify_free(ep->verify);
@@ -37,7 +29,7 @@ static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config
                    const void *conf, void **state, char *err, size_t errlen)
 {
     (void)cfg;
-    if (!host_usable(host)) {
+    if (!SY_HOST_HAS(host, emit)) { /* the newest entry it calls */
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, emit, "
                  "counters, config getters)");
         return -1;
@@ -88,9 +80,12 @@ static void wh_destroy(void *state)
     free(st);
 }
 
-static int wh_endpoint_init(void *state, const char *endpoint_id, const sy_config *cfg,
-                            const void *conf, void **ep_state, char *err, size_t errlen)
+static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
+                            size_t errlen)
 {
+    const char *endpoint_id = setup->id;
+    const sy_config *cfg = setup->cfg;
+    const void *conf = setup->conf;
     wh_state *st = state;
     int allow;
     int has_allow = st->host->config_bool(cfg, "allow_private_networks", &allow) == 0;
@@ -143,13 +138,11 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "webhook",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "signed HTTP webhooks (Standard Webhooks / Svix): HMAC or ed25519, "
                    "libcurl multi, SSRF guard, fallback URLs, verification handshake",
-    .instance_keys = wh_instance_keys,
-    .instance_conf_size = sizeof(wh_conf),
-    .endpoint_keys = wh_endpoint_keys,
-    .endpoint_conf_size = sizeof(wh_ep_conf),
+    .instance_config = &wh_instance_table,
+    .endpoint_config = &wh_endpoint_table,
     .init = wh_init,
     .destroy = wh_destroy,
     .endpoint_init = wh_endpoint_init,

@@ -17,41 +17,40 @@
 #define SY_VERSION "dev"
 #endif
 
-const sy_config_key wh_instance_keys[] = {
+static const sy_config_key wh_instance_keys[] = {
     HTTP_OPTS_KEYS(wh_conf, http, "10s", "false", ""),
     HTTP_THREADS_KEY(wh_conf, threads),
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
 };
+const sy_config_table wh_instance_table = SY_CONFIG_TABLE(wh_instance_keys, wh_conf);
 
-const sy_config_key wh_endpoint_keys[] = {
-    {"url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(wh_ep_conf, url),
-     "the receiver's http:// or https:// URL; redirects are not followed"},
-    {"secrets", SY_CFG_STRINGS, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET,
-     offsetof(wh_ep_conf, secrets),
+static const sy_config_key wh_endpoint_keys[] = {
+    {SY_KEY("url", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, wh_ep_conf, url,
+     "the receiver's http:// or https:// URL; redirects are not followed")},
+    {SY_KEY("secrets", SY_CFG_STRINGS, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, wh_ep_conf, secrets,
      "signing keys: \"whsec_<base64>\" (HMAC, v1) or \"whsk_<base64>\" (ed25519, v1a); during "
-     "rotation list several: every one signs, signatures space-separated"},
-    {"header_prefix", SY_CFG_STRING, "svix", 0, offsetof(wh_ep_conf, header_prefix),
+     "rotation list several: every one signs, signatures space-separated")},
+    {SY_KEY("header_prefix", SY_CFG_STRING, "svix", 0, wh_ep_conf, header_prefix,
      "signature header names are <prefix>-id, <prefix>-timestamp, <prefix>-signature: "
      "\"svix\" (what Svix-style receivers read), \"webhook\" (the Standard Webhooks spec), "
-     "or your own"},
-    {"headers", SY_CFG_STRING_MAP, NULL, 0, offsetof(wh_ep_conf, headers),
-     "extra request headers, {\"Name\": \"value\"}"},
-    {"permanent_statuses", SY_CFG_STRING, "410", 0, offsetof(wh_ep_conf, permanent_statuses),
+     "or your own")},
+    {SY_KEY("headers", SY_CFG_STRING_MAP, NULL, 0, wh_ep_conf, headers,
+     "extra request headers, {\"Name\": \"value\"}")},
+    {SY_KEY("permanent_statuses", SY_CFG_STRING, "410", 0, wh_ep_conf, permanent_statuses,
      "response statuses that fail for good instead of retrying: codes and ranges of 300-599, "
-     "\"404,410\", \"400-499\"; \"\" retries every non-2xx"},
-    {"fallback_urls", SY_CFG_STRINGS, NULL, 0, offsetof(wh_ep_conf, fallback_urls),
+     "\"404,410\", \"400-499\"; \"\" retries every non-2xx")},
+    {SY_KEY("fallback_urls", SY_CFG_STRINGS, NULL, 0, wh_ep_conf, fallback_urls,
      "URLs tried in turn after fallback_after consecutive failures on the current one "
-     "(after the last, back to the primary)"},
-    {"fallback_after", SY_CFG_INT, "3", 0, offsetof(wh_ep_conf, fallback_after),
-     "consecutive failed attempts that move deliveries to the next URL (1-1000)"},
-    {"verify", SY_CFG_BOOL, "false", 0, offsetof(wh_ep_conf, verify),
+     "(after the last, back to the primary)")},
+    {SY_KEY("fallback_after", SY_CFG_INT, "3", 0, wh_ep_conf, fallback_after,
+     "consecutive failed attempts that move deliveries to the next URL (1-1000)")},
+    {SY_KEY("verify", SY_CFG_BOOL, "false", 0, wh_ep_conf, verify,
      "before the first delivery, send a signed webhook.verification event with a random "
-     "challenge; deliveries are retried until the receiver has echoed it"},
-    {"verify_retry", SY_CFG_DURATION, "30s", 0, offsetof(wh_ep_conf, verify_retry_ms),
-     "pause between verification attempts"},
+     "challenge; deliveries are retried until the receiver has echoed it")},
+    {SY_KEY("verify_retry", SY_CFG_DURATION, "30s", 0, wh_ep_conf, verify_retry_ms,
+     "pause between verification attempts")},
     HTTP_OPTS_KEYS(wh_ep_conf, http, NULL, NULL, "; absent: the sink's value"),
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
 };
+const sy_config_table wh_endpoint_table = SY_CONFIG_TABLE(wh_endpoint_keys, wh_ep_conf);
 
 /* ------------------------------------------------------------------ */
 /* Status sets                                                         */

@@ -41,8 +41,8 @@ typedef struct wh_ep_conf {
     http_opts_conf http;
 } wh_ep_conf;
 
-extern const sy_config_key wh_instance_keys[];
-extern const sy_config_key wh_endpoint_keys[];
+extern const sy_config_table wh_instance_table;
+extern const sy_config_table wh_endpoint_table;
 
 /* Statuses 100-599 as a bit set. */
 typedef struct wh_status_set {

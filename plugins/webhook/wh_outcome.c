@@ -27,6 +27,7 @@ void wh_outcome(const http_result *r, const wh_status_set *permanent, sy_outcome
     char code[16];
     if (gone)
         *gone = 0;
+    sy_outcome_retry_after(out, 0); /* only a retryable answer below may ask for more */
     if (r->kind != HTTP_RESPONSE) {
         /* Only the guard's refusal is permanent: the URL will resolve the same way. */
         sy_outcome_set(out, r->kind == HTTP_REFUSED ? SY_FAIL : SY_RETRY, 0, r->error);
@@ -62,6 +63,5 @@ void wh_outcome(const http_result *r, const wh_status_set *permanent, sy_outcome
     } else {
         set(out, SY_RETRY, s, "HTTP %s", code);
     }
-    if (r->retry_after_ms > 0)
-        out->retry_after_ms = r->retry_after_ms;
+    sy_outcome_retry_after(out, r->retry_after_ms);
 }

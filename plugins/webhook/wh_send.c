@@ -128,7 +128,7 @@ static void on_done(http_req *req, const http_result *res)
     wh_ep *ep = job->ep;
     wh_state *st = ep->st;
     const sy_delivery *d = job->d;
-    sy_outcome out;
+    sy_outcome out = SY_OUTCOME_INIT;
     int gone = 0;
     wh_outcome(res, &ep->set.permanent, &out, &gone);
     if (res->kind != HTTP_SHUTDOWN)
@@ -150,7 +150,7 @@ int wh_submit(void *state, void *ep_state, const sy_delivery *d)
 {
     wh_state *st = state;
     wh_ep *ep = ep_state;
-    sy_outcome out;
+    sy_outcome out = SY_OUTCOME_INIT;
     char err[160];
     if (!ep || atomic_load(&ep->closed))
         return -1;

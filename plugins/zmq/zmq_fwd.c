@@ -49,7 +49,7 @@ struct zfwd {
 
 static void finish(zfwd *f, zitem *it, sy_result r, const char *detail)
 {
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, 0, detail);
     f->host->complete(it->d, &o);
     free(it);

@@ -26,36 +26,29 @@ typedef struct zs_conf {
 } zs_conf;
 
 static const sy_config_key zs_instance_keys[] = {
-    {"socket", SY_CFG_STRING, "push", 0, offsetof(zs_conf, socket),
+    {SY_KEY("socket", SY_CFG_STRING, "push", 0, zs_conf, socket,
      "\"push\" (load-balanced to connected PULL peers; no peer = retry) or \"pub\" (to every "
-     "subscriber; fire and forget, frame 1 is the topic)"},
-    {"connect", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, connect),
-     "ZeroMQ endpoint to connect to, e.g. tcp://10.0.0.5:5560; exactly one of connect and bind"},
-    {"bind", SY_CFG_STRING, NULL, 0, offsetof(zs_conf, bind),
+     "subscriber; fire and forget, frame 1 is the topic)")},
+    {SY_KEY("connect", SY_CFG_STRING, NULL, 0, zs_conf, connect,
+     "ZeroMQ endpoint to connect to, e.g. tcp://10.0.0.5:5560; exactly one of connect and bind")},
+    {SY_KEY("bind", SY_CFG_STRING, NULL, 0, zs_conf, bind,
      "ZeroMQ endpoint to bind on the first delivery, e.g. tcp://127.0.0.1:5560 or "
-     "ipc:///run/sy-out.sock; reloads keep the bound socket"},
-    {"send_timeout", SY_CFG_DURATION, "250ms", 0, offsetof(zs_conf, send_timeout_ms),
-     "push: how long a message may wait for a peer with room before the delivery is retried"},
-    {"sndhwm", SY_CFG_INT, "1000", 0, offsetof(zs_conf, sndhwm),
-     "messages ZeroMQ queues per peer (its send high-water mark)"},
-    {"linger", SY_CFG_DURATION, "1s", 0, offsetof(zs_conf, linger_ms),
-     "at shutdown, how long queued messages may take to leave"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+     "ipc:///run/sy-out.sock; reloads keep the bound socket")},
+    {SY_KEY("send_timeout", SY_CFG_DURATION, "250ms", 0, zs_conf, send_timeout_ms,
+     "push: how long a message may wait for a peer with room before the delivery is retried")},
+    {SY_KEY("sndhwm", SY_CFG_INT, "1000", 0, zs_conf, sndhwm,
+     "messages ZeroMQ queues per peer (its send high-water mark)")},
+    {SY_KEY("linger", SY_CFG_DURATION, "1s", 0, zs_conf, linger_ms,
+     "at shutdown, how long queued messages may take to leave")},
 };
-
-/* The host entries this plugin calls, all present since ABI 1.0. */
-static int host_usable(const sy_host *h)
-{
-    return h && h->struct_size >= offsetof(sy_host, complete) + sizeof h->complete && h->log &&
-           h->counter && h->counter_add && h->complete;
-}
+static const sy_config_table zs_instance_table = SY_CONFIG_TABLE(zs_instance_keys, zs_conf);
 
 static int zs_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
                     const void *conf, void **state, char *err, size_t errlen)
 {
     const zs_conf *c = conf;
     (void)cfg;
-    if (!host_usable(host)) {
+    if (!SY_HOST_HAS(host, complete)) { /* the newest entry it calls */
         snprintf(err, errlen, "the host lacks services this plugin needs (complete, counters)");
         return -1;
     }
@@ -111,12 +104,10 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "zmq",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "forwards events as [event_type, body] to ZeroMQ PUSH or PUB peers",
-    .instance_keys = zs_instance_keys,
-    .instance_conf_size = sizeof(zs_conf),
-    .endpoint_keys = NULL, /* one socket per instance: nothing per endpoint */
-    .endpoint_conf_size = 0,
+    .instance_config = &zs_instance_table,
+    .endpoint_config = NULL, /* one socket per instance: nothing per endpoint */
     .init = zs_init,
     .destroy = zs_destroy,
     .endpoint_init = NULL,

@@ -18,18 +18,20 @@
 
 /*
  * Your configuration, as a plain struct. You never parse JSON: the core
- * reads the table below, checks types, reports mistakes with file and key,
- * and writes each value into this struct at `offset` before calling init.
+ * reads the table below, checks types (and choices and ranges, when you
+ * declare them), reports mistakes with file and key, and writes each value
+ * into this struct before calling init.
  */
 typedef struct example_conf {
     const char *output; /* owned by the core; valid until destroy returns */
 } example_conf;
 
 static const sy_config_key example_keys[] = {
-    {"output", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(example_conf, output),
-     "file to append \"event_id event_type attempt\" lines to"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL}, /* the table ends here */
+    {SY_KEY("output", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, example_conf, output,
+            "file to append \"event_id event_type attempt\" lines to")},
 };
+/* The table's header tells the core the entry size and count, and the struct's size. */
+static const sy_config_table example_table = SY_CONFIG_TABLE(example_keys, example_conf);
 
 /* What one instance keeps between calls; you allocate it, you free it. */
 typedef struct example_state {
@@ -91,11 +93,10 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "example",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "example: appends event id, type and attempt to a file",
-    .instance_keys = example_keys,
-    .instance_conf_size = sizeof(example_conf),
+    .instance_config = &example_table,
     .init = example_init,
     .destroy = example_destroy,
-    .deliver = example_deliver, /* blocking style; see `submit` for asynchronous plugins */
+    .deliver = example_deliver, /* blocking, one at a time; example_batch_sink.c takes batches */
 };

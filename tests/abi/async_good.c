@@ -13,9 +13,8 @@ static int async_init(const sy_host *host, const sy_instance *inst, const sy_con
     (void)inst;
     (void)cfg;
     (void)conf;
-    /* Cannot fail with a 1.0 host; the pattern for checking host entries. */
-    if (host->struct_size < offsetof(sy_host, complete) + sizeof host->complete ||
-        !host->complete) {
+    /* Cannot fail with a 2.0 host; the pattern for checking host entries. */
+    if (!SY_HOST_HAS(host, complete)) {
         snprintf(err, errlen, "this host cannot complete deliveries");
         return -1;
     }
@@ -31,7 +30,7 @@ static void async_destroy(void *state)
 static int async_submit(void *state, void *ep_state, const sy_delivery *d)
 {
     const sy_host *host = state;
-    sy_outcome out;
+    sy_outcome out = SY_OUTCOME_INIT;
     (void)ep_state;
     sy_outcome_set(&out, SY_OK, 0, "async_good");
     host->complete(d, &out); /* d may be gone after this: do not touch it again */

@@ -1,6 +1,7 @@
 /*
  * both_styles.c - ABI probe: sets both deliver and submit. A plugin picks
- * one style, so the loader must refuse it rather than guess.
+ * one of the four delivery calls, so the loader must refuse it rather
+ * than guess.
  */
 #include "switchyard/sink.h"
 

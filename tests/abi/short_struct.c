@@ -12,15 +12,13 @@ typedef struct short_sink {
     const char *name;
     const char *version;
     const char *description;
-    const sy_config_key *instance_keys;
-    size_t instance_conf_size;
-    const sy_config_key *endpoint_keys;
-    size_t endpoint_conf_size;
+    const sy_config_table *instance_config;
+    const sy_config_table *endpoint_config;
     int (*init)(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
                 const void *conf, void **state, char *err, size_t errlen);
     void (*destroy)(void *state);
-    int (*endpoint_init)(void *state, const char *endpoint_id, const sy_config *cfg,
-                         const void *conf, void **ep_state, char *err, size_t errlen);
+    int (*endpoint_init)(void *state, sy_endpoint_setup *ep, void **ep_state, char *err,
+                         size_t errlen);
     void (*endpoint_destroy)(void *state, void *ep_state);
 } short_sink;
 

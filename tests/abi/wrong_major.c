@@ -1,6 +1,7 @@
 /*
  * wrong_major.c - ABI probe: valid in every way except that it claims sink
- * ABI 2.0. The loader must refuse it, naming the file and both versions.
+ * ABI 3.0, a future major. The loader must refuse it, naming the file and
+ * both versions.
  */
 #include "switchyard/sink.h"
 
@@ -18,11 +19,6 @@ static int wrong_major_init(const sy_host *host, const sy_instance *inst, const 
     return 0;
 }
 
-static void wrong_major_destroy(void *state)
-{
-    (void)state;
-}
-
 static void wrong_major_deliver(void *state, void *ep_state, const sy_delivery *d,
                                 sy_outcome *out)
 {
@@ -33,12 +29,11 @@ static void wrong_major_deliver(void *state, void *ep_state, const sy_delivery *
 }
 
 SY_EXPORT const sy_sink switchyard_sink = {
-    .abi_version = (2u << 16) | 0u,
+    .abi_version = (3u << 16) | 0u,
     .struct_size = sizeof(sy_sink),
     .name = "wrong_major",
     .version = "1.0.0",
     .description = "ABI probe: built for a future major version",
     .init = wrong_major_init,
-    .destroy = wrong_major_destroy,
     .deliver = wrong_major_deliver,
 };

@@ -14,7 +14,8 @@ from test_ops_helpers import (TOKEN, Metrics, ack_all, event, file_sink, flaky_s
 
 REASONS = ["too_big", "empty", "invalid_utf8", "too_deep", "not_json", "not_object",
            "missing_field", "wrong_type", "bad_value", "bad_frames"]
-OUTCOMES = ["ok", "retry", "failed", "dead"]
+ATTEMPT_OUTCOMES = ["ok", "retry", "fail"]
+END_STATES = ["delivered", "dead"]
 ENDPOINT_FIELDS = {"id", "org_id", "sink", "plugin", "state", "success_rate", "routed",
                    "attempts", "ok", "dead", "pending", "last_status", "last_error"}
 
@@ -54,16 +55,25 @@ def test_metrics_counters_move_as_events_flow(ops_daemon, tmp_path):
     m0 = Metrics(r.text)
     assert m0.types["switchyard_events_received_total"] == "counter"
     assert m0.types["switchyard_events_rejected_total"] == "counter"
-    assert m0.types["switchyard_deliveries_total"] == "counter"
+    assert m0.types["switchyard_attempts_total"] == "counter"
+    assert m0.types["switchyard_deliveries_finished_total"] == "counter"
+    assert "switchyard_deliveries_total" not in m0.types  # mixed attempts and end states
+    assert m0.types["switchyard_build_info"] == "gauge"
+    for name in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                 "process_open_fds", "process_start_time_seconds"):
+        assert name in m0.types, name
     assert m0.types["switchyard_attempt_duration_seconds"] == "histogram"
     assert m0.types["switchyard_queue_depth"] == "gauge"
     assert m0.get("switchyard_events_received_total") == 0
     for reason in REASONS:
         assert m0.get("switchyard_events_rejected_total", reason=reason) == 0, reason
     for ep, sink in (("all", "files"), ("jobs", "fl")):
-        for outcome in OUTCOMES:
-            assert m0.get("switchyard_deliveries_total", endpoint=ep, sink=sink,
+        for outcome in ATTEMPT_OUTCOMES:
+            assert m0.get("switchyard_attempts_total", endpoint=ep, sink=sink,
                           outcome=outcome) == 0, (ep, outcome)
+        for state in END_STATES:
+            assert m0.get("switchyard_deliveries_finished_total", endpoint=ep, sink=sink,
+                          state=state) == 0, (ep, state)
         assert m0.get("switchyard_attempt_duration_seconds_count", endpoint=ep) == 0
 
     # 5 job events (both endpoints; the flaky one fails each once, then
@@ -73,8 +83,10 @@ def test_metrics_counters_move_as_events_flow(ops_daemon, tmp_path):
     msgs += [b"not json", b"{also not json", b'{"event_type":"job.completed"}']
     d.push(msgs)
 
-    d.wait_metric("switchyard_deliveries_total", 8, endpoint="all", sink="files", outcome="ok")
-    d.wait_metric("switchyard_deliveries_total", 5, endpoint="jobs", sink="fl", outcome="ok")
+    d.wait_metric("switchyard_deliveries_finished_total", 8, endpoint="all", sink="files",
+                  state="delivered")
+    d.wait_metric("switchyard_deliveries_finished_total", 5, endpoint="jobs", sink="fl",
+                  state="delivered")
     wait_until(lambda: d.metrics().get("switchyard_queue_depth", state="scheduled") == 0,
                what="no retry left scheduled")
     m = d.metrics()
@@ -85,11 +97,14 @@ def test_metrics_counters_move_as_events_flow(ops_daemon, tmp_path):
     want_rejects.update(not_json=2, missing_field=1)
     assert {r: m.get("switchyard_events_rejected_total", reason=r) for r in REASONS} == \
         want_rejects
-    assert {o: m.get("switchyard_deliveries_total", endpoint="all", sink="files", outcome=o)
-            for o in OUTCOMES} == {"ok": 8, "retry": 0, "failed": 0, "dead": 0}
-    assert {o: m.get("switchyard_deliveries_total", endpoint="jobs", sink="fl", outcome=o)
-            for o in OUTCOMES} == {"ok": 5, "retry": 5, "failed": 0, "dead": 0}
-    assert m.get("switchyard_attempts_total") == 18
+    # Attempts and end states apart: 10 attempts to "jobs" are 5 ok and 5 retry, and
+    # 5 deliveries; nothing is counted twice.
+    assert {o: m.get("switchyard_attempts_total", endpoint="all", sink="files", outcome=o)
+            for o in ATTEMPT_OUTCOMES} == {"ok": 8, "retry": 0, "fail": 0}
+    assert {o: m.get("switchyard_attempts_total", endpoint="jobs", sink="fl", outcome=o)
+            for o in ATTEMPT_OUTCOMES} == {"ok": 5, "retry": 5, "fail": 0}
+    assert {st: m.get("switchyard_deliveries_finished_total", endpoint="jobs", sink="fl",
+                      state=st) for st in END_STATES} == {"delivered": 5, "dead": 0}
     for ep, n in (("all", 8), ("jobs", 10)):
         assert m.get("switchyard_attempt_duration_seconds_count", endpoint=ep) == n
         buckets = [(labels["le"], v) for labels, v in
@@ -102,7 +117,7 @@ def test_metrics_counters_move_as_events_flow(ops_daemon, tmp_path):
         assert counts == sorted(counts), f"histogram buckets must be cumulative: {buckets}"
         assert m.get("switchyard_attempt_duration_seconds_sum", endpoint=ep) >= 0
         assert m.get("switchyard_endpoint_state", endpoint=ep, state="active") == 1
-    for state in ("ready", "waiting", "inflight", "scheduled", "held"):
+    for state in ("ready", "held", "inflight", "scheduled", "expired"):
         assert m.get("switchyard_queue_depth", state=state) == 0, state
     assert m.get("switchyard_dead_letters") == 0
     # A plugin's own counters (host->counter) are exported per instance.
@@ -115,10 +130,14 @@ def test_metrics_dead_and_failed_outcomes(ops_daemon, tmp_path):
                                            fail_mode="fail")},
                    endpoints={"bad": {"sink": "fl"}})
     d.push([event("e1"), event("e2")])
-    d.wait_metric("switchyard_deliveries_total", 2, endpoint="bad", sink="fl", outcome="dead")
+    d.wait_metric("switchyard_deliveries_finished_total", 2, endpoint="bad", sink="fl",
+                  state="dead")
     m = d.metrics()
-    assert {o: m.get("switchyard_deliveries_total", endpoint="bad", sink="fl", outcome=o)
-            for o in OUTCOMES} == {"ok": 0, "retry": 0, "failed": 2, "dead": 2}
+    # A permanent failure is one attempt (fail) and one end state (dead), not two outcomes.
+    assert {o: m.get("switchyard_attempts_total", endpoint="bad", sink="fl", outcome=o)
+            for o in ATTEMPT_OUTCOMES} == {"ok": 0, "retry": 0, "fail": 2}
+    assert {st: m.get("switchyard_deliveries_finished_total", endpoint="bad", sink="fl",
+                      state=st) for st in END_STATES} == {"delivered": 0, "dead": 2}
     assert m.get("switchyard_dead_letters") == 2
 
 
@@ -154,9 +173,11 @@ def test_received_total_counts_only_messages_read_from_sockets(ops_daemon, tmp_p
                           "files": file_sink(tmp_path / "out.jsonl")},
                    endpoints={"bad": {"sink": "fl"}, "all": {"sink": "files"}})
     d.push([event("e1")])
-    d.wait_metric("switchyard_deliveries_total", 1, endpoint="bad", sink="fl", outcome="dead")
+    d.wait_metric("switchyard_deliveries_finished_total", 1, endpoint="bad", sink="fl",
+                  state="dead")
     assert d.api("POST", "/api/v1/endpoints/all/test").status == 202
-    d.wait_metric("switchyard_deliveries_total", 2, endpoint="all", sink="files", outcome="ok")
+    d.wait_metric("switchyard_deliveries_finished_total", 2, endpoint="all", sink="files",
+                  state="delivered")
     assert d.metrics().get("switchyard_events_received_total") == 1
 
 
@@ -392,7 +413,8 @@ def test_unknown_paths_are_404_json(ops_daemon, tmp_path):
         assert error_of(http(d.base, "GET", path), 404) == \
             "no such path (try /metrics, /healthz, /readyz, /api/v1/...)", path
     for path in ("/api/v1/nope", "/api/v1/endpoints/all", "/api/v1/deliveries/1",
-                 "/api/v1/deliveries/1/replay/x", "/api/v1/endpoints/all/test/x"):
+                 "/api/v1/deliveries/1/replay/x", "/api/v1/endpoints/all/test/x",
+                 "/api/v1/endpoints/all/enable/x", "/api/v1/endpoints/al/test/x/"):
         assert error_of(d.api("GET", path), 404) == "no such API path", path
         # Without a token, the API does not even say whether a path exists.
         assert error_of(http(d.base, "GET", path), 401) == "missing or wrong bearer token"

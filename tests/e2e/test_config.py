@@ -124,13 +124,13 @@ def not_an_object(core, sinks, eps, d):
 def plugin_init_bad_fsync(core, sinks, eps, d):
     """Only the plugin can judge this value; `check` must still catch it."""
     sinks["files"]["fsync"] = "sometimes"
-    return ['{sinks}: sinks.files: file: fsync: "sometimes" is not "always", "never" or an '
+    return ['{sinks}: sinks.files.fsync: "sometimes" is not "always", "never" or an '
             'interval ("1s", "250ms")']
 
 
 def plugin_init_bad_placeholder(core, sinks, eps, d):
     sinks["files"]["path"] = "/tmp/out/{orgslug}.jsonl"
-    return ["{sinks}: sinks.files: file: path: unknown placeholder {orgslug} "
+    return ["{sinks}: sinks.files.path: unknown placeholder {orgslug} "
             "(known: {org_slug} {org_id} {event_type} {date} {endpoint_id})"]
 
 
@@ -230,7 +230,7 @@ def test_plugin_copy_with_safe_mode_loads(tmp_path):
     d, _ = plugin_config(tmp_path, so)
     r = cli("check", "-c", d)
     assert r.returncode == 0, r.stderr.decode()
-    assert f"plugin file 1.0.0 ({so})" in r.stdout.decode()
+    assert f"plugin file 2.0.0 ({so})" in r.stdout.decode()
 
 
 @pytest.mark.parametrize("mode,who", [(0o666, "world"), (0o664, "group")])

@@ -134,7 +134,7 @@ def test_endpoint_disabled_after_failing_for_disable_after(spool_daemon, tmp_pat
     # Both pending deliveries died; nothing is pending or delivered for "dying".
     wait_until(lambda: d.spool.states("dying") == {DEAD: 2}, timeout=10,
                what="dying's deliveries dead", on_timeout=lambda: d.spool.states("dying"))
-    assert s["endpoints"]["dying"]["routed"] == 2
+    assert s["endpoints"]["dying"]["routed"] == 2, s["endpoints"]["dying"]
 
     # The notice, with the endpoint's org.
     assert n["event_type"] == "endpoint.disabled" and n["org_id"] == "acme", n
@@ -146,7 +146,7 @@ def test_endpoint_disabled_after_failing_for_disable_after(spool_daemon, tmp_pat
     d.push([event("evt-d3"), event("evt-d4")])
     d.wait_for("deliveries.ok", 5)
     s = d.stats()
-    assert s["endpoints"]["dying"]["routed"] == 2
+    assert s["endpoints"]["dying"]["routed"] == 2, s["endpoints"]["dying"]
     assert s["endpoints"]["dying"]["state"] == "disabled"
     assert {r["event_id"] for r in d.spool.deliveries("dying")} == {"evt-d1", "evt-d2"}
     assert d.stop() == 0

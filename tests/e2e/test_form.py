@@ -150,4 +150,4 @@ def test_config_errors(tmp_path, ep, says):
     r = cli("check", "-c", conf)
     err = r.stderr.decode()
     assert r.returncode == 2, err
-    assert "endpoints.ep: form: " + says in err, err
+    assert "endpoints.ep." + says in err, err

@@ -236,7 +236,7 @@ def test_example_plugin_describe(example_so):
                        text=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "example 1.0.0 - example: appends event id, type and attempt to a file"
+    assert lines[0] == "example 2.0.0 - example: appends event id, type and attempt to a file"
     assert f"file: {so}" in lines
     assert "style: blocking (deliver)" in lines
     assert "  output             string, required" in lines
@@ -252,7 +252,7 @@ def test_example_plugin_loads_and_receives_events(example_so, ops_daemon, tmp_pa
     r = subprocess.run([str(sy), "check", "-c", str(d.conf_dir)], capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stderr
-    assert f"plugin example 1.0.0 ({so})" in r.stdout
+    assert f"plugin example 2.0.0 ({so})" in r.stdout
 
     d.start()
     sent = [("x-1", "job.completed"), ("x-2", "artifact.ready"), ("x-3", "job.failed")]

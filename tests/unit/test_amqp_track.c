@@ -134,7 +134,8 @@ static void test_window_returns_and_loss(void **st)
 /* Templates                                                           */
 /* ------------------------------------------------------------------ */
 
-static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                      sy_field_kind *kind, size_t *len)
 {
     static char big[1000]; /* longer than the plugin's field buffer */
     const char *v = NULL;
@@ -147,7 +148,12 @@ static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t 
     }
     if (!v)
         return -1;
-    return snprintf(buf, buflen, "%s", v);
+    int n = snprintf(buf, buflen, "%s", v);
+    if (kind)
+        *kind = SY_FIELD_STRING;
+    if (len)
+        *len = (size_t)n;
+    return 0;
 }
 
 static const sy_host host = {.struct_size = sizeof(sy_host), .field = fake_field};

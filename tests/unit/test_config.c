@@ -147,7 +147,7 @@ static void test_every_error_reported(void **state)
              "%s: core.workers: expected an integer from 1 to 256, got a number out of range\n"
              "%s: core.max_event_bytes: bad size \"1MB!\" (e.g. \"1MiB\", \"65536\")\n"
              "%s: core.quarantine_max: must be at least 64KiB\n"
-             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, max_pending, dead_letter_max, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
+             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
              "%s: endpoints.a.enabled_events[0]: \"Job.Done\" is not an event type pattern (job.completed, job.*, *)\n"
              "%s: endpoints.a.filter.data.x.$foo: unknown operator\n"
              "%s: endpoints.a.retry: unknown policy \"fast\" (expected standard, legacy or an object)\n"
@@ -261,32 +261,7 @@ static void test_empty_folder(void **state)
     assert_string_equal(load(NULL), want);
 }
 
-/* ---- cfgtable -------------------------------------------------------- */
-
-typedef struct {
-    const char *path;
-    int64_t n;
-    int flag;
-    double ratio;
-    int64_t timeout;
-    int64_t size;
-    const char *const *list;
-    const char *const *map;
-    const char *secret;
-} tconf;
-
-static const sy_config_key tkeys[] = {
-    {"path", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(tconf, path), "p"},
-    {"n", SY_CFG_INT, "5", 0, offsetof(tconf, n), "n"},
-    {"flag", SY_CFG_BOOL, "true", 0, offsetof(tconf, flag), "f"},
-    {"ratio", SY_CFG_DOUBLE, "0.5", 0, offsetof(tconf, ratio), "r"},
-    {"timeout", SY_CFG_DURATION, "10s", 0, offsetof(tconf, timeout), "t"},
-    {"size", SY_CFG_SIZE, "64KiB", 0, offsetof(tconf, size), "s"},
-    {"list", SY_CFG_STRINGS, "[\"a\", \"b\"]", 0, offsetof(tconf, list), "l"},
-    {"map", SY_CFG_STRING_MAP, NULL, 0, offsetof(tconf, map), "m"},
-    {"secret", SY_CFG_STRING, "hunter2", SY_CFG_SECRET, offsetof(tconf, secret), "s"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
-};
+/* ---- secrets in files (core/secretfile.c) ------------------------------ */
 
 static char report_buf[2048];
 
@@ -297,77 +272,6 @@ static void rep(void *ctx, const char *key, const char *msg)
     snprintf(report_buf + l, sizeof report_buf - l, "%s: %s\n", key ? key : "-", msg);
 }
 
-static void test_cfgtable_defaults_and_values(void **state)
-{
-    (void)state;
-    tconf c;
-    cfg_arena a = {0};
-    report_buf[0] = '\0';
-    cJSON *o = cJSON_Parse("{\"path\": \"/x\", \"plugin\": \"file\", \"map\": {\"k\": \"v\"}}");
-    static const char *const skip[] = {"plugin", NULL};
-    assert_int_equal(cfgtable_fill(tkeys, o, skip, &c, sizeof c, &a, rep, NULL), 0);
-    assert_string_equal(report_buf, "");
-    assert_string_equal(c.path, "/x");
-    assert_int_equal(c.n, 5);
-    assert_int_equal(c.flag, 1);
-    assert_true(c.ratio == 0.5);
-    assert_int_equal(c.timeout, 10000);
-    assert_int_equal(c.size, 65536);
-    assert_string_equal(c.list[0], "a");
-    assert_string_equal(c.list[1], "b");
-    assert_null(c.list[2]);
-    assert_string_equal(c.map[0], "k");
-    assert_string_equal(c.map[1], "v");
-    assert_null(c.map[2]);
-    cfg_arena_free(&a);
-    cJSON_Delete(o);
-}
-
-static void test_cfgtable_errors(void **state)
-{
-    (void)state;
-    tconf c;
-    cfg_arena a = {0};
-    report_buf[0] = '\0';
-    cJSON *o = cJSON_Parse("{\"n\": 1.5, \"flag\": \"yes\", \"timeout\": \"10 s\", \"size\": -1, "
-                           "\"list\": [1], \"map\": {\"k\": 2}, \"typo\": 1}");
-    assert_int_equal(cfgtable_fill(tkeys, o, NULL, &c, sizeof c, &a, rep, NULL), 8);
-    assert_string_equal(report_buf,
-                        "typo: unknown key\n"
-                        "path: required key is missing\n"
-                        "n: expected integer, got number\n"
-                        "flag: expected boolean, got string\n"
-                        "timeout: bad duration \"10 s\" (e.g. \"250ms\", \"10s\", \"5m\", \"2h\", \"3d\")\n"
-                        "size: expected size, got number\n"
-                        "list: element 0: expected a string, got number\n"
-                        "map: k: expected a string, got number\n");
-    cfg_arena_free(&a);
-    cJSON_Delete(o);
-}
-
-static void test_cfgtable_check_and_describe(void **state)
-{
-    (void)state;
-    char err[256];
-    assert_int_equal(cfgtable_check(tkeys, sizeof(tconf), err, sizeof err), 0);
-    assert_int_equal(cfgtable_check(tkeys, offsetof(tconf, secret), err, sizeof err), -1);
-    assert_string_equal(err, "config key secret lies outside the 64-byte config struct");
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *m = open_memstream(&buf, &len);
-    cfgtable_describe(m, tkeys, "  ");
-    fclose(m);
-    assert_non_null(strstr(buf, "  path               string, required\n      p\n"));
-    assert_non_null(strstr(buf, "  timeout            duration, default 10s\n"));
-    /* A secret's default never appears in the docs. */
-    assert_null(strstr(buf, "hunter2"));
-    assert_non_null(strstr(buf, "  secret             string, default \"(hidden)\", secret; or "
-                                "secret_file: a file holding it\n"));
-    free(buf);
-}
-
-/* ---- secrets in files (core/secretfile.c) ------------------------------ */
-
 typedef struct {
     const char *password;
     const char *const *secrets;
@@ -375,12 +279,12 @@ typedef struct {
 } sconf;
 
 static const sy_config_key skeys[] = {
-    {"password", SY_CFG_STRING, NULL, SY_CFG_SECRET, offsetof(sconf, password), "p"},
-    {"secrets", SY_CFG_STRINGS, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, offsetof(sconf, secrets),
-     "s"},
-    {"plain", SY_CFG_STRING, NULL, 0, offsetof(sconf, plain), "x"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+    {SY_KEY("password", SY_CFG_STRING, NULL, SY_CFG_SECRET, sconf, password, "p")},
+    {SY_KEY("secrets", SY_CFG_STRINGS, NULL, SY_CFG_REQUIRED | SY_CFG_SECRET, sconf, secrets,
+            "s")},
+    {SY_KEY("plain", SY_CFG_STRING, NULL, 0, sconf, plain, "x")},
 };
+static const sy_config_table stable = SY_CONFIG_TABLE(skeys, sconf);
 
 /* Writes n bytes into dir/name; returns the path. */
 static const char *put_bytes(const char *name, const char *bytes, size_t n)
@@ -401,7 +305,7 @@ static const char *fill_secret(const char *json, sconf *c, cfg_arena *a)
     report_buf[0] = '\0';
     cJSON *o = cJSON_Parse(json);
     assert_non_null(o);
-    cfgtable_fill(skeys, o, NULL, c, sizeof *c, a, rep, NULL);
+    cfgtable_fill(&stable, o, NULL, c, a, rep, NULL);
     cJSON_Delete(o);
     return report_buf;
 }
@@ -469,7 +373,7 @@ static void test_secret_files(void **state)
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
-    cfgtable_describe(m, skeys, "");
+    cfgtable_describe(m, &stable, "");
     fclose(m);
     assert_non_null(strstr(buf, "password           string, secret; or password_file: a file "
                                 "holding it\n"));
@@ -527,9 +431,6 @@ int main(void)
         cmocka_unit_test(test_nul_in_strings_refused),
         cmocka_unit_test(test_duplicates_across_files),
         cmocka_unit_test(test_empty_folder),
-        cmocka_unit_test(test_cfgtable_defaults_and_values),
-        cmocka_unit_test(test_cfgtable_errors),
-        cmocka_unit_test(test_cfgtable_check_and_describe),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_admin_token_file),
     };

@@ -106,12 +106,15 @@ static const char *fake_config_string_at(const sy_config *cfg, const char *key, 
     (void)index;
     return NULL;
 }
-static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                      sy_field_kind *kind, size_t *len)
 {
     (void)d;
     (void)path;
     (void)buf;
     (void)buflen;
+    (void)kind;
+    (void)len;
     return -1;
 }
 
@@ -245,20 +248,20 @@ static void store(const sy_config_key *k, void *conf, const char *text)
 }
 
 /* kv: name, value, name, value, ..., NULL. Unknown names fail the test. */
-static void *make_conf(const sy_config_key *keys, size_t size, const char *const *kv)
+static void *make_conf(const sy_config_table *t, const char *const *kv)
 {
-    void *conf = calloc(1, size ? size : 1);
+    void *conf = calloc(1, t->conf_size ? t->conf_size : 1);
     assert_non_null(conf);
-    for (const sy_config_key *k = keys; k && k->type != SY_CFG_END; k++)
-        if (k->default_value)
-            store(k, conf, k->default_value);
+    for (size_t i = 0; i < t->nkeys; i++)
+        if (t->keys[i].default_value)
+            store(&t->keys[i], conf, t->keys[i].default_value);
     for (; kv && kv[0]; kv += 2) {
-        const sy_config_key *k = keys;
-        while (k->type != SY_CFG_END && strcmp(k->name, kv[0]) != 0)
-            k++;
-        if (k->type == SY_CFG_END)
+        size_t i = 0;
+        while (i < t->nkeys && strcmp(t->keys[i].name, kv[0]) != 0)
+            i++;
+        if (i == t->nkeys)
             fail_msg("the plugin has no key %s", kv[0]);
-        store(k, conf, kv[1]);
+        store(&t->keys[i], conf, kv[1]);
     }
     return conf;
 }
@@ -272,7 +275,7 @@ typedef struct inst {
 static int inst_start(inst *in, const char *const *kv, char *err, size_t errlen)
 {
     counters_reset();
-    in->conf = make_conf(sink->instance_keys, sink->instance_conf_size, kv);
+    in->conf = make_conf(sink->instance_config, kv);
     in->state = NULL;
     int rc = sink->init(&host, INST, NULL, in->conf, &in->state, err, errlen);
     if (rc != 0) {
@@ -313,11 +316,24 @@ static sy_delivery make_delivery(const char *body, const char *org_slug, const c
     return d;
 }
 
+/* n deliveries in one deliver_batch call, as the core makes them. */
+static void deliver_batch(inst *in, void *ep, const sy_delivery *d, size_t n, sy_outcome *out)
+{
+    const sy_delivery *dp[64];
+    sy_outcome *op[64];
+    assert_true(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        dp[i] = &d[i];
+        sy_outcome_init(&out[i]);
+        op[i] = &out[i];
+    }
+    sink->deliver_batch(in->state, ep, dp, n, op);
+}
+
 static sy_outcome deliver(inst *in, void *ep, const sy_delivery *d)
 {
     sy_outcome out;
-    memset(&out, 0, sizeof out);
-    sink->deliver(in->state, ep, d, &out);
+    deliver_batch(in, ep, d, 1, &out);
     return out;
 }
 
@@ -427,14 +443,18 @@ static void test_descriptor(void **state)
     assert_int_equal(SY_ABI_MAJOR(sink->abi_version), SY_ABI_VERSION_MAJOR);
     assert_int_equal(sink->struct_size, sizeof(sy_sink));
     assert_string_equal(sink->name, "file");
-    assert_string_equal(sink->version, "1.0.0");
+    assert_string_equal(sink->version, "2.0.0");
     assert_non_null(sink->description);
-    assert_non_null(sink->deliver);
+    assert_non_null(sink->deliver_batch);
+    assert_null(sink->deliver);
     assert_null(sink->submit);
+    assert_int_equal(sink->batch_max, 256);
     /* Every key has help and fits in the struct the core fills. */
-    for (const sy_config_key *k = sink->instance_keys; k->type != SY_CFG_END; k++) {
-        assert_non_null(k->help);
-        assert_true(k->offset < sink->instance_conf_size);
+    const sy_config_table *t = sink->instance_config;
+    assert_int_equal(t->key_size, sizeof(sy_config_key));
+    for (size_t i = 0; i < t->nkeys; i++) {
+        assert_non_null(t->keys[i].help);
+        assert_true(t->keys[i].offset + t->keys[i].size <= t->conf_size);
     }
 }
 
@@ -610,17 +630,20 @@ static void test_endpoint_override(void **state)
 
     char err[256] = "";
     void *ep = NULL, *ep_none = NULL;
-    void *ep_conf = make_conf(sink->endpoint_keys, sink->endpoint_conf_size,
-                              (const char *const[]){"path", ep_tmpl, NULL});
-    void *ep_conf_none = make_conf(sink->endpoint_keys, sink->endpoint_conf_size, NULL);
-    void *ep_conf_bad = make_conf(sink->endpoint_keys, sink->endpoint_conf_size,
+    void *ep_conf = make_conf(sink->endpoint_config, (const char *const[]){"path", ep_tmpl, NULL});
+    void *ep_conf_none = make_conf(sink->endpoint_config, NULL);
+    void *ep_conf_bad = make_conf(sink->endpoint_config,
                                   (const char *const[]){"path", "/x/{bad}", NULL});
-    assert_int_equal(sink->endpoint_init(in.state, "ep_1", NULL, ep_conf, &ep, err, sizeof err), 0);
-    assert_int_equal(
-        sink->endpoint_init(in.state, "ep_2", NULL, ep_conf_none, &ep_none, err, sizeof err), 0);
+    sy_endpoint_setup s1 = {.struct_size = sizeof s1, .host = &host, .id = "ep_1", .conf = ep_conf};
+    sy_endpoint_setup s2 = s1, s3 = s1;
+    s2.id = "ep_2";
+    s2.conf = ep_conf_none;
+    s3.id = "ep_3";
+    s3.conf = ep_conf_bad;
+    assert_int_equal(sink->endpoint_init(in.state, &s1, &ep, err, sizeof err), 0);
+    assert_int_equal(sink->endpoint_init(in.state, &s2, &ep_none, err, sizeof err), 0);
     void *ep_bad = NULL;
-    assert_int_not_equal(
-        sink->endpoint_init(in.state, "ep_3", NULL, ep_conf_bad, &ep_bad, err, sizeof err), 0);
+    assert_int_not_equal(sink->endpoint_init(in.state, &s3, &ep_bad, err, sizeof err), 0);
 
     sy_delivery d = make_delivery("{\"to\":\"ep\"}", "acme", NULL);
     assert_int_equal(deliver(&in, ep, &d).result, SY_OK);
@@ -906,6 +929,117 @@ static void test_write_error_leaves_no_torn_line(void **state)
     assert_file_is(path, "{\"first\":1}\n{\"second\":\"too long to fit\"}\n");
 }
 
+/* ---- batches ---------------------------------------------------------- */
+
+/* A batch of n events {"n":i} of the given types (cycled), all to one endpoint. */
+static void make_batch(sy_delivery *d, char (*bodies)[32], size_t n, const char *const *types)
+{
+    for (size_t i = 0; i < n; i++) {
+        snprintf(bodies[i], sizeof bodies[i], "{\"n\":%zu}", i);
+        d[i] = make_delivery(bodies[i], "acme", types ? types[i % 2] : NULL);
+    }
+}
+
+static void test_batch_one_write_one_fsync(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/batch.jsonl", fx->dir);
+    inst in;
+    inst_open(&in, (const char *const[]){"path", path, "fsync", "always", NULL});
+    sy_delivery d[20];
+    char bodies[20][32];
+    sy_outcome out[20];
+    make_batch(d, bodies, 20, NULL);
+    deliver_batch(&in, NULL, d, 20, out);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(out[i].result, SY_OK);
+    /* Twenty lines, one fsync before any of them counted as written. */
+    assert_int_equal(counter_value("fsyncs"), 1);
+    assert_int_equal(counter_value("writes"), 20);
+    inst_stop(&in);
+    char want[20 * 16] = "";
+    for (int i = 0; i < 20; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "{\"n\":%d}\n", i);
+    assert_file_is(path, want);
+}
+
+static void test_batch_split_by_file(void **state)
+{
+    fixture *fx = *state;
+    char tmpl[256], a[300], b[300];
+    snprintf(tmpl, sizeof tmpl, "%s/{event_type}.jsonl", fx->dir);
+    snprintf(a, sizeof a, "%s/job.a.jsonl", fx->dir);
+    snprintf(b, sizeof b, "%s/job.b.jsonl", fx->dir);
+    inst in;
+    inst_open(&in, (const char *const[]){"path", tmpl, "fsync", "always", NULL});
+    sy_delivery d[6];
+    char bodies[6][32];
+    sy_outcome out[6];
+    make_batch(d, bodies, 6, (const char *const[]){"job.a", "job.b"});
+    deliver_batch(&in, NULL, d, 6, out);
+    for (int i = 0; i < 6; i++)
+        assert_int_equal(out[i].result, SY_OK);
+    assert_int_equal(counter_value("fsyncs"), 2); /* one per file */
+    inst_stop(&in);
+    assert_file_is(a, "{\"n\":0}\n{\"n\":2}\n{\"n\":4}\n");
+    assert_file_is(b, "{\"n\":1}\n{\"n\":3}\n{\"n\":5}\n");
+}
+
+static void test_batch_rotates_between_lines(void **state)
+{
+    fixture *fx = *state;
+    char path[256], p1[300], p2[300];
+    snprintf(path, sizeof path, "%s/rot.jsonl", fx->dir);
+    snprintf(p1, sizeof p1, "%s.1", path);
+    snprintf(p2, sizeof p2, "%s.2", path);
+    inst in;
+    /* Lines are 8 bytes: two fit in 16, so a batch of five rotates twice. */
+    inst_open(&in, (const char *const[]){"path", path, "rotate_size", "16", NULL});
+    sy_delivery d[5];
+    char bodies[5][32];
+    sy_outcome out[5];
+    make_batch(d, bodies, 5, NULL);
+    deliver_batch(&in, NULL, d, 5, out);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(out[i].result, SY_OK);
+    inst_stop(&in);
+    assert_file_is(p2, "{\"n\":0}\n{\"n\":1}\n");
+    assert_file_is(p1, "{\"n\":2}\n{\"n\":3}\n");
+    assert_file_is(path, "{\"n\":4}\n");
+    assert_int_equal(counter_value("rotations"), 2);
+}
+
+/* One file of the batch cannot be written: only its deliveries retry. */
+static void test_batch_outcomes_per_delivery(void **state)
+{
+    fixture *fx = *state;
+    char tmpl[256], plain[300], good[300];
+    snprintf(tmpl, sizeof tmpl, "%s/{event_type}/x.jsonl", fx->dir);
+    snprintf(plain, sizeof plain, "%s/job.b", fx->dir);
+    fclose(fopen(plain, "w")); /* job.b is a file, so job.b/x.jsonl can never open */
+    snprintf(good, sizeof good, "%s/job.a/x.jsonl", fx->dir);
+    inst in;
+    inst_open(&in, (const char *const[]){"path", tmpl, NULL});
+    sy_delivery d[4];
+    char bodies[4][32];
+    sy_outcome out[4];
+    make_batch(d, bodies, 4, (const char *const[]){"job.a", "job.b"});
+    deliver_batch(&in, NULL, d, 4, out);
+    assert_int_equal(out[0].result, SY_OK);
+    assert_int_equal(out[2].result, SY_OK);
+    for (int i = 1; i < 4; i += 2) {
+        assert_int_equal(out[i].result, SY_RETRY);
+        char want[400];
+        snprintf(want, sizeof want, "%s/job.b/x.jsonl", fx->dir);
+        if (!strstr(out[i].detail, want))
+            fail_msg("detail %s does not name %s", out[i].detail, want);
+    }
+    assert_int_equal(counter_value("errors"), 2);
+    inst_stop(&in);
+    assert_file_is(good, "{\"n\":0}\n{\"n\":2}\n");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -917,6 +1051,10 @@ int main(void)
         cmocka_unit_test(test_bad_config),
         cmocka_unit_test_setup_teardown(test_endpoint_override, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_rotation, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_batch_one_write_one_fsync, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_batch_split_by_file, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_batch_rotates_between_lines, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_batch_outcomes_per_delivery, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fsync, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_concurrent, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fd_cache, setup_dir, teardown_dir),

@@ -31,6 +31,16 @@ static void test_parse_rate(void **state)
     assert_int_equal(gate_parse_rate("/s", &r, &p), -1);
 }
 
+/* Admits at t and completes at once: the window then counts starts only. */
+static int64_t admit_done(sy_gate *g, int64_t t)
+{
+    int probe;
+    int64_t r = gate_admit(g, t, &probe);
+    if (r == 0)
+        gate_done(g, t);
+    return r;
+}
+
 static void test_rate_window(void **state)
 {
     (void)state;
@@ -40,21 +50,67 @@ static void test_rate_window(void **state)
     int probe;
     /* A quiet endpoint may start 10 at once; the 11th waits until the first leaves the window. */
     for (int i = 0; i < 10; i++)
-        assert_int_equal(gate_admit(&g, i, &probe), 0);
-    assert_int_equal(gate_admit(&g, 10, &probe), 1000);
-    assert_int_equal(gate_admit(&g, 999, &probe), 1000);
+        assert_int_equal(admit_done(&g, i), 0);
+    assert_int_equal(admit_done(&g, 10), 1000);
+    assert_int_equal(admit_done(&g, 999), 1000);
     assert_int_equal(gate_admit(&g, 1000, &probe), 0);
+    gate_done(&g, 1000);
     assert_int_equal(probe, 0);
-    assert_int_equal(gate_admit(&g, 1000, &probe), 1001);
+    assert_int_equal(admit_done(&g, 1000), 1001);
     /* Asking every millisecond for 10 s: no window of 1 s ever holds more than 10 starts. */
     int64_t starts[200];
     int n = 0;
     for (int64_t t = 1001; t < 11000; t++)
-        if (gate_admit(&g, t, &probe) == 0)
+        if (admit_done(&g, t) == 0)
             starts[n++] = t;
     assert_int_equal(n, 99);
     for (int i = 10; i < n; i++)
         assert_true(starts[i] - starts[i - 10] >= 1000);
+    gate_free(&g);
+}
+
+/*
+ * Attempts that take time: a slot is held from the start until a window
+ * after the completion, so the k+rate-th start comes a window after the
+ * k-th completion, and arrivals (anywhere between start and completion)
+ * never exceed the rate in any window either.
+ */
+static void test_rate_counts_until_completion(void **state)
+{
+    (void)state;
+    gate_conf c = {.rate = 3, .per = 1000};
+    sy_gate g;
+    gate_init(&g, &c, 0);
+    int probe;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(gate_admit(&g, 0, &probe), 0);
+    /* All three in flight, nothing completed: no time can be promised yet. */
+    assert_int_equal(gate_admit(&g, 500, &probe), 1500);
+    gate_done(&g, 700); /* the first took 700 ms */
+    /* Its slot frees a full window after it completed, not after it started. */
+    assert_int_equal(gate_admit(&g, 1000, &probe), 1700);
+    assert_int_equal(gate_admit(&g, 1699, &probe), 1700);
+    assert_int_equal(gate_admit(&g, 1700, &probe), 0);
+    assert_int_equal(gate_admit(&g, 1700, &probe), 1700 + 1000);
+    /* A steady stream of 200 ms attempts, asked every ms for 20 s. */
+    gate_done(&g, 1700);
+    gate_done(&g, 1700);
+    gate_done(&g, 1900);
+    int64_t start[400], end[400];
+    int n = 0;
+    for (int64_t t = 1901; t < 21900 && n < 400; t++) {
+        for (int k = 0; k < n; k++)
+            if (end[k] == t)
+                gate_done(&g, t);
+        if (gate_admit(&g, t, &probe) == 0) {
+            start[n] = t;
+            end[n] = t + 200;
+            n++;
+        }
+    }
+    assert_true(n > 3);
+    for (int i = 3; i < n; i++)
+        assert_true(start[i] >= end[i - 3] + 1000);
     gate_free(&g);
 }
 
@@ -129,6 +185,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_rate), cmocka_unit_test(test_rate_window),
+        cmocka_unit_test(test_rate_counts_until_completion),
         cmocka_unit_test(test_breaker),    cmocka_unit_test(test_no_breaker),
         cmocka_unit_test(test_disable_after),
     };

@@ -71,19 +71,70 @@ static void test_wrong_major(void **state)
 {
     (void)state;
     expect_refusal("wrong_major",
-                   "plugin %s: built for sink ABI 2.0, this switchyard speaks 1.0; rebuild it "
+                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.0; rebuild it "
                    "against this version's switchyard/sink.h");
+}
+
+static void test_v1_plugin(void **state)
+{
+    (void)state;
+    expect_refusal("v1_plugin",
+                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.0; rebuild it "
+                   "against this version's switchyard/sink.h");
+}
+
+static void test_newer_minor(void **state)
+{
+    (void)state;
+    expect_refusal("newer_minor",
+                   "plugin %s: built for sink ABI 2.1, newer than this switchyard's 2.0; "
+                   "upgrade switchyard or rebuild the plugin against this version's "
+                   "switchyard/sink.h");
+}
+
+static void test_reserved_set(void **state)
+{
+    (void)state;
+    expect_refusal("reserved_set",
+                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.0 keeps NULL; "
+                   "it is not binary compatible");
+}
+
+static void test_bad_name(void **state)
+{
+    (void)state;
+    expect_refusal("bad_name", "plugin %s: descriptor name \"Bad-Name\" is not [a-z0-9_]+");
+}
+
+static void test_int_over_int(void **state)
+{
+    (void)state;
+    expect_refusal("int_over_int",
+                   "plugin %s: instance config table: config key workers: type integer needs "
+                   "a 8-byte field, the struct member is 4 bytes");
+}
+
+static void test_batch_loads(void **state)
+{
+    (void)state;
+    char path[1200], err[1024] = "";
+    probe("batch_good", path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    assert_non_null(p->sink->deliver_batch);
+    assert_int_equal(p->sink->batch_max, 32);
+    assert_int_equal(p->sink->batch_linger_ms, 5);
+    plugin_unload(p);
 }
 
 static void test_short_struct(void **state)
 {
     (void)state;
     char text[400];
-    size_t need = offsetof(sy_sink, default_retry) + sizeof(const char *);
     snprintf(text, sizeof text,
-             "plugin %%s: descriptor is %zu bytes, sink ABI 1.0 needs at least %zu; it is not "
+             "plugin %%s: descriptor is %zu bytes, sink ABI 2.0 needs at least %zu; it is not "
              "binary compatible",
-             offsetof(sy_sink, deliver), need);
+             offsetof(sy_sink, deliver), sizeof(sy_sink));
     expect_refusal("short_struct", text);
 }
 
@@ -97,7 +148,32 @@ static void test_no_symbol(void **state)
 static void test_both_styles(void **state)
 {
     (void)state;
-    expect_refusal("both_styles", "plugin %s: descriptor sets both deliver and submit (pick one)");
+    expect_refusal("both_styles", "plugin %s: descriptor sets more than one of deliver, "
+                                  "deliver_batch, submit and submit_batch (pick one)");
+}
+
+/* Descriptors in memory: the checks that need no probe file of their own. */
+static void test_descriptor_checks(void **state)
+{
+    (void)state;
+    char err[512];
+    sy_sink s = {.abi_version = SY_ABI_VERSION, .struct_size = sizeof(sy_sink), .name = "x"};
+    assert_non_null(plugin_check_descriptor(&s, err, sizeof err, "p.so"));
+    assert_string_equal(err, "plugin p.so: descriptor has no init callback");
+    s.init = (int (*)(const sy_host *, const sy_instance *, const sy_config *, const void *,
+                      void **, char *, size_t))1;
+    assert_non_null(plugin_check_descriptor(&s, err, sizeof err, "p.so"));
+    assert_string_equal(err, "plugin p.so: descriptor sets none of deliver, deliver_batch, "
+                             "submit and submit_batch");
+    s.submit_batch = (void (*)(void *, void *, const sy_delivery *const *, size_t))1;
+    assert_null(plugin_check_descriptor(&s, err, sizeof err, "p.so"));
+    s.batch_max = SY_BATCH_MAX_LIMIT + 1;
+    assert_non_null(plugin_check_descriptor(&s, err, sizeof err, "p.so"));
+    assert_string_equal(err, "plugin p.so: descriptor asks for batches of 4097, more than 4096");
+    s.batch_max = 10;
+    s.name = "";
+    assert_non_null(plugin_check_descriptor(&s, err, sizeof err, "p.so"));
+    assert_string_equal(err, "plugin p.so: descriptor has no name");
 }
 
 static void test_missing_file(void **state)
@@ -192,11 +268,14 @@ static void test_resolve(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_loads),   cmocka_unit_test(test_async_loads),
-        cmocka_unit_test(test_wrong_major),  cmocka_unit_test(test_short_struct),
-        cmocka_unit_test(test_no_symbol),    cmocka_unit_test(test_both_styles),
-        cmocka_unit_test(test_missing_file), cmocka_unit_test(test_permissions),
-        cmocka_unit_test(test_resolve),
+        cmocka_unit_test(test_good_loads),     cmocka_unit_test(test_async_loads),
+        cmocka_unit_test(test_batch_loads),    cmocka_unit_test(test_wrong_major),
+        cmocka_unit_test(test_v1_plugin),      cmocka_unit_test(test_newer_minor),
+        cmocka_unit_test(test_reserved_set),   cmocka_unit_test(test_bad_name),
+        cmocka_unit_test(test_int_over_int),   cmocka_unit_test(test_short_struct),
+        cmocka_unit_test(test_no_symbol),      cmocka_unit_test(test_both_styles),
+        cmocka_unit_test(test_descriptor_checks), cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_permissions),    cmocka_unit_test(test_resolve),
     };
     return cmocka_run_group_tests_name("plugin loader", tests, setup, NULL);
 }

@@ -179,7 +179,7 @@ static void build_expect_error(const char *sink_json, const char *want)
     sy_conf *c = config_load(dir, &errs);
     if (!c)
         fail_msg("config refused: %s", errs.buf);
-    sy_runtime *rt = runtime_build(c, &g_host, 0, &errs);
+    sy_runtime *rt = runtime_build(c, &g_host, NULL, 0, &errs);
     assert_null(rt);
     assert_non_null(errs.buf);
     if (!strstr(errs.buf, want))

@@ -201,14 +201,19 @@ static size_t p_want(void *arg)
     return (size_t)p->want;
 }
 
-static void p_load(void *arg, const spool_row *row)
+static void p_load(void *arg, const spool_row *rows, size_t n)
 {
     pager *p = arg;
-    assert_string_equal(row->endpoint_id, "a");
-    assert_non_null(strstr(row->body, "\"event_type\":\"job.done\""));
-    p->attempts[p->loaded] = row->attempt;
-    p->ids[p->loaded++] = row->id;
+    for (size_t i = 0; i < n; i++) {
+        const spool_row *row = &rows[i];
+        assert_string_equal(row->endpoint_id, "a");
+        assert_non_null(strstr(row->body, "\"event_type\":\"job.done\""));
+        p->attempts[p->loaded] = row->attempt;
+        p->ids[p->loaded++] = row->id;
+    }
 }
+
+static const char *const only_a[] = {"a"};
 
 static void test_pager_and_leases(void **state)
 {
@@ -239,6 +244,7 @@ static void test_pager_and_leases(void **state)
     pager p = {.want = 10};
     s = open_spool();
     spool_set_pager(s, p_want, p_load, &p, 20, 0);
+    spool_set_known(s, only_a, 1);
     assert_int_equal(spool_start(s), 0);
     for (int i = 0; i < 100 && p.loaded < 2; i++)
         usleep(10000);
@@ -278,6 +284,7 @@ static void test_migration_from_v1(void **state)
     sy_spool *s = open_spool();
     assert_int_equal(q1("PRAGMA user_version"), SPOOL_SCHEMA_VERSION);
     spool_set_pager(s, p_want, p_load, &p, 20, 0);
+    spool_set_known(s, only_a, 1);
     p.loaded = 0;
     assert_int_equal(spool_start(s), 0);
     for (int i = 0; i < 100 && p.loaded < 1; i++)
@@ -286,6 +293,112 @@ static void test_migration_from_v1(void **state)
     /* The pending delivery of the old file is delivered by the new version. */
     assert_int_equal(p.loaded, 1);
     assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0"), 1);
+}
+
+/* ---- batches, known endpoints, releases, disabled state ------------------------ */
+
+static int batch_done;
+
+static void on_batch(void *arg)
+{
+    (void)arg;
+    __atomic_store_n(&batch_done, 1, __ATOMIC_RELEASE);
+}
+
+static void wait_batch(void)
+{
+    for (int i = 0; i < 500 && !__atomic_load_n(&batch_done, __ATOMIC_ACQUIRE); i++)
+        usleep(10000);
+    assert_int_equal(__atomic_load_n(&batch_done, __ATOMIC_ACQUIRE), 1);
+    batch_done = 0;
+}
+
+static void test_batch_put(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    sy_event *e[3] = {ev_make("b1"), ev_make("b2"), ev_make("b1")};
+    int64_t rows[5] = {0};
+    spool_put puts[3] = {
+        {.ev = e[0], .endpoint_ids = two_eps, .n = 2, .ids = rows},
+        {.ev = e[1], .endpoint_ids = two_eps, .n = 1, .ids = rows + 2},
+        {.ev = e[2], .endpoint_ids = two_eps, .n = 2, .ids = rows + 3}, /* a duplicate */
+    };
+    spool_put_batch(s, puts, 3, on_batch, NULL);
+    wait_batch();
+    assert_int_equal(puts[0].status, SPOOL_OK);
+    assert_int_equal(puts[1].status, SPOOL_OK);
+    assert_int_equal(puts[2].status, SPOOL_DUP);
+    assert_true(rows[0] > 0 && rows[1] > rows[0] && rows[2] > rows[1]);
+    assert_int_equal(spool_queued(s), 0);
+    spool_close(s);
+    assert_int_equal(q1("SELECT count(*) FROM events"), 2);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries"), 3);
+    for (int i = 0; i < 3; i++)
+        event_unref(e[i]);
+}
+
+/* The pager loads rows of known endpoints only; a release hands leased rows back. */
+static void test_known_and_release(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    sy_event *e = ev_make("k1");
+    int64_t rows[2];
+    spool_put put = {.ev = e, .endpoint_ids = two_eps, .n = 2, .ids = rows};
+    spool_put_batch(s, &put, 1, on_batch, NULL);
+    wait_batch();
+    /* Both rows leased by this process (as deliveries in memory are). */
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0"), 2);
+    spool_release_endpoint(s, "a");
+    spool_flush(s, 5000);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0 AND endpoint = 'b'"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease = 0 AND endpoint = 'a'"), 1);
+    spool_close(s);
+
+    /* A pager that knows only "b" finds nothing to load: b's row is still leased... */
+    pager p = {.want = 10};
+    s = open_spool();
+    spool_set_pager(s, p_want, p_load, &p, 20, 0);
+    static const char *const only_c[] = {"c"};
+    spool_set_known(s, only_c, 1);
+    assert_int_equal(spool_start(s), 0);
+    usleep(150000);
+    assert_int_equal(p.loaded, 0);
+    /* ...until "a" is known: then its released row comes back. */
+    spool_set_known(s, only_a, 1);
+    for (int i = 0; i < 100 && p.loaded < 1; i++)
+        usleep(10000);
+    assert_int_equal(p.loaded, 1);
+    assert_int_equal(p.ids[0], rows[0]);
+    spool_close(s);
+    event_unref(e);
+}
+
+static void test_disabled_state_persists(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    spool_set_disabled(s, "hook-b", 1234, "failing continuously for disable_after");
+    spool_set_disabled(s, "hook-a", 99, "failing continuously for disable_after");
+    spool_set_disabled(s, "hook-c", 5, "x");
+    spool_clear_disabled(s, "hook-c");
+    spool_close(s);
+    s = open_spool();
+    char **ids;
+    size_t n;
+    assert_int_equal(spool_load_disabled(s, &ids, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(ids[0], "hook-a");
+    assert_string_equal(ids[1], "hook-b");
+    free(ids[0]);
+    free(ids[1]);
+    free(ids);
+    spool_close(s);
+    assert_int_equal(q1("SELECT disabled_ms FROM endpoint_state WHERE endpoint = 'hook-b'"), 1234);
 }
 
 static void test_newer_schema_refused(void **state)
@@ -310,6 +423,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_and_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pager_and_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_put, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_and_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_state_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);

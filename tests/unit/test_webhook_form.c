@@ -24,14 +24,25 @@
 static const char *const *g_fields; /* path, value, path, value, ..., NULL */
 static int g_calls;
 
-/* As sy_host.field: full length returned, value truncated to buflen. */
-static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen)
+/*
+ * As sy_host.field: value truncated to buflen, full length in *len. The
+ * value NULL stands for JSON null; every other value is a string.
+ */
+static int fake_field(const sy_delivery *d, const char *path, char *buf, size_t buflen,
+                      sy_field_kind *kind, size_t *len)
 {
     (void)d;
     g_calls++;
     for (size_t i = 0; g_fields[2 * i]; i++)
-        if (!strcmp(g_fields[2 * i], path))
-            return snprintf(buf, buflen, "%s", g_fields[2 * i + 1]);
+        if (!strcmp(g_fields[2 * i], path)) {
+            const char *v = g_fields[2 * i + 1];
+            int n = snprintf(buf, buflen, "%s", v ? v : "null");
+            if (kind)
+                *kind = v ? SY_FIELD_STRING : SY_FIELD_NULL;
+            if (len)
+                *len = (size_t)n;
+            return 0;
+        }
     return -1;
 }
 
@@ -89,7 +100,7 @@ static void web_scraper_cloud_shape(void **state)
     const char *values[] = {"status:succeeded", "finished", NULL};
     const char *event[] = {"data.job_id", "j 1&x", "data.status", "succeeded",
                            "data.sitemap_id", "7", "data.sitemap_name", "shop/\xc3\xbc",
-                           "data.custom_id", "null", NULL};
+                           "data.custom_id", NULL, NULL};
     g_fields = event;
     form_settings s = settings(fields, values, "empty");
     size_t len;
@@ -104,6 +115,12 @@ static void web_scraper_cloud_shape(void **state)
     assert_string_equal(b, "scrapingjob_id=succeeded&status=succeeded%21&sitemap_id="
                            "&sitemap_name=&custom_id=");
     free(b);
+    /* The string "null" is a value like any other; only JSON null is missing. */
+    const char *event3[] = {"data.job_id", "null", "data.custom_id", NULL, NULL};
+    g_fields = event3;
+    b = body_of(&s, &len);
+    assert_string_equal(b, "scrapingjob_id=null&status=&sitemap_id=&sitemap_name=&custom_id=");
+    free(b);
     form_settings_clear(&s);
 }
 
@@ -115,7 +132,7 @@ static void omit_missing_and_long_values(void **state)
     big[100] = ' ';
     const char *fields[] = {"a", "data.a", "gone", "data.none", "nul", "data.nul",
                             "big", "data.big", NULL};
-    const char *event[] = {"data.a", "1", "data.nul", "null", "data.big", big, NULL};
+    const char *event[] = {"data.a", "1", "data.nul", NULL, "data.big", big, NULL};
     g_fields = event;
     form_settings s = settings(fields, NULL, "omit");
     size_t len;
@@ -153,7 +170,7 @@ static void outcomes(void **state)
         r.kind = HTTP_RESPONSE;
         r.status = rows[i].status;
         r.retry_after_ms = 9000; /* the legacy schedule rules: ignored */
-        sy_outcome o;
+        sy_outcome o = SY_OUTCOME_INIT;
         form_outcome(&r, &o);
         char want[32];
         snprintf(want, sizeof want, "HTTP %d", rows[i].status);
@@ -169,7 +186,7 @@ static void outcomes(void **state)
         memset(&r, 0, sizeof r);
         r.kind = kinds[i];
         strcpy(r.error, "it went wrong");
-        sy_outcome o;
+        sy_outcome o = SY_OUTCOME_INIT;
         form_outcome(&r, &o);
         assert_int_equal(o.result, kinds[i] == HTTP_REFUSED ? SY_FAIL : SY_RETRY);
         assert_int_equal(o.status, 0);

@@ -42,7 +42,7 @@ static sy_outcome classify(const http_result *r, const char *permanent, int *gon
     wh_status_set set;
     char err[200];
     assert_int_equal(wh_status_set_parse(permanent, &set, err, sizeof err), 0);
-    sy_outcome o;
+    sy_outcome o = SY_OUTCOME_INIT;
     memset(&o, 0x55, sizeof o);
     wh_outcome(r, &set, &o, gone);
     return o;

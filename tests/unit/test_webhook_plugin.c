@@ -188,14 +188,21 @@ static const sy_config *h_config_object(const sy_config *c, const char *k)
     (void)k;
     return NULL;
 }
-static int h_field(const sy_delivery *d, const char *path, char *buf, size_t len)
+static int h_field(const sy_delivery *d, const char *path, char *buf, size_t len,
+                   sy_field_kind *kind, size_t *full)
 {
     (void)d;
-    if (!strcmp(path, "data.job_id"))
-        return snprintf(buf, len, "j 1");
-    if (!strcmp(path, "data.status"))
-        return snprintf(buf, len, "succeeded");
-    return -1;
+    const char *v = !strcmp(path, "data.job_id")   ? "j 1"
+                    : !strcmp(path, "data.status") ? "succeeded"
+                                                   : NULL;
+    if (!v)
+        return -1;
+    int n = snprintf(buf, len, "%s", v);
+    if (kind)
+        *kind = SY_FIELD_STRING;
+    if (full)
+        *full = (size_t)n;
+    return 0;
 }
 static sy_counter *h_counter(const sy_instance *inst, const char *name, const char *help)
 {
@@ -306,22 +313,24 @@ typedef struct plugin {
     void *dl;
     const sy_sink *sink;
     void *iconf, *econf, *state, *ep;
+    sy_endpoint_setup setup;
 } plugin;
 
-static const sy_config_key *key(const sy_config_key *keys, const char *name)
+static const sy_config_key *key(const sy_config_table *t, const char *name)
 {
-    for (const sy_config_key *k = keys; k->type != SY_CFG_END; k++)
-        if (!strcmp(k->name, name))
-            return k;
+    for (size_t i = 0; i < t->nkeys; i++)
+        if (!strcmp(t->keys[i].name, name))
+            return &t->keys[i];
     fail_msg("no config key %s", name);
     return NULL;
 }
 
 /* Defaults of the scalar types, as the core parses them. */
-static void *conf_new(const sy_config_key *keys, size_t size)
+static void *conf_new(const sy_config_table *t)
 {
-    char *c = calloc(1, size);
-    for (const sy_config_key *k = keys; k->type != SY_CFG_END; k++) {
+    char *c = calloc(1, t->conf_size);
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const sy_config_key *k = &t->keys[i];
         const char *v = k->default_value;
         if (!v)
             continue;
@@ -337,12 +346,12 @@ static void *conf_new(const sy_config_key *keys, size_t size)
     return c;
 }
 
-static void set_ptr(const sy_config_key *keys, void *conf, const char *name, const void *v)
+static void set_ptr(const sy_config_table *keys, void *conf, const char *name, const void *v)
 {
     *(const void **)((char *)conf + key(keys, name)->offset) = v;
 }
 
-static void set_int(const sy_config_key *keys, void *conf, const char *name, int64_t v)
+static void set_int(const sy_config_table *keys, void *conf, const char *name, int64_t v)
 {
     const sy_config_key *k = key(keys, name);
     if (k->type == SY_CFG_BOOL)
@@ -365,8 +374,8 @@ static void load(plugin *p, const char *name)
     assert_int_equal(SY_ABI_MAJOR(p->sink->abi_version), SY_ABI_VERSION_MAJOR);
     assert_non_null(p->sink->submit);
     assert_null(p->sink->deliver);
-    p->iconf = conf_new(p->sink->instance_keys, p->sink->instance_conf_size);
-    p->econf = conf_new(p->sink->endpoint_keys, p->sink->endpoint_conf_size);
+    p->iconf = conf_new(p->sink->instance_config);
+    p->econf = conf_new(p->sink->endpoint_config);
     noutcomes = 0;
     ncounters = 0;
     memset(counters, 0, sizeof counters);
@@ -378,7 +387,9 @@ static void start(plugin *p)
     int rc = p->sink->init(&host, NULL, NULL, p->iconf, &p->state, err, sizeof err);
     if (rc)
         fail_msg("init: %s", err);
-    rc = p->sink->endpoint_init(p->state, "ep1", NULL, p->econf, &p->ep, err, sizeof err);
+    p->setup = (sy_endpoint_setup){.struct_size = sizeof p->setup, .host = &host, .id = "ep1",
+                                   .conf = p->econf};
+    rc = p->sink->endpoint_init(p->state, &p->setup, &p->ep, err, sizeof err);
     if (rc)
         fail_msg("endpoint_init: %s", err);
 }
@@ -428,10 +439,10 @@ static void signs_the_spec_vector_at_a_fixed_time(void **state)
     snprintf(url, sizeof url, "http://127.0.0.1:%d/hook?x=1", srv.port);
     const char *secrets[] = {SECRET, ED_SK, NULL};
     const char *headers[] = {"X-Tenant", "acme", NULL};
-    set_int(p.sink->instance_keys, p.iconf, "allow_private_networks", 1);
-    set_ptr(p.sink->endpoint_keys, p.econf, "url", url);
-    set_ptr(p.sink->endpoint_keys, p.econf, "secrets", secrets);
-    set_ptr(p.sink->endpoint_keys, p.econf, "headers", headers);
+    set_int(p.sink->instance_config, p.iconf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
+    set_ptr(p.sink->endpoint_config, p.econf, "headers", headers);
     start(&p);
     sy_delivery d = delivery();
     assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
@@ -465,10 +476,10 @@ static void retry_after_reaches_the_core(void **state)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/h", srv.port);
     const char *secrets[] = {SECRET, NULL};
-    set_ptr(p.sink->endpoint_keys, p.econf, "url", url);
-    set_ptr(p.sink->endpoint_keys, p.econf, "secrets", secrets);
-    set_ptr(p.sink->endpoint_keys, p.econf, "header_prefix", "webhook");
-    set_int(p.sink->endpoint_keys, p.econf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
+    set_ptr(p.sink->endpoint_config, p.econf, "header_prefix", "webhook");
+    set_int(p.sink->endpoint_config, p.econf, "allow_private_networks", 1);
     start(&p);
     sy_delivery d = delivery();
     assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
@@ -491,8 +502,8 @@ static void loopback_is_refused_without_opt_in(void **state)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/h", srv.port);
     const char *secrets[] = {SECRET, NULL};
-    set_ptr(p.sink->endpoint_keys, p.econf, "url", url);
-    set_ptr(p.sink->endpoint_keys, p.econf, "secrets", secrets);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
     start(&p);
     sy_delivery d = delivery();
     assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
@@ -517,9 +528,9 @@ static void destroy_ends_a_request_that_never_gets_an_answer(void **state)
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/h", srv.port);
     const char *secrets[] = {SECRET, NULL};
-    set_int(p.sink->instance_keys, p.iconf, "allow_private_networks", 1);
-    set_ptr(p.sink->endpoint_keys, p.econf, "url", url);
-    set_ptr(p.sink->endpoint_keys, p.econf, "secrets", secrets);
+    set_int(p.sink->instance_config, p.iconf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
     start(&p);
     sy_delivery d = delivery();
     assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
@@ -550,11 +561,11 @@ static void form_posts_the_mapped_fields_with_the_token(void **state)
     const char *fields[] = {"scrapingjob_id", "data.job_id", "status", "data.status",
                             "custom_id", "data.custom_id", NULL};
     const char *values[] = {"status:succeeded", "finished", NULL};
-    set_int(p.sink->instance_keys, p.iconf, "allow_private_networks", 1);
-    set_ptr(p.sink->endpoint_keys, p.econf, "url", url);
-    set_ptr(p.sink->endpoint_keys, p.econf, "token", "t&k");
-    set_ptr(p.sink->endpoint_keys, p.econf, "fields", fields);
-    set_ptr(p.sink->endpoint_keys, p.econf, "value_map", values);
+    set_int(p.sink->instance_config, p.iconf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "token", "t&k");
+    set_ptr(p.sink->endpoint_config, p.econf, "fields", fields);
+    set_ptr(p.sink->endpoint_config, p.econf, "value_map", values);
     start(&p);
     sy_delivery d = delivery();
     assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);

@@ -159,8 +159,10 @@ static void reset(void)
 /* The plugin's config struct with its defaults, then kv pairs (strings and durations in ms). */
 static void *conf_of(const char *const *kv)
 {
-    void *c = calloc(1, sink->instance_conf_size);
-    for (const sy_config_key *k = sink->instance_keys; k->type != SY_CFG_END; k++) {
+    const sy_config_table *t = sink->instance_config;
+    void *c = calloc(1, t->conf_size);
+    for (size_t i = 0; i < t->nkeys; i++) {
+        const sy_config_key *k = &t->keys[i];
         const char *v = k->default_value;
         for (const char *const *p = kv; p && p[0]; p += 2)
             if (strcmp(p[0], k->name) == 0)

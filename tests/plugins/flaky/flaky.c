@@ -39,19 +39,23 @@ typedef struct flaky_conf {
     int64_t sleep_ms;
 } flaky_conf;
 
+static const char *const fail_modes[] = {"retry", "fail", NULL};
+
 static const sy_config_key flaky_keys[] = {
-    {"log", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, offsetof(flaky_conf, log),
-     "file that gets one JSON line per deliver call (event_id, attempt, t_ms, endpoint)"},
-    {"fail_times", SY_CFG_INT, "0", 0, offsetof(flaky_conf, fail_times),
-     "attempts 1..fail_times of every delivery fail; later attempts succeed"},
-    {"fail_mode", SY_CFG_STRING, "retry", 0, offsetof(flaky_conf, fail_mode),
-     "how failing attempts fail: \"retry\" (SY_RETRY, status 503) or \"fail\" (SY_FAIL, status 400)"},
-    {"retry_after", SY_CFG_DURATION, "0", 0, offsetof(flaky_conf, retry_after_ms),
-     "retry_after_ms reported with each SY_RETRY (0: let the policy decide)"},
-    {"sleep", SY_CFG_DURATION, "0", 0, offsetof(flaky_conf, sleep_ms),
-     "time each deliver call takes"},
-    {NULL, SY_CFG_END, NULL, 0, 0, NULL},
+    {SY_KEY("log", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, flaky_conf, log,
+            "file that gets one JSON line per deliver call (event_id, attempt, t_ms, endpoint)")},
+    {SY_KEY("fail_times", SY_CFG_INT, "0", SY_CFG_RANGE, flaky_conf, fail_times,
+            "attempts 1..fail_times of every delivery fail; later attempts succeed"),
+     .min = 0, .max = 1000000},
+    {SY_KEY("fail_mode", SY_CFG_STRING, "retry", 0, flaky_conf, fail_mode,
+            "how failing attempts fail: \"retry\" (SY_RETRY, status 503) or \"fail\" (SY_FAIL, "
+            "status 400)"),
+     .choices = fail_modes},
+    {SY_KEY("retry_after", SY_CFG_DURATION, "0", 0, flaky_conf, retry_after_ms,
+            "retry_after_ms reported with each SY_RETRY (0: let the policy decide)")},
+    {SY_KEY("sleep", SY_CFG_DURATION, "0", 0, flaky_conf, sleep_ms, "time each deliver call takes")},
 };
+static const sy_config_table flaky_table = SY_CONFIG_TABLE(flaky_keys, flaky_conf);
 
 typedef struct flaky_state {
     const sy_host *host;
@@ -67,24 +71,12 @@ static int flaky_init(const sy_host *host, const sy_instance *inst, const sy_con
 {
     const flaky_conf *c = conf;
     (void)cfg;
-    if (!host || host->struct_size < offsetof(sy_host, monotonic_ms) + sizeof host->monotonic_ms ||
-        !host->now_ms) {
+    if (!SY_HOST_HAS(host, now_ms)) {
         snprintf(err, errlen, "the host lacks the services this plugin needs");
         return -1;
     }
-    int hard;
-    if (strcmp(c->fail_mode, "retry") == 0) {
-        hard = 0;
-    } else if (strcmp(c->fail_mode, "fail") == 0) {
-        hard = 1;
-    } else {
-        snprintf(err, errlen, "fail_mode: \"%s\" is not \"retry\" or \"fail\"", c->fail_mode);
-        return -1;
-    }
-    if (c->fail_times < 0) {
-        snprintf(err, errlen, "fail_times: must not be negative");
-        return -1;
-    }
+    /* The table holds fail_mode to its choices and fail_times to its range. */
+    int hard = strcmp(c->fail_mode, "fail") == 0;
     flaky_state *st = calloc(1, sizeof *st);
     if (!st) {
         snprintf(err, errlen, "out of memory");
@@ -170,7 +162,7 @@ static void flaky_deliver(void *state, void *ep_state, const sy_delivery *d, sy_
             sy_outcome_set(out, SY_FAIL, 400, detail);
         } else {
             sy_outcome_set(out, SY_RETRY, 503, detail);
-            out->retry_after_ms = st->retry_after_ms;
+            sy_outcome_retry_after(out, st->retry_after_ms);
         }
     } else {
         sy_outcome_set(out, SY_OK, 200, NULL);
@@ -197,10 +189,9 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "flaky",
-    .version = "1.0.0",
+    .version = "2.0.0",
     .description = "test sink: logs every call, fails the first fail_times attempts on purpose",
-    .instance_keys = flaky_keys,
-    .instance_conf_size = sizeof(flaky_conf),
+    .instance_config = &flaky_table,
     .init = flaky_init,
     .destroy = flaky_destroy,
     .deliver = flaky_deliver,

@@ -1,0 +1,791 @@
+/*
+ * shard.c - a shard's thread: its inbox, its endpoints (across reloads),
+ * its timers, and what it hands to the spool at the end of each turn.
+ *
+ * One turn of the loop: take every message from the inbox (new
+ * deliveries, finished attempts, control), fire the timers that are due,
+ * look at the endpoints that may have work, then persist the turn's
+ * outcomes in one spool call and raise the turn's system events. Sleep
+ * only when a turn found nothing to do, until the next timer or a wake.
+ */
+#include "shard_int.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "pipeline.h"
+#include "units.h"
+#include "workers.h"
+
+/* ---- route batches ------------------------------------------------------- */
+
+route_batch *route_batch_new(sy_runtime *rt, size_t cap)
+{
+    route_batch *b = malloc(sizeof *b + cap * sizeof b->items[0]);
+    if (!b)
+        return NULL;
+    b->m.kind = INBOX_BATCH;
+    b->rt = rt;
+    runtime_ref(rt);
+    b->n = 0;
+    b->cap = cap;
+    return b;
+}
+
+int route_batch_add(route_batch **pb, const route_item *it)
+{
+    route_batch *b = *pb;
+    if (b->n == b->cap) {
+        size_t ncap = b->cap ? b->cap * 2 : 16;
+        route_batch *nb = realloc(b, sizeof *nb + ncap * sizeof nb->items[0]);
+        if (!nb)
+            return -1;
+        nb->cap = ncap;
+        *pb = b = nb;
+    }
+    b->items[b->n++] = *it;
+    event_ref(it->ev);
+    return 0;
+}
+
+void route_batch_free(route_batch *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->n; i++)
+        event_unref(b->items[i].ev);
+    runtime_unref(b->rt);
+    free(b);
+}
+
+/* ---- endpoints ------------------------------------------------------------- */
+
+static sep *find_sep(const shard *sh, const char *id, uint64_t hash)
+{
+    for (sep *s = sh->buckets[hash % sh->nbuckets]; s; s = s->hnext)
+        if (s->hash == hash && !strcmp(s->id, id))
+            return s;
+    return NULL;
+}
+
+static int grow_buckets(shard *sh)
+{
+    size_t n = sh->nbuckets ? sh->nbuckets * 2 : 64;
+    sep **b = calloc(n, sizeof *b);
+    if (!b)
+        return -1;
+    for (sep *s = sh->all; s; s = s->all_next) {
+        s->hnext = b[s->hash % n];
+        b[s->hash % n] = s;
+    }
+    free(sh->buckets);
+    sh->buckets = b;
+    sh->nbuckets = n;
+    return 0;
+}
+
+/* The endpoint's gate in µs from its config in ms. */
+static void gate_conf_us(const sy_endpoint *ep, gate_conf *g)
+{
+    *g = ep->conf->gate;
+    g->per *= 1000;
+    g->probe *= 1000;
+    g->probe_max *= 1000;
+}
+
+static int gate_same(const gate_conf *a, const gate_conf *b)
+{
+    return a->rate == b->rate && a->per == b->per && a->failures == b->failures &&
+           a->probe == b->probe && a->probe_max == b->probe_max &&
+           a->disable_after_ms == b->disable_after_ms;
+}
+
+/* The endpoint's record, made when its id is new to the shard. Table lock held. */
+static sep *add_sep(shard *sh, const sy_endpoint *ep)
+{
+    if (sh->nseps + 1 > sh->nbuckets && grow_buckets(sh) != 0)
+        return NULL;
+    sep *s = calloc(1, sizeof *s);
+    if (!s || !(s->id = strdup(ep->conf->id))) {
+        free(s);
+        return NULL;
+    }
+    s->hash = ep->id_hash;
+    gate_conf g;
+    gate_conf_us(ep, &g);
+    if (gate_init(&s->gate, &g, mono_us()) != 0)
+        log_error("endpoint %s: out of memory for its rate limit; running unlimited", s->id);
+    s->hnext = sh->buckets[s->hash % sh->nbuckets];
+    sh->buckets[s->hash % sh->nbuckets] = s;
+    s->all_next = sh->all;
+    sh->all = s;
+    sh->nseps++;
+    return s;
+}
+
+/* A new generation of a known endpoint: a changed gate config starts a fresh gate. */
+static void update_sep(sep *s, sy_endpoint *ep)
+{
+    gate_conf g;
+    gate_conf_us(ep, &g);
+    if (!gate_same(&g, &s->gate.c)) {
+        sy_gate old = s->gate;
+        if (gate_init(&s->gate, &g, mono_us()) != 0)
+            log_error("endpoint %s: out of memory for its rate limit; running unlimited", s->id);
+        /* The breaker's memory is about the receiver, not the config: keep it. */
+        s->gate.open = old.open;
+        s->gate.probing = old.probing;
+        s->gate.next_probe = old.next_probe;
+        s->gate.probe_interval = old.probe_interval ? old.probe_interval : g.probe;
+        s->gate.consecutive = old.consecutive;
+        s->gate.failing_since = old.failing_since;
+        s->gate.inflight = g.rate > 0 ? old.inflight : 0;
+        gate_free(&old);
+    }
+    s->ep = ep;
+}
+
+/* Drops a removed endpoint's queued and scheduled deliveries; the spool keeps them. */
+static void drop_queued(shard *sh, sep *s)
+{
+    size_t n = 0;
+    for (dlv *d = s->rhead, *next; d; d = next, n++) {
+        next = d->next;
+        if (d->held)
+            AT_SUB(sh->n_held, 1);
+        sh_free_dlv(sh, d);
+    }
+    AT_SUB(sh->n_ready, s->nready);
+    s->rhead = s->rtail = NULL;
+    s->nready = 0;
+    /* Retries on the heap: rebuilt without this endpoint's (reloads are rare). */
+    theap keep;
+    theap_init(&keep);
+    theap_item it;
+    while (theap_pop(&sh->timers, &it) == 0) {
+        if (IS_SEP_TAG(it.data) ? TAG_SEP(it.data) == s : ((dlv *)it.data)->sep == s) {
+            if (!IS_SEP_TAG(it.data)) {
+                AT_SUB(sh->n_scheduled, 1);
+                sh_free_dlv(sh, it.data);
+                n++;
+            }
+            continue;
+        }
+        theap_push(&keep, it.due_ms, it.data);
+    }
+    theap_free(&sh->timers);
+    sh->timers = keep;
+    s->timer_at = 0;
+    if (n)
+        log_fields(SY_LOG_WARN, "reload removed an endpoint with queued deliveries",
+                   LOG_S("endpoint", s->id), LOG_I("deliveries", n),
+                   LOG_S("they are", sh->o.spool ? "kept pending in the spool" : "dropped"));
+}
+
+/* Frees a removed endpoint's record once nothing of it is left. Table lock taken here. */
+void sh_forget(shard *sh, sep *s)
+{
+    pthread_mutex_lock(&sh->table_mu);
+    sep **pp = &sh->buckets[s->hash % sh->nbuckets];
+    while (*pp != s)
+        pp = &(*pp)->hnext;
+    *pp = s->hnext;
+    pp = &sh->all;
+    while (*pp != s)
+        pp = &(*pp)->all_next;
+    *pp = s->all_next;
+    sh->nseps--;
+    pthread_mutex_unlock(&sh->table_mu);
+    /* It may still sit in the active list: take it out. */
+    for (sep **ap = &sh->ahead, *prev = NULL; *ap; prev = *ap, ap = &(*ap)->anext)
+        if (*ap == s) {
+            *ap = s->anext;
+            if (sh->atail == s)
+                sh->atail = prev;
+            break;
+        }
+    gate_free(&s->gate);
+    free(s->id);
+    free(s);
+}
+
+/*
+ * Reload: every endpoint of rt this shard owns gets (or keeps) its record;
+ * the others' deliveries leave memory, their spool leases released so the
+ * pager brings them back if the endpoint returns. One step: nothing else
+ * runs on this thread meanwhile, and deliveries routed with rt are behind
+ * this message in the inbox.
+ */
+static void adopt(shard *sh, sy_runtime *rt)
+{
+    sep **by_index = calloc(rt->neps ? rt->neps : 1, sizeof *by_index);
+    if (!by_index) {
+        log_error("shard %d: out of memory adopting a new configuration; keeping the old one",
+                  sh->o.index);
+        runtime_unref(rt);
+        return;
+    }
+    for (sep *s = sh->all; s; s = s->all_next)
+        s->ep = NULL;
+    pthread_mutex_lock(&sh->table_mu);
+    for (size_t i = 0; i < rt->neps; i++) {
+        sy_endpoint *ep = &rt->eps[i];
+        if (ep->id_hash % (uint64_t)sh->nshards != (uint64_t)sh->o.index)
+            continue;
+        sep *s = find_sep(sh, ep->conf->id, ep->id_hash);
+        if (!s && !(s = add_sep(sh, ep))) {
+            log_error("endpoint %s: out of memory; it gets no deliveries", ep->conf->id);
+            continue;
+        }
+        update_sep(s, ep);
+        by_index[i] = s;
+    }
+    pthread_mutex_unlock(&sh->table_mu);
+    for (sep *s = sh->all, *next; s; s = next) {
+        next = s->all_next;
+        if (s->ep) {
+            sh_activate(sh, s); /* a raised concurrency or a new plugin may free slots */
+            continue;
+        }
+        drop_queued(sh, s);
+        if (sh->o.spool)
+            spool_release_endpoint(sh->o.spool, s->id);
+        if (!s->inflight)
+            sh_forget(sh, s);
+    }
+    free(sh->by_index);
+    sh->by_index = by_index;
+    sy_runtime *old = sh->rt;
+    sh->rt = rt; /* the message's reference becomes the shard's */
+    runtime_unref(old);
+}
+
+static void set_disabled(shard *sh, const char *id, int disabled)
+{
+    sep *s = find_sep(sh, id, runtime_id_hash(id));
+    if (!s)
+        return;
+    __atomic_store_n(&s->disabled, disabled, __ATOMIC_RELAXED);
+    if (s->ep && s->ep->disabled)
+        __atomic_store_n(s->ep->disabled, disabled, __ATOMIC_RELEASE);
+    if (disabled)
+        return;
+    /* Re-enabled: the breaker and the failure clock start afresh. */
+    s->gate.open = s->gate.probing = 0;
+    s->gate.consecutive = 0;
+    s->gate.failing_since = 0;
+    s->gate.disabled = 0;
+    s->gate.probe_interval = s->gate.c.probe;
+    log_fields(SY_LOG_INFO, "endpoint enabled", LOG_S("endpoint", id));
+    sh_activate(sh, s);
+}
+
+/* ---- helpers for the other shard files ----------------------------------- */
+
+void sh_activate(shard *sh, sep *s)
+{
+    if (s->active)
+        return;
+    s->active = 1;
+    s->anext = NULL;
+    if (sh->atail)
+        sh->atail->anext = s;
+    else
+        sh->ahead = s;
+    sh->atail = s;
+}
+
+void sh_arm(shard *sh, sep *s, int64_t at_ms)
+{
+    if (s->timer_at && s->timer_at <= at_ms)
+        return;
+    if (theap_push(&sh->timers, at_ms, SEP_TAG(s)) != 0)
+        return; /* out of memory: the next outcome or arrival looks again */
+    s->timer_at = at_ms;
+}
+
+void sh_push_ready(shard *sh, sep *s, dlv *d)
+{
+    d->next = NULL;
+    d->ready_ms = mono_ms();
+    if (s->rtail)
+        s->rtail->next = d;
+    else
+        s->rhead = d;
+    s->rtail = d;
+    s->nready++;
+    AT_ADD(sh->n_ready, 1);
+    sh_activate(sh, s);
+}
+
+static dlv *new_dlv(shard *sh)
+{
+    dlv *d = sh->free_dlv;
+    if (d) {
+        sh->free_dlv = d->next;
+        sh->nfree_dlv--;
+    } else if (!(d = malloc(sizeof *d))) {
+        return NULL;
+    }
+    memset(d, 0, sizeof *d);
+    AT_ADD(sh->n_memory, 1);
+    return d;
+}
+
+void sh_free_dlv(shard *sh, dlv *d)
+{
+    event_unref(d->ev);
+    AT_SUB(sh->n_memory, 1);
+    /* Keep a pool the size of a few batches; a burst's excess goes back to malloc. */
+    if (sh->nfree_dlv < 4096) {
+        d->next = sh->free_dlv;
+        sh->free_dlv = d;
+        sh->nfree_dlv++;
+    } else {
+        free(d);
+    }
+}
+
+void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
+               int leased, int64_t latency_ms)
+{
+    if (!sh->o.spool || !d->spool_id)
+        return;
+    if (sh->nrecs == sh->caprecs) {
+        size_t ncap = sh->caprecs ? sh->caprecs * 2 : 256;
+        spool_record *n = realloc(sh->recs, ncap * sizeof *n);
+        if (!n) {
+            /* The row stays pending: a restart retries it, never loses it. */
+            log_error("out of memory recording an outcome of delivery %lld",
+                      (long long)d->spool_id);
+            return;
+        }
+        sh->recs = n;
+        sh->caprecs = ncap;
+    }
+    spool_record *r = &sh->recs[sh->nrecs++];
+    *r = (spool_record){.delivery_id = d->spool_id,
+                        .state = state,
+                        .attempt = d->attempts,
+                        .first_ms = d->first_ms,
+                        .next_ms = next_ms,
+                        .status = o ? o->status : 0,
+                        .attempt_result = o ? (int)o->result : -1,
+                        .at_ms = wall_ms(),
+                        .latency_ms = latency_ms,
+                        .leased = leased};
+    snprintf(r->detail, sizeof r->detail, "%s", o ? o->detail : "");
+}
+
+void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
+               const char *exclude)
+{
+    notice *n = calloc(1, sizeof *n);
+    if (!n || !(n->type = strdup(type)) || (org_id && !(n->org_id = strdup(org_id))) ||
+        (exclude && !(n->exclude = strdup(exclude)))) {
+        log_error("out of memory raising a %s event", type);
+        if (n) {
+            free(n->type);
+            free(n->org_id);
+            free(n);
+        }
+        free(data_json);
+        return;
+    }
+    n->data = data_json;
+    *sh->notices_tail = n;
+    sh->notices_tail = &n->next;
+}
+
+/* ---- the loop ---------------------------------------------------------------- */
+
+/* New deliveries: each becomes ready now, or waits for its due time. */
+static void take_batch(shard *sh, route_batch *b)
+{
+    int64_t now_wall = wall_ms();
+    for (size_t i = 0; i < b->n; i++) {
+        route_item *it = &b->items[i];
+        sep *s = b->rt == sh->rt ? sh->by_index[it->ep->index]
+                                 : find_sep(sh, it->ep->conf->id, it->ep->id_hash);
+        if (!s || !s->ep) {
+            /* Routed just before a reload removed it: the spool keeps it pending. */
+            if (sh->o.spool && it->spool_id)
+                spool_release_endpoint(sh->o.spool, it->ep->conf->id);
+            continue;
+        }
+        dlv *d = new_dlv(sh);
+        if (!d) {
+            log_error("out of memory taking a delivery of event %s; %s", it->ev->event_id,
+                      sh->o.spool ? "it stays pending in the spool" : "dropped");
+            continue;
+        }
+        d->ev = it->ev;
+        event_ref(d->ev);
+        d->sep = s;
+        d->spool_id = it->spool_id;
+        d->attempts = it->attempts;
+        d->first_ms = it->first_ms;
+        if (it->fresh)
+            STAT_ADD(s->st.routed, 1);
+        if (__atomic_load_n(&s->disabled, __ATOMIC_RELAXED)) {
+            sh_kill(sh, d, "endpoint disabled after failing for too long");
+            continue;
+        }
+        int64_t wait = it->due_ms ? it->due_ms - now_wall : 0;
+        if (wait <= 0) {
+            sh_push_ready(sh, s, d);
+        } else if (theap_push(&sh->timers, mono_ms() + wait + 1, d) == 0) {
+            AT_ADD(sh->n_scheduled, 1);
+        } else {
+            sh_push_ready(sh, s, d);
+        }
+    }
+    route_batch_free(b);
+}
+
+static void take_ctrl(shard *sh, shard_ctrl *c)
+{
+    switch (c->kind) {
+    case CTRL_ADOPT:
+        adopt(sh, c->rt);
+        break;
+    case CTRL_ENABLE:
+        set_disabled(sh, c->id, 0);
+        break;
+    case CTRL_DISABLE:
+        set_disabled(sh, c->id, 1);
+        break;
+    case CTRL_QUIESCE:
+        /* Shutdown past the drain: start nothing more, and the drain's end is the
+         * deadline of what is still inside asynchronous plugins (retried at the next
+         * start; the plugin may still complete it, as late). */
+        sh->quiescing = 1;
+        for (sep *s = sh->all; s; s = s->all_next)
+            sh_expire(sh, s, INT64_MAX);
+        break;
+    }
+    free(c);
+}
+
+static int drain_inbox(shard *sh)
+{
+    int n = 0;
+    for (mpsc_node *node; (node = mpsc_pop(&sh->inbox)); n++) {
+        inbox_msg *m = (inbox_msg *)node;
+        switch (m->kind) {
+        case INBOX_BATCH:
+            take_batch(sh, (route_batch *)m);
+            break;
+        case INBOX_DONE:
+            sh_settle(sh, (attempt *)m);
+            break;
+        case INBOX_JOB: {
+            /* The call slot first: the last settle may forget a removed endpoint. */
+            job *j = (job *)m;
+            ((sep *)j->owner)->calls--;
+            for (size_t i = 0; i < j->n; i++)
+                sh_settle(sh, j->at[i]);
+            free(j);
+            break;
+        }
+        case INBOX_CTRL:
+            take_ctrl(sh, (shard_ctrl *)m);
+            break;
+        }
+    }
+    return n;
+}
+
+static int run_timers(shard *sh, int64_t now)
+{
+    int n = 0;
+    const theap_item *top;
+    while ((top = theap_peek(&sh->timers)) && top->due_ms <= now) {
+        theap_item it;
+        theap_pop(&sh->timers, &it);
+        n++;
+        if (IS_SEP_TAG(it.data)) {
+            sep *s = TAG_SEP(it.data);
+            if (s->timer_at != it.due_ms)
+                continue; /* an older wake-up, replaced by an earlier one */
+            s->timer_at = 0;
+            sh_expire(sh, s, now);
+            sh_activate(sh, s);
+        } else {
+            dlv *d = it.data;
+            AT_SUB(sh->n_scheduled, 1);
+            sh_push_ready(sh, d->sep, d);
+        }
+    }
+    return n;
+}
+
+static int run_active(shard *sh)
+{
+    int64_t now = mono_ms();
+    sep *list = sh->ahead;
+    sh->ahead = sh->atail = NULL;
+    int n = 0;
+    while (list) {
+        sep *s = list;
+        list = s->anext;
+        s->active = 0;
+        sh_run_endpoint(sh, s, now);
+        n++;
+    }
+    return n;
+}
+
+static void flush_turn(shard *sh)
+{
+    if (sh->nrecs) {
+        spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
+        sh->nrecs = 0;
+    }
+    notice *n = sh->notices;
+    sh->notices = NULL;
+    sh->notices_tail = &sh->notices;
+    while (n) {
+        notice *next = n->next;
+        pipeline_emit(sh->o.pipeline, n->type, n->org_id, n->data, n->exclude);
+        free(n->type);
+        free(n->org_id);
+        free(n->data);
+        free(n->exclude);
+        free(n);
+        n = next;
+    }
+}
+
+static int nothing_inside(const shard *sh)
+{
+    return !__atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
+}
+
+static void *shard_main(void *arg)
+{
+    shard *sh = arg;
+    stats_thread_block();
+    for (;;) {
+        int did = drain_inbox(sh);
+        did += run_timers(sh, mono_ms());
+        did += run_active(sh);
+        flush_turn(sh);
+        if (__atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE) && nothing_inside(sh) &&
+            mpsc_empty(&sh->inbox))
+            break;
+        if (did)
+            continue;
+        waker_prepare(&sh->w);
+        if (!mpsc_empty(&sh->inbox) || sh->ahead) {
+            waker_cancel(&sh->w);
+            continue;
+        }
+        const theap_item *top = theap_peek(&sh->timers);
+        int timeout = -1;
+        if (top) {
+            int64_t wait = top->due_ms - mono_ms();
+            timeout = wait <= 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
+        } else if (__atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE)) {
+            timeout = 50;
+        }
+        waker_sleep(&sh->w, timeout);
+    }
+    return NULL;
+}
+
+/* ---- the interface ------------------------------------------------------------ */
+
+shard *shard_new(const shard_opts *o)
+{
+    shard *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->o = *o;
+    sh->nshards = o->nshards > 0 ? o->nshards : 1;
+    mpsc_init(&sh->inbox);
+    pthread_mutex_init(&sh->table_mu, NULL);
+    theap_init(&sh->timers);
+    sh->notices_tail = &sh->notices;
+    sh->quarantine = calloc(ATTEMPT_QUARANTINE, sizeof *sh->quarantine);
+    sh->rng = (uint64_t)wall_ms() * 6364136223846793005ull + (uint64_t)o->index * 2654435761ull +
+              1442695040888963407ull;
+    if (!sh->rng)
+        sh->rng = 88172645463325252ull;
+    if (waker_init(&sh->w) != 0 || !sh->quarantine || grow_buckets(sh) != 0) {
+        log_error("shard %d: %s", o->index, strerror(errno ? errno : ENOMEM));
+        shard_free(sh);
+        return NULL;
+    }
+    return sh;
+}
+
+int shard_start(shard *sh)
+{
+    if (pthread_create(&sh->thread, NULL, shard_main, sh) != 0)
+        return -1;
+    sh->started = 1;
+    return 0;
+}
+
+void shard_post(shard *sh, inbox_msg *m)
+{
+    mpsc_push(&sh->inbox, &m->node);
+    waker_wake(&sh->w);
+}
+
+static void post_ctrl(shard *sh, ctrl_kind kind, sy_runtime *rt, const char *id)
+{
+    size_t l = id ? strlen(id) + 1 : 1;
+    shard_ctrl *c = calloc(1, sizeof *c + l);
+    if (!c) {
+        log_error("shard %d: out of memory for a control message", sh->o.index);
+        runtime_unref(rt);
+        return;
+    }
+    c->m.kind = INBOX_CTRL;
+    c->kind = kind;
+    c->rt = rt;
+    if (id)
+        memcpy(c->id, id, l);
+    shard_post(sh, &c->m);
+}
+
+void shard_adopt(shard *sh, sy_runtime *rt)
+{
+    runtime_ref(rt);
+    post_ctrl(sh, CTRL_ADOPT, rt, NULL);
+}
+
+void shard_enable(shard *sh, const char *endpoint_id)
+{
+    post_ctrl(sh, CTRL_ENABLE, NULL, endpoint_id);
+}
+
+void shard_disable(shard *sh, const char *endpoint_id)
+{
+    post_ctrl(sh, CTRL_DISABLE, NULL, endpoint_id);
+}
+
+size_t shard_backlog(const shard *sh)
+{
+    size_t n = __atomic_load_n(&sh->n_ready, __ATOMIC_RELAXED) +
+               __atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
+    if (!sh->o.spool)
+        n += __atomic_load_n(&sh->n_scheduled, __ATOMIC_RELAXED);
+    return n;
+}
+
+void shard_get_counts(const shard *sh, shard_counts *out)
+{
+    out->ready = __atomic_load_n(&sh->n_ready, __ATOMIC_RELAXED);
+    out->held = __atomic_load_n(&sh->n_held, __ATOMIC_RELAXED);
+    out->inflight = __atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
+    out->scheduled = __atomic_load_n(&sh->n_scheduled, __ATOMIC_RELAXED);
+    out->expired = __atomic_load_n(&sh->n_expired, __ATOMIC_RELAXED);
+}
+
+int shard_idle(const shard *sh)
+{
+    return !__atomic_load_n(&sh->n_ready, __ATOMIC_RELAXED) &&
+           !__atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
+}
+
+void shard_foreach(shard *sh, void (*fn)(void *arg, const shard_ep_view *v), void *arg)
+{
+    pthread_mutex_lock(&sh->table_mu);
+    for (sep *s = sh->all; s; s = s->all_next) {
+        shard_ep_view v = {
+            .id = s->id,
+            .ep = s->ep,
+            .st = &s->st,
+            .disabled = __atomic_load_n(&s->disabled, __ATOMIC_RELAXED),
+            .breaker_open = __atomic_load_n(&s->gate.open, __ATOMIC_RELAXED),
+            .last_detail = s->last_detail,
+            .ready = __atomic_load_n(&s->nready, __ATOMIC_RELAXED),
+            .inflight = __atomic_load_n(&s->inflight, __ATOMIC_RELAXED),
+        };
+        fn(arg, &v);
+    }
+    pthread_mutex_unlock(&sh->table_mu);
+}
+
+void shard_quiesce(shard *sh)
+{
+    post_ctrl(sh, CTRL_QUIESCE, NULL, NULL);
+}
+
+void shard_stop(shard *sh)
+{
+    if (!sh->started)
+        return;
+    __atomic_store_n(&sh->stopping, 1, __ATOMIC_RELEASE);
+    waker_prepare(&sh->w); /* make the wake below reach a sleeping thread */
+    waker_wake(&sh->w);
+    pthread_join(sh->thread, NULL);
+    sh->started = 0;
+}
+
+void shard_free(shard *sh)
+{
+    if (!sh)
+        return;
+    /* Messages nobody took: batches hold events and runtimes, attempts their results. */
+    for (mpsc_node *node; (node = mpsc_pop(&sh->inbox));) {
+        inbox_msg *m = (inbox_msg *)node;
+        if (m->kind == INBOX_BATCH) {
+            route_batch_free((route_batch *)m);
+        } else if (m->kind == INBOX_CTRL) {
+            shard_ctrl *c = (shard_ctrl *)m;
+            if (c->rt)
+                runtime_unref(c->rt);
+            free(c);
+        }
+    }
+    theap_item it;
+    while (theap_pop(&sh->timers, &it) == 0)
+        if (!IS_SEP_TAG(it.data))
+            sh_free_dlv(sh, it.data);
+    theap_free(&sh->timers);
+    for (sep *s = sh->all, *next; s; s = next) {
+        next = s->all_next;
+        for (dlv *d = s->rhead, *dn; d; d = dn) {
+            dn = d->next;
+            sh_free_dlv(sh, d);
+        }
+        gate_free(&s->gate);
+        free(s->id);
+        free(s);
+    }
+    while (sh->free_dlv) {
+        dlv *d = sh->free_dlv;
+        sh->free_dlv = d->next;
+        free(d);
+    }
+    for (attempt *a = sh->free_at, *n; a; a = n) {
+        n = a->next;
+        free(a);
+    }
+    for (size_t i = 0; sh->quarantine && i < sh->qlen; i++)
+        free(sh->quarantine[(sh->qhead + i) % ATTEMPT_QUARANTINE]);
+    free(sh->quarantine);
+    runtime_unref(sh->rt);
+    free(sh->by_index);
+    free(sh->buckets);
+    free(sh->recs);
+    for (notice *n = sh->notices, *next; n; n = next) {
+        next = n->next;
+        free(n->type);
+        free(n->org_id);
+        free(n->data);
+        free(n->exclude);
+        free(n);
+    }
+    waker_free(&sh->w);
+    pthread_mutex_destroy(&sh->table_mu);
+    free(sh);
+}

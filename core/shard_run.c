@@ -1,0 +1,332 @@
+/*
+ * shard_run.c - from a ready delivery to inside a plugin: linger for a
+ * batch, the gate, the concurrency cap, attempts, and the deadlines of
+ * asynchronous plugins.
+ */
+#include "shard_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+#include "workers.h"
+
+/* ---- attempts -------------------------------------------------------------- */
+
+attempt *sh_attempt_get(shard *sh)
+{
+    attempt *a = sh->free_at;
+    if (a) {
+        sh->free_at = a->next;
+        sh->nfree_at--;
+    } else if (!(a = malloc(sizeof *a))) {
+        return NULL;
+    }
+    memset(a, 0, sizeof *a);
+    return a;
+}
+
+/*
+ * A settled attempt waits in the quarantine ring before it can carry
+ * another delivery, so a repeated complete() finds it finished, not busy
+ * with someone else's event.
+ */
+void sh_attempt_recycle(shard *sh, attempt *a)
+{
+    event_unref(a->ev);
+    a->ev = NULL;
+    __atomic_store_n(&a->state, AT_FREE, __ATOMIC_RELEASE);
+    if (sh->qlen == ATTEMPT_QUARANTINE) {
+        attempt *old = sh->quarantine[sh->qhead];
+        sh->quarantine[sh->qhead] = a;
+        sh->qhead = (sh->qhead + 1) % ATTEMPT_QUARANTINE;
+        if (sh->nfree_at < 1024) {
+            old->next = sh->free_at;
+            sh->free_at = old;
+            sh->nfree_at++;
+        } else {
+            free(old);
+        }
+        return;
+    }
+    sh->quarantine[(sh->qhead + sh->qlen) % ATTEMPT_QUARANTINE] = a;
+    sh->qlen++;
+}
+
+static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_us,
+                             int64_t now_wall)
+{
+    attempt *a = sh_attempt_get(sh);
+    if (!a)
+        return NULL;
+    const sy_event *ev = d->ev;
+    if (d->attempts == 0)
+        d->first_ms = now_wall;
+    d->attempts++;
+    a->m.kind = INBOX_DONE;
+    a->pub = (sy_delivery){
+        .struct_size = sizeof(sy_delivery),
+        .body = ev->body,
+        .body_len = ev->body_len,
+        .event_id = ev->event_id,
+        .event_type = ev->event_type,
+        .org_id = ev->org_id,
+        .org_slug = ev->org_slug,
+        .endpoint_id = s->id,
+        .attempt = d->attempts,
+        .first_attempt_ms = d->first_ms,
+        .received_ms = ev->received_ms,
+        .host_ref = a,
+    };
+    a->sh = sh;
+    a->d = d;
+    a->ev = d->ev;
+    event_ref(a->ev);
+    a->ep = s->ep;
+    a->rt = s->ep->rt;
+    runtime_ref(a->rt);
+    a->started_us = now_us;
+    a->probe = probe;
+    STAT_ADD(s->st.attempts, 1);
+    STAT_INC(attempts, 1);
+    __atomic_store_n(&s->st.last_attempt_ms, now_wall, __ATOMIC_RELAXED);
+    return a;
+}
+
+/* ---- the concurrency cap and the gate ----------------------------------------- */
+
+/* Pops the oldest ready delivery of s. */
+static dlv *pop_ready(shard *sh, sep *s)
+{
+    dlv *d = s->rhead;
+    s->rhead = d->next;
+    if (!s->rhead)
+        s->rtail = NULL;
+    s->nready--;
+    AT_SUB(sh->n_ready, 1);
+    if (d->held)
+        AT_SUB(sh->n_held, 1);
+    d->held = 0; /* a retry that is held again counts again */
+    return d;
+}
+
+/*
+ * The gate holds the endpoint back until `until` (monotonic µs). A long
+ * outage or a tight rate limit must not fill memory: with a spool, what is
+ * queued beyond HOLD_IN_MEMORY waits on disk, due when the gate opens.
+ */
+static void held_back(shard *sh, sep *s, int64_t until_us)
+{
+    sh_arm(sh, s, (until_us + 999) / 1000);
+    for (dlv *d = s->rhead; d; d = d->next)
+        if (!d->held) {
+            d->held = 1;
+            AT_ADD(sh->n_held, 1);
+            STAT_ADD(s->st.gate_waits, 1);
+        }
+    if (!sh->o.spool || s->nready <= HOLD_IN_MEMORY)
+        return;
+    dlv *keep = s->rhead;
+    for (size_t i = 1; i < HOLD_IN_MEMORY; i++)
+        keep = keep->next;
+    dlv *spill = keep->next;
+    keep->next = NULL;
+    s->rtail = keep;
+    int64_t wait_ms = (until_us - mono_us() + 999) / 1000;
+    int64_t due = wall_ms() + (wait_ms > 0 ? wait_ms : 0);
+    sy_outcome o = SY_OUTCOME_INIT;
+    sy_outcome_set(&o, SY_RETRY, 0, "waiting for the endpoint's rate limit or breaker");
+    while (spill) {
+        dlv *d = spill;
+        spill = d->next;
+        if (d->spool_id) {
+            sh_record(sh, d, DLV_PENDING, due, &o, 0, 0);
+            s->nready--;
+            AT_SUB(sh->n_ready, 1);
+            AT_SUB(sh->n_held, 1);
+            sh_free_dlv(sh, d);
+        } else { /* not in the spool (cannot be): keep it */
+            d->next = NULL;
+            s->rtail->next = d;
+            s->rtail = d;
+        }
+    }
+}
+
+/* Hands n attempts of s to its plugin: on this thread (asynchronous) or to a worker. */
+static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
+{
+    sy_endpoint *ep = s->ep;
+    const sy_sink *sk = ep->inst->sink;
+    s->calls++;
+    s->inflight += n;
+    AT_ADD(sh->n_inflight, n);
+    STAT_INC(plugin_calls, 1);
+    if (sk->deliver || sk->deliver_batch) {
+        job *j = malloc(sizeof *j + n * sizeof j->at[0]);
+        if (!j) {
+            /* Never reached the plugin: each comes back as a retry right away. */
+            for (size_t i = 0; i < n; i++) {
+                sy_outcome_init(&at[i]->out);
+                sy_outcome_set(&at[i]->out, SY_RETRY, 0, "out of memory calling the plugin");
+                sh_settle(sh, at[i]);
+            }
+            s->calls--;
+            return;
+        }
+        j->sh = sh;
+        j->owner = s;
+        j->ep = ep;
+        j->n = n;
+        for (size_t i = 0; i < n; i++) {
+            j->at[i] = at[i];
+            at[i]->state = AT_IN_PLUGIN;
+        }
+        workers_submit(sh->o.workers, j);
+        return;
+    }
+    int64_t deadline = now_ms + ep->attempt_timeout_ms + sh->o.complete_grace_ms;
+    call *c = NULL;
+    if (n > 1 && (c = malloc(sizeof *c)))
+        c->pending = n;
+    for (size_t i = 0; i < n; i++) {
+        attempt *a = at[i];
+        a->deadline_ms = deadline;
+        a->pub.deadline_ms = deadline;
+        a->call = c;
+        a->linked = 1;
+        a->lnext = NULL;
+        a->lprev = s->atail;
+        if (s->atail)
+            s->atail->lnext = a;
+        else
+            s->ahead = a;
+        s->atail = a;
+        __atomic_store_n(&a->state, AT_IN_PLUGIN, __ATOMIC_RELEASE);
+    }
+    sh_arm(sh, s, deadline);
+    if (n > 1 && !c) {
+        /* No call record: submit them one call each, as submit_batch allows any n >= 1. */
+        s->calls += (int)n - 1;
+        for (size_t i = 0; i < n; i++)
+            sk->submit_batch(ep->inst->state, ep->ep_state, (const sy_delivery *const[]){&at[i]->pub}, 1);
+        return;
+    }
+    if (sk->submit_batch) {
+        const sy_delivery *stackd[64], **d = n <= 64 ? stackd : malloc(n * sizeof *d);
+        if (d) {
+            for (size_t i = 0; i < n; i++)
+                d[i] = &at[i]->pub;
+            sk->submit_batch(ep->inst->state, ep->ep_state, (const sy_delivery *const *)d, n);
+            if (d != stackd)
+                free(d);
+            return;
+        }
+        for (size_t i = 0; i < n; i++) {
+            sy_outcome o = SY_OUTCOME_INIT;
+            sy_outcome_set(&o, SY_RETRY, 0, "out of memory calling the plugin");
+            attempt_complete(&at[i]->pub, &o);
+        }
+        return;
+    }
+    /* One at a time: n is 1. complete() may have run inside submit already. */
+    if (sk->submit(ep->inst->state, ep->ep_state, &at[0]->pub) != 0) {
+        sy_outcome o = SY_OUTCOME_INIT;
+        sy_outcome_set(&o, SY_RETRY, 0, "plugin refused the delivery (submit failed)");
+        attempt_complete(&at[0]->pub, &o);
+    }
+}
+
+void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
+{
+    if (!s->ep || sh->quiescing || !s->nready)
+        return;
+    if (__atomic_load_n(&s->disabled, __ATOMIC_RELAXED)) {
+        while (s->nready)
+            sh_kill(sh, pop_ready(sh, s), "endpoint disabled after failing for too long");
+        return;
+    }
+    const sy_instance *inst = s->ep->inst;
+    size_t bmax = inst->batch_max;
+    int64_t linger = bmax > 1 ? inst->sink->batch_linger_ms : 0;
+    attempt *stack[64], **at = bmax <= 64 ? stack : malloc(bmax * sizeof *at);
+    if (!at) {
+        sh_arm(sh, s, now_ms + 10); /* out of memory: look again shortly */
+        return;
+    }
+    while (s->nready && s->calls < s->ep->concurrency) {
+        size_t k = s->nready < bmax ? s->nready : bmax;
+        if (k < bmax && linger && s->rhead->ready_ms + linger > now_ms) {
+            sh_arm(sh, s, s->rhead->ready_ms + linger);
+            break;
+        }
+        /* The gate decides per delivery, at the real start. */
+        int64_t now_us = mono_us(), now_wall = wall_ms();
+        size_t n = 0;
+        while (n < k) {
+            int probe;
+            int64_t t = gate_admit(&s->gate, now_us, &probe);
+            if (t) {
+                held_back(sh, s, t);
+                break;
+            }
+            attempt *a = make_attempt(sh, s, s->rhead, probe, now_us, now_wall);
+            if (!a) {
+                gate_done(&s->gate, now_us);
+                sh_arm(sh, s, now_ms + 10);
+                break;
+            }
+            pop_ready(sh, s);
+            at[n++] = a;
+            if (probe)
+                break; /* the breaker's probe goes alone */
+        }
+        if (!n)
+            break;
+        launch(sh, s, at, n, now_ms);
+    }
+    if (at != stack)
+        free(at);
+}
+
+/* ---- deadlines ------------------------------------------------------------------ */
+
+/* Takes a out of its endpoint's in-flight list. */
+void sh_unlink(sep *s, attempt *a)
+{
+    if (!a->linked)
+        return;
+    if (a->lprev)
+        a->lprev->lnext = a->lnext;
+    else
+        s->ahead = a->lnext;
+    if (a->lnext)
+        a->lnext->lprev = a->lprev;
+    else
+        s->atail = a->lprev;
+    a->linked = 0;
+}
+
+void sh_expire(shard *sh, sep *s, int64_t now_ms)
+{
+    while (s->ahead && s->ahead->deadline_ms <= now_ms) {
+        attempt *a = s->ahead;
+        sh_unlink(s, a);
+        if (!attempt_expire(a, a->ep->inst))
+            continue; /* completed just in time: its message is on the way */
+        AT_ADD(sh->n_expired, 1);
+        STAT_INC(deadline_expired, 1);
+        log_fields_limited(SY_LOG_WARN,
+                           "plugin did not complete an attempt before its deadline; retrying",
+                           LOG_S("endpoint", s->id), LOG_S("event_id", a->pub.event_id),
+                           LOG_S("plugin", a->ep->inst->sink->name));
+        /* The delivery goes on without it; the plugin may still read the attempt. */
+        sy_outcome o = SY_OUTCOME_INIT;
+        sy_outcome_set(&o, SY_RETRY, 0, "plugin did not complete");
+        sh_settle_expired(sh, a, &o);
+    }
+    if (s->ahead)
+        sh_arm(sh, s, s->ahead->deadline_ms);
+}
+

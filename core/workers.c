@@ -1,0 +1,145 @@
+/*
+ * workers.c - a fixed pool of threads running blocking plugin calls.
+ */
+#include "workers.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "runtime.h"
+#include "shard.h"
+#include "stats.h"
+
+struct worker_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    job *head, *tail;
+    int stop;
+    int n;
+    int idle; /* workers waiting for a job */
+    pthread_t *threads;
+};
+
+static void run(job *j)
+{
+    const sy_endpoint *ep = j->ep;
+    const sy_sink *s = ep->inst->sink;
+    void *st = ep->inst->state;
+    for (size_t i = 0; i < j->n; i++) {
+        sy_outcome_init(&j->at[i]->out);
+        sy_outcome_set(&j->at[i]->out, SY_RETRY, 0, "plugin set no outcome");
+    }
+    if (s->deliver) {
+        for (size_t i = 0; i < j->n; i++)
+            s->deliver(st, ep->ep_state, &j->at[i]->pub, &j->at[i]->out);
+    } else {
+        const sy_delivery *stackd[64], **d = stackd;
+        sy_outcome *stacko[64], **o = stacko;
+        if (j->n > 64) {
+            d = malloc(j->n * sizeof *d);
+            o = malloc(j->n * sizeof *o);
+        }
+        if (!d || !o) {
+            for (size_t i = 0; i < j->n; i++)
+                sy_outcome_set(&j->at[i]->out, SY_RETRY, 0, "out of memory calling the plugin");
+        } else {
+            for (size_t i = 0; i < j->n; i++) {
+                d[i] = &j->at[i]->pub;
+                o[i] = &j->at[i]->out;
+            }
+            s->deliver_batch(st, ep->ep_state, (const sy_delivery *const *)d, j->n,
+                             (sy_outcome *const *)o);
+        }
+        if (d != stackd)
+            free(d);
+        if (o != stacko)
+            free(o);
+    }
+    for (size_t i = 0; i < j->n; i++) {
+        /* A plugin may have scribbled past the rules: re-check what it left. */
+        sy_outcome copy = j->at[i]->out;
+        copy.struct_size = sizeof copy;
+        attempt_take_outcome(&j->at[i]->out, &copy);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->head && !p->stop) {
+            p->idle++;
+            pthread_cond_wait(&p->cv, &p->mu);
+            p->idle--;
+        }
+        job *j = p->head;
+        if (!j)
+            break; /* stopping and nothing left */
+        p->head = j->qnext;
+        if (!p->head)
+            p->tail = NULL;
+        pthread_mutex_unlock(&p->mu);
+        run(j);
+        j->m.kind = INBOX_JOB;
+        shard_post(j->sh, &j->m);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+worker_pool *workers_new(int n)
+{
+    worker_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->threads = calloc((size_t)(n > 0 ? n : 1), sizeof *p->threads);
+    for (int i = 0; i < (n > 0 ? n : 1); i++) {
+        if (pthread_create(&p->threads[i], NULL, worker_main, p) != 0) {
+            log_error("cannot start worker thread %d", i);
+            break;
+        }
+        p->n++;
+    }
+    if (!p->n) {
+        free(p->threads);
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+void workers_submit(worker_pool *p, job *j)
+{
+    j->qnext = NULL;
+    pthread_mutex_lock(&p->mu);
+    if (p->tail)
+        p->tail->qnext = j;
+    else
+        p->head = j;
+    p->tail = j;
+    /* Busy workers pick the job up when they finish: wake one only if one is idle. */
+    if (p->idle)
+        pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void workers_free(worker_pool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n; i++)
+        pthread_join(p->threads[i], NULL);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->threads);
+    free(p);
+}
