@@ -248,10 +248,11 @@ static void stop(parts *p, int64_t drain_ms)
     }
     admin_stop(p->admin); /* before the runtime it reads goes */
     ingress_free(p->in);
+    /* The writer commits the last outcomes and stops paging before the shards go. */
+    spool_close(p->spool);
     pipeline_free(p->pl); /* plugins are destroyed here, after every attempt left them */
     if (p->rt)
         runtime_free(p->rt);
-    spool_close(p->spool); /* after the last outcome is recorded */
     quarantine_close(p->q);
     config_free(p->c);
     stats_reset();

@@ -264,15 +264,14 @@ static long read_one(sy_ingress *in, pl_batch *b, sy_runtime *rt, size_t i)
             size_t tl = zmq_msg_size(&frames[1]);
             if (tl > sizeof to.tag) {
                 /* Cut short, the tag could not be matched by its publisher: refuse the
-                 * message, answering without the tag it cannot carry whole. */
-                char why[96], text[160];
-                snprintf(why, sizeof why, "ack tag of %zu bytes (at most %zu)", tl,
-                         sizeof to.tag);
+                 * message, answering with the whole tag as it came. */
+                static const char text[] = "error bad_frames: the tag is longer than 256 bytes";
                 STAT_INC(received, 1);
-                reject(in, ENV_BAD_FRAMES, why, zmq_msg_data(&frames[2]),
+                reject(in, ENV_BAD_FRAMES, "tag longer than 256 bytes", zmq_msg_data(&frames[2]),
                        zmq_msg_size(&frames[2]));
-                snprintf(text, sizeof text, "error bad_frames: %s", why);
-                ingress_reply_now(in, &to, text);
+                zmq_send(s, zmq_msg_data(&frames[0]), zmq_msg_size(&frames[0]), ZMQ_SNDMORE);
+                zmq_send(s, zmq_msg_data(&frames[1]), tl, ZMQ_SNDMORE);
+                zmq_send(s, text, sizeof text - 1, 0);
                 goto out;
             }
             to.has_tag = 1;

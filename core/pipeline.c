@@ -451,6 +451,8 @@ int pipeline_enable(sy_pipeline *pl, const char *endpoint_id)
 static size_t pager_want(void *arg)
 {
     sy_pipeline *pl = arg;
+    if (__atomic_load_n(&pl->closed, __ATOMIC_ACQUIRE))
+        return 0;
     size_t held = 0;
     for (int i = 0; i < pl->nshards; i++) {
         shard_counts c;
@@ -458,7 +460,7 @@ static size_t pager_want(void *arg)
         held += c.ready + c.inflight + c.scheduled;
     }
     size_t max = pl->o.memory_deliveries;
-    size_t want = __atomic_load_n(&pl->closed, __ATOMIC_ACQUIRE) || held >= max ? 0 : max - held;
+    size_t want = held >= max ? 0 : max - held;
     return want > 1000 ? 1000 : want;
 }
 

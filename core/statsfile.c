@@ -9,6 +9,7 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 
+#include "fsmode.h"
 #include "pipeline.h"
 #include "quarantine.h"
 #include "stats.h"
@@ -77,7 +78,7 @@ int pipeline_write_stats(sy_pipeline *pl, const char *path)
     }
     snprintf(tmp, l, "%s.tmp", path);
     mkdir_parents(path);
-    FILE *f = fopen(tmp, "we");
+    FILE *f = fs_fopen(tmp, "w", FS_MODE_GROUP);
     int rc = -1;
     if (f) {
         int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;

@@ -35,8 +35,8 @@ def malformed():
         if i % 3 == 0:
             bad = json.dumps({"event_id": f"m{i}", "data": {}}).encode()  # no event_type
         add("missing_field", [bad])
-    for i in range(10):  # 2 MiB, otherwise a valid envelope
-        big = event(f"big{i}", data={"blob": "b" * (2 * 1024 * 1024)})
+    for i in range(10):  # 1 MiB + 1 KiB, otherwise a valid envelope: read, then refused
+        big = event(f"big{i}", data={"blob": "b" * (1024 * 1024 + 1024)})
         add("too_big", [big])
     for i in range(25):  # invalid UTF-8 inside a string
         # stray bytes, overlong "/", a surrogate, a truncated sequence, a 5-byte form

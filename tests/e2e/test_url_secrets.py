@@ -151,7 +151,7 @@ def test_user_info_in_a_url_is_refused_without_echo(tmp_path):
         r = cli(cmd, "-c", conf, timeout=30)
         out = (r.stdout + r.stderr).decode()
         assert r.returncode == 2, out
-        for ep, plugin in (("wh", "webhook"), ("fm", "form")):
-            assert (f"endpoints.{ep}: {plugin}: url: URL carries credentials (user@host): use headers "
+        for ep in ("wh", "fm"):
+            assert (f"endpoints.{ep}.url: URL carries credentials (user@host): use headers "
                     "instead") in out, out
         assert_no_secrets(f"`switchyard {cmd}` output", out.encode(), TOKENS)
