@@ -472,7 +472,12 @@ int publish_main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (!o.addr || (!o.type == !o.file) || o.count < 1) {
+    if (optind < argc) {
+        fprintf(stderr, "switchyard publish: unexpected argument \"%s\" (switchyard publish "
+                        "--help)\n", argv[optind]);
+        return 2;
+    }
+    if (!o.addr || (!o.type == !o.file)) {
         usage(stderr);
         return 2;
     }

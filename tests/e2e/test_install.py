@@ -236,8 +236,11 @@ def test_example_plugin_describe(example_so):
                        text=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "example 1.0.0 - example: appends event id, type and attempt to a file"
+    # The file is example_sink.so; its descriptor is named "example".
+    assert lines[0] == "example_sink 1.0.0 - example: appends event id, type and attempt to a file"
     assert f"file: {so}" in lines
+    assert ('descriptor name: example (logs and check name the plugin so; a config loads the '
+            f'file as "{so}")') in lines
     assert "style: blocking (deliver)" in lines
     assert "  output             string, required" in lines
 
