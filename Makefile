@@ -5,7 +5,7 @@
 #   make test       install missing packages, build with -Werror, run every test
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks (prints figures, asserts nothing)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= [SYSCONFDIR= LOCALSTATEDIR=]
 
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
@@ -14,6 +14,19 @@ BUILD      ?= build
 CC         ?= cc
 PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
+
+# Config and state live under the prefix (PREFIX/etc, PREFIX/var), except
+# for PREFIX=/usr, a distribution's own, whose are /etc and /var (FHS).
+# Either can be set on the command line; DESTDIR stages all of them.
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+else
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= $(PREFIX)/var
+endif
+CONFDIR   := $(SYSCONFDIR)/switchyard
+STATEDIR  := $(LOCALSTATEDIR)/lib/switchyard
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT       ?= -O2 -g
@@ -50,7 +63,7 @@ ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs
+.PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs FORCE
 .DEFAULT_GOAL := all
 
 # The receivers' library (SDK_LIB) and the fuzzing targets bring their own
@@ -73,7 +86,15 @@ $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h
+# The paths compiled in (SY_PLUGIN_DIR) depend on PREFIX, which is not a
+# file: the stamp holds them and changes only when they do, so a build with
+# another PREFIX recompiles the core and an unchanged one does nothing.
+PATHS_STAMP := $(BUILD)/paths.stamp
+$(PATHS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' | cmp -s - $@ || echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' > $@
+
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
@@ -110,7 +131,7 @@ $(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
 	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
 
 # Some unit tests #include a plugin's sources to reach its static helpers.
-$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h) $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
@@ -159,26 +180,32 @@ bench: deps all
 docs: all
 	bash scripts/gen-config-doc.sh
 
+# Fills the templates (the systemd unit, the .pc file) with the install paths.
+# StateDirectory= only makes folders under /var/lib, so it stays in the unit
+# only when that is where the state goes.
+SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+	$(if $(filter /var/lib/switchyard,$(STATEDIR)),,-e '/^StateDirectory/d')
+
+# Everything goes under $(DESTDIR): the prefix, $(CONFDIR) and $(STATEDIR).
 install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -d -m 0750 $(DESTDIR)/var/lib/switchyard
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
-	@# Receivers and publishers link it: -lswitchyard -lcrypto -lzmq.
 	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libswitchyard.a
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sdk/switchyard.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
-	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/switchyard.service \
-		> $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
+	sed $(SUBST) scripts/switchyard.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	@# The example config goes only into a conf.d without any *.json: an
 	@# operator's config is never overwritten, nor completed with examples.
-	@# plugin_dir points at the installed plugins, var/ paths at /var/lib.
-	@set -e; etc=$(DESTDIR)/etc/switchyard/conf.d; \
+	@# plugin_dir points at the installed plugins, var/ paths at $(STATEDIR).
+	@# Config files may hold secrets: 0640, readable by the owner's group.
+	@set -e; etc=$(DESTDIR)$(CONFDIR)/conf.d; \
 	if ls $$etc/*.json >/dev/null 2>&1; then \
 		echo "  keeping the config in $$etc"; \
 	else \
@@ -186,12 +213,13 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 		for f in conf.d/*.json; do \
 			echo "  CONFIG  $$etc/$${f#conf.d/}"; \
 			sed -e 's|\("plugin_dir": *"\)[^"]*"|\1$(PLUGINDIR)"|' \
-			    -e 's|"var/|"/var/lib/switchyard/|g' $$f > $$etc/$${f#conf.d/}; \
-			chmod 0644 $$etc/$${f#conf.d/}; \
+			    -e 's|"var/|"$(STATEDIR)/|g' $$f > $$etc/$${f#conf.d/}; \
+			chmod 0640 $$etc/$${f#conf.d/}; \
 		done; \
 	fi
 
-# The config in /etc/switchyard is the operator's: uninstall leaves it.
+# The config in $(CONFDIR) and the state in $(STATEDIR) are the operator's:
+# uninstall leaves them.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
 		$(DESTDIR)$(PREFIX)/lib/libswitchyard.a \
