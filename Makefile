@@ -1,8 +1,8 @@
 # Switchyard - build, run, test, bench, install.
 #
 #   make            build the daemon (./switchyard) and the plugins
-#   make run        install missing packages, build, run on conf.d/
-#   make test       install missing packages, build with -Werror, run every test
+#   make run        install missing packages the daemon needs, build, run on conf.d/
+#   make test       install missing packages the tests need too, build, run every test
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks (prints figures, asserts nothing)
 #   make install    PREFIX=/usr/local DESTDIR= [SYSCONFDIR= LOCALSTATEDIR=]
@@ -63,7 +63,8 @@ ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs FORCE
+.PHONY: all run test unit e2e check valgrind bench install uninstall clean docs FORCE \
+	deps deps-run deps-test deps-bench
 .DEFAULT_GOAL := all
 
 # The receivers' library (SDK_LIB) and the fuzzing targets bring their own
@@ -75,8 +76,13 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # ./switchyard always means the default build; other BUILD folders don't touch it.
 all: $(BIN) $(if $(filter build,$(BUILD)),switchyard) $(PLUGIN_SO) $(SDK_LIB)
 
-deps:
-	@bash scripts/deps.sh
+# scripts/deps.sh MODE installs what is missing: `run` what the daemon needs,
+# `test` the tests' tools and peers too, `bench` the benchmarks' as well.
+# Targets call it first, then make what they build: the packages are the
+# build's prerequisites, also with -j.
+deps: deps-test
+deps-run deps-test deps-bench:
+	@bash scripts/deps.sh $(@:deps-%=%)
 
 switchyard: build/switchyard
 	@ln -sfn build/switchyard switchyard
@@ -136,7 +142,8 @@ $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugi
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
 
-run: deps all
+run: deps-run
+	$(MAKE) all
 	@mkdir -p var
 	./switchyard run -c conf.d
 
@@ -148,7 +155,7 @@ E2E ?= tests/e2e
 e2e: all $(TPLUGIN_SO)
 	SY_BUILD=$(BUILD) $(PYTHON) -m pytest -q $(E2E)
 
-test: deps
+test: deps-test
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
@@ -159,13 +166,13 @@ test: deps
 SANFLAGS := BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
 	SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CHECK_E2E ?= tests/e2e
-check: deps
+check: deps-test
 	$(MAKE) $(SANFLAGS) unit
 	$(MAKE) $(SANFLAGS) e2e E2E="$(CHECK_E2E)"
 	$(MAKE) valgrind
 
 # The unit tests under valgrind (no sanitizer build: valgrind needs plain binaries).
-valgrind: deps
+valgrind: deps-test
 	$(MAKE) BUILD=build/vg OPT="-O1 -g" $(UNIT_BIN:$(BUILD)/%=build/vg/%) \
 		$(ABI_SO:$(BUILD)/%=build/vg/%) $(PLUGIN_SO:$(BUILD)/%=build/vg/%)
 	@set -e; for t in $(UNIT_BIN:$(BUILD)/%=build/vg/%); do echo "== valgrind $$t"; \
@@ -173,7 +180,8 @@ valgrind: deps
 		--errors-for-leak-kinds=definite $$t > /dev/null; done
 
 # Each bench/bench_*.py prints its own figures; none asserts anything.
-bench: deps all
+bench: deps-bench
+	$(MAKE) all
 	@set -e; for b in $(sort $(wildcard bench/bench_*.py)); do \
 		echo "== $$b"; $(PYTHON) $$b --build $(BUILD); done
 
