@@ -42,10 +42,13 @@ CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 libmicrohttpd 
 CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 libmicrohttpd 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
-# The publisher API of the SDK is part of the daemon too (`publish --ack`).
-CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c)) sdk/src/publisher.c
+# The core library, which unit tests link too, and the command-line tools
+# (core/cli/: main, publish, status), linked only into the binary. The SDK's
+# publisher API is in the core library: `publish --ack` and its unit test use it.
+CORE_SRC  := $(wildcard core/*.c) sdk/src/publisher.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ  := $(BUILD)/core/main.o
+CLI_SRC   := $(wildcard core/cli/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB  := $(BUILD)/libsycore.a
 BIN       := $(BUILD)/switchyard
 
@@ -105,11 +108,13 @@ $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h $
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
+$(CLI_OBJ): $(wildcard core/cli/*.h)
+
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BIN): $(MAIN_OBJ) $(CORE_LIB)
+$(BIN): $(CLI_OBJ) $(CORE_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 

@@ -1,5 +1,5 @@
 /*
- * publish.c - `switchyard publish`: send events to a running daemon.
+ * cli/publish.c - `switchyard publish`: send events to a running daemon.
  *
  * Operators use it to test routing; tests and benchmarks use it to push
  * many events. Events are either built from flags (a fresh envelope with a

@@ -1,5 +1,5 @@
 /*
- * main.c - the switchyard command line: one function per command, each
+ * cli/main.c - the switchyard command line: one function per command, each
  * with its own --help. Exit status everywhere: 0 done, 1 failed, 2 bad
  * usage or configuration.
  */

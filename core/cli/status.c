@@ -1,5 +1,5 @@
 /*
- * status.c - `switchyard status`, a client of the admin API.
+ * cli/status.c - `switchyard status`, a client of the admin API.
  *
  * The admin API listens on loopback, so a small HTTP/1.0 client over a
  * plain socket is enough and keeps libcurl out of the daemon.
