@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "cfgtable.h"
+#include "cli.h"
 #include "config.h"
 #include "daemon.h"
 #include "log.h"
@@ -66,8 +67,7 @@ static void run_usage(FILE *f, int check)
                   "configuration error.\n", f);
 }
 
-/* Trailing words after the options: a mistake, not something to ignore. */
-static int extra_args(const char *cmd, int argc, char **argv)
+int cli_extra_args(const char *cmd, int argc, char **argv)
 {
     if (optind >= argc)
         return 0;
@@ -95,7 +95,7 @@ static int run_or_check(int argc, char **argv, int check)
         default: run_usage(stderr, check); return 2;
         }
     }
-    if (extra_args(check ? "check" : "run", argc, argv))
+    if (cli_extra_args(check ? "check" : "run", argc, argv))
         return 2;
     sy_log_level lvl;
     if (o.log_level && log_level_parse(o.log_level, &lvl)) {
@@ -252,7 +252,7 @@ static int plugins_cmd(int argc, char **argv)
         default: plugins_usage(stderr); return 2;
         }
     }
-    if (extra_args("plugins", argc, argv))
+    if (cli_extra_args("plugins", argc, argv))
         return 2;
     char *pdir = plugin_dir_for(conf_dir, dir);
     if (!pdir)
@@ -371,7 +371,7 @@ static int replay_cmd(int argc, char **argv)
         default: replay_usage(stderr); return 2;
         }
     }
-    if (extra_args("replay", argc, argv))
+    if (cli_extra_args("replay", argc, argv))
         return 2;
     sy_conf *c = NULL;
     if (!spool) {

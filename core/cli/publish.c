@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 #include <zmq.h>
 
+#include "cli.h"
 #include "clock.h"
 #include "envelope.h"
 #include "switchyard/publisher.h"
@@ -472,11 +473,8 @@ int publish_main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "switchyard publish: unexpected argument \"%s\" (switchyard publish "
-                        "--help)\n", argv[optind]);
+    if (cli_extra_args("publish", argc, argv))
         return 2;
-    }
     if (!o.addr || (!o.type == !o.file)) {
         usage(stderr);
         return 2;

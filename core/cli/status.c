@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "config.h"
 
 int http_get(const char *hostport, const char *path, const char *token, char **body, char *err,
@@ -137,11 +138,8 @@ int status_main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "switchyard status: unexpected argument \"%s\" (switchyard status "
-                        "--help)\n", argv[optind]);
+    if (cli_extra_args("status", argc, argv))
         return 2;
-    }
     sy_conf *c = config_load_or_report(conf_dir);
     if (!c)
         return 2;
