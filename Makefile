@@ -1,11 +1,11 @@
 # Switchyard - build, run, test, bench, install.
 #
 #   make            build the daemon (./switchyard) and the plugins
-#   make run        install missing packages, build, run on conf.d/
-#   make test       install missing packages, build with -Werror, run every test
+#   make run        install missing packages the daemon needs, build, run on conf.d/
+#   make test       install missing packages the tests need too, build, run every test
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench      benchmarks (prints figures, asserts nothing)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR= [SYSCONFDIR= LOCALSTATEDIR=]
 
 VERSION    := 0.1.0
 PREFIX     ?= /usr/local
@@ -14,6 +14,19 @@ BUILD      ?= build
 CC         ?= cc
 PYTHON     ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
+
+# Config and state live under the prefix (PREFIX/etc, PREFIX/var), except
+# for PREFIX=/usr, a distribution's own, whose are /etc and /var (FHS).
+# Either can be set on the command line; DESTDIR stages all of them.
+ifeq ($(PREFIX),/usr)
+SYSCONFDIR    ?= /etc
+LOCALSTATEDIR ?= /var
+else
+SYSCONFDIR    ?= $(PREFIX)/etc
+LOCALSTATEDIR ?= $(PREFIX)/var
+endif
+CONFDIR   := $(SYSCONFDIR)/switchyard
+STATEDIR  := $(LOCALSTATEDIR)/lib/switchyard
 
 WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OPT       ?= -O2 -g
@@ -29,10 +42,13 @@ CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 libmicrohttpd 
 CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 libmicrohttpd libcrypto 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
-# The publisher API of the SDK is part of the daemon too (`publish --ack`).
-CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c)) sdk/src/publisher.c
+# The core library, which unit tests link too, and the command-line tools
+# (core/cli/: main, publish, status), linked only into the binary. The SDK's
+# publisher API is in the core library: `publish --ack` and its unit test use it.
+CORE_SRC  := $(wildcard core/*.c) sdk/src/publisher.c
 CORE_OBJ  := $(CORE_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ  := $(BUILD)/core/main.o
+CLI_SRC   := $(wildcard core/cli/*.c)
+CLI_OBJ   := $(CLI_SRC:%.c=$(BUILD)/%.o)
 CORE_LIB  := $(BUILD)/libsycore.a
 BIN       := $(BUILD)/switchyard
 
@@ -50,7 +66,8 @@ ABI_SO    := $(patsubst tests/abi/%.c,$(BUILD)/tests/abi/%.so,$(wildcard tests/a
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 
-.PHONY: all run test unit e2e check valgrind bench install uninstall clean deps docs
+.PHONY: all run test unit e2e check valgrind bench install uninstall clean docs FORCE \
+	deps deps-run deps-test deps-bench
 .DEFAULT_GOAL := all
 
 # The receivers' library (SDK_LIB) and the fuzzing targets bring their own
@@ -62,8 +79,13 @@ UNIT_BIN  := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%)
 # ./switchyard always means the default build; other BUILD folders don't touch it.
 all: $(BIN) $(if $(filter build,$(BUILD)),switchyard) $(PLUGIN_SO) $(SDK_LIB)
 
-deps:
-	@bash scripts/deps.sh
+# scripts/deps.sh MODE installs what is missing: `run` what the daemon needs,
+# `test` the tests' tools and peers too, `bench` the benchmarks' as well.
+# Targets call it first, then make what they build: the packages are the
+# build's prerequisites, also with -j.
+deps: deps-test
+deps-run deps-test deps-bench:
+	@bash scripts/deps.sh $(@:deps-%=%)
 
 switchyard: build/switchyard
 	@ln -sfn build/switchyard switchyard
@@ -73,16 +95,26 @@ $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h
+# The paths compiled in (SY_PLUGIN_DIR) depend on PREFIX, which is not a
+# file: the stamp holds them and changes only when they do, so a build with
+# another PREFIX recompiles the core and an unchanged one does nothing.
+PATHS_STAMP := $(BUILD)/paths.stamp
+$(PATHS_STAMP): FORCE
+	@mkdir -p $(dir $@)
+	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' | cmp -s - $@ || echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' > $@
+
+$(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(CLI_OBJ): $(wildcard core/cli/*.h)
 
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^
 
-$(BIN): $(MAIN_OBJ) $(CORE_LIB)
+$(BIN): $(CLI_OBJ) $(CORE_LIB)
 	@echo "  LD      $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CORE_LIBS)
 
@@ -110,12 +142,13 @@ $(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
 	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
 
 # Some unit tests #include a plugin's sources to reach its static helpers.
-$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h)
+$(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h) $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
 
-run: deps all
+run: deps-run
+	$(MAKE) all
 	@mkdir -p var
 	./switchyard run -c conf.d
 
@@ -127,7 +160,7 @@ E2E ?= tests/e2e
 e2e: all $(TPLUGIN_SO)
 	SY_BUILD=$(BUILD) $(PYTHON) -m pytest -q $(E2E)
 
-test: deps
+test: deps-test
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
@@ -138,13 +171,13 @@ test: deps
 SANFLAGS := BUILD=build/san OPT="-O1 -g -fno-omit-frame-pointer" \
 	SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
 CHECK_E2E ?= tests/e2e
-check: deps
+check: deps-test
 	$(MAKE) $(SANFLAGS) unit
 	$(MAKE) $(SANFLAGS) e2e E2E="$(CHECK_E2E)"
 	$(MAKE) valgrind
 
 # The unit tests under valgrind (no sanitizer build: valgrind needs plain binaries).
-valgrind: deps
+valgrind: deps-test
 	$(MAKE) BUILD=build/vg OPT="-O1 -g" $(UNIT_BIN:$(BUILD)/%=build/vg/%) \
 		$(ABI_SO:$(BUILD)/%=build/vg/%) $(PLUGIN_SO:$(BUILD)/%=build/vg/%)
 	@set -e; for t in $(UNIT_BIN:$(BUILD)/%=build/vg/%); do echo "== valgrind $$t"; \
@@ -152,33 +185,40 @@ valgrind: deps
 		--errors-for-leak-kinds=definite $$t > /dev/null; done
 
 # Each bench/bench_*.py prints its own figures; none asserts anything.
-bench: deps all
+bench: deps-bench
+	$(MAKE) all
 	@set -e; for b in $(sort $(wildcard bench/bench_*.py)); do \
 		echo "== $$b"; $(PYTHON) $$b --build $(BUILD); done
 
 docs: all
 	bash scripts/gen-config-doc.sh
 
+# Fills the templates (the systemd unit, the .pc file) with the install paths.
+# StateDirectory= only makes folders under /var/lib, so it stays in the unit
+# only when that is where the state goes.
+SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
+	$(if $(filter /var/lib/switchyard,$(STATEDIR)),,-e '/^StateDirectory/d')
+
+# Everything goes under $(DESTDIR): the prefix, $(CONFDIR) and $(STATEDIR).
 install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
 		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system
-	install -d -m 0750 $(DESTDIR)/var/lib/switchyard
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
-	@# Receivers and publishers link it: -lswitchyard -lcrypto -lzmq.
 	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libswitchyard.a
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' sdk/switchyard.pc.in \
-		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
-	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/switchyard.service \
-		> $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
+	sed $(SUBST) scripts/switchyard.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	@# The example config goes only into a conf.d without any *.json: an
 	@# operator's config is never overwritten, nor completed with examples.
-	@# plugin_dir points at the installed plugins, var/ paths at /var/lib.
-	@set -e; etc=$(DESTDIR)/etc/switchyard/conf.d; \
+	@# plugin_dir points at the installed plugins, var/ paths at $(STATEDIR).
+	@# Config files may hold secrets: 0640, readable by the owner's group.
+	@set -e; etc=$(DESTDIR)$(CONFDIR)/conf.d; \
 	if ls $$etc/*.json >/dev/null 2>&1; then \
 		echo "  keeping the config in $$etc"; \
 	else \
@@ -186,12 +226,13 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 		for f in conf.d/*.json; do \
 			echo "  CONFIG  $$etc/$${f#conf.d/}"; \
 			sed -e 's|\("plugin_dir": *"\)[^"]*"|\1$(PLUGINDIR)"|' \
-			    -e 's|"var/|"/var/lib/switchyard/|g' $$f > $$etc/$${f#conf.d/}; \
-			chmod 0644 $$etc/$${f#conf.d/}; \
+			    -e 's|"var/|"$(STATEDIR)/|g' $$f > $$etc/$${f#conf.d/}; \
+			chmod 0640 $$etc/$${f#conf.d/}; \
 		done; \
 	fi
 
-# The config in /etc/switchyard is the operator's: uninstall leaves it.
+# The config in $(CONFDIR) and the state in $(STATEDIR) are the operator's:
+# uninstall leaves them.
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
 		$(DESTDIR)$(PREFIX)/lib/libswitchyard.a \

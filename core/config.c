@@ -130,7 +130,7 @@ static int get_units(ld *L, const char *path, const cJSON *v, int is_size, int64
                                       : units_parse_duration(v->valuestring, out)) == 0)
         return 0;
     if (cJSON_IsString(v))
-        ERR(L, path, is_size ? "bad size \"%s\" (e.g. \"1MiB\", \"65536\")"
+        ERR(L, path, is_size ? "bad size \"%s\" (" UNITS_SIZE_HELP ")"
                              : "bad duration \"%s\" (e.g. \"250ms\", \"10s\", \"5m\")",
             v->valuestring);
     else

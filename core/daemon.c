@@ -48,6 +48,8 @@ int daemon_check(const daemon_opts *o)
 {
     sy_errs errs = {0};
     sy_conf *c = config_load(o->conf_dir, &errs);
+    if (c) /* what plugins log in init follows the options, as under run */
+        apply_logging(c, o);
     /* Plugins check much of their config in init, so check runs it (and
      * destroy): a config that `check` passes is one that `run` accepts.
      * Plugins must not contact peers in init for the same reason. */

@@ -7,17 +7,26 @@
  * an error rather than a guess. A fraction is accepted only when it names a
  * whole number of the base unit ("1.5s" is 1500 ms, "0.5ms" is an error),
  * so every accepted text has exactly one value.
+ *
+ * Size units say which base they use: KB is 1000 bytes, KiB is 1024. A bare
+ * "K", "M" or "G" is refused: people write "1M" meaning either, and a limit
+ * 5% off is a bug found late. Size units ignore case ("1mb" is "1MB"), since
+ * no two of them differ only by case; duration units do not ("5M" could be
+ * read as months).
  */
 #include "units.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct unit {
     const char *suffix;
     int64_t mult;
 } unit;
+
+#define KIB ((int64_t)1024)
 
 /* Longest suffix first where one is a prefix of another ("ms" before "m"). */
 static const unit duration_units[] = {
@@ -30,28 +39,35 @@ static const unit duration_units[] = {
     { NULL, 0 },
 };
 
+/* UNITS_SIZE_HELP in units.h lists these: keep the two together. */
 static const unit size_units[] = {
     { "B", 1 },
-    { "KiB", 1024 },
-    { "MiB", 1024 * 1024 },
-    { "GiB", 1024 * 1024 * 1024 },
     { "KB", 1000 },
     { "MB", 1000 * 1000 },
     { "GB", 1000 * 1000 * 1000 },
-    { "K", 1024 },
-    { "M", 1024 * 1024 },
-    { "G", 1024 * 1024 * 1024 },
+    { "TB", (int64_t)1000 * 1000 * 1000 * 1000 },
+    { "KiB", KIB },
+    { "MiB", KIB * KIB },
+    { "GiB", KIB * KIB * KIB },
+    { "TiB", KIB * KIB * KIB * KIB },
     { "", 1 },
     { NULL, 0 },
 };
 
-/*
- * At most 9 fraction digits: the numerator stays below 1e9 and every
- * multiplier is below 2^31, so numerator * multiplier cannot overflow.
- */
+/* At most 9 fraction digits: the numerator and its divisor stay below 1e9. */
 #define MAX_FRAC_DIGITS 9
 
-static int parse_with_units(const char *text, const unit *units, int64_t *out)
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+static int parse_with_units(const char *text, const unit *units, int nocase, int64_t *out)
 {
     if (!text || !out)
         return -1;
@@ -81,19 +97,23 @@ static int parse_with_units(const char *text, const unit *units, int64_t *out)
     }
 
     for (const unit *u = units; u->suffix; u++) {
-        if (strcmp(p, u->suffix) != 0)
+        if ((nocase ? strcasecmp(p, u->suffix) : strcmp(p, u->suffix)) != 0)
             continue;
         if (frac_div > 1 && u->mult == 1)
             return -1; /* fraction of the base unit is never whole */
         if (whole > INT64_MAX / u->mult)
             return -1;
         int64_t v = whole * u->mult;
-        int64_t f = frac * u->mult;
-        if (f % frac_div != 0)
+        /* frac * mult / frac_div is whole iff frac_div / g divides frac
+         * (g = gcd(mult, frac_div)); computed that way, frac * mult (up to
+         * 1e9 * 2^40) is never formed, and the result stays below mult. */
+        int64_t g = gcd64(u->mult, frac_div), d = frac_div / g;
+        if (frac % d != 0)
             return -1; /* not a whole number of the base unit */
-        if (v > INT64_MAX - f / frac_div)
+        int64_t f = frac / d * (u->mult / g);
+        if (v > INT64_MAX - f)
             return -1;
-        *out = v + f / frac_div;
+        *out = v + f;
         return 0;
     }
     return -1;
@@ -101,12 +121,12 @@ static int parse_with_units(const char *text, const unit *units, int64_t *out)
 
 int units_parse_duration(const char *text, int64_t *ms)
 {
-    return parse_with_units(text, duration_units, ms);
+    return parse_with_units(text, duration_units, 0, ms);
 }
 
 int units_parse_size(const char *text, int64_t *bytes)
 {
-    return parse_with_units(text, size_units, bytes);
+    return parse_with_units(text, size_units, 1, bytes);
 }
 
 void units_format_duration(int64_t ms, char *buf, unsigned buflen)

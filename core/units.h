@@ -14,11 +14,18 @@
 int units_parse_duration(const char *text, int64_t *ms);
 
 /*
- * Parses a size: "512", "512B", "64KiB", "10MiB", "1GiB" (also "KB" "MB"
- * "GB" as powers of 1000, "K" "M" "G" as powers of 1024). Returns 0 and
- * sets *bytes, or -1 on bad text.
+ * Parses a size: a bare number of bytes ("512"), or a number with one of
+ * the units UNITS_SIZE_HELP lists, in any case: B; KB MB GB TB (powers of
+ * 1000); KiB MiB GiB TiB (powers of 1024). "1MB" is 1,000,000 bytes, "1MiB"
+ * 1,048,576; a bare "K", "M" or "G" is refused as ambiguous. Returns 0 and
+ * sets *bytes, or -1 on bad text (*bytes untouched).
  */
 int units_parse_size(const char *text, int64_t *bytes);
+
+/* The accepted size units, for error messages ("bad size \"1M\" (" UNITS_SIZE_HELP ")"). */
+#define UNITS_SIZE_HELP                                                                        \
+    "a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, " \
+    "TiB (powers of 1024), in any case"
 
 /* Formats ms as the shortest exact unit text ("5s", "30m", "1500ms") into buf. */
 void units_format_duration(int64_t ms, char *buf, unsigned buflen);

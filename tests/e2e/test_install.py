@@ -1,12 +1,20 @@
 """
-`make install` into a staging folder (DESTDIR), and the example plugin
-built from that staged SDK exactly as docs/PLUGINS.md says.
+`make install` into a staging folder (DESTDIR) and into a prefix of its
+own (no DESTDIR), and the example plugin built from that staged SDK
+exactly as docs/PLUGINS.md says.
 
-The install runs once per module (PREFIX=/usr), from the build folder the
-other tests use (SY_BUILD). It installs the plugins that folder holds
+The installs run from a build folder of this module's own, first built
+with the default PREFIX as a user would before installing: a PREFIX
+compiled into the daemon must follow the install's, and rebuilding the
+shared build folder (SY_BUILD) with another PREFIX would change the binary
+the other tests run. It builds and installs the plugins SY_BUILD holds
 (PLUGINS=<their names> on the make command line), so a plugin someone is
 still writing, and that does not compile yet, does not break this test;
 SY_INSTALL_PLUGINS="file webhook" picks them explicitly.
+
+Nothing may be written outside the stage or the prefix: every path with
+"switchyard" in it under /etc, /var, /usr and /opt that changed during an
+install fails the test.
 """
 
 import configparser
@@ -20,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BUILD, PLUGIN_DIR, ROOT
+from conftest import PLUGIN_DIR, ROOT
 from test_ops_helpers import ack_all, event, ops_daemon, wait_until  # noqa: F401 (fixture)
 
 VERSION = "0.1.0"
@@ -33,12 +41,39 @@ def built_plugins():
     return sorted(p.stem for p in PLUGIN_DIR.glob("*.so"))
 
 
-def make_install(stage, prefix, target="install"):
-    r = subprocess.run(["make", "-s", "-C", str(ROOT), target, f"DESTDIR={stage}",
-                        f"PREFIX={prefix}", f"BUILD={BUILD}",
-                        f"PLUGINS={' '.join(built_plugins())}"],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, f"make {target} failed:\n{r.stdout}\n{r.stderr}"
+SYSTEM_DIRS = ["/etc", "/var", "/usr", "/opt"]
+
+
+def make(build, *args):
+    r = subprocess.run(["make", "-s", "-j2", "--no-print-directory", "-C", str(ROOT),
+                        f"BUILD={build}",
+                        f"PLUGINS={' '.join(built_plugins())}", *args],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, f"make {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def build(tmp_path_factory):
+    b = tmp_path_factory.mktemp("build")
+    make(b, "all")  # the default PREFIX
+    return b
+
+
+def written_outside(since, *allowed):
+    """Paths with "switchyard" in them under SYSTEM_DIRS changed after the file since."""
+    r = subprocess.run(["find", *SYSTEM_DIRS, "-xdev", "-path", "*switchyard*", "-newer",
+                        str(since)], capture_output=True, text=True, timeout=120)
+    return sorted(p for p in r.stdout.split()
+                  if not any(p == str(a) or p.startswith(f"{a}/") for a in allowed))
+
+
+def make_install(build, stage, prefix, target="install"):
+    """make TARGET with DESTDIR=stage PREFIX=prefix; fails on anything written outside stage."""
+    marker = stage.parent / f".{stage.name}.before"
+    marker.write_text("")
+    r = make(build, target, f"DESTDIR={stage}", f"PREFIX={prefix}")
+    assert written_outside(marker, stage) == []
     return r
 
 
@@ -46,10 +81,14 @@ def mode(path):
     return stat.S_IMODE(Path(path).stat().st_mode)
 
 
+def files_in(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if not p.is_dir())
+
+
 @pytest.fixture(scope="module")
-def stage(tmp_path_factory):
+def stage(build, tmp_path_factory):
     s = tmp_path_factory.mktemp("stage")
-    make_install(s, "/usr")
+    make_install(build, s, "/usr")
     return s
 
 
@@ -57,7 +96,7 @@ def stage(tmp_path_factory):
 # what make install puts where
 # --------------------------------------------------------------------------
 
-def test_binary_plugins_headers_and_pc(stage):
+def test_binary_plugins_headers_and_pc(stage, build):
     sy = stage / "usr/bin/switchyard"
     assert mode(sy) == 0o755
     r = subprocess.run([str(sy), "version"], capture_output=True, text=True)
@@ -69,7 +108,8 @@ def test_binary_plugins_headers_and_pc(stage):
     assert sorted(p.name for p in plugins.iterdir()) == sorted(f"{n}.so" for n in built_plugins())
     for n in built_plugins():
         assert mode(plugins / f"{n}.so") == 0o755
-        assert (plugins / f"{n}.so").read_bytes() == (PLUGIN_DIR / f"{n}.so").read_bytes()
+        assert (plugins / f"{n}.so").read_bytes() == \
+            (build / "plugins" / f"{n}.so").read_bytes()
 
     inc = stage / "usr/include/switchyard"
     headers = sorted(p.name for p in (ROOT / "sdk/include/switchyard").glob("*.h"))
@@ -92,6 +132,29 @@ def test_binary_plugins_headers_and_pc(stage):
     r = subprocess.run(["pkg-config", "--modversion", "switchyard"], env=env,
                        capture_output=True, text=True)
     assert r.stdout.strip() == VERSION
+    # libswitchyard.a is static: what it needs comes with --static.
+    lib = stage / "usr/lib/libswitchyard.a"
+    assert mode(lib) == 0o644
+    assert lib.read_bytes() == (build / "libswitchyard.a").read_bytes()
+    r = subprocess.run(["pkg-config", "--libs", "switchyard"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0 and r.stdout.split() == [f"-L{stage}/usr/lib", "-lswitchyard"], r
+    r = subprocess.run(["pkg-config", "--static", "--libs", "switchyard"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split() == [f"-L{stage}/usr/lib", "-lswitchyard",
+                                                      "-lcrypto", "-lzmq"], r
+
+
+def test_everything_is_in_its_place(stage):
+    """The whole staged tree, file by file: nothing missing, nothing extra."""
+    want = (["etc/switchyard/conf.d/" + p.name for p in (ROOT / "conf.d").glob("*.json")] +
+            ["usr/bin/switchyard", "usr/lib/libswitchyard.a", "usr/lib/pkgconfig/switchyard.pc",
+             "usr/lib/systemd/system/switchyard.service"] +
+            [f"usr/include/switchyard/{p.name}"
+             for p in (ROOT / "sdk/include/switchyard").glob("*.h")] +
+            [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()])
+    assert files_in(stage) == sorted(want)
+    assert (stage / "var/lib/switchyard").is_dir()
 
 
 def test_systemd_unit(stage):
@@ -107,14 +170,16 @@ def test_systemd_unit(stage):
     assert svc["Type"] == "simple"
     assert svc["Restart"] == "on-failure"
     assert svc["ExecStart"] == "/usr/bin/switchyard run -c /etc/switchyard/conf.d"
+    assert svc["WorkingDirectory"] == "/var/lib/switchyard"
     assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
     assert svc["RestartPreventExitStatus"] == "2"  # config errors: restarting cannot help
     assert svc["StateDirectory"] == "switchyard"
     assert "User" not in svc  # a dedicated user is optional (a drop-in)
     assert ini["Install"]["WantedBy"] == "multi-user.target"
-    # The template in the tree is what was installed, with the prefix filled in.
+    # The template in the tree is what was installed, with the paths filled in.
     src = (ROOT / "scripts/switchyard.service").read_text()
-    assert src.replace("@PREFIX@", "/usr") == text
+    assert src.replace("@PREFIX@", "/usr").replace("@CONFDIR@", "/etc/switchyard") \
+        .replace("@STATEDIR@", "/var/lib/switchyard") == text
 
 
 def test_example_config(stage):
@@ -135,7 +200,7 @@ def test_example_config(stage):
         return v
 
     for n in names:
-        assert mode(etc / n) == 0o644
+        assert mode(etc / n) == 0o640  # config files may hold secrets
         installed = json.loads((etc / n).read_text())
         assert installed == rewrite(json.loads((ROOT / "conf.d" / n).read_text())), n
     core = json.loads((etc / "10-core.json").read_text())["core"]
@@ -168,31 +233,86 @@ def test_installed_check_passes_with_plugin_dir_in_the_stage(stage, tmp_path):
         assert r.returncode == 2 and "/usr/lib/switchyard/plugins/file.so" in r.stderr, r
 
 
-def test_reinstall_keeps_the_operators_config_and_uninstall_leaves_it(tmp_path):
+def test_reinstall_keeps_the_operators_config_and_uninstall_leaves_it(build, tmp_path):
     s = tmp_path / "stage"
-    make_install(s, "/usr/local")
-    etc = s / "etc/switchyard/conf.d"
+    s.mkdir()
+    make_install(build, s, "/usr/local")
+    # Outside PREFIX=/usr, config and state stay under the prefix.
+    etc = s / "usr/local/etc/switchyard/conf.d"
+    assert sorted(p.name for p in s.iterdir()) == ["usr"]
+    assert mode(s / "usr/local/var/lib/switchyard") == 0o750
     unit = (s / "usr/local/lib/systemd/system/switchyard.service").read_text()
-    assert "\nExecStart=/usr/local/bin/switchyard run -c /etc/switchyard/conf.d\n" in unit
-    assert json.loads((etc / "10-core.json").read_text())["core"]["plugin_dir"] == \
-        "/usr/local/lib/switchyard/plugins"
+    assert "\nExecStart=/usr/local/bin/switchyard run -c /usr/local/etc/switchyard/conf.d\n" \
+        in unit
+    assert "\nWorkingDirectory=/usr/local/var/lib/switchyard\n" in unit
+    assert "\nStateDirectory" not in unit  # it would make /var/lib/switchyard
+    core = json.loads((etc / "10-core.json").read_text())["core"]
+    assert core["plugin_dir"] == "/usr/local/lib/switchyard/plugins"
+    assert core["spool"] == "/usr/local/var/lib/switchyard/spool.db"
 
     # The operator edits one file and removes another: a second install
     # touches neither (no example file comes back into a conf.d in use).
     mine = '{"core": {"workers": 2}}\n'
     (etc / "10-core.json").write_text(mine)
     (etc / "30-endpoints.json").unlink()
-    r = make_install(s, "/usr/local")
+    r = make_install(build, s, "/usr/local")
     assert "keeping the config in" in r.stdout
     assert (etc / "10-core.json").read_text() == mine
     assert not (etc / "30-endpoints.json").exists()
 
-    make_install(s, "/usr/local", "uninstall")
+    make_install(build, s, "/usr/local", "uninstall")
     for gone in ("usr/local/bin/switchyard", "usr/local/lib/switchyard",
                  "usr/local/include/switchyard", "usr/local/lib/pkgconfig/switchyard.pc",
                  "usr/local/lib/systemd/system/switchyard.service"):
         assert not (s / gone).exists(), gone
     assert (etc / "10-core.json").read_text() == mine
+
+
+def test_install_into_a_prefix_without_destdir_stays_there(build, tmp_path):
+    """
+    make install PREFIX=X alone: everything under X (config in X/etc, state
+    in X/var), and the installed binary, built before with the default
+    PREFIX, finds its plugins both ways: from the installed config's
+    plugin_dir, and from the folder compiled into it.
+    """
+    px = tmp_path / "px"
+    marker = tmp_path / "before"
+    marker.write_text("")
+    make(build, "install", f"PREFIX={px}")
+    assert written_outside(marker, tmp_path) == []
+    assert sorted(p.name for p in px.iterdir()) == ["bin", "etc", "include", "lib", "var"]
+    assert mode(px / "var/lib/switchyard") == 0o750
+    conf = px / "etc/switchyard/conf.d"
+    assert sorted(p.name for p in conf.iterdir()) == \
+        sorted(p.name for p in (ROOT / "conf.d").glob("*.json"))
+    core = json.loads((conf / "10-core.json").read_text())["core"]
+    assert core["plugin_dir"] == f"{px}/lib/switchyard/plugins"
+    assert core["spool"] == f"{px}/var/lib/switchyard/spool.db"
+    unit = (px / "lib/systemd/system/switchyard.service").read_text()
+    assert f"\nExecStart={px}/bin/switchyard run -c {conf}\n" in unit
+
+    sy = px / "bin/switchyard"
+    r = subprocess.run([str(sy), "check", "-c", str(conf)], capture_output=True, text=True,
+                       cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert re.search(rf"^  files +plugin file \S+ \({re.escape(str(px))}/lib/switchyard/"
+                     rf"plugins/file\.so\)$", r.stdout, re.M), r.stdout
+    # No -c, no ./build/plugins: the folder compiled in, which followed PREFIX.
+    r = subprocess.run([str(sy), "plugins"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r
+    lines = r.stdout.splitlines()
+    assert lines[0] == f"plugins in {px}/lib/switchyard/plugins:"
+    assert sorted(l.split()[0] for l in lines[1:]) == built_plugins()
+
+
+def test_a_new_prefix_rebuilds_and_the_same_one_does_not(build):
+    """PREFIX is not a file; the stamp makes it one for make."""
+    r = make(build, "all", "PREFIX=/opt/sy-elsewhere")
+    assert "  CC      core/config.c\n" in r.stdout and "  LD      " in r.stdout, r.stdout
+    r = make(build, "all", "PREFIX=/opt/sy-elsewhere")
+    assert not re.search(r"^  (CC|LD|PLUGIN) ", r.stdout, re.M), r.stdout
+    assert "SY_PLUGIN_DIR=/opt/sy-elsewhere/lib/switchyard/plugins" in \
+        (build / "paths.stamp").read_text()
 
 
 # --------------------------------------------------------------------------
@@ -214,12 +334,21 @@ def example_so(stage, tmp_path_factory):
     src = work / "my-sink"
     shutil.copytree(ROOT / "sdk/example", src,
                     ignore=shutil.ignore_patterns("*.so", "*.o"))
+    # An author's first addition: a POSIX function, which -std=c11 hides
+    # unless the Makefile asks for it (-Werror makes a missing one fail).
+    with open(src / "example_sink.c", "a") as f:
+        f.write("\nchar *example_copy(const char *s);\n"
+                "char *example_copy(const char *s) { return strdup(s); }\n")
     env = {**os.environ, "PKG_CONFIG_PATH": f"{stage}/usr/lib/pkgconfig",
            "PKG_CONFIG_SYSROOT_DIR": str(stage)}
-    r = subprocess.run(["make"], cwd=src, env=env, capture_output=True, text=True, timeout=120)
+    env.pop("MAKEFLAGS", None)  # an author's make, not this tree's
+    env.pop("MFLAGS", None)
+    r = subprocess.run(["make", "CFLAGS=-O2 -g -Werror"], cwd=src, env=env,
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, f"{r.stdout}\n{r.stderr}"
-    # The headers came from the stage, not from the source tree.
+    # Headers and library came from the stage, through pkg-config --cflags --libs.
     assert f"-I{stage}/usr/include" in r.stdout, r.stdout
+    assert f"-L{stage}/usr/lib -lswitchyard" in r.stdout, r.stdout
     so = src / "example_sink.so"
     assert so.exists()
     plugins = work / "plugins"
@@ -236,8 +365,11 @@ def test_example_plugin_describe(example_so):
                        text=True)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "example 2.0.0 - example: appends event id, type and attempt to a file"
+    # The file is example_sink.so; its descriptor is named "example".
+    assert lines[0] == "example_sink 2.0.0 - example: appends event id, type and attempt to a file"
     assert f"file: {so}" in lines
+    assert ('descriptor name: example (logs and check name the plugin so; a config loads the '
+            f'file as "{so}")') in lines
     assert "style: blocking (deliver)" in lines
     assert "  output             string, required" in lines
 

@@ -58,13 +58,15 @@ def test_dead_then_list_then_replay_after_fix(spool_daemon, tmp_path):
     assert d.replay("--list", "--since", "1h")[1].splitlines()[-1] == "2 dead deliveries match"
 
     # Filters that match nothing put nothing back.
-    for args in (["--endpoint", "other"], ["--endpoint", "nope"], ["--event", "evt-none"],
+    for args in (["--endpoint", "other"], ["--event", "evt-none"],
                  ["--endpoint", "ep", "--event", "evt-none"], ["--until", "1h"],
                  ["--since", "2099-01-01T00:00:00Z"],
                  ["--until", "2001-01-01T00:00:00Z"]):
         rc, out, err = d.replay(*args)
         assert (rc, out) == (0, "0 dead deliveries put back to pending\n"), (args, out, err)
     assert d.spool.states("ep") == {DEAD: 2}
+    # An endpoint neither the config nor the spool knows is a mistake (test_cli.py).
+    assert d.replay("--endpoint", "nope")[0] == 1
     rc, out, err = d.replay("--since", "yesterday")
     assert rc == 2 and "neither a duration" in err, (rc, out, err)
 

@@ -36,7 +36,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -pthread
 FUZZ_CORE_WARN := $(filter-out -Werror,$(WARN))
 FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -ldl -lm -lpthread
 
-FUZZ_CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) sdk/src/publisher.c
+FUZZ_CORE_SRC := $(wildcard core/*.c) sdk/src/publisher.c
 FUZZ_CORE_OBJ := $(FUZZ_CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
 FUZZ_CORE_LIB := $(FUZZ_DIR)/libsycore-fuzz.a
 FUZZ_SDK_SRC  := $(wildcard sdk/src/webhook_*.c)

@@ -145,7 +145,7 @@ static void test_every_error_reported(void **state)
              "%s: core.ingress[0].type: expected \"pull\", \"sub\" or \"ack\"\n"
              "%s: core.ingress[0].bind: \"x\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, ipc:///run/sy.sock)\n"
              "%s: core.workers: expected an integer from 1 to 256, got a number out of range\n"
-             "%s: core.max_event_bytes: bad size \"1MB!\" (e.g. \"1MiB\", \"65536\")\n"
+             "%s: core.max_event_bytes: bad size \"1MB!\" (a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), in any case)\n"
              "%s: core.quarantine_max: must be at least 64KiB\n"
              "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
              "%s: endpoints.a.enabled_events[0]: \"Job.Done\" is not an event type pattern (job.completed, job.*, *)\n"

@@ -1,5 +1,5 @@
 /*
- * status.c - `switchyard status`, a client of the admin API.
+ * cli/status.c - `switchyard status`, a client of the admin API.
  *
  * The admin API listens on loopback, so a small HTTP/1.0 client over a
  * plain socket is enough and keeps libcurl out of the daemon.
@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "config.h"
 
 int http_get(const char *hostport, const char *path, const char *token, char **body, char *err,
@@ -100,6 +101,23 @@ static void print_table(const cJSON *arr)
     }
 }
 
+static void usage(FILE *f)
+{
+    fputs("usage: switchyard status [-c DIR] [--admin HOST:PORT] [--json]\n"
+          "\n"
+          "Asks the running daemon's admin API for its endpoints and prints, for each,\n"
+          "its state, success rate, pending and dead deliveries, last status and error.\n"
+          "\n"
+          "  -c, --config DIR      the listen address and token are DIR's core.admin\n"
+          "                        (default conf.d)\n"
+          "  --admin HOST:PORT     ask there instead of core.admin.listen\n"
+          "  --json                print the API's JSON array as is\n"
+          "  -h, --help            print this help\n"
+          "\n"
+          "Exit status: 0, 1 when the daemon cannot be asked, 2 on bad usage or\n"
+          "configuration.\n", f);
+}
+
 int status_main(int argc, char **argv)
 {
     const char *conf_dir = "conf.d", *addr = NULL;
@@ -107,19 +125,21 @@ int status_main(int argc, char **argv)
     static const struct option longs[] = {{"config", required_argument, 0, 'c'},
                                           {"admin", required_argument, 0, 'a'},
                                           {"json", no_argument, 0, 'j'},
+                                          {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
     optind = 1;
-    while ((ch = getopt_long(argc, argv, "c:", longs, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "c:h", longs, NULL)) != -1) {
         switch (ch) {
         case 'c': conf_dir = optarg; break;
         case 'a': addr = optarg; break;
         case 'j': json = 1; break;
-        default:
-            fprintf(stderr, "usage: switchyard status [-c DIR] [--admin HOST:PORT] [--json]\n");
-            return 2;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
+    if (cli_extra_args("status", argc, argv))
+        return 2;
     sy_conf *c = config_load_or_report(conf_dir);
     if (!c)
         return 2;

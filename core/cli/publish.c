@@ -1,5 +1,5 @@
 /*
- * publish.c - `switchyard publish`: send events to a running daemon.
+ * cli/publish.c - `switchyard publish`: send events to a running daemon.
  *
  * Operators use it to test routing; tests and benchmarks use it to push
  * many events. Events are either built from flags (a fresh envelope with a
@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include <cjson/cJSON.h>
 #include <zmq.h>
 
+#include "cli.h"
+#include "clock.h"
 #include "envelope.h"
 #include "switchyard/publisher.h"
 
@@ -41,9 +44,11 @@ typedef struct ack_batch {
     long *lines;
     size_t n, cap;
     sy_publisher *pub;
-    long ok, dup, rejected, timeout;
+    long ok, dup, rejected, timeout, unsent;
     int quiet;
 } ack_batch;
+
+static ack_batch *g_ack; /* set while --ack runs */
 
 static void usage(FILE *f)
 {
@@ -60,13 +65,23 @@ static void usage(FILE *f)
             "options:\n"
             "  --socket push|pub   push (default; to a pull ingress) or pub (to a sub ingress)\n"
             "  --frames 1|2        [body] or [event_type, body]; default 1 for push, 2 for pub\n"
-            "  --settle MS         with pub: wait for subscribers before sending (default 500)\n"
+            "  --settle MS         with pub: once a subscriber is there, wait MS more for others\n"
+            "                      before sending (default 500)\n"
             "  --ack               connect to an ack ingress (ROUTER) and wait for every answer:\n"
-            "                      ok/dup count as stored; exit 1 if any event was refused or\n"
-            "                      never answered\n"
-            "  --timeout MS        with --ack: resend after MS without an answer (default 5000)\n"
+            "                      ok/dup count as stored; exit 1 if any event was refused,\n"
+            "                      never answered or never sent\n"
+            "  --timeout MS        the deadline of every send (default 5000): without --ack, how\n"
+            "                      long to wait for a peer to connect (or subscribe) and then\n"
+            "                      to take each event; with --ack, how long one try waits for\n"
+            "                      a peer and its answer before resending\n"
             "  --retries N         with --ack: resends before giving up (default 5)\n"
-            "  --quiet             print nothing on success\n");
+            "  --quiet             print nothing on success\n"
+            "  -h, --help          print this help\n"
+            "\n"
+            "Without --ack an event counts as published once a connected peer took it; only\n"
+            "--ack says it was stored. Nothing listening (or no subscriber): exit 1 after\n"
+            "--timeout, nothing sent. Exit status: 0 all sent (and, with --ack, stored),\n"
+            "1 not all, 2 bad usage.\n");
 }
 
 static void random_id(char *out, size_t len)
@@ -97,6 +112,30 @@ static void now_rfc3339(char *buf, size_t len)
     gmtime_r(&ts.tv_sec, &tm);
     size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(buf + n, len - n, ".%03ldZ", ts.tv_nsec / 1000000);
+}
+
+/*
+ * Says why event number sent + 1 did not go out. A timeout before the first
+ * event means nothing took the connection; later, that the peer stopped
+ * reading (or went away) with events still to send.
+ */
+static void send_failed(const pub_opts *o, long sent)
+{
+    if (g_ack)
+        return; /* ack_flush said it */
+    if (zmq_errno() != EAGAIN)
+        fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+    else if (sent == 0 && o->bind)
+        fprintf(stderr, "switchyard publish: no peer connected to %s within %ld ms; nothing "
+                        "was sent\n", o->addr, o->timeout_ms);
+    else if (sent == 0)
+        fprintf(stderr, "switchyard publish: nothing took the connection to %s within %ld ms "
+                        "(is the daemon running, with a %s ingress there?); nothing was sent\n",
+                o->addr, o->timeout_ms, o->pub ? "sub" : "pull");
+    else
+        fprintf(stderr, "switchyard publish: %s took no event for %ld ms; %ld event%s sent "
+                        "before that (without --ack, whether they were stored is unknown)\n",
+                o->addr, o->timeout_ms, sent, sent == 1 ? " was" : "s were");
 }
 
 static int send_event(void *s, const pub_opts *o, const char *body, size_t len, const char *type)
@@ -130,6 +169,7 @@ static void ack_cb(void *arg, size_t index, sy_pub_result r, const char *answer)
         b->rejected++;
         fprintf(stderr, "switchyard publish: event %ld refused: %s\n", b->lines[index], answer);
         break;
+    case SY_PUB_UNSENT: b->unsent++; break; /* one line for them all, at the end */
     default:
         b->timeout++;
         fprintf(stderr, "switchyard publish: event %ld: no answer after every resend\n",
@@ -168,8 +208,6 @@ static int ack_add(ack_batch *b, char *body, size_t len, long line)
     b->n++;
     return b->n >= 10000 ? ack_flush(b) : 0;
 }
-
-static ack_batch *g_ack; /* set while --ack runs */
 
 static int emit(void *s, const pub_opts *o, char *body, size_t len, const char *type, long line,
                 int owned)
@@ -224,7 +262,7 @@ static int publish_built(void *s, const pub_opts *o)
         cJSON_Delete(e);
         int rc = emit(s, o, body, strlen(body), o->type, i + 1, 1);
         if (rc) {
-            fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+            send_failed(o, i);
             cJSON_Delete(data);
             return 1;
         }
@@ -257,7 +295,7 @@ static int publish_lines(void *s, const pub_opts *o, long *sent)
         int r = emit(s, o, line, (size_t)n, t, lineno, 0);
         free(t);
         if (r) {
-            fprintf(stderr, "switchyard publish: send failed: %s\n", zmq_strerror(zmq_errno()));
+            send_failed(o, *sent);
             rc = 1;
             break;
         }
@@ -269,9 +307,125 @@ static int publish_lines(void *s, const pub_opts *o, long *sent)
     return rc;
 }
 
+/* A whole number from min to INT_MAX for option name, or a message and -1. */
+static int number_opt(const char *name, const char *text, long min, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > INT_MAX) {
+        fprintf(stderr, "switchyard publish: %s is a whole number from %ld to %d, not \"%s\"\n",
+                name, min, INT_MAX, text);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int publish_ack(const pub_opts *o)
+{
+    if (o->pub || o->bind) {
+        fprintf(stderr, "switchyard publish: --ack connects to an ack ingress; "
+                        "it does not go with --socket pub or --bind\n");
+        return 2;
+    }
+    char err[512];
+    ack_batch b = {.quiet = o->quiet};
+    b.pub = sy_publisher_open(o->addr, (int)o->timeout_ms, (int)o->retries, err, sizeof err);
+    if (!b.pub) {
+        fprintf(stderr, "switchyard publish: %s\n", err);
+        return 1;
+    }
+    g_ack = &b;
+    long unused = 0;
+    int rc = o->type ? publish_built(NULL, o) : publish_lines(NULL, o, &unused);
+    if (rc == 0)
+        rc = ack_flush(&b) ? 1 : 0;
+    g_ack = NULL;
+    sy_publisher_close(b.pub);
+    free(b.bodies);
+    free(b.lens);
+    free(b.lines);
+    long sent = b.ok + b.dup + b.rejected + b.timeout;
+    if (b.unsent)
+        fprintf(stderr, "switchyard publish: %ld event%s not sent: no ack ingress took the "
+                        "connection to %s within %ld ms (is the daemon running, and is that its "
+                        "ack socket?)\n", b.unsent, b.unsent == 1 ? "" : "s", o->addr,
+                o->timeout_ms * (o->retries + 1));
+    if (sent && (!o->quiet || b.rejected || b.timeout || b.unsent)) {
+        fprintf(stderr, "published %ld event%s to %s: %ld stored, %ld duplicates, %ld refused, "
+                        "%ld unanswered", sent, sent == 1 ? "" : "s", o->addr, b.ok, b.dup,
+                b.rejected, b.timeout);
+        if (b.unsent)
+            fprintf(stderr, ", %ld not sent", b.unsent);
+        fputc('\n', stderr);
+    }
+    return rc ? rc : (b.rejected || b.timeout || b.unsent) ? 1 : 0;
+}
+
+/*
+ * With pub, an XPUB: it reports subscriptions, so publish waits for a
+ * subscriber instead of sending into the void, which a PUB does silently.
+ */
+static int wait_subscriber(void *s, const pub_opts *o)
+{
+    zmq_pollitem_t it = {.socket = s, .events = ZMQ_POLLIN};
+    if (zmq_poll(&it, 1, o->timeout_ms) <= 0) {
+        fprintf(stderr, "switchyard publish: no subscriber at %s within %ld ms (is the daemon "
+                        "running, with a sub ingress there?); nothing was sent\n", o->addr,
+                o->timeout_ms);
+        return -1;
+    }
+    if (o->settle_ms > 0) {
+        struct timespec ts = {o->settle_ms / 1000, (o->settle_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+static int publish_plain(const pub_opts *o)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, o->pub ? ZMQ_XPUB : ZMQ_PUSH);
+    /* Events go only to connections whose handshake succeeded, and every
+     * send, like the wait at close for queued events, has a deadline. */
+    int deadline = (int)o->timeout_ms, hwm = 100000, one = 1;
+    zmq_setsockopt(s, ZMQ_IMMEDIATE, &one, sizeof one);
+    zmq_setsockopt(s, ZMQ_SNDTIMEO, &deadline, sizeof deadline);
+    zmq_setsockopt(s, ZMQ_CONNECT_TIMEOUT, &deadline, sizeof deadline);
+    zmq_setsockopt(s, ZMQ_LINGER, &deadline, sizeof deadline);
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (o->pub) /* a full queue blocks (until the deadline) instead of dropping */
+        zmq_setsockopt(s, ZMQ_XPUB_NODROP, &one, sizeof one);
+    int rc = 1;
+    long sent = 0;
+    if ((o->bind ? zmq_bind(s, o->addr) : zmq_connect(s, o->addr)) != 0) {
+        fprintf(stderr, "switchyard publish: cannot %s %s: %s\n", o->bind ? "bind" : "connect",
+                o->addr, zmq_strerror(zmq_errno()));
+    } else if (!o->pub || wait_subscriber(s, o) == 0) {
+        rc = o->type ? publish_built(s, o) : publish_lines(s, o, &sent);
+        if (o->type && rc == 0)
+            sent = o->count;
+    }
+    /* Closing waits up to the linger period for queued events to leave;
+     * a close that used all of it dropped what was left. */
+    int64_t closing = mono_ms();
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    if (rc == 0 && sent > 0 && mono_ms() - closing >= o->timeout_ms) {
+        fprintf(stderr, "switchyard publish: %s did not take the queued events within %ld ms; "
+                        "some of the %ld may not have left (use --ack to know what was "
+                        "stored)\n", o->addr, o->timeout_ms, sent);
+        rc = 1;
+    }
+    if (rc == 0 && !o->quiet)
+        fprintf(stderr, "published %ld event%s to %s\n", sent, sent == 1 ? "" : "s", o->addr);
+    return rc;
+}
+
 int publish_main(int argc, char **argv)
 {
-    pub_opts o = {.count = 1, .settle_ms = 500, .retries = -1};
+    pub_opts o = {.count = 1, .settle_ms = 500, .timeout_ms = 5000, .retries = 5};
     static const struct option longs[] = {
         {"connect", required_argument, 0, 'c'}, {"bind", required_argument, 0, 'b'},
         {"socket", required_argument, 0, 's'},  {"frames", required_argument, 0, 'F'},
@@ -308,75 +462,24 @@ int publish_main(int argc, char **argv)
         case 'O': o.org_slug = optarg; break;
         case 'd': o.data = optarg; break;
         case 'i': o.id = optarg; break;
-        case 'n': o.count = strtol(optarg, NULL, 10); break;
+        case 'n': if (number_opt("--count", optarg, 1, &o.count)) return 2; break;
         case 'f': o.file = optarg; break;
-        case 'S': o.settle_ms = strtol(optarg, NULL, 10); break;
+        case 'S': if (number_opt("--settle", optarg, 0, &o.settle_ms)) return 2; break;
         case 'q': o.quiet = 1; break;
         case 'A': o.ack = 1; break;
-        case 'T': o.timeout_ms = strtol(optarg, NULL, 10); break;
-        case 'R': o.retries = strtol(optarg, NULL, 10); break;
+        case 'T': if (number_opt("--timeout", optarg, 1, &o.timeout_ms)) return 2; break;
+        case 'R': if (number_opt("--retries", optarg, 0, &o.retries)) return 2; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
-    if (!o.addr || (!o.type == !o.file) || o.count < 1) {
+    if (cli_extra_args("publish", argc, argv))
+        return 2;
+    if (!o.addr || (!o.type == !o.file)) {
         usage(stderr);
         return 2;
     }
-    if (o.ack) {
-        if (o.pub || o.bind) {
-            fprintf(stderr, "switchyard publish: --ack connects to an ack ingress; "
-                            "it does not go with --socket pub or --bind\n");
-            return 2;
-        }
-        char err[512];
-        ack_batch b = {.quiet = o.quiet};
-        b.pub = sy_publisher_open(o.addr, (int)o.timeout_ms, (int)o.retries, err, sizeof err);
-        if (!b.pub) {
-            fprintf(stderr, "switchyard publish: %s\n", err);
-            return 1;
-        }
-        g_ack = &b;
-        long unused = 0;
-        int rc = o.type ? publish_built(NULL, &o) : publish_lines(NULL, &o, &unused);
-        if (rc == 0)
-            rc = ack_flush(&b) ? 1 : 0;
-        g_ack = NULL;
-        sy_publisher_close(b.pub);
-        free(b.bodies);
-        free(b.lens);
-        free(b.lines);
-        if (!o.quiet || b.rejected || b.timeout)
-            fprintf(stderr, "published %ld events to %s: %ld stored, %ld duplicates, %ld refused, "
-                            "%ld unanswered\n", b.ok + b.dup + b.rejected + b.timeout, o.addr,
-                    b.ok, b.dup, b.rejected, b.timeout);
-        return rc ? rc : (b.rejected || b.timeout) ? 1 : 0;
-    }
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, o.pub ? ZMQ_PUB : ZMQ_PUSH);
-    /* Wait up to 30 s at close for queued events to leave. */
-    int linger = 30000, hwm = 100000;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
-    if ((o.bind ? zmq_bind(s, o.addr) : zmq_connect(s, o.addr)) != 0) {
-        fprintf(stderr, "switchyard publish: cannot %s %s: %s\n", o.bind ? "bind" : "connect",
-                o.addr, zmq_strerror(zmq_errno()));
-        zmq_close(s);
-        zmq_ctx_term(ctx);
-        return 1;
-    }
-    if (o.pub && o.settle_ms > 0) {
-        /* PUB drops what it sends before subscriptions arrive. */
-        struct timespec ts = {o.settle_ms / 1000, (o.settle_ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    long sent = 0;
-    int rc = o.type ? publish_built(s, &o) : publish_lines(s, &o, &sent);
-    if (o.type && rc == 0)
-        sent = o.count;
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-    if (rc == 0 && !o.quiet)
-        fprintf(stderr, "published %ld event%s to %s\n", sent, sent == 1 ? "" : "s", o.addr);
-    return rc;
+    if (o.ack)
+        return publish_ack(&o);
+    return publish_plain(&o);
 }
