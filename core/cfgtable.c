@@ -235,7 +235,7 @@ static const char *store_value(const sy_config_key *k, const cJSON *v, void *slo
         if ((dur ? units_parse_duration(v->valuestring, &i64)
                  : units_parse_size(v->valuestring, &i64)) != 0) {
             snprintf(msg, msglen, dur ? "bad duration \"%s\" (e.g. \"250ms\", \"10s\", \"5m\", \"2h\", \"3d\")"
-                                      : "bad size \"%s\" (e.g. \"4096\", \"64KiB\", \"10MiB\")",
+                                      : "bad size \"%s\" (" UNITS_SIZE_HELP ")",
                      v->valuestring);
             return msg;
         }

@@ -350,13 +350,13 @@ def example_so(stage, tmp_path_factory):
     assert f"-I{stage}/usr/include" in r.stdout, r.stdout
     assert f"-L{stage}/usr/lib -lswitchyard" in r.stdout, r.stdout
     so = src / "example_sink.so"
-    assert so.exists()
+    assert so.exists() and (src / "example_batch_sink.so").exists()
     plugins = work / "plugins"
     plugins.mkdir(mode=0o755)
-    dst = plugins / "example_sink.so"
-    shutil.copy(so, dst)
-    dst.chmod(0o755)
-    return stage / "usr/bin/switchyard", dst
+    for name in ("example_sink.so", "example_batch_sink.so"):
+        shutil.copy(src / name, plugins / name)
+        (plugins / name).chmod(0o755)
+    return stage / "usr/bin/switchyard", plugins / "example_sink.so"
 
 
 def test_example_plugin_describe(example_so):
@@ -401,6 +401,25 @@ def test_example_plugin_loads_and_receives_events(example_so, ops_daemon, tmp_pa
     e = d.wait_endpoint("audit-everything", lambda e: e["ok"] >= 3 and e["pending"] == 0,
                         "3 deliveries ok and none pending in the spool")
     assert (e["ok"], e["attempts"], e["dead"], e["pending"]) == (3, 3, 0, 0)
+
+
+def test_example_batch_plugin_takes_batches(example_so, ops_daemon, tmp_path):
+    sy, so = example_so
+    batch = so.parent / "example_batch_sink.so"
+    r = subprocess.run([str(sy), "plugins", "--describe", str(batch)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert "style: blocking, in batches (deliver_batch)" in r.stdout.splitlines()
+    assert "batches: up to 64 deliveries, linger 20ms" in r.stdout.splitlines()
+    out = tmp_path / "batch.log"
+    d = ops_daemon(sinks={"audit": {"plugin": str(batch), "output": str(out)}},
+                   endpoints={"all": {"sink": "audit"}}, binary=sy)
+    ids = [f"b-{i}" for i in range(50)]
+    assert ack_all(d.ack_addr, [(i, event(i)) for i in ids]) == {i: f"ok {i}" for i in ids}
+    s = d.wait_stats(lambda s: s["endpoints"]["all"]["ok"] == 50, "50 delivered")
+    assert sorted(out.read_text().splitlines()) == sorted(f"{i} job.completed 1" for i in ids)
+    # The 20 ms linger gathers what arrives together: far fewer calls than events.
+    assert s["deliveries"]["plugin_calls"] < 50, s["deliveries"]
 
 
 def test_example_plugin_refused_when_group_writable(example_so, tmp_path):
