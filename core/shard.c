@@ -570,6 +570,9 @@ static void *shard_main(void *arg)
 {
     shard *sh = arg;
     stats_thread_block();
+    char name[16];
+    snprintf(name, sizeof name, "sy-shard-%d", sh->o.index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         int did = drain_inbox(sh);
         did += run_timers(sh, mono_ms());
