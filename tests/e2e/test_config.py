@@ -91,7 +91,7 @@ def several_mistakes(core, sinks, eps, d):
     eps["x"]["retry"] = "fast"
     eps["y"] = {"sink": "files", "filter": {"data.n": {"$gt": [1]}}}
     core["workers"] = 0
-    return ["{core}: core.workers: expected an integer from 1 to 256, got a number out of range",
+    return ["{core}: core.workers: must be between 1 and 256",
             '{endpoints}: endpoints.x.retry: unknown policy "fast" '
             "(expected standard, legacy or an object)",
             "{endpoints}: endpoints.y.filter.data.n.$gt: expected a number or a string"]
