@@ -207,10 +207,10 @@ static void load_admin(ld *L, const cJSON *a)
     const char *token_before = c->admin_token;
     if (fill(L, "core.admin", &config_admin_table, a, CFG_FILL_OVER | CFG_FILL_LIST, c))
         return;
-    const cJSON *file = item(a, "token_file");
+    const cJSON *file = item(a, "token_file"), *listen = item(a, "listen");
     if (cJSON_IsString(file))
         c->admin_token_file = file->valuestring;
-    if (item(a, "listen") && !strrchr(c->admin_listen, ':'))
+    if (cJSON_IsString(listen) && !strrchr(listen->valuestring, ':'))
         ERR(L, "core.admin.listen", "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
     /* Never echo the value: it is a secret. */
     if (c->admin_token != token_before && strlen(c->admin_token) < 16) {

@@ -493,6 +493,7 @@ static void test_null_turns_off_across_files(void **state)
     put("30-ep.json", SINKS_AND_EP);
     put("90-local.json", "{\"core\": {\"quarantine\": null, \"spool\": null, \"admin\": null, "
                          "\"workers\": null}}");
+    put("95-local.json", "{\"core\": {\"admin\": {\"listen\": null, \"token\": null}}}");
     sy_conf *c;
     assert_string_equal(load(&c), "");
     assert_null(c->quarantine);
