@@ -162,9 +162,9 @@ static int ingress_socket(ld *L, const char *p, const cJSON *s, sy_ingress_conf 
         ERR(L, p, "give bind or connect with a ZeroMQ endpoint");
         return -1;
     }
-    int type = 0;
-    while (strcmp(config_ingress_types[type], k.type))
-        type++; /* the table's choices let nothing else through */
+    int type = 0; /* the table's choices let nothing else through */
+    while (config_ingress_types[type + 1] && strcmp(config_ingress_types[type], k.type))
+        type++;
     if (k.topics_given && type != INGRESS_SUB) {
         ERR(L, p, "topics only apply to sub sockets");
         return -1;
