@@ -21,6 +21,7 @@ COMMANDS = {
                 "--count", "--file", "--socket", "--frames", "--settle", "--ack", "--timeout",
                 "--retries", "--quiet", "--help"],
     "plugins": ["--config", "--dir", "--describe", "--help"],
+    "keys": ["--format", "--help"],
     "replay": ["--config", "--spool", "--endpoint", "--event", "--since", "--until", "--list",
                "--help"],
     "status": ["--config", "--admin", "--json", "--help"],
