@@ -249,6 +249,15 @@ static void free_forgotten(shard *sh)
     }
 }
 
+/* The turn's outcomes to the spool now (they are otherwise sent at the end of the turn). */
+static void flush_records(shard *sh)
+{
+    if (sh->nrecs) {
+        spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
+        sh->nrecs = 0;
+    }
+}
+
 /*
  * Reload: every endpoint of rt this shard owns gets (or keeps) its record;
  * the others' deliveries leave memory, their spool leases released so the
@@ -265,6 +274,10 @@ static void adopt(shard *sh, sy_runtime *rt)
         runtime_unref(rt);
         return;
     }
+    /* Outcomes settled earlier in this turn are recorded before any release
+     * below, or a retry recorded as held by this process would be applied
+     * after the release and stay leased to nobody. */
+    flush_records(sh);
     for (sep *s = sh->all; s; s = s->all_next)
         s->ep = NULL;
     pthread_mutex_lock(&sh->table_mu);
@@ -578,10 +591,7 @@ static int run_active(shard *sh)
 
 static void flush_turn(shard *sh)
 {
-    if (sh->nrecs) {
-        spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
-        sh->nrecs = 0;
-    }
+    flush_records(sh);
     notice *n = sh->notices;
     sh->notices = NULL;
     sh->notices_tail = &sh->notices;
