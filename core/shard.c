@@ -119,6 +119,10 @@ static sep *add_sep(shard *sh, const sy_endpoint *ep)
     gate_conf_us(ep, &g);
     if (gate_init(&s->gate, &g, mono_us()) != 0)
         log_error("endpoint %s: out of memory for its rate limit; running unlimited", s->id);
+    /* An id disabled before (by an earlier record of it, or in the spool at
+     * start) comes back disabled: routing already skips it. */
+    s->disabled = ep->disabled && __atomic_load_n(ep->disabled, __ATOMIC_ACQUIRE);
+    s->gate.disabled = s->disabled;
     s->hnext = sh->buckets[s->hash % sh->nbuckets];
     sh->buckets[s->hash % sh->nbuckets] = s;
     s->all_next = sh->all;
