@@ -608,7 +608,8 @@ int pipeline_start(sy_pipeline *pl)
                     __atomic_store_n(&f->disabled, 1, __ATOMIC_RELEASE);
                 shard_disable(pl->shards[runtime_id_hash(ids[i]) % (uint64_t)pl->nshards],
                               ids[i]);
-                log_fields(SY_LOG_WARN, "endpoint stays disabled (enable it through the admin API)",
+                log_fields(SY_LOG_WARN,
+                           "endpoint stays disabled (switchyard endpoint enable ID re-enables it)",
                            LOG_S("endpoint", ids[i]));
                 free(ids[i]);
             }

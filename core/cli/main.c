@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "config.h"
 #include "daemon.h"
+#include "endpoint.h"
 #include "log.h"
 #include "plugin.h"
 #include "publish.h"
@@ -40,6 +41,7 @@ static void usage(FILE *f)
             "  plugins   list sink plugins, or print one plugin's config keys\n"
             "  replay    put dead deliveries back to pending, or list them\n"
             "  status    endpoints with state, success rate, pending, dead, last error\n"
+            "  endpoint  enable an endpoint that disable_after stopped (endpoint enable ID)\n"
             "  version   print the version and the sink ABI version (also -V, --version)\n"
             "\n"
             "switchyard COMMAND --help prints a command's options.\n");
@@ -433,6 +435,8 @@ int main(int argc, char **argv)
         return plugins_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return status_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "endpoint"))
+        return endpoint_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
