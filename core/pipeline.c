@@ -404,9 +404,9 @@ int pipeline_test_event(sy_pipeline *pl, const char *endpoint_id, char *evid, si
     if (!rt)
         return -2;
     sy_endpoint *ep = runtime_find_endpoint(rt, endpoint_id);
-    if (!ep) {
+    if (!ep || is_disabled(ep)) { /* routing would skip a disabled one: say so, not 202 */
         runtime_unref(rt);
-        return -1;
+        return ep ? -3 : -1;
     }
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "endpoint_id", endpoint_id);

@@ -120,6 +120,11 @@ def test_disabled_endpoint_survives_restart_and_reloads_until_enabled(ops_daemon
     assert not d.ep_out.exists()
     assert ENABLED not in d.log()[mark:]
     assert endpoint_state(d) == [("ep", "failing continuously for disable_after")]
+    # A test event would go nowhere: refused, not accepted and dropped.
+    r = d.api("POST", "/api/v1/endpoints/ep/test")
+    assert (r.status, r.json()) == (409, {"error": "endpoint ep is disabled: enable it first "
+                                                   "(POST /api/v1/endpoints/ep/enable, or "
+                                                   "switchyard endpoint enable ep)"})
 
     # Enabled through the admin API: the spool forgets, events flow again.
     r = d.api("POST", "/api/v1/endpoints/ep/enable")
@@ -129,13 +134,17 @@ def test_disabled_endpoint_survives_restart_and_reloads_until_enabled(ops_daemon
     assert state(d) == "active"
     assert routed_to(d, d.other_out, "d-5") == ["ep", "other"]
     wait_until(lambda: sink_ids(d.ep_out) == ["d-5"], what="d-5 delivered to ep")
+    r = d.api("POST", "/api/v1/endpoints/ep/test")
+    assert r.status == 202
+    test_id = r.json()["event_id"]
+    wait_until(lambda: sink_ids(d.ep_out) == ["d-5", test_id], what="the test event at ep")
 
     # And it stays enabled across a restart.
     d.restart()
     assert STAYS not in d.run_log()
     wait_state(d, "active")
     assert routed_to(d, d.other_out, "d-6") == ["ep", "other"]
-    wait_until(lambda: sink_ids(d.ep_out) == ["d-5", "d-6"], what="d-6 delivered to ep")
+    wait_until(lambda: sink_ids(d.ep_out) == ["d-5", test_id, "d-6"], what="d-6 delivered to ep")
     # What died while it was disabled stays dead (replay brings it back).
     assert [(r["event_id"], r["state"]) for r in spool_rows(d.spool_path, "ep")][0] == \
         ("d-1", DEAD)
