@@ -217,6 +217,7 @@ void sh_forget(shard *sh, sep *s)
     sh->forget = s;
 }
 
+/* End of a turn: the records sh_forget marked, unless a reload took them back meanwhile. */
 static void free_forgotten(shard *sh)
 {
     sep *list = sh->forget;
