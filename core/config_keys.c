@@ -176,8 +176,8 @@ static const sy_config_key endpoint_keys[] = {
         "`false` keeps the endpoint configured but routes nothing to it")},
     {EP("rate_limit", SY_CFG_STRING, NULL, CFG_NULL_OFF, rate_limit,
         "`\"1000/min\"`, `\"50/s\"`, `\"20/10s\"` (at most 1000000 per window): at most that "
-        "many deliveries start in any window of that length; the rest wait (on disk beyond "
-        "1,000 per endpoint)")},
+        "many attempts in any window of that length, as the receiver counts them too (see "
+        "Rate limits); the rest wait (on disk beyond 1,000 per endpoint)")},
     {EP("breaker", CFG_OBJECT, NULL, CFG_FALSE_OFF | SY_CFG_GIVEN, breaker,
         "the circuit breaker, an object with the keys of `endpoints.ID.breaker` (absent: "
         "their defaults); `false`: none"),
@@ -186,7 +186,8 @@ static const sy_config_key endpoint_keys[] = {
         gate.disable_after_ms,
         "failing (retryable failures, no success) this long disables the endpoint: an "
         "`endpoint.disabled` system event, its pending deliveries become dead letters, new "
-        "events skip it (until restart); `null` or `false`: never")},
+        "events skip it. It stays disabled across reloads and (with a spool) restarts until "
+        "`switchyard endpoint enable ID` or the admin API enables it; `null` or `false`: never")},
     {EP("description", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, description,
         "free text")},
 };

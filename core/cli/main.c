@@ -16,6 +16,7 @@
 #include "config.h"
 #include "config_keys.h"
 #include "daemon.h"
+#include "endpoint.h"
 #include "log.h"
 #include "plugin.h"
 #include "publish.h"
@@ -42,6 +43,7 @@ static void usage(FILE *f)
             "  keys      print the config keys the core reads (core, sinks, endpoints)\n"
             "  replay    put dead deliveries back to pending, or list them\n"
             "  status    endpoints with state, success rate, pending, dead, last error\n"
+            "  endpoint  enable an endpoint that disable_after stopped (endpoint enable ID)\n"
             "  version   print the version and the sink ABI version (also -V, --version)\n"
             "\n"
             "switchyard COMMAND --help prints a command's options.\n");
@@ -500,6 +502,8 @@ int main(int argc, char **argv)
         return keys_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return status_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "endpoint"))
+        return endpoint_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
