@@ -34,14 +34,14 @@ def build_dir(arg):
     return (Path.cwd() / build) if (Path.cwd() / build).exists() else ROOT / build
 
 
-def make_events(n, size, prefix):
-    """n distinct compact envelopes of about `size` bytes each."""
+def make_events(n, size, prefix, start=0):
+    """n distinct compact envelopes of about `size` bytes each, numbered from start."""
     head = ('{"event_id":"%s-%08d","event_type":"job.completed",'
             '"occurred_at":"2026-11-25T19:09:02Z","version":"1","org_id":"acme",'
             '"org_slug":"acme","data":{"job_id":"j%d","status":"succeeded","pad":"')
     tail = '"}}'
     pad = "x" * max(0, size - len(head % (prefix, 0, 0)) - len(tail))
-    return [((head % (prefix, i, i)) + pad + tail).encode() for i in range(n)]
+    return [((head % (prefix, i, i)) + pad + tail).encode() for i in range(start, start + n)]
 
 
 def push(addr, events, hwm=None):
@@ -203,22 +203,26 @@ def stop_process(proc, sig=signal.SIGTERM, timeout=60):
 
 class Switchyard:
     """
-    A daemon on its own folder: one PULL ingress on a free port, the given
-    core keys, sinks and endpoints, and a stats file. start() returns once
-    the stats file exists: the daemon writes it right after it is ready.
+    A daemon on its own folder: one PULL ingress on a free port (addr), with
+    ack=True an ack ingress too (self.ack), the given core keys, sinks and
+    endpoints, and a stats file. start() returns once the stats file exists:
+    the daemon writes it right after it is ready.
     """
 
-    def __init__(self, build, folder, sinks, endpoints, core=None):
+    def __init__(self, build, folder, sinks, endpoints, core=None, ack=False):
         self.build = build
         self.dir = Path(folder)
         self.dir.mkdir(parents=True)
         self.stats = self.dir / "stats.json"
         self.port = free_port()
         self.addr = f"tcp://127.0.0.1:{self.port}"
+        ingress = [{"type": "pull", "bind": self.addr}]
+        if ack:
+            self.ack = f"tcp://127.0.0.1:{free_port()}"
+            ingress.append({"type": "ack", "bind": self.ack})
         self.conf = self.dir / "conf.d"
         self.conf.mkdir()
-        c = {"plugin_dir": str(build / "plugins"),
-             "ingress": [{"type": "pull", "bind": self.addr}],
+        c = {"plugin_dir": str(build / "plugins"), "ingress": ingress,
              "quarantine": str(self.dir / "quarantine.jsonl"),
              "stats_file": str(self.stats), "stats_interval": "1s",
              "workers": 4, "log_level": "warn"}
