@@ -170,20 +170,37 @@ def part_c(build, tmp, n, timeout):
     res = {"n": n, "gen_s": gen_s}
     try:
         t0 = time.monotonic()
+        # Each send may wait as long as the whole part: ingress pausing on
+        # back-pressure must slow the publisher down, not make it give up.
         pub = subprocess.Popen([str(build / "switchyard"), "publish", "--connect", d.pull,
-                                "--file", str(events_file), "--quiet"],
+                                "--file", str(events_file), "--quiet", "--timeout",
+                                str(int(timeout * 1000))],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        retries, s = d.wait("retries", n, timeout=timeout)
+        # The longest time events.received stood still before all arrived:
+        # how long ingress stayed paused at worst.
+        retries, s, last, since, res["longest_pause_s"] = 0, None, -1, t0, 0.0
+        while retries < n and time.monotonic() - t0 < timeout and d.proc.poll() is None:
+            time.sleep(0.05)
+            s = read_stats(d.stats) or s
+            if not s:
+                continue
+            retries, now = s["deliveries"]["retries"], time.monotonic()
+            if s["events"]["received"] != last:
+                last, since = s["events"]["received"], now
+            elif last < n:
+                res["longest_pause_s"] = max(res["longest_pause_s"], now - since)
         res["s"] = time.monotonic() - t0
         res["retries"] = retries
         res["hwm_kb"] = d.hwm_kb()
         res["rss_kb"] = proc_status(d.proc.pid, "VmRSS")
-        res["in_memory"] = (sum(s["deliveries"][k] for k in ("ready", "waiting", "inflight",
-                                                             "scheduled", "held"))
+        res["in_memory"] = (sum(s["deliveries"].get(k, 0) for k in ("ready", "inflight",
+                                                                     "scheduled", "held"))
                             if s else None)
         if pub.poll() is None:
             pub.kill()
         pub.wait()
+        res["publish_exit"] = pub.returncode
+        res["publish_err"] = pub.stderr.read().decode(errors="replace").strip()
         t_stop = time.monotonic()
     finally:
         res["rc"] = d.stop()
@@ -301,6 +318,10 @@ def main():
                       f"stored+attempted+spilled); events file written in {r['gen_s']:.1f}s; "
                       f"spool {r['spool_mb']:.0f} MB, {r['pending_rows']} pending rows after "
                       f"stop; SIGTERM took {r['stop_s']:.1f}s, exit {r['rc']}")
+                print(f"  ingress stood still for {r['longest_pause_s']:.1f}s at the longest "
+                      "(events.received not growing, back-pressure); publisher exit "
+                      f"{r['publish_exit']}"
+                      + (f": {r['publish_err']}" if r["publish_err"] else ""))
             except Exception as e:
                 print(f"  (c) failed: {e}")
             print(f"  (c) took {time.monotonic() - t:.1f}s")
