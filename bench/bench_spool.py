@@ -72,10 +72,11 @@ class Daemon(Switchyard):
 
 
 def publish_file(binary, addr, path, ack=False, extra=()):
-    cmd = [str(binary), "publish", "--connect", addr, "--file", str(path), "--quiet"]
-    if ack:
-        cmd[2:2] = ["--ack"]
-        cmd.remove("--quiet")
+    # Without --ack, --timeout also bounds the wait at close for the events
+    # still queued (5 s by default): a daemon slower than the publisher
+    # would lose the rest, so it is as long as any part may take.
+    cmd = [str(binary), "publish", "--connect", addr, "--file", str(path)]
+    cmd += ["--ack"] if ack else ["--quiet", "--timeout", "900000"]
     t0 = time.monotonic()
     r = subprocess.run(cmd + list(extra), capture_output=True)
     return time.monotonic() - t0, r
@@ -170,8 +171,9 @@ def part_c(build, tmp, n, timeout):
     res = {"n": n, "gen_s": gen_s}
     try:
         t0 = time.monotonic()
-        # Each send may wait as long as the whole part: ingress pausing on
-        # back-pressure must slow the publisher down, not make it give up.
+        # Each send, and the wait at close for the events still queued, may
+        # take as long as the whole part: a daemon slower than the publisher
+        # must slow it down, not make it give up (the default is 5 s).
         pub = subprocess.Popen([str(build / "switchyard"), "publish", "--connect", d.pull,
                                 "--file", str(events_file), "--quiet", "--timeout",
                                 str(int(timeout * 1000))],
