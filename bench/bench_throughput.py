@@ -39,7 +39,8 @@ from benchlib import (ProcSample, Switchyard, build_dir, count_lines, free_port,
                       stop_process, version, wait_output, wait_port)
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
-IMCZMQ = Path("/usr/lib/x86_64-linux-gnu/rsyslog/imczmq.so")
+# Debian's multiarch folder: /usr/lib/<triplet>/rsyslog/imczmq.so
+IMCZMQ = next(iter(sorted(Path("/usr/lib").glob("*/rsyslog/imczmq.so"))), None)
 GOALS = {"file": 1.5, "spool": 1.2}
 MODES = {"file": "file sink, fsync never, no spool",
          "spool": "file sink, fsync never, spool on (sync full)"}
@@ -177,8 +178,8 @@ def row(rnd, label, r, n, ratio=None):
 def peer_problem():
     if not Path(RSYSLOGD).exists():
         return f"{RSYSLOGD} is missing"
-    if not IMCZMQ.exists():
-        return f"{IMCZMQ} is missing (package rsyslog-czmq)"
+    if not IMCZMQ:
+        return "imczmq.so is missing (package rsyslog-czmq)"
     return None
 
 
