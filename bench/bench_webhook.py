@@ -227,7 +227,7 @@ def main():
                            {"workers": a.workers, "spool": None,
                             "stats_interval": "20ms"}).start()
             print()
-            hdr = (f"{'round':>5}  {'run':<34} {'per s':>10} {'ratio':>6} {'publish s':>9} "
+            hdr = (f"{'round':>5}  {'run':<34} {'per s':>10} {'ratio':>6} {'taken s':>9} "
                    f"{'total s':>8} {'cs/event':>9} {'CPU us/ev':>9}  notes")
             print(hdr)
             print("-" * len(hdr))
@@ -298,7 +298,8 @@ def main():
     print("per s: wrk's requests/s, switchyard's deliveries/s = events / (first send -> "
           "deliveries.ok reached the burst's end in the stats file, polled every 5 ms, written "
           "every 20 ms)")
-    print("cs/event, CPU us/ev: the daemon's context switches (all threads) and user + system "
+    print("taken s: until the daemon had taken every event of the burst off the publisher; "
+          "cs/event, CPU us/ev: the daemon's context switches (all threads) and user + system "
           "time per event during the burst")
     print("latency: nginx's $msec when it logged the 204, + 1 ms ($msec is truncated to the "
           "millisecond, so these are upper bounds), minus the wall time just before the event "
