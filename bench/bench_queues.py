@@ -26,16 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_events(n, size, prefix):
-    head = ('{"event_id":"%s-%08d","event_type":"job.completed",'
-            '"occurred_at":"2026-11-25T19:09:02Z","version":"1","org_id":"acme",'
-            '"org_slug":"acme","data":{"job_id":"j%d","status":"succeeded","pad":"')
-    tail = '"}}'
-    pad = "x" * max(0, size - len(head % (prefix, 0, 0)) - len(tail))
-    return [((head % (prefix, i, i)) + pad + tail).encode() for i in range(n)]
+from benchlib import ROOT, make_events
 
 
 def run_daemon(tmp, sinks, endpoints):
