@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "http_guard.h"
@@ -23,6 +24,24 @@
 #define EASY_SPARE_MAX 256
 /* Longest sleep in curl_multi_poll when nothing is due: a safety net only. */
 #define POLL_MAX_MS 1000
+/*
+ * Idle connections the loop keeps open. libcurl's default follows the
+ * transfers in flight (four per transfer), so a quiet moment closed the
+ * connections a burst had opened and the next burst connected again.
+ */
+#define IDLE_CONNS_MAX 256L
+
+/*
+ * The connection cache of one source address. libcurl reuses a connection
+ * bound to an address for a transfer that asks for none, so each source
+ * address gets a cache of its own (a share handle with the connection
+ * cache in it); transfers without one use the multi handle's.
+ */
+typedef struct http_lane {
+    char *source;
+    CURLSH *share;
+    struct http_lane *next;
+} http_lane;
 
 typedef struct xfer {
     http_req *req;
@@ -58,6 +77,7 @@ struct http_loop {
     http_timer *timers; /* sorted by due_ms */
     CURL *spare[EASY_SPARE_MAX];
     size_t nspare;
+    http_lane *lanes;
 };
 
 static int64_t mono_ms(void)
@@ -269,6 +289,30 @@ static void finish(http_loop *l, xfer *x, CURLcode code, int shutdown)
     free(x);
 }
 
+/* The connection cache for source address src; NULL for the multi's own. */
+static CURLSH *lane_share(http_loop *l, const char *src)
+{
+    if (!src)
+        return NULL;
+    for (http_lane *ln = l->lanes; ln; ln = ln->next)
+        if (strcmp(ln->source, src) == 0)
+            return ln->share;
+    http_lane *ln = calloc(1, sizeof *ln);
+    if (!ln || !(ln->source = strdup(src)) || !(ln->share = curl_share_init()) ||
+        curl_share_setopt(ln->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK) {
+        if (ln) {
+            if (ln->share)
+                curl_share_cleanup(ln->share);
+            free(ln->source);
+            free(ln);
+        }
+        return NULL;
+    }
+    ln->next = l->lanes;
+    l->lanes = ln;
+    return ln->share;
+}
+
 static void start(http_loop *l, xfer *x)
 {
     const http_req *q = x->req;
@@ -282,6 +326,15 @@ static void start(http_loop *l, xfer *x)
         return;
     }
     x->easy = e;
+    const char *src = o ? o->source_address : NULL;
+    CURLSH *share = lane_share(l, src);
+    if (src && !share) {
+        snprintf(x->errbuf, sizeof x->errbuf, "out of memory");
+        finish(l, x, CURLE_OUT_OF_MEMORY, 0);
+        return;
+    }
+    /* Set every time: curl_easy_reset keeps the share a handle had. */
+    curl_easy_setopt(e, CURLOPT_SHARE, share);
     int64_t timeout = o && o->timeout_ms > 0 ? o->timeout_ms : 10000;
     curl_easy_setopt(e, CURLOPT_URL, q->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, x);
@@ -299,8 +352,18 @@ static void start(http_loop *l, xfer *x)
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     /* The SSRF guard must see the real destination: no proxy from the environment. */
     curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (strncasecmp(q->url, "https:", 6) == 0) {
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+        /* Wait for a TLS handshake in progress: it may bring HTTP/2 to multiplex on. */
+        curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    } else {
+        /*
+         * Plain http:// is HTTP/1.1 (no h2c upgrade). Allowing HTTP/2 here made
+         * libcurl hold every new transfer to a host:port behind the first one
+         * until that one had an answer, so one hanging request stalled them all.
+         */
+        curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    }
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -312,9 +375,9 @@ static void start(http_loop *l, xfer *x)
     curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
     curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+    if (src)
+        curl_easy_setopt(e, CURLOPT_INTERFACE, src);
     if (o) {
-        if (o->source_address)
-            curl_easy_setopt(e, CURLOPT_INTERFACE, o->source_address);
         if (o->ca_file)
             curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
         if (o->ca_path)
@@ -451,6 +514,7 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
         curl_global_cleanup();
         return NULL;
     }
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, IDLE_CONNS_MAX);
     l->host = host;
     l->inst = inst;
     if (c)
@@ -553,6 +617,13 @@ void http_loop_free(http_loop *l)
     for (size_t i = 0; i < l->nspare; i++)
         curl_easy_cleanup(l->spare[i]);
     curl_multi_cleanup(l->multi);
+    /* After every easy handle is gone: a share in use cannot be freed. */
+    for (http_lane *ln = l->lanes, *n; ln; ln = n) {
+        n = ln->next;
+        curl_share_cleanup(ln->share);
+        free(ln->source);
+        free(ln);
+    }
     pthread_mutex_destroy(&l->mu);
     free(l);
     curl_global_cleanup();
