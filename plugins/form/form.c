@@ -117,6 +117,8 @@ static int form_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_s
         free_ep(ep);
         return -1;
     }
+    /* CURLOPT_TIMEOUT_MS bounds the whole request, connecting included. */
+    setup->attempt_timeout_ms = ep->set.http.timeout_ms;
     pthread_mutex_lock(&st->mu);
     ep->next = st->eps;
     st->eps = ep;
