@@ -437,3 +437,24 @@ def test_connections_are_not_shared_across_source_addresses(switchyard, receiver
     # Keep-alive still works within each source address: one connection each.
     for path in want:
         assert len({r.client_port for r in receiver.got(path)}) == 1, path
+
+
+def test_http_threads_follow_the_cpus_the_daemon_may_run_on(switchyard, receiver):
+    """
+    Without `threads`, one HTTP thread per CPU in the daemon's affinity mask:
+    started on one CPU, the daemon has as many threads as with threads=1,
+    and threads=3 adds two.
+    """
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})
+    tasks = {}
+    try:
+        for threads in (None, 1, 3):
+            sink = hooks() if threads is None else hooks(threads=threads)
+            d = switchyard(sinks=sink, endpoints={
+                "ep": {"sink": "hooks", "url": receiver.url("/t"), "secrets": [S1]}})
+            tasks[threads] = len(os.listdir(f"/proc/{d.pid()}/task"))
+            assert d.stop() == 0
+    finally:
+        os.sched_setaffinity(0, mask)
+    assert tasks[None] == tasks[1] == tasks[3] - 2, tasks
