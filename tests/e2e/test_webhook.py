@@ -439,6 +439,30 @@ def test_connections_are_not_shared_across_source_addresses(switchyard, receiver
         assert len({r.client_port for r in receiver.got(path)}) == 1, path
 
 
+def test_idle_connections_outlast_a_quiet_moment(switchyard, receiver):
+    """
+    Sixteen requests held open at once need sixteen connections; once all are
+    answered and nothing is in flight, those connections stay open, and the
+    next sixteen held at once reuse them all (no new connection).
+    """
+    n = 16
+    first, second = threading.Event(), threading.Event()
+    receiver.on("/b", *[Answer(200, gate=first)] * n, *[Answer(200, gate=second)] * n)
+    d = switchyard(sinks=hooks(threads=1), endpoints={
+        "ep": {"sink": "hooks", "url": receiver.url("/b"), "secrets": [S1], "concurrency": n}})
+    for burst, gate in ((1, first), (2, second)):
+        d.push([event(f"evt-{burst}-{i}") for i in range(n)])
+        try:
+            receiver.wait_arrived(n * burst, "/b")
+        finally:
+            gate.set()
+        d.wait_for("deliveries.ok", n * burst)
+    reqs = receiver.got("/b")
+    assert len(reqs) == 2 * n
+    assert len({r.client_port for r in reqs[:n]}) == n
+    assert {r.client_port for r in reqs[n:]} == {r.client_port for r in reqs[:n]}
+
+
 def test_http_threads_follow_the_cpus_the_daemon_may_run_on(switchyard, receiver):
     """
     Without `threads`, one HTTP thread per CPU in the daemon's affinity mask:
