@@ -220,6 +220,12 @@ static enum MHD_Result test_event(sy_admin *a, struct MHD_Connection *c, const c
     int rc = pipeline_test_event(a->pl, id, evid, sizeof evid);
     if (rc == -1)
         return json_error(c, 404, "no endpoint with that id");
+    if (rc == -3) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "endpoint %s is disabled: enable it first (POST "
+                 "/api/v1/endpoints/%s/enable, or switchyard endpoint enable %s)", id, id, id);
+        return json_error(c, 409, msg);
+    }
     if (rc != 0)
         return json_error(c, 503, "cannot send a test event now (stopping, or out of memory)");
     cJSON *o = cJSON_CreateObject();

@@ -61,7 +61,7 @@ static void *arena_keep(cfg_arena *a, void *p)
 
 const char *cfgtable_type_name(sy_config_type t)
 {
-    switch (t) {
+    switch ((int)t) { /* int: the host's types lie outside the enum */
     case SY_CFG_STRING: return "string";
     case SY_CFG_INT: return "integer";
     case SY_CFG_BOOL: return "boolean";
@@ -70,18 +70,28 @@ const char *cfgtable_type_name(sy_config_type t)
     case SY_CFG_SIZE: return "size";
     case SY_CFG_STRINGS: return "array of strings";
     case SY_CFG_STRING_MAP: return "object of strings";
+    case (int)CFG_OBJECT: return "object";
+    case (int)CFG_ARRAY: return "array";
+    case (int)CFG_NAME_OR_OBJECT: return "name or object";
     default: return "unknown";
     }
 }
 
+static int host_type(sy_config_type t)
+{
+    return (int)t >= CFG_HOST_TYPE_MIN;
+}
+
 static size_t type_width(sy_config_type t)
 {
-    switch (t) {
+    switch ((int)t) {
     case SY_CFG_STRING: return sizeof(const char *);
     case SY_CFG_INT: case SY_CFG_DURATION: case SY_CFG_SIZE: return sizeof(int64_t);
     case SY_CFG_BOOL: return sizeof(int);
     case SY_CFG_DOUBLE: return sizeof(double);
     case SY_CFG_STRINGS: case SY_CFG_STRING_MAP: return sizeof(const char *const *);
+    case (int)CFG_OBJECT: case (int)CFG_ARRAY: case (int)CFG_NAME_OR_OBJECT:
+        return sizeof(const cJSON *);
     default: return 0;
     }
 }
@@ -153,6 +163,17 @@ int cfgtable_check(const sy_config_table *t, char *err, size_t errlen)
             snprintf(err, errlen, "config key %s: choices apply to strings only", k.name);
             return -1;
         }
+        if ((k.flags & CFG_NONEMPTY) && k.type != SY_CFG_STRING && k.type != SY_CFG_STRINGS &&
+            k.type != CFG_ARRAY) {
+            snprintf(err, errlen, "config key %s: non-empty applies to strings and arrays only",
+                     k.name);
+            return -1;
+        }
+        if ((k.flags & CFG_CREATED) && !(k.flags & SY_CFG_SECRET)) {
+            snprintf(err, errlen, "config key %s: a file created later applies to secrets only",
+                     k.name);
+            return -1;
+        }
         if ((k.flags & SY_CFG_RANGE) && (!numeric(k.type) || k.min > k.max)) {
             snprintf(err, errlen, "config key %s: %s", k.name,
                      numeric(k.type) ? "range minimum above its maximum"
@@ -171,7 +192,28 @@ int cfgtable_check(const sy_config_table *t, char *err, size_t errlen)
     return 0;
 }
 
-static const char *json_kind(const cJSON *v)
+int cfgtable_check_plugin(const sy_config_table *t, char *err, size_t errlen)
+{
+    if (cfgtable_check(t, err, errlen) != 0)
+        return -1;
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        if (k.flags & CFG_HOST_FLAGS) {
+            snprintf(err, errlen, "config key %s sets flags 0x%x, reserved for the host", k.name,
+                     k.flags & CFG_HOST_FLAGS);
+            return -1;
+        }
+        if (host_type(k.type)) {
+            snprintf(err, errlen, "config key %s has type %d, reserved for the host", k.name,
+                     (int)k.type);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const char *cfgtable_json_kind(const cJSON *v)
 {
     if (cJSON_IsString(v)) return "string";
     if (cJSON_IsNumber(v)) return "number";
@@ -194,6 +236,19 @@ static int json_int(const cJSON *v, int64_t *out)
     return 0;
 }
 
+/* What a key accepts, as users read it: "string", "string or null", "duration, null or false". */
+static void type_text(const sy_config_key *k, char *buf, size_t len)
+{
+    const char *name = cfgtable_type_name(k->type);
+    int null_off = (k->flags & CFG_NULL_OFF) != 0, false_off = (k->flags & CFG_FALSE_OFF) != 0;
+    if (null_off && false_off)
+        snprintf(buf, len, "%s, null or false", name);
+    else if (null_off || false_off)
+        snprintf(buf, len, "%s or %s", name, null_off ? "null" : "false");
+    else
+        snprintf(buf, len, "%s", name);
+}
+
 /*
  * Converts one value (from JSON or from a default text) into the struct
  * slot. Returns NULL on success or a message.
@@ -202,7 +257,7 @@ static const char *store_value(const sy_config_key *k, const cJSON *v, void *slo
                                cfg_arena *arena, char *msg, size_t msglen)
 {
     int64_t i64;
-    switch (k->type) {
+    switch ((int)k->type) {
     case SY_CFG_STRING:
         if (!cJSON_IsString(v))
             break;
@@ -252,7 +307,7 @@ static const char *store_value(const sy_config_key *k, const cJSON *v, void *slo
         int idx = 0;
         for (const cJSON *e = v->child; e; e = e->next, idx++) {
             if (!cJSON_IsString(e)) {
-                snprintf(msg, msglen, "element %d: expected a string, got %s", idx, json_kind(e));
+                snprintf(msg, msglen, "element %d: expected a string, got %s", idx, cfgtable_json_kind(e));
                 return msg;
             }
             arr[idx] = e->valuestring;
@@ -270,7 +325,7 @@ static const char *store_value(const sy_config_key *k, const cJSON *v, void *slo
         int idx = 0;
         for (const cJSON *e = v->child; e; e = e->next) {
             if (!cJSON_IsString(e)) {
-                snprintf(msg, msglen, "%s: expected a string, got %s", e->string, json_kind(e));
+                snprintf(msg, msglen, "%s: expected a string, got %s", e->string, cfgtable_json_kind(e));
                 return msg;
             }
             arr[idx++] = e->string;
@@ -279,11 +334,34 @@ static const char *store_value(const sy_config_key *k, const cJSON *v, void *slo
         *(const char *const **)slot = arr;
         return NULL;
     }
+    case (int)CFG_OBJECT:
+    case (int)CFG_ARRAY:
+    case (int)CFG_NAME_OR_OBJECT:
+        if (k->type == CFG_OBJECT ? !cJSON_IsObject(v)
+            : k->type == CFG_ARRAY ? !cJSON_IsArray(v)
+                                   : !cJSON_IsString(v) && !cJSON_IsObject(v))
+            break;
+        *(const cJSON **)slot = v;
+        return NULL;
     default:
         return "unknown key type";
     }
-    snprintf(msg, msglen, "expected %s, got %s", cfgtable_type_name(k->type), json_kind(v));
+    char want[64];
+    type_text(k, want, sizeof want);
+    snprintf(msg, msglen, "expected %s, got %s", want, cfgtable_json_kind(v));
     return msg;
+}
+
+/* Holds a stored value against CFG_NONEMPTY. */
+static int empty_value(const sy_config_key *k, const void *slot)
+{
+    if (!(k->flags & CFG_NONEMPTY))
+        return 0;
+    if (k->type == SY_CFG_STRING)
+        return !**(const char *const *)slot;
+    if (k->type == SY_CFG_STRINGS)
+        return !**(const char *const *const *)slot;
+    return k->type == CFG_ARRAY && !(*(const cJSON *const *)slot)->child;
 }
 
 /* A value as users write it, for range messages: "10s", "64MiB", "5". */
@@ -297,6 +375,21 @@ static void format_bound(const sy_config_key *k, int64_t v, char *buf, size_t le
         snprintf(buf, len, "%lld", (long long)v);
 }
 
+/*
+ * The range of a SY_CFG_RANGE key as `both` says it ("%s to %s", "between
+ * %s and %s"), or "at least 64KiB" when it has no top.
+ */
+static void range_text(const sy_config_key *k, const char *both, char *buf, size_t len)
+{
+    char lo[32], hi[32];
+    format_bound(k, k->min, lo, sizeof lo);
+    format_bound(k, k->max, hi, sizeof hi);
+    if (k->max == INT64_MAX)
+        snprintf(buf, len, "at least %s", lo);
+    else
+        snprintf(buf, len, both, lo, hi);
+}
+
 /* Stores v, then holds it against the key's choices and range. */
 static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg_arena *arena,
                          char *msg, size_t msglen)
@@ -304,6 +397,8 @@ static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg
     const char *bad = store_value(k, v, slot, arena, msg, msglen);
     if (bad)
         return bad;
+    if (empty_value(k, slot))
+        return "must not be empty";
     if (k->type == SY_CFG_STRING && k->choices) {
         const char *got = *(const char **)slot;
         for (const char *const *c = k->choices; *c; c++)
@@ -325,10 +420,9 @@ static const char *store(const sy_config_key *k, const cJSON *v, void *slot, cfg
         out = i < k->min || i > k->max;
     }
     if (out) {
-        char lo[32], hi[32];
-        format_bound(k, k->min, lo, sizeof lo);
-        format_bound(k, k->max, hi, sizeof hi);
-        snprintf(msg, msglen, "must be between %s and %s", lo, hi);
+        char range[80];
+        range_text(k, "between %s and %s", range, sizeof range);
+        snprintf(msg, msglen, "must be %s", range);
         return msg;
     }
     return NULL;
@@ -350,40 +444,82 @@ static const char *store_default(const sy_config_key *k, void *slot, cfg_arena *
     cJSON *v = cJSON_ParseWithOpts(k->default_value, NULL, 1);
     if (!v)
         v = cJSON_CreateString(k->default_value);
-    if (!v || cfg_arena_keep_tree(arena, v) != 0) {
+    if (!v)
+        return "out of memory";
+    const char *bad = store(k, v, slot, arena, msg, msglen);
+    /* Numbers are copied out; only arrays, maps and JSON values point into the tree (and
+     * the core fills a table per endpoint, so the others do not pile up in the arena). */
+    if (k->type != SY_CFG_STRINGS && k->type != SY_CFG_STRING_MAP && !host_type(k->type)) {
+        cJSON_Delete(v);
+        return bad;
+    }
+    if (cfg_arena_keep_tree(arena, v) != 0) {
         cJSON_Delete(v);
         return "out of memory";
     }
-    return store(k, v, slot, arena, msg, msglen);
+    return bad;
 }
 
 int cfgtable_fill(const sy_config_table *t, const cJSON *obj, const char *const *skip,
                   void *conf, cfg_arena *arena, cfg_report_fn report, void *ctx)
 {
+    cfg_fill how = {.skip = skip};
+    return cfgtable_fill_with(t, obj, &how, conf, arena, report, ctx);
+}
+
+/* A key the caller reads itself: named in how->skip, or a key of how->skip_table. */
+static int skipped(const cfg_fill *how, const char *name)
+{
+    for (const char *const *s = how->skip; s && *s; s++)
+        if (!strcmp(*s, name))
+            return 1;
+    return how->skip_table &&
+           (cfgtable_has_key(how->skip_table, name) || secretfile_key(how->skip_table, name, NULL));
+}
+
+/* "unknown key (expected a, b, b_file, c)": every key obj may hold, x_file variants included. */
+static void unknown_list(const sy_config_table *t, char *msg, size_t len)
+{
+    size_t o = (size_t)snprintf(msg, len, "unknown key (expected");
+    for (size_t i = 0; i < t->nkeys && o < len; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        o += (size_t)snprintf(msg + o, len - o, "%s %s", i ? "," : "", k.name);
+        if (o < len && secretfile_variant(t, &k))
+            o += (size_t)snprintf(msg + o, len - o, ", %s_file", k.name);
+    }
+    if (o < len)
+        snprintf(msg + o, len - o, ")");
+}
+
+static void mark_given(const sy_config_key *k, void *conf)
+{
+    if (k->flags & SY_CFG_GIVEN)
+        *(int *)((char *)conf + k->given_offset) = 1;
+}
+
+int cfgtable_fill_with(const sy_config_table *t, const cJSON *obj, const cfg_fill *how,
+                       void *conf, cfg_arena *arena, cfg_report_fn report, void *ctx)
+{
     int errors = 0;
-    char msg[512];
+    char msg[1024];
     size_t nkeys = t ? t->nkeys : 0;
-    if (conf && t && t->conf_size)
+    if (conf && t && t->conf_size && !(how->flags & CFG_FILL_OVER))
         memset(conf, 0, t->conf_size);
     if (obj && !cJSON_IsObject(obj)) {
         report(ctx, NULL, "expected an object");
         return 1;
     }
     /* Unknown keys first: a typo is the most common mistake. */
-    for (const cJSON *m = obj ? obj->child : NULL; m; m = m->next) {
-        int known = 0;
-        for (const char *const *s = skip; s && *s && !known; s++)
-            known = strcmp(*s, m->string) == 0;
-        for (size_t i = 0; i < nkeys && !known; i++) {
-            sy_config_key k;
-            cfgtable_key(t, i, &k);
-            known = strcmp(k.name, m->string) == 0;
-        }
-        known = known || secretfile_key(t, m->string, NULL);
-        if (!known) {
-            report(ctx, m->string, "unknown key");
-            errors++;
-        }
+    for (const cJSON *m = obj ? obj->child : NULL; m && !(how->flags & CFG_FILL_OPEN);
+         m = m->next) {
+        if (skipped(how, m->string) || cfgtable_has_key(t, m->string) ||
+            secretfile_key(t, m->string, NULL))
+            continue;
+        if (how->flags & CFG_FILL_LIST)
+            unknown_list(t, msg, sizeof msg);
+        report(ctx, m->string, how->flags & CFG_FILL_LIST ? msg : "unknown key");
+        errors++;
     }
     for (size_t i = 0; i < nkeys; i++) {
         sy_config_key k;
@@ -398,10 +534,18 @@ int cfgtable_fill(const sy_config_table *t, const cJSON *obj, const char *const 
             errors++;
             continue;
         }
-        if (v && !cJSON_IsNull(v)) {
+        if (v && ((cJSON_IsNull(v) && (k.flags & CFG_NULL_OFF)) ||
+                  (cJSON_IsFalse(v) && (k.flags & CFG_FALSE_OFF)))) {
+            memset(slot, 0, k.size); /* "off", which absent would not mean */
+            mark_given(&k, conf);
+        } else if (v && !cJSON_IsNull(v)) {
             bad = store(&k, v, slot, arena, msg, sizeof msg);
-            if (!bad && (k.flags & SY_CFG_GIVEN))
-                *(int *)((char *)conf + k.given_offset) = 1;
+            if (bad) /* the caller never reads a value the table refused */
+                memset(slot, 0, k.size);
+            else
+                mark_given(&k, conf);
+        } else if (how->flags & CFG_FILL_OVER) {
+            continue; /* the value from before stays */
         } else if (k.flags & SY_CFG_REQUIRED) {
             bad = "required key is missing";
         } else if (k.default_value) {
@@ -413,6 +557,69 @@ int cfgtable_fill(const sy_config_table *t, const cJSON *obj, const char *const 
         }
     }
     return errors;
+}
+
+int cfgtable_defaults(const sy_config_table *t, void *conf, cfg_arena *arena,
+                      cfg_report_fn report, void *ctx)
+{
+    int errors = 0;
+    char msg[512];
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        void *slot = (char *)conf + k.offset;
+        memset(slot, 0, k.size);
+        const char *bad = k.default_value ? store_default(&k, slot, arena, msg, sizeof msg) : NULL;
+        if (bad) {
+            report(ctx, k.name, bad);
+            errors++;
+        }
+    }
+    return errors;
+}
+
+static int same_strings(const char *const *a, const char *const *b)
+{
+    for (; a && b && *a && *b; a++, b++)
+        if (strcmp(*a, *b))
+            return 0;
+    return (!a || !*a) && (!b || !*b);
+}
+
+/* 1 when the slots of key k hold the same value in a and b. */
+static int same_value(const sy_config_key *k, const void *a, const void *b)
+{
+    const void *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+    switch ((int)k->type) {
+    case SY_CFG_STRING: {
+        const char *s = *(const char *const *)x, *u = *(const char *const *)y;
+        return s && u ? !strcmp(s, u) : s == u;
+    }
+    case SY_CFG_STRINGS:
+    case SY_CFG_STRING_MAP:
+        return same_strings(*(const char *const *const *)x, *(const char *const *const *)y);
+    case SY_CFG_DOUBLE:
+        return *(const double *)x == *(const double *)y;
+    case (int)CFG_OBJECT:
+    case (int)CFG_ARRAY:
+    case (int)CFG_NAME_OR_OBJECT: {
+        const cJSON *s = *(const cJSON *const *)x, *u = *(const cJSON *const *)y;
+        return s && u ? cJSON_Compare(s, u, 1) : s == u;
+    }
+    default: /* integers, durations, sizes, booleans: the bytes are the value */
+        return memcmp(x, y, k->size) == 0;
+    }
+}
+
+void cfgtable_changed(const sy_config_table *t, unsigned flags, const void *a, const void *b,
+                      void (*changed)(void *ctx, const char *name), void *ctx)
+{
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        cfgtable_key(t, i, &k);
+        if ((k.flags & flags) && !same_value(&k, a, b))
+            changed(ctx, k.name);
+    }
 }
 
 int cfgtable_has_key(const sy_config_table *t, const char *name)
@@ -434,14 +641,18 @@ void cfgtable_describe(FILE *out, const sy_config_table *t, const char *indent)
     }
     for (size_t i = 0; i < t->nkeys; i++) {
         sy_config_key k;
+        char text[80];
         cfgtable_key(t, i, &k);
-        fprintf(out, "%s%-18s %s", indent, k.name, cfgtable_type_name(k.type));
+        type_text(&k, text, sizeof text);
+        fprintf(out, "%s%-18s %s", indent, k.name, text);
         if (k.flags & SY_CFG_REQUIRED)
             fprintf(out, ", required");
         else if (k.default_value)
             fprintf(out, ", default %s%s%s", k.type == SY_CFG_STRING ? "\"" : "",
                     (k.flags & SY_CFG_SECRET) ? "(hidden)" : k.default_value,
                     k.type == SY_CFG_STRING ? "\"" : "");
+        else if (k.flags & CFG_NULL_OFF)
+            fprintf(out, ", default null");
         if (k.flags & SY_CFG_SECRET)
             fprintf(out, ", secret");
         if (k.choices) {
@@ -450,13 +661,83 @@ void cfgtable_describe(FILE *out, const sy_config_table *t, const char *indent)
                 fprintf(out, "%s \"%s\"", c == k.choices ? "" : ",", *c);
         }
         if (k.flags & SY_CFG_RANGE) {
-            char lo[32], hi[32];
-            format_bound(&k, k.min, lo, sizeof lo);
-            format_bound(&k, k.max, hi, sizeof hi);
-            fprintf(out, ", %s to %s", lo, hi);
+            range_text(&k, "%s to %s", text, sizeof text);
+            fprintf(out, ", %s", text);
         }
+        if (k.flags & CFG_RESTART)
+            fprintf(out, ", restart to change");
         if (secretfile_variant(t, &k))
             fprintf(out, "; or %s_file: a file holding it", k.name);
         fprintf(out, "\n%s    %s\n", indent, k.help ? k.help : "");
+    }
+}
+
+/* Text for a Markdown table cell: a '|' would end the cell. */
+static void md_text(FILE *out, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '|')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+/* A default as JSON, in code: `"10s"`, `5`, `["*"]`. */
+static void md_default(FILE *out, const sy_config_key *k)
+{
+    cJSON *v = k->type == SY_CFG_STRING ? NULL : cJSON_ParseWithOpts(k->default_value, NULL, 1);
+    fputs(v ? "`" : "`\"", out);
+    md_text(out, k->default_value);
+    fputs(v ? "`" : "\"`", out);
+    cJSON_Delete(v);
+}
+
+void cfgtable_markdown(FILE *out, const sy_config_table *t)
+{
+    fputs("| key | type | default | meaning |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; t && i < t->nkeys; i++) {
+        sy_config_key k;
+        char text[80];
+        cfgtable_key(t, i, &k);
+        fprintf(out, "| `%s` | ", k.name);
+        if (k.choices) {
+            for (const char *const *c = k.choices; *c; c++) {
+                fprintf(out, "%s`\"", c == k.choices ? "" : c[1] ? ", " : " or ");
+                md_text(out, *c);
+                fputs("\"`", out);
+            }
+        } else {
+            type_text(&k, text, sizeof text);
+            fputs(text, out);
+        }
+        fputs(" | ", out);
+        if (k.flags & SY_CFG_REQUIRED)
+            fputs("(required)", out);
+        else if (k.default_value && (k.flags & SY_CFG_SECRET))
+            fputs("(hidden)", out);
+        else if (k.default_value)
+            md_default(out, &k);
+        else if (k.flags & CFG_NULL_OFF)
+            fputs("`null`", out);
+        fputs(" | ", out);
+        md_text(out, k.help);
+        /* What the table itself says about the key, after its help. */
+        const char *sep = " (";
+        if (k.flags & SY_CFG_RANGE) {
+            range_text(&k, "%s to %s", text, sizeof text);
+            fprintf(out, "%s%s", sep, text);
+            sep = "; ";
+        }
+        if (k.flags & SY_CFG_SECRET) {
+            fprintf(out, "%snever shown", sep);
+            if (secretfile_variant(t, &k))
+                fprintf(out, "; or `%s_file`: a file holding it", k.name);
+            sep = "; ";
+        }
+        if (k.flags & CFG_RESTART) {
+            fprintf(out, "%srestart to change it", sep);
+            sep = "; ";
+        }
+        fputs(sep[0] == ';' ? ") |\n" : " |\n", out);
     }
 }

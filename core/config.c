@@ -3,31 +3,23 @@
  *
  * The goal is that an operator sees every mistake at once, each with the
  * file and the path of the key, so the loader keeps going after an error
- * and only gives up at the end.
+ * and only gives up at the end. Which keys each object holds, with their
+ * types, defaults, choices and ranges, is the tables of config_keys.c; this
+ * file walks the files through them and adds what a table cannot say (a
+ * ZeroMQ endpoint, event type patterns, filters, retry policies, rates,
+ * keys that exclude each other).
  */
 #include "config.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "secretfile.h"
-#include "units.h"
-
-#ifndef SY_PLUGIN_DIR
-#define SY_PLUGIN_DIR "/usr/local/lib/switchyard/plugins"
-#endif
-
-const char *const config_endpoint_core_keys[] = {
-    "org_id", "sink", "enabled_events", "filter", "retry", "concurrency",
-    "enabled", "description", "rate_limit", "breaker", "disable_after", NULL};
-const char *const config_sink_core_keys[] = {"plugin", "retry", "concurrency", NULL};
+#include "config_keys.h"
 
 void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...)
 {
@@ -66,17 +58,6 @@ void errs_free(sy_errs *e)
     memset(e, 0, sizeof *e);
 }
 
-static const char *kind(const cJSON *v)
-{
-    if (cJSON_IsString(v)) return "string";
-    if (cJSON_IsNumber(v)) return "number";
-    if (cJSON_IsBool(v)) return "boolean";
-    if (cJSON_IsNull(v)) return "null";
-    if (cJSON_IsArray(v)) return "array";
-    if (cJSON_IsObject(v)) return "object";
-    return "invalid";
-}
-
 /* State while loading one file. */
 typedef struct {
     sy_conf *c;
@@ -86,104 +67,27 @@ typedef struct {
 
 #define ERR(L, path, ...) errs_add((L)->errs, (L)->file, (path), __VA_ARGS__)
 
-static int get_string(ld *L, const char *path, const cJSON *v, char **out, int nullable)
+static const cJSON *item(const cJSON *obj, const char *key)
 {
-    if (nullable && cJSON_IsNull(v)) {
-        free(*out);
-        *out = NULL;
-        return 0;
-    }
-    if (!cJSON_IsString(v) || !*v->valuestring) {
-        ERR(L, path, "expected a non-empty string%s, got %s", nullable ? " or null" : "",
-            cJSON_IsString(v) ? "an empty string" : kind(v));
-        return -1;
-    }
-    free(*out);
-    *out = strdup(v->valuestring);
-    return 0;
+    return cJSON_GetObjectItemCaseSensitive(obj, key);
 }
 
-static int get_int(ld *L, const char *path, const cJSON *v, int lo, int hi, int *out)
+void config_report(void *ctx, const char *key, const char *message)
 {
-    if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
-        v->valuedouble > hi) {
-        ERR(L, path, "expected an integer from %d to %d, got %s", lo, hi,
-            cJSON_IsNumber(v) ? "a number out of range" : kind(v));
-        return -1;
-    }
-    *out = (int)v->valuedouble;
-    return 0;
+    config_report_at *a = ctx;
+    char path[600];
+    if (key)
+        snprintf(path, sizeof path, "%s.%s", a->prefix, key);
+    errs_add(a->errs, a->file, key ? path : a->prefix, "%s", message);
 }
 
-static int get_units(ld *L, const char *path, const cJSON *v, int is_size, int64_t *out)
+/* Fills conf from obj through t (cfgtable_fill_with's flags); returns the number of errors. */
+static int fill(ld *L, const char *prefix, const sy_config_table *t, const cJSON *obj,
+                unsigned flags, void *conf)
 {
-    /* Beyond 2^63 the conversion to int64_t is undefined: refuse, don't wrap. */
-    if (cJSON_IsNumber(v) && v->valuedouble >= 9.2e18) {
-        ERR(L, path, "%s out of range", is_size ? "size" : "duration");
-        return -1;
-    }
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble == floor(v->valuedouble)) {
-        *out = (int64_t)v->valuedouble;
-        return 0;
-    }
-    if (cJSON_IsString(v) && (is_size ? units_parse_size(v->valuestring, out)
-                                      : units_parse_duration(v->valuestring, out)) == 0)
-        return 0;
-    if (cJSON_IsString(v))
-        ERR(L, path, is_size ? "bad size \"%s\" (" UNITS_SIZE_HELP ")"
-                             : "bad duration \"%s\" (e.g. \"250ms\", \"10s\", \"5m\")",
-            v->valuestring);
-    else
-        ERR(L, path, "expected a %s, got %s", is_size ? "size" : "duration", kind(v));
-    return -1;
-}
-
-static void free_strv(char **v)
-{
-    for (char **p = v; p && *p; p++)
-        free(*p);
-    free(v);
-}
-
-/* A JSON array of strings into a NULL-terminated vector; check() may veto elements. */
-static char **get_strv(ld *L, const char *path, const cJSON *v, int allow_empty,
-                       int (*check)(const char *), const char *what)
-{
-    if (!cJSON_IsArray(v) || (!allow_empty && cJSON_GetArraySize(v) == 0)) {
-        ERR(L, path, "expected a%s array of strings, got %s", allow_empty ? "n" : " non-empty",
-            cJSON_IsArray(v) ? "an empty array" : kind(v));
-        return NULL;
-    }
-    size_t n = (size_t)cJSON_GetArraySize(v);
-    char **out = calloc(n + 1, sizeof *out);
-    size_t i = 0;
-    int bad = 0;
-    for (const cJSON *e = v->child; e; e = e->next, i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s[%zu]", path, i);
-        if (!cJSON_IsString(e)) {
-            ERR(L, p, "expected a string, got %s", kind(e));
-            bad = 1;
-            continue;
-        }
-        if (check && !check(e->valuestring)) {
-            ERR(L, p, "\"%s\" is not %s", e->valuestring, what);
-            bad = 1;
-            continue;
-        }
-        out[i] = strdup(e->valuestring);
-    }
-    if (bad) {
-        /* Compact so free_strv sees every allocated entry. */
-        size_t w = 0;
-        for (size_t r = 0; r < n; r++)
-            if (out[r])
-                out[w++] = out[r];
-        out[w] = NULL;
-        free_strv(out);
-        return NULL;
-    }
-    return out;
+    config_report_at a = {L->errs, L->file, prefix};
+    cfg_fill how = {.flags = flags};
+    return cfgtable_fill_with(t, obj, &how, conf, &L->c->arena, config_report, &a);
 }
 
 static int valid_name(const char *s, const char *extra)
@@ -199,13 +103,30 @@ static int valid_name(const char *s, const char *extra)
 
 /* ---- core ---------------------------------------------------------- */
 
-static void load_ingress(ld *L, const cJSON *arr)
+static void free_strv(char **v)
 {
-    sy_conf *c = L->c;
-    if (!cJSON_IsArray(arr)) {
-        ERR(L, "core.ingress", "expected an array of sockets, got %s", kind(arr));
-        return;
-    }
+    for (char **p = v; p && *p; p++)
+        free(*p);
+    free(v);
+}
+
+/* ingress.c walks topics as its own char **: a copy of the filled array. */
+static char **strv_dup(const char *const *v)
+{
+    size_t n = 0;
+    while (v && v[n])
+        n++;
+    char **out = calloc(n + 1, sizeof *out);
+    for (size_t i = 0; out && i < n; i++)
+        if (!(out[i] = strdup(v[i]))) {
+            free_strv(out);
+            return NULL;
+        }
+    return out;
+}
+
+static void free_ingress(sy_conf *c)
+{
     for (size_t i = 0; i < c->ningress; i++) {
         free(c->ingress[i].addr);
         free_strv(c->ingress[i].topics);
@@ -213,281 +134,136 @@ static void load_ingress(ld *L, const cJSON *arr)
     free(c->ingress);
     c->ingress = NULL;
     c->ningress = 0;
-    size_t n = (size_t)cJSON_GetArraySize(arr);
+}
+
+/* One element of core.ingress at path p into *ic; 0, or -1 after saying why. */
+static int ingress_socket(ld *L, const char *p, const cJSON *s, sy_ingress_conf *ic)
+{
+    if (!cJSON_IsObject(s)) {
+        ERR(L, p, "expected an object like {\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}, "
+                  "got %s", cfgtable_json_kind(s));
+        return -1;
+    }
+    config_ingress_keys k;
+    int before = L->errs->count;
+    fill(L, p, &config_ingress_table, s, CFG_FILL_LIST, &k);
+    const char *addr = k.bind ? k.bind : k.connect;
+    char q[160];
+    if (k.bind && k.connect) {
+        ERR(L, p, "give either bind or connect, not both");
+    } else if (addr && !strstr(addr, "://")) {
+        snprintf(q, sizeof q, "%s.%s", p, k.bind ? "bind" : "connect");
+        ERR(L, q, "\"%s\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, "
+                  "ipc:///run/sy.sock)", addr);
+    }
+    if (L->errs->count != before)
+        return -1;
+    if (!addr) {
+        ERR(L, p, "give bind or connect with a ZeroMQ endpoint");
+        return -1;
+    }
+    int type = 0; /* the table's choices let nothing else through */
+    while (config_ingress_types[type + 1] && strcmp(config_ingress_types[type], k.type))
+        type++;
+    if (k.topics_given && type != INGRESS_SUB) {
+        ERR(L, p, "topics only apply to sub sockets");
+        return -1;
+    }
+    *ic = (sy_ingress_conf){.type = (ingress_type)type, .addr = strdup(addr),
+                            .bind = k.bind != NULL, .rcvhwm = (int)k.rcvhwm,
+                            .topics = type == INGRESS_SUB ? strv_dup(k.topics) : NULL};
+    return 0;
+}
+
+/* A later file's core.ingress replaces the whole list. */
+static void load_ingress(ld *L, const cJSON *arr)
+{
+    sy_conf *c = L->c;
+    free_ingress(c);
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
     c->ingress = calloc(n ? n : 1, sizeof *c->ingress);
-    size_t i = 0;
-    for (const cJSON *s = arr->child; s; s = s->next, i++) {
-        char p[128], q[160];
+    for (const cJSON *s = arr->child; s && c->ingress; s = s->next, i++) {
+        char p[64];
         snprintf(p, sizeof p, "core.ingress[%zu]", i);
-        if (!cJSON_IsObject(s)) {
-            ERR(L, p, "expected an object like {\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}, got %s", kind(s));
-            continue;
-        }
-        sy_ingress_conf *ic = &c->ingress[c->ningress];
-        memset(ic, 0, sizeof *ic);
-        ic->rcvhwm = 10000;
-        int ok = 1;
-        for (const cJSON *m = s->child; m; m = m->next) {
-            snprintf(q, sizeof q, "%s.%s", p, m->string);
-            if (!strcmp(m->string, "type")) {
-                if (cJSON_IsString(m) && !strcmp(m->valuestring, "pull"))
-                    ic->type = INGRESS_PULL;
-                else if (cJSON_IsString(m) && !strcmp(m->valuestring, "sub"))
-                    ic->type = INGRESS_SUB;
-                else if (cJSON_IsString(m) && !strcmp(m->valuestring, "ack"))
-                    ic->type = INGRESS_ACK;
-                else {
-                    ERR(L, q, "expected \"pull\", \"sub\" or \"ack\"");
-                    ok = 0;
-                }
-            } else if (!strcmp(m->string, "bind") || !strcmp(m->string, "connect")) {
-                if (ic->addr) {
-                    ERR(L, q, "give either bind or connect, not both");
-                    ok = 0;
-                } else if (get_string(L, q, m, &ic->addr, 0) == 0) {
-                    ic->bind = m->string[0] == 'b';
-                    if (!strstr(ic->addr, "://")) {
-                        ERR(L, q, "\"%s\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, ipc:///run/sy.sock)", ic->addr);
-                        ok = 0;
-                    }
-                } else {
-                    ok = 0;
-                }
-            } else if (!strcmp(m->string, "topics")) {
-                char **t = get_strv(L, q, m, 0, NULL, NULL);
-                if (t) {
-                    free_strv(ic->topics);
-                    ic->topics = t;
-                } else {
-                    ok = 0;
-                }
-            } else if (!strcmp(m->string, "rcvhwm")) {
-                if (get_int(L, q, m, 0, 10000000, &ic->rcvhwm))
-                    ok = 0;
-            } else {
-                ERR(L, q, "unknown key (expected type, bind, connect, topics, rcvhwm)");
-                ok = 0;
-            }
-        }
-        if (!cJSON_GetObjectItemCaseSensitive(s, "type")) {
-            ERR(L, p, "type is missing (\"pull\", \"sub\" or \"ack\")");
-            ok = 0;
-        }
-        if (!ic->addr && ok) {
-            ERR(L, p, "give bind or connect with a ZeroMQ endpoint");
-            ok = 0;
-        }
-        if (ic->topics && ic->type != INGRESS_SUB && ok) {
-            ERR(L, p, "topics only apply to sub sockets");
-            ok = 0;
-        }
-        if (ok && ic->type == INGRESS_SUB && !ic->topics) {
-            ic->topics = calloc(2, sizeof *ic->topics);
-            ic->topics[0] = strdup("");
-        }
-        if (ok) {
+        if (ingress_socket(L, p, s, &c->ingress[c->ningress]) == 0)
             c->ningress++;
-        } else {
-            free(ic->addr);
-            free_strv(ic->topics);
-            memset(ic, 0, sizeof *ic);
-        }
     }
 }
 
 /*
- * A token may sit in the config or, better, in a file only the daemon
- * reads, read like every other x_file key (core/secretfile.h).
+ * core.admin: like core, a key set again in a later file replaces the
+ * earlier value; null turns the API off. The token may sit in a file,
+ * token_file, read like every secret's x_file (core/secretfile.h); one
+ * that does not exist yet is created by `run`, which admin_token_file
+ * tells it (config_load keeps that only while no token is known).
  */
-static char *read_token_file(ld *L, const char *path, const char *where)
-{
-    char msg[512];
-    char *t = secretfile_read(path, msg, sizeof msg);
-    if (!t && errno == ENOENT) {
-        /* `switchyard run` creates it with a random token (see daemon.c). */
-        free(L->c->admin_token_file);
-        L->c->admin_token_file = strdup(path);
-        return NULL;
-    }
-    if (!t) {
-        ERR(L, where, "%s", msg);
-        return NULL;
-    }
-    if (strlen(secretfile_first_line(t)) < 16) {
-        ERR(L, where, "the token in %s is shorter than 16 characters", path);
-        secretfile_free(t);
-        return NULL;
-    }
-    return t;
-}
-
 static void load_admin(ld *L, const cJSON *a)
 {
     sy_conf *c = L->c;
     if (cJSON_IsNull(a)) {
-        free(c->admin_listen);
         c->admin_listen = NULL;
         return;
     }
-    if (!cJSON_IsObject(a)) {
-        ERR(L, "core.admin", "expected null or an object like {\"listen\": \"127.0.0.1:5580\", "
-                             "\"token_file\": \"/etc/switchyard/admin.token\"}");
+    const char *token_before = c->admin_token;
+    if (fill(L, "core.admin", &config_admin_table, a, CFG_FILL_OVER | CFG_FILL_LIST, c))
         return;
-    }
-    for (const cJSON *m = a->child; m; m = m->next) {
-        char p[160];
-        snprintf(p, sizeof p, "core.admin.%s", m->string);
-        if (!strcmp(m->string, "listen")) {
-            if (get_string(L, p, m, &c->admin_listen, 0) == 0 && !strrchr(c->admin_listen, ':'))
-                ERR(L, p, "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
-        } else if (!strcmp(m->string, "token")) {
-            /* Never echo the value: it is a secret. */
-            if (!cJSON_IsString(m) || strlen(m->valuestring) < 16)
-                ERR(L, p, "expected a string of at least 16 characters");
-            else {
-                free(c->admin_token);
-                c->admin_token = strdup(m->valuestring);
-            }
-        } else if (!strcmp(m->string, "token_file")) {
-            if (cJSON_GetObjectItemCaseSensitive(a, "token")) {
-                ERR(L, p, "give either token or token_file, not both");
-            } else if (cJSON_IsString(m)) {
-                char *t = read_token_file(L, m->valuestring, p);
-                if (t) {
-                    free(c->admin_token);
-                    c->admin_token = t;
-                }
-            } else {
-                ERR(L, p, "expected the path of a file holding the token");
-            }
-        } else {
-            ERR(L, p, "unknown key (expected listen, token, token_file)");
-        }
+    const cJSON *file = item(a, "token_file"), *listen = item(a, "listen");
+    if (cJSON_IsString(file))
+        c->admin_token_file = file->valuestring;
+    if (cJSON_IsString(listen) && !strrchr(listen->valuestring, ':'))
+        ERR(L, "core.admin.listen", "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
+    /* Never echo the value: it is a secret. */
+    if (c->admin_token != token_before && strlen(c->admin_token) < 16) {
+        if (cJSON_IsString(file))
+            ERR(L, "core.admin.token_file", "the token in %s is shorter than 16 characters",
+                file->valuestring);
+        else
+            ERR(L, "core.admin.token", "expected a string of at least 16 characters");
     }
 }
 
 static void load_core(ld *L, const cJSON *core)
 {
-    sy_conf *c = L->c;
     if (!cJSON_IsObject(core)) {
-        ERR(L, "core", "expected an object, got %s", kind(core));
+        ERR(L, "core", "expected an object, got %s", cfgtable_json_kind(core));
         return;
     }
-    for (const cJSON *m = core->child; m; m = m->next) {
-        char p[160];
-        snprintf(p, sizeof p, "core.%s", m->string);
-        const char *k = m->string;
-        int64_t v64;
-        if (!strcmp(k, "plugin_dir"))
-            get_string(L, p, m, &c->plugin_dir, 0);
-        else if (!strcmp(k, "quarantine"))
-            get_string(L, p, m, &c->quarantine, 1);
-        else if (!strcmp(k, "quarantine_max")) {
-            if (get_units(L, p, m, 1, &v64) == 0) {
-                if (v64 < 64 * 1024)
-                    ERR(L, p, "must be at least 64KiB");
-                else
-                    c->quarantine_max = v64;
-            }
-        } else if (!strcmp(k, "quarantine_rate")) {
-            if (get_units(L, p, m, 1, &v64) == 0)
-                c->quarantine_rate = v64;
-        }
-        else if (!strcmp(k, "stats_file"))
-            get_string(L, p, m, &c->stats_file, 1);
-        else if (!strcmp(k, "spool"))
-            get_string(L, p, m, &c->spool, 1);
-        else if (!strcmp(k, "spool_sync")) {
-            if (cJSON_IsString(m) && (!strcmp(m->valuestring, "full") || !strcmp(m->valuestring, "normal")))
-                get_string(L, p, m, &c->spool_sync, 0);
-            else
-                ERR(L, p, "expected \"full\" (survives power loss) or \"normal\" (survives process crashes)");
-        } else if (!strcmp(k, "retention") || !strcmp(k, "dedup_window") ||
-                   !strcmp(k, "spill_after")) {
-            if (get_units(L, p, m, 0, &v64) == 0) {
-                if (k[0] == 'r')
-                    c->retention_ms = v64;
-                else if (k[0] == 'd')
-                    c->dedup_window_ms = v64;
-                else
-                    c->spill_after_ms = v64;
-            }
-        } else if (!strcmp(k, "admin")) {
-            load_admin(L, m);
-        } else if (!strcmp(k, "memory_deliveries"))
-            get_int(L, p, m, 100, 100000000, &c->memory_deliveries);
-        else if (!strcmp(k, "max_event_bytes")) {
-            if (get_units(L, p, m, 1, &v64) == 0) {
-                if (v64 < 64 || v64 > 256 * 1024 * 1024)
-                    ERR(L, p, "must be between 64 bytes and 256MiB");
-                else
-                    c->max_event_bytes = v64;
-            }
-        } else if (!strcmp(k, "max_depth"))
-            get_int(L, p, m, 2, 1000, &c->max_depth);
-        else if (!strcmp(k, "workers"))
-            get_int(L, p, m, 1, 256, &c->workers);
-        else if (!strcmp(k, "max_pending"))
-            get_int(L, p, m, 1, 100000000, &c->max_pending);
-        else if (!strcmp(k, "shards"))
-            get_int(L, p, m, 1, 256, &c->shards);
-        else if (!strcmp(k, "max_pending_bytes")) {
-            if (get_units(L, p, m, 1, &v64) == 0) {
-                if (v64 < 1024 * 1024)
-                    ERR(L, p, "must be at least 1MiB");
-                else
-                    c->max_pending_bytes = v64;
-            }
-        } else if (!strcmp(k, "complete_grace")) {
-            if (get_units(L, p, m, 0, &v64) == 0)
-                c->complete_grace_ms = v64;
-        }
-        else if (!strcmp(k, "log_level")) {
-            if (cJSON_IsString(m) && (!strcmp(m->valuestring, "error") || !strcmp(m->valuestring, "warn") ||
-                                      !strcmp(m->valuestring, "info") || !strcmp(m->valuestring, "debug")))
-                get_string(L, p, m, &c->log_level, 0);
-            else
-                ERR(L, p, "expected \"error\", \"warn\", \"info\" or \"debug\"");
-        } else if (!strcmp(k, "log_format")) {
-            if (cJSON_IsString(m) && (!strcmp(m->valuestring, "logfmt") || !strcmp(m->valuestring, "json")))
-                get_string(L, p, m, &c->log_format, 0);
-            else
-                ERR(L, p, "expected \"logfmt\" or \"json\"");
-        } else if (!strcmp(k, "stats_interval")) {
-            if (get_units(L, p, m, 0, &v64) == 0) {
-                if (v64 < 10)
-                    ERR(L, p, "must be at least 10ms");
-                else
-                    c->stats_interval_ms = v64;
-            }
-        } else if (!strcmp(k, "drain_timeout")) {
-            if (get_units(L, p, m, 0, &v64) == 0)
-                c->drain_timeout_ms = v64;
-        } else if (!strcmp(k, "ingress"))
-            load_ingress(L, m);
-        else
-            ERR(L, p, "unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, "
-                      "dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, "
-                      "quarantine_rate, max_event_bytes, "
-                      "max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, "
-                      "drain_timeout, "
-                      "log_level, log_format, stats_file, stats_interval)");
-    }
+    fill(L, "core", &config_core_table, core, CFG_FILL_OVER | CFG_FILL_LIST, L->c);
+    /* The table checked their type; their keys are read here. */
+    const cJSON *v = item(core, "ingress");
+    if (cJSON_IsArray(v))
+        load_ingress(L, v);
+    v = item(core, "admin");
+    if (cJSON_IsObject(v) || cJSON_IsNull(v))
+        load_admin(L, v);
 }
 
 /* ---- sinks --------------------------------------------------------- */
+
+/* A retry policy is checked where it is written; runtime.c parses it for each endpoint. */
+static int check_retry(ld *L, const char *p, const cJSON *spec)
+{
+    sy_retry_policy pol;
+    char err[256], q[320];
+    if (!spec || retry_policy_parse(spec, &pol, err, sizeof err) == 0)
+        return 0;
+    snprintf(q, sizeof q, "%s.retry", p);
+    ERR(L, q, "%s", err);
+    return -1;
+}
 
 static void load_sinks(ld *L, const cJSON *sinks)
 {
     sy_conf *c = L->c;
     if (!cJSON_IsObject(sinks)) {
-        ERR(L, "sinks", "expected an object of sink instances by name, got %s", kind(sinks));
+        ERR(L, "sinks", "expected an object of sink instances by name, got %s",
+            cfgtable_json_kind(sinks));
         c->sinks_incomplete = 1;
         return;
     }
     int errors_before = L->errs->count;
     for (const cJSON *s = sinks->child; s; s = s->next) {
-        char p[256], q[320];
+        char p[256];
         snprintf(p, sizeof p, "sinks.%s", s->string);
         if (!valid_name(s->string, NULL)) {
             ERR(L, p, "sink names use letters, digits, '_' and '-' (at most 128)");
@@ -502,37 +278,17 @@ static void load_sinks(ld *L, const cJSON *sinks)
         if (dup)
             continue;
         if (!cJSON_IsObject(s)) {
-            ERR(L, p, "expected an object with at least \"plugin\", got %s", kind(s));
+            ERR(L, p, "expected an object with at least \"plugin\", got %s",
+                cfgtable_json_kind(s));
             continue;
         }
-        sy_sink_conf sc = {.file = L->file, .json = s};
-        const cJSON *pl = cJSON_GetObjectItemCaseSensitive(s, "plugin");
-        snprintf(q, sizeof q, "%s.plugin", p);
-        if (!pl) {
-            ERR(L, q, "required key is missing (the plugin name, e.g. \"file\")");
+        /* The plugin's own keys sit beside these: runtime.c checks them. */
+        sy_sink_conf sc;
+        if (fill(L, p, &config_sink_table, s, CFG_FILL_OPEN, &sc) || check_retry(L, p, sc.retry))
             continue;
-        }
-        if (get_string(L, q, pl, &sc.plugin, 0))
-            continue;
-        const cJSON *r = cJSON_GetObjectItemCaseSensitive(s, "retry");
-        if (r) {
-            sy_retry_policy pol;
-            char e[256];
-            snprintf(q, sizeof q, "%s.retry", p);
-            if (retry_policy_parse(r, &pol, e, sizeof e)) {
-                ERR(L, q, "%s", e);
-                free(sc.plugin);
-                continue;
-            }
-            sc.retry = r;
-        }
-        const cJSON *cc = cJSON_GetObjectItemCaseSensitive(s, "concurrency");
-        snprintf(q, sizeof q, "%s.concurrency", p);
-        if (cc && get_int(L, q, cc, 1, 10000, &sc.concurrency)) {
-            free(sc.plugin);
-            continue;
-        }
         sc.name = strdup(s->string);
+        sc.file = L->file;
+        sc.json = s;
         c->sinks = realloc(c->sinks, (c->nsinks + 1) * sizeof *c->sinks);
         c->sinks[c->nsinks++] = sc;
     }
@@ -599,11 +355,53 @@ static void id_index_add(sy_conf *c, size_t idx)
 static void free_endpoint(sy_endpoint_conf *e)
 {
     free(e->id);
-    free(e->org_id);
-    free(e->sink);
-    free_strv(e->events);
     filter_free(e->filter);
-    free(e->description);
+}
+
+static void compile_filter(ld *L, const char *p, sy_endpoint_conf *e)
+{
+    char err[512], q[320];
+    snprintf(q, sizeof q, "%s.filter", p);
+    e->filter = filter_compile(e->filter_spec, err, sizeof err);
+    if (e->filter)
+        return;
+    /* Filter errors start with the path inside the filter, or "filter". */
+    char *colon = strstr(err, ": ");
+    if (colon && strncmp(err, "filter: ", 8) != 0) {
+        *colon = '\0';
+        char q2[1024];
+        snprintf(q2, sizeof q2, "%s.%s", q, err);
+        ERR(L, q2, "%s", colon + 2);
+    } else {
+        ERR(L, q, "%s", colon ? colon + 2 : err);
+    }
+}
+
+/* The endpoint's gate from rate_limit and breaker (disable_after is a key of its own). */
+static void endpoint_gate(ld *L, const char *p, sy_endpoint_conf *e)
+{
+    char q[320];
+    if (e->rate_limit) {
+        snprintf(q, sizeof q, "%s.rate_limit", p);
+        if (gate_parse_rate(e->rate_limit, &e->gate.rate, &e->gate.per))
+            ERR(L, q, "expected a rate like \"1000/min\", \"50/s\" or \"20/10s\"");
+        else if (e->gate.rate > 1000000)
+            ERR(L, q, "at most 1000000 per window (use a shorter window)");
+    }
+    if (e->breaker_given && !e->breaker)
+        return; /* breaker: false */
+    config_breaker_keys b;
+    snprintf(q, sizeof q, "%s.breaker", p);
+    if (fill(L, q, &config_breaker_table, e->breaker, CFG_FILL_LIST, &b))
+        return;
+    if (b.probe_max < b.probe) {
+        snprintf(q, sizeof q, "%s.breaker.probe_max", p);
+        ERR(L, q, "must be at least probe");
+        return;
+    }
+    e->gate.failures = (int)b.failures;
+    e->gate.probe = b.probe;
+    e->gate.probe_max = b.probe_max;
 }
 
 static void load_endpoint(ld *L, const cJSON *o)
@@ -621,115 +419,31 @@ static void load_endpoint(ld *L, const cJSON *o)
         return;
     }
     if (!cJSON_IsObject(o)) {
-        ERR(L, p, "expected an object, got %s", kind(o));
+        ERR(L, p, "expected an object, got %s", cfgtable_json_kind(o));
         return;
     }
-    sy_endpoint_conf e = {.file = L->file, .json = o, .enabled = 1, .sink_index = -1};
     int before = L->errs->count;
-    e.id = strdup(o->string);
-    const cJSON *v;
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "org_id"))) {
-        snprintf(q, sizeof q, "%s.org_id", p);
-        get_string(L, q, v, &e.org_id, 1);
-    }
-    snprintf(q, sizeof q, "%s.sink", p);
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "sink")))
-        get_string(L, q, v, &e.sink, 0);
-    else
-        ERR(L, q, "required key is missing (the name of a sink instance)");
-    snprintf(q, sizeof q, "%s.enabled_events", p);
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "enabled_events")))
-        e.events = get_strv(L, q, v, 0, type_pattern_valid,
-                            "an event type pattern (job.completed, job.*, *)");
-    else {
-        e.events = calloc(2, sizeof *e.events);
-        e.events[0] = strdup("*");
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "filter")) && !cJSON_IsNull(v)) {
-        char err[512];
-        snprintf(q, sizeof q, "%s.filter", p);
-        e.filter = filter_compile(v, err, sizeof err);
-        if (!e.filter) {
-            /* Filter errors start with the path inside the filter, or "filter". */
-            char *colon = strstr(err, ": ");
-            if (colon && strncmp(err, "filter: ", 8) != 0) {
-                *colon = '\0';
-                char q2[1024];
-                snprintf(q2, sizeof q2, "%s.%s", q, err);
-                ERR(L, q2, "%s", colon + 2);
-            } else {
-                ERR(L, q, "%s", colon ? colon + 2 : err);
-            }
+    /* The plugin's own keys sit beside these: runtime.c checks them. */
+    sy_endpoint_conf e;
+    fill(L, p, &config_endpoint_table, o, CFG_FILL_OPEN, &e);
+    e.file = L->file;
+    e.json = o;
+    e.sink_index = -1;
+    for (size_t i = 0; e.events && e.events[i]; i++)
+        if (!type_pattern_valid(e.events[i])) {
+            snprintf(q, sizeof q, "%s.enabled_events[%zu]", p, i);
+            ERR(L, q, "\"%s\" is not an event type pattern (job.completed, job.*, *)",
+                e.events[i]);
         }
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "retry"))) {
-        sy_retry_policy pol;
-        char err[256];
-        snprintf(q, sizeof q, "%s.retry", p);
-        if (retry_policy_parse(v, &pol, err, sizeof err))
-            ERR(L, q, "%s", err);
-        else
-            e.retry = v;
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "concurrency"))) {
-        snprintf(q, sizeof q, "%s.concurrency", p);
-        get_int(L, q, v, 1, 10000, &e.concurrency);
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "enabled"))) {
-        snprintf(q, sizeof q, "%s.enabled", p);
-        if (cJSON_IsBool(v))
-            e.enabled = cJSON_IsTrue(v);
-        else
-            ERR(L, q, "expected true or false, got %s", kind(v));
-    }
-    e.gate = (gate_conf){.failures = 10, .probe = 5000, .probe_max = 300000,
-                         .disable_after_ms = 5LL * 24 * 3600 * 1000};
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "rate_limit")) && !cJSON_IsNull(v)) {
-        snprintf(q, sizeof q, "%s.rate_limit", p);
-        if (!cJSON_IsString(v) || gate_parse_rate(v->valuestring, &e.gate.rate, &e.gate.per))
-            ERR(L, q, "expected a rate like \"1000/min\", \"50/s\" or \"20/10s\"");
-        else if (e.gate.rate > 1000000)
-            ERR(L, q, "at most 1000000 per window (use a shorter window)");
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "breaker"))) {
-        snprintf(q, sizeof q, "%s.breaker", p);
-        if (cJSON_IsFalse(v)) {
-            e.gate.failures = 0;
-        } else if (cJSON_IsObject(v)) {
-            for (const cJSON *m = v->child; m; m = m->next) {
-                char q2[400];
-                snprintf(q2, sizeof q2, "%s.%s", q, m->string);
-                if (!strcmp(m->string, "failures"))
-                    get_int(L, q2, m, 1, 1000000, &e.gate.failures);
-                else if (!strcmp(m->string, "probe"))
-                    get_units(L, q2, m, 0, &e.gate.probe);
-                else if (!strcmp(m->string, "probe_max"))
-                    get_units(L, q2, m, 0, &e.gate.probe_max);
-                else
-                    ERR(L, q2, "unknown key (expected failures, probe, probe_max)");
-            }
-            if (e.gate.probe < 1 || e.gate.probe_max < e.gate.probe)
-                ERR(L, q, "probe must be at least 1ms and probe_max at least probe");
-        } else {
-            ERR(L, q, "expected false or an object like {\"failures\": 10, \"probe\": \"5s\", "
-                      "\"probe_max\": \"5m\"}");
-        }
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "disable_after"))) {
-        snprintf(q, sizeof q, "%s.disable_after", p);
-        if (cJSON_IsNull(v) || cJSON_IsFalse(v))
-            e.gate.disable_after_ms = 0;
-        else
-            get_units(L, q, v, 0, &e.gate.disable_after_ms);
-    }
-    if ((v = cJSON_GetObjectItemCaseSensitive(o, "description"))) {
-        snprintf(q, sizeof q, "%s.description", p);
-        get_string(L, q, v, &e.description, 1);
-    }
+    if (e.filter_spec)
+        compile_filter(L, p, &e);
+    check_retry(L, p, e.retry);
+    endpoint_gate(L, p, &e);
     if (L->errs->count != before) {
         free_endpoint(&e);
         return;
     }
+    e.id = strdup(o->string);
     c->endpoints = realloc(c->endpoints, (c->nendpoints + 1) * sizeof *c->endpoints);
     c->endpoints[c->nendpoints++] = e;
     id_index_add(c, c->nendpoints - 1);
@@ -738,7 +452,8 @@ static void load_endpoint(ld *L, const cJSON *o)
 static void load_endpoints(ld *L, const cJSON *eps)
 {
     if (!cJSON_IsObject(eps)) {
-        ERR(L, "endpoints", "expected an object of endpoints by id, got %s", kind(eps));
+        ERR(L, "endpoints", "expected an object of endpoints by id, got %s",
+            cfgtable_json_kind(eps));
         return;
     }
     for (const cJSON *o = eps->child; o; o = o->next)
@@ -904,26 +619,11 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
 {
     sy_conf *c = calloc(1, sizeof *c);
     c->dir = strdup(dir);
-    c->plugin_dir = strdup(SY_PLUGIN_DIR);
-    c->quarantine = strdup("var/quarantine.jsonl");
-    c->quarantine_max = 64LL * 1024 * 1024;
-    c->quarantine_rate = 1024 * 1024;
-    c->max_event_bytes = 1024 * 1024;
-    c->max_depth = 64;
-    c->workers = 4;
-    c->log_level = strdup("info");
-    c->log_format = strdup("logfmt");
-    c->stats_interval_ms = 1000;
-    c->drain_timeout_ms = 10000;
-    c->max_pending = 10000;
-    c->shards = default_shards();
-    c->max_pending_bytes = 256LL * 1024 * 1024;
-    c->complete_grace_ms = 5000;
-    c->spool_sync = strdup("full");
-    c->retention_ms = 24LL * 3600 * 1000;
-    c->dedup_window_ms = 24LL * 3600 * 1000;
-    c->spill_after_ms = 60 * 1000;
-    c->memory_deliveries = 100000;
+    /* The tables' defaults; each file then writes the keys it gives over them. */
+    config_report_at core_at = {errs, dir, "core"}, admin_at = {errs, dir, "core.admin"};
+    cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
+    cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
+    c->shards = default_shards(); /* the table has no default: it is this machine's */
 
     DIR *d = opendir(dir);
     if (!d) {
@@ -956,6 +656,8 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
         errs_add(errs, dir, NULL, "no *.json files in the config folder");
     for (size_t i = 0; i < n; i++)
         load_file(c, errs, c->files[i]);
+    if (c->admin_token) /* a later file gave the token: nothing to create */
+        c->admin_token_file = NULL;
     cross_check(c, errs, errs->count != 0);
     if (errs->count) {
         config_free(c);
@@ -978,15 +680,9 @@ void config_free(sy_conf *c)
 {
     if (!c)
         return;
-    for (size_t i = 0; i < c->ningress; i++) {
-        free(c->ingress[i].addr);
-        free_strv(c->ingress[i].topics);
-    }
-    free(c->ingress);
-    for (size_t i = 0; i < c->nsinks; i++) {
+    free_ingress(c);
+    for (size_t i = 0; i < c->nsinks; i++)
         free(c->sinks[i].name);
-        free(c->sinks[i].plugin);
-    }
     free(c->sinks);
     for (size_t i = 0; i < c->nendpoints; i++)
         free_endpoint(&c->endpoints[i]);
@@ -999,15 +695,32 @@ void config_free(sy_conf *c)
         free(*f);
     free(c->files);
     free(c->dir);
-    free(c->plugin_dir);
-    free(c->quarantine);
-    free(c->log_level);
-    free(c->log_format);
-    free(c->stats_file);
-    free(c->spool);
-    free(c->spool_sync);
-    free(c->admin_listen);
-    free(c->admin_token);
-    free(c->admin_token_file);
+    if (c->admin_token_file) /* then the token, if any, is the one `run` created */
+        free((char *)c->admin_token);
+    cfg_arena_free(&c->arena);
     free(c);
+}
+
+/* Names each changed restart-only key of one table with its path. */
+typedef struct {
+    const char *prefix;
+    void (*changed)(void *ctx, const char *key);
+    void *ctx;
+} restart_ctx;
+
+static void restart_key(void *ctx, const char *name)
+{
+    restart_ctx *r = ctx;
+    char key[128];
+    snprintf(key, sizeof key, "%s%s", r->prefix, name);
+    r->changed(r->ctx, key);
+}
+
+void config_restart_changes(const sy_conf *boot, const sy_conf *n,
+                            void (*changed)(void *ctx, const char *key), void *ctx)
+{
+    restart_ctx r = {"core.", changed, ctx};
+    cfgtable_changed(&config_core_table, CFG_RESTART, boot, n, restart_key, &r);
+    r.prefix = "core.admin.";
+    cfgtable_changed(&config_admin_table, CFG_RESTART, boot, n, restart_key, &r);
 }

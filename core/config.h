@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "cfgtable.h"
 #include "filter.h"
 #include "gate.h"
 #include "retry.h"
@@ -30,6 +31,14 @@ typedef struct sy_errs {
 void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...) SY_PRINTF(4, 5);
 void errs_free(sy_errs *e);
 
+/* Where a key table's reports go (cfg_report_fn): `file: prefix.key: message` into errs. */
+typedef struct config_report_at {
+    sy_errs *errs;
+    const char *file;
+    const char *prefix;
+} config_report_at;
+void config_report(void *ctx, const char *key, const char *message);
+
 typedef enum { INGRESS_PULL, INGRESS_SUB, INGRESS_ACK } ingress_type;
 
 typedef struct sy_ingress_conf {
@@ -40,58 +49,81 @@ typedef struct sy_ingress_conf {
     int rcvhwm;          /* ZMQ_RCVHWM */
 } sy_ingress_conf;
 
+/*
+ * The keys of the config's objects are declared once, in the tables of
+ * config_keys.c, which fill the fields marked "key" below. Their strings and
+ * arrays point into the parsed files (docs) or the config's arena: they live
+ * as long as the sy_conf.
+ */
+
 typedef struct sy_sink_conf {
     char *name;
-    char *plugin;        /* name in plugin_dir, or a path */
     const char *file;    /* defining file */
     const cJSON *json;   /* the instance object (plugin keys and core keys) */
+    /* keys (config_sink_table) */
+    const char *plugin;  /* name in plugin_dir, or a path */
     const cJSON *retry;  /* instance-wide retry policy spec, or NULL */
-    int concurrency;     /* instance-wide default, 0 = unset */
+    int64_t concurrency; /* instance-wide default, 0 = unset */
 } sy_sink_conf;
 
 typedef struct sy_endpoint_conf {
     char *id;
     const char *file;
-    char *org_id;             /* NULL = every org */
-    char *sink;               /* sink instance name */
-    int sink_index;           /* into conf->sinks */
-    char **events;            /* NULL-terminated patterns */
-    sy_filter *filter;        /* NULL = all */
-    const cJSON *retry;       /* spec, or NULL to inherit */
-    int concurrency;          /* 0 = inherit */
+    int sink_index;             /* into conf->sinks */
+    sy_filter *filter;          /* compiled filter_spec; NULL = all */
+    const cJSON *json;          /* the endpoint object (plugin keys too) */
+    /* keys (config_endpoint_table) */
+    const char *sink;           /* sink instance name */
+    const char *org_id;         /* NULL = every org */
+    const char *const *events;  /* NULL-terminated patterns */
+    const cJSON *filter_spec;   /* NULL = all */
+    const cJSON *retry;         /* spec, or NULL to inherit */
+    int64_t concurrency;        /* 0 = inherit */
     int enabled;
-    char *description;
-    gate_conf gate;           /* rate limit, breaker, disable_after */
-    const cJSON *json;        /* the endpoint object (plugin keys too) */
+    const char *rate_limit;     /* parsed into gate.rate, gate.per; NULL = none */
+    const cJSON *breaker;       /* parsed into gate; NULL with breaker_given: false, no breaker */
+    int breaker_given;
+    const char *description;
+    gate_conf gate;             /* rate limit, breaker; disable_after_ms is a key */
 } sy_endpoint_conf;
 
 typedef struct sy_conf {
     char *dir;
-    char *plugin_dir;
-    char *quarantine;          /* NULL = no quarantine file */
-    int64_t quarantine_max;    /* bytes before the quarantine file rotates */
-    int64_t quarantine_rate;   /* quarantine bytes written a second at most; 0 = no limit */
+    /* keys of core (config_core_table) */
+    const char *plugin_dir;
+    const cJSON *ingress_json;     /* read into ingress below */
+    const cJSON *admin_json;       /* read with config_admin_table */
+    const char *spool;             /* SQLite file; NULL = in memory */
+    const char *spool_sync;        /* "full" or "normal" */
+    int64_t retention_ms;          /* delivered rows kept this long */
+    int64_t dedup_window_ms;       /* event ids remembered this long */
+    int64_t spill_after_ms;        /* retries due later than this wait on disk */
+    int64_t memory_deliveries;     /* deliveries held in memory at most (spool mode) */
+    const char *quarantine;        /* NULL = no quarantine file */
+    int64_t quarantine_max;        /* bytes before the quarantine file rotates */
+    int64_t quarantine_rate;       /* quarantine bytes written a second at most; 0 = no limit */
     int64_t max_event_bytes;
-    int max_depth;
-    int workers;               /* threads running blocking plugins */
-    int shards;                /* threads owning endpoints */
-    int64_t max_pending_bytes; /* bytes of events in memory at which ingress pauses */
-    int64_t complete_grace_ms; /* added to a plugin's attempt timeout for its deadline */
-    char *log_level;
-    char *log_format;
-    char *stats_file;          /* NULL = none */
-    int64_t stats_interval_ms;
+    int64_t max_depth;
+    int64_t workers;               /* threads running blocking plugins */
+    int64_t shards;                /* threads owning endpoints */
+    int64_t max_pending;
+    int64_t max_pending_bytes;     /* bytes of events in memory at which ingress pauses */
+    int64_t complete_grace_ms;     /* added to a plugin's attempt timeout for its deadline */
     int64_t drain_timeout_ms;
-    int max_pending;
-    char *spool;               /* SQLite file; NULL = in memory */
-    char *spool_sync;          /* "full" or "normal" */
-    int64_t retention_ms;      /* delivered rows kept this long */
-    int64_t dedup_window_ms;   /* event ids remembered this long */
-    int64_t spill_after_ms;    /* retries due later than this wait on disk */
-    int memory_deliveries;     /* deliveries held in memory at most (spool mode) */
-    char *admin_listen;        /* "127.0.0.1:5580"; NULL = no admin API */
-    char *admin_token;         /* bearer token for /api/v1; NULL = API refused */
-    char *admin_token_file;    /* token_file that did not exist yet: run creates it */
+    const char *log_level;
+    const char *log_format;
+    const char *stats_file;        /* NULL = none */
+    int64_t stats_interval_ms;
+    /* keys of core.admin (config_admin_table) */
+    const char *admin_listen;      /* "127.0.0.1:5580"; NULL = no admin API */
+    /*
+     * Bearer token for /api/v1; NULL = API refused. When token_file named a
+     * file that did not exist yet, admin_token is NULL and admin_token_file
+     * that path: `run` creates the file and sets admin_token to a malloc'd
+     * token, which config_free frees (admin_token_file set says so).
+     */
+    const char *admin_token;
+    const char *admin_token_file;
 
     sy_ingress_conf *ingress;
     size_t ningress;
@@ -109,21 +141,24 @@ typedef struct sy_conf {
     cJSON **docs;              /* parsed files, kept for the json pointers */
     char **files;
     size_t ndocs;
+    cfg_arena arena;           /* what the key tables allocated */
 } sy_conf;
-
-/* The keys an endpoint object may hold besides its plugin's endpoint keys. */
-extern const char *const config_endpoint_core_keys[];
-/* The keys a sink object may hold besides its plugin's instance keys. */
-extern const char *const config_sink_core_keys[];
 
 /*
  * Reads every *.json in dir. Returns the config, or NULL with every
- * problem in errs. Plugin-specific keys are checked later, by sinks.c.
+ * problem in errs. Plugin-specific keys are checked later, by runtime.c.
  */
 sy_conf *config_load(const char *dir, sy_errs *errs);
 void config_free(sy_conf *c);
 
 /* config_load for the command-line tools: errors go to stderr. */
 sy_conf *config_load_or_report(const char *dir);
+
+/*
+ * Calls changed(ctx, "core.workers") for every key a reload cannot change
+ * (CFG_RESTART in the tables) whose value differs between boot and n.
+ */
+void config_restart_changes(const sy_conf *boot, const sy_conf *n,
+                            void (*changed)(void *ctx, const char *key), void *ctx);
 
 #endif

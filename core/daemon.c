@@ -77,41 +77,16 @@ static void write_stats(const sy_conf *c, sy_pipeline *pl)
     }
 }
 
-/* Settings a reload cannot change: sockets, files and sizes fixed at start. */
+static void warn_restart_key(void *ctx, const char *key)
+{
+    (void)ctx;
+    log_warn("reload: %s changed; it takes effect at the next restart", key);
+}
+
+/* Settings a reload cannot change (CFG_RESTART in config_keys.c): sockets, files, sizes. */
 static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
 {
-    int ingress_same = boot->ningress == n->ningress;
-    for (size_t i = 0; ingress_same && i < n->ningress; i++)
-        ingress_same = boot->ingress[i].type == n->ingress[i].type &&
-                       boot->ingress[i].bind == n->ingress[i].bind &&
-                       !strcmp(boot->ingress[i].addr, n->ingress[i].addr);
-#define SAME_STR(a, b) ((!(a) && !(b)) || ((a) && (b) && !strcmp((a), (b))))
-    struct {
-        const char *key;
-        int same;
-    } k[] = {
-        {"core.ingress", ingress_same},
-        {"core.spool", SAME_STR(boot->spool, n->spool)},
-        {"core.spool_sync", SAME_STR(boot->spool_sync, n->spool_sync)},
-        {"core.admin.listen", SAME_STR(boot->admin_listen, n->admin_listen)},
-        {"core.quarantine", SAME_STR(boot->quarantine, n->quarantine)},
-        {"core.quarantine_max", boot->quarantine_max == n->quarantine_max},
-        {"core.quarantine_rate", boot->quarantine_rate == n->quarantine_rate},
-        {"core.stats_file", SAME_STR(boot->stats_file, n->stats_file)},
-        {"core.workers", boot->workers == n->workers},
-        {"core.shards", boot->shards == n->shards},
-        {"core.max_pending", boot->max_pending == n->max_pending},
-        {"core.max_pending_bytes", boot->max_pending_bytes == n->max_pending_bytes},
-        {"core.complete_grace", boot->complete_grace_ms == n->complete_grace_ms},
-        {"core.memory_deliveries", boot->memory_deliveries == n->memory_deliveries},
-        {"core.spill_after", boot->spill_after_ms == n->spill_after_ms},
-        {"core.retention", boot->retention_ms == n->retention_ms},
-        {"core.dedup_window", boot->dedup_window_ms == n->dedup_window_ms},
-    };
-#undef SAME_STR
-    for (size_t i = 0; i < sizeof k / sizeof k[0]; i++)
-        if (!k[i].same)
-            log_warn("reload: %s changed; it takes effect at the next restart", k[i].key);
+    config_restart_changes(boot, n, warn_restart_key, NULL);
 }
 
 /*

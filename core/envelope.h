@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <cjson/cJSON.h>
 
+#include "jsonarena.h"
+
 typedef enum env_reason {
     ENV_OK = 0,
     ENV_TOO_BIG,         /* "too_big" */
@@ -44,13 +46,15 @@ const char *envelope_reason_name(env_reason r);
  * deliveries of all endpoints it routes to, freed by the last event_unref.
  */
 typedef struct sy_event {
-    char *body;          /* owned copy of the raw bytes, NUL-terminated */
+    char *body;          /* copy of the raw bytes, NUL-terminated (same block as the event) */
     size_t body_len;     /* length without the NUL */
-    const char *event_id;   /* into json */
-    const char *event_type; /* into json */
-    const char *org_id;     /* into json, or NULL */
-    const char *org_slug;   /* into json, or NULL */
-    cJSON *json;         /* the parsed object, owned */
+    const char *event_id;   /* decoded copies, in the event's block */
+    const char *event_type;
+    const char *org_id;     /* or NULL */
+    const char *org_slug;   /* or NULL */
+    cJSON *json;         /* private: read it with event_json() */
+    int tree_state;      /* private: atomic, 0 none, 1 building, 2 ready */
+    json_arena arena;    /* where json lives; freed with the event */
     int64_t received_ms; /* set by the caller; 0 from envelope_parse */
     int system;          /* raised by the daemon itself: "*" patterns do not match it */
     int refs;            /* atomic; starts at 1 */
@@ -64,6 +68,14 @@ typedef struct sy_event {
  */
 env_reason envelope_parse(const char *buf, size_t len, size_t max_bytes, int max_depth,
                           sy_event **out, char *why, size_t whylen);
+
+/*
+ * The event's JSON as a cJSON object, built on first use (payload filters,
+ * sy_host.field) and then shared; any thread. Most events never need it:
+ * routing reads event_type and org_id, and the sinks the raw body. NULL
+ * only when out of memory. Do not modify or free it.
+ */
+const cJSON *event_json(const sy_event *ev);
 
 void event_ref(sy_event *ev);
 void event_unref(sy_event *ev);

@@ -117,7 +117,7 @@ static int h_field(const sy_delivery *d, const char *path, char *buf, size_t buf
                    sy_field_kind *kind, size_t *len)
 {
     const attempt *a = attempt_of(d);
-    const cJSON *v = a && a->ev && path ? json_path(a->ev->json, path) : NULL;
+    const cJSON *v = a && a->ev && path ? json_path(event_json(a->ev), path) : NULL;
     if (!v)
         return -1;
     int n = json_value_text(v, buf, buflen);

@@ -353,6 +353,7 @@ static void *ingress_main(void *arg)
 {
     sy_ingress *in = arg;
     stats_thread_block();
+    pthread_setname_np(pthread_self(), "sy-ingress");
     /* The sockets, the replies from the spool writer, then the monitors. */
     size_t nitems = 2 * in->nsocks + 1;
     zmq_pollitem_t *items = calloc(nitems, sizeof *items);

@@ -167,7 +167,8 @@ int pipeline_batch_add(pl_batch *b, sy_event *ev, sy_endpoint *const *eps, size_
         return -1;
     if (r)
         *r = *reply;
-    memcpy(b->eps + b->neps, eps, n * sizeof *eps);
+    if (n) /* an event routed nowhere: b->eps may still be NULL */
+        memcpy(b->eps + b->neps, eps, n * sizeof *eps);
     b->evs[b->nev++] = (pl_event){.ev = ev, .first = b->neps, .n = n, .reply = r};
     b->neps += n;
     event_ref(ev);
@@ -403,9 +404,9 @@ int pipeline_test_event(sy_pipeline *pl, const char *endpoint_id, char *evid, si
     if (!rt)
         return -2;
     sy_endpoint *ep = runtime_find_endpoint(rt, endpoint_id);
-    if (!ep) {
+    if (!ep || is_disabled(ep)) { /* routing would skip a disabled one: say so, not 202 */
         runtime_unref(rt);
-        return -1;
+        return ep ? -3 : -1;
     }
     cJSON *data = cJSON_CreateObject();
     cJSON_AddStringToObject(data, "endpoint_id", endpoint_id);
@@ -607,7 +608,8 @@ int pipeline_start(sy_pipeline *pl)
                     __atomic_store_n(&f->disabled, 1, __ATOMIC_RELEASE);
                 shard_disable(pl->shards[runtime_id_hash(ids[i]) % (uint64_t)pl->nshards],
                               ids[i]);
-                log_fields(SY_LOG_WARN, "endpoint stays disabled (enable it through the admin API)",
+                log_fields(SY_LOG_WARN,
+                           "endpoint stays disabled (switchyard endpoint enable ID re-enables it)",
                            LOG_S("endpoint", ids[i]));
                 free(ids[i]);
             }

@@ -100,7 +100,10 @@ env_reason pipeline_route(sy_pipeline *pl, pl_batch *b, sy_runtime *rt, const ch
 int pipeline_emit(sy_pipeline *pl, const char *type, const char *org_id, const char *data_json,
                   const char *exclude);
 
-/* Sends a webhook.test event to one endpoint; its id into evid. 0, -1 (no such endpoint), -2. */
+/*
+ * Sends a webhook.test event to one endpoint; its id into evid. 0, -1 (no
+ * such endpoint), -3 (the endpoint is disabled), -2 (stopping, or out of memory).
+ */
 int pipeline_test_event(sy_pipeline *pl, const char *endpoint_id, char *evid, size_t evid_len);
 
 /* Re-enables an endpoint the disable clock stopped (state kept in the spool). 0, or -1. */

@@ -177,12 +177,13 @@ const char *plugin_check_descriptor(const sy_sink *s, char *err, size_t errlen, 
         snprintf(err, errlen, "plugin %s: descriptor %s", path, why);
         return err;
     }
-    /* A table that writes past its struct or over a narrower field corrupts memory. */
+    /* A table that writes past its struct or over a narrower field corrupts memory; one that
+     * uses what is reserved for the core's own tables would change meaning under it. */
     const sy_config_table *tables[2] = {s->instance_config, s->endpoint_config};
     const char *which[2] = {"instance", "endpoint"};
     for (int i = 0; i < 2; i++) {
         char e[512];
-        if (cfgtable_check(tables[i], e, sizeof e) != 0) {
+        if (cfgtable_check_plugin(tables[i], e, sizeof e) != 0) {
             snprintf(err, errlen, "plugin %s: %s config table: %s", path, which[i], e);
             return err;
         }

@@ -273,7 +273,7 @@ size_t router_match(const sy_router *r, const sy_event *ev, void **out, size_t m
         if (e == last)
             continue;
         last = e;
-        if (!filter_match(r->eps[e].filter, ev->json))
+        if (r->eps[e].filter && !filter_match(r->eps[e].filter, event_json(ev)))
             continue;
         if (count < max)
             out[count] = r->eps[e].user;

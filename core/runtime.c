@@ -12,25 +12,9 @@
 #include <string.h>
 
 #include "attempt.h"
+#include "config_keys.h"
 #include "log.h"
 #include "units.h"
-
-typedef struct {
-    sy_errs *errs;
-    const char *file;
-    const char *prefix;
-} report_ctx;
-
-static void report(void *ctx, const char *key, const char *message)
-{
-    report_ctx *r = ctx;
-    char path[512];
-    if (key)
-        snprintf(path, sizeof path, "%s.%s", r->prefix, key);
-    else
-        snprintf(path, sizeof path, "%s", r->prefix);
-    errs_add(r->errs, r->file, path, "%s", message);
-}
 
 /*
  * A plugin's init error. One that opens with a path inside the plugin's
@@ -38,7 +22,7 @@ static void report(void *ctx, const char *key, const char *message)
  * (endpoints.x.headers.X-A: ...), so plugins checking values by hand point
  * at them the way the core does.
  */
-static void report_plugin_error(report_ctx *rc, const sy_config_table *t, const char *plugin,
+static void report_plugin_error(config_report_at *rc, const sy_config_table *t, const char *plugin,
                                 const char *err, const char *fallback)
 {
     const char *colon = err ? strstr(err, ": ") : NULL;
@@ -88,9 +72,10 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
     const sy_config_table *it = in->sink->instance_config;
     if (it && it->conf_size)
         in->plugin_conf = calloc(1, it->conf_size);
-    report_ctx rc = {errs, sc->file, prefix};
-    if (cfgtable_fill(it, sc->json, config_sink_core_keys, in->plugin_conf, &in->arena, report,
-                      &rc))
+    config_report_at rc = {errs, sc->file, prefix};
+    cfg_fill beside_core = {.skip_table = &config_sink_table};
+    if (cfgtable_fill_with(it, sc->json, &beside_core, in->plugin_conf, &in->arena, config_report,
+                           &rc))
         return -1;
     if (validate_only)
         return 0;
@@ -136,9 +121,10 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     const sy_config_table *et = s->endpoint_config;
     if (et && et->conf_size)
         ep->plugin_conf = calloc(1, et->conf_size);
-    report_ctx rc = {errs, ec->file, prefix};
-    if (cfgtable_fill(et, ec->json, config_endpoint_core_keys, ep->plugin_conf, &ep->arena,
-                      report, &rc))
+    config_report_at rc = {errs, ec->file, prefix};
+    cfg_fill beside_core = {.skip_table = &config_endpoint_table};
+    if (cfgtable_fill_with(et, ec->json, &beside_core, ep->plugin_conf, &ep->arena, config_report,
+                           &rc))
         return -1;
     ep->attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS;
     if (validate_only || !s->endpoint_init)
@@ -281,7 +267,7 @@ sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline
         const sy_endpoint_conf *ec = rt->eps[i].conf;
         if (!ec->enabled)
             continue;
-        if (router_add(rt->router, ec->org_id, (const char *const *)ec->events, ec->filter,
+        if (router_add(rt->router, ec->org_id, ec->events, ec->filter,
                        &rt->eps[i])) {
             errs_add(errs, ec->file, NULL, "out of memory building the routing table");
             runtime_free(rt);
@@ -360,7 +346,7 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
         fprintf(out, "  %s%s\n", ec->id, ec->enabled ? "" : "  (disabled)");
         fprintf(out, "    org:         %s\n", ec->org_id ? ec->org_id : "(any org)");
         fprintf(out, "    events:     ");
-        for (char **e = ec->events; e && *e; e++)
+        for (const char *const *e = ec->events; e && *e; e++)
             fprintf(out, " %s", *e);
         fprintf(out, "\n    filter:      %s\n", ec->filter ? "yes" : "none");
         if (ec->filter) {

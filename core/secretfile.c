@@ -173,8 +173,8 @@ const char *secretfile_value(const sy_config_table *t, const sy_config_key *k,
     if (!cJSON_IsString(f) || !*f->valuestring)
         return "expected the path of a file holding the secret";
     char *text = secretfile_read(f->valuestring, msg, msglen);
-    if (!text)
-        return msg;
+    if (!text) /* CFG_CREATED: the caller creates a missing file; the key stays unset */
+        return errno == ENOENT && (k->flags & CFG_CREATED) ? NULL : msg;
     cJSON *tree = k->type == SY_CFG_STRING ? cJSON_CreateString(secretfile_first_line(text))
                                            : lines_array(text);
     secretfile_free(text);

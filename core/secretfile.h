@@ -35,7 +35,8 @@ int secretfile_variant(const sy_config_table *t, const sy_config_key *k);
 /*
  * For the secret key k of table t: when obj gives k->name + "_file", reads
  * the file into a JSON value of k's type, kept in the arena, and points *v
- * at it. Leaves *v alone otherwise. Returns NULL, or an error message
+ * at it. Leaves *v alone otherwise, and also when the file does not exist
+ * and k has CFG_CREATED (the caller creates it). Returns NULL, or an error message
  * (in msg, or a fixed text) with file_key (keylen bytes) set to
  * "<name>_file", the key to name in the report.
  */

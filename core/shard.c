@@ -119,6 +119,10 @@ static sep *add_sep(shard *sh, const sy_endpoint *ep)
     gate_conf_us(ep, &g);
     if (gate_init(&s->gate, &g, mono_us()) != 0)
         log_error("endpoint %s: out of memory for its rate limit; running unlimited", s->id);
+    /* An id disabled before (by an earlier record of it, or in the spool at
+     * start) comes back disabled: routing already skips it. */
+    s->disabled = ep->disabled && __atomic_load_n(ep->disabled, __ATOMIC_ACQUIRE);
+    s->gate.disabled = s->disabled;
     s->hnext = sh->buckets[s->hash % sh->nbuckets];
     sh->buckets[s->hash % sh->nbuckets] = s;
     s->all_next = sh->all;
@@ -149,20 +153,13 @@ static void update_sep(sep *s, sy_endpoint *ep)
     s->ep = ep;
 }
 
-/* Drops a removed endpoint's queued and scheduled deliveries; the spool keeps them. */
-static void drop_queued(shard *sh, sep *s)
+/*
+ * Takes s's wake-ups and scheduled retries off the timer heap, rebuilding
+ * it (reloads are rare). Returns the retries dropped.
+ */
+static size_t purge_timers(shard *sh, sep *s)
 {
     size_t n = 0;
-    for (dlv *d = s->rhead, *next; d; d = next, n++) {
-        next = d->next;
-        if (d->held)
-            AT_SUB(sh->n_held, 1);
-        sh_free_dlv(sh, d);
-    }
-    AT_SUB(sh->n_ready, s->nready);
-    s->rhead = s->rtail = NULL;
-    s->nready = 0;
-    /* Retries on the heap: rebuilt without this endpoint's (reloads are rare). */
     theap keep;
     theap_init(&keep);
     theap_item it;
@@ -180,37 +177,90 @@ static void drop_queued(shard *sh, sep *s)
     theap_free(&sh->timers);
     sh->timers = keep;
     s->timer_at = 0;
+    return n;
+}
+
+/* Drops a removed endpoint's queued and scheduled deliveries; the spool keeps them. */
+static void drop_queued(shard *sh, sep *s)
+{
+    size_t n = 0;
+    for (dlv *d = s->rhead, *next; d; d = next, n++) {
+        next = d->next;
+        if (d->held)
+            AT_SUB(sh->n_held, 1);
+        sh_free_dlv(sh, d);
+    }
+    AT_SUB(sh->n_ready, s->nready);
+    s->rhead = s->rtail = NULL;
+    s->nready = 0;
+    n += purge_timers(sh, s);
+    /* Attempts still inside asynchronous plugins keep their deadline. */
+    if (s->ahead)
+        sh_arm(sh, s, s->ahead->deadline_ms);
     if (n)
         log_fields(SY_LOG_WARN, "reload removed an endpoint with queued deliveries",
                    LOG_S("endpoint", s->id), LOG_I("deliveries", n),
                    LOG_S("they are", sh->o.spool ? "kept pending in the spool" : "dropped"));
 }
 
-/* Frees a removed endpoint's record once nothing of it is left. Table lock taken here. */
+/*
+ * A removed endpoint's record goes once nothing of it is left, at the end
+ * of the loop turn: code that settled its last attempt (a timer, an
+ * expiry, shutdown's sweep over every record) may still hold it until then.
+ */
 void sh_forget(shard *sh, sep *s)
 {
-    pthread_mutex_lock(&sh->table_mu);
-    sep **pp = &sh->buckets[s->hash % sh->nbuckets];
-    while (*pp != s)
-        pp = &(*pp)->hnext;
-    *pp = s->hnext;
-    pp = &sh->all;
-    while (*pp != s)
-        pp = &(*pp)->all_next;
-    *pp = s->all_next;
-    sh->nseps--;
-    pthread_mutex_unlock(&sh->table_mu);
-    /* It may still sit in the active list: take it out. */
-    for (sep **ap = &sh->ahead, *prev = NULL; *ap; prev = *ap, ap = &(*ap)->anext)
-        if (*ap == s) {
-            *ap = s->anext;
-            if (sh->atail == s)
-                sh->atail = prev;
-            break;
-        }
-    gate_free(&s->gate);
-    free(s->id);
-    free(s);
+    if (s->forgetting)
+        return;
+    s->forgetting = 1;
+    s->fnext = sh->forget;
+    sh->forget = s;
+}
+
+/* End of a turn: the records sh_forget marked, unless a reload took them back meanwhile. */
+static void free_forgotten(shard *sh)
+{
+    sep *list = sh->forget;
+    sh->forget = NULL;
+    while (list) {
+        sep *s = list;
+        list = s->fnext;
+        s->forgetting = 0;
+        if (s->ep || s->inflight)
+            continue; /* a reload in the same turn added it back */
+        pthread_mutex_lock(&sh->table_mu);
+        sep **pp = &sh->buckets[s->hash % sh->nbuckets];
+        while (*pp != s)
+            pp = &(*pp)->hnext;
+        *pp = s->hnext;
+        pp = &sh->all;
+        while (*pp != s)
+            pp = &(*pp)->all_next;
+        *pp = s->all_next;
+        sh->nseps--;
+        pthread_mutex_unlock(&sh->table_mu);
+        for (sep **ap = &sh->ahead, *prev = NULL; *ap; prev = *ap, ap = &(*ap)->anext)
+            if (*ap == s) {
+                *ap = s->anext;
+                if (sh->atail == s)
+                    sh->atail = prev;
+                break;
+            }
+        /* A breaker or deadline wake-up armed while its last attempts settled. */
+        purge_timers(sh, s);
+        gate_free(&s->gate);
+        free(s->id);
+        free(s);
+    }
+}
+
+/* The turn's outcomes to the spool now (they are otherwise sent at the end of the turn). */
+static void flush_records(shard *sh)
+{
+    if (sh->nrecs) {
+        spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
+        sh->nrecs = 0;
+    }
 }
 
 /*
@@ -229,6 +279,10 @@ static void adopt(shard *sh, sy_runtime *rt)
         runtime_unref(rt);
         return;
     }
+    /* Outcomes settled earlier in this turn are recorded before any release
+     * below, or a retry recorded as held by this process would be applied
+     * after the release and stay leased to nobody. */
+    flush_records(sh);
     for (sep *s = sh->all; s; s = s->all_next)
         s->ep = NULL;
     pthread_mutex_lock(&sh->table_mu);
@@ -542,10 +596,7 @@ static int run_active(shard *sh)
 
 static void flush_turn(shard *sh)
 {
-    if (sh->nrecs) {
-        spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
-        sh->nrecs = 0;
-    }
+    flush_records(sh);
     notice *n = sh->notices;
     sh->notices = NULL;
     sh->notices_tail = &sh->notices;
@@ -570,10 +621,14 @@ static void *shard_main(void *arg)
 {
     shard *sh = arg;
     stats_thread_block();
+    char name[16];
+    snprintf(name, sizeof name, "sy-shard-%d", sh->o.index);
+    pthread_setname_np(pthread_self(), name);
     for (;;) {
         int did = drain_inbox(sh);
         did += run_timers(sh, mono_ms());
         did += run_active(sh);
+        free_forgotten(sh);
         flush_turn(sh);
         if (__atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE) && nothing_inside(sh) &&
             mpsc_empty(&sh->inbox))

@@ -47,6 +47,8 @@ typedef struct sep {
     int active;              /* in the shard's list of endpoints to look at */
     struct sep *anext;
     int disabled;            /* atomic for readers */
+    int forgetting;          /* removed: in the shard's list to free at the end of the turn */
+    struct sep *fnext;
     char last_detail[SY_DETAIL_MAX];
     ep_stats st;
 } sep;
@@ -92,6 +94,7 @@ struct shard {
     spool_record *recs;      /* outcomes to persist at the end of the turn */
     size_t nrecs, caprecs;
     notice *notices, **notices_tail;
+    sep *forget;             /* records of removed endpoints to free at the end of the turn */
     uint64_t rng;
     int quiescing;           /* start nothing new */
     int stopping;            /* the thread ends once nothing is inside a plugin */
@@ -118,7 +121,7 @@ void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const 
                int leased, int64_t latency_ms);
 void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
                const char *exclude);
-/* Frees a removed endpoint's record once nothing of it is left. */
+/* A removed endpoint's record, to free at the end of the turn if nothing of it is left by then. */
 void sh_forget(shard *sh, sep *s);
 
 /* shard_run.c */

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "fsmode.h"
 #include "log.h"
+#include "stats.h"
 
 typedef enum {
     OP_EVENT,    /* one event and its deliveries (spool_put_event) */
@@ -740,6 +741,8 @@ static void prune(sy_spool *s)
 static void *writer_main(void *arg)
 {
     sy_spool *s = arg;
+    pthread_setname_np(pthread_self(), "sy-spool");
+    stats_thread_block();
     s->last_prune = wall_ms();
     pthread_mutex_lock(&s->mu);
     for (;;) {

@@ -67,6 +67,7 @@ static void run(job *j)
 static void *worker_main(void *arg)
 {
     worker_pool *p = arg;
+    pthread_setname_np(pthread_self(), "sy-worker");
     pthread_mutex_lock(&p->mu);
     for (;;) {
         while (!p->head && !p->stop) {

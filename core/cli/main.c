@@ -14,7 +14,9 @@
 #include "cfgtable.h"
 #include "cli.h"
 #include "config.h"
+#include "config_keys.h"
 #include "daemon.h"
+#include "endpoint.h"
 #include "log.h"
 #include "plugin.h"
 #include "publish.h"
@@ -38,8 +40,10 @@ static void usage(FILE *f)
             "  check     validate a config folder (plugins included), print the routing table\n"
             "  publish   send events to a running daemon\n"
             "  plugins   list sink plugins, or print one plugin's config keys\n"
+            "  keys      print the config keys the core reads (core, sinks, endpoints)\n"
             "  replay    put dead deliveries back to pending, or list them\n"
             "  status    endpoints with state, success rate, pending, dead, last error\n"
+            "  endpoint  enable an endpoint that disable_after stopped (endpoint enable ID)\n"
             "  version   print the version and the sink ABI version (also -V, --version)\n"
             "\n"
             "switchyard COMMAND --help prints a command's options.\n");
@@ -268,6 +272,69 @@ static int plugins_cmd(int argc, char **argv)
     return rc;
 }
 
+static void keys_usage(FILE *f)
+{
+    fputs("usage: switchyard keys [--format FORMAT] [SECTION]\n"
+          "\n"
+          "Prints the config keys the core reads, with their type, default, range and help:\n"
+          "those of SECTION, or of every section:\n", f);
+    for (size_t i = 0; i < config_nsections; i++)
+        fprintf(f, "  %-22s %s\n", config_sections[i].path, config_sections[i].shape);
+    fputs("A plugin's keys: switchyard plugins --describe NAME.\n"
+          "\n"
+          "  --format FORMAT   text (the default), or markdown: the tables of\n"
+          "                    docs/CONFIG.md (make docs writes them there)\n"
+          "  -h, --help        print this help\n"
+          "\n"
+          "Exit status: 0, 2 on bad usage or an unknown section.\n", f);
+}
+
+static int keys_cmd(int argc, char **argv)
+{
+    const char *format = "text";
+    static const struct option longs[] = {{"format", required_argument, 0, 'f'},
+                                          {"help", no_argument, 0, 'h'},
+                                          {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'f': format = optarg; break;
+        case 'h': keys_usage(stdout); return 0;
+        default: keys_usage(stderr); return 2;
+        }
+    }
+    const char *path = optind < argc ? argv[optind++] : NULL;
+    if (cli_extra_args("keys", argc, argv))
+        return 2;
+    int md = !strcmp(format, "markdown");
+    if (!md && strcmp(format, "text")) {
+        fprintf(stderr, "switchyard keys: --format is text or markdown\n");
+        return 2;
+    }
+    const config_section *one = path ? config_section_find(path) : NULL;
+    if (path && !one) {
+        fprintf(stderr, "switchyard keys: no section \"%s\" (switchyard keys --help lists "
+                        "them)\n", path);
+        return 2;
+    }
+    for (size_t i = 0; i < config_nsections; i++) {
+        const config_section *s = &config_sections[i];
+        if (one && s != one)
+            continue;
+        const char *gap = i && !one ? "\n" : "";
+        if (md) {
+            if (!one) /* the docs give each table a heading of their own */
+                printf("%s## %s\n\n", gap, s->path);
+            cfgtable_markdown(stdout, s->table);
+        } else {
+            printf("%s%s: %s\n", gap, s->path, s->shape);
+            cfgtable_describe(stdout, s->table, "  ");
+        }
+    }
+    return 0;
+}
+
 /* "2h" means two hours ago; otherwise an RFC 3339 UTC time. */
 static int parse_when(const char *s, int64_t *ms)
 {
@@ -431,8 +498,12 @@ int main(int argc, char **argv)
         return publish_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "plugins"))
         return plugins_cmd(argc - 1, argv + 1);
+    if (!strcmp(cmd, "keys"))
+        return keys_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "status"))
         return status_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "endpoint"))
+        return endpoint_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {

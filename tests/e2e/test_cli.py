@@ -21,6 +21,7 @@ COMMANDS = {
                 "--count", "--file", "--socket", "--frames", "--settle", "--ack", "--timeout",
                 "--retries", "--quiet", "--help"],
     "plugins": ["--config", "--dir", "--describe", "--help"],
+    "keys": ["--format", "--help"],
     "replay": ["--config", "--spool", "--endpoint", "--event", "--since", "--until", "--list",
                "--help"],
     "status": ["--config", "--admin", "--json", "--help"],
@@ -108,14 +109,15 @@ def check_log(conf, *opts):
 
 def test_check_follows_the_log_options(zmq_conf):
     zmq_conf, fwd = zmq_conf
-    msg = f"forwarding over push, connected to {fwd}"
+    msg = f"forwarding over push; connects to {fwd} on the first delivery"
     lines = check_log(zmq_conf)
-    assert len(lines) == 1 and lines[0].endswith(f' level=info component=zmq/fwd msg="{msg}"'), \
-        lines
+    assert len(lines) == 1 and lines[0].endswith(
+        f' level=info msg="{msg}" plugin=zmq instance=fwd'), lines
     lines = check_log(zmq_conf, "--log-format", "json")
     assert len(lines) == 1, lines
     rec = json.loads(lines[0])
-    assert (rec["level"], rec["component"], rec["msg"]) == ("info", "zmq/fwd", msg), rec
+    assert (rec["level"], rec["plugin"], rec["instance"], rec["msg"]) == \
+        ("info", "zmq", "fwd", msg), rec
     assert check_log(zmq_conf, "--log-level", "warn") == []
     assert check_log(zmq_conf, "--log-level", "warn", "--log-format", "json") == []
 
@@ -125,7 +127,7 @@ def test_check_follows_the_configs_log_settings(zmq_conf):
     # The override file, as the docs say to change one core key.
     (zmq_conf / "90-local.json").write_text('{"core": {"log_format": "json"}}')
     rec = json.loads(check_log(zmq_conf)[0])
-    assert rec["component"] == "zmq/fwd", rec
+    assert (rec["plugin"], rec["instance"]) == ("zmq", "fwd"), rec
     (zmq_conf / "90-local.json").write_text('{"core": {"log_level": "error"}}')
     assert check_log(zmq_conf) == []
     # The command line wins over the config.

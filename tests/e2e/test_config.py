@@ -91,10 +91,34 @@ def several_mistakes(core, sinks, eps, d):
     eps["x"]["retry"] = "fast"
     eps["y"] = {"sink": "files", "filter": {"data.n": {"$gt": [1]}}}
     core["workers"] = 0
-    return ["{core}: core.workers: expected an integer from 1 to 256, got a number out of range",
+    return ["{core}: core.workers: must be between 1 and 256",
             '{endpoints}: endpoints.x.retry: unknown policy "fast" '
             "(expected standard, legacy or an object)",
             "{endpoints}: endpoints.y.filter.data.n.$gt: expected a number or a string"]
+
+
+def unknown_admin_key(core, sinks, eps, d):
+    core["admin"] = {"listen": "127.0.0.1:1", "tokn": "0123456789abcdef"}
+    return ["{core}: core.admin.tokn: unknown key (expected listen, token, token_file)"]
+
+
+def unknown_ingress_key(core, sinks, eps, d):
+    core["ingress"][0]["hwm"] = 5
+    return ["{core}: core.ingress[0].hwm: unknown key "
+            "(expected type, bind, connect, topics, rcvhwm)"]
+
+
+def unknown_breaker_key(core, sinks, eps, d):
+    eps["x"]["breaker"] = {"failure": 3}
+    return ["{endpoints}: endpoints.x.breaker.failure: unknown key "
+            "(expected failures, probe, probe_max)"]
+
+
+def core_choice_and_empty_path(core, sinks, eps, d):
+    core["spool_sync"] = "fast"
+    core["spool"] = ""
+    return ["{core}: core.spool: must not be empty",
+            '{core}: core.spool_sync: "fast" is not one of "full", "normal"']
 
 
 def invalid_json_value(core, sinks, eps, d):
@@ -136,7 +160,8 @@ def plugin_init_bad_placeholder(core, sinks, eps, d):
 
 CASES = [unknown_sink, unknown_sink_key, missing_sink_key, bad_retry_name, bad_retry_schedule,
          bad_sink_retry, bad_filter_operator, bad_filter_in_arg, bad_event_pattern,
-         several_mistakes, invalid_json_value, invalid_json_trailing, invalid_json_double_comma,
+         several_mistakes, unknown_admin_key, unknown_ingress_key, unknown_breaker_key,
+         core_choice_and_empty_path, invalid_json_value, invalid_json_trailing, invalid_json_double_comma,
          not_an_object,
          plugin_init_bad_fsync, plugin_init_bad_placeholder]
 

@@ -2,11 +2,20 @@
 Per-endpoint rate limit ("rate_limit": "N/s"): a sliding window, so at most
 N deliveries *start* in ANY window of that length, not only in aligned
 ones. Measured where a receiver would see it: the flaky sink's
-CLOCK_MONOTONIC stamp at the start of each deliver() call (start_us).
+CLOCK_MONOTONIC stamp at the start of each deliver() call (start_us), and
+a webhook receiver's arrival times: an attempt counts from its start until
+one window after it completes, so arrivals stay within the limit too,
+however long connections take to set up or answers to come.
 """
+
+import sys
+from pathlib import Path
 
 from durability_helpers import (event, flaky_calls, flaky_sink, max_starts_in_window,
                                 spool_daemon)  # noqa: F401 (fixture)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from webhook_receiver import Answer, Receiver  # noqa: E402
 
 
 def rate_daemon(spool_daemon, tmp_path, rate, **ep):
@@ -79,3 +88,32 @@ def test_rate_limit_with_slow_receiver_and_concurrency(spool_daemon, tmp_path):
         cur += k
         peak = max(peak, cur)
     assert peak <= 3, f"{peak} calls at once with concurrency 3"
+
+
+def test_rate_limit_as_the_receiver_counts_arrivals(spool_daemon, tmp_path):
+    """
+    5 per second, as a receiver counts arrivals: new connections take
+    300 ms before their first request is read, and every answer 200 ms.
+    Counting starts only, the first five requests would arrive 300 ms late
+    and the next five, on the kept-alive connections, at once a second
+    after the first starts: ten arrivals within one second.
+    """
+    r = Receiver(default=Answer(status=204, delay=0.2), connect_delay=0.3)
+    try:
+        d = spool_daemon(sinks={"hooks": {"plugin": "webhook", "allow_private_networks": True}},
+                         endpoints={"ep": {"sink": "hooks", "url": r.url("/in"),
+                                           "secrets": ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"],
+                                           "rate_limit": "5/s", "concurrency": 10}})
+        ids = [f"evt-ra{i:02d}" for i in range(20)]
+        d.push([event(i) for i in ids])
+        got = r.wait(20, "/in", timeout=60)
+        d.wait_for("deliveries.ok", 20)
+    finally:
+        r.close()
+    assert sorted(q.headers["svix-id"] for q in got) == ids  # each exactly once
+    arrivals = [q.t_arrive for q in got]
+    most = max_starts_in_window(arrivals, 1.0)
+    assert most <= 5, (f"{most} requests arrived within one second (limit 5/s): "
+                       + "; ".join(windows_report([int(t * 1e6) for t in arrivals],
+                                                  1_000_000, 5)))
+    assert most == 5  # and the limit is used, not undershot

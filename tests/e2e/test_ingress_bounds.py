@@ -11,9 +11,10 @@ floods).
     the daemon has been quiet for two stats intervals): VmRSS under 64 MiB.
 """
 
+import pytest
 import zmq
 
-from conftest import event, get, wait_until
+from conftest import SANITIZED, event, get, wait_until
 from test_ops_helpers import file_sink, ops_daemon  # noqa: F401 (fixture)
 
 MIB = 1024 * 1024
@@ -69,6 +70,7 @@ def test_disconnects_are_counted_in_metrics(ops_daemon, tmp_path):
     assert d.metrics().get("switchyard_events_received_total") == 0
 
 
+@pytest.mark.skipif(SANITIZED, reason="ASan's allocator keeps freed memory; RSS is checked on the normal build")
 def test_memory_goes_back_after_a_flood(switchyard):
     # No endpoint wants these: the cost is reading, parsing and freeing them.
     d = switchyard(endpoints={"none": {"sink": "files", "enabled_events": ["never.happens"]}})

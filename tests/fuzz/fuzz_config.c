@@ -82,7 +82,7 @@ static void check_conf(const sy_conf *c)
         CHECK(e->sink_index >= 0 && (size_t)e->sink_index < c->nsinks);
         CHECK(strcmp(c->sinks[e->sink_index].name, e->sink) == 0);
         CHECK(!e->org_id || e->org_id[0]);
-        for (char **p = e->events; *p; p++)
+        for (const char *const *p = e->events; *p; p++)
             CHECK(type_pattern_valid(*p));
     }
 }

@@ -11,7 +11,9 @@
  *   - event_id is 1-255 bytes of printable ASCII without spaces (it goes
  *     into HTTP headers and message ids), event_type passes the type grammar, org_id
  *     and org_slug are NULL or 1-255 bytes (router and spool trust this);
- *   - a rejection leaves *out NULL and a non-empty reason text.
+ *   - a rejection leaves *out NULL and a non-empty reason text;
+ *   - the fields decoded from the scan equal cJSON's, and whatever the
+ *     scanner accepts cJSON parses (the tree is built lazily, trusting it).
  * The grammar helpers and path lookups are driven with the same bytes.
  */
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "jsonscan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -36,7 +39,7 @@ static void check_event(const sy_event *ev, const uint8_t *msg, size_t len)
     CHECK(ev->body_len == len);
     CHECK(memcmp(ev->body, msg, len) == 0);
     CHECK(ev->body[len] == '\0');
-    CHECK(ev->json != NULL && cJSON_IsObject(ev->json));
+    CHECK(event_json(ev) != NULL && cJSON_IsObject(event_json(ev)));
     CHECK(ev->event_id && ev->event_id[0] && strlen(ev->event_id) <= 255);
     for (const char *p = ev->event_id; *p; p++)
         CHECK(*p >= 0x21 && *p <= 0x7E);
@@ -49,10 +52,35 @@ static void check_event(const sy_event *ev, const uint8_t *msg, size_t len)
     static const char *const paths[] = {"event_id", "data", "data.a", "data.a.0", "data.0",
                                         "data.items.1.x", "", ".", "data..a", "org_id"};
     for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
-        int n = json_path_text(ev->json, paths[i], buf, sizeof buf);
+        int n = json_path_text(event_json(ev), paths[i], buf, sizeof buf);
         CHECK(n < 0 || strlen(buf) == ((size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1));
     }
-    CHECK(json_path_text(ev->json, "event_id", NULL, 0) == (int)strlen(ev->event_id));
+    CHECK(json_path_text(event_json(ev), "event_id", NULL, 0) == (int)strlen(ev->event_id));
+    /* The fields decoded from the scan are what cJSON decodes. */
+    const cJSON *t = event_json(ev);
+    CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(t, "event_id")->valuestring, ev->event_id) == 0);
+    CHECK(strcmp(cJSON_GetObjectItemCaseSensitive(t, "event_type")->valuestring, ev->event_type) == 0);
+    const cJSON *org = cJSON_GetObjectItemCaseSensitive(t, "org_id");
+    CHECK(ev->org_id ? cJSON_IsString(org) && strcmp(org->valuestring, ev->org_id) == 0
+                     : !org || cJSON_IsNull(org));
+}
+
+/*
+ * The scanner accepts a subset of what cJSON accepts: event_json builds the
+ * tree later, trusting that it cannot fail on an accepted event.
+ */
+static void check_scan_vs_cjson(const uint8_t *msg, size_t len)
+{
+    js_result jr;
+    if (js_scan((const char *)msg, len, 1000, &jr) != 0)
+        return;
+    cJSON *t = cJSON_ParseWithLengthOpts((const char *)msg, len, NULL, 0);
+    CHECK(t != NULL);
+    CHECK((jr.type == JS_OBJECT) == (cJSON_IsObject(t) != 0));
+    CHECK((jr.type == JS_STRING) == (cJSON_IsString(t) != 0));
+    if (jr.type == JS_OBJECT && !jr.more_members)
+        CHECK((size_t)cJSON_GetArraySize(t) == jr.nmembers);
+    cJSON_Delete(t);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -85,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(why[0] != '\0');
         CHECK(strcmp(envelope_reason_name(r), "unknown") != 0);
     }
+
+    check_scan_vs_cjson(msg, len);
 
     /* The grammar checks take C strings: feed them the message cut at its first NUL. */
     char *s = malloc(len + 1);

@@ -111,7 +111,7 @@ static int ref_match(const ep *e, const sy_event *ev)
         if (type_pattern_match(e->patv[i], ev->event_type))
             type_ok = 1;
     }
-    return type_ok && filter_match(e->filter, ev->json);
+    return type_ok && filter_match(e->filter, event_json(ev));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

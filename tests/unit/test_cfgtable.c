@@ -2,7 +2,9 @@
  * test_cfgtable.c - declarative key tables (sink ABI 2.0): filling,
  * every error text, choices, ranges, "given" flags, the table checks the
  * loader relies on (field sizes, offsets, duplicates), entries of an older
- * or newer key_size, and the describe output.
+ * or newer key_size, and the describe output; then what only the core's own
+ * tables may use (flags and types reserved for the host, fill modes, the
+ * restart-only comparison, the Markdown docs) and its refusal in plugins.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -274,6 +276,260 @@ static void test_describe(void **state)
     assert_int_equal(cfgtable_has_key(&ttable, "nope"), 0);
 }
 
+/* ---- what the core's own tables may use (cfgtable.h) ------------------- */
+
+typedef struct {
+    const char *path;
+    int path_given;
+    const char *name;
+    const char *const *list;
+    const cJSON *obj;
+    const cJSON *arr;
+    const cJSON *policy;
+    int policy_given;
+    int64_t after;
+    int64_t size;
+    const char *token;
+} hconf;
+
+static const sy_config_key hkeys[] = {
+    {SY_KEY("path", SY_CFG_STRING, "default.jsonl", SY_CFG_GIVEN | CFG_NULL_OFF | CFG_NONEMPTY,
+            hconf, path, "p"),
+     .given_offset = offsetof(hconf, path_given)},
+    {SY_KEY("name", SY_CFG_STRING, NULL, CFG_NONEMPTY | CFG_RESTART, hconf, name, "n")},
+    {SY_KEY("list", SY_CFG_STRINGS, "[\"*\"]", CFG_NONEMPTY | CFG_RESTART, hconf, list, "l")},
+    {SY_KEY("obj", CFG_OBJECT, NULL, CFG_FALSE_OFF, hconf, obj, "o")},
+    {SY_KEY("arr", CFG_ARRAY, NULL, CFG_NONEMPTY | CFG_RESTART, hconf, arr, "a")},
+    {SY_KEY("policy", CFG_NAME_OR_OBJECT, NULL, SY_CFG_GIVEN, hconf, policy, "po"),
+     .given_offset = offsetof(hconf, policy_given)},
+    {SY_KEY("after", SY_CFG_DURATION, "5d", CFG_NULL_OFF | CFG_FALSE_OFF | CFG_RESTART, hconf,
+            after, "af")},
+    {SY_KEY("size", SY_CFG_SIZE, "64MiB", SY_CFG_RANGE, hconf, size, "s"),
+     .min = 65536, .max = INT64_MAX},
+    {SY_KEY("token", SY_CFG_STRING, NULL, SY_CFG_SECRET | CFG_CREATED, hconf, token, "t")},
+};
+static const sy_config_table htable = SY_CONFIG_TABLE(hkeys, hconf);
+
+static int hfill(const char *json, unsigned flags, hconf *c, cfg_arena *a, cJSON **keep)
+{
+    report_buf[0] = '\0';
+    cJSON *o = json ? cJSON_Parse(json) : NULL;
+    if (json)
+        assert_non_null(o);
+    cfg_fill how = {.flags = flags};
+    int n = cfgtable_fill_with(&htable, o, &how, c, a, rep, NULL);
+    *keep = o;
+    return n;
+}
+
+/* null and false mean "off" where the key says so; elsewhere null is absent. */
+static void test_host_off_values(void **state)
+{
+    (void)state;
+    hconf c;
+    cfg_arena a = {0};
+    cJSON *o;
+    assert_int_equal(hfill("{}", 0, &c, &a, &o), 0);
+    assert_string_equal(c.path, "default.jsonl");
+    assert_int_equal(c.path_given, 0);
+    assert_int_equal(c.after, 5LL * 86400 * 1000);
+    assert_int_equal(c.size, 64 << 20);
+    assert_string_equal(c.list[0], "*");
+    cJSON_Delete(o);
+    assert_int_equal(hfill("{\"path\": null, \"after\": false, \"obj\": false}", 0, &c, &a, &o),
+                     0);
+    assert_null(c.path);
+    assert_int_equal(c.path_given, 1);
+    assert_int_equal(c.after, 0);
+    assert_null(c.obj);
+    cJSON_Delete(o);
+    assert_int_equal(hfill("{\"after\": null, \"policy\": null}", 0, &c, &a, &o), 0);
+    assert_int_equal(c.after, 0);
+    assert_int_equal(c.policy_given, 0); /* no CFG_NULL_OFF: null is absent */
+    cJSON_Delete(o);
+    /* The JSON values are the caller's to read further. */
+    assert_int_equal(hfill("{\"obj\": {\"k\": 1}, \"arr\": [1], \"policy\": \"legacy\"}", 0, &c,
+                           &a, &o),
+                     0);
+    assert_int_equal(cJSON_GetObjectItem(c.obj, "k")->valueint, 1);
+    assert_int_equal(cJSON_GetArraySize(c.arr), 1);
+    assert_string_equal(c.policy->valuestring, "legacy");
+    assert_int_equal(c.policy_given, 1);
+    cJSON_Delete(o);
+    cfg_arena_free(&a);
+}
+
+static void test_host_errors(void **state)
+{
+    (void)state;
+    hconf c;
+    cfg_arena a = {0};
+    cJSON *o;
+    assert_int_equal(hfill("{\"path\": \"\", \"name\": \"\", \"list\": [], \"obj\": 5, "
+                           "\"arr\": [], \"policy\": 5, \"after\": true, \"size\": \"1KiB\", "
+                           "\"typo\": 1}",
+                           CFG_FILL_LIST, &c, &a, &o),
+                     9);
+    assert_string_equal(report_buf,
+                        "typo: unknown key (expected path, name, list, obj, arr, policy, after, "
+                        "size, token, token_file)\n"
+                        "path: must not be empty\n"
+                        "name: must not be empty\n"
+                        "list: must not be empty\n"
+                        "obj: expected object or false, got number\n"
+                        "arr: must not be empty\n"
+                        "policy: expected name or object, got number\n"
+                        "after: expected duration, null or false, got boolean\n"
+                        "size: must be at least 64KiB\n");
+    cJSON_Delete(o);
+    /* OPEN: keys of another table are not this one's business. */
+    assert_int_equal(hfill("{\"typo\": 1}", CFG_FILL_OPEN, &c, &a, &o), 0);
+    cJSON_Delete(o);
+    cfg_arena_free(&a);
+}
+
+/* OVER: settings merged from several files; absent keys keep what an earlier file said. */
+static void test_host_over(void **state)
+{
+    (void)state;
+    hconf c;
+    cfg_arena a = {0};
+    cJSON *o1, *o2;
+    memset(&c, 0, sizeof c);
+    assert_int_equal(cfgtable_defaults(&htable, &c, &a, rep, NULL), 0);
+    assert_string_equal(c.path, "default.jsonl");
+    assert_int_equal(c.after, 5LL * 86400 * 1000);
+    assert_int_equal(hfill("{\"name\": \"one\", \"size\": \"1MiB\"}", CFG_FILL_OVER, &c, &a,
+                           &o1),
+                     0);
+    assert_int_equal(hfill("{\"path\": null, \"size\": \"2MiB\"}", CFG_FILL_OVER, &c, &a, &o2),
+                     0);
+    assert_null(c.path);
+    assert_string_equal(c.name, "one");
+    assert_int_equal(c.size, 2 << 20);
+    assert_int_equal(c.after, 5LL * 86400 * 1000);
+    cJSON_Delete(o1);
+    cJSON_Delete(o2);
+    cfg_arena_free(&a);
+}
+
+/* CFG_CREATED: a token file that does not exist yet leaves the key unset, no error. */
+static void test_host_created_later(void **state)
+{
+    (void)state;
+    hconf c;
+    cfg_arena a = {0};
+    cJSON *o;
+    assert_int_equal(hfill("{\"token_file\": \"/nonexistent/sy-token\"}", 0, &c, &a, &o), 0);
+    assert_null(c.token);
+    cJSON_Delete(o);
+    /* Other failures to read it stay errors. */
+    assert_int_equal(hfill("{\"token_file\": \"/\"}", 0, &c, &a, &o), 1);
+    assert_string_equal(report_buf, "token_file: / is not a regular file\n");
+    cJSON_Delete(o);
+    cfg_arena_free(&a);
+}
+
+static void changed_cb(void *ctx, const char *name)
+{
+    (void)ctx;
+    rep(NULL, name, "changed");
+}
+
+static void test_host_changed(void **state)
+{
+    (void)state;
+    hconf x, y;
+    cfg_arena a = {0};
+    cJSON *o1, *o2;
+    hfill("{\"name\": \"n\", \"list\": [\"a\"], \"arr\": [{\"t\": 1}], \"after\": \"1d\"}", 0, &x, &a,
+          &o1);
+    hfill("{\"name\": \"n\", \"list\": [\"a\"], \"arr\": [{\"t\": 1}], \"after\": \"24h\", "
+          "\"size\": \"1MiB\"}",
+          0, &y, &a, &o2);
+    report_buf[0] = '\0';
+    cfgtable_changed(&htable, CFG_RESTART, &x, &y, changed_cb, NULL);
+    assert_string_equal(report_buf, ""); /* size changed, but it is not restart-only */
+    cJSON_Delete(o2);
+    hfill("{\"name\": \"m\", \"list\": [\"a\", \"b\"], \"arr\": [{\"t\": 2}], \"after\": null}", 0,
+          &y, &a, &o2);
+    report_buf[0] = '\0';
+    cfgtable_changed(&htable, CFG_RESTART, &x, &y, changed_cb, NULL);
+    assert_string_equal(report_buf, "name: changed\nlist: changed\narr: changed\nafter: changed\n");
+    cJSON_Delete(o1);
+    cJSON_Delete(o2);
+    cfg_arena_free(&a);
+}
+
+/* The host's flags and types: checked for sense, and refused in a plugin's table. */
+static void test_host_parts_refused_to_plugins(void **state)
+{
+    (void)state;
+    char err[256];
+    assert_int_equal(cfgtable_check(&htable, err, sizeof err), 0);
+    assert_int_equal(cfgtable_check_plugin(&ttable, err, sizeof err), 0);
+    assert_int_equal(cfgtable_check_plugin(&htable, err, sizeof err), -1);
+    assert_string_equal(err, "config key path sets flags 0x50000, reserved for the host");
+
+    static const sy_config_key obj[] = {{SY_KEY("o", CFG_OBJECT, NULL, 0, hconf, obj, "")}};
+    static const sy_config_table t1 = SY_CONFIG_TABLE(obj, hconf);
+    assert_int_equal(cfgtable_check(&t1, err, sizeof err), 0);
+    assert_int_equal(cfgtable_check_plugin(&t1, err, sizeof err), -1);
+    assert_string_equal(err, "config key o has type 256, reserved for the host");
+
+    static const sy_config_key ne[] = {
+        {SY_KEY("s", SY_CFG_SIZE, NULL, CFG_NONEMPTY, hconf, size, "")}};
+    static const sy_config_table t2 = SY_CONFIG_TABLE(ne, hconf);
+    expect_bad(&t2, "config key s: non-empty applies to strings and arrays only");
+    static const sy_config_key cr[] = {
+        {SY_KEY("t", SY_CFG_STRING, NULL, CFG_CREATED, hconf, token, "")}};
+    static const sy_config_table t3 = SY_CONFIG_TABLE(cr, hconf);
+    expect_bad(&t3, "config key t: a file created later applies to secrets only");
+}
+
+static void test_host_docs(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    cfgtable_describe(m, &htable, "");
+    fclose(m);
+    assert_non_null(strstr(buf, "path               string or null, default \"default.jsonl\"\n"));
+    assert_non_null(strstr(buf, "after              duration, null or false, default 5d, restart "
+                                "to change\n"));
+    assert_non_null(strstr(buf, "size               size, default 64MiB, at least 64KiB\n"));
+    free(buf);
+
+    static const char *const mmodes[] = {"fast", "safe|sound", NULL};
+    static const sy_config_key mkeys[] = {
+        {SY_KEY("mode", SY_CFG_STRING, "fast", CFG_RESTART, tconf, mode, "how | why"),
+         .choices = mmodes},
+        {SY_KEY("n", SY_CFG_INT, "5", SY_CFG_RANGE, tconf, n, "count"), .min = 1, .max = 9},
+        {SY_KEY("path", SY_CFG_STRING, NULL, SY_CFG_REQUIRED, tconf, path, "where")},
+        {SY_KEY("timeout", SY_CFG_DURATION, "10s", 0, tconf, timeout, "t")},
+        {SY_KEY("secret", SY_CFG_STRING, "hunter2", SY_CFG_SECRET, tconf, secret, "s")},
+        {SY_KEY("list", SY_CFG_STRINGS, NULL, CFG_NULL_OFF, tconf, list, "l")},
+    };
+    static const sy_config_table mt = SY_CONFIG_TABLE(mkeys, tconf);
+    buf = NULL;
+    m = open_memstream(&buf, &len);
+    cfgtable_markdown(m, &mt);
+    fclose(m);
+    assert_string_equal(buf,
+                        "| key | type | default | meaning |\n"
+                        "|---|---|---|---|\n"
+                        "| `mode` | `\"fast\"` or `\"safe\\|sound\"` | `\"fast\"` | how \\| why "
+                        "(restart to change it) |\n"
+                        "| `n` | integer | `5` | count (1 to 9) |\n"
+                        "| `path` | string | (required) | where |\n"
+                        "| `timeout` | duration | `\"10s\"` | t |\n"
+                        "| `secret` | string | (hidden) | s (never shown; or `secret_file`: a file "
+                        "holding it) |\n"
+                        "| `list` | array of strings or null | `null` | l |\n");
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -281,6 +537,10 @@ int main(void)
         cmocka_unit_test(test_errors),              cmocka_unit_test(test_choices_and_ranges),
         cmocka_unit_test(test_check_refuses),       cmocka_unit_test(test_larger_entries),
         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_host_off_values),     cmocka_unit_test(test_host_errors),
+        cmocka_unit_test(test_host_over),           cmocka_unit_test(test_host_created_later),
+        cmocka_unit_test(test_host_changed),        cmocka_unit_test(test_host_parts_refused_to_plugins),
+        cmocka_unit_test(test_host_docs),
     };
     return cmocka_run_group_tests_name("cfgtable", tests, NULL, NULL);
 }

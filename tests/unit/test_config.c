@@ -17,6 +17,7 @@
 
 #include "cfgtable.h"
 #include "config.h"
+#include "config_keys.h"
 #include "secretfile.h"
 
 static char dir[64];
@@ -55,6 +56,8 @@ static void clear(void)
 
 #define CORE "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}]}}"
 #define SINKS "{\"sinks\": {\"files\": {\"plugin\": \"file\", \"path\": \"x\"}}}"
+#define SINKS_AND_EP "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, " \
+                     "\"endpoints\": {\"a\": {\"sink\": \"files\"}}}"
 
 /* Loads dir and returns the error text ("" when it loaded). */
 static char *load(sy_conf **out)
@@ -142,12 +145,12 @@ static void test_every_error_reported(void **state)
     snprintf(core, sizeof core, "%s", f("10-core.json"));
     snprintf(ep, sizeof ep, "%s", f("30-ep.json"));
     snprintf(want, sizeof want,
-             "%s: core.ingress[0].type: expected \"pull\", \"sub\" or \"ack\"\n"
-             "%s: core.ingress[0].bind: \"x\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, ipc:///run/sy.sock)\n"
-             "%s: core.workers: expected an integer from 1 to 256, got a number out of range\n"
-             "%s: core.max_event_bytes: bad size \"1MB!\" (a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), in any case)\n"
-             "%s: core.quarantine_max: must be at least 64KiB\n"
              "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
+             "%s: core.quarantine_max: must be at least 64KiB\n"
+             "%s: core.max_event_bytes: bad size \"1MB!\" (a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), in any case)\n"
+             "%s: core.workers: must be between 1 and 256\n"
+             "%s: core.ingress[0].type: \"push\" is not one of \"pull\", \"sub\", \"ack\"\n"
+             "%s: core.ingress[0].bind: \"x\" is not a ZeroMQ endpoint (e.g. tcp://127.0.0.1:5556, ipc:///run/sy.sock)\n"
              "%s: endpoints.a.enabled_events[0]: \"Job.Done\" is not an event type pattern (job.completed, job.*, *)\n"
              "%s: endpoints.a.filter.data.x.$foo: unknown operator\n"
              "%s: endpoints.a.retry: unknown policy \"fast\" (expected standard, legacy or an object)\n"
@@ -418,6 +421,198 @@ static void test_admin_token_file(void **state)
     assert_null(c->admin_token);
     assert_non_null(strstr(c->admin_token_file, "/new.token"));
     config_free(c);
+
+    /* A later file that gives the token: nothing left to create. */
+    put("90-local.json", "{\"core\": {\"admin\": {\"token\": \"0123456789abcdef-later\"}}}");
+    assert_string_equal(load(&c), "");
+    assert_string_equal(c->admin_token, "0123456789abcdef-later");
+    assert_string_equal(c->admin_listen, "127.0.0.1:5580");
+    assert_null(c->admin_token_file);
+    config_free(c);
+
+    /* A short token in a file: the file is named, the token is not. */
+    const char *shortf = PUT_LIT("short.token", "TooShort\n");
+    snprintf(doc, sizeof doc, "{\"core\": {\"admin\": {\"token_file\": \"%s\"}}}", shortf);
+    put("90-local.json", doc);
+    snprintf(want, sizeof want, "%s: core.admin.token_file: the token in %s is shorter than 16 "
+             "characters\n", f("90-local.json"), shortf);
+    assert_string_equal(load(NULL), want);
+}
+
+/* ---- the core's key tables (config_keys.c) --------------------------- */
+
+/* The tables pass the checks plugins' tables pass, and their defaults are what a config gets. */
+static void test_core_tables_are_sound(void **state)
+{
+    (void)state;
+    char err[256];
+    for (size_t i = 0; i < config_nsections; i++)
+        if (cfgtable_check(config_sections[i].table, err, sizeof err) != 0)
+            fail_msg("%s: %s", config_sections[i].path, err);
+    assert_ptr_equal(config_section_find("core.admin")->table, &config_admin_table);
+    assert_null(config_section_find("core.nope"));
+    clear();
+    put("10-core.json", CORE);
+    put("30-ep.json", SINKS_AND_EP);
+    sy_conf *c;
+    assert_string_equal(load(&c), "");
+    assert_string_equal(c->quarantine, "var/quarantine.jsonl");
+    assert_string_equal(c->spool_sync, "full");
+    assert_string_equal(c->log_level, "info");
+    assert_null(c->spool);
+    assert_null(c->stats_file);
+    assert_int_equal(c->retention_ms, 86400000);
+    assert_int_equal(c->max_pending_bytes, 256 << 20);
+    assert_int_equal(c->stats_interval_ms, 1000);
+    assert_true(c->shards >= 1 && c->shards <= 64);
+    assert_int_equal(c->ingress[0].rcvhwm, 10000);
+    assert_null(c->ingress[0].topics);
+    const sy_endpoint_conf *e = &c->endpoints[0];
+    assert_int_equal(e->enabled, 1);
+    assert_string_equal(e->events[0], "*");
+    assert_int_equal(e->gate.failures, 10);
+    assert_int_equal(e->gate.probe, 5000);
+    assert_int_equal(e->gate.probe_max, 300000);
+    assert_int_equal(e->gate.disable_after_ms, 5LL * 86400 * 1000);
+    config_free(c);
+}
+
+/*
+ * "or null" keys: null in a later file turns the feature off, where
+ * leaving the key out keeps the earlier file's value; for other keys null
+ * is the same as leaving them out.
+ */
+static void test_null_turns_off_across_files(void **state)
+{
+    (void)state;
+    clear();
+    put("10-core.json", "{\"core\": {\"ingress\": [{\"type\": \"sub\", \"connect\": "
+                        "\"tcp://127.0.0.1:5556\"}], \"spool\": \"var/s.db\", \"stats_file\": "
+                        "\"var/stats.json\", \"workers\": 8, \"admin\": {\"listen\": "
+                        "\"127.0.0.1:5580\", \"token\": \"0123456789abcdef\"}}}");
+    put("30-ep.json", SINKS_AND_EP);
+    put("90-local.json", "{\"core\": {\"quarantine\": null, \"spool\": null, \"admin\": null, "
+                         "\"workers\": null}}");
+    put("95-local.json", "{\"core\": {\"admin\": {\"listen\": null, \"token\": null}}}");
+    sy_conf *c;
+    assert_string_equal(load(&c), "");
+    assert_null(c->quarantine);
+    assert_null(c->spool);
+    assert_null(c->admin_listen);
+    assert_string_equal(c->stats_file, "var/stats.json");
+    assert_int_equal(c->workers, 8);
+    assert_int_equal(c->ingress[0].type, INGRESS_SUB);
+    assert_int_equal(c->ingress[0].bind, 0);
+    assert_string_equal(c->ingress[0].topics[0], "");
+    assert_null(c->ingress[0].topics[1]);
+    config_free(c);
+
+    /* Endpoints: null, false and absent. */
+    clear();
+    put("10-core.json", CORE);
+    put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
+                      "\"a\": {\"sink\": \"files\", \"breaker\": false, \"disable_after\": false, "
+                      "\"org_id\": null, \"filter\": null, \"rate_limit\": \"5/s\"},"
+                      "\"b\": {\"sink\": \"files\", \"breaker\": {\"failures\": 3}, "
+                      "\"disable_after\": null, \"enabled\": false}}}");
+    assert_string_equal(load(&c), "");
+    assert_int_equal(c->endpoints[0].gate.failures, 0);
+    assert_int_equal(c->endpoints[0].gate.disable_after_ms, 0);
+    assert_int_equal(c->endpoints[0].gate.rate, 5);
+    assert_int_equal(c->endpoints[0].gate.per, 1000);
+    assert_null(c->endpoints[0].org_id);
+    assert_null(c->endpoints[0].filter);
+    assert_int_equal(c->endpoints[1].gate.failures, 3);
+    assert_int_equal(c->endpoints[1].gate.probe, 5000);
+    assert_int_equal(c->endpoints[1].gate.disable_after_ms, 0);
+    assert_int_equal(c->endpoints[1].enabled, 0);
+    config_free(c);
+}
+
+/* Nested objects list their own keys, from their tables, and say what a table cannot. */
+static void test_nested_objects(void **state)
+{
+    (void)state;
+    clear();
+    put("10-core.json",
+        "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\", "
+        "\"hwm\": 1}, {\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:1\", \"connect\": "
+        "\"tcp://127.0.0.1:2\"}, {\"type\": \"pull\", \"connect\": \"tcp://127.0.0.1:3\", "
+        "\"topics\": [\"a\"]}, {\"bind\": \"\"}, 7], \"admin\": {\"listn\": \"x\", \"listen\": "
+        "\"localhost\", \"token\": \"short\"}, \"spool\": \"\", \"log_level\": \"loud\"}}");
+    put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"\", \"concurrency\": 0}}, "
+                      "\"endpoints\": {\"a\": {\"sink\": \"files\", \"breaker\": {\"probes\": 1, "
+                      "\"probe\": \"1m\", \"probe_max\": \"1s\"}, \"rate_limit\": \"fast\", "
+                      "\"enabled_events\": [], \"enabled\": \"yes\"}, \"b\": {\"breaker\": "
+                      "{\"probe\": \"1m\", \"probe_max\": \"1s\"}, \"sink\": \"files\"}}}");
+    char want[4096];
+    const char *core = f("10-core.json"), *ep = f("30-ep.json");
+    snprintf(want, sizeof want,
+             "%s: core.spool: must not be empty\n"
+             "%s: core.log_level: \"loud\" is not one of \"error\", \"warn\", \"info\", \"debug\"\n"
+             "%s: core.ingress[0].hwm: unknown key (expected type, bind, connect, topics, rcvhwm)\n"
+             "%s: core.ingress[1]: give either bind or connect, not both\n"
+             "%s: core.ingress[2]: topics only apply to sub sockets\n"
+             "%s: core.ingress[3].type: required key is missing\n"
+             "%s: core.ingress[3].bind: must not be empty\n"
+             "%s: core.ingress[4]: expected an object like {\"type\": \"pull\", \"bind\": "
+             "\"tcp://127.0.0.1:5556\"}, got number\n"
+             "%s: core.admin.listn: unknown key (expected listen, token, token_file)\n"
+             "%s: sinks.files.plugin: must not be empty\n"
+             "%s: sinks.files.concurrency: must be between 1 and 10000\n"
+             "%s: endpoints.a.enabled_events: must not be empty\n"
+             "%s: endpoints.a.enabled: expected boolean, got string\n"
+             "%s: endpoints.a.rate_limit: expected a rate like \"1000/min\", \"50/s\" or \"20/10s\"\n"
+             "%s: endpoints.a.breaker.probes: unknown key (expected failures, probe, probe_max)\n"
+             "%s: endpoints.b.breaker.probe_max: must be at least probe\n",
+             core, core, core, core, core, core, core, core, core, ep, ep, ep, ep, ep, ep, ep);
+    assert_string_equal(load(NULL), want);
+
+    /* What the admin object says itself, once its keys are known. */
+    clear();
+    put("10-core.json", "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+                        "\"tcp://127.0.0.1:5556\"}], \"admin\": {\"listen\": \"localhost\", "
+                        "\"token\": \"short-token\"}}}");
+    put("30-ep.json", SINKS_AND_EP);
+    snprintf(want, sizeof want,
+             "%s: core.admin.listen: expected HOST:PORT, e.g. \"127.0.0.1:5580\"\n"
+             "%s: core.admin.token: expected a string of at least 16 characters\n",
+             f("10-core.json"), f("10-core.json"));
+    assert_string_equal(load(NULL), want);
+}
+
+static void record_key(void *ctx, const char *key)
+{
+    size_t l = strlen(ctx);
+    snprintf((char *)ctx + l, 512 - l, "%s\n", key);
+}
+
+/* A reload names the restart-only keys that changed (daemon.c warns about each). */
+static void test_restart_changes(void **state)
+{
+    (void)state;
+    sy_conf *a, *b;
+    char names[512] = "";
+    clear();
+    put("10-core.json", "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+                        "\"tcp://127.0.0.1:5556\"}], \"admin\": {\"listen\": \"127.0.0.1:5580\"}}}");
+    put("30-ep.json", SINKS_AND_EP);
+    assert_string_equal(load(&a), "");
+    assert_string_equal(load(&b), "");
+    config_restart_changes(a, b, record_key, names);
+    assert_string_equal(names, "");
+    config_free(b);
+    /* Not restart-only: log_level, drain_timeout, stats_interval, max_event_bytes. */
+    put("90-local.json", "{\"core\": {\"ingress\": [{\"type\": \"pull\", \"bind\": "
+                         "\"tcp://127.0.0.1:5556\", \"rcvhwm\": 5}], \"spool\": \"var/s.db\", "
+                         "\"workers\": 2, \"log_level\": \"debug\", \"drain_timeout\": \"1s\", "
+                         "\"stats_interval\": \"2s\", \"max_event_bytes\": 4096, "
+                         "\"admin\": {\"listen\": \"127.0.0.1:5581\"}}}");
+    assert_string_equal(load(&b), "");
+    config_restart_changes(a, b, record_key, names);
+    assert_string_equal(names, "core.ingress\ncore.spool\ncore.workers\ncore.admin.listen\n");
+    config_free(a);
+    config_free(b);
 }
 
 int main(void)
@@ -433,6 +628,10 @@ int main(void)
         cmocka_unit_test(test_empty_folder),
         cmocka_unit_test(test_secret_files),
         cmocka_unit_test(test_admin_token_file),
+        cmocka_unit_test(test_core_tables_are_sound),
+        cmocka_unit_test(test_null_turns_off_across_files),
+        cmocka_unit_test(test_nested_objects),
+        cmocka_unit_test(test_restart_changes),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

@@ -78,7 +78,7 @@ static void test_accept_minimal(void **state)
     assert_string_equal(ev->body, s);
     assert_int_equal(ev->received_ms, 0);
     assert_int_equal(ev->refs, 1);
-    assert_true(cJSON_IsObject(ev->json));
+    assert_true(cJSON_IsObject(event_json(ev)));
     event_unref(ev);
 }
 
@@ -244,7 +244,24 @@ static void test_not_json(void **state)
     REJECTS("{\"event_id\":\"a\",\"event_type\":\"a\"}{}", ENV_NOT_JSON,
             "not JSON: parse error near offset 33");
     REJECTS("   ", ENV_NOT_JSON, "not JSON: parse error near offset 3");
-    REJECTS("{'a':1}", ENV_NOT_JSON, "not JSON: parse error near offset 2");
+    REJECTS("{'a':1}", ENV_NOT_JSON, "not JSON: parse error near offset 1");
+    /* RFC 8259 strictly: no leading zeros, trailing commas or raw control characters */
+    REJECTS("{\"event_id\":\"a\",\"n\":01" OK_TAIL, ENV_NOT_JSON,
+            "not JSON: parse error near offset 21");
+    REJECTS("{\"event_id\":\"a\",\"l\":[1,]" OK_TAIL, ENV_NOT_JSON,
+            "not JSON: parse error near offset 23");
+    REJECTS("{\"event_id\":\"a\tb\"" OK_TAIL, ENV_NOT_JSON,
+            "not JSON: parse error near offset 14");
+    REJECTS("{\"event_id\":\"a\",\"s\":\"\\udc00\"" OK_TAIL, ENV_NOT_JSON,
+            "not JSON: parse error near offset 21");
+    /* broken and too deep at once: the depth is reported */
+    char deep[200];
+    memset(deep, '{', 100);
+    deep[100] = '\0';
+    REJECTS(deep, ENV_TOO_DEEP, "nesting deeper than 64");
+    /* a UTF-8 byte order mark may open the text; the body keeps it */
+    assert_int_equal(parse("\xEF\xBB\xBF{\"event_id\":\"a\",\"event_type\":\"a\"}"), ENV_OK);
+    REJECTS("\xEF\xBB{}", ENV_BAD_UTF8, "invalid UTF-8 at offset 0");
     /* trailing whitespace is fine */
     assert_int_equal(parse("{\"event_id\":\"a\",\"event_type\":\"a\"} \n\t\r "), ENV_OK);
 }
@@ -388,6 +405,59 @@ static void test_escaped_nul(void **state)
     /* inside data it is just data; an escaped backslash before u0000 is no escape */
     assert_int_equal(parse("{\"event_id\":\"a\",\"data\":{\"s\":\"\\u0000\"}" OK_TAIL), ENV_OK);
     assert_int_equal(parse("{\"event_id\":\"a\\\\u0000\"" OK_TAIL), ENV_OK);
+}
+
+/* Escaped envelope strings are decoded; the tree is built on first use and shared. */
+static void test_decoded_fields_and_lazy_tree(void **state)
+{
+    (void)state;
+    static const char ev1[] = "{\"event_id\":\"ev\\u002d1\",\"event_type\":\"job\\u002ecompleted\","
+                              "\"org_id\":\"\\u00e9quipe\",\"org_slug\":null,\"data\":{\"n\":[1,{\"k\":\"v\"}]}}";
+    sy_event *ev = NULL;
+    assert_int_equal(envelope_parse(ev1, strlen(ev1), MIB, 64, &ev, why, sizeof why), ENV_OK);
+    assert_string_equal(ev->event_id, "ev-1");
+    assert_string_equal(ev->event_type, "job.completed");
+    assert_string_equal(ev->org_id, "\xC3\xA9quipe");
+    assert_null(ev->org_slug);
+    assert_string_equal(ev->body, ev1);
+    const cJSON *t = event_json(ev);
+    assert_non_null(t);
+    assert_ptr_equal(event_json(ev), t); /* built once */
+    char buf[32];
+    assert_int_equal(json_path_text(t, "data.n.1.k", buf, sizeof buf), 1);
+    assert_string_equal(buf, "v");
+    event_unref(ev);
+
+    /* an id longer than 255 bytes once decoded, however it is spelled */
+    char big[2048];
+    size_t n = (size_t)snprintf(big, sizeof big, "{\"event_id\":\"");
+    for (int i = 0; i < 256; i++)
+        n += (size_t)snprintf(big + n, sizeof big - n, "\\u0041");
+    snprintf(big + n, sizeof big - n, "\"" OK_TAIL);
+    REJECTS(big, ENV_BAD_VALUE, "event_id: longer than 255 bytes");
+}
+
+/* More top-level members than the scanner lists: the same checks, through the tree. */
+static void test_many_members(void **state)
+{
+    (void)state;
+    char buf[4096];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "{");
+    for (int i = 0; i < 70; i++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "\"k%d\":%d,", i, i);
+    snprintf(buf + n, sizeof buf - n, "\"event_id\":\"late\"" OK_TAIL);
+    sy_event *ev = NULL;
+    assert_int_equal(envelope_parse(buf, strlen(buf), MIB, 64, &ev, why, sizeof why), ENV_OK);
+    assert_string_equal(ev->event_id, "late");
+    assert_string_equal(ev->event_type, "job.completed");
+    event_unref(ev);
+    snprintf(buf + n, sizeof buf - n, "\"event_id\":\"a\",\"event_id\":\"b\"" OK_TAIL);
+    REJECTS(buf, ENV_BAD_VALUE, "event_id: duplicate key");
+    /* n = 611: the escape is at 611 + strlen("\"event_id\":\"a\",\"s\":\"x") */
+    snprintf(buf + n, sizeof buf - n, "\"event_id\":\"a\",\"s\":\"x\\u0000\"" OK_TAIL);
+    REJECTS(buf, ENV_BAD_VALUE, "top-level string has an escaped NUL (\\u0000) at offset 632");
+    snprintf(buf + n, sizeof buf - n, "\"event_id\":\"a\",\"d\":{\"s\":\"x\\u0000\"}" OK_TAIL);
+    assert_int_equal(parse(buf), ENV_OK);
 }
 
 static void *ref_worker(void *arg)
@@ -545,6 +615,8 @@ int main(void)
         cmocka_unit_test(test_bad_value),
         cmocka_unit_test(test_event_id_alphabet),      cmocka_unit_test(test_duplicate_keys),
         cmocka_unit_test(test_escaped_nul),    cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_decoded_fields_and_lazy_tree),
+        cmocka_unit_test(test_many_members),
         cmocka_unit_test(test_type_valid),     cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_json_path),      cmocka_unit_test(test_json_path_text),
     };

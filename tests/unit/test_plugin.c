@@ -114,6 +114,15 @@ static void test_int_over_int(void **state)
                    "a 8-byte field, the struct member is 4 bytes");
 }
 
+/* Flags bits 16-31 and types from 0x100 up belong to the core's own tables (cfgtable.h). */
+static void test_host_flag(void **state)
+{
+    (void)state;
+    expect_refusal("host_flag",
+                   "plugin %s: endpoint config table: config key path sets flags 0x10000, "
+                   "reserved for the host");
+}
+
 static void test_batch_loads(void **state)
 {
     (void)state;
@@ -272,7 +281,8 @@ int main(void)
         cmocka_unit_test(test_batch_loads),    cmocka_unit_test(test_wrong_major),
         cmocka_unit_test(test_v1_plugin),      cmocka_unit_test(test_newer_minor),
         cmocka_unit_test(test_reserved_set),   cmocka_unit_test(test_bad_name),
-        cmocka_unit_test(test_int_over_int),   cmocka_unit_test(test_short_struct),
+        cmocka_unit_test(test_int_over_int),   cmocka_unit_test(test_host_flag),
+        cmocka_unit_test(test_short_struct),
         cmocka_unit_test(test_no_symbol),      cmocka_unit_test(test_both_styles),
         cmocka_unit_test(test_descriptor_checks), cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_permissions),    cmocka_unit_test(test_resolve),

@@ -54,10 +54,13 @@ class Receiver:
     """
     tls: None for plain HTTP, or (certfile, keyfile, client_ca): serve HTTPS
     with that certificate, and when client_ca is set require a client
-    certificate signed by it (mutual TLS).
+    certificate signed by it (mutual TLS). connect_delay: seconds each new
+    connection waits before its first request is read, as behind a slow
+    connection set-up (a far peer, a TLS handshake); requests on a kept-alive
+    connection are read at once.
     """
 
-    def __init__(self, script=None, default=None, tls=None):
+    def __init__(self, script=None, default=None, tls=None, connect_delay=0.0):
         self.script = {p: list(a) for p, a in (script or {}).items()}
         self.default = default or Answer()
         self.requests = []
@@ -73,6 +76,11 @@ class Receiver:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                if connect_delay:
+                    outer.hold.wait(connect_delay)
 
             def _serve(self):
                 t0, wall = time.monotonic(), time.time()

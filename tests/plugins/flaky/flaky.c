@@ -20,7 +20,9 @@
  *   otherwise              ->  SY_OK, status 200
  *
  * with detail "flaky: attempt N of M fails" on failures. `sleep` makes each
- * call take that long, for concurrency and drain tests.
+ * call take that long, for concurrency and drain tests; `hold` makes each
+ * call wait until the named file exists, so a test decides exactly when
+ * an attempt that is inside the plugin comes back (reload tests).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <switchyard/sink.h>
 
@@ -37,6 +40,7 @@ typedef struct flaky_conf {
     const char *fail_mode;
     int64_t retry_after_ms;
     int64_t sleep_ms;
+    const char *hold;
 } flaky_conf;
 
 static const char *const fail_modes[] = {"retry", "fail", NULL};
@@ -54,6 +58,9 @@ static const sy_config_key flaky_keys[] = {
     {SY_KEY("retry_after", SY_CFG_DURATION, "0", 0, flaky_conf, retry_after_ms,
             "retry_after_ms reported with each SY_RETRY (0: let the policy decide)")},
     {SY_KEY("sleep", SY_CFG_DURATION, "0", 0, flaky_conf, sleep_ms, "time each deliver call takes")},
+    {SY_KEY("hold", SY_CFG_STRING, NULL, 0, flaky_conf, hold,
+            "a file: each deliver call waits until it exists (the test creates it to let calls "
+            "return)")},
 };
 static const sy_config_table flaky_table = SY_CONFIG_TABLE(flaky_keys, flaky_conf);
 
@@ -63,6 +70,7 @@ typedef struct flaky_state {
     pthread_mutex_t mu;
     int fail_hard; /* fail_mode "fail" */
     int64_t fail_times, retry_after_ms, sleep_ms;
+    const char *hold;
     sy_counter *calls, *failures;
 } flaky_state;
 
@@ -94,6 +102,7 @@ static int flaky_init(const sy_host *host, const sy_instance *inst, const sy_con
     st->fail_times = c->fail_times;
     st->retry_after_ms = c->retry_after_ms;
     st->sleep_ms = c->sleep_ms;
+    st->hold = c->hold; /* conf stays valid until destroy */
     if (host->counter) {
         st->calls = host->counter(inst, "calls", "deliver calls");
         st->failures = host->counter(inst, "failures", "deliver calls that failed on purpose");
@@ -152,6 +161,8 @@ static void flaky_deliver(void *state, void *ep_state, const sy_delivery *d, sy_
         st->host->counter_add(st->calls, 1);
     if (st->sleep_ms > 0)
         sleep_ms(st->sleep_ms);
+    while (st->hold && access(st->hold, F_OK) != 0)
+        sleep_ms(10);
 
     int failing = (int64_t)d->attempt <= st->fail_times;
     if (failing) {
