@@ -274,7 +274,12 @@ class Switchyard:
         rc = stop_process(self.proc, timeout=timeout) if self.proc else None
         self.log.close()
         if self.shm:
+            # The final figures stay readable: the benches read them after stop().
+            if self.stats.exists():
+                shutil.copy(self.stats, self.dir / "stats.json")
+            self.stats = self.dir / "stats.json"
             shutil.rmtree(self.shm, ignore_errors=True)
+            self.shm = None
         return rc
 
     def log_tail(self, n=1500):
