@@ -48,6 +48,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../_queue/qbatch.h"
 #include "amqp_publish.h"
 
 /* Longest sleep of the loop: bounds how late heartbeats and timeouts are checked. */
@@ -271,7 +272,7 @@ static int publish_local(amqp_io *io)
         if (!io->l_head)
             io->l_tail = NULL;
         it->next = NULL;
-        if (it->d->deadline_ms > 0 && now >= it->d->deadline_ms) {
+        if (qbatch_expired(it->d, now)) {
             io->host->counter_add(io->c.expired, 1);
             finish(io, it, SY_RETRY, 0, 0, "waited in the plugin past its deadline; not published");
             continue;

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_queue/qbatch.h"
+
 #define MAX_RESPONSE (1024 * 1024) /* a batch result is a few KiB */
 
 typedef struct sqs_req {
@@ -215,8 +217,8 @@ static void pop_batch(sqs_target *t)
 static int start_request(sqs_io *io, sqs_target *t)
 {
     sqs_batch *b = t->head;
-    int64_t deadline = b->entries[b->next].d->deadline_ms;
-    if (deadline > 0 && io->host->monotonic_ms() >= deadline) {
+    /* The core gives a batch's deliveries one deadline: the first tells for all. */
+    if (qbatch_expired(b->entries[b->next].d, io->host->monotonic_ms())) {
         pop_batch(t);
         io->host->counter_add(io->c.expired, b->n - b->next);
         finish_rest(io, b, "waited in the plugin past its deadline; not sent");

@@ -104,7 +104,7 @@ static int open_socket(zfwd *f, char *detail, size_t len)
  */
 static int send_one(zfwd *f, const sy_delivery *d, char *detail, size_t len)
 {
-    if (d->deadline_ms > 0 && f->host->monotonic_ms() >= d->deadline_ms) {
+    if (qbatch_expired(d, f->host->monotonic_ms())) {
         f->host->counter_add(f->expired, 1);
         finish(f, d, SY_RETRY, "waited in the plugin past its deadline; not sent");
         return 0;

@@ -225,3 +225,30 @@ def test_old_batching_keys_are_refused(tmp_path):
         r = check_config(tmp_path / f"conf-{key}", {"sq": sink}, {"q": {"sink": "sq"}})
         assert r.returncode != 0
         assert f"sinks.sq.{key}: unknown key" in r.stderr.decode(), r.stderr.decode()
+
+
+def test_batches_past_their_deadline_are_not_sent(switchyard, silent_peer):
+    """
+    A queue service that never answers, one request at a time: the first
+    batch waits request_timeout (1s); the next one starts then, already
+    past its deadline by the second (request_timeout + connect_timeout,
+    and no grace) or just before it, and the third finds its deadline long
+    passed. A batch past its deadline has been retried by the core, so it
+    is handed back unsent: at most two requests, and every entry either
+    sent or counted as expired.
+    """
+    sink = {"plugin": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/1/q",
+            "endpoint_url": f"http://127.0.0.1:{silent_peer.port}", "region": "us-east-1",
+            "access_key_id": Fauxqs.KEY_ID, "secret_access_key": Fauxqs.SECRET,
+            "request_timeout": "1s", "connect_timeout": "100ms", "max_requests": 1}
+    d = switchyard(sinks={"sq": sink},
+                   endpoints={"q": {"sink": "sq", "concurrency": 10, "retry": {"schedule": ["1h"]}}},
+                   core={"complete_grace": "0ms"})
+    d.push([event(f"dl-{i}") for i in range(30)])
+    s = d.wait_stats(lambda s: get(s, "sinks.sq.entries", 0) + get(s, "sinks.sq.expired", 0) >= 30,
+                     "every entry sent or expired", timeout=30)
+    sent, expired = get(s, "sinks.sq.entries"), get(s, "sinks.sq.expired")
+    assert sent + expired == 30
+    assert expired >= 10 and sent <= 20
+    assert get(s, "sinks.sq.requests") == silent_peer.connections() <= 2
+    assert get(s, "deliveries.ok") == 0
