@@ -130,6 +130,7 @@ def test_routing_keys_and_properties(switchyard, rabbit, amqp_peer):
     # The core's deliveries came in batches, and each run of publishes (one or
     # more whole batches) went out before the thread read confirms.
     batches, flushes = get(s, "sinks.rmq.batches"), get(s, "sinks.rmq.flushes")
+    print(f"\namqp: {len(sent) + n_jobs} deliveries in {batches} batches, {flushes} pushes")
     assert 2 <= batches <= (len(sent) + n_jobs) / 2, f"{batches} batches: no batching"
     assert 1 <= flushes <= batches
     assert get(s, "deliveries.plugin_calls") == batches

@@ -52,6 +52,7 @@ def test_push_to_pull_every_event_once(switchyard):
         assert get(s, "deliveries.retries") == 0
         # The core handed them over in batches: one call, one wake-up of the sender each.
         batches = get(s, "sinks.fwd.batches")
+        print(f"\nzmq: {len(sent)} events in {batches} batches")
         assert 1 <= batches <= len(sent) / 2, f"{batches} batches for {len(sent)} events"
         assert get(s, "deliveries.plugin_calls") == batches
         assert not pull.poll(200), "more messages than events"
