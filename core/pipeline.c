@@ -167,7 +167,8 @@ int pipeline_batch_add(pl_batch *b, sy_event *ev, sy_endpoint *const *eps, size_
         return -1;
     if (r)
         *r = *reply;
-    memcpy(b->eps + b->neps, eps, n * sizeof *eps);
+    if (n) /* an event no endpoint takes (a system event, say) may come first: eps NULL */
+        memcpy(b->eps + b->neps, eps, n * sizeof *eps);
     b->evs[b->nev++] = (pl_event){.ev = ev, .first = b->neps, .n = n, .reply = r};
     b->neps += n;
     event_ref(ev);
