@@ -191,7 +191,7 @@ static enum MHD_Result deliveries(sy_admin *a, struct MHD_Connection *c)
     if (!spool)
         return json_error(c, 501, "deliveries are listed from the spool; this daemon runs with spool: null");
     char err[512];
-    char *t = spoolq_deliveries(spool, state, endpoint, after, limit, err, sizeof err);
+    char *t = spoolq_deliveries(spool, state, endpoint, after, limit, NULL, err, sizeof err);
     return t ? json_owned(c, 200, t) : json_error(c, 400, err);
 }
 
