@@ -233,6 +233,34 @@ sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id)
     return NULL;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int runtime_set_deleted(sy_runtime *rt, const char *const *ids, size_t n)
+{
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(ids[i]))) {
+            while (i--)
+                free(v[i]);
+            free(v);
+            v = NULL;
+        }
+    if (!v)
+        return -1;
+    qsort(v, n, sizeof *v, cmp_str);
+    rt->deleted = v;
+    rt->ndeleted = n;
+    return 0;
+}
+
+int runtime_was_deleted(const sy_runtime *rt, const char *id)
+{
+    return rt->ndeleted && bsearch(&id, rt->deleted, rt->ndeleted, sizeof *rt->deleted, cmp_str);
+}
+
 sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline *pipeline,
                           int validate_only, sy_errs *errs)
 {
@@ -310,6 +338,9 @@ void runtime_free(sy_runtime *rt)
         }
     }
     router_free(rt->router);
+    for (size_t i = 0; i < rt->ndeleted; i++)
+        free(rt->deleted[i]);
+    free(rt->deleted);
     free(rt->by_id);
     free(rt->insts);
     free(rt->eps);

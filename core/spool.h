@@ -133,6 +133,7 @@ int spool_load_disabled(sy_spool *s, char ***ids, size_t *n);
  * exit); cb may be NULL. Returns 0, or -1 when out of memory (cb not called).
  */
 typedef void (*spool_kill_cb)(void *arg, long count);
+#define SPOOL_DETAIL_DELETED "endpoint deleted"
 int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail,
                         spool_kill_cb cb, void *arg);
 
