@@ -509,7 +509,7 @@ static void position(const char *text, const char *at, int *line, int *col)
  * value, may hold one, and neither may the file (cJSON stops reading at a
  * NUL byte). Returns where the first one is, or NULL.
  */
-static const char *find_nul(const char *text, size_t len)
+const char *config_find_nul(const char *text, size_t len)
 {
     int in_str = 0;
     for (const char *p = text; p < text + len; p++) {
@@ -533,7 +533,7 @@ static const char *find_nul(const char *text, size_t len)
 static void load_text(sy_conf *c, sy_errs *errs, const char *path, const char *text, size_t len)
 {
     ld L = {.c = c, .errs = errs, .file = path};
-    const char *nul = find_nul(text, len);
+    const char *nul = config_find_nul(text, len);
     if (nul) {
         int line, col;
         position(text, nul, &line, &col);

@@ -198,6 +198,13 @@ sy_conf *config_build(const config_source *src, sy_errs *errs);
 int config_add_api_endpoints(sy_conf *c, const cJSON *endpoints, sy_errs *errs);
 void config_free(sy_conf *c);
 
+/*
+ * Where JSON text holds a NUL: a raw 0 byte or a \u0000 escape, which
+ * cJSON would decode into a string cut short there. NULL when none. (The
+ * admin API refuses such request bodies too.)
+ */
+const char *config_find_nul(const char *text, size_t len);
+
 /* config_load for the command-line tools: errors go to stderr. */
 sy_conf *config_load_or_report(const char *dir);
 

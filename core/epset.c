@@ -280,6 +280,43 @@ int epset_to_store(const epset_ep *ep, epstore_endpoint *out)
     return out->config ? 0 : -1;
 }
 
+void epset_secret_prefix(const char *secret, char *out, size_t len)
+{
+    /* "whsec_" and 4 characters of key material (24 of 256 bits) tell keys apart. */
+    size_t n = strlen(secret) >= 30 ? 10 : 4;
+    snprintf(out, len, "%.*s", (int)n, secret);
+}
+
+cJSON *epset_time_json(int64_t ms)
+{
+    char t[40];
+    if (!ms)
+        return cJSON_CreateNull();
+    units_format_time(ms, t, sizeof t);
+    return cJSON_CreateString(t);
+}
+
+cJSON *epset_meta_json(const epset *s)
+{
+    cJSON *all = cJSON_CreateObject();
+    for (size_t i = 0; all && i < s->n; i++) {
+        const epset_ep *e = &s->v[i];
+        cJSON *o = cJSON_CreateObject(), *secs = cJSON_AddArrayToObject(o, SECRETS_KEY);
+        for (size_t k = 0; secs && k < e->nsecrets; k++) {
+            char prefix[16];
+            epset_secret_prefix(e->secrets[k].value, prefix, sizeof prefix);
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "prefix", prefix);
+            cJSON_AddItemToObject(x, "expires_at", epset_time_json(e->secrets[k].expires_ms));
+            cJSON_AddItemToArray(secs, x);
+        }
+        cJSON_AddItemToObject(o, "created_at", epset_time_json(e->created_ms));
+        cJSON_AddItemToObject(o, "updated_at", epset_time_json(e->updated_ms));
+        cJSON_AddItemToObject(all, e->id, o);
+    }
+    return all;
+}
+
 size_t epset_expire(epset *s, int64_t now_ms)
 {
     size_t gone = 0;

@@ -53,6 +53,19 @@ cJSON *epset_json(const epset *s, int64_t now_ms);
 /* ep as the store keeps it; pointers borrowed from ep, config printed (free out->config). */
 int epset_to_store(const epset_ep *ep, epstore_endpoint *out);
 
+/*
+ * What GET shows of each endpoint besides its config, as an object by id:
+ * {"secrets": [{"prefix", "expires_at"}], "created_at", "updated_at"}
+ * (times RFC 3339, expires_at null for none). NULL when out of memory.
+ */
+cJSON *epset_meta_json(const epset *s);
+
+/* ms as an RFC 3339 string, or null when 0 (never). */
+cJSON *epset_time_json(int64_t ms);
+
+/* The part of a secret GET may show: its first 10 characters, or 4 of a short one. */
+void epset_secret_prefix(const char *secret, char *out, size_t len);
+
 /* Drops secrets whose expiry is at or before now_ms. Returns how many went. */
 size_t epset_expire(epset *s, int64_t now_ms);
 /* The earliest expiry of any secret, 0 when none expires. */

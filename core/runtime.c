@@ -341,6 +341,7 @@ void runtime_free(sy_runtime *rt)
     for (size_t i = 0; i < rt->ndeleted; i++)
         free(rt->deleted[i]);
     free(rt->deleted);
+    cJSON_Delete(rt->api_meta);
     free(rt->by_id);
     free(rt->insts);
     free(rt->eps);
@@ -374,7 +375,8 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
         const sy_endpoint_conf *ec = ep->conf;
         char pol[256];
         retry_policy_describe(&ep->retry, pol, sizeof pol);
-        fprintf(out, "  %s%s\n", ec->id, ec->enabled ? "" : "  (disabled)");
+        fprintf(out, "  %s%s%s\n", ec->id, ec->enabled ? "" : "  (disabled)",
+                ec->from_api ? "  (admin API)" : "");
         fprintf(out, "    org:         %s\n", ec->org_id ? ec->org_id : "(any org)");
         fprintf(out, "    events:     ");
         for (const char *const *e = ec->events; e && *e; e++)

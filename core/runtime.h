@@ -100,6 +100,8 @@ typedef struct sy_runtime {
      */
     char **deleted;
     size_t ndeleted;
+    /* What GET shows of the admin API's endpoints besides their config (epset_meta_json); owned. */
+    cJSON *api_meta;
 } sy_runtime;
 
 /* The hash that places endpoint ids on shards and partitions (FNV-1a, 64 bit). */
