@@ -139,6 +139,7 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
         .cfg = (const sy_config *)ec->json,
         .conf = ep->plugin_conf,
         .attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS,
+        .flags = ec->from_api ? SY_SETUP_FROM_API : 0,
     };
     err[0] = '\0';
     if (s->endpoint_init(in->state, &ep->setup, &ep->ep_state, err, sizeof err) != 0) {
