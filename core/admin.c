@@ -117,13 +117,20 @@ static void collect(conn *k, const char *data, size_t n)
     k->buf[k->len] = '\0';
 }
 
-/* 1 when the request says its body is JSON ("application/json", parameters allowed). */
+/*
+ * 1 when the request says its body is JSON: application/json, or
+ * application/merge-patch+json (RFC 7396's own type), parameters allowed.
+ */
 static int json_type(struct MHD_Connection *c)
 {
+    static const char *const types[] = {"application/json", "application/merge-patch+json"};
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    if (!t || strncasecmp(t, "application/json", 16))
-        return 0;
-    return t[16] == '\0' || t[16] == ';' || t[16] == ' ';
+    for (size_t i = 0; t && i < sizeof types / sizeof types[0]; i++) {
+        size_t n = strlen(types[i]);
+        if (!strncasecmp(t, types[i], n) && (t[n] == '\0' || t[n] == ';' || t[n] == ' '))
+            return 1;
+    }
+    return 0;
 }
 
 /*
