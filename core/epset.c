@@ -517,8 +517,7 @@ int epset_create(epset *s, const cJSON *body, const epset_ctx *c, epset_out *out
         return fail(out, 400, NULL, "id", "give the endpoint's id: 1-128 letters, digits, "
                                           "'.', '_' or '-'");
     if (epset_find(s, id->valuestring))
-        return fail(out, 409, id->valuestring, NULL, "an endpoint with id %s exists",
-                    id->valuestring);
+        return fail(out, 409, NULL, "id", "an endpoint with id %s exists", id->valuestring);
     cJSON *cfg = cJSON_Duplicate(body, 1);
     if (!cfg)
         return oom(out);

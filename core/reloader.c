@@ -339,6 +339,8 @@ static int config_endpoint(const epchange *c, const char *id, epset_out *o)
             snprintf(o->error, sizeof o->error, "endpoint %s is defined in the config files: "
                      "change it there and reload", id);
         o->status = !strcmp(o->error, "no endpoint with that id") ? 404 : 409;
+        if (c->kind == EPCHANGE_CREATE) /* the body's id is taken */
+            snprintf(o->path, sizeof o->path, "id");
         snprintf(o->id, sizeof o->id, "%s", id);
     }
     runtime_unref(cur);
