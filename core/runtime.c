@@ -18,9 +18,9 @@
 
 /*
  * A plugin's init error. One that opens with a path inside the plugin's
- * keys and ": " ("url: ...", "headers.X-A: ...") is reported at that path
- * (endpoints.x.headers.X-A: ...), so plugins checking values by hand point
- * at them the way the core does.
+ * keys and ": " ("url: ...", "headers.X-A: ...", "fallback_urls[1]: ...")
+ * is reported at that path (endpoints.x.headers.X-A: ...), so plugins
+ * checking values by hand point at them the way the core does.
  */
 static void report_plugin_error(config_report_at *rc, const sy_config_table *t, const char *plugin,
                                 const char *err, const char *fallback)
@@ -31,9 +31,7 @@ static void report_plugin_error(config_report_at *rc, const sy_config_table *t, 
         char key[256];
         memcpy(key, err, plen);
         key[plen] = '\0';
-        char *dot = strchr(key, '.');
-        if (dot)
-            *dot = '\0';
+        key[strcspn(key, ".[")] = '\0'; /* "headers.X-A", "fallback_urls[1]": their key */
         if (cfgtable_has_key(t, key)) {
             char path[600];
             snprintf(path, sizeof path, "%s.%.*s", rc->prefix, (int)plen, err);
