@@ -8,6 +8,7 @@ npm package. Builds on test_ops_helpers (OpsDaemon, the ops_daemon fixture).
 import json
 import os
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,6 +17,9 @@ import pytest
 
 from conftest import ROOT
 from test_ops_helpers import TOKEN, Resp, file_sink
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from webhook_receiver import Answer, Receiver  # noqa: E402,F401 (Answer: for the tests)
 
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
 SW_VERIFY = Path(__file__).resolve().parent / "peers" / "sw_verify.js"
@@ -58,6 +62,14 @@ def refused(r, status, error, path=None):
     if path is not None:
         want["path"] = path
     assert r.json() == want, r
+
+
+@pytest.fixture
+def receiver():
+    """A loopback webhook receiver (peers/webhook_receiver.py), closed after the test."""
+    r = Receiver()
+    yield r
+    r.close()
 
 
 def hooks_sink(**extra):

@@ -7,25 +7,10 @@ pending deliveries as dead letters when deleted. Endpoints of the config
 files are listed with source "config" and answer 409 to changes.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-from epapi_helpers import call, epapi_daemon, ok, refused, sw_verify
+from epapi_helpers import Answer, call, epapi_daemon, ok, receiver, refused, sw_verify  # noqa: F401
 from test_ops_helpers import event, ops_daemon, wait_until  # noqa: F401 (fixture)
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-from webhook_receiver import Answer, Receiver  # noqa: E402
-
 CONFIG_EP = {"cfg": {"sink": "files", "org_id": "acme", "enabled_events": ["audit.*"]}}
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def test_created_endpoint_signs_with_the_returned_secret(ops_daemon, tmp_path, receiver):

@@ -7,26 +7,11 @@ and every delivery of the deleted endpoint ends as a dead letter with the
 detail "endpoint deleted", none left pending for no endpoint.
 """
 
-import sys
-from pathlib import Path
-
-import pytest
-
-from epapi_helpers import call, epapi_daemon, ok
+from epapi_helpers import Answer, call, epapi_daemon, ok, receiver  # noqa: F401 (fixture)
 from test_ops_helpers import AckStream, event, ops_daemon, spool_rows  # noqa: F401 (fixture)
 from test_ops_helpers import DEAD, wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
-from webhook_receiver import Answer, Receiver  # noqa: E402
-
 STABLE = ["stable-1", "stable-2", "stable-3"]
-
-
-@pytest.fixture
-def receiver():
-    r = Receiver()
-    yield r
-    r.close()
 
 
 def test_changes_while_events_flow(ops_daemon, tmp_path, receiver):
