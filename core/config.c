@@ -50,11 +50,36 @@ void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, .
     e->len += (size_t)n;
     e->buf[e->len] = '\0';
     e->count++;
+    if (e->nitems == e->capitems) {
+        size_t ncap = e->capitems ? e->capitems * 2 : 8;
+        sy_err_item *ni = realloc(e->items, ncap * sizeof *ni);
+        if (!ni)
+            return;
+        e->items = ni;
+        e->capitems = ncap;
+    }
+    sy_err_item *it = &e->items[e->nitems];
+    it->file = strdup(file ? file : "config");
+    it->path = strdup(path ? path : "");
+    it->message = strdup(msg);
+    if (it->file && it->path && it->message) {
+        e->nitems++;
+    } else {
+        free(it->file);
+        free(it->path);
+        free(it->message);
+    }
 }
 
 void errs_free(sy_errs *e)
 {
     free(e->buf);
+    for (size_t i = 0; i < e->nitems; i++) {
+        free(e->items[i].file);
+        free(e->items[i].path);
+        free(e->items[i].message);
+    }
+    free(e->items);
     memset(e, 0, sizeof *e);
 }
 
@@ -63,6 +88,7 @@ typedef struct {
     sy_conf *c;
     sy_errs *errs;
     const char *file;
+    int from_api;      /* endpoints the admin API created */
 } ld;
 
 #define ERR(L, path, ...) errs_add((L)->errs, (L)->file, (path), __VA_ARGS__)
@@ -429,6 +455,7 @@ static void load_endpoint(ld *L, const cJSON *o)
     e.file = L->file;
     e.json = o;
     e.sink_index = -1;
+    e.from_api = L->from_api;
     for (size_t i = 0; e.events && e.events[i]; i++)
         if (!type_pattern_valid(e.events[i])) {
             snprintf(q, sizeof q, "%s.enabled_events[%zu]", p, i);
@@ -462,9 +489,123 @@ static void load_endpoints(ld *L, const cJSON *eps)
 
 /* ---- files --------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static void position(const char *text, const char *at, int *line, int *col)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    *line = 1;
+    *col = 1;
+    for (const char *p = text; p < at && *p; p++) {
+        if (*p == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/*
+ * cJSON decodes \u0000 into a NUL that silently ends the C string, so
+ * "beta\u0000acme" would be read as "beta". No config string, key or
+ * value, may hold one, and neither may the file (cJSON stops reading at a
+ * NUL byte). Returns where the first one is, or NULL.
+ */
+const char *config_find_nul(const char *text, size_t len)
+{
+    int in_str = 0;
+    for (const char *p = text; p < text + len; p++) {
+        if (*p == '\0')
+            return p;
+        if (!in_str) {
+            in_str = *p == '"';
+        } else if (*p == '"') {
+            in_str = 0;
+        } else if (*p == '\\') {
+            if (text + len - p > 5 && memcmp(p + 1, "u0000", 5) == 0)
+                return p;
+            if (p + 1 < text + len && p[1] != '\0')
+                p++; /* an escaped quote or backslash does not end the string */
+        }
+    }
+    return NULL;
+}
+
+/* One file's text (as config_read kept it), checked and loaded into c. */
+static void load_text(sy_conf *c, sy_errs *errs, const char *path, const char *text, size_t len)
+{
+    ld L = {.c = c, .errs = errs, .file = path};
+    const char *nul = config_find_nul(text, len);
+    if (nul) {
+        int line, col;
+        position(text, nul, &line, &col);
+        ERR(&L, NULL, "%s near line %d column %d: config strings must not contain NUL (it "
+            "would cut them short)", *nul ? "\\u0000 in a string" : "a NUL byte", line, col);
+        c->sinks_incomplete = 1;
+        return;
+    }
+    const char *end = NULL;
+    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
+    if (!doc) {
+        int line, col;
+        const char *at = cJSON_GetErrorPtr();
+        position(text, at && at >= text && at <= text + len ? at : text + len, &line, &col);
+        ERR(&L, NULL, "not valid JSON near line %d column %d", line, col);
+        c->sinks_incomplete = 1;
+        return;
+    }
+    c->docs = realloc(c->docs, (c->ndocs + 1) * sizeof *c->docs);
+    c->docs[c->ndocs++] = doc;
+    if (!cJSON_IsObject(doc)) {
+        ERR(&L, NULL, "expected a JSON object with core, sinks and/or endpoints");
+        c->sinks_incomplete = 1;
+        return;
+    }
+    for (const cJSON *m = doc->child; m; m = m->next) {
+        if (!strcmp(m->string, "core"))
+            load_core(&L, m);
+        else if (!strcmp(m->string, "sinks"))
+            load_sinks(&L, m);
+        else if (!strcmp(m->string, "endpoints"))
+            load_endpoints(&L, m);
+        else
+            ERR(&L, m->string, "unknown top-level key (expected core, sinks, endpoints)");
+    }
+}
+
+/* Finds the sink of endpoints [from, nendpoints), saying which ones name none. */
+static void endpoint_sinks(sy_conf *c, sy_errs *errs, size_t from)
+{
+    for (size_t i = from; i < c->nendpoints; i++) {
+        sy_endpoint_conf *e = &c->endpoints[i];
+        for (size_t j = 0; j < c->nsinks; j++)
+            if (!strcmp(c->sinks[j].name, e->sink))
+                e->sink_index = (int)j;
+        if (e->sink_index < 0 && !c->sinks_incomplete) {
+            char p[300], names[512] = "";
+            size_t off = 0;
+            for (size_t j = 0; j < c->nsinks && off < sizeof names - 140; j++)
+                off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", j ? ", " : "",
+                                        c->sinks[j].name);
+            snprintf(p, sizeof p, "endpoints.%s.sink", e->id);
+            errs_add(errs, e->file, p, "no sink named \"%s\" (defined: %s)", e->sink,
+                     c->nsinks ? names : "none");
+        }
+    }
+}
+
+static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
+{
+    endpoint_sinks(c, errs, 0);
+    /* With other errors the ingress list may be empty only because of them. */
+    if (c->ningress == 0 && !had_errors)
+        errs_add(errs, c->dir, "core.ingress",
+                 "no ingress socket configured (e.g. [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}])");
+}
+
+/* One shard per CPU: each is a thread that is busy only while deliveries move. */
+static int default_shards(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
 static char *read_file(const char *path, size_t *len, int *err)
@@ -493,142 +634,33 @@ static char *read_file(const char *path, size_t *len, int *err)
     return buf;
 }
 
-static void position(const char *text, const char *at, int *line, int *col)
+static int cmp_str(const void *a, const void *b)
 {
-    *line = 1;
-    *col = 1;
-    for (const char *p = text; p < at && *p; p++) {
-        if (*p == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/*
- * cJSON decodes \u0000 into a NUL that silently ends the C string, so
- * "beta\u0000acme" would be read as "beta". No config string, key or
- * value, may hold one, and neither may the file (cJSON stops reading at a
- * NUL byte). Returns where the first one is, or NULL.
- */
-static const char *find_nul(const char *text, size_t len)
+void config_source_free(config_source *src)
 {
-    int in_str = 0;
-    for (const char *p = text; p < text + len; p++) {
-        if (*p == '\0')
-            return p;
-        if (!in_str) {
-            in_str = *p == '"';
-        } else if (*p == '"') {
-            in_str = 0;
-        } else if (*p == '\\') {
-            if (text + len - p > 5 && memcmp(p + 1, "u0000", 5) == 0)
-                return p;
-            if (p + 1 < text + len && p[1] != '\0')
-                p++; /* an escaped quote or backslash does not end the string */
-        }
-    }
-    return NULL;
-}
-
-static void load_file(sy_conf *c, sy_errs *errs, char *path)
-{
-    ld L = {.c = c, .errs = errs, .file = path};
-    size_t len;
-    int err;
-    char *text = read_file(path, &len, &err);
-    if (!text) {
-        ERR(&L, NULL, "cannot read: %s", strerror(err));
+    if (!src)
         return;
+    for (size_t i = 0; i < src->n; i++) {
+        free(src->paths[i]);
+        if (src->texts[i]) /* config files may hold secrets */
+            explicit_bzero(src->texts[i], src->lens[i]);
+        free(src->texts[i]);
     }
-    const char *nul = find_nul(text, len);
-    if (nul) {
-        int line, col;
-        position(text, nul, &line, &col);
-        ERR(&L, NULL, "%s near line %d column %d: config strings must not contain NUL (it "
-            "would cut them short)", *nul ? "\\u0000 in a string" : "a NUL byte", line, col);
-        c->sinks_incomplete = 1;
-        free(text);
-        return;
-    }
-    const char *end = NULL;
-    cJSON *doc = cJSON_ParseWithOpts(text, &end, 1);
-    if (!doc) {
-        int line, col;
-        const char *at = cJSON_GetErrorPtr();
-        position(text, at && at >= text && at <= text + len ? at : text + len, &line, &col);
-        ERR(&L, NULL, "not valid JSON near line %d column %d", line, col);
-        c->sinks_incomplete = 1;
-        free(text);
-        return;
-    }
-    free(text);
-    c->docs = realloc(c->docs, (c->ndocs + 1) * sizeof *c->docs);
-    c->docs[c->ndocs++] = doc;
-    if (!cJSON_IsObject(doc)) {
-        ERR(&L, NULL, "expected a JSON object with core, sinks and/or endpoints");
-        c->sinks_incomplete = 1;
-        return;
-    }
-    for (const cJSON *m = doc->child; m; m = m->next) {
-        if (!strcmp(m->string, "core"))
-            load_core(&L, m);
-        else if (!strcmp(m->string, "sinks"))
-            load_sinks(&L, m);
-        else if (!strcmp(m->string, "endpoints"))
-            load_endpoints(&L, m);
-        else
-            ERR(&L, m->string, "unknown top-level key (expected core, sinks, endpoints)");
-    }
+    free(src->paths);
+    free(src->texts);
+    free(src->lens);
+    free(src->dir);
+    free(src);
 }
 
-static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
+config_source *config_read(const char *dir, sy_errs *errs)
 {
-    for (size_t i = 0; i < c->nendpoints; i++) {
-        sy_endpoint_conf *e = &c->endpoints[i];
-        for (size_t j = 0; j < c->nsinks; j++)
-            if (!strcmp(c->sinks[j].name, e->sink))
-                e->sink_index = (int)j;
-        if (e->sink_index < 0 && !c->sinks_incomplete) {
-            char p[300], names[512] = "";
-            size_t off = 0;
-            for (size_t j = 0; j < c->nsinks && off < sizeof names - 140; j++)
-                off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", j ? ", " : "",
-                                        c->sinks[j].name);
-            snprintf(p, sizeof p, "endpoints.%s.sink", e->id);
-            errs_add(errs, e->file, p, "no sink named \"%s\" (defined: %s)", e->sink,
-                     c->nsinks ? names : "none");
-        }
-    }
-    /* With other errors the ingress list may be empty only because of them. */
-    if (c->ningress == 0 && !had_errors)
-        errs_add(errs, c->dir, "core.ingress",
-                 "no ingress socket configured (e.g. [{\"type\": \"pull\", \"bind\": \"tcp://127.0.0.1:5556\"}])");
-}
-
-/* One shard per CPU: each is a thread that is busy only while deliveries move. */
-static int default_shards(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
-}
-
-sy_conf *config_load(const char *dir, sy_errs *errs)
-{
-    sy_conf *c = calloc(1, sizeof *c);
-    c->dir = strdup(dir);
-    /* The tables' defaults; each file then writes the keys it gives over them. */
-    config_report_at core_at = {errs, dir, "core"}, admin_at = {errs, dir, "core.admin"};
-    cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
-    cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
-    c->shards = default_shards(); /* the table has no default: it is this machine's */
-
     DIR *d = opendir(dir);
     if (!d) {
         errs_add(errs, dir, NULL, "cannot open config folder: %s", strerror(errno));
-        config_free(c);
         return NULL;
     }
     size_t n = 0, cap = 16;
@@ -644,18 +676,43 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     }
     closedir(d);
     qsort(names, n, sizeof *names, cmp_str);
-    c->files = calloc(n + 1, sizeof *c->files);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(dir) + strlen(names[i]) + 2;
-        c->files[i] = malloc(l);
-        snprintf(c->files[i], l, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
-        free(names[i]);
-    }
-    free(names);
+    config_source *src = calloc(1, sizeof *src);
+    src->dir = strdup(dir);
+    src->paths = calloc(n + 1, sizeof *src->paths);
+    src->texts = calloc(n + 1, sizeof *src->texts);
+    src->lens = calloc(n + 1, sizeof *src->lens);
+    src->n = n;
     if (n == 0)
         errs_add(errs, dir, NULL, "no *.json files in the config folder");
-    for (size_t i = 0; i < n; i++)
-        load_file(c, errs, c->files[i]);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(dir) + strlen(names[i]) + 2;
+        src->paths[i] = malloc(l);
+        snprintf(src->paths[i], l, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+                 names[i]);
+        free(names[i]);
+        int err;
+        if (!(src->texts[i] = read_file(src->paths[i], &src->lens[i], &err)))
+            errs_add(errs, src->paths[i], NULL, "cannot read: %s", strerror(err));
+    }
+    free(names);
+    return src;
+}
+
+sy_conf *config_build(const config_source *src, sy_errs *errs)
+{
+    sy_conf *c = calloc(1, sizeof *c);
+    c->dir = strdup(src->dir);
+    /* The tables' defaults; each file then writes the keys it gives over them. */
+    config_report_at core_at = {errs, src->dir, "core"}, admin_at = {errs, src->dir, "core.admin"};
+    cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
+    cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
+    c->shards = default_shards(); /* the table has no default: it is this machine's */
+    c->files = calloc(src->n + 1, sizeof *c->files);
+    for (size_t i = 0; i < src->n; i++)
+        c->files[i] = strdup(src->paths[i]);
+    for (size_t i = 0; i < src->n; i++)
+        if (src->texts[i]) /* an unreadable one was reported by config_read */
+            load_text(c, errs, c->files[i], src->texts[i], src->lens[i]);
     if (c->admin_token) /* a later file gave the token: nothing to create */
         c->admin_token_file = NULL;
     cross_check(c, errs, errs->count != 0);
@@ -664,6 +721,34 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
         return NULL;
     }
     return c;
+}
+
+sy_conf *config_load(const char *dir, sy_errs *errs)
+{
+    config_source *src = config_read(dir, errs);
+    sy_conf *c = src ? config_build(src, errs) : NULL;
+    config_source_free(src);
+    return c;
+}
+
+int config_add_api_endpoints(sy_conf *c, const cJSON *endpoints, sy_errs *errs)
+{
+    int before = errs->count;
+    cJSON *copy = cJSON_Duplicate(endpoints, 1);
+    cJSON **docs = copy ? realloc(c->docs, (c->ndocs + 1) * sizeof *docs) : NULL;
+    if (!docs) {
+        cJSON_Delete(copy);
+        errs_add(errs, CONFIG_API_FILE, NULL, "out of memory");
+        return 1;
+    }
+    c->docs = docs;
+    c->docs[c->ndocs++] = copy;
+    ld L = {.c = c, .errs = errs, .file = CONFIG_API_FILE, .from_api = 1};
+    size_t from = c->nendpoints;
+    for (const cJSON *o = copy->child; o; o = o->next)
+        load_endpoint(&L, o);
+    endpoint_sinks(c, errs, from);
+    return errs->count - before;
 }
 
 sy_conf *config_load_or_report(const char *dir)

@@ -24,7 +24,8 @@ typedef enum {
     OP_RELEASE,  /* give an endpoint's leased pending rows back to the pager */
     OP_KNOWN,    /* the endpoints the pager may load */
     OP_DISABLE,  /* an endpoint's disabled state */
-    OP_ENABLE
+    OP_ENABLE,
+    OP_KILL      /* an endpoint's pending deliveries become dead letters */
 } op_kind;
 
 typedef struct spool_op {
@@ -39,11 +40,14 @@ typedef struct spool_op {
     /* OP_BATCH */
     spool_put *puts;
     spool_batch_cb bcb;
-    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE: id */
+    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE, OP_KILL: id */
     spool_record *recs;
     char **ids;
     char *id;
     int64_t at_ms;
+    /* OP_KILL: told the count after COMMIT */
+    spool_kill_cb kcb;
+    long killed;
 } spool_op;
 
 struct sy_spool {
@@ -52,7 +56,7 @@ struct sy_spool {
     spool_opts o;
     int64_t boot_id;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due,
-        *st_lease, *st_release, *st_known, *st_disable, *st_enable;
+        *st_lease, *st_release, *st_known, *st_disable, *st_enable, *st_kill;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv;   /* signalled when a batch leaves nothing queued */
@@ -183,8 +187,11 @@ static int prepare(sy_spool *s, char *err, size_t errlen)
         {&s->st_ins_event, "INSERT OR IGNORE INTO events(event_id, received_ms, body) VALUES (?, ?, ?)"},
         {&s->st_ins_dlv, "INSERT INTO deliveries(event_rowid, endpoint, state, next_ms, "
                          "updated_ms, lease) VALUES (?, ?, 0, ?, ?, ?)"},
+        /* Only a pending row: an outcome never brings back a delivery that died meanwhile
+         * (its endpoint deleted while an attempt was inside the plugin). */
         {&s->st_update, "UPDATE deliveries SET state = ?, attempt = ?, first_ms = ?, next_ms = ?,"
-                        " last_status = ?, last_detail = ?, updated_ms = ?, lease = ? WHERE id = ?"},
+                        " last_status = ?, last_detail = ?, updated_ms = ?, lease = ? WHERE id = ?"
+                        " AND state = 0"},
         {&s->st_attempt, "INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, "
                          "detail, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"},
         /* Only endpoints the running configuration has: the others stay on disk. */
@@ -201,6 +208,8 @@ static int prepare(sy_spool *s, char *err, size_t errlen)
                          "VALUES (?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
                          "disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
         {&s->st_enable, "DELETE FROM endpoint_state WHERE endpoint = ?"},
+        {&s->st_kill, "UPDATE deliveries SET state = 2, last_detail = ?2, updated_ms = ?3, "
+                      "next_ms = 0, lease = 0 WHERE endpoint = ?1 AND state = 0"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].st,
@@ -263,6 +272,8 @@ sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
     }
     return s;
 }
+
+static void free_op(spool_op *op);
 
 /* ---- queueing ---------------------------------------------------------- */
 
@@ -373,6 +384,26 @@ void spool_set_disabled(sy_spool *s, const char *endpoint_id, int64_t at_ms, con
 void spool_clear_disabled(sy_spool *s, const char *endpoint_id)
 {
     enqueue_id(s, OP_ENABLE, endpoint_id, 0, NULL);
+}
+
+int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail,
+                        spool_kill_cb cb, void *arg)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->id = strdup(endpoint_id)) || !(op->ids = calloc(2, sizeof *op->ids)) ||
+        !(op->ids[0] = strdup(detail))) {
+        log_error("spool %s: out of memory queueing the dead letters of endpoint %s", s->path,
+                  endpoint_id);
+        if (op)
+            free_op(op);
+        return -1;
+    }
+    op->kind = OP_KILL;
+    op->at_ms = wall_ms();
+    op->kcb = cb;
+    op->arg = arg;
+    enqueue(s, op);
+    return 0;
 }
 
 void spool_set_known(sy_spool *s, const char *const *ids, size_t n)
@@ -524,7 +555,7 @@ static int apply_record(sy_spool *s, const spool_record *r)
 }
 
 /* The endpoint-level operations, inside the open transaction. */
-static int apply_endpoint_op(sy_spool *s, const spool_op *op)
+static int apply_endpoint_op(sy_spool *s, spool_op *op)
 {
     sqlite3_stmt *st;
     switch (op->kind) {
@@ -543,6 +574,15 @@ static int apply_endpoint_op(sy_spool *s, const spool_op *op)
         st = s->st_enable;
         sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
         return step_done(st);
+    case OP_KILL:
+        st = s->st_kill;
+        sqlite3_bind_text(st, 1, op->id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->ids[0], -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, op->at_ms);
+        if (step_done(st))
+            return -1;
+        op->killed = sqlite3_changes(s->db);
+        return 0;
     case OP_KNOWN: {
         char e[256];
         if (exec(s->db, "DELETE FROM temp.known", e, sizeof e))
@@ -652,6 +692,8 @@ static void commit_batch(sy_spool *s, spool_op *batch)
         } else {
             if (!ok)
                 dropped += op->kind == OP_RECORDS ? op->n : 1;
+            if (op->kcb)
+                op->kcb(op->arg, ok ? op->killed : -1);
             free_op(op);
         }
     }
@@ -813,7 +855,7 @@ void spool_close(sy_spool *s)
     }
     sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update, s->st_attempt,
                            s->st_due,       s->st_lease,  s->st_release, s->st_known,
-                           s->st_disable,   s->st_enable};
+                           s->st_disable,   s->st_enable, s->st_kill};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(s->db);

@@ -32,7 +32,8 @@ static const char *state_name(int s)
 }
 
 char *spoolq_deliveries(const char *path, const char *state, const char *endpoint,
-                        int64_t after_id, long limit, char *err, size_t errlen)
+                        int64_t after_id, long limit, const spoolq_scope *scope, char *err,
+                        size_t errlen)
 {
     int st_num = -1;
     if (state) {
@@ -55,6 +56,8 @@ char *spoolq_deliveries(const char *path, const char *state, const char *endpoin
         " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms"
         " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
         " WHERE d.id > ?1 AND (?2 < 0 OR d.state = ?2) AND (?3 IS NULL OR d.endpoint = ?3)"
+        " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"
+        "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"
         " ORDER BY d.id LIMIT ?4";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
@@ -67,6 +70,10 @@ char *spoolq_deliveries(const char *path, const char *state, const char *endpoin
     if (endpoint)
         sqlite3_bind_text(st, 3, endpoint, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 4, limit);
+    if (scope) {
+        sqlite3_bind_text(st, 5, scope->org_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, scope->endpoints_json, -1, SQLITE_STATIC);
+    }
     cJSON *arr = cJSON_CreateArray();
     while (sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
@@ -185,4 +192,134 @@ long spoolq_endpoint_counts(const char *path, spoolq_count **out, char *err, siz
     sqlite3_finalize(st);
     sqlite3_close(db);
     return n;
+}
+
+int spoolq_delivery_owner(const char *path, int64_t id, char *endpoint, size_t endpoint_len,
+                          char *org, size_t org_len, char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return -1;
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "SELECT d.endpoint, json_extract(e.body, '$.org_id') FROM "
+                           "deliveries d JOIN events e ON e.id = d.event_rowid WHERE d.id = ?1",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            const unsigned char *o = sqlite3_column_text(st, 1);
+            snprintf(endpoint, endpoint_len, "%s", (const char *)sqlite3_column_text(st, 0));
+            /* A non-string org_id never passed the envelope check; read it as none. */
+            snprintf(org, org_len, "%s",
+                     o && sqlite3_column_type(st, 1) == SQLITE_TEXT ? (const char *)o : "");
+            rc = 1;
+        } else if (step == SQLITE_DONE) {
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
+}
+
+static const char *outcome_name(int result)
+{
+    return result == 0 ? "ok" : result == 1 ? "retry" : "fail";
+}
+
+char *spoolq_attempts(const char *path, int64_t delivery_id, int64_t after_id, long limit,
+                      char *err, size_t errlen)
+{
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return NULL;
+    sqlite3_stmt *st;
+    /* at_ms is written when the attempt ended: it started latency_ms earlier. */
+    if (sqlite3_prepare_v2(db, "SELECT id, attempt, at_ms - latency_ms, latency_ms, status, "
+                           "result, detail FROM attempts WHERE delivery_id = ?1 AND id > ?2 "
+                           "ORDER BY id LIMIT ?3", -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_bind_int64(st, 1, delivery_id);
+    sqlite3_bind_int64(st, 2, after_id);
+    sqlite3_bind_int64(st, 3, limit);
+    cJSON *arr = cJSON_CreateArray();
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)sqlite3_column_int64(st, 0));
+        cJSON_AddNumberToObject(o, "attempt", (double)sqlite3_column_int64(st, 1));
+        cJSON_AddNumberToObject(o, "started_ms", (double)sqlite3_column_int64(st, 2));
+        cJSON_AddNumberToObject(o, "duration_ms", (double)sqlite3_column_int64(st, 3));
+        cJSON_AddNumberToObject(o, "status", sqlite3_column_int(st, 4));
+        cJSON_AddStringToObject(o, "outcome", outcome_name(sqlite3_column_int(st, 5)));
+        cJSON_AddStringToObject(o, "detail", (const char *)sqlite3_column_text(st, 6));
+        cJSON_AddItemToArray(arr, o);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    char *out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return out;
+}
+
+int spoolq_endpoint_stats(const char *path, const char *endpoint, int64_t now_ms,
+                          spoolq_stats *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return -1;
+    static const char *const sql[] = {
+        "SELECT count(*), coalesce(sum(a.at_ms >= ?2), 0), coalesce(sum(a.result = 0), 0),"
+        " coalesce(sum(a.result = 0 AND a.at_ms >= ?2), 0) FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = ?1 AND a.at_ms >= ?3",
+        "SELECT a.at_ms, a.status, a.result, a.detail FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = ?1 AND a.result != 0"
+        " ORDER BY a.at_ms DESC, a.id DESC LIMIT 1",
+        /* Pending and dead rows are found through the (state, ...) index. */
+        "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 2), 0) FROM deliveries"
+        " WHERE state IN (0, 2) AND endpoint = ?1",
+    };
+    int rc = 0;
+    for (int q = 0; q < 3 && rc == 0; q++) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db, sql[q], -1, &st, NULL) != SQLITE_OK) {
+            rc = -1;
+            break;
+        }
+        sqlite3_bind_text(st, 1, endpoint, -1, SQLITE_STATIC);
+        if (q == 0) {
+            sqlite3_bind_int64(st, 2, now_ms - 3600000);
+            sqlite3_bind_int64(st, 3, now_ms - 86400000);
+        }
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW && q == 0) {
+            out->attempts_24h = (uint64_t)sqlite3_column_int64(st, 0);
+            out->attempts_1h = (uint64_t)sqlite3_column_int64(st, 1);
+            out->ok_24h = (uint64_t)sqlite3_column_int64(st, 2);
+            out->ok_1h = (uint64_t)sqlite3_column_int64(st, 3);
+        } else if (step == SQLITE_ROW && q == 1) {
+            out->has_error = 1;
+            out->error_ms = sqlite3_column_int64(st, 0);
+            out->error_status = sqlite3_column_int(st, 1);
+            out->error_result = sqlite3_column_int(st, 2);
+            snprintf(out->error_detail, sizeof out->error_detail, "%s",
+                     (const char *)sqlite3_column_text(st, 3));
+        } else if (step == SQLITE_ROW) {
+            out->pending = (uint64_t)sqlite3_column_int64(st, 0);
+            out->dead = (uint64_t)sqlite3_column_int64(st, 1);
+        } else if (step != SQLITE_DONE) {
+            rc = -1;
+        }
+        sqlite3_finalize(st);
+    }
+    if (rc < 0)
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+    sqlite3_close(db);
+    return rc;
 }

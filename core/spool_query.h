@@ -9,14 +9,57 @@
 #include <stdint.h>
 
 /*
+ * What an org token may see of the deliveries: those of its org's events
+ * (the envelope's org_id) to endpoints of its org, given as a JSON array
+ * of ids. NULL scope: everything.
+ */
+typedef struct spoolq_scope {
+    const char *org_id;
+    const char *endpoints_json;
+} spoolq_scope;
+
+/*
  * Deliveries as a JSON array text (caller frees): state "pending", "done",
  * "dead" or NULL (any); endpoint or NULL; at most limit rows with id >
- * after_id, oldest first. Each: {"id", "endpoint", "event_id",
- * "event_type", "state", "attempts", "next_attempt_ms", "last_status",
- * "last_detail", "updated_ms"}. NULL with err on failure.
+ * after_id, oldest first, within scope (may be NULL). Each: {"id",
+ * "endpoint", "event_id", "event_type", "state", "attempts",
+ * "next_attempt_ms", "last_status", "last_detail", "updated_ms"}. NULL
+ * with err on failure.
  */
 char *spoolq_deliveries(const char *path, const char *state, const char *endpoint,
-                        int64_t after_id, long limit, char *err, size_t errlen);
+                        int64_t after_id, long limit, const spoolq_scope *scope, char *err,
+                        size_t errlen);
+
+/*
+ * The endpoint of delivery id and the org_id of its event ("" when the
+ * event has none). 1 found, 0 no such delivery, -1 with err.
+ */
+int spoolq_delivery_owner(const char *path, int64_t id, char *endpoint, size_t endpoint_len,
+                          char *org, size_t org_len, char *err, size_t errlen);
+
+/*
+ * The attempts log of one delivery as a JSON array text (caller frees):
+ * at most limit attempts with a log row id > after_id, oldest first. Each:
+ * {"id", "attempt", "started_ms", "duration_ms", "status", "outcome"
+ * ("ok", "retry", "fail"), "detail"}. NULL with err on failure.
+ */
+char *spoolq_attempts(const char *path, int64_t delivery_id, int64_t after_id, long limit,
+                      char *err, size_t errlen);
+
+/* One endpoint's health as the spool tells it. */
+typedef struct spoolq_stats {
+    uint64_t attempts_1h, ok_1h, attempts_24h, ok_24h;
+    int has_error;            /* the fields below hold the latest failed attempt */
+    int64_t error_ms;
+    int error_status;
+    int error_result;         /* SY_RETRY or SY_FAIL */
+    char error_detail[256];
+    uint64_t pending, dead;
+} spoolq_stats;
+
+/* Fills *out for endpoint as of now_ms (wall). 0, or -1 with err. */
+int spoolq_endpoint_stats(const char *path, const char *endpoint, int64_t now_ms,
+                          spoolq_stats *out, char *err, size_t errlen);
 
 /*
  * Puts one dead delivery back to pending. Returns 1 when replayed, 0 when

@@ -42,7 +42,8 @@ RUN_PKGS=(
 )
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
 # RabbitMQ, openssl for test certificates) and Node.js for the official
-# interop peers (standardwebhooks, an SQS emulator). The machine image may
+# interop peers (standardwebhooks, an SQS emulator, the OpenAPI validator
+# @apidevtools/swagger-parser). The machine image may
 # ship its own node and npm.
 TEST_PKGS=(
   libcmocka-dev valgrind
