@@ -32,6 +32,7 @@ route_batch *route_batch_new(sy_runtime *rt, size_t cap)
     b->m.kind = INBOX_BATCH;
     b->rt = rt;
     runtime_ref(rt);
+    b->in_transit = NULL;
     b->n = 0;
     b->cap = cap;
     return b;
@@ -59,6 +60,8 @@ void route_batch_free(route_batch *b)
         return;
     for (size_t i = 0; i < b->n; i++)
         event_unref(b->items[i].ev);
+    if (b->in_transit)
+        __atomic_sub_fetch(b->in_transit, b->n, __ATOMIC_RELAXED);
     runtime_unref(b->rt);
     free(b);
 }
