@@ -458,7 +458,7 @@ static size_t pager_want(void *arg)
     for (int i = 0; i < pl->nshards; i++) {
         shard_counts c;
         shard_get_counts(pl->shards[i], &c);
-        held += c.ready + c.inflight + c.scheduled;
+        held += c.ready + c.inflight + c.scheduled + c.waiting;
     }
     size_t max = pl->o.memory_deliveries;
     size_t want = held >= max ? 0 : max - held;
