@@ -301,6 +301,7 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
         emit(&o, "switchyard_queue_depth{state=\"inflight\"} %zu\n", c.inflight);
         emit(&o, "switchyard_queue_depth{state=\"scheduled\"} %zu\n", c.scheduled);
         emit(&o, "switchyard_queue_depth{state=\"expired\"} %zu\n", c.expired);
+        emit(&o, "switchyard_queue_depth{state=\"waiting\"} %zu\n", c.waiting);
         emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
         /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
         uint64_t dead = 0;

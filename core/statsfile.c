@@ -28,6 +28,7 @@ static cJSON *snapshot(sy_pipeline *pl, const sy_runtime *rt)
     cJSON_AddNumberToObject(dl, "inflight", (double)c.inflight);
     cJSON_AddNumberToObject(dl, "scheduled", (double)c.scheduled);
     cJSON_AddNumberToObject(dl, "expired", (double)c.expired);
+    cJSON_AddNumberToObject(dl, "waiting", (double)c.waiting);
     cJSON_AddNumberToObject(dl, "spool_queued", (double)c.spool_queued);
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(pl, &live);

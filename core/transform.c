@@ -290,11 +290,22 @@ typedef struct compile_ctx {
     int ref;
 } compile_ctx;
 
+/*
+ * Lua cuts chunk names to 60 bytes ("...end/of/the/path.lua"), so scripts
+ * are known by their file name: what delivery details show. Errors of
+ * tf_compile put the whole path back.
+ */
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b && b[1] ? b + 1 : path;
+}
+
 static int compile_k(lua_State *L)
 {
     compile_ctx *c = lua_touserdata(L, 1);
     char chunk[300];
-    snprintf(chunk, sizeof chunk, "@%s", c->name);
+    snprintf(chunk, sizeof chunk, "@%s", base_name(c->name));
     if (luaL_loadbufferx(L, c->src, c->len, chunk, "t") != LUA_OK)
         return lua_error(L);
     push_env(L);
@@ -303,7 +314,7 @@ static int compile_k(lua_State *L)
     lua_insert(L, -2);
     lua_call(L, 0, 0);
     if (lua_getfield(L, -1, "transform") != LUA_TFUNCTION)
-        return luaL_error(L, "%s: defines no function transform(event)", c->name);
+        return luaL_error(L, "%s: defines no function transform(event)", base_name(c->name));
     c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
@@ -319,7 +330,14 @@ int tf_compile(tf_vm *vm, const char *name, const char *src, size_t len, char *e
     lua_pushlightuserdata(L, &c);
     int st = lua_pcall(L, 1, 0, 0);
     if (st != LUA_OK) {
-        failed(vm, st, err, errlen);
+        char msg[512];
+        failed(vm, st, msg, sizeof msg);
+        const char *b = base_name(name);
+        size_t bl = strlen(b);
+        if (b != name && !strncmp(msg, b, bl) && msg[bl] == ':')
+            snprintf(err, errlen, "%s%s", name, msg + bl);
+        else
+            snprintf(err, errlen, "%s", msg);
         return -1;
     }
     lua_sethook(L, NULL, 0, 0);

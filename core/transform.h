@@ -67,8 +67,8 @@ typedef enum { TF_OK = 0, TF_DROP, TF_ERROR } tf_status;
  * Calls the script's transform(event) with the event as a Lua table.
  * TF_OK: *out is the result (free it with tf_out_free). TF_DROP: the
  * script returned nil. TF_ERROR: err says why, starting with where in
- * the script when Lua knows ("slack.lua:7: attempt to index a nil
- * value"), or what the script returned that cannot be delivered.
+ * the script when Lua knows, by file name ("slack.lua:7: attempt to index
+ * a nil value"), or what the script returned that cannot be delivered.
  */
 tf_status tf_run(tf_vm *vm, int handle, const cJSON *event, tf_out **out, char *err,
                  size_t errlen);

@@ -97,7 +97,9 @@ static void send_batch(zfwd *f, zitem *batch)
             continue;
         }
         const sy_delivery *d = it->d;
-        int e = zsock_send(f->sock, d->event_type, d->body, d->body_len, f->s.send_timeout_ms);
+        /* The topic frame: the transform's route, else the event type. */
+        int e = zsock_send(f->sock, d->route ? d->route : d->event_type, d->body, d->body_len,
+                           f->s.send_timeout_ms);
         if (e == 0) {
             f->host->counter_add(f->sent, 1);
             finish(f, it, SY_OK, NULL);
