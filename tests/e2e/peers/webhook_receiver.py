@@ -51,10 +51,11 @@ class Receiver:
     certificate signed by it (mutual TLS). connect_delay: seconds each new
     connection waits before its first request is read, as behind a slow
     connection set-up (a far peer, a TLS handshake); requests on a kept-alive
-    connection are read at once.
+    connection are read at once. port: 0 for a free one, or the port of a
+    receiver that was closed (a receiver restart).
     """
 
-    def __init__(self, script=None, default=None, tls=None, connect_delay=0.0):
+    def __init__(self, script=None, default=None, tls=None, connect_delay=0.0, port=0):
         self.script = {p: list(a) for p, a in (script or {}).items()}
         self.default = default or Answer()
         self.requests = []
@@ -107,7 +108,7 @@ class Receiver:
             do_POST = _serve
             do_GET = _serve
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if tls:
