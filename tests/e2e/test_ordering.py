@@ -242,3 +242,38 @@ def test_ordering_key_requires_ordering_by_key(tmp_path):
         f'data.job_id)',
         f'{f}: endpoints.b.ordering_key: only used with "ordering": "key"',
         f'{f}: endpoints.c.ordering: "time" is not one of "endpoint", "key"']
+
+
+def test_order_holds_across_reloads(switchyard, tmp_path):
+    """
+    Reloads while an ordered endpoint works through a backlog with a flaky
+    receiver: one that changes nothing about ordering, one that adds an
+    unrelated endpoint. The shard keeps the endpoint's keys across both.
+    """
+    import signal
+    flaky = Flaky(0.2, seed=3)
+    r = Receiver(default=flaky)
+    ep = {"sink": "hooks", "secrets": [SECRET], "url": r.url("/jobs"), "ordering": "key",
+          "ordering_key": "data.key", "concurrency": 8, "retry": FAST_RETRY, "breaker": False}
+    try:
+        d = switchyard(sinks=hooks(), core={"spool": str(tmp_path / "spool.db")},
+                       endpoints={"jobs": ep})
+        d.push([event(f"l-{n}", data={"key": f"k{n % 10}", "n": n}) for n in range(1000)])
+
+        def reload(endpoints):
+            (d.conf_dir / "30-endpoints.json").write_text(json.dumps({"endpoints": endpoints}))
+            n = d.log().count("reload applied")
+            d.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: d.log().count("reload applied") > n, what="reload applied")
+
+        wait_until(lambda: len(r.got()) >= 200, what="200 requests")
+        reload({"jobs": {**ep, "description": "same ordering"}})
+        wait_until(lambda: len(r.got()) >= 400, what="400 requests")
+        reload({"jobs": {**ep, "description": "same ordering"},
+                "other": {"sink": "hooks", "secrets": [SECRET], "url": r.url("/other"),
+                          "enabled_events": ["nothing.here"]}})
+        d.wait_for("endpoints.jobs.ok", 1000)
+        check_order(r.got(), {f"k{k}": 100 for k in range(10)})
+        assert flaky.overlaps == []
+    finally:
+        r.close()

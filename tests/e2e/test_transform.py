@@ -250,3 +250,32 @@ def test_reload_picks_up_an_edited_script(switchyard, tmp_path):
     d.wait_for("deliveries.ok", 3)
     assert lines(tmp_path / "out.jsonl") == [{"id": "e-1", "v": 1}, {"id": "e-2", "v": 2},
                                              {"id": "e-3", "v": 2}]
+
+
+def test_a_queue_sink_takes_the_route(switchyard, tmp_path):
+    """The zmq sink's topic frame is the transform's route instead of the event type."""
+    import zmq
+    from conftest import free_ports
+    (port,) = free_ports(1)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(f"tcp://127.0.0.1:{port}")
+    try:
+        path = script(tmp_path, "route.lua", """
+function transform(e)
+  if e.data.status == "failed" then return e, {route = "alerts." .. e.org_id} end
+  return "ok " .. e.event_id, "text/plain"
+end
+""")
+        d = switchyard(sinks={"fwd": {"plugin": "zmq", "connect": f"tcp://127.0.0.1:{port}"}},
+                       endpoints={"z": {"sink": "fwd", "transform": path, "concurrency": 1}})
+        d.push([job(1, status="failed"), job(2)])
+        got = []
+        while len(got) < 2 and pull.poll(30000):
+            got.append(pull.recv_multipart())
+        topics = {json.loads(b)["event_id"] if b.startswith(b"{") else b.decode(): t
+                  for t, b in got}
+        assert topics == {"e-1": b"alerts.acme", "ok e-2": b"job.completed"}
+    finally:
+        pull.close(0)
+        ctx.term()
