@@ -116,20 +116,25 @@ static void set_waiting(shard *sh, sep *s, long delta)
         AT_SUB(sh->n_waiting, (size_t)-delta);
 }
 
-/* Lets k's head out: ready now, or at its due time (a retry paged in). */
-static void let_out(shard *sh, sep *s, okey *k)
+/* d goes out: ready now, or at its due time (a retry paged in). */
+static void send_out(shard *sh, sep *s, dlv *d)
 {
-    dlv *d = k->head;
-    if (!d || k->out || !s->ep || !s->caught_up)
-        return;
-    k->out = 1;
-    set_waiting(sh, s, -1);
     int64_t wait = d->due_wall ? d->due_wall - wall_ms() : 0;
     d->due_wall = 0;
     if (wait > 0 && theap_push(&sh->timers, mono_ms() + wait + 1, d) == 0)
         AT_ADD(sh->n_scheduled, 1);
     else
         sh_push_ready(sh, s, d);
+}
+
+/* Lets k's head out, once the endpoint's pending deliveries are all known. */
+static void let_out(shard *sh, sep *s, okey *k)
+{
+    if (!k->head || k->out || !s->ep || !s->caught_up)
+        return;
+    k->out = 1;
+    set_waiting(sh, s, -1);
+    send_out(sh, s, k->head);
 }
 
 void sh_order_take(shard *sh, sep *s, dlv *d, int64_t due_wall)
@@ -259,18 +264,16 @@ static void reorder(shard *sh, sep *s)
         if (v)
             v[i++] = d;
         else
-            sh_push_ready(sh, s, d); /* out of memory: unordered rather than lost */
+            send_out(sh, s, d); /* out of memory: unordered rather than lost */
     }
     if (!v)
         return;
     qsort(v, n, sizeof *v, cmp_seq);
     for (i = 0; i < n; i++) {
-        int64_t due = v[i]->due_wall;
-        v[i]->due_wall = 0;
         if (s->ep && s->ep->ordering)
-            sh_order_take(sh, s, v[i], due);
+            sh_order_take(sh, s, v[i], v[i]->due_wall);
         else
-            sh_push_ready(sh, s, v[i]);
+            send_out(sh, s, v[i]);
     }
     free(v);
 }

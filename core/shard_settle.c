@@ -121,7 +121,7 @@ void sh_retry_later(shard *sh, dlv *d, int64_t delay, const sy_outcome *o, int64
                    LOG_I("delay_ms", delay), LOG_S("detail", o->detail));
     /* Far-off retries, and any retry once memory holds its share, wait on
      * disk; the pager brings them back when due. */
-    int spill = sh->o.spool && d->spool_id && !d->ok && /* ordered: kept (shard_order.c) */
+    int spill = sh->o.spool && d->spool_id && !s->ordered_as && /* kept: shard_order.c */
                 (delay > sh->o.spill_after_ms ||
                  __atomic_load_n(&sh->n_memory, __ATOMIC_RELAXED) >= sh->o.mem_max);
     sh_record(sh, d, DLV_PENDING, wall_ms() + delay, o, !spill, latency_ms);

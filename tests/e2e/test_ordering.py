@@ -10,6 +10,7 @@ spool, retries due later than younger ones) and a reload.
 
 import json
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -58,6 +59,15 @@ class Flaky:
         with self.lock:
             self.busy.discard(key)
         return Answer(status=503 if fail else 200)
+
+
+def reload(d, endpoints):
+    """Rewrites the endpoints file, sends SIGHUP and waits until the reload applied."""
+    (d.conf_dir / "30-endpoints.json").write_text(json.dumps({"endpoints": endpoints}))
+    n = d.log().count("reload applied")
+    d.proc.send_signal(signal.SIGHUP)
+    wait_until(lambda: d.log().count("reload applied") > n, what="reload applied",
+               on_timeout=lambda: d.log()[-3000:])
 
 
 def body_of(req):
@@ -250,7 +260,6 @@ def test_order_holds_across_reloads(switchyard, tmp_path):
     receiver: one that changes nothing about ordering, one that adds an
     unrelated endpoint. The shard keeps the endpoint's keys across both.
     """
-    import signal
     flaky = Flaky(0.2, seed=3)
     r = Receiver(default=flaky)
     ep = {"sink": "hooks", "secrets": [SECRET], "url": r.url("/jobs"), "ordering": "key",
@@ -260,20 +269,45 @@ def test_order_holds_across_reloads(switchyard, tmp_path):
                        endpoints={"jobs": ep})
         d.push([event(f"l-{n}", data={"key": f"k{n % 10}", "n": n}) for n in range(1000)])
 
-        def reload(endpoints):
-            (d.conf_dir / "30-endpoints.json").write_text(json.dumps({"endpoints": endpoints}))
-            n = d.log().count("reload applied")
-            d.proc.send_signal(signal.SIGHUP)
-            wait_until(lambda: d.log().count("reload applied") > n, what="reload applied")
-
         wait_until(lambda: len(r.got()) >= 200, what="200 requests")
-        reload({"jobs": {**ep, "description": "same ordering"}})
+        reload(d, {"jobs": {**ep, "description": "same ordering"}})
         wait_until(lambda: len(r.got()) >= 400, what="400 requests")
-        reload({"jobs": {**ep, "description": "same ordering"},
-                "other": {"sink": "hooks", "secrets": [SECRET], "url": r.url("/other"),
-                          "enabled_events": ["nothing.here"]}})
+        reload(d, {"jobs": {**ep, "description": "same ordering"},
+                   "other": {"sink": "hooks", "secrets": [SECRET], "url": r.url("/other"),
+                             "enabled_events": ["nothing.here"]}})
         d.wait_for("endpoints.jobs.ok", 1000)
         check_order(r.got(), {f"k{k}": 100 for k in range(10)})
         assert flaky.overlaps == []
+    finally:
+        r.close()
+
+
+def test_retries_due_later_keep_their_time_when_a_reload_changes_ordering(switchyard, tmp_path):
+    """
+    Five retries wait on disk (due in a minute) when a reload orders the
+    endpoint: the spool hands all five back, the oldest goes out to wait
+    for its time, the others wait behind it. A reload that stops ordering
+    again must schedule the four for their due time, not send them now.
+    """
+    r = Receiver(default=lambda body, headers: Answer(status=503))
+    ep = {"sink": "hooks", "secrets": [SECRET], "url": r.url("/jobs"), "breaker": False,
+          "retry": {"schedule": ["1m"], "max_attempts": 100}}
+    try:
+        d = switchyard(sinks=hooks(), endpoints={"jobs": ep},
+                       core={"spool": str(tmp_path / "spool.db"), "spill_after": "1s"})
+        d.push([event(f"t-{n}", data={"key": "k", "n": n}) for n in range(5)])
+        d.wait_stats(lambda s: get(s, "endpoints.jobs.retries") == 5
+                     and get(s, "deliveries.scheduled") == 0, "five retries spilled")
+        reload(d, {"jobs": {**ep, "ordering": "endpoint"}})
+        wait_until(lambda: "ordered endpoint: pending deliveries loaded" in d.log(),
+                   what="the spool's pending rows loaded")
+        d.wait_stats(lambda s: get(s, "deliveries.waiting") == 4
+                     and get(s, "deliveries.scheduled") == 1, "one out, four waiting")
+        reload(d, {"jobs": ep})
+        s = d.wait_stats(lambda s: get(s, "deliveries.waiting") == 0
+                         and get(s, "deliveries.scheduled") == 5, "five scheduled")
+        assert get(s, "deliveries.ready") == 0
+        assert get(s, "deliveries.inflight") == 0
+        assert sorted(body_of(q)["event_id"] for q in r.got()) == [f"t-{n}" for n in range(5)]
     finally:
         r.close()
