@@ -102,6 +102,43 @@ def test_the_webhook_signature_covers_the_transformed_body(switchyard, tmp_path)
         r.close()
 
 
+def test_the_webhook_sends_the_transforms_content_type_and_headers(switchyard, tmp_path):
+    """
+    A string body goes out with the transform's content type (replacing
+    application/json) and its headers beside the endpoint's own; a header
+    the signature or the endpoint's configuration sets fails the delivery.
+    """
+    path = script(tmp_path, "text.lua", """
+local extra = {[2] = "X-Team", [3] = "svix-signature"}
+function transform(e)
+  local n = tonumber(e.data.job_id:sub(2))
+  local h = {["X-Job-Id"] = e.data.job_id}
+  if extra[n] then h[extra[n]] = "mine" end
+  return "job " .. e.data.job_id .. " " .. e.data.status, {content_type = "text/plain", headers = h}
+end
+""")
+    r = Receiver()
+    hooks = {"sink": "hooks", "url": r.url("/t"), "secrets": [SECRET], "transform": path,
+             "headers": {"X-Team": "ops"}, "enabled_events": ["job.completed"]}
+    try:
+        d = switchyard(sinks={**sinks(tmp_path),
+                              "hooks": {"plugin": "webhook", "allow_private_networks": True}},
+                       endpoints={**endpoints(path), "t": hooks})
+        d.push([job(1), job(2), job(3)])
+        (req,) = r.wait(1)
+        assert req.body == b"job j1 succeeded"
+        assert (req.headers["content-type"], req.headers["x-job-id"], req.headers["x-team"]) == \
+            ("text/plain", "j1", "ops")
+        assert verify_like_the_docs(SECRET, req.headers, req.body) == "e-1"
+        got = failures(tmp_path, 2)
+        assert {k: v["last_detail"] for k, v in got.items()} == {
+            "e-2": "transform: header X-Team is set by the endpoint's headers",
+            "e-3": "transform: header svix-signature is set by the signature"}
+        assert len(r.got()) == 1
+    finally:
+        r.close()
+
+
 def test_nil_drops_the_delivery_as_filtered(switchyard, tmp_path):
     path = script(tmp_path, "failed_only.lua", """
 function transform(e)
@@ -250,32 +287,3 @@ def test_reload_picks_up_an_edited_script(switchyard, tmp_path):
     d.wait_for("deliveries.ok", 3)
     assert lines(tmp_path / "out.jsonl") == [{"id": "e-1", "v": 1}, {"id": "e-2", "v": 2},
                                              {"id": "e-3", "v": 2}]
-
-
-def test_a_queue_sink_takes_the_route(switchyard, tmp_path):
-    """The zmq sink's topic frame is the transform's route instead of the event type."""
-    import zmq
-    from conftest import free_ports
-    (port,) = free_ports(1)
-    ctx = zmq.Context()
-    pull = ctx.socket(zmq.PULL)
-    pull.bind(f"tcp://127.0.0.1:{port}")
-    try:
-        path = script(tmp_path, "route.lua", """
-function transform(e)
-  if e.data.status == "failed" then return e, {route = "alerts." .. e.org_id} end
-  return "ok " .. e.event_id, "text/plain"
-end
-""")
-        d = switchyard(sinks={"fwd": {"plugin": "zmq", "connect": f"tcp://127.0.0.1:{port}"}},
-                       endpoints={"z": {"sink": "fwd", "transform": path, "concurrency": 1}})
-        d.push([job(1, status="failed"), job(2)])
-        got = []
-        while len(got) < 2 and pull.poll(30000):
-            got.append(pull.recv_multipart())
-        topics = {json.loads(b)["event_id"] if b.startswith(b"{") else b.decode(): t
-                  for t, b in got}
-        assert topics == {"e-1": b"alerts.acme", "ok e-2": b"job.completed"}
-    finally:
-        pull.close(0)
-        ctx.term()
