@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import http.server
+import socket
 import ssl
 import threading
 import time
@@ -70,6 +71,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.hold = threading.Event()  # set at close: answers that wait give up
+        self.conns = set()  # open connections, for kill()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,6 +82,8 @@ class Receiver:
 
             def setup(self):
                 super().setup()
+                with outer.lock:
+                    outer.conns.add(self.connection)
                 if connect_delay:
                     outer.hold.wait(connect_delay)
 
@@ -120,6 +124,11 @@ class Receiver:
                     req.seq_arrive, req.seq_done = seq_arrive, outer.seq
                     outer.requests.append(req)
                     outer.cond.notify_all()
+
+            def finish(self):
+                with outer.lock:
+                    outer.conns.discard(self.connection)
+                super().finish()
 
             do_POST = _serve
             do_GET = _serve
@@ -184,9 +193,21 @@ class Receiver:
                 self.cond.wait(left)
 
     def close(self):
+        """Stops listening; connections already open are still served."""
         self.hold.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def kill(self):
+        """Like the receiver's process dying: the open connections are cut too."""
+        self.close()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def verify_like_the_docs(secret, headers, body, prefix="svix", tolerance=300, now=None):
