@@ -462,7 +462,7 @@ static size_t pager_want(void *arg)
     for (int i = 0; i < pl->nshards; i++) {
         shard_counts c;
         shard_get_counts(pl->shards[i], &c);
-        held += c.ready + c.inflight + c.scheduled;
+        held += c.ready + c.inflight + c.scheduled + c.waiting;
     }
     /* Rows paged in that no shard has taken yet: a slow shard must not let the pager
      * load the same room twice. */
@@ -668,6 +668,7 @@ void pipeline_get_counts(sy_pipeline *pl, pipeline_counts *out)
         out->inflight += c.inflight;
         out->scheduled += c.scheduled;
         out->expired += c.expired;
+        out->waiting += c.waiting;
     }
     out->spool_queued = pl->o.spool ? spool_queued(pl->o.spool) : 0;
 }
@@ -776,9 +777,9 @@ void pipeline_stop(sy_pipeline *pl, int64_t drain_ms)
     pl->workers = NULL;
     pipeline_counts c;
     pipeline_get_counts(pl, &c);
-    if (c.ready + c.scheduled || c.expired)
+    if (c.ready + c.scheduled + c.waiting || c.expired)
         log_warn("%zu unfinished deliveries left memory at exit (%zu still in plugins); %s",
-                 c.ready + c.scheduled, c.expired,
+                 c.ready + c.scheduled + c.waiting, c.expired,
                  pl->o.spool ? "the spool keeps them pending for the next start"
                              : "without a spool they are lost");
     /* The outcomes of the last turns are queued: let the writer commit them. */

@@ -100,6 +100,7 @@ typedef struct shard_counts {
     size_t inflight;   /* inside plugins */
     size_t scheduled;  /* waiting for a retry time */
     size_t expired;    /* attempts left inside plugins past their deadline */
+    size_t waiting;    /* ordered endpoints: behind the head of their key */
 } shard_counts;
 void shard_get_counts(const shard *sh, shard_counts *out);
 
