@@ -404,6 +404,20 @@ static void endpoint_gate(ld *L, const char *p, sy_endpoint_conf *e)
     e->gate.probe_max = b.probe_max;
 }
 
+/* The endpoint's batch key; whether its sink takes it is the runtime's question. */
+static void endpoint_batch(ld *L, const char *p, sy_endpoint_conf *e)
+{
+    if (!e->batch)
+        return;
+    char q[320];
+    config_batch_keys b;
+    snprintf(q, sizeof q, "%s.batch", p);
+    if (fill(L, q, &config_batch_table, e->batch, CFG_FILL_LIST, &b))
+        return;
+    e->batch_max = b.max;
+    e->batch_linger_ms = b.linger_ms;
+}
+
 static void load_endpoint(ld *L, const cJSON *o)
 {
     sy_conf *c = L->c;
@@ -439,6 +453,7 @@ static void load_endpoint(ld *L, const cJSON *o)
         compile_filter(L, p, &e);
     check_retry(L, p, e.retry);
     endpoint_gate(L, p, &e);
+    endpoint_batch(L, p, &e);
     if (L->errs->count != before) {
         free_endpoint(&e);
         return;

@@ -83,6 +83,9 @@ typedef struct sy_endpoint_conf {
     const char *rate_limit;     /* parsed into gate.rate, gate.per; NULL = none */
     const cJSON *breaker;       /* parsed into gate; NULL with breaker_given: false, no breaker */
     int breaker_given;
+    const cJSON *batch;         /* read into batch_max, batch_linger_ms; NULL = none */
+    int64_t batch_max;          /* 0 = the endpoint has no batch key */
+    int64_t batch_linger_ms;
     const char *description;
     gate_conf gate;             /* rate limit, breaker; disable_after_ms is a key */
 } sy_endpoint_conf;
