@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLUGIN_DIR, ROOT, cli, event, write_config
+from conftest import PLUGIN_DIR, cli, event, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from webhook_receiver import Answer, Receiver, verify_like_the_docs  # noqa: E402
