@@ -183,21 +183,17 @@ static int held_unverified(wh_state *st, wh_ep *ep, const sy_delivery *const *d,
 
 static wh_job *job_new(wh_ep *ep, size_t n)
 {
-    size_t sig = wh_signed_size(ep);
-    wh_job *job = calloc(1, sizeof *job + sig + n * sizeof(const sy_delivery *));
+    /* job, then a batch's members (pointers keep the signature aligned), then the signature */
+    size_t members = n > 1 ? n : 0;
+    wh_job *job = calloc(1, sizeof *job + members * sizeof(const sy_delivery *) +
+                                wh_signed_size(ep));
     if (!job)
         return NULL;
-    job->sig = (wh_signed *)(void *)(job + 1);
+    const sy_delivery **after = (const sy_delivery **)(void *)(job + 1);
+    job->d = n > 1 ? after : &job->one;
+    job->sig = (wh_signed *)(void *)(after + members);
     job->ep = ep;
     job->n = n;
-    if (n == 1) {
-        job->d = &job->one;
-    } else {
-        /* After the signature's flexible tail; align for a pointer. */
-        uintptr_t at = (uintptr_t)job->sig + sig;
-        at = (at + sizeof(void *) - 1) & ~(uintptr_t)(sizeof(void *) - 1);
-        job->d = (const sy_delivery **)at;
-    }
     pthread_mutex_lock(&ep->mu);
     job->url_index = ep->cur;
     pthread_mutex_unlock(&ep->mu);
