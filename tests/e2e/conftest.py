@@ -390,3 +390,25 @@ def flaky_calls(log_path):
         return [json.loads(l) for l in read_lines(log_path)]
     except FileNotFoundError:
         return []
+
+
+# --------------------------------------------------------------------------
+# an installed tree, once per session (install_helpers.py)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def install_build(tmp_path_factory):
+    """A build folder of the tests' own, built with the default PREFIX."""
+    from install_helpers import make
+    b = tmp_path_factory.mktemp("build")
+    make(b, "all")
+    return b
+
+
+@pytest.fixture(scope="session")
+def install_stage(install_build, tmp_path_factory):
+    """`make install DESTDIR=<stage> PREFIX=/usr` from install_build."""
+    from install_helpers import make_install
+    s = tmp_path_factory.mktemp("stage")
+    make_install(install_build, s, "/usr")
+    return s
