@@ -31,8 +31,10 @@ LOCALSTATEDIR ?= $(PREFIX)/var
 endif
 CONFDIR   := $(SYSCONFDIR)/switchyard
 STATEDIR  := $(LOCALSTATEDIR)/lib/switchyard
-# systemd's folders under the prefix; Debian's rules set SYSTEMDUNITDIR to
-# where its systemd looks (/lib/systemd/system on bookworm).
+# The SDK's library and .pc file go to LIBDIR, systemd's files to folders
+# under the prefix; Debian's rules set LIBDIR to the multiarch folder and
+# SYSTEMDUNITDIR to where its systemd looks (/lib/systemd/system on bookworm).
+LIBDIR         ?= $(PREFIX)/lib
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR    ?= $(PREFIX)/lib/tmpfiles.d
@@ -51,6 +53,9 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
 OPT       ?= -O2 -g
 SAN       ?=
 PLUGINDIR := $(PREFIX)/lib/switchyard/plugins
+# Plugins see only sdk/include: they take the CPPFLAGS given from outside
+# (dpkg-buildflags' -D_FORTIFY_SOURCE, say), not the core's additions.
+USER_CPPFLAGS := $(CPPFLAGS)
 CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' -Isdk/include -Icore
 # V=1 shows full command lines.
 Q         := $(if $(V),,@)
@@ -162,7 +167,7 @@ $(BIN): $(CLI_OBJ) $(CORE_LIB)
 $(BUILD)/plugins/%.so: $$(wildcard plugins/%/*.c) $$(wildcard plugins/%/*.h) $$(PLUGIN_SRC_$$*) $$(PLUGIN_DEPS_$$*) sdk/include/switchyard/sink.h $(VERSION_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  PLUGIN  $@"
-	$(Q)$(CC) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(PLUGIN_CFLAGS_$*) $(CFLAGS) -shared -fvisibility=hidden \
+	$(Q)$(CC) $(USER_CPPFLAGS) -Isdk/include -Iplugins/$* -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' $(PLUGIN_CFLAGS_$*) $(CFLAGS) -shared -fvisibility=hidden \
 		-o $@ $(filter %.c,$^) $(LDFLAGS) $(PLUGIN_LIBS_$*)
 
 $(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) sdk/include/switchyard/sink.h
@@ -261,6 +266,7 @@ $(BUILD)/man/switchyard.conf.5: $(BUILD)/man/switchyard.conf.5.scd
 # the state elsewhere, ReadWritePaths= opens its folder in the read-only
 # system ProtectSystem=strict makes.
 SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	-e 's|@LIBDIR@|$(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))|g' \
 	-e 's|@CONFDIR@|$(CONFDIR)|g' -e 's|@STATEDIR@|$(STATEDIR)|g' \
 	$(if $(filter /var/lib/switchyard,$(STATEDIR)),-e '/^ReadWritePaths=/d',-e '/^StateDirectory/d') \
 	$(if $(filter /etc/switchyard,$(CONFDIR)),,-e '/^ConfigurationDirectory/d')
@@ -268,16 +274,16 @@ SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 # Everything goes under $(DESTDIR): the prefix, $(CONFDIR) and $(STATEDIR).
 install: $(BIN) $(PLUGIN_SO) $(SDK_LIB) $(MAN_PAGES)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
-		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
-	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libswitchyard.a
-	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
-	chmod 0644 $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
+	install -m 0644 $(SDK_LIB) $(DESTDIR)$(LIBDIR)/libswitchyard.a
+	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/switchyard.pc
+	chmod 0644 $(DESTDIR)$(LIBDIR)/pkgconfig/switchyard.pc
 	sed $(SUBST) scripts/switchyard.service > $(DESTDIR)$(SYSTEMDUNITDIR)/switchyard.service
 	sed $(SUBST) scripts/switchyard.sysusers > $(DESTDIR)$(SYSUSERSDIR)/switchyard.conf
 	sed $(SUBST) scripts/switchyard.tmpfiles > $(DESTDIR)$(TMPFILESDIR)/switchyard.conf
@@ -306,8 +312,8 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB) $(MAN_PAGES)
 # The config in $(CONFDIR) and the state in $(STATEDIR) are the operator's:
 # uninstall leaves them.
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
-		$(DESTDIR)$(PREFIX)/lib/libswitchyard.a \
+	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(LIBDIR)/pkgconfig/switchyard.pc \
+		$(DESTDIR)$(LIBDIR)/libswitchyard.a \
 		$(DESTDIR)$(SYSTEMDUNITDIR)/switchyard.service \
 		$(DESTDIR)$(SYSUSERSDIR)/switchyard.conf $(DESTDIR)$(TMPFILESDIR)/switchyard.conf \
 		$(DESTDIR)$(MANDIR)/man3/switchyard-sink.3 $(DESTDIR)$(MANDIR)/man5/switchyard.conf.5 \
@@ -333,7 +339,10 @@ deb: deps-deb
 			--exclude=node_modules -f - .; \
 	fi | tar -x -C $(DEB_SRC) -f -
 	bash scripts/deb-changelog.sh $(VERSION) $(GIT_COMMIT) > $(DEB_SRC)/debian/changelog
-	cd $(DEB_SRC) && GIT_COMMIT=$(GIT_COMMIT) DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
+	@# The copy builds on its own: none of this make's variables (BUILD=...
+	@# on its command line, in MAKEFLAGS) may reach the make debian/rules runs.
+	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+		GIT_COMMIT=$(GIT_COMMIT) DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
 		dpkg-buildpackage -b -us -uc
 	@ls $(DEB_DIR)/*.deb
 
