@@ -7,7 +7,7 @@
 #   make bench      benchmarks (prints figures, asserts nothing); BENCH=bench/bench_x.py for one
 #   make install    PREFIX=/usr/local DESTDIR= [SYSCONFDIR= LOCALSTATEDIR=]
 #   make deb        the Debian packages switchyard and switchyard-dev, in $(BUILD)/deb/
-#   make test-deb   build them and check them (lintian, unpacked binary); make test runs it
+#   make test-deb   build and check them (lintian, dpkg into a scratch root); make e2e runs it too
 
 # The version lives in VERSION only: the binary, the plugins, the .pc file
 # and the Debian packages all read it from there.
@@ -203,13 +203,12 @@ test: deps-test
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) e2e
-	$(MAKE) test-deb
 
-# The Debian packages, built from a copy of the tree and checked
-# (tests/deb/): once per test run, and never by make check, whose
-# sanitizer builds have nothing to do with what a package ships.
+# The Debian packages alone: built from a copy of the tree and checked
+# (tests/e2e/test_deb.py). make e2e runs them too, once; make check skips
+# them, its sanitizer build having nothing to do with what a package ships.
 test-deb: deps-test
-	$(PYTHON) -m pytest -q tests/deb
+	$(MAKE) e2e E2E=tests/e2e/test_deb.py
 
 # Sanitizer builds live in their own folder so they never mix with -O2
 # objects: unit tests, then the end-to-end suite against an ASan + UBSan
@@ -342,9 +341,11 @@ deb: deps-deb
 			--exclude=node_modules -f - .; \
 	fi | tar -x -C $(DEB_SRC) -f -
 	bash scripts/deb-changelog.sh $(VERSION) $(GIT_COMMIT) > $(DEB_SRC)/debian/changelog
-	@# The copy builds on its own: none of this make's variables (BUILD=...
-	@# on its command line, in MAKEFLAGS) may reach the make debian/rules runs.
+	@# The copy builds on its own: none of this make's variables may reach
+	@# the make debian/rules runs, neither through MAKEFLAGS nor as the
+	@# environment variables make turns command-line ones (BUILD=...) into.
 	cd $(DEB_SRC) && env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES \
+		$(foreach o,$(MAKEOVERRIDES),-u $(firstword $(subst =, ,$(subst :=,=,$(subst +=,=,$(o)))))) \
 		GIT_COMMIT=$(GIT_COMMIT) DEB_BUILD_OPTIONS="parallel=2 $(DEB_BUILD_OPTIONS)" \
 		dpkg-buildpackage -b -us -uc
 	@ls $(DEB_DIR)/*.deb
