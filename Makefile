@@ -32,7 +32,11 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
 OPT       ?= -O2 -g
 SAN       ?=
 PLUGINDIR := $(PREFIX)/lib/switchyard/plugins
-CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' -Isdk/include -Icore
+# The customer portal's static files (core/portal/, served at /portal/).
+PORTALDIR := $(PREFIX)/share/switchyard/portal
+PORTAL_FILES := $(wildcard core/portal/*.html core/portal/*.css core/portal/*.js)
+CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	-DSY_PORTAL_DIR='"$(PORTALDIR)"' -Isdk/include -Icore
 # V=1 shows full command lines.
 Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
@@ -95,13 +99,14 @@ $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-# The paths compiled in (SY_PLUGIN_DIR) depend on PREFIX, which is not a
+# The paths compiled in (SY_PLUGIN_DIR, SY_PORTAL_DIR) depend on PREFIX, which is not a
 # file: the stamp holds them and changes only when they do, so a build with
 # another PREFIX recompiles the core and an unchanged one does nothing.
 PATHS_STAMP := $(BUILD)/paths.stamp
 $(PATHS_STAMP): FORCE
 	@mkdir -p $(dir $@)
-	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' | cmp -s - $@ || echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' > $@
+	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR) SY_PORTAL_DIR=$(PORTALDIR)' | cmp -s - $@ || \
+		echo 'SY_PLUGIN_DIR=$(PLUGINDIR) SY_PORTAL_DIR=$(PORTALDIR)' > $@
 
 $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
@@ -208,12 +213,13 @@ SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 
 # Everything goes under $(DESTDIR): the prefix, $(CONFDIR) and $(STATEDIR).
 install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(PORTALDIR) \
 		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0644 $(PORTAL_FILES) $(DESTDIR)$(PORTALDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
 	install -m 0644 $(SDK_LIB) $(DESTDIR)$(PREFIX)/lib/libswitchyard.a
 	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc
@@ -222,7 +228,8 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 	chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
 	@# The example config goes only into a conf.d without any *.json: an
 	@# operator's config is never overwritten, nor completed with examples.
-	@# plugin_dir points at the installed plugins, var/ paths at $(STATEDIR).
+	@# plugin_dir points at the installed plugins, portal_dir at the installed
+	@# portal, var/ paths at $(STATEDIR).
 	@# Config files may hold secrets: 0640, readable by the owner's group.
 	@set -e; etc=$(DESTDIR)$(CONFDIR)/conf.d; \
 	if ls $$etc/*.json >/dev/null 2>&1; then \
@@ -232,6 +239,7 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB)
 		for f in conf.d/*.json; do \
 			echo "  CONFIG  $$etc/$${f#conf.d/}"; \
 			sed -e 's|\("plugin_dir": *"\)[^"]*"|\1$(PLUGINDIR)"|' \
+			    -e 's|\("portal_dir": *"\)[^"]*"|\1$(PORTALDIR)"|' \
 			    -e 's|"var/|"$(STATEDIR)/|g' $$f > $$etc/$${f#conf.d/}; \
 			chmod 0640 $$etc/$${f#conf.d/}; \
 		done; \
@@ -243,7 +251,8 @@ uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/switchyard $(DESTDIR)$(PREFIX)/lib/pkgconfig/switchyard.pc \
 		$(DESTDIR)$(PREFIX)/lib/libswitchyard.a \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system/switchyard.service
-	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard
+	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard \
+		$(DESTDIR)$(PREFIX)/share/switchyard
 
 clean:
 	rm -rf build switchyard

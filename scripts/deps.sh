@@ -44,11 +44,13 @@ RUN_PKGS=(
 # RabbitMQ, openssl for test certificates) and Node.js for the official
 # interop peers (standardwebhooks, an SQS emulator, the OpenAPI validator
 # @apidevtools/swagger-parser). The machine image may
-# ship its own node and npm.
+# ship its own node and npm. The portal's tests drive Debian's chromium
+# (headless) through chromium-driver with python3-selenium.
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq
   openssl rabbitmq-server
+  chromium chromium-driver python3-selenium
 )
 command -v node >/dev/null 2>&1 || TEST_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)

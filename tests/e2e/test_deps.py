@@ -18,7 +18,7 @@ from conftest import ROOT
 
 DEPS = ROOT / "scripts/deps.sh"
 TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
-             "openssl"}
+             "openssl", "chromium", "chromium-driver", "python3-selenium"}
 BENCH_ONLY = {"nginx-light", "wrk", "rsyslog", "rsyslog-czmq"}
 
 

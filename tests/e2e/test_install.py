@@ -152,7 +152,8 @@ def test_everything_is_in_its_place(stage):
              "usr/lib/systemd/system/switchyard.service"] +
             [f"usr/include/switchyard/{p.name}"
              for p in (ROOT / "sdk/include/switchyard").glob("*.h")] +
-            [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()])
+            [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()] +
+            [f"usr/share/switchyard/portal/{p.name}" for p in (ROOT / "core/portal").iterdir()])
     assert files_in(stage) == sorted(want)
     assert (stage / "var/lib/switchyard").is_dir()
 
@@ -195,6 +196,8 @@ def test_example_config(stage):
             return [rewrite(x) for x in v]
         if key == "plugin_dir":
             return "/usr/lib/switchyard/plugins"
+        if key == "portal_dir":
+            return "/usr/share/switchyard/portal"
         if isinstance(v, str) and v.startswith("var/"):
             return "/var/lib/switchyard/" + v[len("var/"):]
         return v
@@ -280,7 +283,8 @@ def test_install_into_a_prefix_without_destdir_stays_there(build, tmp_path):
     marker.write_text("")
     make(build, "install", f"PREFIX={px}")
     assert written_outside(marker, tmp_path) == []
-    assert sorted(p.name for p in px.iterdir()) == ["bin", "etc", "include", "lib", "var"]
+    assert sorted(p.name for p in px.iterdir()) == ["bin", "etc", "include", "lib", "share",
+                                                    "var"]
     assert mode(px / "var/lib/switchyard") == 0o750
     conf = px / "etc/switchyard/conf.d"
     assert sorted(p.name for p in conf.iterdir()) == \
