@@ -34,7 +34,7 @@ SAN       ?=
 PLUGINDIR := $(PREFIX)/lib/switchyard/plugins
 # The customer portal's static files (core/portal/, served at /portal/).
 PORTALDIR := $(PREFIX)/share/switchyard/portal
-PORTAL_FILES := $(wildcard core/portal/*.html core/portal/*.css core/portal/*.js)
+PORTAL_FILES := $(wildcard core/portal/*.html core/portal/*.css core/portal/*.js core/portal/*.svg)
 CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' \
 	-DSY_PORTAL_DIR='"$(PORTALDIR)"' -Isdk/include -Icore
 # V=1 shows full command lines.

@@ -242,5 +242,10 @@ enum MHD_Result api_portal_exchange(api_req *q)
     cJSON_AddStringToObject(o, "token_id", id);
     cJSON_AddItemToObject(o, "expires_at", epset_time_json(pc.expires_ms));
     explicit_bzero(token, sizeof token);
+    /* The sinks a customer's endpoint can use: the webhook instances. */
+    cJSON *sinks = cJSON_AddArrayToObject(o, "sinks");
+    for (size_t i = 0; i < q->rt->ninsts; i++)
+        if (q->rt->insts[i].sink && !strcmp(q->rt->insts[i].sink->name, "webhook"))
+            cJSON_AddItemToArray(sinks, cJSON_CreateString(q->rt->insts[i].name));
     return api_send(q->c, 200, o);
 }
