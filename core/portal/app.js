@@ -107,4 +107,10 @@ async function start() {
   main.focus();
 }
 
+// The skip link moves focus without touching the hash, which is the router's.
+document.querySelector(".skip").addEventListener("click", e => {
+  e.preventDefault();
+  main.focus();
+});
+
 start();

@@ -93,7 +93,7 @@ export async function deliveriesPage(main, params) {
       h("td", {}, h("a", {href: "#/endpoints/" + enc(d.endpoint)}, d.endpoint)),
       h("td", {}, d.event_type), h("td", {}, d.event_id), stateCell,
       h("td", {class: "num"}, String(d.attempts)),
-      h("td", {class: "detail"}, d.last_status ? "HTTP " + d.last_status + " " : "", d.last_detail),
+      h("td", {class: "detail"}, d.last_detail || (d.last_status ? "HTTP " + d.last_status : "")),
       h("td", {}, h("div", {class: "actions"}, more, replay)));
     return row;
   });

@@ -16,7 +16,7 @@ export async function endpointsPage(main) {
       h("th", {scope: "row"}, h("a", {href: "#/endpoints/" + enc(ep.id)}, ep.id)),
       h("td", {}, stateBadge(st.state || ep.state)),
       h("td", {class: "num"}, percent(st.success_rate_24h)),
-      h("td", {class: "detail"}, err ? [when(err.at), " · ", err.status ? "HTTP " + err.status + " · " : "", err.detail] : "none"),
+      h("td", {class: "detail"}, err ? [when(err.at), " · ", err.detail || "HTTP " + err.status] : "none"),
       h("td", {class: "num"}, st.pending ?? ep.pending),
       h("td", {class: "num"}, st.dead ? h("a", {href: "#/deliveries?state=dead&endpoint=" + enc(ep.id)}, String(st.dead)) : "0"));
   }));
@@ -149,7 +149,7 @@ export async function endpointPage(main, id) {
     h("dt", {}, "Success rate, 24 h"), h("dd", {}, percent(st.success_rate_24h), " of ", String(st.attempts_24h ?? 0), " attempts"),
     h("dt", {}, "Success rate, 1 h"), h("dd", {}, percent(st.success_rate_1h)),
     h("dt", {}, "Last error"), h("dd", {class: "detail"}, st.last_error ? [when(st.last_error.at), " · ",
-      st.last_error.status ? "HTTP " + st.last_error.status + " · " : "", st.last_error.detail] : "none"),
+      st.last_error.detail || "HTTP " + st.last_error.status] : "none"),
     h("dt", {}, "Pending"), h("dd", {}, String(st.pending)),
     h("dt", {}, "Dead"), h("dd", {}, st.dead ? h("a", {href: "#/deliveries?state=dead&endpoint=" + enc(id)}, String(st.dead)) : "0"),
     h("dt", {}, "URL"), h("dd", {class: "detail"}, ep.url || ""),
