@@ -63,13 +63,17 @@ class Browser:
         self.nshots = 0
 
     def open(self, url, view):
+        """Loads url as a new document (never as a jump within the current one)."""
+        self.driver.get("about:blank")
         self.driver.get(url)
         return self.wait_view(view)
 
     def go(self, hash_, view):
         """Follows an in-page link (#/...) and waits until the view has rendered."""
-        self.driver.execute_script("delete document.body.dataset.view; location.hash = arguments[0];",
-                                   hash_)
+        self.driver.execute_script(
+            "delete document.body.dataset.view;"
+            "if (location.hash === arguments[0]) dispatchEvent(new HashChangeEvent('hashchange'));"
+            "else location.hash = arguments[0];", hash_)
         return self.wait_view(view)
 
     def wait_view(self, view):
@@ -122,11 +126,24 @@ class Browser:
         self.driver.quit()
 
 
-@pytest.fixture
-def browser(request, tmp_path):
-    b = Browser(tmp_path, request.node.name.replace("test_", "", 1))
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    """One chromium for a test file: starting it costs seconds on a busy machine."""
+    b = Browser(tmp_path_factory.mktemp("portal"), "")
     yield b
     b.close()
 
 
-__all__ = ["PORTAL_DIR", "portal_daemon", "link", "browser", "skip_sanitized", "Browser"]
+@pytest.fixture
+def browser(request, tmp_path, chromium):
+    """The file's chromium on a blank page, its screenshots named after the test."""
+    chromium.shots_dir = tmp_path
+    chromium.name = request.node.name.replace("test_", "", 1)
+    chromium.nshots = 0
+    chromium.driver.get("about:blank")
+    chromium.driver.get_log("browser")  # the last test's messages are not this one's
+    yield chromium
+
+
+__all__ = ["PORTAL_DIR", "portal_daemon", "link", "browser", "chromium", "skip_sanitized",
+           "Browser"]

@@ -11,7 +11,7 @@ Every page is saved as a screenshot (tmp folder and build/portal-screenshots/).
 import json
 
 from epapi_helpers import Answer, call, ok, receiver, sw_verify  # noqa: F401 (fixture)
-from portal_helpers import browser, link, portal_daemon, skip_sanitized  # noqa: F401 (fixture)
+from portal_helpers import browser, chromium, link, portal_daemon, skip_sanitized  # noqa: F401
 from test_ops_helpers import event, ops_daemon, wait_until  # noqa: F401 (fixture)
 
 pytestmark = skip_sanitized
