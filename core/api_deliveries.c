@@ -214,8 +214,10 @@ enum MHD_Result api_events(api_req *q)
     long after = api_arg_long(c, "after", 0, 0, LONG_MAX);
     long before = api_arg_long(c, "before", 0, 0, LONG_MAX);
     const char *order = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order");
-    if (limit < 0 || after < 0 || before < 0)
-        return api_error(c, 400, "limit must be 1-1000, after and before cursors >= 0");
+    if (limit < 0 || after < 0)
+        return api_error(c, 400, "limit must be 1-1000 and after a cursor >= 0");
+    if (before < 0)
+        return api_error(c, 400, "before must be a cursor >= 0");
     if (order && strcmp(order, "asc") && strcmp(order, "desc"))
         return api_error(c, 400, "order must be asc (after the cursor) or desc (before it)");
     if (!q->rt->conf->spool)
