@@ -101,7 +101,7 @@ static int set_string(cJSON *o, const char *key, const char *v)
 
 /*
  * The request body of create and update: --data or --file (a JSON object),
- * then the shortcuts over it. NULL after saying why (usage errors).
+ * then the shortcuts (and create's ID) over it. NULL after saying why.
  */
 static char *endpoint_body(const char *cmd, const opts *o)
 {
@@ -113,7 +113,7 @@ static char *endpoint_body(const char *cmd, const opts *o)
     if (o->file && !text)
         return NULL;
     const char *src = o->data ? o->data : text;
-    cJSON *obj = src ? cJSON_Parse(src) : cJSON_CreateObject();
+    cJSON *obj = src ? cJSON_ParseWithOpts(src, NULL, 1) : cJSON_CreateObject();
     free(text);
     if (!cJSON_IsObject(obj)) {
         fprintf(stderr, "switchyard %s: %s is not a JSON object\n", cmd,
@@ -122,8 +122,9 @@ static char *endpoint_body(const char *cmd, const opts *o)
         return NULL;
     }
     char *out = NULL;
-    if (set_string(obj, "sink", o->sink) == 0 && set_string(obj, "url", o->url) == 0 &&
-        set_string(obj, "org_id", o->org) == 0)
+    const char *id = !strcmp(o->action, "create") ? o->id : NULL;
+    if (set_string(obj, "id", id) == 0 && set_string(obj, "sink", o->sink) == 0 &&
+        set_string(obj, "url", o->url) == 0 && set_string(obj, "org_id", o->org) == 0)
         out = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (!out)
@@ -202,14 +203,6 @@ static int run(const opts *o)
     if (!strcmp(o->action, "create") || !strcmp(o->action, "update")) {
         if (!(json = endpoint_body(cmd, o)))
             return 2;
-        if (!strcmp(o->action, "create")) {
-            cJSON *b = cJSON_Parse(json);
-            cJSON_DeleteItemFromObjectCaseSensitive(b, "id");
-            cJSON_AddStringToObject(b, "id", o->id);
-            free(json);
-            json = cJSON_PrintUnformatted(b);
-            cJSON_Delete(b);
-        }
     } else if (o->grace) {
         cJSON *b = cJSON_CreateObject();
         cJSON_AddStringToObject(b, "grace", o->grace);

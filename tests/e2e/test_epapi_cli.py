@@ -103,6 +103,8 @@ def test_endpoints_command(ops_daemon, tmp_path):
                                             "of get (switchyard endpoints --help)\n"),
             (["create", "x", "--data", "[1]"], "switchyard endpoints create: --data is not a "
                                                "JSON object\n"),
+            (["update", "x", "--data", '{"a": 1} }'], "switchyard endpoints update: --data is "
+                                                       "not a JSON object\n"),
             (["create", "x", "--data", "{}", "--file", "-"], "switchyard endpoints create: "
                                                              "--data or --file, not both\n"),
             (["delete", "x", "y"], "switchyard endpoints delete: unexpected argument \"y\" "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, SANITIZED
 from epapi_helpers import NODE_MODULES, Answer, call, epapi_daemon, ok, receiver  # noqa: F401
 from test_ops_helpers import event, http, ops_daemon, wait_until  # noqa: F401 (fixture)
 
@@ -35,21 +35,24 @@ def validate(path):
     return json.loads(r.stdout)
 
 
-def test_served_document_validates(ops_daemon, tmp_path):
+def test_served_document_is_the_repositorys(ops_daemon, tmp_path):
     d = epapi_daemon(ops_daemon, tmp_path)
     r = http(d.base, "GET", "/api/v1/openapi.json")  # no token: the document is public
     assert r.status == 200 and r.headers["Content-Type"] == "application/json"
     assert r.body == DOC.read_bytes()
-    served = tmp_path / "served.json"
-    served.write_bytes(r.body)
-    assert validate(served) == {"ok": True, "openapi": "3.1.0",
-                                "paths": len(json.loads(r.body)["paths"])}
+
+
+# The document is the same bytes under sanitizers; node's start-up is what would be slow.
+@pytest.mark.skipif(SANITIZED, reason="checks a document, not the daemon: the normal build does")
+def test_document_validates(tmp_path):
+    doc = json.loads(DOC.read_text())
+    assert validate(DOC) == {"ok": True, "openapi": "3.1.0", "paths": len(doc["paths"])}
     # The validator does judge: a reference to a schema that is not there, and an
     # operation with an unknown member, are refused.
     for name, spoil in (("ref", lambda doc: doc["components"]["schemas"].pop("EventsPage")),
                         ("member", lambda doc: doc["paths"]["/api/v1/events"]["get"]
                          .__setitem__("answers", {}))):
-        broken = json.loads(r.body)
+        broken = json.loads(DOC.read_text())
         spoil(broken)
         bad = tmp_path / f"broken-{name}.json"
         bad.write_text(json.dumps(broken))
