@@ -143,10 +143,10 @@ export async function endpointPage(main, id) {
   const st = (await api("GET", "/endpoints/" + enc(id) + "/stats")).data;
   const result = h("div", {"aria-live": "polite", id: "action-result"});
   const api_made = ep.source === "api";
-  const grace = h("input", {type: "text", name: "grace", value: "24h", size: 6});
+  const grace = h("input", {type: "text", name: "grace", value: "24h", class: "short"});
   const health = h("dl", {class: "health"},
     h("dt", {}, "State"), h("dd", {}, stateBadge(st.state)),
-    h("dt", {}, "Success rate, 24 h"), h("dd", {}, percent(st.success_rate_24h), " of ", String(st.attempts_24h ?? 0), " attempts"),
+    h("dt", {}, "Success rate, 24 h"), h("dd", {}, st.attempts_24h ? [percent(st.success_rate_24h), " of ", String(st.attempts_24h), " attempts"] : "no attempts"),
     h("dt", {}, "Success rate, 1 h"), h("dd", {}, percent(st.success_rate_1h)),
     h("dt", {}, "Last error"), h("dd", {class: "detail"}, st.last_error ? [when(st.last_error.at), " · ",
       st.last_error.detail || "HTTP " + st.last_error.status] : "none"),
