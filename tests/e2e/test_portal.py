@@ -137,6 +137,7 @@ def test_dead_deliveries_replayed_from_the_page_arrive(ops_daemon, tmp_path, rec
     b = browser
     b.open(link(d, "acme"), "endpoints")
     assert b.css("tr[data-endpoint=flaky]").text.split("\n")[0].endswith(" 0 2")
+    b.shot("endpoints")
     b.go("#/deliveries?state=dead", "deliveries")
     rows = b.all("main tbody tr[data-delivery]")
     assert [r.find_elements("css selector", "td")[4].text for r in rows] == ["dead-2", "dead-1"]
