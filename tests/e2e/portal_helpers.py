@@ -140,6 +140,8 @@ def browser(request, tmp_path, chromium):
     chromium.shots_dir = tmp_path
     chromium.name = request.node.name.replace("test_", "", 1)
     chromium.nshots = 0
+    for old in SHOTS.glob(f"{chromium.name}-*.png"):  # an earlier run's, maybe numbered otherwise
+        old.unlink()
     chromium.driver.get("about:blank")
     chromium.driver.get_log("browser")  # the last test's messages are not this one's
     yield chromium
