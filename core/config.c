@@ -480,6 +480,14 @@ static void load_endpoint(ld *L, const cJSON *o)
         compile_filter(L, p, &e);
     check_retry(L, p, e.retry);
     endpoint_gate(L, p, &e);
+    int by_key = e.ordering && !strcmp(e.ordering, "key");
+    if (by_key && !e.ordering_key) {
+        snprintf(q, sizeof q, "%s.ordering_key", p);
+        ERR(L, q, "required with \"ordering\": \"key\" (a field path like data.job_id)");
+    } else if (!by_key && e.ordering_key) {
+        snprintf(q, sizeof q, "%s.ordering_key", p);
+        ERR(L, q, "only used with \"ordering\": \"key\"");
+    }
     if (L->errs->count != before) {
         free_endpoint(&e);
         return;

@@ -25,6 +25,7 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const spool_syncs[] = {"full", "normal", NULL};
+static const char *const orderings[] = {"endpoint", "key", NULL};
 const char *const config_ingress_types[] = {"pull", "sub", "ack", NULL};
 
 #define CORE(name, type, def, flags, member, help) \
@@ -109,6 +110,15 @@ static const sy_config_key core_keys[] = {
     {CORE("stats_interval", SY_CFG_DURATION, "1s", SY_CFG_RANGE, stats_interval_ms,
           "how often the stats file is rewritten"),
      RANGE(10, INT64_MAX)},
+    {CORE("transform_instructions", SY_CFG_INT, "1000000", SY_CFG_RANGE,
+          transform_instructions,
+          "Lua instructions one call of an endpoint's `transform` may run (its top level when "
+          "it is loaded, too); past them the delivery fails (docs/TRANSFORMS.md)"),
+     RANGE(1000, 1000000000)},
+    {CORE("transform_memory", SY_CFG_SIZE, "64MiB", SY_CFG_RANGE, transform_memory,
+          "memory the Lua state of one shard may hold, shared by the transforms of the "
+          "endpoints it owns; a call that needs more fails its delivery"),
+     RANGE(MIB, 4096 * MIB)},
 };
 const sy_config_table config_core_table = SY_CONFIG_TABLE(core_keys, sy_conf);
 
@@ -204,6 +214,18 @@ static const sy_config_key endpoint_keys[] = {
         "`endpoint.disabled` system event, its pending deliveries become dead letters, new "
         "events skip it. It stays disabled across reloads and (with a spool) restarts until "
         "`switchyard endpoint enable ID` or the admin API enables it; `null` or `false`: never")},
+    {EP("transform", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, transform,
+        "a Lua script defining `transform(event)` that reshapes, routes or drops each "
+        "delivery (docs/TRANSFORMS.md); a relative path is taken from the daemon's working "
+        "directory, like `spool`; reloads read it again")},
+    {EP("ordering", SY_CFG_STRING, NULL, CFG_NULL_OFF, ordering,
+        "`\"endpoint\"`: deliveries reach the endpoint one at a time, in the order ingress "
+        "accepted their events; `\"key\"`: the same per value of `ordering_key`, keys in "
+        "parallel (see Ordering); `null`: no order, up to `concurrency` at once"),
+     .choices = orderings},
+    {EP("ordering_key", SY_CFG_STRING, NULL, CFG_NONEMPTY, ordering_key,
+        "with `\"ordering\": \"key\"`: the field whose value is the key, a dotted path like "
+        "`data.job_id`; events without it share one key")},
     {EP("description", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, description,
         "free text")},
 };

@@ -64,6 +64,13 @@ int64_t gate_admit(sy_gate *g, int64_t now_mono, int *probe);
  */
 void gate_done(sy_gate *g, int64_t now_mono);
 
+/*
+ * An admitted attempt that never started (its delivery was dropped before
+ * reaching the plugin): gives its slot back as if it had not been
+ * admitted, and lets another probe go when it was the probe.
+ */
+void gate_cancel(sy_gate *g, int was_probe);
+
 /* Whether gate_admit would let a delivery start now: 0, or the time to ask again. Changes nothing. */
 int64_t gate_peek(const sy_gate *g, int64_t now_mono);
 

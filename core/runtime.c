@@ -14,6 +14,7 @@
 #include "attempt.h"
 #include "config_keys.h"
 #include "log.h"
+#include "transform.h"
 #include "units.h"
 
 /*
@@ -87,6 +88,26 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
     return 0;
 }
 
+/*
+ * Reads the endpoint's script and compiles it in a throwaway sandbox, so
+ * `check` and a reload report a broken script (path:line: message) and a
+ * running daemon never adopts one. The shards compile the text again in
+ * their own Lua states.
+ */
+static int load_transform(sy_runtime *rt, sy_endpoint *ep, const char *prefix, sy_errs *errs)
+{
+    const sy_endpoint_conf *ec = ep->conf;
+    char path[320], err[512];
+    snprintf(path, sizeof path, "%s.transform", prefix);
+    ep->tf_src = tf_read_file(ec->transform, &ep->tf_len, err, sizeof err);
+    tf_limits lim = {rt->conf->transform_instructions, rt->conf->transform_memory};
+    if (!ep->tf_src || tf_check(ec->transform, ep->tf_src, ep->tf_len, &lim, err, sizeof err)) {
+        errs_add(errs, ec->file, path, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_conf *ec,
                           const sy_host *host, int validate_only, sy_errs *errs)
 {
@@ -115,6 +136,10 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     }
     ep->concurrency = ec->concurrency ? ec->concurrency
                       : in->conf->concurrency ? in->conf->concurrency : 4;
+    ep->ordering = !ec->ordering ? ORDER_NONE
+                   : !strcmp(ec->ordering, "key") ? ORDER_KEY : ORDER_ENDPOINT;
+    if (ec->transform && load_transform(rt, ep, prefix, errs) != 0)
+        return -1;
 
     const sy_config_table *et = s->endpoint_config;
     if (et && et->conf_size)
@@ -313,6 +338,7 @@ void runtime_free(sy_runtime *rt)
         if (ep->ep_initialized && ep->inst->sink->endpoint_destroy)
             ep->inst->sink->endpoint_destroy(ep->inst->state, ep->ep_state);
         free(ep->plugin_conf);
+        free(ep->tf_src);
         cfg_arena_free(&ep->arena);
     }
     for (size_t i = 0; i < rt->ninsts; i++) {
@@ -390,6 +416,12 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
         fprintf(out, "    sink:        %s (%s)\n", ep->inst->name, ep->inst->sink->name);
         fprintf(out, "    retry:       %s\n", pol);
         fprintf(out, "    concurrency: %d\n", ep->concurrency);
+        if (ec->transform)
+            fprintf(out, "    transform:   %s\n", ec->transform);
+        if (ep->ordering)
+            fprintf(out, "    ordering:    %s%s\n",
+                    ep->ordering == ORDER_KEY ? "by key " : "endpoint",
+                    ep->ordering == ORDER_KEY ? ec->ordering_key : "");
     }
     fprintf(out, "%zu ingress socket(s), %zu sink(s), %zu endpoint(s)\n", c->ningress,
             rt->ninsts, rt->neps);

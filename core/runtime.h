@@ -55,6 +55,8 @@ struct sy_instance {
 
 struct sy_runtime;
 
+typedef enum { ORDER_NONE = 0, ORDER_ENDPOINT, ORDER_KEY } sy_ordering;
+
 /*
  * An endpoint as one config generation defines it. Everything that lives
  * across reloads (queues, gate, breaker, counters, the disabled state)
@@ -80,6 +82,10 @@ typedef struct sy_endpoint {
     int ep_initialized;
     sy_retry_policy retry;
     int concurrency;
+    /* The transform's script text, read at build time (reloads read it again); NULL = none. */
+    char *tf_src;
+    size_t tf_len;
+    sy_ordering ordering;
 } sy_endpoint;
 
 typedef struct sy_runtime {

@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "shard.h"
 #include "theap.h"
+#include "transform.h"
 
 /* A delivery: one event for one endpoint, from routing until delivered or dead. */
 typedef struct dlv {
@@ -23,7 +24,22 @@ typedef struct dlv {
     int64_t first_ms;      /* wall time of attempt 1 */
     int64_t ready_ms;      /* monotonic: when it became ready (linger) */
     int held;              /* counted once as a gate wait */
+    int tf_done;           /* the transform ran (tf is its result, NULL: the event as it is) */
+    tf_out *tf;
+    struct okey *ok;       /* ordered endpoints: the key it waits in */
+    struct dlv *onext;     /* the next of its key, in acceptance order */
+    uint64_t seq;          /* its place in acceptance order (spool id, or arrival) */
+    int64_t due_wall;      /* ordered, waiting: wall ms it is due, 0 = now */
 } dlv;
+
+/* A key of an ordered endpoint: its deliveries in acceptance order, the head out alone. */
+typedef struct okey {
+    struct okey *hnext;
+    uint64_t hash;
+    dlv *head, *tail;
+    int out;               /* the head is out: ready, in a plugin, or waiting for its retry */
+    char key[];
+} okey;
 
 /* One plugin call that covers several asynchronous attempts (submit_batch). */
 typedef struct call {
@@ -51,6 +67,18 @@ typedef struct sep {
     struct sep *fnext;
     char last_detail[SY_DETAIL_MAX];
     ep_stats st;
+    /* The transform, compiled in the shard's Lua state; -1 = none. */
+    int tf_ref;
+    char *tf_error;          /* why the adopted script failed to compile here, or NULL */
+    /* Ordering (shard_order.c): keys by hash, and whether memory holds every
+     * pending delivery of the endpoint (a spool's catch-up load arrived). */
+    okey **okeys;
+    size_t nokey_buckets, nokeys;
+    size_t nwaiting;         /* deliveries waiting behind their key's head */
+    sy_ordering ordered_as;  /* how the keys above were formed */
+    char *ordered_key;       /* and with which path */
+    int caught_up;
+    uint32_t catchup_gen;    /* the catch-up load being waited for */
 } sep;
 
 /* A system event to raise once the loop turn is over (no lock held, nothing half done). */
@@ -60,13 +88,14 @@ typedef struct notice {
 } notice;
 
 /* Control messages. */
-typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE } ctrl_kind;
+typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_CAUGHT_UP } ctrl_kind;
 
 typedef struct shard_ctrl {
     inbox_msg m;
     ctrl_kind kind;
     sy_runtime *rt;   /* CTRL_ADOPT: a reference */
-    char id[];        /* CTRL_ENABLE, CTRL_DISABLE */
+    uint32_t gen;     /* CTRL_CAUGHT_UP: the load it ends */
+    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_CAUGHT_UP */
 } shard_ctrl;
 
 struct shard {
@@ -98,10 +127,13 @@ struct shard {
     size_t njobs;
     sep *forget;             /* records of removed endpoints to free at the end of the turn */
     uint64_t rng;
+    tf_vm *vm;               /* the Lua state of the transforms, made on first use */
+    uint64_t seq;            /* arrival order of deliveries without a spool id */
+    uint32_t catchup_gen;
     int quiescing;           /* start nothing new */
     int stopping;            /* the thread ends once nothing is inside a plugin */
     /* Read by other threads (atomic). */
-    size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory;
+    size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory, n_waiting;
 };
 
 #define SEP_TAG(s) ((void *)((uintptr_t)(s) | 1u))
@@ -118,9 +150,14 @@ struct shard {
 void sh_activate(shard *sh, sep *s);
 void sh_arm(shard *sh, sep *s, int64_t at_ms);
 void sh_push_ready(shard *sh, sep *s, dlv *d);
+/* d is due: into s's ready queue, or into its key when s is ordered and d not placed yet. */
+void sh_make_ready(shard *sh, sep *s, dlv *d);
+/* The spool's writer thread: a catch-up load (shard_order.c) is complete. */
+void shard_post_caught_up(shard *sh, const char *endpoint_id, uint32_t gen);
 void sh_free_dlv(shard *sh, dlv *d);
-void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
-               int leased, int64_t latency_ms);
+/* Queues the delivery's new state for the spool; the record, or NULL (no spool, no memory). */
+spool_record *sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms,
+                        const sy_outcome *o, int leased, int64_t latency_ms);
 void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
                const char *exclude);
 /* A removed endpoint's record, to free at the end of the turn if nothing of it is left by then. */
@@ -133,7 +170,35 @@ void sh_unlink(sep *s, attempt *a);
 attempt *sh_attempt_get(shard *sh);
 void sh_attempt_recycle(shard *sh, attempt *a);
 
+/* shard_tf.c */
+/* Compiles (or forgets) the transform of s's new generation in the shard's Lua state. */
+void sh_tf_adopt(shard *sh, sep *s, const sy_runtime *rt);
+/*
+ * Runs s's transform on d once (before its first attempt; retries reuse
+ * the result). 0: go on (d->tf holds the result); 1: dropped; -1: failed,
+ * with detail.
+ */
+int sh_tf_apply(shard *sh, sep *s, dlv *d, char *detail, size_t detail_len);
+void sh_tf_forget(shard *sh, sep *s);
+
+/* shard_order.c */
+/* A delivery of an ordered endpoint enters its key; it goes out when it is the head. */
+void sh_order_take(shard *sh, sep *s, dlv *d, int64_t due_wall);
+/* d is finished or leaves memory: unlinks it, and lets its key's next go when it was the head. */
+void sh_order_leave(shard *sh, dlv *d);
+/* The endpoint was removed or is no longer ordered: its waiting deliveries leave memory. */
+void sh_order_drop(shard *sh, sep *s);
+/* A new generation of s: starts or stops ordering, asks the spool for a catch-up load. */
+void sh_order_adopt(shard *sh, sep *s);
+/* The catch-up load of gen arrived: every key's head may go. */
+void sh_order_caught_up(shard *sh, sep *s, uint32_t gen);
+/* The key d belongs to, as text (for delivery_failed); "" for ordering by endpoint. */
+const char *sh_order_key(const dlv *d);
+
 /* shard_settle.c */
+/* A delivery that ended before any plugin saw it: failed (the transform), or dropped. */
+void sh_settle_local(shard *sh, dlv *d, const sy_outcome *o, int probe);
+void sh_filtered(shard *sh, dlv *d);
 void sh_settle(shard *sh, attempt *a);
 void sh_settle_expired(shard *sh, attempt *a, const sy_outcome *o);
 void sh_retry_later(shard *sh, dlv *d, int64_t delay_ms, const sy_outcome *o, int64_t latency_ms);

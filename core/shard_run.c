@@ -67,8 +67,11 @@ static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_u
     a->m.kind = INBOX_DONE;
     a->pub = (sy_delivery){
         .struct_size = sizeof(sy_delivery),
-        .body = ev->body,
-        .body_len = ev->body_len,
+        .body = d->tf ? d->tf->body : ev->body,
+        .body_len = d->tf ? d->tf->body_len : ev->body_len,
+        .content_type = d->tf ? d->tf->content_type : NULL,
+        .headers = d->tf ? (const char *const *)d->tf->headers : NULL,
+        .route = d->tf ? d->tf->route : NULL,
         .event_id = ev->event_id,
         .event_type = ev->event_type,
         .org_id = ev->org_id,
@@ -125,7 +128,8 @@ static void held_back(shard *sh, sep *s, int64_t until_us)
             AT_ADD(sh->n_held, 1);
             STAT_ADD(s->st.gate_waits, 1);
         }
-    if (!sh->o.spool || s->nready <= HOLD_IN_MEMORY)
+    /* Ordered endpoints keep every delivery in memory (shard_order.c). */
+    if (!sh->o.spool || s->nready <= HOLD_IN_MEMORY || s->ordered_as)
         return;
     dlv *keep = s->rhead;
     for (size_t i = 1; i < HOLD_IN_MEMORY; i++)
@@ -270,17 +274,36 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
         }
         /* The gate decides per delivery, at the real start. */
         int64_t now_us = mono_us(), now_wall = wall_ms();
-        size_t n = 0;
-        while (n < k) {
+        size_t n = 0, local = 0;
+        while (n < k && s->rhead) {
             int probe;
             int64_t t = gate_admit(&s->gate, now_us, &probe);
             if (t) {
                 held_back(sh, s, t);
                 break;
             }
+            /* The transform runs once, at the first real start: what it drops
+             * never took a slot of the rate limit, what fails counts as a failure. */
+            char detail[SY_DETAIL_MAX];
+            int tf = sh_tf_apply(sh, s, s->rhead, detail, sizeof detail);
+            if (tf) {
+                local++;
+                dlv *d = pop_ready(sh, s);
+                if (tf > 0) {
+                    gate_cancel(&s->gate, probe);
+                    sh_filtered(sh, d);
+                    continue;
+                }
+                sy_outcome o = SY_OUTCOME_INIT;
+                sy_outcome_set(&o, SY_FAIL, 0, detail);
+                sh_settle_local(sh, d, &o, probe);
+                if (probe)
+                    break;
+                continue;
+            }
             attempt *a = make_attempt(sh, s, s->rhead, probe, now_us, now_wall);
             if (!a) {
-                gate_done(&s->gate, now_us);
+                gate_cancel(&s->gate, probe);
                 sh_arm(sh, s, now_ms + 10);
                 break;
             }
@@ -289,8 +312,11 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
             if (probe)
                 break; /* the breaker's probe goes alone */
         }
-        if (!n)
+        if (!n) {
+            if (local)
+                continue; /* all finished here: look at the next ones */
             break;
+        }
         launch(sh, s, at, n, now_ms);
     }
     if (at != stack)

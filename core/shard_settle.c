@@ -26,6 +26,13 @@ static char *failed_data(const sep *s, const dlv *d, const sy_outcome *o)
     cJSON_AddNumberToObject(data, "attempts", d->attempts);
     cJSON_AddNumberToObject(data, "last_status", o->status);
     cJSON_AddStringToObject(data, "last_detail", o->detail);
+    const char *key = sh_order_key(d);
+    if (key) {
+        /* Its key does not wait for it any more: the next delivery of the key goes now. */
+        cJSON_AddBoolToObject(data, "ordering_moved_past", 1);
+        if (s->ordered_as == ORDER_KEY)
+            cJSON_AddStringToObject(data, "ordering_key", key);
+    }
     char *text = cJSON_PrintUnformatted(data);
     cJSON_Delete(data);
     return text;
@@ -114,7 +121,7 @@ void sh_retry_later(shard *sh, dlv *d, int64_t delay, const sy_outcome *o, int64
                    LOG_I("delay_ms", delay), LOG_S("detail", o->detail));
     /* Far-off retries, and any retry once memory holds its share, wait on
      * disk; the pager brings them back when due. */
-    int spill = sh->o.spool && d->spool_id &&
+    int spill = sh->o.spool && d->spool_id && !s->ordered_as && /* kept: shard_order.c */
                 (delay > sh->o.spill_after_ms ||
                  __atomic_load_n(&sh->n_memory, __ATOMIC_RELAXED) >= sh->o.mem_max);
     sh_record(sh, d, DLV_PENDING, wall_ms() + delay, o, !spill, latency_ms);
@@ -135,7 +142,8 @@ void sh_retry_later(shard *sh, dlv *d, int64_t delay, const sy_outcome *o, int64
 /* ---- settling ------------------------------------------------------------------------ */
 
 /* classify -> gate -> decide -> persist, for one outcome of delivery d. */
-static void settle_outcome(shard *sh, dlv *d, const sy_outcome *o, int64_t latency_ms, int probe)
+static void settle_outcome(shard *sh, dlv *d, const sy_outcome *o, int64_t latency_ms, int probe,
+                           int breaker_failure)
 {
     sep *s = d->sep;
     int64_t now_us = mono_us(), now_wall = wall_ms();
@@ -156,8 +164,8 @@ static void settle_outcome(shard *sh, dlv *d, const sy_outcome *o, int64_t laten
      * (410, refused contents) is an answer from a live endpoint about one
      * message, and holding every other delivery helps nobody. */
     if (!sh->quiescing)
-        sh_gate_event(sh, s, gate_outcome(&s->gate, o->result != SY_RETRY, probe, now_us,
-                                          now_wall));
+        sh_gate_event(sh, s, gate_outcome(&s->gate, !breaker_failure && o->result != SY_RETRY,
+                                          probe, now_us, now_wall));
 
     /* decide and persist */
     if (o->result == SY_OK) {
@@ -211,7 +219,7 @@ void sh_settle(shard *sh, attempt *a)
     sep *s = d->sep;
     sh_unlink(s, a);
     left_plugin(sh, s, a);
-    settle_outcome(sh, d, &a->out, (mono_us() - a->started_us) / 1000, a->probe);
+    settle_outcome(sh, d, &a->out, (mono_us() - a->started_us) / 1000, a->probe, 0);
     runtime_unref(a->rt);
     a->rt = NULL;
     sh_attempt_recycle(sh, a);
@@ -226,10 +234,47 @@ void sh_settle_expired(shard *sh, attempt *a, const sy_outcome *o)
     sep *s = d->sep;
     a->d = NULL;
     left_plugin(sh, s, a);
-    settle_outcome(sh, d, o, (mono_us() - a->started_us) / 1000, a->probe);
+    settle_outcome(sh, d, o, (mono_us() - a->started_us) / 1000, a->probe, 0);
     /* Parked on its instance; the runtime may go once nothing else holds it. */
     runtime_unref(a->rt);
     sh_activate(sh, s);
     if (!s->ep && !s->inflight)
         sh_forget(sh, s);
+}
+
+/*
+ * The transform failed: an attempt that never reached the plugin. It
+ * counts as an attempt and, unlike a plugin's permanent failure, against
+ * the breaker: a script that fails again and again is the endpoint's
+ * trouble, not one message's, and the breaker then holds the deliveries
+ * (probing one at a time) until a reload brings a script that works.
+ */
+void sh_settle_local(shard *sh, dlv *d, const sy_outcome *o, int probe)
+{
+    sep *s = d->sep;
+    int64_t now_wall = wall_ms();
+    if (d->attempts == 0)
+        d->first_ms = now_wall;
+    d->attempts++;
+    STAT_ADD(s->st.attempts, 1);
+    STAT_INC(attempts, 1);
+    __atomic_store_n(&s->st.last_attempt_ms, now_wall, __ATOMIC_RELAXED);
+    settle_outcome(sh, d, o, 0, probe, 1);
+    sh_activate(sh, s);
+}
+
+/* The transform returned nil: finished, neither delivered nor failed; no attempt logged. */
+void sh_filtered(shard *sh, dlv *d)
+{
+    STAT_ADD(d->sep->st.filtered, 1);
+    STAT_INC(filtered, 1);
+    sy_outcome o = SY_OUTCOME_INIT;
+    sy_outcome_set(&o, SY_OK, 0, "dropped by the endpoint's transform");
+    spool_record *r = sh_record(sh, d, DLV_DONE, 0, &o, 0, 0);
+    if (r)
+        r->attempt_result = -1;
+    if (log_enabled(SY_LOG_DEBUG))
+        log_fields(SY_LOG_DEBUG, "delivery dropped by the transform",
+                   LOG_S("endpoint", d->sep->id), LOG_S("event_id", d->ev->event_id));
+    sh_free_dlv(sh, d);
 }

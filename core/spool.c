@@ -25,7 +25,8 @@ typedef enum {
     OP_KNOWN,    /* the endpoints the pager may load */
     OP_DISABLE,  /* an endpoint's disabled state */
     OP_ENABLE,
-    OP_KILL      /* an endpoint's pending deliveries become dead letters */
+    OP_KILL,     /* an endpoint's pending deliveries become dead letters */
+    OP_CATCHUP   /* lease and load every pending row of an ordered endpoint */
 } op_kind;
 
 typedef struct spool_op {
@@ -48,6 +49,11 @@ typedef struct spool_op {
     /* OP_KILL: told the count after COMMIT */
     spool_kill_cb kcb;
     long killed;
+    /* OP_CATCHUP: the rows leased in the transaction, loaded after COMMIT */
+    spool_row *rows;
+    size_t nrows;
+    spool_caught_up_fn done;
+    uint32_t gen;
 } spool_op;
 
 struct sy_spool {
@@ -56,7 +62,7 @@ struct sy_spool {
     spool_opts o;
     int64_t boot_id;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due,
-        *st_lease, *st_release, *st_known, *st_disable, *st_enable, *st_kill;
+        *st_lease, *st_release, *st_known, *st_disable, *st_enable, *st_kill, *st_catchup;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     pthread_cond_t idle_cv;   /* signalled when a batch leaves nothing queued */
@@ -201,6 +207,10 @@ static int prepare(sy_spool *s, char *err, size_t errlen)
                      "AND d.endpoint IN (SELECT endpoint FROM temp.known) "
                      "ORDER BY d.next_ms, d.id LIMIT ?"},
         {&s->st_lease, "UPDATE deliveries SET lease = ? WHERE id = ?"},
+        /* An ordered endpoint's rows in acceptance order, due or not. */
+        {&s->st_catchup, "SELECT d.id, d.endpoint, e.body, d.attempt, d.first_ms, d.next_ms, "
+                         "e.received_ms FROM deliveries d JOIN events e ON e.id = d.event_rowid "
+                         "WHERE d.state = 0 AND d.lease != ? AND d.endpoint = ? ORDER BY d.id"},
         {&s->st_release, "UPDATE deliveries SET lease = 0 WHERE endpoint = ? AND state = 0 "
                          "AND lease = ?"},
         {&s->st_known, "INSERT OR IGNORE INTO temp.known(endpoint) VALUES (?)"},
@@ -374,6 +384,23 @@ static void enqueue_id(sy_spool *s, op_kind kind, const char *id, int64_t at_ms,
 void spool_release_endpoint(sy_spool *s, const char *endpoint_id)
 {
     enqueue_id(s, OP_RELEASE, endpoint_id, 0, NULL);
+}
+
+void spool_catch_up(sy_spool *s, const char *endpoint_id, spool_caught_up_fn done, void *arg,
+                    uint32_t gen)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->id = strdup(endpoint_id))) {
+        log_error("spool %s: out of memory loading the pending deliveries of endpoint %s",
+                  s->path, endpoint_id);
+        free(op);
+        return;
+    }
+    op->kind = OP_CATCHUP;
+    op->done = done;
+    op->arg = arg;
+    op->gen = gen;
+    enqueue(s, op);
 }
 
 void spool_set_disabled(sy_spool *s, const char *endpoint_id, int64_t at_ms, const char *reason)
@@ -554,6 +581,76 @@ static int apply_record(sy_spool *s, const spool_record *r)
     return step_done(a);
 }
 
+/* One row of st_due or st_catchup. */
+static void read_row(sqlite3_stmt *q, spool_row *r)
+{
+    r->id = sqlite3_column_int64(q, 0);
+    r->endpoint_id = strdup((const char *)sqlite3_column_text(q, 1));
+    r->body_len = (size_t)sqlite3_column_bytes(q, 2);
+    char *b = malloc(r->body_len + 1);
+    memcpy(b, sqlite3_column_blob(q, 2), r->body_len);
+    b[r->body_len] = '\0';
+    r->body = b;
+    r->attempt = (uint32_t)sqlite3_column_int64(q, 3);
+    r->first_ms = sqlite3_column_int64(q, 4);
+    r->next_ms = sqlite3_column_int64(q, 5);
+    r->received_ms = sqlite3_column_int64(q, 6);
+}
+
+static void free_rows(spool_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)rows[i].endpoint_id);
+        free((char *)rows[i].body);
+    }
+    free(rows);
+}
+
+/* OP_CATCHUP inside the transaction: every pending row not held, leased, kept for after COMMIT. */
+static int catch_up_rows(sy_spool *s, spool_op *op)
+{
+    sqlite3_stmt *q = s->st_catchup;
+    sqlite3_bind_int64(q, 1, s->boot_id);
+    sqlite3_bind_text(q, 2, op->id, -1, SQLITE_STATIC);
+    size_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (op->nrows == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            spool_row *nr = realloc(op->rows, ncap * sizeof *nr);
+            if (!nr)
+                break;
+            op->rows = nr;
+            cap = ncap;
+        }
+        read_row(q, &op->rows[op->nrows++]);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    if (rc != SQLITE_DONE)
+        return -1;
+    for (size_t i = 0; i < op->nrows; i++) {
+        sqlite3_bind_int64(s->st_lease, 1, s->boot_id);
+        sqlite3_bind_int64(s->st_lease, 2, op->rows[i].id);
+        if (step_done(s->st_lease))
+            return -1;
+    }
+    return 0;
+}
+
+/* After COMMIT: the rows go the pager's way (in pages), then the endpoint hears it is complete. */
+static void catch_up_done(sy_spool *s, spool_op *op)
+{
+    for (size_t off = 0; off < op->nrows && s->load; off += 1000)
+        s->load(s->pager_arg, op->rows + off, op->nrows - off < 1000 ? op->nrows - off : 1000);
+    log_fields(SY_LOG_INFO, "ordered endpoint: pending deliveries loaded",
+               LOG_S("endpoint", op->id), LOG_I("deliveries", op->nrows));
+    free_rows(op->rows, op->nrows);
+    op->rows = NULL;
+    op->nrows = 0;
+    op->done(op->arg, op->id, op->gen);
+}
+
 /* The endpoint-level operations, inside the open transaction. */
 static int apply_endpoint_op(sy_spool *s, spool_op *op)
 {
@@ -583,6 +680,8 @@ static int apply_endpoint_op(sy_spool *s, spool_op *op)
             return -1;
         op->killed = sqlite3_changes(s->db);
         return 0;
+    case OP_CATCHUP:
+        return catch_up_rows(s, op);
     case OP_KNOWN: {
         char e[256];
         if (exec(s->db, "DELETE FROM temp.known", e, sizeof e))
@@ -630,6 +729,7 @@ static void free_op(spool_op *op)
             free(op->ids[i]);
     free(op->ids);
     free(op->recs);
+    free_rows(op->rows, op->nrows);
     free(op->id);
     free(op);
 }
@@ -685,8 +785,14 @@ static void commit_batch(sy_spool *s, spool_op *batch)
                     op->puts[i].status = SPOOL_ERR;
             op->bcb(op->arg);
             free(op);
+        } else if (ok && op->kind == OP_CATCHUP) {
+            catch_up_done(s, op);
+            free_op(op);
         } else if (!ok && !give_up) {
-            /* Keep it: requeue it for the next transaction. */
+            /* Keep it: requeue it for the next transaction (rows leased in it are not). */
+            free_rows(op->rows, op->nrows);
+            op->rows = NULL;
+            op->nrows = 0;
             op->next = NULL;
             enqueue(s, op);
         } else {
@@ -725,20 +831,8 @@ static void page(sy_spool *s)
     sqlite3_bind_int64(q, 3, (int64_t)n);
     spool_row *rows = calloc(n, sizeof *rows);
     size_t got = 0;
-    while (got < n && sqlite3_step(q) == SQLITE_ROW) {
-        spool_row *r = &rows[got++];
-        r->id = sqlite3_column_int64(q, 0);
-        r->endpoint_id = strdup((const char *)sqlite3_column_text(q, 1));
-        r->body_len = (size_t)sqlite3_column_bytes(q, 2);
-        char *b = malloc(r->body_len + 1);
-        memcpy(b, sqlite3_column_blob(q, 2), r->body_len);
-        b[r->body_len] = '\0';
-        r->body = b;
-        r->attempt = (uint32_t)sqlite3_column_int64(q, 3);
-        r->first_ms = sqlite3_column_int64(q, 4);
-        r->next_ms = sqlite3_column_int64(q, 5);
-        r->received_ms = sqlite3_column_int64(q, 6);
-    }
+    while (got < n && sqlite3_step(q) == SQLITE_ROW)
+        read_row(q, &rows[got++]);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     for (size_t i = 0; i < got; i++) {
@@ -753,11 +847,7 @@ static void page(sy_spool *s)
     }
     if (got)
         s->load(s->pager_arg, rows, got);
-    for (size_t i = 0; i < fetched; i++) {
-        free((char *)rows[i].endpoint_id);
-        free((char *)rows[i].body);
-    }
-    free(rows);
+    free_rows(rows, fetched);
 }
 
 static void prune(sy_spool *s)
@@ -855,7 +945,7 @@ void spool_close(sy_spool *s)
     }
     sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update, s->st_attempt,
                            s->st_due,       s->st_lease,  s->st_release, s->st_known,
-                           s->st_disable,   s->st_enable, s->st_kill};
+                           s->st_disable,   s->st_enable, s->st_kill,    s->st_catchup};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(s->db);

@@ -34,11 +34,12 @@ fi
 [ $# -eq 1 ] || usage
 mode=$1
 
-# The daemon and its plugins: toolchain and libraries to build, and to run.
+# The daemon and its plugins: toolchain and libraries to build, and to run
+# (Lua 5.4 runs the endpoints' transformations, docs/TRANSFORMS.md).
 RUN_PKGS=(
   build-essential pkg-config
   libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev
-  libmicrohttpd-dev librabbitmq-dev
+  libmicrohttpd-dev librabbitmq-dev liblua5.4-dev
 )
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
 # RabbitMQ, openssl for test certificates) and Node.js for the official

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
+#include "http_util.h"
 #include "switchyard/webhook.h"
 #include "wh_outcome.h"
 #include "wh_state.h"
@@ -19,8 +21,82 @@ typedef struct wh_job {
     wh_ep *ep;
     const sy_delivery *d;
     size_t url_index;
+    char **tf_lines;            /* a transform's headers as lines, or NULL */
+    char *tf_ct;                /* and its "Content-Type: ..." line, or NULL */
+    struct curl_slist *tf_node; /* list nodes for the lines above */
     wh_signed *sig; /* in the same allocation, right after the job */
 } wh_job;
+
+static void job_free(wh_job *job)
+{
+    http_header_lines_free(job->tf_lines);
+    free(job->tf_ct);
+    free(job->tf_node);
+    free(job);
+}
+
+/* 1 when the header line ("Name: value") is named name. */
+static int line_named(const char *line, const char *name)
+{
+    size_t l = strlen(name);
+    return !strncasecmp(line, name, l) && line[l] == ':';
+}
+
+/*
+ * A transform's content type and headers go between the signature
+ * headers and the endpoint's shared list; its content type takes the
+ * place of the list's first line, "Content-Type: application/json".
+ * Headers the sink or the endpoint's configuration set are refused: the
+ * delivery fails with the reason in err.
+ */
+static int add_transform_headers(wh_job *job, const sy_delivery *d, char *err, size_t errlen)
+{
+    const wh_settings *set = &job->ep->set;
+    const struct curl_slist *tail = set->fixed;
+    for (const char *const *h = d->headers; h && h[0]; h += 2) {
+        const char *clash = NULL;
+        if (line_named(set->hdr_id, h[0]) || line_named(set->hdr_ts, h[0]) ||
+            line_named(set->hdr_sig, h[0]))
+            clash = "the signature";
+        for (char **c = set->custom; !clash && c && *c; c++)
+            if (line_named(*c, h[0]))
+                clash = "the endpoint's headers";
+        if (clash) {
+            snprintf(err, errlen, "transform: header %.64s is set by %s", h[0], clash);
+            return -1;
+        }
+    }
+    char lerr[160];
+    if (http_header_lines(d->headers, NULL, &job->tf_lines, lerr, sizeof lerr) != 0) {
+        snprintf(err, errlen, "transform: %.140s", lerr);
+        return -1;
+    }
+    size_t n = 0;
+    while (job->tf_lines[n])
+        n++;
+    if (d->content_type) {
+        size_t l = sizeof "Content-Type: " + strlen(d->content_type);
+        if (!(job->tf_ct = malloc(l))) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        snprintf(job->tf_ct, l, "Content-Type: %s", d->content_type);
+        tail = tail->next; /* past the default Content-Type (wh_conf.c puts it first) */
+    }
+    size_t nodes = n + (job->tf_ct != NULL);
+    if (!nodes)
+        return 0;
+    if (!(job->tf_node = calloc(nodes, sizeof *job->tf_node))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < nodes; i++)
+        job->tf_node[i] = (struct curl_slist){
+            .data = i < n ? job->tf_lines[i] : job->tf_ct,
+            .next = i + 1 < nodes ? &job->tf_node[i + 1] : (struct curl_slist *)tail};
+    job->sig->node[2].next = &job->tf_node[0];
+    return 0;
+}
 
 /* Header values may not carry control characters (header injection). */
 static int header_safe(const char *s)
@@ -142,7 +218,7 @@ static void on_done(http_req *req, const http_result *res)
     if (res->kind == HTTP_REFUSED)
         st->host->log(st->inst, SY_LOG_WARN, "endpoint %s: event %s: %s", ep->id, d->event_id,
                       res->error);
-    free(job); /* the header nodes live inside it; the shared tail stays */
+    job_free(job); /* the signature's header nodes live inside it; the shared tail stays */
     st->host->complete(d, &out);
 }
 
@@ -189,6 +265,13 @@ int wh_submit(void *state, void *ep_state, const sy_delivery *d)
         st->host->complete(d, &out);
         return 0;
     }
+    if ((d->headers || d->content_type) && add_transform_headers(job, d, err, sizeof err) != 0) {
+        job_free(job);
+        count(st, st->c.failed);
+        sy_outcome_set(&out, SY_FAIL, 0, err);
+        st->host->complete(d, &out);
+        return 0;
+    }
     http_req *r = &job->req;
     r->url = ep->set.urls[job->url_index];
     r->headers = &job->sig->node[0];
@@ -200,7 +283,7 @@ int wh_submit(void *state, void *ep_state, const sy_delivery *d)
     r->done = on_done;
     r->arg = job;
     if (http_pool_submit(st->pool, r, 0) != 0) {
-        free(job);
+        job_free(job);
         return -1;
     }
     return 0;

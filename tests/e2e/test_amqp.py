@@ -235,7 +235,17 @@ def test_broker_restart_loses_nothing(switchyard, rabbit, amqp_peer, how):
     s = d.wait_stats(lambda s: get(s, "deliveries.ok", 0) >= n, f"{n} deliveries OK", timeout=90)
     assert get(s, "deliveries.dead") == 0
     assert get(s, "sinks.rmq.connects") >= 2
-    got = amqp_peer.consume(q, 2 * n, idle_ms=2000)
+    # Every confirmed message is in the queue: count it first (a queue the
+    # broker recovered after a crash may pause between its recovered and its
+    # new messages, longer than consume's idle limit).
+    in_queue = []
+    def all_in_queue():
+        in_queue.append(amqp_peer.count(q))
+        return in_queue[-1] >= n
+    wait_until(all_in_queue, timeout=30, interval=0.5, what=f"{n} messages in {q}",
+               on_timeout=lambda: f"{in_queue[-1]} in the queue after {get(s, 'sinks.rmq.acked')} "
+                                  f"confirms; broker log:\n{rabbit.log_tail()}")
+    got = amqp_peer.consume(q, 2 * n, idle_ms=5000)
     ids = Counter(m["message_id"] for m in got)
     missing = {eid for eid, _, _, _ in sent} - set(ids)
     dups = sum(c - 1 for c in ids.values())

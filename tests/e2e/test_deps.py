@@ -34,7 +34,7 @@ def test_run_needs_only_what_builds_and_runs_the_daemon():
     run = listed("run")
     assert run == {"build-essential", "pkg-config", "libzmq3-dev", "libcjson-dev", "libssl-dev",
                    "libcurl4-openssl-dev", "libsqlite3-dev", "libmicrohttpd-dev",
-                   "librabbitmq-dev"}
+                   "librabbitmq-dev", "liblua5.4-dev"}
 
 
 def test_test_and_bench_add_to_run():
