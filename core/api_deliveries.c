@@ -79,8 +79,10 @@ enum MHD_Result api_deliveries_list(api_req *q)
     };
     if (f.event_type && !*f.event_type)
         f.event_type = NULL;
-    if (f.limit < 0 || f.after_id < 0 || f.before_id < 0)
-        return api_error(c, 400, "limit must be 1-10000, after and before row ids >= 0");
+    if (f.limit < 0 || f.after_id < 0)
+        return api_error(c, 400, "limit must be 1-10000 and after a row id >= 0");
+    if (f.before_id < 0)
+        return api_error(c, 400, "before must be a row id >= 0");
     if (f.since_ms < 0 || f.until_ms < 0)
         return api_error(c, 400, "since and until are milliseconds since 1970 (>= 0)");
     if (order && strcmp(order, "asc") && strcmp(order, "desc"))
