@@ -200,3 +200,47 @@ def test_secret_rotated_in_the_page_both_verify_in_grace(ops_daemon, tmp_path, r
     b.go("#/endpoints/rot", "endpoints")
     assert b.all("#new-secret") == [] and s2[10:] not in b.driver.page_source
     assert json.dumps(meta[0]["prefix"])[1:-1] in b.text("dl.health")
+
+
+def test_delivery_pages_and_filters_from_the_form(ops_daemon, tmp_path, browser):
+    d = portal_daemon(ops_daemon, tmp_path, endpoints=ARCHIVE)
+    d.push([event(f"p-{i:03d}", "job.completed" if i % 2 else "job.started")
+            for i in range(120)])
+    wait_until(lambda: len(ok(call(d, "GET", "/api/v1/deliveries?state=done&limit=1000"))) == 120,
+               what="120 deliveries")
+    b = browser
+    b.open(link(d, "acme"), "endpoints")
+    b.go("#/deliveries", "deliveries")
+
+    def shown():
+        return [r.find_elements("css selector", "td")[4].text
+                for r in b.all("main tbody tr[data-delivery]")]
+
+    def follow(label):
+        b.js("delete document.body.dataset.view")
+        b.driver.find_element("xpath", f"//nav[@aria-label='Pages of deliveries']"
+                                       f"//a[normalize-space()='{label}']").click()
+        b.wait_view("deliveries")
+    assert shown() == [f"p-{i:03d}" for i in range(119, 69, -1)]
+    follow("Older")
+    assert shown() == [f"p-{i:03d}" for i in range(69, 19, -1)]
+    follow("Older")
+    assert shown() == [f"p-{i:03d}" for i in range(19, -1, -1)]
+    assert b.driver.find_elements("xpath", "//nav[@aria-label='Pages of deliveries']"
+                                           "//a[normalize-space()='Older']") == []
+    follow("Newer")
+    assert shown() == [f"p-{i:03d}" for i in range(69, 19, -1)]
+    follow("Newer")
+    assert shown()[0] == "p-119"
+    # The filter form: event type and state, by keyboard-reachable selects.
+    from selenium.webdriver.support.ui import Select
+    Select(b.css("#flt-event_type")).select_by_value("job.started")
+    Select(b.css("#flt-state")).select_by_value("done")
+    b.js("delete document.body.dataset.view")
+    b.button("Filter").click()
+    b.wait_view("deliveries")
+    assert b.driver.current_url.endswith("#/deliveries?state=done&event_type=job.started")
+    assert shown() == [f"p-{i:03d}" for i in range(118, 18, -2)]
+    follow("Older")
+    assert shown() == [f"p-{i:03d}" for i in range(18, -1, -2)]
+    b.shot("filtered")
