@@ -244,3 +244,42 @@ def test_delivery_pages_and_filters_from_the_form(ops_daemon, tmp_path, browser)
     follow("Older")
     assert shown() == [f"p-{i:03d}" for i in range(18, -1, -2)]
     b.shot("filtered")
+
+
+def test_edit_test_event_and_delete_from_the_page(ops_daemon, tmp_path, receiver, browser):
+    d = portal_daemon(ops_daemon, tmp_path)
+    ok(call(d, "POST", "/api/v1/endpoints", {"id": "ed", "sink": "hooks", "org_id": "acme",
+                                             "url": receiver.url("/one"),
+                                             "enabled_events": ["job.*"]}), 201)
+    b = browser
+    b.open(link(d, "acme"), "endpoints")
+    b.go("#/endpoints/ed", "endpoints")
+    assert b.css("input[name=more_types]").get_attribute("value") == "job.*"
+    url = b.css("input[name=url]")
+    url.clear()
+    url.send_keys(receiver.url("/two"))
+    b.css("input[name=description]").send_keys("orders <b>feed</b>")
+    b.css("input[name=event_type][value='*']").click()
+    b.css("input[name=more_types]").clear()
+    b.js("delete document.body.dataset.view")
+    b.button("Save changes").click()
+    b.wait_view("endpoints")
+    got = ok(call(d, "GET", "/api/v1/endpoints/ed"))
+    assert (got["url"], got["description"], got["enabled_events"]) == \
+        (receiver.url("/two"), "orders <b>feed</b>", ["*"])
+    assert b.text("main > p") == "orders <b>feed</b>"
+    b.button("Send test event").click()
+    b.until(lambda: b.text("#action-result"), "the test event's answer")
+    (req,) = receiver.wait(1, "/two")
+    assert b.text("#action-result") == f"Test event {req.headers['svix-id']} sent."
+    assert req.body.startswith(b'{"event_id":"') and b'"event_type":"webhook.test"' in req.body
+    b.button("Delete").click()
+    b.shot("delete-confirm")
+    assert b.text("#action-result").startswith("Delete endpoint ed? Its pending deliveries")
+    b.js("delete document.body.dataset.view")
+    b.css("#confirm-delete").click()
+    b.wait_view("endpoints")
+    assert b.driver.current_url.endswith("#/endpoints")
+    assert b.all("main tbody tr") == [] and b.text("main p") == "No endpoints yet."
+    refused_get = call(d, "GET", "/api/v1/endpoints/ed")
+    assert refused_get.status == 404
