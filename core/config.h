@@ -90,6 +90,9 @@ typedef struct sy_endpoint_conf {
     const char *rate_limit;     /* parsed into gate.rate, gate.per; NULL = none */
     const cJSON *breaker;       /* parsed into gate; NULL with breaker_given: false, no breaker */
     int breaker_given;
+    const cJSON *batch;         /* read into batch_max, batch_linger_ms; NULL = none */
+    int64_t batch_max;          /* 0 = the endpoint has no batch key */
+    int64_t batch_linger_ms;
     const char *description;
     const char *transform;      /* Lua script path; NULL = none */
     const char *ordering;       /* "endpoint", "key" or NULL */

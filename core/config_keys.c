@@ -226,6 +226,10 @@ static const sy_config_key endpoint_keys[] = {
     {EP("ordering_key", SY_CFG_STRING, NULL, CFG_NONEMPTY, ordering_key,
         "with `\"ordering\": \"key\"`: the field whose value is the key, a dotted path like "
         "`data.job_id`; events without it share one key")},
+    {EP("batch", CFG_OBJECT, NULL, CFG_NULL_OFF, batch,
+        "send deliveries in batches, an object with the keys of `endpoints.ID.batch`; only "
+        "for sinks that take it (webhook: one POST with a JSON array, see docs/WEBHOOKS.md); "
+        "`null`: one delivery per request")},
     {EP("description", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, description,
         "free text")},
 };
@@ -248,6 +252,20 @@ static const sy_config_key breaker_keys[] = {
 };
 const sy_config_table config_breaker_table = SY_CONFIG_TABLE(breaker_keys, config_breaker_keys);
 
+#define BATCH(name, type, def, flags, member, help) \
+    SY_KEY(name, type, def, flags, config_batch_keys, member, help)
+
+static const sy_config_key batch_keys[] = {
+    {BATCH("max", SY_CFG_INT, "100", SY_CFG_RANGE, max,
+           "deliveries in one batch at most"),
+     RANGE(1, CONFIG_BATCH_MAX)},
+    {BATCH("linger", SY_CFG_DURATION, "200ms", SY_CFG_RANGE, linger_ms,
+           "how long the first ready delivery may wait for others to fill a batch; `0`: send "
+           "what is ready at once"),
+     RANGE(0, CONFIG_BATCH_LINGER_MAX_MS)},
+};
+const sy_config_table config_batch_table = SY_CONFIG_TABLE(batch_keys, config_batch_keys);
+
 const config_section config_sections[] = {
     {"core", "{\"core\": {...}}", &config_core_table},
     {"core.ingress[]", "{\"core\": {\"ingress\": [{...}, ...]}}", &config_ingress_table},
@@ -258,6 +276,8 @@ const config_section config_sections[] = {
      &config_endpoint_table},
     {"endpoints.ID.breaker", "{\"endpoints\": {\"ID\": {\"breaker\": {...}}}}",
      &config_breaker_table},
+    {"endpoints.ID.batch", "{\"endpoints\": {\"ID\": {\"batch\": {...}}}}",
+     &config_batch_table},
 };
 const size_t config_nsections = sizeof config_sections / sizeof config_sections[0];
 

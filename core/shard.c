@@ -169,12 +169,21 @@ static size_t purge_timers(shard *sh, sep *s)
     theap_init(&keep);
     theap_item it;
     while (theap_pop(&sh->timers, &it) == 0) {
-        if (IS_SEP_TAG(it.data) ? TAG_SEP(it.data) == s : ((dlv *)it.data)->sep == s) {
-            if (!IS_SEP_TAG(it.data)) {
-                AT_SUB(sh->n_scheduled, 1);
-                sh_free_dlv(sh, it.data);
-                n++;
+        if (IS_SEP_TAG(it.data)) {
+            if (TAG_SEP(it.data) == s)
+                continue;
+        } else if (IS_GRP_TAG(it.data)) {
+            bgroup *g = TAG_GRP(it.data);
+            if (g->sep == s) {
+                AT_SUB(sh->n_scheduled, g->n);
+                n += g->n;
+                sh_group_free(sh, g);
+                continue;
             }
+        } else if (((dlv *)it.data)->sep == s) {
+            AT_SUB(sh->n_scheduled, 1);
+            sh_free_dlv(sh, it.data);
+            n++;
             continue;
         }
         theap_push(&keep, it.due_ms, it.data);
@@ -204,6 +213,14 @@ static void drop_queued(shard *sh, sep *s)
     AT_SUB(sh->n_ready, s->nready);
     s->rhead = s->rtail = NULL;
     s->nready = 0;
+    while (s->ghead) {
+        bgroup *g = s->ghead;
+        s->ghead = g->next;
+        AT_SUB(sh->n_ready, g->n);
+        n += g->n;
+        sh_group_free(sh, g);
+    }
+    s->gtail = NULL;
     n += purge_timers(sh, s);
     /* Attempts still inside asynchronous plugins keep their deadline. */
     if (s->ahead)
@@ -403,6 +420,26 @@ void sh_push_ready(shard *sh, sep *s, dlv *d)
     s->nready++;
     AT_ADD(sh->n_ready, 1);
     sh_activate(sh, s);
+}
+
+void sh_group_due(shard *sh, bgroup *g)
+{
+    sep *s = g->sep;
+    g->next = NULL;
+    if (s->gtail)
+        s->gtail->next = g;
+    else
+        s->ghead = g;
+    s->gtail = g;
+    AT_ADD(sh->n_ready, g->n);
+    sh_activate(sh, s);
+}
+
+void sh_group_free(shard *sh, bgroup *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        sh_free_dlv(sh, g->m[i]);
+    free(g);
 }
 
 static dlv *new_dlv(shard *sh)
@@ -640,6 +677,10 @@ static int run_timers(shard *sh, int64_t now)
             s->timer_at = 0;
             sh_expire(sh, s, now);
             sh_activate(sh, s);
+        } else if (IS_GRP_TAG(it.data)) {
+            bgroup *g = TAG_GRP(it.data);
+            AT_SUB(sh->n_scheduled, g->n);
+            sh_group_due(sh, g);
         } else {
             dlv *d = it.data;
             AT_SUB(sh->n_scheduled, 1);
@@ -902,7 +943,9 @@ void shard_free(shard *sh)
         s->ep = NULL;
     theap_item it;
     while (theap_pop(&sh->timers, &it) == 0)
-        if (!IS_SEP_TAG(it.data))
+        if (IS_GRP_TAG(it.data))
+            sh_group_free(sh, TAG_GRP(it.data));
+        else if (!IS_SEP_TAG(it.data))
             sh_free_dlv(sh, it.data);
     theap_free(&sh->timers);
     for (sep *s = sh->all, *next; s; s = next) {
@@ -911,6 +954,10 @@ void shard_free(shard *sh)
         for (dlv *d = s->rhead, *dn; d; d = dn) {
             dn = d->next;
             sh_free_dlv(sh, d);
+        }
+        for (bgroup *g = s->ghead, *gn; g; g = gn) {
+            gn = g->next;
+            sh_group_free(sh, g);
         }
         free_sep(s);
     }

@@ -30,6 +30,7 @@ typedef struct dlv {
     struct dlv *onext;     /* the next of its key, in acceptance order */
     uint64_t seq;          /* its place in acceptance order (spool id, or arrival) */
     int64_t due_wall;      /* ordered, waiting: wall ms it is due, 0 = now */
+    struct bgroup *grp;    /* the whole batch it belongs to, or NULL */
 } dlv;
 
 /* A key of an ordered endpoint: its deliveries in acceptance order, the head out alone. */
@@ -40,6 +41,26 @@ typedef struct okey {
     int out;               /* the head is out: ready, in a plugin, or waiting for its retry */
     char key[];
 } okey;
+
+/*
+ * A batch kept whole: the endpoint's plugin sends it as one message
+ * (SY_BATCH_WHOLE), so one outcome covers it. Its members stay together,
+ * in order, from their launch until each is settled for good, and a retry
+ * launches them again as they are: the plugin sees the same batch. The
+ * gate counts it as one attempt.
+ */
+typedef struct bgroup {
+    struct bgroup *next;    /* in its endpoint's queue of due batches */
+    struct sep *sep;
+    size_t n;               /* members */
+    size_t pending;         /* members still inside the plugin */
+    int probe;              /* it is the breaker's probe */
+    int retry;              /* a member asked to retry: the gate learns a failure */
+    int64_t retry_after_ms; /* the largest a member's outcome asked for */
+    int64_t latency_ms;
+    sy_outcome last;        /* a retrying member's outcome, for the records */
+    dlv *m[];               /* in launch order; NULL once settled for good */
+} bgroup;
 
 /* One plugin call that covers several asynchronous attempts (submit_batch). */
 typedef struct call {
@@ -55,6 +76,7 @@ typedef struct sep {
     sy_endpoint *ep;         /* the adopted generation; NULL once removed */
     dlv *rhead, *rtail;      /* ready, in order */
     size_t nready;
+    bgroup *ghead, *gtail;   /* whole batches due again, in order; before rhead */
     int calls;               /* plugin calls in flight: the concurrency cap counts these */
     size_t inflight;         /* deliveries inside the plugin */
     attempt *ahead, *atail;  /* asynchronous attempts in flight, oldest deadline first */
@@ -136,9 +158,13 @@ struct shard {
     size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory, n_waiting;
 };
 
+/* Timer entries: a dlv* (a retry), a sep* tagged with bit 0 (a wake-up), a bgroup* with bit 1. */
 #define SEP_TAG(s) ((void *)((uintptr_t)(s) | 1u))
 #define IS_SEP_TAG(p) (((uintptr_t)(p)&1u) != 0)
 #define TAG_SEP(p) ((sep *)((uintptr_t)(p) & ~(uintptr_t)1u))
+#define GRP_TAG(g) ((void *)((uintptr_t)(g) | 2u))
+#define IS_GRP_TAG(p) (((uintptr_t)(p)&2u) != 0)
+#define TAG_GRP(p) ((bgroup *)((uintptr_t)(p) & ~(uintptr_t)2u))
 
 /* Deliveries per endpoint queued in memory beyond which, with a spool, more wait on disk. */
 #define HOLD_IN_MEMORY 1000
@@ -162,6 +188,10 @@ void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
                const char *exclude);
 /* A removed endpoint's record, to free at the end of the turn if nothing of it is left by then. */
 void sh_forget(shard *sh, sep *s);
+/* A whole batch due again: queued on its endpoint to launch as it is. */
+void sh_group_due(shard *sh, bgroup *g);
+/* Frees g and its members (they stay pending in the spool). */
+void sh_group_free(shard *sh, bgroup *g);
 
 /* shard_run.c */
 void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms);

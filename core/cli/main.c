@@ -195,9 +195,11 @@ static int describe(const char *pdir, const char *name)
                           : s->deliver_batch ? "blocking, in batches (deliver_batch)"
                           : s->submit        ? "asynchronous (submit)"
                                              : "asynchronous, in batches (submit_batch)");
-    if (s->deliver_batch || s->submit_batch)
-        printf("batches: up to %u deliveries, linger %ums\n", s->batch_max ? s->batch_max : 1,
-               s->batch_linger_ms);
+    if ((s->deliver_batch || s->submit_batch) && s->batch_max > 1)
+        printf("batches: up to %u deliveries, linger %ums\n", s->batch_max, s->batch_linger_ms);
+    else if (s->deliver_batch || s->submit_batch)
+        printf("batches: one delivery per call, unless an endpoint's batch key asks for more "
+               "and the plugin takes it\n");
     printf("default retry policy: %s\n", s->default_retry ? s->default_retry : "standard");
     printf("\nsink instance keys (\"sinks\": {\"NAME\": {\"plugin\": \"%s\", ...}}):\n", name);
     cfgtable_describe(stdout, s->instance_config, "  ");
