@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "ingress.h"
+#include "version.h"
 
 typedef struct {
     char *buf;
@@ -286,9 +287,10 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
     if (!o.buf)
         return NULL;
     o.buf[0] = '\0';
-    head(&o, "switchyard_build_info", "gauge", "Version and sink ABI of this switchyard.");
-    emit(&o, "switchyard_build_info{version=\"%s\",abi=\"%u.%u\"} 1\n", SY_VERSION,
-         SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+    /* The same three values as `switchyard version`. */
+    head(&o, "switchyard_build_info", "gauge", "Version, git commit and sink ABI of this switchyard.");
+    emit(&o, "switchyard_build_info{version=\"%s\",commit=\"%s\",abi=\"%u.%u\"} 1\n", SY_VERSION,
+         sy_build_commit, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
     sy_stats st;
     stats_total(&st);
     global_counters(&o, &st);

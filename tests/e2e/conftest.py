@@ -440,3 +440,25 @@ def node_receiver():
     yield start
     for r in started:
         r.close()
+
+
+# --------------------------------------------------------------------------
+# an installed tree, once per session (install_helpers.py)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def install_build(tmp_path_factory):
+    """A build folder of the tests' own, built with the default PREFIX."""
+    from install_helpers import make
+    b = tmp_path_factory.mktemp("build")
+    make(b, "all")
+    return b
+
+
+@pytest.fixture(scope="session")
+def install_stage(install_build, tmp_path_factory):
+    """`make install DESTDIR=<stage> PREFIX=/usr` from install_build."""
+    from install_helpers import make_install
+    s = tmp_path_factory.mktemp("stage")
+    make_install(install_build, s, "/usr")
+    return s

@@ -71,7 +71,8 @@ def test_keys_refuses_unknown_sections_and_formats():
     assert (r.returncode, r.stdout, r.stderr.decode()) == \
         (2, b"", 'switchyard keys: no section "core.nope" (switchyard keys --help lists them)\n')
     r = cli("keys", "--format", "roff")
-    assert (r.returncode, r.stderr.decode()) == (2, "switchyard keys: --format is text or markdown\n")
+    assert (r.returncode, r.stderr.decode()) == \
+        (2, "switchyard keys: --format is text, markdown or scdoc\n")
     r = cli("keys", "core", "stray")
     assert (r.returncode, r.stderr.decode()) == \
         (2, 'switchyard keys: unexpected argument "stray" (switchyard keys --help)\n')
