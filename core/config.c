@@ -238,6 +238,20 @@ static void load_admin(ld *L, const cJSON *a)
         c->admin_token_file = file->valuestring;
     if (cJSON_IsString(listen) && !strrchr(listen->valuestring, ':'))
         ERR(L, "core.admin.listen", "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
+    /* Both go into response headers: no character that could end or split one. */
+    const char *const hdr_keys[] = {"frame_ancestors", "portal_url"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *v = item(a, hdr_keys[i]);
+        if (!cJSON_IsString(v))
+            continue;
+        for (const char *s = v->valuestring; *s; s++)
+            if (*s < 0x20 || *s > 0x7e || *s == ';' || *s == ',' || *s == '"') {
+                char key[64];
+                snprintf(key, sizeof key, "core.admin.%s", hdr_keys[i]);
+                ERR(L, key, "expected printable ASCII without ';', ',' or '\"'");
+                break;
+            }
+    }
     /* Never echo the value: it is a secret. */
     if (c->admin_token != token_before && strlen(c->admin_token) < 16) {
         if (cJSON_IsString(file))

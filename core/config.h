@@ -140,6 +140,9 @@ typedef struct sy_conf {
      */
     const char *admin_token;
     const char *admin_token_file;
+    const char *portal_dir;        /* the portal's static files */
+    const char *portal_url;        /* the links' base; NULL = from the request's Host */
+    const char *frame_ancestors;   /* CSP frame-ancestors sources */
 
     sy_ingress_conf *ingress;
     size_t ningress;

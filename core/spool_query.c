@@ -31,49 +31,64 @@ static const char *state_name(int s)
     return s == DLV_PENDING ? "pending" : s == DLV_DONE ? "done" : "dead";
 }
 
-char *spoolq_deliveries(const char *path, const char *state, const char *endpoint,
-                        int64_t after_id, long limit, const spoolq_scope *scope, char *err,
-                        size_t errlen)
+/* A state's name as the API takes it: its number, or -2 when unknown; NULL is -1 (any). */
+static int state_num(const char *state)
 {
-    int st_num = -1;
-    if (state) {
-        if (!strcmp(state, "pending"))
-            st_num = DLV_PENDING;
-        else if (!strcmp(state, "done"))
-            st_num = DLV_DONE;
-        else if (!strcmp(state, "dead"))
-            st_num = DLV_DEAD;
-        else {
-            snprintf(err, errlen, "state must be pending, done or dead");
-            return NULL;
-        }
+    static const char *const names[] = {"pending", "done", "dead"};
+    static const int nums[] = {DLV_PENDING, DLV_DONE, DLV_DEAD};
+    if (!state)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(state, names[i]))
+            return nums[i];
+    return -2;
+}
+
+char *spoolq_deliveries_page(const char *path, const spoolq_filter *f, const spoolq_scope *scope,
+                             char *err, size_t errlen)
+{
+    int st_num = state_num(f->state);
+    if (st_num == -2) {
+        snprintf(err, errlen, "state must be pending, done or dead");
+        return NULL;
     }
     sqlite3 *db = open_ro(path, err, errlen);
     if (!db)
         return NULL;
-    const char *sql =
-        "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"
-        " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms"
-        " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
-        " WHERE d.id > ?1 AND (?2 < 0 OR d.state = ?2) AND (?3 IS NULL OR d.endpoint = ?3)"
-        " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"
-        "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"
-        " ORDER BY d.id LIMIT ?4";
+    /* A range on the row id, walked in order until the page is full: keyset paging. */
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s",
+             "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"
+             " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms, e.received_ms"
+             " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
+             " WHERE d.id > ?1 AND d.id < ?7 AND (?2 < 0 OR d.state = ?2)"
+             " AND (?3 IS NULL OR d.endpoint = ?3)"
+             " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"
+             "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"
+             " AND (?8 IS NULL OR json_extract(e.body, '$.event_type') = ?8)"
+             " AND e.received_ms >= ?9 AND e.received_ms < ?10");
+    snprintf(sql + strlen(sql), sizeof sql - strlen(sql), " ORDER BY d.id %s LIMIT ?4",
+             f->desc ? "DESC" : "ASC");
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_bind_int64(st, 1, after_id);
+    sqlite3_bind_int64(st, 1, f->desc ? 0 : f->after_id);
     sqlite3_bind_int(st, 2, st_num);
-    if (endpoint)
-        sqlite3_bind_text(st, 3, endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 4, limit);
+    if (f->endpoint)
+        sqlite3_bind_text(st, 3, f->endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, f->limit);
     if (scope) {
         sqlite3_bind_text(st, 5, scope->org_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 6, scope->endpoints_json, -1, SQLITE_STATIC);
     }
+    sqlite3_bind_int64(st, 7, f->desc && f->before_id > 0 ? f->before_id : INT64_MAX);
+    if (f->event_type)
+        sqlite3_bind_text(st, 8, f->event_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 9, f->since_ms);
+    sqlite3_bind_int64(st, 10, f->until_ms > 0 ? f->until_ms : INT64_MAX);
     cJSON *arr = cJSON_CreateArray();
     while (sqlite3_step(st) == SQLITE_ROW) {
         cJSON *o = cJSON_CreateObject();
@@ -88,6 +103,7 @@ char *spoolq_deliveries(const char *path, const char *state, const char *endpoin
         cJSON_AddNumberToObject(o, "last_status", sqlite3_column_int(st, 7));
         cJSON_AddStringToObject(o, "last_detail", (const char *)sqlite3_column_text(st, 8));
         cJSON_AddNumberToObject(o, "updated_ms", (double)sqlite3_column_int64(st, 9));
+        cJSON_AddNumberToObject(o, "received_ms", (double)sqlite3_column_int64(st, 10));
         cJSON_AddItemToArray(arr, o);
     }
     sqlite3_finalize(st);
@@ -97,22 +113,66 @@ char *spoolq_deliveries(const char *path, const char *state, const char *endpoin
     return out;
 }
 
-int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errlen)
+char *spoolq_deliveries(const char *path, const char *state, const char *endpoint,
+                        int64_t after_id, long limit, const spoolq_scope *scope, char *err,
+                        size_t errlen)
+{
+    spoolq_filter f = {.state = state, .endpoint = endpoint, .after_id = after_id,
+                       .limit = limit};
+    return spoolq_deliveries_page(path, &f, scope, err, errlen);
+}
+
+char *spoolq_event_types(const char *path, const char *org_id, long scan, char *err,
+                         size_t errlen)
+{
+    sqlite3 *db = open_ro(path, err, errlen);
+    if (!db)
+        return NULL;
+    /* The newest rows by id only: the cost stays bounded whatever the spool holds. */
+    const char *sql = "SELECT DISTINCT t FROM (SELECT json_extract(body, '$.event_type') AS t"
+                      " FROM events WHERE ?1 IS NULL OR json_extract(body, '$.org_id') = ?1"
+                      " ORDER BY id DESC LIMIT ?2) WHERE t IS NOT NULL ORDER BY t";
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+        return NULL;
+    }
+    if (org_id)
+        sqlite3_bind_text(st, 1, org_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, scan);
+    cJSON *arr = cJSON_CreateArray();
+    while (sqlite3_step(st) == SQLITE_ROW)
+        cJSON_AddItemToArray(arr, cJSON_CreateString((const char *)sqlite3_column_text(st, 0)));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    char *out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    return out;
+}
+
+/* Dead rows matching `where` (bound to ?2) back to pending: how many, or -1 with err. */
+static long replay_where(const char *path, const char *where, int64_t id, const char *endpoint,
+                         char *err, size_t errlen)
 {
     sqlite3 *db = open_ro(path, err, errlen);
     if (!db)
         return -1;
     sqlite3_stmt *st;
-    int rc = -1;
-    const char *sql = "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0, lease = 0,"
-                      " next_ms = ?1, updated_ms = ?1 WHERE id = ?2 AND state = 2";
+    long rc = -1;
+    char sql[512];
+    snprintf(sql, sizeof sql, "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0,"
+             " lease = 0, next_ms = ?1, updated_ms = ?1 WHERE %s AND state = 2", where);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         sqlite3_bind_int64(st, 1, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
-        sqlite3_bind_int64(st, 2, id);
+        if (endpoint)
+            sqlite3_bind_text(st, 2, endpoint, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_int64(st, 2, id);
         if (sqlite3_step(st) == SQLITE_DONE)
-            rc = sqlite3_changes(db) > 0 ? 1 : 0;
+            rc = sqlite3_changes(db);
         sqlite3_finalize(st);
     }
     if (rc < 0)
@@ -121,22 +181,37 @@ int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errle
     return rc;
 }
 
-char *spoolq_events_after(const char *path, int64_t cursor, long limit, const char *org_id,
-                          char *err, size_t errlen)
+int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errlen)
+{
+    long n = replay_where(path, "id = ?2", id, NULL, err, errlen);
+    return n < 0 ? -1 : n > 0;
+}
+
+long spoolq_replay_endpoint(const char *path, const char *endpoint, char *err, size_t errlen)
+{
+    return replay_where(path, "endpoint = ?2", 0, endpoint, err, errlen);
+}
+
+/* A page of the event feed: after the cursor oldest first, or below it newest first. */
+static char *events_page(const char *path, int64_t cursor, int desc, long limit,
+                         const char *org_id, char *err, size_t errlen)
 {
     sqlite3 *db = open_ro(path, err, errlen);
     if (!db)
         return NULL;
-    const char *sql = "SELECT id, body FROM events WHERE id > ?1"
-                      " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
-                      " ORDER BY id LIMIT ?3";
+    const char *sql = desc ? "SELECT id, body FROM events WHERE id < ?1"
+                             " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                             " ORDER BY id DESC LIMIT ?3"
+                           : "SELECT id, body FROM events WHERE id > ?1"
+                             " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                             " ORDER BY id LIMIT ?3";
     sqlite3_stmt *st;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "spool query: %s", sqlite3_errmsg(db));
         sqlite3_close(db);
         return NULL;
     }
-    sqlite3_bind_int64(st, 1, cursor);
+    sqlite3_bind_int64(st, 1, desc && cursor <= 0 ? INT64_MAX : cursor);
     if (org_id)
         sqlite3_bind_text(st, 2, org_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, limit);
@@ -158,6 +233,18 @@ char *spoolq_events_after(const char *path, int64_t cursor, long limit, const ch
     char *out = cJSON_PrintUnformatted(root);
     cJSON_Delete(root);
     return out;
+}
+
+char *spoolq_events_after(const char *path, int64_t cursor, long limit, const char *org_id,
+                          char *err, size_t errlen)
+{
+    return events_page(path, cursor, 0, limit, org_id, err, errlen);
+}
+
+char *spoolq_events_before(const char *path, int64_t before, long limit, const char *org_id,
+                           char *err, size_t errlen)
+{
+    return events_page(path, before, 1, limit, org_id, err, errlen);
 }
 
 long spoolq_endpoint_counts(const char *path, spoolq_count **out, char *err, size_t errlen)

@@ -30,6 +30,41 @@ char *spoolq_deliveries(const char *path, const char *state, const char *endpoin
                         int64_t after_id, long limit, const spoolq_scope *scope, char *err,
                         size_t errlen);
 
+/* What a page of deliveries is drawn from (the portal's filters). */
+typedef struct spoolq_filter {
+    const char *state;       /* "pending", "done", "dead" or NULL (any) */
+    const char *endpoint;    /* or NULL */
+    const char *event_type;  /* exact, or NULL */
+    int64_t since_ms;        /* the event arrived at or after (0: any) */
+    int64_t until_ms;        /* the event arrived before (0: any) */
+    int desc;                /* newest first: ids below before_id (0: from the newest) */
+    int64_t after_id;        /* oldest first: ids above */
+    int64_t before_id;
+    long limit;
+} spoolq_filter;
+
+/*
+ * One page of deliveries (keyset: by row id, so a page costs the same at
+ * any depth), as spoolq_deliveries describes, each also with
+ * "received_ms" (when its event arrived). NULL with err on failure.
+ */
+char *spoolq_deliveries_page(const char *path, const spoolq_filter *f, const spoolq_scope *scope,
+                             char *err, size_t errlen);
+
+/*
+ * The distinct event types of the latest `scan` events (of org_id, or of
+ * every org when NULL), sorted, as a JSON array text (caller frees). NULL
+ * with err.
+ */
+char *spoolq_event_types(const char *path, const char *org_id, long scan, char *err,
+                         size_t errlen);
+
+/*
+ * Puts every dead delivery of endpoint back to pending. Returns how many,
+ * or -1 with err.
+ */
+long spoolq_replay_endpoint(const char *path, const char *endpoint, char *err, size_t errlen);
+
 /*
  * The endpoint of delivery id and the org_id of its event ("" when the
  * event has none). 1 found, 0 no such delivery, -1 with err.
@@ -74,6 +109,9 @@ int spoolq_replay_delivery(const char *path, int64_t id, char *err, size_t errle
  */
 char *spoolq_events_after(const char *path, int64_t cursor, long limit, const char *org_id,
                           char *err, size_t errlen);
+/* The same newest first: events with a row id below before (0: from the newest). */
+char *spoolq_events_before(const char *path, int64_t before, long limit, const char *org_id,
+                           char *err, size_t errlen);
 
 /* Pending and dead deliveries per endpoint, as the spool holds them. */
 typedef struct spoolq_count {

@@ -1,7 +1,9 @@
 /*
  * test_spool_query.c - what the admin API reads of the spool (deliveries
  * within an org's scope, one delivery's owner, the attempts log, an
- * endpoint's health) and the dead letters of a deleted endpoint
+ * endpoint's health; the portal's pages newest first, by event type and
+ * time, the event types seen, replays of one endpoint) and the dead
+ * letters of a deleted endpoint
  * (spool_kill_endpoint), which an attempt finishing late never revives.
  */
 #include <setjmp.h>
@@ -67,19 +69,24 @@ static void on_batch(void *arg)
     pthread_mutex_unlock(&mu);
 }
 
-/* Stores event id (of org, NULL for none) with one delivery per endpoint; row ids into rows. */
-static void put(sy_spool *s, const char *id, const char *org, const char *const *eps, size_t n,
-                int64_t *rows)
+/*
+ * Stores event id of type (of org, NULL for none), received at received_ms
+ * (0: as parsed), with one delivery per endpoint; row ids into rows.
+ */
+static void put_typed(sy_spool *s, const char *id, const char *type, const char *org,
+                      int64_t received_ms, const char *const *eps, size_t n, int64_t *rows)
 {
     char body[256], why[128];
     if (org)
-        snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"event_type\":\"job.done\","
-                 "\"org_id\":\"%s\",\"data\":{}}", id, org);
+        snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"event_type\":\"%s\","
+                 "\"org_id\":\"%s\",\"data\":{}}", id, type, org);
     else
-        snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"event_type\":\"job.done\","
-                 "\"data\":{}}", id);
+        snprintf(body, sizeof body, "{\"event_id\":\"%s\",\"event_type\":\"%s\","
+                 "\"data\":{}}", id, type);
     sy_event *ev = NULL;
     assert_int_equal(envelope_parse(body, strlen(body), 4096, 16, &ev, why, sizeof why), ENV_OK);
+    if (received_ms)
+        ev->received_ms = received_ms;
     spool_put p = {.ev = ev, .endpoint_ids = eps, .n = n, .ids = rows};
     int before = batches;
     spool_put_batch(s, &p, 1, on_batch, NULL);
@@ -87,6 +94,12 @@ static void put(sy_spool *s, const char *id, const char *org, const char *const 
     assert_int_equal(batches, before + 1);
     assert_int_equal(p.status, SPOOL_OK);
     event_unref(ev);
+}
+
+static void put(sy_spool *s, const char *id, const char *org, const char *const *eps, size_t n,
+                int64_t *rows)
+{
+    put_typed(s, id, "job.done", org, 0, eps, n, rows);
 }
 
 static void record(sy_spool *s, int64_t id, dlv_state st, uint32_t attempt, int result,
@@ -263,12 +276,88 @@ static void test_attempts_and_stats(void **state)
     spool_close(s);
 }
 
+/* The portal's reads: pages newest first by keyset, by type and time; types seen; replays. */
+static void test_pages_types_and_replays(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    static const char *const a[] = {"a"}, *const b[] = {"b"};
+    int64_t r[6];
+    put_typed(s, "e1", "job.started", "acme", 1000, a, 1, &r[0]);
+    put_typed(s, "e2", "job.done", "acme", 2000, a, 1, &r[1]);
+    put_typed(s, "e3", "job.done", "acme", 3000, a, 1, &r[2]);
+    put_typed(s, "e4", "job.done", "acme", 4000, a, 1, &r[3]);
+    put_typed(s, "x1", "beta.only", "beta", 5000, b, 1, &r[4]);
+    put_typed(s, "e5", "invoice.paid", "acme", 6000, a, 1, &r[5]);
+    char err[512], want[64];
+    spoolq_filter f = {.desc = 1, .limit = 2};
+    snprintf(want, sizeof want, "%lld,%lld", (long long)r[5], (long long)r[4]);
+    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
+    f.before_id = r[4];
+    snprintf(want, sizeof want, "%lld,%lld", (long long)r[3], (long long)r[2]);
+    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
+    f.before_id = r[1];
+    snprintf(want, sizeof want, "%lld", (long long)r[0]);
+    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
+    spoolq_filter typed = {.event_type = "job.done", .since_ms = 2000, .until_ms = 4000,
+                           .limit = 10};
+    snprintf(want, sizeof want, "%lld,%lld", (long long)r[1], (long long)r[2]);
+    assert_string_equal(ids_of(spoolq_deliveries_page(path, &typed, NULL, err, sizeof err)),
+                        want);
+    spoolq_scope acme = {"acme", "[\"a\"]"};
+    spoolq_filter all_desc = {.desc = 1, .limit = 10, .event_type = "beta.only"};
+    assert_string_equal(ids_of(spoolq_deliveries_page(path, &all_desc, &acme, err, sizeof err)),
+                        "");
+    char *t = spoolq_deliveries_page(path, &f, NULL, err, sizeof err);
+    cJSON *page = cJSON_Parse(t);
+    free(t);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(page, 0), "received_ms")->valueint,
+                     1000);
+    cJSON_Delete(page);
+    spoolq_filter bad = {.state = "lost", .limit = 1};
+    assert_null(spoolq_deliveries_page(path, &bad, NULL, err, sizeof err));
+    assert_string_equal(err, "state must be pending, done or dead");
+
+    t = spoolq_event_types(path, "acme", 100, err, sizeof err);
+    assert_string_equal(t, "[\"invoice.paid\",\"job.done\",\"job.started\"]");
+    free(t);
+    t = spoolq_event_types(path, NULL, 2, err, sizeof err); /* the latest two events only */
+    assert_string_equal(t, "[\"beta.only\",\"invoice.paid\"]");
+    free(t);
+
+    for (int i = 0; i < 3; i++)
+        record(s, r[i], DLV_DEAD, 1, 2, 410, 7000, 1, "HTTP 410");
+    record(s, r[4], DLV_DEAD, 1, 2, 410, 7000, 1, "HTTP 410");
+    assert_int_equal(spoolq_replay_endpoint(path, "a", err, sizeof err), 3);
+    assert_int_equal(spoolq_replay_endpoint(path, "a", err, sizeof err), 0);
+    assert_string_equal(ids_of(spoolq_deliveries(path, "dead", NULL, 0, 100, NULL, err,
+                                                 sizeof err)),
+                        (snprintf(want, sizeof want, "%lld", (long long)r[4]), want));
+    assert_int_equal(spoolq_replay_delivery(path, r[4], err, sizeof err), 1);
+    assert_int_equal(spoolq_replay_delivery(path, r[4], err, sizeof err), 0);
+
+    t = spoolq_events_before(path, 0, 2, "acme", err, sizeof err);
+    cJSON *ev = cJSON_Parse(t);
+    free(t);
+    const cJSON *evs = cJSON_GetObjectItem(ev, "events");
+    assert_int_equal(cJSON_GetArraySize(evs), 2);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(evs, 0),
+                                                                "event"), "event_id")->valuestring,
+                        "e5");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetArrayItem(evs, 1),
+                                                                "event"), "event_id")->valuestring,
+                        "e4");
+    cJSON_Delete(ev);
+    spool_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill_endpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scope_and_owner, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attempts_and_stats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pages_types_and_replays, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
