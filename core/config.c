@@ -509,6 +509,13 @@ static void load_endpoint(ld *L, const cJSON *o)
         ERR(L, q, "not with \"ordering\": an ordered endpoint sends one delivery per key at a "
                   "time; remove one of the two");
     }
+    if (e.batch_max && e.transform) {
+        /* A whole batch is one attempt for the gate; a member's transform failing or dropping
+         * it would have to leave the batch on its own, which the shard does not do yet. */
+        snprintf(q, sizeof q, "%s.batch", p);
+        ERR(L, q, "not with \"transform\" yet: batched endpoints send the events as they are; "
+                  "remove one of the two");
+    }
     if (L->errs->count != before) {
         free_endpoint(&e);
         return;

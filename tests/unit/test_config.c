@@ -628,10 +628,14 @@ static void test_batch_key(void **state)
     clear();
     put("10-core.json", CORE);
     put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
-                      "\"o\": {\"sink\": \"files\", \"ordering\": \"endpoint\", \"batch\": {}}}}");
+                      "\"o\": {\"sink\": \"files\", \"ordering\": \"endpoint\", \"batch\": {}},"
+                      "\"t\": {\"sink\": \"files\", \"transform\": \"x.lua\", \"batch\": {}}}}");
+    ep = f("30-ep.json");
     snprintf(want, sizeof want,
              "%s: endpoints.o.batch: not with \"ordering\": an ordered endpoint sends one "
-             "delivery per key at a time; remove one of the two\n", f("30-ep.json"));
+             "delivery per key at a time; remove one of the two\n"
+             "%s: endpoints.t.batch: not with \"transform\" yet: batched endpoints send the "
+             "events as they are; remove one of the two\n", ep, ep);
     assert_string_equal(load(NULL), want);
 }
 
