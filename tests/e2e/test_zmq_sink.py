@@ -92,19 +92,26 @@ def test_pub_topics_reach_subscribers(switchyard):
     d = switchyard(sinks={"fwd": {"plugin": "zmq", "socket": "pub",
                                   "bind": f"tcp://127.0.0.1:{port}"}},
                    endpoints={"all": {"sink": "fwd"}})
+    # The sink binds on its first delivery. Connect only once it has: a SUB that keeps
+    # reconnecting to a port nobody listens on can land on that port as its own source
+    # port (a TCP self-connect), and then the sink cannot bind it.
+    d.push([event("warm-0", "job.warmup")])
+    d.wait_stats(lambda s: get(s, "deliveries.ok", 0) >= 1, "the first delivery (binds)")
+    assert "cannot open the socket" not in d.log(), d.log()[-3000:]
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"job.")
     sub.connect(f"tcp://127.0.0.1:{port}")
     try:
         # PUB drops what is sent before a subscription arrives: warm up until one lands.
-        n = [0]
+        n = [1]  # warm-up events pushed so far
 
         def warm():
             n[0] += 1
             d.push([event(f"warm-{n[0]}", "job.warmup")])
             return sub.poll(100)
-        wait_until(warm, timeout=20, what="the subscription to reach the sink")
+        wait_until(warm, timeout=20, what="the subscription to reach the sink",
+                   on_timeout=lambda: d.log()[-3000:])
         while sub.poll(300):
             sub.recv_multipart()
         sent = sent_events("z3", 600)
