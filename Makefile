@@ -38,8 +38,8 @@ Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
 LDFLAGS   += $(SAN) -pthread
 
-CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 libmicrohttpd libcrypto 2>/dev/null || echo -lzmq -lcjson -lsqlite3 -lmicrohttpd -lcrypto) -ldl -lm
-CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 libmicrohttpd libcrypto 2>/dev/null)
+CORE_LIBS := $(shell $(PKG_CONFIG) --libs libzmq libcjson sqlite3 libpq libmicrohttpd libcrypto 2>/dev/null || echo -lzmq -lcjson -lsqlite3 -lpq -lmicrohttpd -lcrypto) -ldl -lm
+CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags libzmq libcjson sqlite3 libpq libmicrohttpd libcrypto 2>/dev/null)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 
 # The core library, which unit tests link too, and the command-line tools

@@ -19,7 +19,6 @@
 
 #include "log.h"
 #include "metrics.h"
-#include "spool_query.h"
 #include "stats.h"
 
 struct sy_admin {
@@ -27,7 +26,25 @@ struct sy_admin {
     sy_runtime *rt;      /* the request's: a reference taken in handle() */
     sy_pipeline *pl;
     int ready; /* atomic */
+    /* The store's read connection (libmicrohttpd's one thread uses it), opened on first use. */
+    store_conf sc;
+    int has_store;
+    sy_store *rd;
+    char rd_err[512];
 };
+
+/* The read connection, or NULL with the reason in a->rd_err. */
+static sy_store *reader(sy_admin *a)
+{
+    if (!a->rd && a->has_store)
+        a->rd = store_open(&a->sc, STORE_READER, a->rd_err, sizeof a->rd_err);
+    return a->rd;
+}
+
+static const char *reader_error(sy_admin *a)
+{
+    return a->rd ? store_error(a->rd) : a->rd_err;
+}
 
 int admin_token_equal(const char *a, const char *b)
 {
@@ -119,11 +136,10 @@ static long arg_long(struct MHD_Connection *c, const char *name, long def, long 
 static char *endpoints_json(sy_admin *a)
 {
     /* With a spool, pending and dead are what the spool holds (they survive restarts). */
-    spoolq_count *counts = NULL;
+    store_ep_count *counts = NULL;
     long ncounts = -1;
-    char err[256];
-    if (a->rt->conf->spool)
-        ncounts = spoolq_endpoint_counts(a->rt->conf->spool, &counts, err, sizeof err);
+    if (reader(a))
+        ncounts = store_endpoint_counts(a->rd, &counts);
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(a->pl, &live);
     cJSON *arr = cJSON_CreateArray();
@@ -182,17 +198,17 @@ static char *endpoints_json(sy_admin *a)
 
 static enum MHD_Result deliveries(sy_admin *a, struct MHD_Connection *c)
 {
-    const char *spool = a->rt->conf->spool;
     const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
     const char *endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
     long limit = arg_long(c, "limit", 100, 1, 10000), after = arg_long(c, "after", 0, 0, LONG_MAX);
     if (limit < 0 || after < 0)
         return json_error(c, 400, "limit must be 1-10000 and after a row id >= 0");
-    if (!spool)
+    if (!a->has_store)
         return json_error(c, 501, "deliveries are listed from the spool; this daemon runs with spool: null");
-    char err[512];
-    char *t = spoolq_deliveries(spool, state, endpoint, after, limit, err, sizeof err);
-    return t ? json_owned(c, 200, t) : json_error(c, 400, err);
+    if (!reader(a))
+        return json_error(c, 503, reader_error(a));
+    char *t = store_deliveries_json(a->rd, state, endpoint, after, limit);
+    return t ? json_owned(c, 200, t) : json_error(c, 400, reader_error(a));
 }
 
 static enum MHD_Result replay(sy_admin *a, struct MHD_Connection *c, const char *id_text)
@@ -201,12 +217,11 @@ static enum MHD_Result replay(sy_admin *a, struct MHD_Connection *c, const char 
     long long id = strtoll(id_text, &end, 10);
     if (*end || id <= 0)
         return json_error(c, 400, "the delivery id must be a positive integer");
-    if (!a->rt->conf->spool)
+    if (!a->has_store)
         return json_error(c, 501, "replay needs a spool; this daemon runs with spool: null");
-    char err[512];
-    int rc = spoolq_replay_delivery(a->rt->conf->spool, id, err, sizeof err);
+    int rc = reader(a) ? store_replay_delivery(a->rd, id) : -1;
     if (rc < 0)
-        return json_error(c, 500, err);
+        return json_error(c, 500, reader_error(a));
     if (rc == 0)
         return json_error(c, 404, "no dead delivery with that id");
     char body[96];
@@ -253,12 +268,11 @@ static enum MHD_Result events(sy_admin *a, struct MHD_Connection *c)
     long limit = arg_long(c, "limit", 100, 1, 1000), after = arg_long(c, "after", 0, 0, LONG_MAX);
     if (limit < 0 || after < 0)
         return json_error(c, 400, "limit must be 1-1000 and after a cursor >= 0");
-    if (!a->rt->conf->spool)
+    if (!a->has_store)
         return json_error(c, 501, "the event feed reads the spool; this daemon runs with spool: null");
     const char *org = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "org_id");
-    char err[512];
-    char *t = spoolq_events_after(a->rt->conf->spool, after, limit, org, err, sizeof err);
-    return t ? json_owned(c, 200, t) : json_error(c, 500, err);
+    char *t = reader(a) ? store_events_json(a->rd, after, limit, org) : NULL;
+    return t ? json_owned(c, 200, t) : json_error(c, 500, reader_error(a));
 }
 
 /* "<prefix><id><suffix>" with an id of 1-255 bytes and no '/': 1 and the id in out. */
@@ -342,7 +356,7 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
     if ((!strcmp(url, "/metrics") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz")) && !get)
         return not_allowed(c, "GET");
     if (!strcmp(url, "/metrics")) {
-        char *t = metrics_text(a->pl, a->rt);
+        char *t = metrics_text(a->pl, a->rt, reader(a));
         if (!t)
             return json_error(c, 500, "out of memory");
         enum MHD_Result rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
@@ -380,6 +394,7 @@ sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t er
     }
     sy_admin *a = calloc(1, sizeof *a);
     a->pl = pl;
+    a->has_store = config_store(conf, &a->sc);
     a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
                               NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &sa,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
@@ -407,5 +422,6 @@ void admin_stop(sy_admin *a)
     if (!a)
         return;
     MHD_stop_daemon(a->mhd);
+    store_close(a->rd);
     free(a);
 }

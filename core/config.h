@@ -19,6 +19,7 @@
 #include "filter.h"
 #include "gate.h"
 #include "retry.h"
+#include "store.h"
 #include "switchyard/sink.h"
 
 /* Collected error lines. */
@@ -95,6 +96,7 @@ typedef struct sy_conf {
     const cJSON *admin_json;       /* read with config_admin_table */
     const char *spool;             /* SQLite file; NULL = in memory */
     const char *spool_sync;        /* "full" or "normal" */
+    const cJSON *store_json;       /* read with config_store_table */
     int64_t retention_ms;          /* delivered rows kept this long */
     int64_t dedup_window_ms;       /* event ids remembered this long */
     int64_t spill_after_ms;        /* retries due later than this wait on disk */
@@ -124,6 +126,9 @@ typedef struct sy_conf {
      */
     const char *admin_token;
     const char *admin_token_file;
+    /* keys of core.store (config_store_table) */
+    const char *store_type;        /* "sqlite" or "postgres" */
+    const char *store_conninfo;    /* postgres: a secret, never shown */
 
     sy_ingress_conf *ingress;
     size_t ningress;
@@ -150,6 +155,12 @@ typedef struct sy_conf {
  */
 sy_conf *config_load(const char *dir, sy_errs *errs);
 void config_free(sy_conf *c);
+
+/*
+ * The store the config names: fills *out (pointers into c) and returns 1,
+ * or 0 when events are kept in memory only (spool: null).
+ */
+int config_store(const sy_conf *c, store_conf *out);
 
 /* config_load for the command-line tools: errors go to stderr. */
 sy_conf *config_load_or_report(const char *dir);

@@ -60,6 +60,17 @@ int daemon_check(const daemon_opts *o)
         config_free(c);
         return 2;
     }
+    /* A store that cannot be reached is a broken setup too (postgres: connect, schema). */
+    store_conf sc;
+    char err[1024];
+    if (config_store(c, &sc) && store_check(&sc, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "1 configuration error; not starting\n");
+        runtime_free(rt);
+        config_free(c);
+        errs_free(&errs);
+        return 2;
+    }
     runtime_print_table(rt, stdout);
     printf("configuration OK\n");
     runtime_free(rt);
@@ -177,17 +188,14 @@ static int start(parts *p, char *err, size_t errlen)
             return -1;
         }
     }
-    if (c->spool) {
-        if (mkdir_parents(c->spool) != 0) {
+    store_conf sc;
+    if (config_store(c, &sc)) {
+        if (sc.kind == STORE_SQLITE && mkdir_parents(c->spool) != 0) {
             snprintf(err, errlen, "cannot create the folder of spool %s: %s", c->spool,
                      strerror(errno));
             return -1;
         }
-        spool_opts so = {.path = c->spool,
-                         .sync = c->spool_sync,
-                         .retention_ms = c->retention_ms,
-                         .dedup_window_ms = c->dedup_window_ms};
-        if (!(p->spool = spool_open(&so, err, errlen)))
+        if (!(p->spool = spool_open(&sc, err, errlen)))
             return -1;
     }
     pipeline_opts po = {.shards = c->shards,
@@ -238,12 +246,15 @@ static void stop(parts *p, int64_t drain_ms)
 static void log_ready(const sy_conf *c, sy_spool *spool)
 {
     char err[512];
-    if (spool) {
+    store_conf conf;
+    if (spool && config_store(c, &conf)) {
+        sy_store *rd = store_open(&conf, STORE_READER, err, sizeof err);
         spool_counts sc;
-        if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
-            log_fields(SY_LOG_INFO, "spool open", LOG_S("path", c->spool),
+        if (rd && store_count(rd, &sc) == 0)
+            log_fields(SY_LOG_INFO, "spool open",
+                       LOG_S(conf.kind == STORE_SQLITE ? "path" : "store", spool_name(spool)),
                        LOG_I("pending", sc.pending), LOG_I("dead", sc.dead));
-        }
+        store_close(rd);
     } else {
         log_warn("spool: null - running in memory: deliveries not finished are lost if the "
                  "process dies, and event ids are not de-duplicated");

@@ -277,7 +277,7 @@ static int cmp_row(const void *a, const void *b)
     return strcmp(((const ep_row *)a)->ep->conf->id, ((const ep_row *)b)->ep->conf->id);
 }
 
-char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
+char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd)
 {
     out_t o = {malloc(16384), 0, 16384};
     if (!o.buf)
@@ -301,12 +301,9 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
         emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
         /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
         uint64_t dead = 0;
-        if (rt && rt->conf->spool) {
-            spool_counts sc;
-            char err[256];
-            if (spool_count(rt->conf->spool, &sc, err, sizeof err) == 0)
-                dead = sc.dead;
-        }
+        spool_counts sc;
+        if (rd && store_count(rd, &sc) == 0)
+            dead = sc.dead;
         head(&o, "switchyard_dead_letters", "gauge",
              "Dead deliveries kept in the spool, replayable.");
         emit(&o, "switchyard_dead_letters %llu\n", (unsigned long long)dead);

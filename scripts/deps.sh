@@ -11,7 +11,8 @@
 # `test` also installs the npm packages pinned by tests/node/package-lock.json.
 #
 # Services: Debian starts rabbitmq-server (ports 5672, 25672, and epmd on
-# 4369) and nginx (port 80) when it installs them, and at every boot. The
+# 4369), postgresql (port 5432) and nginx (port 80) when it installs them,
+# and at every boot. The
 # tests and benchmarks start their own instances on free loopback ports and
 # need neither. So when this script installs one of them, it keeps it from
 # starting during the install (a policy-rc.d that forbids it, unless the
@@ -36,17 +37,17 @@ mode=$1
 # The daemon and its plugins: toolchain and libraries to build, and to run.
 RUN_PKGS=(
   build-essential pkg-config
-  libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev
+  libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
   libmicrohttpd-dev librabbitmq-dev
 )
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
-# RabbitMQ, openssl for test certificates) and Node.js for the official
-# interop peers (standardwebhooks, an SQS emulator). The machine image may
-# ship its own node and npm.
+# RabbitMQ, a real PostgreSQL, openssl for test certificates) and Node.js
+# for the official interop peers (standardwebhooks, an SQS emulator). The
+# machine image may ship its own node and npm.
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq
-  openssl rabbitmq-server
+  openssl rabbitmq-server postgresql
 )
 command -v node >/dev/null 2>&1 || TEST_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
@@ -54,7 +55,8 @@ command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
 BENCH_PKGS=(nginx-light wrk)
 
 # Package -> the services it starts on install; see the top of this file.
-declare -A SERVICES=([rabbitmq-server]="rabbitmq-server epmd" [nginx-light]="nginx")
+declare -A SERVICES=([rabbitmq-server]="rabbitmq-server epmd" [nginx-light]="nginx"
+                     [postgresql]="postgresql")
 
 case "$mode" in
   run) PKGS=("${RUN_PKGS[@]}") ;;

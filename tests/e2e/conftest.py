@@ -379,6 +379,16 @@ def switchyard(tmp_path):
 
 
 @pytest.fixture
+def store_backend():
+    """
+    The store a spool daemon (durability_helpers) keeps its events in:
+    "sqlite" unless a test or module parametrizes it, as the spool and
+    durability tests do with durability_helpers.both_backends.
+    """
+    return "sqlite"
+
+
+@pytest.fixture
 def flaky_so():
     _require(FLAKY)
     return str(FLAKY)

@@ -8,8 +8,10 @@ to pending and a running daemon delivers them (its pager looks every 200 ms).
 import re
 import time
 
-from durability_helpers import (DEAD, DONE, event, flaky_calls, flaky_sink, replay,
+from durability_helpers import (both_backends, DEAD, DONE, event, flaky_calls, flaky_sink, replay,
                                 spool_daemon, wait_until, write_config)  # noqa: F401
+
+pytestmark = both_backends
 
 
 

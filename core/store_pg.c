@@ -1,0 +1,955 @@
+/*
+ * store_pg.c - the PostgreSQL store: connection, numbered schema
+ * migrations, and the writer (group commit: one transaction per batch,
+ * one statement per kind of row, whatever the batch's size).
+ *
+ * Event-id dedup is the unique index on events.event_id (INSERT ... ON
+ * CONFLICT DO NOTHING), so it holds for every process sharing the
+ * database. The pager leases rows with FOR UPDATE SKIP LOCKED, and other
+ * processes wake it with NOTIFY on PG_CHANNEL; polling is the fallback.
+ */
+#include "store_pg_int.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define PG_SCHEMA_VERSION 1
+/* pg_advisory_xact_lock key: nodes starting together migrate one at a time. */
+#define PG_MIGRATE_LOCK "7526392816551913473"
+
+/* Version 1: what one SQLite file holds, for one node or many. */
+static const char *const pg_schema_v1 =
+    "CREATE TABLE events ("
+    "  id bigserial PRIMARY KEY,"
+    "  event_id text NOT NULL UNIQUE,"
+    "  received_ms bigint NOT NULL,"
+    "  event_type text NOT NULL,"
+    "  org_id text,"
+    "  body bytea NOT NULL);"
+    "CREATE INDEX events_org ON events(org_id, id);"
+    "CREATE INDEX events_received ON events(received_ms);"
+    "CREATE TABLE deliveries ("
+    "  id bigserial PRIMARY KEY,"
+    "  event_rowid bigint NOT NULL,"
+    "  endpoint text NOT NULL,"
+    "  state smallint NOT NULL,"
+    "  attempt integer NOT NULL DEFAULT 0,"
+    "  first_ms bigint NOT NULL DEFAULT 0,"
+    "  next_ms bigint NOT NULL,"
+    "  last_status integer NOT NULL DEFAULT 0,"
+    "  last_detail text NOT NULL DEFAULT '',"
+    "  updated_ms bigint NOT NULL,"
+    "  lease bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX deliveries_due ON deliveries(next_ms) WHERE state = 0;"
+    "CREATE INDEX deliveries_event ON deliveries(event_rowid);"
+    "CREATE INDEX deliveries_endpoint ON deliveries(endpoint, state);"
+    "CREATE INDEX deliveries_done ON deliveries(updated_ms) WHERE state = 1;"
+    "CREATE INDEX deliveries_dead ON deliveries(updated_ms) WHERE state = 2;"
+    "CREATE TABLE attempts ("
+    "  id bigserial PRIMARY KEY,"
+    "  delivery_id bigint NOT NULL,"
+    "  attempt integer NOT NULL,"
+    "  at_ms bigint NOT NULL,"
+    "  result smallint NOT NULL,"
+    "  status integer NOT NULL,"
+    "  detail text NOT NULL,"
+    "  latency_ms bigint NOT NULL DEFAULT 0);"
+    "CREATE INDEX attempts_delivery ON attempts(delivery_id);"
+    "CREATE INDEX attempts_at ON attempts(at_ms);"
+    "CREATE TABLE endpoint_state ("
+    "  endpoint text PRIMARY KEY,"
+    "  disabled_ms bigint NOT NULL,"
+    "  reason text NOT NULL);";
+
+static const char *const pg_steps[] = {NULL, pg_schema_v1};
+
+/* ---- binary arrays ------------------------------------------------------------------ */
+
+static void put_be(pg_arr *a, uint64_t v, int bytes)
+{
+    if (a->oom)
+        return;
+    if (a->len + (size_t)bytes > a->cap) {
+        size_t ncap = a->cap * 2 + (size_t)bytes + 256;
+        char *nb = realloc(a->buf, ncap);
+        if (!nb) {
+            a->oom = 1;
+            return;
+        }
+        a->buf = nb;
+        a->cap = ncap;
+    }
+    for (int i = bytes - 1; i >= 0; i--)
+        a->buf[a->len++] = (char)((v >> (8 * i)) & 0xff);
+}
+
+static void put_raw(pg_arr *a, const void *p, size_t n)
+{
+    put_be(a, (uint32_t)n, 4);
+    if (a->oom || !n)
+        return;
+    if (a->len + n > a->cap) {
+        size_t ncap = a->cap * 2 + n;
+        char *nb = realloc(a->buf, ncap);
+        if (!nb) {
+            a->oom = 1;
+            return;
+        }
+        a->buf = nb;
+        a->cap = ncap;
+    }
+    memcpy(a->buf + a->len, p, n);
+    a->len += n;
+}
+
+/* Header: ndim, has-null, element type, then (length, lower bound); written by pg_arr_done. */
+#define ARR_HEAD 20
+
+void pg_arr_init(pg_arr *a, uint32_t oid)
+{
+    memset(a, 0, sizeof *a);
+    a->oid = oid;
+    put_be(a, 0, 4);
+    put_be(a, 0, 4);
+    put_be(a, 0, 4);
+    put_be(a, 0, 4);
+    put_be(a, 0, 4);
+}
+
+void pg_arr_free(pg_arr *a)
+{
+    free(a->buf);
+    a->buf = NULL;
+}
+
+void pg_arr_i64(pg_arr *a, int64_t v)
+{
+    put_be(a, 8, 4);
+    put_be(a, (uint64_t)v, 8);
+    a->n++;
+}
+
+void pg_arr_i32(pg_arr *a, int32_t v)
+{
+    put_be(a, 4, 4);
+    put_be(a, (uint32_t)v, 4);
+    a->n++;
+}
+
+void pg_arr_i16(pg_arr *a, int16_t v)
+{
+    put_be(a, 2, 4);
+    put_be(a, (uint16_t)v, 2);
+    a->n++;
+}
+
+void pg_arr_bytes(pg_arr *a, const void *p, size_t n)
+{
+    put_raw(a, p, n);
+    a->n++;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 when invalid or NUL. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned c = p[0];
+    size_t need = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                               : (c & 0xf8) == 0xf0 ? 4 : 0;
+    if (!c || !need || need > n || (need == 2 && c < 0xc2) || (need == 4 && c > 0xf4))
+        return 0;
+    for (size_t i = 1; i < need; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if (need == 3 && ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
+        return 0; /* overlong, or a surrogate */
+    if (need == 4 && ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
+        return 0;
+    return need;
+}
+
+void pg_arr_text(pg_arr *a, const char *s)
+{
+    /* PostgreSQL refuses text that is not UTF-8 (a plugin's detail may not be). */
+    size_t n = strlen(s), ok = 0;
+    while (ok < n) {
+        size_t l = utf8_len((const unsigned char *)s + ok, n - ok);
+        if (!l)
+            break;
+        ok += l;
+    }
+    if (ok == n) {
+        pg_arr_bytes(a, s, n);
+        return;
+    }
+    char *clean = malloc(n + 1);
+    if (!clean) {
+        a->oom = 1;
+        return;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len((const unsigned char *)s + i, n - i);
+        if (!l) {
+            clean[i++] = '?';
+            continue;
+        }
+        memcpy(clean + i, s + i, l);
+        i += l;
+    }
+    pg_arr_bytes(a, clean, n);
+    free(clean);
+}
+
+void pg_arr_null(pg_arr *a)
+{
+    put_be(a, 0xffffffffu, 4);
+    a->n++;
+    if (!a->oom)
+        a->buf[7] = 1; /* has-null flag (its low byte) */
+}
+
+const char *pg_arr_done(pg_arr *a, int *len)
+{
+    if (a->oom)
+        return NULL;
+    char hasnull = a->buf[7];
+    size_t keep = a->len;
+    a->len = 0;
+    if (a->n) {
+        put_be(a, 1, 4); /* ndim */
+        put_be(a, (uint32_t)hasnull, 4);
+        put_be(a, a->oid, 4);
+        put_be(a, (uint32_t)a->n, 4);
+        put_be(a, 1, 4);
+        a->len = keep;
+        *len = (int)keep;
+        return a->buf;
+    }
+    put_be(a, 0, 4); /* no dimensions: an empty array */
+    put_be(a, 0, 4);
+    put_be(a, a->oid, 4);
+    *len = 12;
+    return a->buf;
+}
+
+/* ---- results and statements ------------------------------------------------------------ */
+
+int64_t pg_int(const PGresult *r, int row, int col)
+{
+    const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+    int len = PQgetlength(r, row, col);
+    if (PQgetisnull(r, row, col))
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < len; i++)
+        v = v << 8 | p[i];
+    if (len == 2)
+        return (int16_t)v;
+    if (len == 4)
+        return (int32_t)v;
+    if (len == 1) /* bool */
+        return (int64_t)v;
+    return (int64_t)v;
+}
+
+const char *pg_text(const PGresult *r, int row, int col)
+{
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* libpq's message without its trailing line end. */
+static void conn_error(pg_store *s, const char *what)
+{
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+        msg[--l] = '\0';
+    store_fail(&s->base, "%s: %s", what, msg);
+}
+
+/* The store's error from a failed result (or the connection's), without its line end. */
+static void result_error(pg_store *s, const PGresult *r)
+{
+    const char *m = r ? PQresultErrorMessage(r) : "";
+    char msg[768];
+    snprintf(msg, sizeof msg, "%s", *m ? m : PQerrorMessage(s->conn));
+    size_t l = strlen(msg);
+    while (l && (msg[l - 1] == '\n' || msg[l - 1] == '\r'))
+        msg[--l] = '\0';
+    store_fail(&s->base, "%s", msg);
+    if (PQstatus(s->conn) != CONNECTION_OK)
+        s->broken = 1;
+}
+
+static PGresult *checked(pg_store *s, PGresult *r)
+{
+    ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return r;
+    result_error(s, r);
+    PQclear(r);
+    return NULL;
+}
+
+PGresult *pg_run(pg_store *s, const char *name, const char *sql, int n,
+                 const char *const *values, const int *lengths, const int *formats)
+{
+    return checked(s, name ? PQexecPrepared(s->conn, name, n, values, lengths, formats, 1)
+                           : PQexecParams(s->conn, sql, n, NULL, values, lengths, formats, 1));
+}
+
+/* Statements without parameters, several at once (the simple query protocol). */
+static int pg_exec(pg_store *s, const char *sql)
+{
+    PGresult *r = checked(s, PQexec(s->conn, sql));
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+/* ---- connecting, schema ---------------------------------------------------------------- */
+
+int store_check_conninfo(const char *conninfo, char *msg, size_t msglen)
+{
+    char *perr = NULL;
+    PQconninfoOption *o = PQconninfoParse(conninfo, &perr);
+    /* libpq's message may quote the string, password included: say it in our words. */
+    PQfreemem(perr);
+    if (!o) {
+        snprintf(msg, msglen, "not a valid PostgreSQL connection string (key=value pairs, or a "
+                              "postgresql:// URI); its text is not shown, it may hold a password");
+        return -1;
+    }
+    PQconninfoFree(o);
+    return 0;
+}
+
+static PGconn *connect_db(const char *conninfo)
+{
+    /* Ours first: values of the conninfo (expanded from "dbname") override them. */
+    const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *const vals[] = {"10", "switchyard", conninfo, NULL};
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+static void set_display(pg_store *s)
+{
+    const char *host = PQhost(s->conn), *port = PQport(s->conn), *db = PQdb(s->conn);
+    snprintf(s->base.display, sizeof s->base.display, "postgresql://%s:%s/%s",
+             host && *host ? host : "localhost", port && *port ? port : "5432", db ? db : "");
+}
+
+static int schema_version(pg_store *s, int *v)
+{
+    PGresult *r = pg_run(s, NULL, "SELECT version FROM switchyard_schema", 0, NULL, NULL, NULL);
+    if (!r) {
+        /* The table does not exist: an empty database. */
+        if (strstr(s->base.err, "does not exist")) {
+            s->base.err[0] = '\0';
+            *v = 0;
+            return 0;
+        }
+        return -1;
+    }
+    *v = PQntuples(r) ? (int)pg_int(r, 0, 0) : 0;
+    PQclear(r);
+    return 0;
+}
+
+static int migrate(pg_store *s, char *err, size_t errlen)
+{
+    for (;;) {
+        int v;
+        if (pg_exec(s, "BEGIN") || pg_exec(s, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK ")") ||
+            pg_exec(s, "CREATE TABLE IF NOT EXISTS switchyard_schema (version integer NOT NULL)") ||
+            schema_version(s, &v)) {
+            snprintf(err, errlen, "%s: %s", s->base.display, s->base.err);
+            pg_exec(s, "ROLLBACK");
+            return -1;
+        }
+        if (v > PG_SCHEMA_VERSION) {
+            snprintf(err, errlen, "%s has schema version %d, newer than this switchyard (%d)",
+                     s->base.display, v, PG_SCHEMA_VERSION);
+            pg_exec(s, "ROLLBACK");
+            return -1;
+        }
+        if (v == PG_SCHEMA_VERSION)
+            return pg_exec(s, "COMMIT");
+        int to = v + 1;
+        char bump[128];
+        snprintf(bump, sizeof bump,
+                 "DELETE FROM switchyard_schema; INSERT INTO switchyard_schema VALUES (%d)", to);
+        if (pg_exec(s, pg_steps[to]) || pg_exec(s, bump) || pg_exec(s, "COMMIT")) {
+            snprintf(err, errlen, "%s: migration to schema version %d failed: %s",
+                     s->base.display, to, s->base.err);
+            pg_exec(s, "ROLLBACK");
+            return -1;
+        }
+        if (v > 0)
+            log_info("store %s migrated from schema version %d to %d", s->base.display, v, to);
+    }
+}
+
+/* The writer's statements, all of them binary in and out. */
+static const struct {
+    const char *name, *sql;
+} statements[] = {
+    /* Sorted by event id so two writers inserting the same ids lock them in one order. */
+    {"put_ev", "INSERT INTO events(event_id, received_ms, event_type, org_id, body)"
+               " SELECT e, r, t, o, b FROM unnest($1::text[], $2::int8[], $3::text[],"
+               " $4::text[], $5::bytea[]) AS u(e, r, t, o, b) ORDER BY e"
+               " ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"},
+    /* Ids drawn in the CTE (evaluated once) so they come back in the order given. */
+    {"put_dlv", "WITH v AS (SELECT nextval('deliveries_id_seq') AS id, ev, ep, ord"
+                " FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(ev, ep, ord)),"
+                " ins AS (INSERT INTO deliveries(id, event_rowid, endpoint, state, next_ms,"
+                " updated_ms, lease) SELECT id, ev, ep, 0, $3, $3, $4 FROM v)"
+                " SELECT ord, id FROM v"},
+    /* The last record of a delivery wins; every attempt is logged, in order. */
+    {"rec", "WITH u AS (SELECT * FROM unnest($1::int8[], $2::int2[], $3::int4[], $4::int8[],"
+            " $5::int8[], $6::int4[], $7::text[], $8::int8[], $9::int2[], $10::int8[],"
+            " $11::int8[]) WITH ORDINALITY AS u(id, state, attempt, first_ms, next_ms, status,"
+            " detail, lease, result, at_ms, latency_ms, ord)),"
+            " v AS (SELECT DISTINCT ON (id) * FROM u ORDER BY id, ord DESC),"
+            " upd AS (UPDATE deliveries d SET state = v.state, attempt = v.attempt,"
+            " first_ms = v.first_ms, next_ms = v.next_ms, last_status = v.status,"
+            " last_detail = v.detail, updated_ms = $12, lease = v.lease FROM v"
+            " WHERE d.id = v.id RETURNING d.id),"
+            " att AS (INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, detail,"
+            " latency_ms) SELECT id, attempt, at_ms, result, status, detail, latency_ms FROM u"
+            " WHERE result >= 0 ORDER BY ord)"
+            " SELECT count(*) FROM upd"},
+    {"page", "WITH due AS (SELECT d.id FROM deliveries d WHERE d.state = 0 AND d.lease <> $1"
+             " AND d.next_ms <= $2 AND d.endpoint IN (SELECT endpoint FROM known)"
+             " ORDER BY d.next_ms, d.id LIMIT $3 FOR UPDATE SKIP LOCKED),"
+             " upd AS (UPDATE deliveries d SET lease = $1 FROM due WHERE d.id = due.id"
+             " RETURNING d.id, d.endpoint, d.event_rowid, d.attempt, d.first_ms, d.next_ms)"
+             " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
+             " e.received_ms FROM upd JOIN events e ON e.id = upd.event_rowid"
+             " ORDER BY upd.next_ms, upd.id"},
+    {"release", "UPDATE deliveries SET lease = 0 WHERE endpoint = $1 AND state = 0"
+                " AND lease = $2"},
+    {"known", "INSERT INTO known SELECT DISTINCT unnest($1::text[])"},
+    {"disable", "INSERT INTO endpoint_state(endpoint, disabled_ms, reason) VALUES ($1, $2, $3)"
+                " ON CONFLICT (endpoint) DO UPDATE SET disabled_ms = excluded.disabled_ms,"
+                " reason = excluded.reason"},
+    {"enable", "DELETE FROM endpoint_state WHERE endpoint = $1"},
+};
+
+/* What a writer's session needs: its temp table, its statements, its LISTEN. */
+static int writer_session(pg_store *s)
+{
+    if (pg_exec(s, "CREATE TEMP TABLE IF NOT EXISTS known (endpoint text PRIMARY KEY)") ||
+        pg_exec(s, "LISTEN " PG_CHANNEL))
+        return -1;
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        PGresult *r = PQprepare(s->conn, statements[i].name, statements[i].sql, 0, NULL);
+        int ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            store_fail(&s->base, "preparing %s: %s", statements[i].name,
+                       r ? PQresultErrorMessage(r) : PQerrorMessage(s->conn));
+        PQclear(r);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+static int restore_known(pg_store *s);
+
+int pg_ensure(pg_store *s)
+{
+    if (!s->broken && PQstatus(s->conn) == CONNECTION_OK)
+        return 0;
+    PQreset(s->conn);
+    if (PQstatus(s->conn) != CONNECTION_OK) {
+        conn_error(s, "cannot reach PostgreSQL");
+        return -1;
+    }
+    s->broken = 0;
+    if (s->base.role == STORE_WRITER && (writer_session(s) || restore_known(s))) {
+        s->broken = 1;
+        return -1;
+    }
+    log_fields(SY_LOG_INFO, "reconnected to PostgreSQL", LOG_S("store", s->base.display));
+    return 0;
+}
+
+/* ---- the writer ------------------------------------------------------------------------- */
+
+static int pg_begin(sy_store *st)
+{
+    pg_store *s = PG(st);
+    return pg_ensure(s) ? -1 : pg_exec(s, "BEGIN");
+}
+
+static int pg_commit(sy_store *st)
+{
+    pg_store *s = PG(st);
+    PGresult *r = pg_run(s, NULL, "COMMIT", 0, NULL, NULL, NULL);
+    if (!r)
+        return -1;
+    /* A transaction that failed earlier answers COMMIT with ROLLBACK. */
+    int ok = !strcmp(PQcmdStatus(r), "COMMIT");
+    PQclear(r);
+    return ok ? 0 : store_fail(st, "the transaction was rolled back");
+}
+
+static void pg_rollback(sy_store *st)
+{
+    pg_store *s = PG(st);
+    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(s->conn, "ROLLBACK"));
+}
+
+/* A binary int8 parameter. */
+static const char *be64(char buf[8], int64_t v)
+{
+    for (int i = 7; i >= 0; i--, v = (int64_t)((uint64_t)v >> 8))
+        buf[i] = (char)(v & 0xff);
+    return buf;
+}
+
+typedef struct claim {
+    const char *event_id;
+    int64_t row;
+    int taken;
+} claim;
+
+static int cmp_claim(const void *a, const void *b)
+{
+    return strcmp(((const claim *)a)->event_id, ((const claim *)b)->event_id);
+}
+
+/* Runs a prepared statement on n binary parameters. */
+static PGresult *run_arrays(pg_store *s, const char *name, pg_arr *arrs, int narr,
+                            const char *const *extra, const int *extra_len, int nextra)
+{
+    const char *vals[16];
+    int lens[16], fmts[16];
+    for (int i = 0; i < narr; i++) {
+        if (!(vals[i] = pg_arr_done(&arrs[i], &lens[i]))) {
+            store_fail(&s->base, "out of memory");
+            return NULL;
+        }
+        fmts[i] = 1;
+    }
+    for (int i = 0; i < nextra; i++) {
+        vals[narr + i] = extra[i];
+        lens[narr + i] = extra_len[i];
+        fmts[narr + i] = 1;
+    }
+    return pg_run(s, name, NULL, narr + nextra, vals, lens, fmts);
+}
+
+static void free_arrays(pg_arr *a, int n)
+{
+    for (int i = 0; i < n; i++)
+        pg_arr_free(&a[i]);
+}
+
+/* Inserts the events; marks each put OK (with its event row in rows[i]) or DUP. */
+static int put_events(pg_store *s, spool_put *const *puts, size_t n, int64_t *rows)
+{
+    pg_arr a[5];
+    pg_arr_init(&a[0], PG_TEXT);
+    pg_arr_init(&a[1], PG_INT8);
+    pg_arr_init(&a[2], PG_TEXT);
+    pg_arr_init(&a[3], PG_TEXT);
+    pg_arr_init(&a[4], PG_BYTEA);
+    for (size_t i = 0; i < n; i++) {
+        const sy_event *ev = puts[i]->ev;
+        pg_arr_text(&a[0], ev->event_id);
+        pg_arr_i64(&a[1], ev->received_ms);
+        pg_arr_text(&a[2], ev->event_type);
+        if (ev->org_id)
+            pg_arr_text(&a[3], ev->org_id);
+        else
+            pg_arr_null(&a[3]);
+        pg_arr_bytes(&a[4], ev->body, ev->body_len);
+    }
+    PGresult *r = run_arrays(s, "put_ev", a, 5, NULL, NULL, 0);
+    free_arrays(a, 5);
+    if (!r)
+        return -1;
+    int got = PQntuples(r);
+    claim *c = calloc((size_t)got + 1, sizeof *c);
+    if (!c) {
+        PQclear(r);
+        return store_fail(&s->base, "out of memory");
+    }
+    for (int i = 0; i < got; i++)
+        c[i] = (claim){.event_id = pg_text(r, i, 1), .row = pg_int(r, i, 0)};
+    qsort(c, (size_t)got, sizeof *c, cmp_claim);
+    /* Inserted ids belong to the first put carrying them; the others are duplicates. */
+    for (size_t i = 0; i < n; i++) {
+        claim key = {.event_id = puts[i]->ev->event_id};
+        claim *hit = got ? bsearch(&key, c, (size_t)got, sizeof *c, cmp_claim) : NULL;
+        if (hit && !hit->taken) {
+            hit->taken = 1;
+            puts[i]->status = SPOOL_OK;
+            rows[i] = hit->row;
+        } else {
+            puts[i]->status = SPOOL_DUP;
+        }
+    }
+    free(c);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_put(sy_store *st, spool_put *const *puts, size_t n)
+{
+    pg_store *s = PG(st);
+    int64_t *rows = calloc(n, sizeof *rows);
+    if (!rows)
+        return store_fail(st, "out of memory");
+    if (put_events(s, puts, n, rows)) {
+        free(rows);
+        return -1;
+    }
+    pg_arr a[2];
+    pg_arr_init(&a[0], PG_INT8);
+    pg_arr_init(&a[1], PG_TEXT);
+    for (size_t i = 0; i < n; i++)
+        if (puts[i]->status == SPOOL_OK)
+            for (size_t k = 0; k < puts[i]->n; k++) {
+                pg_arr_i64(&a[0], rows[i]);
+                pg_arr_text(&a[1], puts[i]->endpoint_ids[k]);
+            }
+    free(rows);
+    if (!a[0].n) {
+        free_arrays(a, 2);
+        return 0;
+    }
+    char now[8], lease[8];
+    const char *extra[] = {be64(now, wall_ms()), be64(lease, s->boot_id)};
+    const int extra_len[] = {8, 8};
+    PGresult *r = run_arrays(s, "put_dlv", a, 2, extra, extra_len, 2);
+    free_arrays(a, 2);
+    if (!r)
+        return -1;
+    /* ord runs over the OK puts' endpoints in order: hand each id to its slot. */
+    int64_t *ids = calloc((size_t)PQntuples(r) + 1, sizeof *ids);
+    if (!ids) {
+        PQclear(r);
+        return store_fail(st, "out of memory");
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        int64_t ord = pg_int(r, i, 0);
+        if (ord >= 1 && ord <= PQntuples(r))
+            ids[ord - 1] = pg_int(r, i, 1);
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (puts[i]->status == SPOOL_OK)
+            for (size_t e = 0; e < puts[i]->n; e++)
+                puts[i]->ids[e] = ids[k++];
+    free(ids);
+    PQclear(r);
+    return 0;
+}
+
+static int pg_records(sy_store *st, const spool_record *recs, size_t n)
+{
+    pg_store *s = PG(st);
+    static const uint32_t oids[11] = {PG_INT8, PG_INT2, PG_INT4, PG_INT8, PG_INT8, PG_INT4,
+                                      PG_TEXT, PG_INT8, PG_INT2, PG_INT8, PG_INT8};
+    pg_arr a[11];
+    for (int i = 0; i < 11; i++)
+        pg_arr_init(&a[i], oids[i]);
+    for (size_t i = 0; i < n; i++) {
+        const spool_record *r = &recs[i];
+        pg_arr_i64(&a[0], r->delivery_id);
+        pg_arr_i16(&a[1], (int16_t)r->state);
+        pg_arr_i32(&a[2], (int32_t)r->attempt);
+        pg_arr_i64(&a[3], r->first_ms);
+        pg_arr_i64(&a[4], r->next_ms);
+        pg_arr_i32(&a[5], r->status);
+        pg_arr_text(&a[6], r->detail);
+        pg_arr_i64(&a[7], r->leased ? s->boot_id : 0);
+        pg_arr_i16(&a[8], (int16_t)r->attempt_result);
+        pg_arr_i64(&a[9], r->at_ms);
+        pg_arr_i64(&a[10], r->latency_ms);
+    }
+    char now[8];
+    const char *extra[] = {be64(now, wall_ms())};
+    const int extra_len[] = {8};
+    PGresult *res = run_arrays(s, "rec", a, 11, extra, extra_len, 1);
+    free_arrays(a, 11);
+    PQclear(res);
+    return res ? 0 : -1;
+}
+
+static int pg_release(sy_store *st, const char *endpoint)
+{
+    pg_store *s = PG(st);
+    char lease[24];
+    snprintf(lease, sizeof lease, "%lld", (long long)s->boot_id);
+    const char *vals[] = {endpoint, lease};
+    PGresult *r = pg_run(s, "release", NULL, 2, vals, NULL, NULL);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int send_known(pg_store *s)
+{
+    if (pg_exec(s, "DELETE FROM known"))
+        return -1;
+    pg_arr a;
+    pg_arr_init(&a, PG_TEXT);
+    for (size_t i = 0; i < s->nknown; i++)
+        pg_arr_text(&a, s->known[i]);
+    PGresult *r = run_arrays(s, "known", &a, 1, NULL, NULL, 0);
+    pg_arr_free(&a);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int restore_known(pg_store *s)
+{
+    return s->nknown ? send_known(s) : 0;
+}
+
+static void free_known(pg_store *s)
+{
+    for (size_t i = 0; i < s->nknown; i++)
+        free(s->known[i]);
+    free(s->known);
+    s->known = NULL;
+    s->nknown = 0;
+}
+
+static int pg_known(sy_store *st, const char *const *ids, size_t n)
+{
+    pg_store *s = PG(st);
+    free_known(s);
+    if (n && !(s->known = calloc(n, sizeof *s->known)))
+        return store_fail(st, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (!(s->known[i] = strdup(ids[i])))
+            return store_fail(st, "out of memory");
+        s->nknown++;
+    }
+    return send_known(s);
+}
+
+static int pg_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason)
+{
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)at_ms);
+    const char *vals[] = {endpoint, at, reason ? reason : ""};
+    PGresult *r = pg_run(PG(st), "disable", NULL, 3, vals, NULL, NULL);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int pg_enable(sy_store *st, const char *endpoint)
+{
+    const char *vals[] = {endpoint};
+    PGresult *r = pg_run(PG(st), "enable", NULL, 1, vals, NULL, NULL);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static int pg_load_disabled(sy_store *st, char ***ids, size_t *n)
+{
+    PGresult *r = pg_run(PG(st), NULL, "SELECT endpoint FROM endpoint_state ORDER BY endpoint",
+                         0, NULL, NULL, NULL);
+    if (!r)
+        return -1;
+    int rows = PQntuples(r);
+    *ids = rows ? calloc((size_t)rows, sizeof **ids) : NULL;
+    for (int i = 0; *ids && i < rows; i++)
+        if (((*ids)[*n] = strdup(pg_text(r, i, 0))))
+            (*n)++;
+    PQclear(r);
+    return 0;
+}
+
+static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
+{
+    pg_store *s = PG(st);
+    if (pg_ensure(s))
+        return -1;
+    char b[3][8];
+    const char *vals[] = {be64(b[0], s->boot_id), be64(b[1], until_ms), be64(b[2], (int64_t)max)};
+    const int lens[] = {8, 8, 8}, fmts[] = {1, 1, 1};
+    PGresult *r = pg_run(s, "page", NULL, 3, vals, lens, fmts);
+    if (!r)
+        return -1;
+    long got = 0;
+    for (int i = 0; i < PQntuples(r) && (size_t)got < max; i++) {
+        spool_row *row = &rows[got++];
+        row->id = pg_int(r, i, 0);
+        row->endpoint_id = strdup(pg_text(r, i, 1));
+        row->body_len = (size_t)PQgetlength(r, i, 2);
+        char *body = malloc(row->body_len + 1);
+        if (body) {
+            memcpy(body, PQgetvalue(r, i, 2), row->body_len);
+            body[row->body_len] = '\0';
+        }
+        row->body = body;
+        row->attempt = (uint32_t)pg_int(r, i, 3);
+        row->first_ms = pg_int(r, i, 4);
+        row->next_ms = pg_int(r, i, 5);
+        row->received_ms = pg_int(r, i, 6);
+    }
+    PQclear(r);
+    return got;
+}
+
+static int pg_prune(sy_store *st, int64_t now)
+{
+    pg_store *s = PG(st);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM attempts WHERE at_ms < %lld;"
+             "DELETE FROM deliveries WHERE state = 1 AND updated_ms < %lld;"
+             "DELETE FROM events e WHERE received_ms < %lld AND NOT EXISTS "
+             "(SELECT 1 FROM deliveries d WHERE d.event_rowid = e.id);",
+             (long long)(now - s->retention_ms), (long long)(now - s->retention_ms),
+             (long long)(now - s->dedup_window_ms));
+    return pg_ensure(s) ? -1 : pg_exec(s, sql);
+}
+
+static int pg_wake_fd(sy_store *st)
+{
+    pg_store *s = PG(st);
+    return s->broken || PQstatus(s->conn) != CONNECTION_OK ? -1 : PQsocket(s->conn);
+}
+
+static int pg_woken(sy_store *st)
+{
+    pg_store *s = PG(st);
+    if (!PQconsumeInput(s->conn)) {
+        s->broken = 1; /* the pager's next pass reconnects */
+        return 1;
+    }
+    int any = 0;
+    for (PGnotify *n; (n = PQnotifies(s->conn)); any = 1)
+        PQfreemem(n);
+    return any;
+}
+
+static void pg_close(sy_store *st)
+{
+    pg_store *s = PG(st);
+    PQfinish(s->conn);
+    free_known(s);
+    if (s->conninfo) {
+        memset(s->conninfo, 0, strlen(s->conninfo));
+        free(s->conninfo);
+    }
+    free(s);
+}
+
+static const store_ops pg_ops = {
+    .name = "postgres",
+    .begin = pg_begin,
+    .commit = pg_commit,
+    .rollback = pg_rollback,
+    .put = pg_put,
+    .records = pg_records,
+    .release = pg_release,
+    .known = pg_known,
+    .disable = pg_disable,
+    .enable = pg_enable,
+    .load_disabled = pg_load_disabled,
+    .page = pg_page,
+    .prune = pg_prune,
+    .wake_fd = pg_wake_fd,
+    .woken = pg_woken,
+    .count = pg_count,
+    .replay = pg_replay,
+    .dead = pg_dead,
+    .deliveries = pg_deliveries,
+    .replay_one = pg_replay_one,
+    .events = pg_events,
+    .endpoint_counts = pg_endpoint_counts,
+    .close = pg_close,
+};
+
+int store_pg_check(const store_conf *c, char *err, size_t errlen)
+{
+    char msg[256];
+    if (!c->conninfo || store_check_conninfo(c->conninfo, msg, sizeof msg)) {
+        snprintf(err, errlen, "core.store.conninfo: %s", c->conninfo ? msg : "missing");
+        return -1;
+    }
+    pg_store s = {.base.role = STORE_READER};
+    s.conn = connect_db(c->conninfo);
+    int rc = -1, v = 0;
+    if (!s.conn || PQstatus(s.conn) != CONNECTION_OK) {
+        conn_error(&s, "cannot connect to PostgreSQL");
+        snprintf(err, errlen, "core.store: %s", s.base.err);
+    } else {
+        set_display(&s);
+        if (schema_version(&s, &v))
+            snprintf(err, errlen, "%s: %s", s.base.display, s.base.err);
+        else if (v > PG_SCHEMA_VERSION)
+            snprintf(err, errlen, "%s has schema version %d, newer than this switchyard (%d)",
+                     s.base.display, v, PG_SCHEMA_VERSION);
+        else
+            rc = 0;
+    }
+    PQfinish(s.conn);
+    return rc;
+}
+
+sy_store *store_pg_open(const store_conf *c, store_role role, char *err, size_t errlen)
+{
+    char msg[256];
+    if (!c->conninfo || store_check_conninfo(c->conninfo, msg, sizeof msg)) {
+        snprintf(err, errlen, "core.store.conninfo: %s", c->conninfo ? msg : "missing");
+        return NULL;
+    }
+    pg_store *s = calloc(1, sizeof *s);
+    if (!s || !(s->conninfo = strdup(c->conninfo))) {
+        snprintf(err, errlen, "postgres: out of memory");
+        free(s);
+        return NULL;
+    }
+    s->base.ops = &pg_ops;
+    s->base.role = role;
+    s->base.poll_ms = 1000; /* NOTIFY and due times wake the pager; this is the fallback */
+    s->retention_ms = c->retention_ms;
+    s->dedup_window_ms = c->dedup_window_ms;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    s->boot_id = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    snprintf(s->base.display, sizeof s->base.display, "postgres");
+    s->conn = connect_db(s->conninfo);
+    if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+        conn_error(s, "cannot connect to PostgreSQL");
+        snprintf(err, errlen, "core.store: %s", s->base.err);
+        pg_close(&s->base);
+        return NULL;
+    }
+    set_display(s);
+    int v = 0;
+    if (role == STORE_WRITER) {
+        if (migrate(s, err, errlen))
+            goto fail;
+        if (writer_session(s)) {
+            snprintf(err, errlen, "%s: %s", s->base.display, s->base.err);
+            goto fail;
+        }
+    } else if (schema_version(s, &v)) {
+        snprintf(err, errlen, "%s: %s", s->base.display, s->base.err);
+        goto fail;
+    } else if (v != PG_SCHEMA_VERSION) {
+        snprintf(err, errlen, "%s has schema version %d; start the daemon once to migrate it",
+                 s->base.display, v);
+        goto fail;
+    }
+    return &s->base;
+fail:
+    pg_close(&s->base);
+    return NULL;
+}

@@ -1,0 +1,83 @@
+/*
+ * store_pg_int.h - the insides of the PostgreSQL store, shared by
+ * store_pg.c (connection, schema, the writer) and store_pg_read.c (reads
+ * and operator actions). Not for any other file.
+ *
+ * Parameters travel as binary arrays (one statement carries a whole batch:
+ * `unnest($1::text[], $2::int8[], ...)`), so nothing is escaped or parsed
+ * twice; results come back binary as well.
+ */
+#ifndef SY_STORE_PG_INT_H
+#define SY_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+
+#include "store_int.h"
+
+/* Woken by NOTIFY on this channel: rows became due (replay, another node's events). */
+#define PG_CHANNEL "switchyard_due"
+
+typedef struct pg_store {
+    sy_store base;
+    PGconn *conn;
+    char *conninfo;          /* kept to reconnect; never shown */
+    int64_t boot_id;
+    int64_t retention_ms, dedup_window_ms;
+    int broken;              /* the socket failed: reconnect before the next use */
+    char **known;            /* the pager's endpoints, to restore after a reconnect */
+    size_t nknown;
+} pg_store;
+
+#define PG(st) ((pg_store *)(st))
+
+/* A growable buffer holding one binary array parameter. */
+typedef struct pg_arr {
+    char *buf;
+    size_t len, cap;
+    uint32_t oid;            /* element type */
+    int n;
+    int oom;
+} pg_arr;
+
+enum { PG_BOOL = 16, PG_BYTEA = 17, PG_INT8 = 20, PG_INT2 = 21, PG_INT4 = 23, PG_TEXT = 25 };
+
+void pg_arr_init(pg_arr *a, uint32_t oid);
+void pg_arr_free(pg_arr *a);
+void pg_arr_i64(pg_arr *a, int64_t v);
+void pg_arr_i32(pg_arr *a, int32_t v);
+void pg_arr_i16(pg_arr *a, int16_t v);
+/* Bytes as they are (bytea), or text made valid UTF-8 without NUL (invalid bytes become '?'). */
+void pg_arr_bytes(pg_arr *a, const void *p, size_t n);
+void pg_arr_text(pg_arr *a, const char *s);
+void pg_arr_null(pg_arr *a);
+/* The finished array (header written); NULL when out of memory. */
+const char *pg_arr_done(pg_arr *a, int *len);
+
+/* A column of a binary result: an integer of any width, or text (NUL-terminated). */
+int64_t pg_int(const PGresult *r, int row, int col);
+const char *pg_text(const PGresult *r, int row, int col);
+
+/*
+ * Runs sql (or a prepared statement when name is set) with binary array
+ * or text parameters; results binary. Returns the result when its status
+ * is ok, else clears it, sets the store's error and returns NULL.
+ * formats: NULL = every parameter is text.
+ */
+PGresult *pg_run(pg_store *s, const char *name, const char *sql, int n,
+                 const char *const *values, const int *lengths, const int *formats);
+
+/* Reconnects when the connection broke (writer: prepares and listens again). 0 or -1. */
+int pg_ensure(pg_store *s);
+
+/* store_pg_read.c: the reads and operator actions (see store_ops). */
+int pg_count(sy_store *st, spool_counts *out);
+long pg_replay(sy_store *st, const dead_filter *f);
+long pg_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *arg);
+int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id, long limit,
+                  store_row_fn fn, void *arg);
+int pg_replay_one(sy_store *st, int64_t id);
+int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, store_row_fn fn,
+              void *arg);
+long pg_endpoint_counts(sy_store *st, store_ep_count **out);
+
+#endif
