@@ -382,10 +382,17 @@ def switchyard(tmp_path):
 def store_backend():
     """
     The store a spool daemon (durability_helpers) keeps its events in:
-    "sqlite" unless a test or module parametrizes it, as the spool and
-    durability tests do with durability_helpers.both_backends.
+    "sqlite", unless the module sets STORE_BACKENDS (see below).
     """
     return "sqlite"
+
+
+def pytest_generate_tests(metafunc):
+    """A module with STORE_BACKENDS = ("sqlite", "postgres") runs each test that
+    uses a spool daemon once per store."""
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if backends and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", backends)
 
 
 @pytest.fixture

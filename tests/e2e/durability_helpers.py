@@ -10,8 +10,8 @@ base class writes, and keeps that socket's port across restarts so a
 publisher's DEALER reconnects to a restarted daemon on its own, exactly as
 a real platform's publisher would.
 
-Both stores: a test module marked `pytestmark = both_backends` runs every
-test twice, its daemons keeping their events in a SQLite file and then in a
+Both stores: a test module that sets `STORE_BACKENDS = both_backends` runs
+every test using spool_daemon twice, its daemons keeping their events in a SQLite file and then in a
 database of their own on a real PostgreSQL (pg_helpers.py); `d.spool` reads
 either the same way.
 """
@@ -66,8 +66,8 @@ SPOOL_V1_SQL = (
 
 PENDING, DONE, DEAD = 0, 1, 2
 
-# Runs a module's (or a test's) spool daemons on each store in turn.
-both_backends = pytest.mark.parametrize("store_backend", ["sqlite", "postgres"])
+# `STORE_BACKENDS = both_backends` in a module runs its spool daemons on each store in turn.
+both_backends = ("sqlite", "postgres")
 
 
 # --------------------------------------------------------------------------

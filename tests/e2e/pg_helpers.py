@@ -4,8 +4,8 @@ package: initdb into a temporary folder, run as an unprivileged user
 (`nobody` when the tests run as root: PostgreSQL refuses root), listening
 on a free loopback port only, stopped at the end. No mock.
 
-  PgServer      one server: start(), stop(), create_db(name) -> conninfo,
-                query(db, sql) -> rows (through psql, as JSON)
+  PgServer      one server (scripts/pgserver.py, fsync off): start(),
+                stop(), create_db(name) -> conninfo, query(db, sql) -> rows
   shared_server one server for every test that needs one, started on first
                 use, destroyed at the end of the session (each daemon gets a
                 database of its own); the pg_server fixture returns it
@@ -17,99 +17,31 @@ server, they never cut the machine's power, so the operating system's
 cache holds everything they check, and CREATE DATABASE stays fast.
 """
 
-import json
 import os
-import pwd
-import shutil
-import subprocess
-import tempfile
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import free_ports
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
+import pgserver  # noqa: E402  (scripts/pgserver.py: shared with the benchmarks)
 
 
-def pg_bindir():
-    """The newest /usr/lib/postgresql/N/bin with initdb, or None."""
-    root = Path("/usr/lib/postgresql")
-    found = sorted((p for p in root.glob("*/bin") if (p / "initdb").exists()),
-                   key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
-    return found[-1] if found else None
-
-
-class PgServer:
-    """One PostgreSQL server in a throwaway folder, on 127.0.0.1:port."""
+class PgServer(pgserver.PgServer):
+    """scripts/pgserver.py's server with fsync off, failing the test on errors."""
 
     def __init__(self, port=None):
-        bindir = pg_bindir()
-        if bindir is None:
-            pytest.fail("PostgreSQL is not installed: run `bash scripts/deps.sh test` "
-                        "(Debian package postgresql)", pytrace=False)
-        self.bin = bindir
-        self.dir = Path(tempfile.mkdtemp(prefix="sy-pg-"))
-        self.data = self.dir / "data"
-        self.port = port or free_ports(1)[0]
-        self.user = None
-        if os.geteuid() == 0:
-            self.user = "nobody"
-            os.chown(self.dir, pwd.getpwnam("nobody").pw_uid, -1)
-        self._as_user([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres",
-                       "--auth=trust", "-E", "UTF8", "--no-sync"], timeout=120)
-        self.running = False
-
-    def _as_user(self, argv, timeout=60, check=True):
-        if self.user:
-            argv = ["runuser", "-u", self.user, "--"] + argv
-        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
-                           cwd=str(self.dir))
-        if check and r.returncode != 0:
-            pytest.fail(f"{' '.join(argv)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}",
-                        pytrace=False)
-        return r
+        try:
+            super().__init__(port=port, fsync=False)
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
 
     def start(self):
-        opts = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
-                f"-c unix_socket_directories={self.dir} -c fsync=off "
-                f"-c synchronous_commit=on -c full_page_writes=off -c max_connections=200")
-        self._as_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", opts,
-                       "-l", str(self.dir / "server.log"), "-w", "-t", "60", "start"],
-                      timeout=90)
-        self.running = True
-        return self
-
-    def stop(self, mode="fast"):
-        if self.running:
-            self._as_user([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w",
-                           "-t", "60", "stop"], timeout=90, check=False)
-            self.running = False
-
-    def destroy(self):
-        self.stop("immediate")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def conninfo(self, db):
-        return f"host=127.0.0.1 port={self.port} dbname={db} user=postgres"
-
-    def psql(self, db, sql, timeout=30):
-        r = subprocess.run([str(self.bin / "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
-                            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                            "-d", db, "-c", sql],
-                           capture_output=True, text=True, timeout=timeout)
-        if r.returncode != 0:
-            raise RuntimeError(f"psql: {r.stderr.strip()}")
-        return r.stdout
-
-    def query(self, db, sql):
-        """The rows of sql as a list of dicts (column name -> value)."""
-        out = self.psql(db, f"SELECT coalesce(json_agg(t), '[]') FROM ({sql}) t")
-        return json.loads(out)
-
-    def create_db(self, name):
-        self.psql("postgres", f'DROP DATABASE IF EXISTS "{name}"')
-        self.psql("postgres", f'CREATE DATABASE "{name}"')
-        return self.conninfo(name)
+        try:
+            return super().start()
+        except RuntimeError as e:
+            pytest.fail(str(e), pytrace=False)
 
 
 _shared = [None]

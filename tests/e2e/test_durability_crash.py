@@ -27,7 +27,7 @@ import time
 from durability_helpers import (both_backends, AckClient, DONE, PENDING, BIN, event, file_sink, sink_ids,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 N = 20_000
 KILLS = 3

@@ -14,7 +14,7 @@ from conftest import free_ports
 from durability_helpers import (both_backends, BIN, DONE, AckClient, event, file_sink, sink_ids,
                                 spool_daemon)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 def ack_daemon(spool_daemon, tmp_path):

@@ -10,7 +10,7 @@ instead of once in a while.
 from durability_helpers import (both_backends, DONE, PENDING, event, flaky_calls, flaky_sink,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 def test_sigterm_with_pending_retries_exits_0_and_keeps_them(spool_daemon, tmp_path,

@@ -16,7 +16,7 @@ import time
 from durability_helpers import (both_backends, DEAD, event, file_sink, flaky_calls, flaky_sink, sink_events,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 def test_delivery_failed_one_per_death(spool_daemon, tmp_path):

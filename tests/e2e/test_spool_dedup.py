@@ -8,7 +8,7 @@ across a restart (SIGTERM or SIGKILL).
 from durability_helpers import (both_backends, DONE, AckClient, event, flaky_calls, flaky_sink,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 def dedup_daemon(spool_daemon, tmp_path, core=None):

@@ -11,7 +11,7 @@ import time
 from durability_helpers import (both_backends, DONE, AckClient, event, file_sink, flaky_calls, flaky_sink,
                                 sink_ids, spool_daemon, wait_until)  # noqa: F401 (fixture)
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 def in_memory(s):

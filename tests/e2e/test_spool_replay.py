@@ -11,7 +11,7 @@ import time
 from durability_helpers import (both_backends, DEAD, DONE, event, flaky_calls, flaky_sink, replay,
                                 spool_daemon, wait_until, write_config)  # noqa: F401
 
-pytestmark = both_backends
+STORE_BACKENDS = both_backends
 
 
 
