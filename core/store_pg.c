@@ -23,7 +23,13 @@
 /* pg_advisory_xact_lock key: nodes starting together migrate one at a time. */
 #define PG_MIGRATE_LOCK "7526392816551913473"
 
-/* Version 1: what one SQLite file holds, for one node or many. */
+/*
+ * Version 1: what one SQLite file holds, for one node or many. Few
+ * indexes: every write pays for each of them, and a delivery is written
+ * two or three times (an update changes `state`, which partial indexes
+ * name, so none is a HOT update). Time columns that only retention reads
+ * get BRIN indexes, which cost next to nothing on insert.
+ */
 static const char *const pg_schema_v1 =
     "CREATE TABLE events ("
     "  id bigserial PRIMARY KEY,"
@@ -32,8 +38,7 @@ static const char *const pg_schema_v1 =
     "  event_type text NOT NULL,"
     "  org_id text,"
     "  body bytea NOT NULL);"
-    "CREATE INDEX events_org ON events(org_id, id);"
-    "CREATE INDEX events_received ON events(received_ms);"
+    "CREATE INDEX events_received ON events USING brin (received_ms);"
     "CREATE TABLE deliveries ("
     "  id bigserial PRIMARY KEY,"
     "  event_rowid bigint NOT NULL,"
@@ -48,11 +53,10 @@ static const char *const pg_schema_v1 =
     "  lease bigint NOT NULL DEFAULT 0);"
     "CREATE INDEX deliveries_due ON deliveries(next_ms) WHERE state = 0;"
     "CREATE INDEX deliveries_event ON deliveries(event_rowid);"
-    "CREATE INDEX deliveries_endpoint ON deliveries(endpoint, state);"
-    "CREATE INDEX deliveries_done ON deliveries(updated_ms) WHERE state = 1;"
-    "CREATE INDEX deliveries_dead ON deliveries(updated_ms) WHERE state = 2;"
+    "CREATE INDEX deliveries_open ON deliveries(endpoint) WHERE state <> 1;"
+    "CREATE INDEX deliveries_updated ON deliveries USING brin (updated_ms);"
     "CREATE TABLE attempts ("
-    "  id bigserial PRIMARY KEY,"
+    "  id bigserial,"
     "  delivery_id bigint NOT NULL,"
     "  attempt integer NOT NULL,"
     "  at_ms bigint NOT NULL,"
@@ -60,8 +64,7 @@ static const char *const pg_schema_v1 =
     "  status integer NOT NULL,"
     "  detail text NOT NULL,"
     "  latency_ms bigint NOT NULL DEFAULT 0);"
-    "CREATE INDEX attempts_delivery ON attempts(delivery_id);"
-    "CREATE INDEX attempts_at ON attempts(at_ms);"
+    "CREATE INDEX attempts_at ON attempts USING brin (at_ms);"
     "CREATE TABLE endpoint_state ("
     "  endpoint text PRIMARY KEY,"
     "  disabled_ms bigint NOT NULL,"
@@ -273,8 +276,7 @@ static void conn_error(pg_store *s, const char *what)
     store_fail(&s->base, "%s: %s", what, msg);
 }
 
-/* The store's error from a failed result (or the connection's), without its line end. */
-static void result_error(pg_store *s, const PGresult *r)
+void pg_result_error(pg_store *s, const PGresult *r)
 {
     const char *m = r ? PQresultErrorMessage(r) : "";
     char msg[768];
@@ -292,7 +294,7 @@ static PGresult *checked(pg_store *s, PGresult *r)
     ExecStatusType st = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return r;
-    result_error(s, r);
+    pg_result_error(s, r);
     PQclear(r);
     return NULL;
 }
@@ -399,17 +401,29 @@ static int migrate(pg_store *s, char *err, size_t errlen)
 static const struct {
     const char *name, *sql;
 } statements[] = {
-    /* Sorted by event id so two writers inserting the same ids lock them in one order. */
-    {"put_ev", "INSERT INTO events(event_id, received_ms, event_type, org_id, body)"
-               " SELECT e, r, t, o, b FROM unnest($1::text[], $2::int8[], $3::text[],"
-               " $4::text[], $5::bytea[]) AS u(e, r, t, o, b) ORDER BY e"
-               " ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"},
-    /* Ids drawn in the CTE (evaluated once) so they come back in the order given. */
-    {"put_dlv", "WITH v AS (SELECT nextval('deliveries_id_seq') AS id, ev, ep, ord"
-                " FROM unnest($1::int8[], $2::text[]) WITH ORDINALITY AS u(ev, ep, ord)),"
-                " ins AS (INSERT INTO deliveries(id, event_rowid, endpoint, state, next_ms,"
-                " updated_ms, lease) SELECT id, ev, ep, 0, $3, $3, $4 FROM v)"
-                " SELECT ord, id FROM v"},
+    /*
+     * A batch of events and their deliveries in one statement. $1-$5 one
+     * element per event, $6-$7 one per delivery (the event's position,
+     * the endpoint). In a batch the first copy of an event id wins; an id
+     * already stored is skipped (the unique index: every node's dedup).
+     * Events go in sorted by id so two writers lock the same ids in one
+     * order. Returns (0, position, event row) per stored event and
+     * (1, delivery number, delivery id) per delivery.
+     */
+    {"put_all",
+     "WITH e AS (SELECT * FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[],"
+     " $5::bytea[]) WITH ORDINALITY AS e(eid, r, t, o, b, idx)),"
+     " first AS (SELECT DISTINCT ON (eid) * FROM e ORDER BY eid, idx),"
+     " ins AS (INSERT INTO events(event_id, received_ms, event_type, org_id, body)"
+     " SELECT eid, r, t, o, b FROM first ORDER BY eid ON CONFLICT (event_id) DO NOTHING"
+     " RETURNING id, event_id),"
+     " own AS (SELECT ins.id AS erow, first.idx FROM ins JOIN first ON first.eid = ins.event_id),"
+     " d AS (SELECT nextval('deliveries_id_seq') AS id, own.erow, u.ep, u.ord"
+     " FROM unnest($6::int8[], $7::text[]) WITH ORDINALITY AS u(pidx, ep, ord)"
+     " JOIN own ON own.idx = u.pidx),"
+     " insd AS (INSERT INTO deliveries(id, event_rowid, endpoint, state, next_ms, updated_ms,"
+     " lease) SELECT id, erow, ep, 0, $8, $8, $9 FROM d)"
+     " SELECT 0::int8, idx, erow FROM own UNION ALL SELECT 1::int8, ord, id FROM d"},
     /* The last record of a delivery wins; every attempt is logged, in order. */
     {"rec", "WITH u AS (SELECT * FROM unnest($1::int8[], $2::int2[], $3::int4[], $4::int8[],"
             " $5::int8[], $6::int4[], $7::text[], $8::int8[], $9::int2[], $10::int8[],"
@@ -432,13 +446,14 @@ static const struct {
              " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
              " e.received_ms FROM upd JOIN events e ON e.id = upd.event_rowid"
              " ORDER BY upd.next_ms, upd.id"},
-    {"release", "UPDATE deliveries SET lease = 0 WHERE endpoint = $1 AND state = 0"
-                " AND lease = $2"},
+    {"release", "UPDATE deliveries SET lease = 0 WHERE endpoint = $1::text AND state <> 1"
+                " AND state = 0 AND lease = $2::int8"},
+    {"forget", "DELETE FROM known"},
     {"known", "INSERT INTO known SELECT DISTINCT unnest($1::text[])"},
-    {"disable", "INSERT INTO endpoint_state(endpoint, disabled_ms, reason) VALUES ($1, $2, $3)"
-                " ON CONFLICT (endpoint) DO UPDATE SET disabled_ms = excluded.disabled_ms,"
-                " reason = excluded.reason"},
-    {"enable", "DELETE FROM endpoint_state WHERE endpoint = $1"},
+    {"disable", "INSERT INTO endpoint_state(endpoint, disabled_ms, reason)"
+                " VALUES ($1::text, $2::int8, $3::text) ON CONFLICT (endpoint) DO UPDATE SET"
+                " disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
+    {"enable", "DELETE FROM endpoint_state WHERE endpoint = $1::text"},
 };
 
 /* What a writer's session needs: its temp table, its statements, its LISTEN. */
@@ -460,7 +475,50 @@ static int writer_session(pg_store *s)
     return 0;
 }
 
-static int restore_known(pg_store *s);
+/* After a reconnect: the temp table of the pager's endpoints is gone with the session. */
+static int restore_known(pg_store *s)
+{
+    if (!s->nknown)
+        return 0;
+    pg_arr a;
+    pg_known_array(s, &a);
+    int len;
+    const char *v = pg_arr_done(&a, &len);
+    const int fmt = 1;
+    PGresult *r = v ? pg_run(s, "known", NULL, 1, &v, &len, &fmt) : NULL;
+    pg_arr_free(&a);
+    PQclear(r);
+    return r ? 0 : -1;
+}
+
+static void free_known(pg_store *s)
+{
+    for (size_t i = 0; i < s->nknown; i++)
+        free(s->known[i]);
+    free(s->known);
+    s->known = NULL;
+    s->nknown = 0;
+}
+
+int pg_keep_known(pg_store *s, const char *const *ids, size_t n)
+{
+    free_known(s);
+    if (n && !(s->known = calloc(n, sizeof *s->known)))
+        return store_fail(&s->base, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        if (!(s->known[i] = strdup(ids[i])))
+            return store_fail(&s->base, "out of memory");
+        s->nknown++;
+    }
+    return 0;
+}
+
+void pg_known_array(pg_store *s, pg_arr *a)
+{
+    pg_arr_init(a, PG_TEXT);
+    for (size_t i = 0; i < s->nknown; i++)
+        pg_arr_text(a, s->known[i]);
+}
 
 int pg_ensure(pg_store *s)
 {
@@ -480,282 +538,7 @@ int pg_ensure(pg_store *s)
     return 0;
 }
 
-/* ---- the writer ------------------------------------------------------------------------- */
-
-static int pg_begin(sy_store *st)
-{
-    pg_store *s = PG(st);
-    return pg_ensure(s) ? -1 : pg_exec(s, "BEGIN");
-}
-
-static int pg_commit(sy_store *st)
-{
-    pg_store *s = PG(st);
-    PGresult *r = pg_run(s, NULL, "COMMIT", 0, NULL, NULL, NULL);
-    if (!r)
-        return -1;
-    /* A transaction that failed earlier answers COMMIT with ROLLBACK. */
-    int ok = !strcmp(PQcmdStatus(r), "COMMIT");
-    PQclear(r);
-    return ok ? 0 : store_fail(st, "the transaction was rolled back");
-}
-
-static void pg_rollback(sy_store *st)
-{
-    pg_store *s = PG(st);
-    if (PQstatus(s->conn) == CONNECTION_OK && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-        PQclear(PQexec(s->conn, "ROLLBACK"));
-}
-
-/* A binary int8 parameter. */
-static const char *be64(char buf[8], int64_t v)
-{
-    for (int i = 7; i >= 0; i--, v = (int64_t)((uint64_t)v >> 8))
-        buf[i] = (char)(v & 0xff);
-    return buf;
-}
-
-typedef struct claim {
-    const char *event_id;
-    int64_t row;
-    int taken;
-} claim;
-
-static int cmp_claim(const void *a, const void *b)
-{
-    return strcmp(((const claim *)a)->event_id, ((const claim *)b)->event_id);
-}
-
-/* Runs a prepared statement on n binary parameters. */
-static PGresult *run_arrays(pg_store *s, const char *name, pg_arr *arrs, int narr,
-                            const char *const *extra, const int *extra_len, int nextra)
-{
-    const char *vals[16];
-    int lens[16], fmts[16];
-    for (int i = 0; i < narr; i++) {
-        if (!(vals[i] = pg_arr_done(&arrs[i], &lens[i]))) {
-            store_fail(&s->base, "out of memory");
-            return NULL;
-        }
-        fmts[i] = 1;
-    }
-    for (int i = 0; i < nextra; i++) {
-        vals[narr + i] = extra[i];
-        lens[narr + i] = extra_len[i];
-        fmts[narr + i] = 1;
-    }
-    return pg_run(s, name, NULL, narr + nextra, vals, lens, fmts);
-}
-
-static void free_arrays(pg_arr *a, int n)
-{
-    for (int i = 0; i < n; i++)
-        pg_arr_free(&a[i]);
-}
-
-/* Inserts the events; marks each put OK (with its event row in rows[i]) or DUP. */
-static int put_events(pg_store *s, spool_put *const *puts, size_t n, int64_t *rows)
-{
-    pg_arr a[5];
-    pg_arr_init(&a[0], PG_TEXT);
-    pg_arr_init(&a[1], PG_INT8);
-    pg_arr_init(&a[2], PG_TEXT);
-    pg_arr_init(&a[3], PG_TEXT);
-    pg_arr_init(&a[4], PG_BYTEA);
-    for (size_t i = 0; i < n; i++) {
-        const sy_event *ev = puts[i]->ev;
-        pg_arr_text(&a[0], ev->event_id);
-        pg_arr_i64(&a[1], ev->received_ms);
-        pg_arr_text(&a[2], ev->event_type);
-        if (ev->org_id)
-            pg_arr_text(&a[3], ev->org_id);
-        else
-            pg_arr_null(&a[3]);
-        pg_arr_bytes(&a[4], ev->body, ev->body_len);
-    }
-    PGresult *r = run_arrays(s, "put_ev", a, 5, NULL, NULL, 0);
-    free_arrays(a, 5);
-    if (!r)
-        return -1;
-    int got = PQntuples(r);
-    claim *c = calloc((size_t)got + 1, sizeof *c);
-    if (!c) {
-        PQclear(r);
-        return store_fail(&s->base, "out of memory");
-    }
-    for (int i = 0; i < got; i++)
-        c[i] = (claim){.event_id = pg_text(r, i, 1), .row = pg_int(r, i, 0)};
-    qsort(c, (size_t)got, sizeof *c, cmp_claim);
-    /* Inserted ids belong to the first put carrying them; the others are duplicates. */
-    for (size_t i = 0; i < n; i++) {
-        claim key = {.event_id = puts[i]->ev->event_id};
-        claim *hit = got ? bsearch(&key, c, (size_t)got, sizeof *c, cmp_claim) : NULL;
-        if (hit && !hit->taken) {
-            hit->taken = 1;
-            puts[i]->status = SPOOL_OK;
-            rows[i] = hit->row;
-        } else {
-            puts[i]->status = SPOOL_DUP;
-        }
-    }
-    free(c);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_put(sy_store *st, spool_put *const *puts, size_t n)
-{
-    pg_store *s = PG(st);
-    int64_t *rows = calloc(n, sizeof *rows);
-    if (!rows)
-        return store_fail(st, "out of memory");
-    if (put_events(s, puts, n, rows)) {
-        free(rows);
-        return -1;
-    }
-    pg_arr a[2];
-    pg_arr_init(&a[0], PG_INT8);
-    pg_arr_init(&a[1], PG_TEXT);
-    for (size_t i = 0; i < n; i++)
-        if (puts[i]->status == SPOOL_OK)
-            for (size_t k = 0; k < puts[i]->n; k++) {
-                pg_arr_i64(&a[0], rows[i]);
-                pg_arr_text(&a[1], puts[i]->endpoint_ids[k]);
-            }
-    free(rows);
-    if (!a[0].n) {
-        free_arrays(a, 2);
-        return 0;
-    }
-    char now[8], lease[8];
-    const char *extra[] = {be64(now, wall_ms()), be64(lease, s->boot_id)};
-    const int extra_len[] = {8, 8};
-    PGresult *r = run_arrays(s, "put_dlv", a, 2, extra, extra_len, 2);
-    free_arrays(a, 2);
-    if (!r)
-        return -1;
-    /* ord runs over the OK puts' endpoints in order: hand each id to its slot. */
-    int64_t *ids = calloc((size_t)PQntuples(r) + 1, sizeof *ids);
-    if (!ids) {
-        PQclear(r);
-        return store_fail(st, "out of memory");
-    }
-    for (int i = 0; i < PQntuples(r); i++) {
-        int64_t ord = pg_int(r, i, 0);
-        if (ord >= 1 && ord <= PQntuples(r))
-            ids[ord - 1] = pg_int(r, i, 1);
-    }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++)
-        if (puts[i]->status == SPOOL_OK)
-            for (size_t e = 0; e < puts[i]->n; e++)
-                puts[i]->ids[e] = ids[k++];
-    free(ids);
-    PQclear(r);
-    return 0;
-}
-
-static int pg_records(sy_store *st, const spool_record *recs, size_t n)
-{
-    pg_store *s = PG(st);
-    static const uint32_t oids[11] = {PG_INT8, PG_INT2, PG_INT4, PG_INT8, PG_INT8, PG_INT4,
-                                      PG_TEXT, PG_INT8, PG_INT2, PG_INT8, PG_INT8};
-    pg_arr a[11];
-    for (int i = 0; i < 11; i++)
-        pg_arr_init(&a[i], oids[i]);
-    for (size_t i = 0; i < n; i++) {
-        const spool_record *r = &recs[i];
-        pg_arr_i64(&a[0], r->delivery_id);
-        pg_arr_i16(&a[1], (int16_t)r->state);
-        pg_arr_i32(&a[2], (int32_t)r->attempt);
-        pg_arr_i64(&a[3], r->first_ms);
-        pg_arr_i64(&a[4], r->next_ms);
-        pg_arr_i32(&a[5], r->status);
-        pg_arr_text(&a[6], r->detail);
-        pg_arr_i64(&a[7], r->leased ? s->boot_id : 0);
-        pg_arr_i16(&a[8], (int16_t)r->attempt_result);
-        pg_arr_i64(&a[9], r->at_ms);
-        pg_arr_i64(&a[10], r->latency_ms);
-    }
-    char now[8];
-    const char *extra[] = {be64(now, wall_ms())};
-    const int extra_len[] = {8};
-    PGresult *res = run_arrays(s, "rec", a, 11, extra, extra_len, 1);
-    free_arrays(a, 11);
-    PQclear(res);
-    return res ? 0 : -1;
-}
-
-static int pg_release(sy_store *st, const char *endpoint)
-{
-    pg_store *s = PG(st);
-    char lease[24];
-    snprintf(lease, sizeof lease, "%lld", (long long)s->boot_id);
-    const char *vals[] = {endpoint, lease};
-    PGresult *r = pg_run(s, "release", NULL, 2, vals, NULL, NULL);
-    PQclear(r);
-    return r ? 0 : -1;
-}
-
-static int send_known(pg_store *s)
-{
-    if (pg_exec(s, "DELETE FROM known"))
-        return -1;
-    pg_arr a;
-    pg_arr_init(&a, PG_TEXT);
-    for (size_t i = 0; i < s->nknown; i++)
-        pg_arr_text(&a, s->known[i]);
-    PGresult *r = run_arrays(s, "known", &a, 1, NULL, NULL, 0);
-    pg_arr_free(&a);
-    PQclear(r);
-    return r ? 0 : -1;
-}
-
-static int restore_known(pg_store *s)
-{
-    return s->nknown ? send_known(s) : 0;
-}
-
-static void free_known(pg_store *s)
-{
-    for (size_t i = 0; i < s->nknown; i++)
-        free(s->known[i]);
-    free(s->known);
-    s->known = NULL;
-    s->nknown = 0;
-}
-
-static int pg_known(sy_store *st, const char *const *ids, size_t n)
-{
-    pg_store *s = PG(st);
-    free_known(s);
-    if (n && !(s->known = calloc(n, sizeof *s->known)))
-        return store_fail(st, "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        if (!(s->known[i] = strdup(ids[i])))
-            return store_fail(st, "out of memory");
-        s->nknown++;
-    }
-    return send_known(s);
-}
-
-static int pg_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason)
-{
-    char at[24];
-    snprintf(at, sizeof at, "%lld", (long long)at_ms);
-    const char *vals[] = {endpoint, at, reason ? reason : ""};
-    PGresult *r = pg_run(PG(st), "disable", NULL, 3, vals, NULL, NULL);
-    PQclear(r);
-    return r ? 0 : -1;
-}
-
-static int pg_enable(sy_store *st, const char *endpoint)
-{
-    const char *vals[] = {endpoint};
-    PGresult *r = pg_run(PG(st), "enable", NULL, 1, vals, NULL, NULL);
-    PQclear(r);
-    return r ? 0 : -1;
-}
+/* ---- outside transactions ----------------------------------------------------------- */
 
 static int pg_load_disabled(sy_store *st, char ***ids, size_t *n)
 {
@@ -778,7 +561,7 @@ static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     if (pg_ensure(s))
         return -1;
     char b[3][8];
-    const char *vals[] = {be64(b[0], s->boot_id), be64(b[1], until_ms), be64(b[2], (int64_t)max)};
+    const char *vals[] = {pg_be64(b[0], s->boot_id), pg_be64(b[1], until_ms), pg_be64(b[2], (int64_t)max)};
     const int lens[] = {8, 8, 8}, fmts[] = {1, 1, 1};
     PGresult *r = pg_run(s, "page", NULL, 3, vals, lens, fmts);
     if (!r)
@@ -842,6 +625,7 @@ static void pg_close(sy_store *st)
     pg_store *s = PG(st);
     PQfinish(s->conn);
     free_known(s);
+    free(s->pend);
     if (s->conninfo) {
         memset(s->conninfo, 0, strlen(s->conninfo));
         free(s->conninfo);

@@ -17,6 +17,13 @@
 /* Woken by NOTIFY on this channel: rows became due (replay, another node's events). */
 #define PG_CHANNEL "switchyard_due"
 
+/* A statement sent in the writer's pipeline, read back at commit. */
+typedef struct pg_pending {
+    spool_put **puts;        /* put_all: a copy of the puts it stores (their statuses and ids
+                                are filled at commit); NULL for the other statements */
+    size_t n;
+} pg_pending;
+
 typedef struct pg_store {
     sy_store base;
     PGconn *conn;
@@ -26,6 +33,8 @@ typedef struct pg_store {
     int broken;              /* the socket failed: reconnect before the next use */
     char **known;            /* the pager's endpoints, to restore after a reconnect */
     size_t nknown;
+    pg_pending *pend;        /* sent in this transaction, in order */
+    size_t npend, cappend;
 } pg_store;
 
 #define PG(st) ((pg_store *)(st))
@@ -68,6 +77,27 @@ PGresult *pg_run(pg_store *s, const char *name, const char *sql, int n,
 
 /* Reconnects when the connection broke (writer: prepares and listens again). 0 or -1. */
 int pg_ensure(pg_store *s);
+
+/* Sets the store's error from a failed result (or the connection's message). */
+void pg_result_error(pg_store *s, const PGresult *r);
+
+/* v as a binary int8 parameter in buf; returns buf. */
+const char *pg_be64(char buf[8], int64_t v);
+
+/* The pager's endpoints: kept (copied) for reconnects, and as a text[] parameter. */
+int pg_keep_known(pg_store *s, const char *const *ids, size_t n);
+void pg_known_array(pg_store *s, pg_arr *a);
+
+/* store_pg_write.c: the writer's transaction (see store_ops). */
+int pg_begin(sy_store *st);
+int pg_commit(sy_store *st);
+void pg_rollback(sy_store *st);
+int pg_put(sy_store *st, spool_put *const *puts, size_t n);
+int pg_records(sy_store *st, const spool_record *recs, size_t n);
+int pg_release(sy_store *st, const char *endpoint);
+int pg_known(sy_store *st, const char *const *ids, size_t n);
+int pg_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason);
+int pg_enable(sy_store *st, const char *endpoint);
 
 /* store_pg_read.c: the reads and operator actions (see store_ops). */
 int pg_count(sy_store *st, spool_counts *out);
