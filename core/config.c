@@ -245,6 +245,12 @@ static void load_store(ld *L, const cJSON *o)
             "%s", msg);
 }
 
+static void load_cluster(ld *L, const cJSON *o)
+{
+    if (!cJSON_IsNull(o))
+        fill(L, "core.cluster", &config_cluster_table, o, CFG_FILL_OVER | CFG_FILL_LIST, L->c);
+}
+
 static void load_core(ld *L, const cJSON *core)
 {
     if (!cJSON_IsObject(core)) {
@@ -262,6 +268,9 @@ static void load_core(ld *L, const cJSON *core)
     v = item(core, "store");
     if (cJSON_IsObject(v) || cJSON_IsNull(v))
         load_store(L, v);
+    v = item(core, "cluster");
+    if (cJSON_IsObject(v) || cJSON_IsNull(v))
+        load_cluster(L, v);
 }
 
 /* ---- sinks --------------------------------------------------------- */
@@ -636,8 +645,12 @@ static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
             errs_add(errs, c->dir, "core.spool",
                      "with core.store of type postgres the events live in PostgreSQL: set "
                      "core.spool to null or remove it");
-    } else if (c->store_conninfo) {
-        errs_add(errs, c->dir, "core.store.conninfo", "only for type postgres");
+    } else {
+        if (c->store_conninfo)
+            errs_add(errs, c->dir, "core.store.conninfo", "only for type postgres");
+        if (c->cluster_json)
+            errs_add(errs, c->dir, "core.cluster",
+                     "a cluster shares a PostgreSQL store: set core.store's type to postgres");
     }
     /* With other errors the ingress list may be empty only because of them. */
     if (c->ningress == 0 && !had_errors)
@@ -658,10 +671,14 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     c->dir = strdup(dir);
     /* The tables' defaults; each file then writes the keys it gives over them. */
     config_report_at core_at = {errs, dir, "core"}, admin_at = {errs, dir, "core.admin"},
-                     store_at = {errs, dir, "core.store"};
+                     store_at = {errs, dir, "core.store"},
+                     cluster_at = {errs, dir, "core.cluster"};
     cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
     cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
     cfgtable_defaults(&config_store_table, c, &c->arena, config_report, &store_at);
+    cfgtable_defaults(&config_cluster_table, c, &c->arena, config_report, &cluster_at);
+    if (gethostname(c->host_name, sizeof c->host_name - 1) != 0 || !c->host_name[0])
+        snprintf(c->host_name, sizeof c->host_name, "switchyard");
     c->shards = default_shards(); /* the table has no default: it is this machine's */
 
     DIR *d = opendir(dir);
@@ -710,6 +727,8 @@ int config_store(const sy_conf *c, store_conf *out)
     memset(out, 0, sizeof *out);
     out->retention_ms = c->retention_ms;
     out->dedup_window_ms = c->dedup_window_ms;
+    out->node_id = c->cluster_node_id ? c->cluster_node_id : c->host_name;
+    out->lease_timeout_ms = c->cluster_lease_timeout_ms;
     if (!strcmp(c->store_type, "postgres")) {
         out->kind = STORE_POSTGRES;
         out->conninfo = c->store_conninfo;
@@ -780,4 +799,6 @@ void config_restart_changes(const sy_conf *boot, const sy_conf *n,
     cfgtable_changed(&config_admin_table, CFG_RESTART, boot, n, restart_key, &r);
     r.prefix = "core.store.";
     cfgtable_changed(&config_store_table, CFG_RESTART, boot, n, restart_key, &r);
+    r.prefix = "core.cluster.";
+    cfgtable_changed(&config_cluster_table, CFG_RESTART, boot, n, restart_key, &r);
 }

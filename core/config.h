@@ -97,6 +97,7 @@ typedef struct sy_conf {
     const char *spool;             /* SQLite file; NULL = in memory */
     const char *spool_sync;        /* "full" or "normal" */
     const cJSON *store_json;       /* read with config_store_table */
+    const cJSON *cluster_json;     /* read with config_cluster_table */
     int64_t retention_ms;          /* delivered rows kept this long */
     int64_t dedup_window_ms;       /* event ids remembered this long */
     int64_t spill_after_ms;        /* retries due later than this wait on disk */
@@ -129,6 +130,10 @@ typedef struct sy_conf {
     /* keys of core.store (config_store_table) */
     const char *store_type;        /* "sqlite" or "postgres" */
     const char *store_conninfo;    /* postgres: a secret, never shown */
+    /* keys of core.cluster (config_cluster_table) */
+    const char *cluster_node_id;   /* NULL: the host name */
+    int64_t cluster_lease_timeout_ms;
+    char host_name[128];           /* the default node id */
 
     sy_ingress_conf *ingress;
     size_t ningress;

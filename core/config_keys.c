@@ -49,6 +49,9 @@ static const sy_config_key core_keys[] = {
     {CORE("store", CFG_OBJECT, NULL, CFG_NULL_OFF | CFG_RESTART, store_json,
           "which store keeps events and deliveries, an object with the keys of `core.store`; "
           "absent or `null`: SQLite in the file `spool`")},
+    {CORE("cluster", CFG_OBJECT, NULL, CFG_NULL_OFF | CFG_RESTART, cluster_json,
+          "with `store` of type `postgres`: this node in the cluster, an object with the "
+          "keys of `core.cluster`")},
     {CORE("retention", SY_CFG_DURATION, "1d", CFG_RESTART, retention_ms,
           "how long delivered rows and the attempts log are kept")},
     {CORE("dedup_window", SY_CFG_DURATION, "1d", CFG_RESTART, dedup_window_ms,
@@ -134,6 +137,20 @@ static const sy_config_key store_keys[] = {
           "`conninfo_file` keeps it out of the config")},
 };
 const sy_config_table config_store_table = SY_CONFIG_TABLE(store_keys, sy_conf);
+
+static const sy_config_key cluster_keys[] = {
+    {CORE("node_id", SY_CFG_STRING, NULL, CFG_NONEMPTY | CFG_RESTART, cluster_node_id,
+          "this node's name among those sharing the database, unique to one running process "
+          "(a node restarting under its name takes its partitions back at once); default: the "
+          "host name")},
+    {CORE("lease_timeout", SY_CFG_DURATION, "10s", SY_CFG_RANGE | CFG_RESTART,
+          cluster_lease_timeout_ms,
+          "how long a node's partition leases outlive its last renewal: a node that stops, "
+          "dies or loses the database has its partitions taken over this long after; it "
+          "renews every third of it"),
+     RANGE(1000, 3600000)},
+};
+const sy_config_table config_cluster_table = SY_CONFIG_TABLE(cluster_keys, sy_conf);
 
 #define INGRESS(name, type, def, flags, member, help) \
     SY_KEY(name, type, def, flags, config_ingress_keys, member, help)
@@ -232,6 +249,7 @@ const config_section config_sections[] = {
     {"core.ingress[]", "{\"core\": {\"ingress\": [{...}, ...]}}", &config_ingress_table},
     {"core.admin", "{\"core\": {\"admin\": {...}}}", &config_admin_table},
     {"core.store", "{\"core\": {\"store\": {...}}}", &config_store_table},
+    {"core.cluster", "{\"core\": {\"cluster\": {...}}}", &config_cluster_table},
     {"sinks.NAME", "{\"sinks\": {\"NAME\": {...}}}, beside the plugin's instance keys",
      &config_sink_table},
     {"endpoints.ID", "{\"endpoints\": {\"ID\": {...}}}, beside the plugin's endpoint keys",

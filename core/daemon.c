@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "cluster.h"
 #include "config.h"
 #include "pipeline.h"
 #include "host.h"
@@ -167,6 +168,8 @@ typedef struct parts {
     sy_runtime *rt;      /* until the pipeline takes it */
     sy_quarantine *q;
     sy_spool *spool;
+    own_table own;       /* the partitions this node owns */
+    cluster *cl;         /* with a shared store: the lease thread */
     sy_pipeline *pl;
     sy_ingress *in;
     sy_admin *admin;
@@ -198,13 +201,19 @@ static int start(parts *p, char *err, size_t errlen)
         if (!(p->spool = spool_open(&sc, err, errlen)))
             return -1;
     }
+    /* One node alone owns every partition for good; a cluster's lease thread says which. */
+    int64_t solo = p->spool ? spool_solo_epoch(p->spool) : 1;
+    if (!p->spool || !spool_has_leases(p->spool))
+        own_init_solo(&p->own, solo);
     pipeline_opts po = {.shards = c->shards,
                         .workers = c->workers,
                         .spool = p->spool,
                         .quarantine = p->q,
                         .spill_after_ms = c->spill_after_ms,
                         .memory_deliveries = (size_t)c->memory_deliveries,
-                        .complete_grace_ms = c->complete_grace_ms};
+                        .complete_grace_ms = c->complete_grace_ms,
+                        .own = &p->own,
+                        .solo_epoch = solo};
     if (!(p->pl = pipeline_new(&po, p->rt))) {
         snprintf(err, errlen, "cannot start the pipeline: out of memory or threads");
         return -1;
@@ -213,7 +222,17 @@ static int start(parts *p, char *err, size_t errlen)
     p->rt = NULL;
     if (!(p->in = ingress_new(c, p->pl, p->q, err, errlen)))
         return -1;
-    if (pipeline_start(p->pl) != 0 || ingress_start(p->in) != 0) {
+    if (pipeline_start(p->pl) != 0) {
+        snprintf(err, errlen, "cannot start the pipeline's threads");
+        return -1;
+    }
+    if (p->spool && spool_has_leases(p->spool)) {
+        cluster_hooks h;
+        pipeline_cluster_hooks(p->pl, &h);
+        if (!(p->cl = cluster_start(&sc, &p->own, &h, err, errlen)))
+            return -1;
+    }
+    if (ingress_start(p->in) != 0) {
         snprintf(err, errlen, "cannot start the pipeline's threads");
         return -1;
     }
@@ -233,6 +252,9 @@ static void stop(parts *p, int64_t drain_ms)
     }
     admin_stop(p->admin); /* before the runtime it reads goes */
     ingress_free(p->in);
+    /* Outcomes committed, then the partitions go back: the others take them at once. */
+    cluster_stop(p->cl);
+    p->cl = NULL;
     /* The writer commits the last outcomes and stops paging before the shards go. */
     spool_close(p->spool);
     pipeline_free(p->pl); /* plugins are destroyed here, after every attempt left them */

@@ -22,6 +22,7 @@ typedef struct dlv {
     uint32_t attempts;     /* made so far */
     int64_t first_ms;      /* wall time of attempt 1 */
     int64_t ready_ms;      /* monotonic: when it became ready (linger) */
+    int64_t epoch;         /* the tenure of its partition it is held under */
     int held;              /* counted once as a gate wait */
 } dlv;
 
@@ -34,6 +35,7 @@ typedef struct call {
 typedef struct sep {
     char *id;
     uint64_t hash;
+    int part;                /* its partition (cluster.h) */
     struct sep *hnext;       /* hash chain */
     struct sep *all_next;    /* every endpoint of the shard */
     sy_endpoint *ep;         /* the adopted generation; NULL once removed */
@@ -60,13 +62,15 @@ typedef struct notice {
 } notice;
 
 /* Control messages. */
-typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE } ctrl_kind;
+typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED } ctrl_kind;
 
 typedef struct shard_ctrl {
     inbox_msg m;
     ctrl_kind kind;
     sy_runtime *rt;   /* CTRL_ADOPT: a reference */
-    char id[];        /* CTRL_ENABLE, CTRL_DISABLE */
+    int64_t *done;    /* CTRL_SEED: completion times (monotonic µs), owned */
+    size_t ndone;
+    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_SEED */
 } shard_ctrl;
 
 struct shard {
@@ -96,6 +100,8 @@ struct shard {
     notice *notices, **notices_tail;
     sep *forget;             /* records of removed endpoints to free at the end of the turn */
     uint64_t rng;
+    int settled[CLUSTER_PARTS]; /* attempts of each partition settled this turn */
+    int any_settled;
     int quiescing;           /* start nothing new */
     int stopping;            /* the thread ends once nothing is inside a plugin */
     /* Read by other threads (atomic). */

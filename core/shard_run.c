@@ -162,6 +162,8 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
     s->calls++;
     s->inflight += n;
     AT_ADD(sh->n_inflight, n);
+    if (sh->o.own)
+        __atomic_add_fetch(&sh->o.own->inflight[s->part], (int64_t)n, __ATOMIC_RELAXED);
     STAT_INC(plugin_calls, 1);
     if (sk->deliver || sk->deliver_batch) {
         job *j = malloc(sizeof *j + n * sizeof j->at[0]);
@@ -238,6 +240,24 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
     }
 }
 
+/*
+ * A ready delivery whose partition's tenure ended (or passed to another)
+ * goes back to the store unleased, as it was: the owner loads it. The
+ * write is fenced, so a partition another node took already refuses it,
+ * which is as good (that node voided the lease).
+ */
+static int not_owned(shard *sh, sep *s, int64_t now_ms)
+{
+    dlv *d = s->rhead;
+    if (!sh->o.own || own_may_start(sh->o.own, s->part, d->epoch, now_ms))
+        return 0;
+    pop_ready(sh, s);
+    STAT_INC(not_owned, 1);
+    sh_record(sh, d, DLV_PENDING, wall_ms(), NULL, 0, 0);
+    sh_free_dlv(sh, d);
+    return 1;
+}
+
 void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
 {
     if (!s->ep || sh->quiescing || !s->nready)
@@ -264,7 +284,9 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
         /* The gate decides per delivery, at the real start. */
         int64_t now_us = mono_us(), now_wall = wall_ms();
         size_t n = 0;
-        while (n < k) {
+        while (n < k && s->nready) {
+            if (not_owned(sh, s, now_ms))
+                continue;
             int probe;
             int64_t t = gate_admit(&s->gate, now_us, &probe);
             if (t) {

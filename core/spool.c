@@ -68,6 +68,7 @@ struct sy_spool {
     int64_t page_ms, ahead_ms;
     int64_t next_page;        /* wall ms of the next pager pass */
     int64_t next_due;         /* earliest next_ms this writer sent back to disk; 0 none */
+    int page_now;             /* under mu: spool_wake_pager asked */
     int64_t last_prune;
 };
 
@@ -96,6 +97,16 @@ sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
 const char *spool_name(const sy_spool *s)
 {
     return s->name;
+}
+
+int spool_has_leases(const sy_spool *s)
+{
+    return store_has_leases(s->st);
+}
+
+int64_t spool_solo_epoch(const sy_spool *s)
+{
+    return store_solo_epoch(s->st);
 }
 
 /* ---- queueing ---------------------------------------------------------- */
@@ -245,6 +256,14 @@ void spool_set_known(sy_spool *s, const char *const *ids, size_t n)
     op->ids = copy;
     op->n = n;
     enqueue(s, op);
+}
+
+void spool_wake_pager(sy_spool *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->page_now = 1;
+    wake_locked(s);
+    pthread_mutex_unlock(&s->mu);
 }
 
 int spool_load_disabled(sy_spool *s, char ***ids, size_t *n)
@@ -497,8 +516,10 @@ static void *writer_main(void *arg)
     pthread_mutex_lock(&s->mu);
     for (;;) {
         int notified = 0;
-        if (!s->head && !s->stop)
+        if (!s->head && !s->stop && !s->page_now)
             notified = sleep_locked(s);
+        int asked = s->page_now;
+        s->page_now = 0;
         /* Take about batch_max rows of work: one transaction for all of it. */
         spool_op *batch = s->head, *last = NULL;
         size_t rows = 0, events = 0;
@@ -530,7 +551,7 @@ static void *writer_main(void *arg)
             break;
         if (!stopping) {
             int64_t now = wall_ms();
-            if ((notified && store_woken(s->st)) || now >= s->next_page ||
+            if ((notified && store_woken(s->st)) || asked || now >= s->next_page ||
                 (s->next_due && s->next_due - s->ahead_ms <= now))
                 page(s, now);
             prune(s);

@@ -101,11 +101,22 @@ typedef void (*spool_load_fn)(void *arg, const spool_row *rows, size_t n);
 void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *arg,
                      int64_t page_ms, int64_t ahead_ms);
 
+/* Makes the pager look now (this node just took partitions). Any thread. */
+void spool_wake_pager(sy_spool *s);
+
 /* Waits until every queued operation is committed, at most timeout_ms. 0 or -1. */
 int spool_flush(sy_spool *s, int64_t timeout_ms);
 
 /* Events queued and not yet committed. */
 size_t spool_queued(sy_spool *s);
+
+/*
+ * Whether nodes share the store through partition leases (postgres: start
+ * the cluster's lease thread), and otherwise the one epoch this process
+ * holds every partition under (own_init_solo).
+ */
+int spool_has_leases(const sy_spool *s);
+int64_t spool_solo_epoch(const sy_spool *s);
 
 /* The store's display name (the SQLite file, or postgres's database), for logs. */
 const char *spool_name(const sy_spool *s);

@@ -113,6 +113,71 @@ int64_t store_poll_ms(const sy_store *st)
     return st->poll_ms;
 }
 
+/* ---- partition leases ------------------------------------------------------------- */
+
+int store_has_leases(const sy_store *st)
+{
+    return st->ops->take != NULL;
+}
+
+int64_t store_solo_epoch(const sy_store *st)
+{
+    return st->solo_epoch;
+}
+
+#define LEASES_OR_FAIL(st)                                                                  \
+    do {                                                                                    \
+        if (!store_has_leases(st))                                                          \
+            return store_fail(st, "the %s store has no partition leases", st->ops->name);   \
+    } while (0)
+
+long store_heartbeat(sy_store *st, const char *node, int64_t lease_ms, char ***live)
+{
+    *live = NULL;
+    LEASES_OR_FAIL(st);
+    return st->ops->heartbeat(st, node, lease_ms, live);
+}
+
+long store_renew(sy_store *st, const char *node, int64_t lease_ms, store_tenure *held, size_t n)
+{
+    LEASES_OR_FAIL(st);
+    return n ? st->ops->renew(st, node, lease_ms, held, n) : 0;
+}
+
+long store_take(sy_store *st, const char *node, int64_t lease_ms, const store_tenure *held,
+                size_t nheld, int max, struct own_table *own, int64_t until_ms,
+                store_tenure *out)
+{
+    LEASES_OR_FAIL(st);
+    return max > 0 ? st->ops->take(st, node, lease_ms, held, nheld, max, own, until_ms, out) : 0;
+}
+
+int store_give_back(sy_store *st, const char *node, const store_tenure *t)
+{
+    LEASES_OR_FAIL(st);
+    return st->ops->give_back(st, node, t);
+}
+
+int store_leave(sy_store *st, const char *node)
+{
+    LEASES_OR_FAIL(st);
+    return st->ops->leave(st, node);
+}
+
+long store_recent_attempts(sy_store *st, const int *parts, size_t n, int64_t since_ms,
+                           store_attempt_fn fn, void *arg)
+{
+    LEASES_OR_FAIL(st);
+    return n ? st->ops->recent_attempts(st, parts, n, since_ms, fn, arg) : 0;
+}
+
+long store_cluster_view(sy_store *st, int64_t lease_ms, store_node_view **out)
+{
+    *out = NULL;
+    LEASES_OR_FAIL(st);
+    return st->ops->cluster_view(st, lease_ms, out);
+}
+
 /* ---- reads ---------------------------------------------------------------------- */
 
 int store_count(sy_store *st, spool_counts *out)

@@ -87,6 +87,9 @@ typedef struct spool_put {
     const char *const *endpoint_ids;  /* n of them */
     size_t n;
     int64_t *ids;                     /* n slots: the delivery rows, filled on SPOOL_OK */
+    int64_t *leases;                  /* n slots: the tenure (epoch) each row is leased to
+                                         this node under, 0 when another node owns its
+                                         partition (the owner loads it); NULL: not wanted */
     spool_status status;              /* filled before the callback */
 } spool_put;
 
@@ -104,7 +107,9 @@ typedef struct spool_record {
     int status;
     int attempt_result;   /* -1: no attempt to log */
     int64_t at_ms, latency_ms;
-    int leased;
+    int leased;           /* stays in this node's memory */
+    int64_t epoch;        /* the tenure it is held under: the write is refused (fenced) when
+                             the partition has passed to another since */
     char detail[256];
 } spool_record;
 
@@ -116,6 +121,7 @@ typedef struct spool_row {
     size_t body_len;
     uint32_t attempt;
     int64_t first_ms, next_ms, received_ms;
+    int64_t epoch;          /* the tenure it was leased under */
 } spool_row;
 
 /*
@@ -159,6 +165,60 @@ int store_wake_fd(sy_store *st);
 int store_woken(sy_store *st);
 /* How often the pager looks without a wake-up (ms): 0 = the caller's choice. */
 int64_t store_poll_ms(const sy_store *st);
+
+/* ---- partition leases (postgres: a cluster; sqlite is one node) ------------ */
+
+/* 1 when nodes share the store and own partitions through leases (postgres), else 0. */
+int store_has_leases(const sy_store *st);
+/* A store without leases: the one epoch every row this process holds is leased under. */
+int64_t store_solo_epoch(const sy_store *st);
+
+/* A partition held by this node: the tenure's epoch (fresh: taken after the previous
+ * owner's lease expired rather than given back). */
+typedef struct store_tenure {
+    int part;
+    int64_t epoch;
+    int fresh;
+} store_tenure;
+
+struct own_table; /* cluster.h */
+
+/*
+ * The lease thread's calls (cluster.c), on a handle of its own. Times are
+ * the database's, so the nodes' clocks need not agree.
+ *   heartbeat: records this node alive; lists the live nodes (heartbeat
+ *     within lease_ms), sorted (caller frees each and the array). Count, -1.
+ *   renew: extends the tenures of held[0..n) that have not expired; an
+ *     entry whose tenure is over gets epoch 0. How many were renewed, -1.
+ *   take: up to max partitions nobody holds, or held under an expired
+ *     lease, or by this node's earlier run; never one of held[0..nheld).
+ *     A new epoch each; the older leases of their rows are voided; each is
+ *     entered in own (until `until_ms`) before the commit. Count, -1.
+ *   give_back: hands a tenure back (owner NULL): any node may take it now.
+ *   leave: this node's row goes.
+ */
+long store_heartbeat(sy_store *st, const char *node, int64_t lease_ms, char ***live);
+long store_renew(sy_store *st, const char *node, int64_t lease_ms, store_tenure *held, size_t n);
+long store_take(sy_store *st, const char *node, int64_t lease_ms, const store_tenure *held,
+                size_t nheld, int max, struct own_table *own, int64_t until_ms,
+                store_tenure *out);
+int store_give_back(sy_store *st, const char *node, const store_tenure *t);
+int store_leave(sy_store *st, const char *node);
+
+/* Attempts recorded since since_ms on endpoints of parts[0..n), oldest first. Count, -1. */
+typedef void (*store_attempt_fn)(void *arg, const char *endpoint, int64_t at_ms);
+long store_recent_attempts(sy_store *st, const int *parts, size_t n, int64_t since_ms,
+                           store_attempt_fn fn, void *arg);
+
+/* The cluster as the database sees it, for /metrics. */
+typedef struct store_node_view {
+    char id[128];
+    int live;             /* heartbeat within lease_ms */
+    int parts;            /* partitions held under a valid lease */
+} store_node_view;
+
+/* Every node that has a row (malloc'ed into *out, caller frees). Count, -1. */
+long store_cluster_view(sy_store *st, int64_t lease_ms, store_node_view **out);
 
 /* ---- reads and operator actions: any handle ------------------------------- */
 

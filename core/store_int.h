@@ -54,6 +54,18 @@ typedef struct store_ops {
     int (*events)(sy_store *st, int64_t cursor, long limit, const char *org_id,
                   store_row_fn fn, void *arg);
     long (*endpoint_counts)(sy_store *st, store_ep_count **out);
+    /* leases: NULL for a store without them */
+    long (*heartbeat)(sy_store *st, const char *node, int64_t lease_ms, char ***live);
+    long (*renew)(sy_store *st, const char *node, int64_t lease_ms, store_tenure *held,
+                  size_t n);
+    long (*take)(sy_store *st, const char *node, int64_t lease_ms, const store_tenure *held,
+                 size_t nheld, int max, struct own_table *own, int64_t until_ms,
+                 store_tenure *out);
+    int (*give_back)(sy_store *st, const char *node, const store_tenure *t);
+    int (*leave)(sy_store *st, const char *node);
+    long (*recent_attempts)(sy_store *st, const int *parts, size_t n, int64_t since_ms,
+                            store_attempt_fn fn, void *arg);
+    long (*cluster_view)(sy_store *st, int64_t lease_ms, store_node_view **out);
     void (*close)(sy_store *st);
 } store_ops;
 
@@ -61,6 +73,7 @@ struct sy_store {
     const store_ops *ops;
     store_role role;
     int64_t poll_ms;        /* 0: the pager's own pace */
+    int64_t solo_epoch;     /* without leases: the epoch of every row this process holds */
     char display[256];
     char err[1024];
 };

@@ -17,9 +17,10 @@
 #include <time.h>
 
 #include "clock.h"
+#include "cluster.h"
 #include "log.h"
 
-#define PG_SCHEMA_VERSION 1
+#define PG_SCHEMA_VERSION 2
 /* pg_advisory_xact_lock key: nodes starting together migrate one at a time. */
 #define PG_MIGRATE_LOCK "7526392816551913473"
 
@@ -70,7 +71,34 @@ static const char *const pg_schema_v1 =
     "  disabled_ms bigint NOT NULL,"
     "  reason text NOT NULL);";
 
-static const char *const pg_steps[] = {NULL, pg_schema_v1};
+/*
+ * Version 2: many nodes. Endpoints fall into partitions (deliveries.part,
+ * cluster.h), each leased by one node at a time (partitions: owner, epoch,
+ * expiry; nodes: heartbeats). A row's lease is now the epoch of the tenure
+ * holding it, 0 on disk. Version 1's leases were boot ids: void. The part
+ * of older rows is -1 until the writer learns their endpoints (known).
+ * events.stored_at lets the feed wait for transactions still committing.
+ */
+static const char *const pg_migrate_v2 =
+    "ALTER TABLE deliveries ADD COLUMN part smallint NOT NULL DEFAULT -1;"
+    "DROP INDEX deliveries_due;"
+    "CREATE INDEX deliveries_due ON deliveries(part, next_ms) WHERE state = 0;"
+    "UPDATE deliveries SET lease = 0 WHERE state = 0 AND lease <> 0;"
+    "ALTER TABLE events ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now();"
+    "CREATE TABLE nodes ("
+    "  id text PRIMARY KEY,"
+    "  boot bigint NOT NULL,"
+    "  started_at timestamptz NOT NULL DEFAULT now(),"
+    "  heartbeat_at timestamptz NOT NULL);"
+    "CREATE TABLE partitions ("
+    "  id smallint PRIMARY KEY,"
+    "  owner text,"
+    "  epoch bigint NOT NULL DEFAULT 0,"
+    "  expires_at timestamptz NOT NULL DEFAULT '-infinity');"
+    "INSERT INTO partitions(id) SELECT generate_series(0, 255);"
+    "CREATE SEQUENCE partition_epoch;";
+
+static const char *const pg_steps[] = {NULL, pg_schema_v1, pg_migrate_v2};
 
 /* ---- binary arrays ------------------------------------------------------------------ */
 
@@ -418,36 +446,59 @@ static const struct {
      " SELECT eid, r, t, o, b FROM first ORDER BY eid ON CONFLICT (event_id) DO NOTHING"
      " RETURNING id, event_id),"
      " own AS (SELECT ins.id AS erow, first.idx FROM ins JOIN first ON first.eid = ins.event_id),"
-     " d AS (SELECT nextval('deliveries_id_seq') AS id, own.erow, u.ep, u.ord"
-     " FROM unnest($6::int8[], $7::text[]) WITH ORDINALITY AS u(pidx, ep, ord)"
+     " d AS (SELECT nextval('deliveries_id_seq') AS id, own.erow, u.ep, u.part, u.ord"
+     " FROM unnest($6::int8[], $7::text[], $8::int2[]) WITH ORDINALITY AS u(pidx, ep, part, ord)"
      " JOIN own ON own.idx = u.pidx),"
-     " insd AS (INSERT INTO deliveries(id, event_rowid, endpoint, state, next_ms, updated_ms,"
-     " lease) SELECT id, erow, ep, 0, $8, $8, $9 FROM d)"
-     " SELECT 0::int8, idx, erow FROM own UNION ALL SELECT 1::int8, ord, id FROM d"},
-    /* The last record of a delivery wins; every attempt is logged, in order. */
+     /* Leased here only under a tenure of this node that holds; FOR SHARE makes a node
+      * taking the partition wait for this commit, then void these leases. */
+     " mine AS (SELECT id, epoch FROM partitions WHERE owner = $10 AND expires_at > now()"
+     " AND id IN (SELECT part FROM d) FOR SHARE),"
+     " insd AS (INSERT INTO deliveries(id, event_rowid, endpoint, part, state, next_ms,"
+     " updated_ms, lease) SELECT d.id, d.erow, d.ep, d.part, 0, $9, $9, coalesce(mine.epoch, 0)"
+     " FROM d LEFT JOIN mine ON mine.id = d.part RETURNING id, lease),"
+     /* Rows another node owns: wake it. */
+     " note AS (SELECT pg_notify('" PG_CHANNEL "', '') FROM insd WHERE lease = 0 LIMIT 1)"
+     " SELECT 0::int8, idx, erow, 0::int8 FROM own"
+     " UNION ALL SELECT 1::int8, d.ord, d.id, insd.lease FROM d JOIN insd ON insd.id = d.id"
+     " UNION ALL SELECT 2::int8, 0, 0, 0 FROM note"},
+    /*
+     * The last record of a delivery wins; every attempt is logged, in order.
+     * Fenced: a row is written only while its lease is the tenure the record
+     * names and that tenure is this node's and valid; the others are refused.
+     */
     {"rec", "WITH u AS (SELECT * FROM unnest($1::int8[], $2::int2[], $3::int4[], $4::int8[],"
             " $5::int8[], $6::int4[], $7::text[], $8::int8[], $9::int2[], $10::int8[],"
-            " $11::int8[]) WITH ORDINALITY AS u(id, state, attempt, first_ms, next_ms, status,"
-            " detail, lease, result, at_ms, latency_ms, ord)),"
+            " $11::int8[], $12::int8[]) WITH ORDINALITY AS u(id, state, attempt, first_ms,"
+            " next_ms, status, detail, lease, result, at_ms, latency_ms, epoch, ord)),"
             " v AS (SELECT DISTINCT ON (id) * FROM u ORDER BY id, ord DESC),"
             " upd AS (UPDATE deliveries d SET state = v.state, attempt = v.attempt,"
             " first_ms = v.first_ms, next_ms = v.next_ms, last_status = v.status,"
-            " last_detail = v.detail, updated_ms = $12, lease = v.lease FROM v"
-            " WHERE d.id = v.id RETURNING d.id),"
+            " last_detail = v.detail, updated_ms = $13, lease = v.lease FROM v, partitions p"
+            " WHERE d.id = v.id AND d.lease = v.epoch AND p.id = d.part AND p.epoch = v.epoch"
+            " AND p.owner = $14 AND p.expires_at > now() RETURNING d.id),"
             " att AS (INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, detail,"
-            " latency_ms) SELECT id, attempt, at_ms, result, status, detail, latency_ms FROM u"
-            " WHERE result >= 0 ORDER BY ord)"
-            " SELECT count(*) FROM upd"},
-    {"page", "WITH due AS (SELECT d.id FROM deliveries d WHERE d.state = 0 AND d.lease <> $1"
-             " AND d.next_ms <= $2 AND d.endpoint IN (SELECT endpoint FROM known)"
-             " ORDER BY d.next_ms, d.id LIMIT $3 FOR UPDATE SKIP LOCKED),"
-             " upd AS (UPDATE deliveries d SET lease = $1 FROM due WHERE d.id = due.id"
-             " RETURNING d.id, d.endpoint, d.event_rowid, d.attempt, d.first_ms, d.next_ms)"
+            " latency_ms) SELECT u.id, attempt, at_ms, result, status, detail, latency_ms"
+            " FROM u JOIN upd ON upd.id = u.id WHERE result >= 0 ORDER BY ord)"
+            " SELECT (SELECT count(*) FROM v) - (SELECT count(*) FROM upd)"},
+    {"page", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
+             " AND expires_at > now()),"
+             " due AS (SELECT d.id FROM deliveries d WHERE d.part IN (SELECT id FROM mine)"
+             " AND d.state = 0 AND d.lease = 0 AND d.next_ms <= $2"
+             " AND d.endpoint IN (SELECT endpoint FROM known)"
+             " ORDER BY d.next_ms, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED),"
+             " upd AS (UPDATE deliveries d SET lease = mine.epoch FROM due, mine"
+             " WHERE d.id = due.id AND mine.id = d.part"
+             " RETURNING d.id, d.endpoint, d.event_rowid, d.attempt, d.first_ms, d.next_ms,"
+             " d.lease)"
              " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
-             " e.received_ms FROM upd JOIN events e ON e.id = upd.event_rowid"
+             " e.received_ms, upd.lease FROM upd JOIN events e ON e.id = upd.event_rowid"
              " ORDER BY upd.next_ms, upd.id"},
-    {"release", "UPDATE deliveries SET lease = 0 WHERE endpoint = $1::text AND state <> 1"
-                " AND state = 0 AND lease = $2::int8"},
+    {"release", "UPDATE deliveries d SET lease = 0 FROM partitions p WHERE d.endpoint = $1::text"
+                " AND d.state <> 1 AND d.state = 0 AND d.lease <> 0 AND p.id = d.part"
+                " AND p.owner = $2::text AND p.epoch = d.lease"},
+    /* Rows of version 1 learn their partition once their endpoint is configured. */
+    {"parts", "UPDATE deliveries d SET part = u.p FROM unnest($1::text[], $2::int2[]) AS u(e, p)"
+              " WHERE d.endpoint = u.e AND d.state <> 1 AND d.part < 0"},
     {"forget", "DELETE FROM known"},
     {"known", "INSERT INTO known SELECT DISTINCT unnest($1::text[])"},
     {"disable", "INSERT INTO endpoint_state(endpoint, disabled_ms, reason)"
@@ -560,9 +611,9 @@ static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     pg_store *s = PG(st);
     if (pg_ensure(s))
         return -1;
-    char b[3][8];
-    const char *vals[] = {pg_be64(b[0], s->boot_id), pg_be64(b[1], until_ms), pg_be64(b[2], (int64_t)max)};
-    const int lens[] = {8, 8, 8}, fmts[] = {1, 1, 1};
+    char b[2][8];
+    const char *vals[] = {s->node, pg_be64(b[0], until_ms), pg_be64(b[1], (int64_t)max)};
+    const int lens[] = {(int)strlen(s->node), 8, 8}, fmts[] = {1, 1, 1};
     PGresult *r = pg_run(s, "page", NULL, 3, vals, lens, fmts);
     if (!r)
         return -1;
@@ -582,6 +633,7 @@ static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
         row->first_ms = pg_int(r, i, 4);
         row->next_ms = pg_int(r, i, 5);
         row->received_ms = pg_int(r, i, 6);
+        row->epoch = pg_int(r, i, 7);
     }
     PQclear(r);
     return got;
@@ -656,6 +708,13 @@ static const store_ops pg_ops = {
     .replay_one = pg_replay_one,
     .events = pg_events,
     .endpoint_counts = pg_endpoint_counts,
+    .heartbeat = pg_heartbeat,
+    .renew = pg_renew,
+    .take = pg_take,
+    .give_back = pg_give_back,
+    .leave = pg_leave,
+    .recent_attempts = pg_recent_attempts,
+    .cluster_view = pg_cluster_view,
     .close = pg_close,
 };
 
@@ -702,6 +761,7 @@ sy_store *store_pg_open(const store_conf *c, store_role role, char *err, size_t 
     s->base.ops = &pg_ops;
     s->base.role = role;
     s->base.poll_ms = 1000; /* NOTIFY and due times wake the pager; this is the fallback */
+    snprintf(s->node, sizeof s->node, "%s", c->node_id ? c->node_id : "");
     s->retention_ms = c->retention_ms;
     s->dedup_window_ms = c->dedup_window_ms;
     struct timespec ts;

@@ -22,12 +22,14 @@ typedef struct pg_pending {
     spool_put **puts;        /* put_all: a copy of the puts it stores (their statuses and ids
                                 are filled at commit); NULL for the other statements */
     size_t n;
+    int fenced;              /* rec: its one value counts the outcomes refused */
 } pg_pending;
 
 typedef struct pg_store {
     sy_store base;
     PGconn *conn;
     char *conninfo;          /* kept to reconnect; never shown */
+    char node[128];          /* this node's id: leases and fenced writes name it */
     int64_t boot_id;
     int64_t retention_ms, dedup_window_ms;
     int broken;              /* the socket failed: reconnect before the next use */
@@ -109,5 +111,16 @@ int pg_replay_one(sy_store *st, int64_t id);
 int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, store_row_fn fn,
               void *arg);
 long pg_endpoint_counts(sy_store *st, store_ep_count **out);
+
+/* store_pg_cluster.c: partition leases (see store.h). */
+long pg_heartbeat(sy_store *st, const char *node, int64_t lease_ms, char ***live);
+long pg_renew(sy_store *st, const char *node, int64_t lease_ms, store_tenure *held, size_t n);
+long pg_take(sy_store *st, const char *node, int64_t lease_ms, const store_tenure *held,
+             size_t nheld, int max, struct own_table *own, int64_t until_ms, store_tenure *out);
+int pg_give_back(sy_store *st, const char *node, const store_tenure *t);
+int pg_leave(sy_store *st, const char *node);
+long pg_recent_attempts(sy_store *st, const int *parts, size_t n, int64_t since_ms,
+                        store_attempt_fn fn, void *arg);
+long pg_cluster_view(sy_store *st, int64_t lease_ms, store_node_view **out);
 
 #endif

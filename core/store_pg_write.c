@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include "clock.h"
+#include "cluster.h"
+#include "log.h"
+#include "stats.h"
 
 const char *pg_be64(char buf[8], int64_t v)
 {
@@ -79,7 +82,10 @@ int pg_begin(sy_store *st)
     return 0;
 }
 
-/* Fills the puts' statuses and ids from put_all's rows: (0, put, event row), (1, ord, id). */
+/*
+ * Fills the puts' statuses, ids and leases from put_all's rows: (0, put,
+ * event row, -), (1, delivery number, id, lease).
+ */
 static void take_puts(const pg_pending *p, const PGresult *r)
 {
     size_t slots = 0;
@@ -98,8 +104,12 @@ static void take_puts(const pg_pending *p, const PGresult *r)
         int64_t kind = pg_int(r, row, 0), idx = pg_int(r, row, 1);
         if (kind == 0 && idx >= 1 && (size_t)idx <= p->n)
             p->puts[idx - 1]->status = SPOOL_OK;
-        else if (kind == 1 && slot_put && slot_ep && idx >= 1 && (size_t)idx <= slots)
-            p->puts[slot_put[idx - 1]]->ids[slot_ep[idx - 1]] = pg_int(r, row, 2);
+        else if (kind == 1 && slot_put && slot_ep && idx >= 1 && (size_t)idx <= slots) {
+            spool_put *put = p->puts[slot_put[idx - 1]];
+            put->ids[slot_ep[idx - 1]] = pg_int(r, row, 2);
+            if (put->leases)
+                put->leases[slot_ep[idx - 1]] = pg_int(r, row, 3);
+        }
     }
     free(slot_put);
     free(slot_ep);
@@ -108,6 +118,7 @@ static void take_puts(const pg_pending *p, const PGresult *r)
 int pg_commit(sy_store *st)
 {
     pg_store *s = PG(st);
+    int64_t fenced = 0;
     int ok = PQpipelineSync(s->conn) == 1;
     if (!ok)
         store_fail(st, "%s", PQerrorMessage(s->conn));
@@ -118,6 +129,8 @@ int pg_commit(sy_store *st)
         if (t == PGRES_TUPLES_OK || t == PGRES_COMMAND_OK) {
             if (s->pend[i].puts)
                 take_puts(&s->pend[i], r);
+            else if (s->pend[i].fenced && PQntuples(r) == 1)
+                fenced += pg_int(r, 0, 0);
         } else {
             ok = 0;
             if (t != PGRES_PIPELINE_ABORTED)
@@ -140,6 +153,13 @@ int pg_commit(sy_store *st)
     }
     if (ok && !PQexitPipelineMode(s->conn))
         ok = store_fail(st, "cannot leave pipeline mode: %s", PQerrorMessage(s->conn)) == 0;
+    if (ok && fenced > 0) {
+        /* Another node holds their partitions now; it delivers them (maybe again). */
+        STAT_INC(fenced, (uint64_t)fenced);
+        log_fields_limited(SY_LOG_WARN, "outcomes refused: their partition passed to another "
+                                        "tenure", LOG_S("store", s->base.display),
+                           LOG_I("outcomes", fenced));
+    }
     return ok ? 0 : -1;
 }
 
@@ -177,10 +197,10 @@ void pg_rollback(sy_store *st)
 int pg_put(sy_store *st, spool_put *const *puts, size_t n)
 {
     pg_store *s = PG(st);
-    pg_arr a[7];
-    static const uint32_t oids[7] = {PG_TEXT, PG_INT8, PG_TEXT, PG_TEXT, PG_BYTEA, PG_INT8,
-                                     PG_TEXT};
-    for (int i = 0; i < 7; i++)
+    pg_arr a[8];
+    static const uint32_t oids[8] = {PG_TEXT, PG_INT8, PG_TEXT, PG_TEXT, PG_BYTEA, PG_INT8,
+                                     PG_TEXT, PG_INT2};
+    for (int i = 0; i < 8; i++)
         pg_arr_init(&a[i], oids[i]);
     for (size_t i = 0; i < n; i++) {
         const sy_event *ev = puts[i]->ev;
@@ -195,29 +215,30 @@ int pg_put(sy_store *st, spool_put *const *puts, size_t n)
         for (size_t k = 0; k < puts[i]->n; k++) {
             pg_arr_i64(&a[5], (int64_t)i + 1);
             pg_arr_text(&a[6], puts[i]->endpoint_ids[k]);
+            pg_arr_i16(&a[7], (int16_t)cluster_part(puts[i]->endpoint_ids[k]));
         }
     }
     pg_pending p = {.puts = malloc(n * sizeof *p.puts), .n = n};
     if (!p.puts) {
-        free_arrays(a, 7);
+        free_arrays(a, 8);
         return store_fail(st, "out of memory");
     }
     memcpy(p.puts, puts, n * sizeof *puts); /* the caller reuses its array */
-    char now[8], lease[8];
-    const char *extra[] = {pg_be64(now, wall_ms()), pg_be64(lease, s->boot_id)};
-    const int extra_len[] = {8, 8};
-    int rc = send(s, "put_all", a, 7, extra, extra_len, 2, p);
-    free_arrays(a, 7);
+    char now[8];
+    const char *extra[] = {pg_be64(now, wall_ms()), s->node};
+    const int extra_len[] = {8, (int)strlen(s->node)};
+    int rc = send(s, "put_all", a, 8, extra, extra_len, 2, p);
+    free_arrays(a, 8);
     return rc;
 }
 
 int pg_records(sy_store *st, const spool_record *recs, size_t n)
 {
     pg_store *s = PG(st);
-    static const uint32_t oids[11] = {PG_INT8, PG_INT2, PG_INT4, PG_INT8, PG_INT8, PG_INT4,
-                                      PG_TEXT, PG_INT8, PG_INT2, PG_INT8, PG_INT8};
-    pg_arr a[11];
-    for (int i = 0; i < 11; i++)
+    static const uint32_t oids[12] = {PG_INT8, PG_INT2, PG_INT4, PG_INT8, PG_INT8, PG_INT4,
+                                      PG_TEXT, PG_INT8, PG_INT2, PG_INT8, PG_INT8, PG_INT8};
+    pg_arr a[12];
+    for (int i = 0; i < 12; i++)
         pg_arr_init(&a[i], oids[i]);
     for (size_t i = 0; i < n; i++) {
         const spool_record *r = &recs[i];
@@ -228,16 +249,17 @@ int pg_records(sy_store *st, const spool_record *recs, size_t n)
         pg_arr_i64(&a[4], r->next_ms);
         pg_arr_i32(&a[5], r->status);
         pg_arr_text(&a[6], r->detail);
-        pg_arr_i64(&a[7], r->leased ? s->boot_id : 0);
+        pg_arr_i64(&a[7], r->leased ? r->epoch : 0);
         pg_arr_i16(&a[8], (int16_t)r->attempt_result);
         pg_arr_i64(&a[9], r->at_ms);
         pg_arr_i64(&a[10], r->latency_ms);
+        pg_arr_i64(&a[11], r->epoch);
     }
     char now[8];
-    const char *extra[] = {pg_be64(now, wall_ms())};
-    const int extra_len[] = {8};
-    int rc = send(s, "rec", a, 11, extra, extra_len, 1, (pg_pending){0});
-    free_arrays(a, 11);
+    const char *extra[] = {pg_be64(now, wall_ms()), s->node};
+    const int extra_len[] = {8, (int)strlen(s->node)};
+    int rc = send(s, "rec", a, 12, extra, extra_len, 2, (pg_pending){.fenced = 1});
+    free_arrays(a, 12);
     return rc;
 }
 
@@ -251,9 +273,8 @@ static int send_args(pg_store *s, const char *name, int n, const char *const *va
 int pg_release(sy_store *st, const char *endpoint)
 {
     pg_store *s = PG(st);
-    char lease[8];
-    const char *vals[] = {endpoint, pg_be64(lease, s->boot_id)};
-    const int lens[] = {(int)strlen(endpoint), 8};
+    const char *vals[] = {endpoint, s->node};
+    const int lens[] = {(int)strlen(endpoint), (int)strlen(s->node)};
     return send_args(s, "release", 2, vals, lens);
 }
 
@@ -262,12 +283,21 @@ int pg_known(sy_store *st, const char *const *ids, size_t n)
     pg_store *s = PG(st);
     if (pg_keep_known(s, ids, n))
         return -1;
-    pg_arr a;
-    pg_known_array(s, &a);
+    pg_arr a[2];
+    pg_known_array(s, &a[0]);
+    pg_arr_init(&a[1], PG_INT2);
+    for (size_t i = 0; i < n; i++)
+        pg_arr_i16(&a[1], (int16_t)cluster_part(ids[i]));
     int rc = send(s, "forget", NULL, 0, NULL, NULL, 0, (pg_pending){0});
     if (!rc)
-        rc = send(s, "known", &a, 1, NULL, NULL, 0, (pg_pending){0});
-    pg_arr_free(&a);
+        rc = send(s, "known", &a[0], 1, NULL, NULL, 0, (pg_pending){0});
+    if (!rc) {
+        /* `known` sent a[0]: rebuild it for the partitions of older rows. */
+        pg_arr_free(&a[0]);
+        pg_known_array(s, &a[0]);
+        rc = send(s, "parts", a, 2, NULL, NULL, 0, (pg_pending){0});
+    }
+    free_arrays(a, 2);
     return rc;
 }
 

@@ -251,7 +251,7 @@ static int step_done(sqlite3_stmt *st)
 
 /* One event and its deliveries inside the open transaction; fills ids. */
 static spool_status put_one(sq_store *s, const sy_event *ev, const char *const *endpoint_ids,
-                            size_t n, int64_t *ids)
+                            size_t n, int64_t *ids, int64_t *leases)
 {
     int64_t now = wall_ms();
     /* The UNIQUE event_id does the dedup: an ignored insert is a duplicate. */
@@ -272,6 +272,8 @@ static spool_status put_one(sq_store *s, const sy_event *ev, const char *const *
         if (step_done(s->st_ins_dlv))
             return SPOOL_ERR;
         ids[i] = sqlite3_last_insert_rowid(s->db);
+        if (leases)
+            leases[i] = s->boot_id;
     }
     return SPOOL_OK;
 }
@@ -281,7 +283,7 @@ static int sq_put(sy_store *st, spool_put *const *puts, size_t n)
     sq_store *s = SQ(st);
     for (size_t i = 0; i < n; i++) {
         spool_put *p = puts[i];
-        p->status = put_one(s, p->ev, p->endpoint_ids, p->n, p->ids);
+        p->status = put_one(s, p->ev, p->endpoint_ids, p->n, p->ids, p->leases);
         if (p->status == SPOOL_ERR)
             return sq_err(s);
     }
@@ -411,6 +413,7 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
         r->first_ms = sqlite3_column_int64(q, 4);
         r->next_ms = sqlite3_column_int64(q, 5);
         r->received_ms = sqlite3_column_int64(q, 6);
+        r->epoch = s->boot_id;
     }
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
@@ -705,6 +708,7 @@ sy_store *store_sqlite_open(const store_conf *c, store_role role, char *err, siz
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     s->boot_id = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    s->base.solo_epoch = s->boot_id;
     if (writer) {
         if (migrate(db, c->path, err, errlen) || prepare(s, err, errlen)) {
             sq_close(&s->base);

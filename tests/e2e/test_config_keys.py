@@ -22,7 +22,7 @@ def sections():
 
 
 def test_every_section_is_printed():
-    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "core.store", "sinks.NAME",
+    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "core.store", "core.cluster", "sinks.NAME",
                                 "endpoints.ID", "endpoints.ID.breaker"]
 
 
