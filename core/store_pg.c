@@ -359,12 +359,32 @@ int store_check_conninfo(const char *conninfo, char *msg, size_t msglen)
     return 0;
 }
 
+/*
+ * The server's notices went to stderr, outside the structured log: "relation
+ * ... already exists, skipping" at every start. NOTICE and below say nothing an
+ * operator acts on; WARNING and above go to the log.
+ */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    if (!strncmp(message, "NOTICE:", 7) || !strncmp(message, "DEBUG", 5) ||
+        !strncmp(message, "INFO:", 5) || !strncmp(message, "LOG:", 4))
+        return;
+    char text[512];
+    snprintf(text, sizeof text, "%s", message);
+    text[strcspn(text, "\n")] = '\0';
+    log_fields_limited(SY_LOG_WARN, "postgres warning", LOG_S("message", text));
+}
+
 static PGconn *connect_db(const char *conninfo)
 {
     /* Ours first: values of the conninfo (expanded from "dbname") override them. */
     const char *const keys[] = {"connect_timeout", "application_name", "dbname", NULL};
     const char *const vals[] = {"10", "switchyard", conninfo, NULL};
-    return PQconnectdbParams(keys, vals, 1);
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c)
+        PQsetNoticeProcessor(c, on_notice, NULL);
+    return c;
 }
 
 static void set_display(pg_store *s)

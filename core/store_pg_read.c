@@ -168,9 +168,16 @@ int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, stor
     snprintf(after, sizeof after, "%lld", (long long)cursor);
     snprintf(lim, sizeof lim, "%ld", limit);
     const char *vals[] = {after, org_id, lim};
+    /*
+     * Nodes commit batches side by side, so a smaller id may become visible
+     * after a larger one was read, and a cursor past it would skip it. The
+     * feed therefore shows events stored two seconds ago and earlier: far
+     * longer than a batch's one transaction takes.
+     */
     PGresult *r = query(PG(st),
                         "SELECT id, body FROM events WHERE id > $1"
-                        " AND ($2::text IS NULL OR org_id = $2) ORDER BY id LIMIT $3",
+                        " AND ($2::text IS NULL OR org_id = $2)"
+                        " AND stored_at < now() - interval '2 seconds' ORDER BY id LIMIT $3",
                         3, vals);
     if (!r)
         return -1;
