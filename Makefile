@@ -4,7 +4,7 @@
 #   make run        install missing packages the daemon needs, build, run on conf.d/
 #   make test       install missing packages the tests need too, build, run every test
 #   make check      unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make bench      benchmarks (prints figures, asserts nothing)
+#   make bench      benchmarks (prints figures, asserts nothing); BENCH=bench/bench_x.py for one
 #   make install    PREFIX=/usr/local DESTDIR= [SYSCONFDIR= LOCALSTATEDIR=]
 
 VERSION    := 0.1.0
@@ -185,9 +185,12 @@ valgrind: deps-test
 		--errors-for-leak-kinds=definite $$t > /dev/null; done
 
 # Each bench/bench_*.py prints its own figures; none asserts anything.
+# Benchmarks, every bench/bench_*.py or the ones named: make bench BENCH=bench/bench_batch.py
+# (bench_spool.py's retries use the test plugin flaky.so).
+BENCH ?= $(sort $(wildcard bench/bench_*.py))
 bench: deps-bench
-	$(MAKE) all
-	@set -e; for b in $(sort $(wildcard bench/bench_*.py)); do \
+	$(MAKE) all $(TPLUGIN_SO)
+	@set -e; for b in $(BENCH); do \
 		echo "== $$b"; $(PYTHON) $$b --build $(BUILD); done
 
 docs: all

@@ -5,7 +5,13 @@ Throughput of the queue sinks, end to end, next to each peer's own ceiling:
   amqp  events/s from a PUSH publisher through switchyard into RabbitMQ with
         publisher confirms (an event counts once the broker confirmed it),
         then the broker's ceiling: a raw rabbitmq-c publisher with confirms
-        (tests/e2e/peers/amqp_peer.c), same message size, same window.
+        (tests/e2e/peers/amqp_peer.c), same message size, same window; once
+        with bare messages, once with the properties and headers the sink
+        puts on every message (message_id, timestamp, app_id, event_type,
+        org_id), which cost the broker about a quarter more CPU. Before
+        anything is timed, the broker takes a warm-up run (its first
+        messages cost more), and the sink's figures show how the core's
+        batches arrived (deliveries per batch, messages per TCP push).
   sqs   events/s into the fauxqs SQS emulator (SendMessageBatch, SigV4
         checked by the verifying proxy), then the emulator's ceiling with
         the official @aws-sdk/client-sqs sending batches of ten, straight
@@ -26,22 +32,20 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def make_events(n, size, prefix):
-    head = ('{"event_id":"%s-%08d","event_type":"job.completed",'
-            '"occurred_at":"2026-11-25T19:09:02Z","version":"1","org_id":"acme",'
-            '"org_slug":"acme","data":{"job_id":"j%d","status":"succeeded","pad":"')
-    tail = '"}}'
-    pad = "x" * max(0, size - len(head % (prefix, 0, 0)) - len(tail))
-    return [((head % (prefix, i, i)) + pad + tail).encode() for i in range(n)]
+from benchlib import ROOT, make_events
 
 
 def run_daemon(tmp, sinks, endpoints):
+    """
+    The stats file tells when the run is over. Writing it costs the daemon
+    about half a millisecond of CPU each time (measured: a quarter of its
+    CPU in the amqp run at 20 ms), which on two cores the broker then
+    lacks; every 100 ms costs little and ends a run of seconds at most
+    100 ms late, against switchyard.
+    """
     from conftest import Daemon
     d = Daemon(tmp, sinks=sinks, endpoints=endpoints,
-               core={"stats_interval": "20ms", "workers": 4, "max_pending": 200000})
+               core={"stats_interval": "100ms", "workers": 4, "max_pending": 200000})
     return d.start()
 
 
@@ -56,31 +60,45 @@ def timed(d, events):
 
 
 def line(what, n, seconds, extra=""):
-    print(f"  {what:<44} {n:>7} events {seconds:7.2f} s {n / seconds:>9.0f} events/s {extra}",
+    print(f"  {what:<52} {n:>7} events {seconds:7.2f} s {n / seconds:>9.0f} events/s {extra}",
           flush=True)
+    return n / seconds
 
 
 def bench_amqp(tmp, n, size):
+    from conftest import get
     from queue_helpers import PEERS, AmqpPeer, RabbitBroker, build_c_peer
     broker = RabbitBroker(tmp / "rabbit")
     try:
         broker.start()
         peer = AmqpPeer(build_c_peer(PEERS / "amqp_peer.c", tmp, ["-lrabbitmq"]), broker)
+        window = 1000
+        peer.declare("bench_warm", "amq.topic", "bench.warm")
+        peer.publish_ceiling(min(n, 5000), size, window, "bench.warm")
         peer.declare("bench_sy", "amq.topic", "bench.sy.#")
         peer.declare("bench_raw", "amq.topic", "bench.ceiling")
-        window = 1000
+        peer.declare("bench_props", "amq.topic", "bench.props.#")
         d = run_daemon(tmp / "amqp", {"rmq": {"plugin": "amqp", "url": broker.url,
                                               "routing_key": "bench.sy.{event_type}",
                                               "max_unconfirmed": window}},
                        {"q": {"sink": "rmq", "concurrency": 5000}})
         try:
             secs = timed(d, make_events(n, size, "amqp"))
+            s = d.stats()
         finally:
             d.stop()
-        line("switchyard -> RabbitMQ (confirms, persistent)", n, secs,
-             f"(queue holds {peer.count('bench_sy')})")
+        batches, flushes = get(s, "sinks.rmq.batches") or 0, get(s, "sinks.rmq.flushes") or 0
+        shape = (f", {n / batches:.0f} per batch, {n / flushes:.0f} per push"
+                 if batches and flushes else "")
+        sy = line("switchyard -> RabbitMQ (confirms, persistent)", n, secs,
+                  f"(queue holds {peer.count('bench_sy')}{shape})")
         r = peer.publish_ceiling(n, size, window)
-        line(f"raw rabbitmq-c publisher (confirms, window {window})", r["count"], r["seconds"])
+        raw = line(f"raw rabbitmq-c publisher (confirms, window {window})", r["count"],
+                   r["seconds"])
+        r = peer.publish_ceiling(n, size, window, "bench.props.job.completed", sink_props=True)
+        props = line("raw rabbitmq-c, the sink's message properties", r["count"], r["seconds"])
+        print(f"  switchyard / raw: {sy / raw:.2f}x bare, {sy / props:.2f}x same properties",
+              flush=True)
     finally:
         broker.close()
 
@@ -104,8 +122,8 @@ def bench_sqs(tmp, n, size):
             reqs = get(d.stats(), "sinks.sq.requests")
         finally:
             d.stop()
-        line("switchyard -> fauxqs (batches, SigV4 proxy)", n, secs,
-             f"({n / max(reqs, 1):.1f} entries per request)")
+        sy = line("switchyard -> fauxqs (batches, SigV4 proxy)", n, secs,
+                  f"({n / max(reqs, 1):.1f} entries per request)")
         url2 = fq.create_queue("bench2")
         r = subprocess.run(["node", str(PEERS / "sqs_client.mjs"), f"http://127.0.0.1:{fq.port}",
                             "bench", url2, str(n), str(size), "16"], capture_output=True,
@@ -115,7 +133,9 @@ def bench_sqs(tmp, n, size):
         else:
             import json
             c = json.loads(r.stdout)
-            line("@aws-sdk/client-sqs -> fauxqs directly (16 par.)", c["count"], c["seconds"])
+            sdk = line("@aws-sdk/client-sqs -> fauxqs directly (16 par.)", c["count"],
+                       c["seconds"])
+            print(f"  switchyard / AWS SDK: {sy / sdk:.2f}x", flush=True)
     finally:
         fq.close()
 

@@ -37,8 +37,8 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -46,17 +46,10 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import ROOT, build_dir, free_port, proc_status, push, read_stats
+
 MATCHES_PER_EVENT = 4
 READY = b'msg="switchyard ready"'
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def endpoints(n):
@@ -83,13 +76,6 @@ def make_events(count, n):
             for i in range(count)]
 
 
-def read_stats(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
 # --------------------------------------------------------------------------
 # 1. the C harness
 # --------------------------------------------------------------------------
@@ -113,18 +99,14 @@ def build_harness(build):
     return out
 
 
-def run_harness(binary, n, events, seconds, repeat):
-    best = None
-    for _ in range(repeat):
-        r = subprocess.run([str(binary), str(n), str(events), str(seconds)],
-                           capture_output=True, text=True, timeout=600)
-        if r.returncode != 0:
-            raise RuntimeError(f"bench_router {n}: {r.stderr}")
-        f = dict(kv.split("=") for kv in r.stdout.split())
-        rate = float(f["matches_per_s"])
-        if best is None or rate > best[0]:
-            best = (rate, float(f["ns_per_match"]))
-    return best
+def run_harness(binary, n, events, seconds):
+    """(routed/s, ns per event) of one harness run."""
+    r = subprocess.run([str(binary), str(n), str(events), str(seconds)],
+                       capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench_router {n}: {r.stderr}")
+    f = dict(kv.split("=") for kv in r.stdout.split())
+    return float(f["matches_per_s"]), float(f["ns_per_match"])
 
 
 # --------------------------------------------------------------------------
@@ -188,19 +170,6 @@ class Daemon:
         return self.proc.returncode if self.proc else None
 
 
-def publish(addr, events):
-    import zmq
-    ctx = zmq.Context()
-    s = ctx.socket(zmq.PUSH)
-    s.setsockopt(zmq.SNDHWM, 100000)
-    s.setsockopt(zmq.LINGER, 600000)
-    s.connect(addr)
-    for e in events:
-        s.send(e, copy=False)
-    s.close()
-    ctx.term()
-
-
 def run_daemon(build, tmp, n, events, workers):
     d = Daemon(build, tmp, n, workers)
     res = {"n": n}
@@ -211,7 +180,7 @@ def run_daemon(build, tmp, n, events, workers):
         # Every delivery appends the event and a newline to the one sink file.
         want_bytes = MATCHES_PER_EVENT * sum(len(e) + 1 for e in evs)
         t0 = time.monotonic()
-        publish(d.addr, evs)
+        push(d.addr, evs)
         deadline = t0 + max(120, events / 100)
         size = 0
         while True:
@@ -229,7 +198,10 @@ def run_daemon(build, tmp, n, events, workers):
         res["exit"] = d.stop()
         d.log.close()
     s = read_stats(d.stats) or {}
-    res["delivered"] = s.get("deliveries", {}).get("ok", 0)
+    dl = s.get("deliveries", {})
+    res["delivered"] = dl.get("ok", 0)
+    res["per_call"] = dl["attempts"] / dl["plugin_calls"] if dl.get("plugin_calls") else None
+    shutil.rmtree(d.dir, ignore_errors=True)  # 4 x events lines: keep /tmp from filling up
     if res["events_s"] is not None and res["delivered"] != want:
         res["events_s"] = None  # the bytes arrived but the count is off: report it
     return res
@@ -249,16 +221,6 @@ def run_startup(build, tmp, n, repeat):
     return best
 
 
-def proc_status(pid, key):
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError, ValueError):
-        pass
-    return None
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -275,11 +237,11 @@ def main():
                     help="harness runs, daemon runs and start-ups per size; the best counts "
                          "(default 3)")
     ap.add_argument("--workers", type=int, default=4, help="core.workers (default 4)")
-    ap.add_argument("--tmp", default=None, help="folder for the daemons' files (default /tmp)")
+    ap.add_argument("--tmp", default=None,
+                    help="parent of the daemons' run folder (default: the system's temp folder)")
     ap.add_argument("--skip-daemon", action="store_true", help="only the C harness")
     a = ap.parse_args()
-    build = Path(a.build)
-    build = build if build.is_absolute() else (ROOT / build)
+    build = build_dir(a.build)
     sizes = [int(x) for x in a.sizes.split(",")]
     if min(sizes) < 5:
         sys.exit("--sizes: at least 5 endpoints (2 without org, then orgs of 3)")
@@ -290,9 +252,13 @@ def main():
     print("\n1. router (C harness bench/bench_router.c, router_match only, "
           f"best of {a.repeat} x {a.seconds:g}s)")
     harness = build_harness(build)
-    hres = {}
-    for n in sizes:
-        hres[n] = run_harness(harness, n, a.harness_events, a.seconds, a.repeat)
+    # Rounds alternate the sizes (10, 1000, 10000, 10, ...) so that a noisy
+    # moment of the shared machine does not fall on one size only.
+    hruns = {n: [] for n in sizes}
+    for _ in range(a.repeat):
+        for n in sizes:
+            hruns[n].append(run_harness(harness, n, a.harness_events, a.seconds))
+    hres = {n: max(hruns[n]) for n in sizes}
     print(f"   {'endpoints':>9} {'routed/s':>12} {'ns/event':>9} {'vs ' + str(sizes[0]):>8}")
     for n in sizes:
         rate, ns = hres[n]
@@ -300,16 +266,27 @@ def main():
 
     if a.skip_daemon:
         return
-    tmp = a.tmp or tempfile.gettempdir()
+    with tempfile.TemporaryDirectory(prefix="sy-bench-scale-", dir=a.tmp) as tmp:
+        daemon_parts(build, tmp, sizes, hres, a)
+
+
+def daemon_parts(build, tmp, sizes, hres, a):
     print(f"\n2. daemon (end to end, PULL -> file sink, {a.events} events, "
-          f"{a.events * MATCHES_PER_EVENT} deliveries per run, best of {a.repeat})")
+          f"{a.events * MATCHES_PER_EVENT} deliveries per run, best of {a.repeat}, "
+          "rounds alternating the sizes)")
+    druns = {n: [] for n in sizes}
+    for _ in range(a.repeat):
+        for n in sizes:
+            druns[n].append(run_daemon(build, tmp, n, a.events, a.workers))
     dres = {}
     for n in sizes:
-        runs = [run_daemon(build, tmp, n, a.events, a.workers) for _ in range(a.repeat)]
-        done = [r for r in runs if r["events_s"]]
-        dres[n] = max(done, key=lambda r: r["events_s"]) if done else runs[0]
+        done = [r for r in druns[n] if r["events_s"]]
+        dres[n] = max(done, key=lambda r: r["events_s"]) if done else druns[n][0]
+        print(f"   runs with {n} endpoints: " +
+              ", ".join(f"{r['events_s']:,.0f}" if r["events_s"] else "incomplete"
+                        for r in druns[n]) + " events/s")
     print(f"   {'endpoints':>9} {'events/s':>10} {'deliv/s':>10} {'vs ' + str(sizes[0]):>8} "
-          f"{'peak RSS':>9} {'notes'}")
+          f"{'peak RSS':>9} {'ev/call':>7} {'notes'}")
     base = dres[sizes[0]].get("events_s")
     for n in sizes:
         r = dres[n]
@@ -321,8 +298,10 @@ def main():
         ev = r["events_s"]
         print(f"   {n:>9} {ev or 0:>10,.0f} {(ev or 0) * MATCHES_PER_EVENT:>10,.0f} "
               f"{(ev / base) if ev and base else 0:>8.2f} "
-              f"{(r['hwm_kb'] or 0) / 1024:>7.0f}MB {'; '.join(notes)}")
+              f"{(r['hwm_kb'] or 0) / 1024:>7.0f}MB {r['per_call'] or 0:>7.1f} {'; '.join(notes)}")
 
+    print("   ev/call: deliveries per file sink call (attempts / plugin_calls); batches form "
+          "per endpoint")
     print(f"\n3. start-up (exec -> ready line, best of {a.repeat})")
     for n in sizes:
         print(f"   {n:>9} endpoints: {run_startup(build, tmp, n, a.repeat) * 1000:8.1f} ms")
@@ -331,7 +310,8 @@ def main():
     print(f"\nratio {big} vs {small} endpoints (goal >= 0.80): "
           f"router {hres[big][0] / hres[small][0]:.2f}", end="")
     if dres[big].get("events_s") and dres[small].get("events_s"):
-        print(f", daemon {dres[big]['events_s'] / dres[small]['events_s']:.2f}")
+        ratio = dres[big]["events_s"] / dres[small]["events_s"]
+        print(f", daemon {ratio:.2f} ({'meets' if ratio >= 0.8 else 'below'})")
     else:
         print(", daemon n/a")
 

@@ -1,27 +1,30 @@
 #!/usr/bin/python3
 """
-Webhook sink throughput and latency against a local receiver: nginx from
-Debian answering 204, started by the benchmark on its own prefix and port.
+Webhook sink throughput and latency next to wrk, against the same local
+receiver: nginx from Debian answering 204, started by the benchmark on its
+own prefix and a free port.
 
   1. nginx (one worker) on a free loopback port, `return 204;`, an access
      log of "$msec $http_svix_id" (buffered) so each delivery's arrival time
      is known;
-  2. wrk against that nginx for a few seconds (POSTs of the same ~1 KiB
-     body): the receiver's own request rate, the ceiling to compare with;
-  3. the daemon with one webhook endpoint pointing at nginx (HMAC-signed,
-     per-endpoint concurrency = wrk's connections), N distinct ~1 KiB events
-     pushed as fast as a pyzmq PUSH loop can: deliveries/s = N / (first send
-     -> stats file says deliveries.ok == N), and the ratio to wrk's rate;
-  4. latency, publish -> 2xx at nginx, p50 and p99, for that burst (queueing
-     included) and for a paced run (--rate events/s for --paced-s seconds):
-     the send time is taken just before each event goes to ZeroMQ, the 2xx
-     time is nginx's $msec for the request carrying that event's svix-id.
+  2. rounds that alternate the peer and switchyard (wrk, switchyard, wrk,
+     ...): wrk -t1 -c16 for a few seconds (POSTs of the same ~1 KiB body),
+     then a burst of N distinct ~1 KiB events through the daemon (one
+     webhook endpoint, HMAC-signed, endpoint concurrency = wrk's
+     connections) pushed by a pyzmq PUSH loop: deliveries/s = N / (first
+     send -> stats file says deliveries.ok reached the burst's end), and the
+     round's ratio to wrk (goal >= 0.5), with the daemon's context switches
+     and CPU per event;
+  3. latency, publish -> 2xx at nginx, p50 and p99, for the bursts
+     (queueing included) and for a paced run at half the highest burst rate
+     (goal: p99 < 5 ms): the send time is taken just before each event goes
+     to ZeroMQ, the 2xx time is nginx's $msec for the request carrying that
+     event's svix-id.
 
 Prints figures; asserts nothing. `make bench` runs every bench/bench_*.py.
 """
 
 import argparse
-import json
 import os
 import re
 import shlex
@@ -33,36 +36,14 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import (ProcSample, Switchyard, build_dir, free_port, load_figures, make_events,
+                      median, read_stats, stop_process, version)
+
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 NGINX = "/usr/sbin/nginx"
 WRK = "/usr/bin/wrk"
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def make_events(n, size, prefix):
-    """n distinct compact envelopes of about `size` bytes each."""
-    head = ('{"event_id":"%s-%08d","event_type":"job.completed",'
-            '"occurred_at":"2026-11-25T19:09:02Z","version":"1","org_id":"acme",'
-            '"org_slug":"acme","data":{"job_id":"j%d","status":"succeeded","pad":"')
-    tail = '"}}'
-    pad = "x" * max(0, size - len(head % (prefix, 0, 0)) - len(tail))
-    return [(f"{prefix}-{i:08d}", ((head % (prefix, i, i)) + pad + tail).encode())
-            for i in range(n)]
-
-
-def read_stats(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+GOAL_RATIO = 0.5
+GOAL_P99_MS = 5.0
 
 
 def percentile(values, p):
@@ -126,13 +107,7 @@ http {{
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGQUIT)  # graceful: flushes the log buffer
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT, timeout=10)  # graceful: flushes the log buffer
 
 
 def run_wrk(url, seconds, threads, conns, body_file):
@@ -148,62 +123,7 @@ def run_wrk(url, seconds, threads, conns, body_file):
     return float(m.group(1))
 
 
-class Daemon:
-    def __init__(self, build, tmp, url, concurrency, workers, threads):
-        self.dir = Path(tmp) / "daemon"
-        self.dir.mkdir()
-        self.stats = self.dir / "stats.json"
-        self.addr = f"tcp://127.0.0.1:{free_port()}"
-        conf = self.dir / "conf.d"
-        conf.mkdir()
-        (conf / "10-core.json").write_text(json.dumps({"core": {
-            "plugin_dir": str(build / "plugins"),
-            "ingress": [{"type": "pull", "bind": self.addr}],
-            "quarantine": str(self.dir / "quarantine.jsonl"),
-            "stats_file": str(self.stats), "stats_interval": "20ms",
-            "workers": workers, "log_level": "warn"}}))
-        sink = {"plugin": "webhook", "allow_private_networks": True}
-        if threads:
-            sink["threads"] = threads
-        (conf / "20-sinks.json").write_text(json.dumps({"sinks": {"hooks": sink}}))
-        (conf / "30-endpoints.json").write_text(json.dumps({"endpoints": {"nginx": {
-            "sink": "hooks", "url": url, "secrets": [SECRET], "concurrency": concurrency}}}))
-        self.logf = open(self.dir / "daemon.log", "wb")
-        self.proc = subprocess.Popen([str(build / "switchyard"), "run", "-c", str(conf)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=self.logf)
-        deadline = time.monotonic() + 10
-        while read_stats(self.stats) is None:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("daemon did not start:\n" +
-                                   (self.dir / "daemon.log").read_text())
-            time.sleep(0.01)
-
-    def ok(self):
-        s = read_stats(self.stats)
-        return s["deliveries"]["ok"] if s else 0
-
-    def wait_ok(self, n, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            ok = self.ok()
-            if ok >= n or time.monotonic() > deadline or self.proc.poll() is not None:
-                return ok
-            time.sleep(0.005)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-        return self.proc.returncode
-
-
-def push(addr, events, rate=None):
+def push_timed(addr, events, rate=None):
     """Sends (id, body) pairs; returns {id: wall time just before the send}."""
     import zmq
     ctx = zmq.Context()
@@ -220,7 +140,7 @@ def push(addr, events, rate=None):
             if wait > 0:
                 time.sleep(wait)
         sent[ident] = now()
-        send(body, copy=False)
+        send(body)
     s.close()
     ctx.term()
     return sent
@@ -234,100 +154,153 @@ def latencies(sent, arrivals):
     return [(arrivals[i] - t) * 1000 + 1.0 for i, t in sent.items() if i in arrivals]
 
 
+def events_with_ids(n, size, prefix):
+    return [(f"{prefix}-{i:08d}", body) for i, body in enumerate(make_events(n, size, prefix))]
+
+
+def burst(d, n, size, prefix, done_before):
+    """One burst through the daemon; its figures and send times."""
+    evs = events_with_ids(n, size, prefix)
+    before = ProcSample(d.proc.pid)
+    t0 = time.monotonic()
+    sent = push_timed(d.addr, evs)
+    publish_s = time.monotonic() - t0
+    ok = d.wait_deliveries(done_before + n, max(120, n / 200)) - done_before
+    total_s = time.monotonic() - t0
+    res = {"ok": ok, "publish_s": publish_s, "total_s": total_s,
+           "rate": ok / total_s if total_s > 0 else 0.0, "sent": sent}
+    if d.proc.poll() is None:
+        res.update(load_figures(before, ProcSample(d.proc.pid), n))
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="build folder (default: build)")
-    ap.add_argument("--events", type=int, default=30_000, help="burst size (default 30000)")
+    ap.add_argument("--events", type=int, default=30_000, help="events per burst (default 30000)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="rounds of wrk then a switchyard burst (default 3)")
     ap.add_argument("--size", type=int, default=1024, help="bytes per event (default 1024)")
-    ap.add_argument("--connections", type=int, default=64,
-                    help="wrk connections and the endpoint's concurrency (default 64)")
-    ap.add_argument("--wrk-threads", type=int, default=2, help="wrk threads (default 2)")
-    ap.add_argument("--wrk-seconds", type=int, default=4, help="wrk duration (default 4)")
+    ap.add_argument("--connections", type=int, default=16,
+                    help="wrk connections and the endpoint's concurrency (default 16)")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (default 1)")
+    ap.add_argument("--wrk-seconds", type=int, default=3, help="wrk duration (default 3)")
     ap.add_argument("--workers", type=int, default=4, help="core.workers (default 4)")
     ap.add_argument("--threads", type=int, default=0,
                     help="the webhook sink's HTTP threads (default: the plugin's default)")
-    ap.add_argument("--rate", type=int, default=1000, help="paced run, events/s (default 1000)")
+    ap.add_argument("--rate", type=int, default=0,
+                    help="paced run, events/s (default: half the highest burst rate)")
     ap.add_argument("--paced-s", type=float, default=3, help="paced run, seconds (default 3)")
     a = ap.parse_args()
 
-    build = Path(a.build)
-    if not build.is_absolute():
-        build = (Path.cwd() / build) if (Path.cwd() / build).exists() else ROOT / build
+    build = build_dir(a.build)
     for need in (build / "switchyard", build / "plugins" / "webhook.so", Path(NGINX), Path(WRK)):
         if not need.exists():
-            print(f"bench_webhook: {need} missing (make all; make deps installs nginx-light "
+            print(f"bench_webhook: {need} missing (make all; make bench installs nginx-light "
                   "and wrk)", file=sys.stderr)
             return 1
     cmd = ["/usr/bin/python3", "bench/bench_webhook.py", "--build", a.build, "--events",
-           str(a.events), "--connections", str(a.connections)]
-    if a.threads:
-        cmd += ["--threads", str(a.threads)]
-    version = subprocess.run([str(build / "switchyard"), "version"], capture_output=True,
-                             text=True).stdout.strip()
-    print(f"switchyard webhook throughput: PULL -> webhook sink (HMAC, 1 secret) -> nginx "
-          f"return 204, {a.size}-byte events, {os.cpu_count()} CPUs")
-    print(f"  {version}; {subprocess.run([NGINX, '-v'], capture_output=True, text=True).stderr.strip()}")
+           str(a.events), "--rounds", str(a.rounds), "--connections", str(a.connections),
+           "--wrk-threads", str(a.wrk_threads), "--wrk-seconds", str(a.wrk_seconds)]
+    cmd += ["--threads", str(a.threads)] if a.threads else []
+    cmd += ["--rate", str(a.rate)] if a.rate else []
+    nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
+    print(f"webhooks: PULL -> webhook sink (HMAC, 1 secret) -> nginx return 204, {a.size}-byte "
+          f"events, {a.events} per burst, {a.rounds} rounds, {os.cpu_count()} CPUs")
+    print(f"  {version(build)}; {nginx_v}; endpoint concurrency {a.connections}, "
+          f"core.workers {a.workers}, HTTP threads {a.threads or 'default (2)'}, no spool")
 
     with tempfile.TemporaryDirectory(prefix="sy-bench-webhook-") as tmp:
         nginx = Nginx(tmp)
-        daemon = None
+        d = None
+        rounds, sent_burst = [], {}
         try:
             body = Path(tmp) / "body.json"
-            body.write_bytes(make_events(1, a.size, "wrk")[0][1])
-            wrk_rate = run_wrk(nginx.url("/wrk"), a.wrk_seconds, a.wrk_threads, a.connections,
-                               body)
-            print(f"  wrk -t{a.wrk_threads} -c{a.connections} -d{a.wrk_seconds}s POST "
-                  f"{a.size} B: {wrk_rate:,.0f} requests/s")
+            body.write_bytes(make_events(1, a.size, "wrk")[0])
+            sink = {"plugin": "webhook", "allow_private_networks": True}
+            if a.threads:
+                sink["threads"] = a.threads
+            d = Switchyard(build, Path(tmp) / "daemon", {"hooks": sink},
+                           {"nginx": {"sink": "hooks", "url": nginx.url("/hook"),
+                                      "secrets": [SECRET], "concurrency": a.connections}},
+                           {"workers": a.workers, "spool": None,
+                            "stats_interval": "20ms"}).start()
+            print()
+            hdr = (f"{'round':>5}  {'run':<34} {'per s':>10} {'ratio':>6} {'taken s':>9} "
+                   f"{'total s':>8} {'cs/event':>9} {'CPU us/ev':>9}  notes")
+            print(hdr)
+            print("-" * len(hdr))
+            done = 0
+            for rnd in range(1, a.rounds + 1):
+                wrk_rate = run_wrk(nginx.url("/wrk"), a.wrk_seconds, a.wrk_threads,
+                                   a.connections, body)
+                print(f"{rnd:>5}  {f'wrk -t{a.wrk_threads} -c{a.connections} POST':<34} "
+                      f"{wrk_rate:>10,.0f}", flush=True)
+                b = burst(d, a.events, a.size, f"burst{rnd}", done)
+                done += b["ok"]
+                sent_burst.update(b.pop("sent"))
+                ratio = b["rate"] / wrk_rate if wrk_rate else 0.0
+                note = "ok" if b["ok"] == a.events else f"only {b['ok']} delivered"
+                print(f"{rnd:>5}  {'switchyard signed webhooks':<34} {b['rate']:>10,.0f} "
+                      f"{ratio:>5.2f}x {b['publish_s']:>9.2f} {b['total_s']:>8.2f} "
+                      f"{b.get('cs_per_event', 0):>9.3f} {b.get('cpu_us_per_event', 0):>9.1f}  "
+                      f"{note}", flush=True)
+                rounds.append((wrk_rate, b, ratio))
 
-            daemon = Daemon(build, tmp, nginx.url("/hook"), a.connections, a.workers, a.threads)
-            burst = make_events(a.events, a.size, "burst")
-            t0 = time.monotonic()
-            sent = push(daemon.addr, burst)
-            publish_s = time.monotonic() - t0
-            ok = daemon.wait_ok(a.events, max(120, a.events / 200))
-            total_s = time.monotonic() - t0
-            rate = ok / total_s if total_s > 0 else 0
-
-            paced_n = int(a.rate * a.paced_s)
-            paced = make_events(paced_n, a.size, "paced")
-            paced_sent = push(daemon.addr, paced, rate=a.rate)
-            paced_ok = daemon.wait_ok(a.events + paced_n, 60)
-            s = read_stats(daemon.stats) or {}
-            rc = daemon.stop()
-            daemon = None
+            best = max(b["rate"] for _, b, _ in rounds)
+            pace = a.rate or max(1, int(best / 2))
+            paced_n = int(pace * a.paced_s)
+            paced_sent = push_timed(d.addr, events_with_ids(paced_n, a.size, "paced"), rate=pace)
+            paced_ok = d.wait_deliveries(done + paced_n, 60) - done
+            s = read_stats(d.stats) or {}
+            rc = d.stop()
+            d = None
             nginx.stop()  # flushes the access log
             arrivals = nginx.arrivals()
-            lat_burst = latencies(sent, arrivals)
+            lat_burst = latencies(sent_burst, arrivals)
             lat_paced = latencies(paced_sent, arrivals)
 
-            print(f"  daemon: endpoint concurrency {a.connections}, {a.workers} workers, HTTP "
-                  f"threads {a.threads or 'default (2)'}, spool off (in memory), exit code {rc}")
             print()
-            print(f"  burst: {a.events} events, pushed in {publish_s:.2f} s, "
-                  f"{ok} delivered in {total_s:.2f} s")
-            print(f"  deliveries/s      {rate:>10,.0f}")
-            print(f"  wrk requests/s    {wrk_rate:>10,.0f}")
-            print(f"  ratio             {rate / wrk_rate:>10.2f}   (goal: >= 0.5)")
-            print(f"  latency publish -> 2xx, burst (queueing included): "
+            print(f"summary (medians over {a.rounds} rounds; ratio = median of each round's "
+                  f"switchyard / wrk); daemon exit code {rc}")
+            ratio = median([r for _, _, r in rounds])
+            print(f"  wrk requests/s            {median([w for w, _, _ in rounds]):>10,.0f}")
+            print(f"  switchyard deliveries/s   {median([b['rate'] for _, b, _ in rounds]):>10,.0f}"
+                  f"   ratio {ratio:.2f}x (goal >= {GOAL_RATIO}x: "
+                  f"{'meets' if ratio >= GOAL_RATIO else 'below'})")
+            cs = median([b["cs_per_event"] for _, b, _ in rounds if "cs_per_event" in b])
+            cpu = median([b["cpu_us_per_event"] for _, b, _ in rounds if "cpu_us_per_event" in b])
+            print(f"  context switches per event {cs:.3f} (goal < 0.05: "
+                  f"{'meets' if cs < 0.05 else 'above'}), CPU {cpu:.1f} us per event")
+            print(f"  latency publish -> 2xx, bursts (queueing included): "
                   f"p50 {percentile(lat_burst, 50):.0f} ms, p99 {percentile(lat_burst, 99):.0f} ms "
                   f"({len(lat_burst)} matched)")
-            print(f"  latency publish -> 2xx, paced {a.rate}/s for {a.paced_s:g} s: "
-                  f"p50 <= {percentile(lat_paced, 50):.1f} ms, p99 <= {percentile(lat_paced, 99):.1f} ms "
-                  f"({len(lat_paced)} of {paced_n} matched, {paced_ok - ok} ok)")
+            p99 = percentile(lat_paced, 99)
+            print(f"  latency publish -> 2xx, paced {pace:,}/s for {a.paced_s:g} s "
+                  f"({'--rate' if a.rate else 'half the highest burst rate'}): "
+                  f"p50 <= {percentile(lat_paced, 50):.1f} ms, p99 <= {p99:.1f} ms "
+                  f"(goal p99 < {GOAL_P99_MS:g} ms: {'meets' if p99 < GOAL_P99_MS else 'above'}; "
+                  f"{len(lat_paced)} of {paced_n} matched, {paced_ok} ok)")
             hooks = s.get("sinks", {}).get("hooks", {})
             print(f"  sink counters: requests {hooks.get('requests')}, delivered "
                   f"{hooks.get('delivered')}, retried {hooks.get('retried')}, transport errors "
                   f"{hooks.get('transport_errors')}")
         except Exception as e:  # a figure we could not take is reported, not raised
             print(f"bench_webhook: run failed: {e}", file=sys.stderr)
+            if d:
+                print(d.log_tail(), file=sys.stderr)
         finally:
-            if daemon:
-                daemon.stop()
+            if d:
+                d.stop()
             nginx.stop()
     print()
-    print("deliveries/s: events / (first send -> deliveries.ok == events in the stats file, "
-          "polled every 5 ms, written every 20 ms)")
+    print("per s: wrk's requests/s, switchyard's deliveries/s = events / (first send -> "
+          "deliveries.ok reached the burst's end in the stats file, polled every 5 ms, written "
+          "every 20 ms)")
+    print("taken s: until the daemon had taken every event of the burst off the publisher; "
+          "cs/event, CPU us/ev: the daemon's context switches (all threads) and user + system "
+          "time per event during the burst")
     print("latency: nginx's $msec when it logged the 204, + 1 ms ($msec is truncated to the "
           "millisecond, so these are upper bounds), minus the wall time just before the event "
           "went to ZeroMQ")

@@ -619,6 +619,11 @@ static int run_active(shard *sh)
 
 static void flush_turn(shard *sh)
 {
+    if (sh->jobs) {
+        workers_submit_list(sh->o.workers, sh->jobs, sh->jobs_tail, sh->njobs);
+        sh->jobs = sh->jobs_tail = NULL;
+        sh->njobs = 0;
+    }
     flush_records(sh);
     notice *n = sh->notices;
     sh->notices = NULL;

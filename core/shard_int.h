@@ -98,6 +98,8 @@ struct shard {
     spool_record *recs;      /* outcomes to persist at the end of the turn */
     size_t nrecs, caprecs;
     notice *notices, **notices_tail;
+    struct job *jobs, *jobs_tail; /* blocking calls of this turn, handed to the workers together */
+    size_t njobs;
     sep *forget;             /* records of removed endpoints to free at the end of the turn */
     uint64_t rng;
     int settled[CLUSTER_PARTS]; /* attempts of each partition settled this turn */

@@ -185,7 +185,14 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
             j->at[i] = at[i];
             at[i]->state = AT_IN_PLUGIN;
         }
-        workers_submit(sh->o.workers, j);
+        /* Queued for the end of the turn: one hand-off for all of the turn's calls. */
+        j->qnext = NULL;
+        if (sh->jobs_tail)
+            sh->jobs_tail->qnext = j;
+        else
+            sh->jobs = j;
+        sh->jobs_tail = j;
+        sh->njobs++;
         return;
     }
     int64_t deadline = now_ms + ep->attempt_timeout_ms + sh->o.complete_grace_ms;

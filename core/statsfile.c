@@ -23,12 +23,12 @@ static cJSON *snapshot(sy_pipeline *pl, const sy_runtime *rt)
     cJSON *dl = cJSON_GetObjectItemCaseSensitive(root, "deliveries");
     pipeline_counts c;
     pipeline_get_counts(pl, &c);
-    cJSON_AddNumberToObject(dl, "ready", (double)c.ready);
-    cJSON_AddNumberToObject(dl, "held", (double)c.held);
-    cJSON_AddNumberToObject(dl, "inflight", (double)c.inflight);
-    cJSON_AddNumberToObject(dl, "scheduled", (double)c.scheduled);
-    cJSON_AddNumberToObject(dl, "expired", (double)c.expired);
-    cJSON_AddNumberToObject(dl, "spool_queued", (double)c.spool_queued);
+    stats_json_count(dl, "ready", c.ready);
+    stats_json_count(dl, "held", c.held);
+    stats_json_count(dl, "inflight", c.inflight);
+    stats_json_count(dl, "scheduled", c.scheduled);
+    stats_json_count(dl, "expired", c.expired);
+    stats_json_count(dl, "spool_queued", c.spool_queued);
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(pl, &live);
     cJSON *eps = cJSON_AddObjectToObject(root, "endpoints");
@@ -43,8 +43,8 @@ static cJSON *snapshot(sy_pipeline *pl, const sy_runtime *rt)
         cJSON_AddStringToObject(e, "state", lv->disabled       ? "disabled"
                                             : lv->breaker_open ? "breaker_open"
                                                                : "active");
-        cJSON_AddNumberToObject(e, "ready", (double)lv->ready);
-        cJSON_AddNumberToObject(e, "inflight", (double)lv->inflight);
+        stats_json_count(e, "ready", lv->ready);
+        stats_json_count(e, "inflight", lv->inflight);
     }
     free(live);
     cJSON *pls = cJSON_AddObjectToObject(root, "sinks");
@@ -54,8 +54,7 @@ static cJSON *snapshot(sy_pipeline *pl, const sy_runtime *rt)
         cJSON_AddStringToObject(s, "plugin", in->sink ? in->sink->name : "?");
         pthread_mutex_lock(&in->counters_mu);
         for (sy_counter *k = in->counters; k; k = k->next)
-            cJSON_AddNumberToObject(s, k->name,
-                                    (double)__atomic_load_n(&k->value, __ATOMIC_RELAXED));
+            stats_json_count(s, k->name, (uint64_t)__atomic_load_n(&k->value, __ATOMIC_RELAXED));
         pthread_mutex_unlock(&in->counters_mu);
     }
     return root;

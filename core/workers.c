@@ -15,11 +15,20 @@ struct worker_pool {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     job *head, *tail;
+    size_t queued;
     int stop;
     int n;
-    int idle; /* workers waiting for a job */
+    int idle;  /* workers waiting for a job */
+    int woken; /* of those, signalled and not yet running: no second signal for them */
     pthread_t *threads;
 };
+
+/* Jobs a worker takes per lock: its share of the queue, at most 16. */
+static size_t take_count(const worker_pool *p)
+{
+    size_t share = (p->queued + (size_t)p->n - 1) / (size_t)p->n;
+    return share < 1 ? 1 : share > 16 ? 16 : share;
+}
 
 static void run(job *j)
 {
@@ -74,17 +83,31 @@ static void *worker_main(void *arg)
             p->idle++;
             pthread_cond_wait(&p->cv, &p->mu);
             p->idle--;
+            if (p->woken)
+                p->woken--;
         }
         job *j = p->head;
         if (!j)
             break; /* stopping and nothing left */
-        p->head = j->qnext;
+        /* Several at once when the queue is long; the rest stay for the others. */
+        job *last = j;
+        size_t k = take_count(p);
+        for (size_t i = 1; i < k && last->qnext; i++)
+            last = last->qnext;
+        p->head = last->qnext;
         if (!p->head)
             p->tail = NULL;
+        last->qnext = NULL;
+        for (job *x = j; x; x = x->qnext)
+            p->queued--;
         pthread_mutex_unlock(&p->mu);
-        run(j);
-        j->m.kind = INBOX_JOB;
-        shard_post(j->sh, &j->m);
+        while (j) {
+            job *next = j->qnext;
+            run(j);
+            j->m.kind = INBOX_JOB;
+            shard_post(j->sh, &j->m);
+            j = next;
+        }
         pthread_mutex_lock(&p->mu);
     }
     pthread_mutex_unlock(&p->mu);
@@ -114,20 +137,24 @@ worker_pool *workers_new(int n)
     return p;
 }
 
-void workers_submit(worker_pool *p, job *j)
+void workers_submit_list(worker_pool *p, job *head, job *tail, size_t n)
 {
-    j->qnext = NULL;
+    tail->qnext = NULL;
     pthread_mutex_lock(&p->mu);
     if (p->tail)
-        p->tail->qnext = j;
+        p->tail->qnext = head;
     else
-        p->head = j;
-    p->tail = j;
-    /* Busy workers pick the job up when they finish: wake one only if one is idle. */
-    if (p->idle)
+        p->head = head;
+    p->tail = tail;
+    p->queued += n;
+    /* Busy workers pick jobs up when they finish: wake idle ones only, each once. */
+    for (size_t i = 0; i < n && p->idle > p->woken; i++) {
+        p->woken++;
         pthread_cond_signal(&p->cv);
+    }
     pthread_mutex_unlock(&p->mu);
 }
+
 
 void workers_free(worker_pool *p)
 {

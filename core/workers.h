@@ -5,7 +5,8 @@
  * this pool as one job and carries on with its other endpoints. A worker
  * calls deliver (once per attempt) or deliver_batch (once for all), fills
  * every attempt's outcome and posts the job back to its shard. One lock
- * and at most one wake-up per job, not per delivery.
+ * per turn's jobs, at most one wake-up per job, and a worker takes several
+ * jobs per lock when the queue is long.
  */
 #ifndef SY_WORKERS_H
 #define SY_WORKERS_H
@@ -31,8 +32,14 @@ typedef struct worker_pool worker_pool;
 
 /* Starts n threads; NULL when none could start. */
 worker_pool *workers_new(int n);
-/* Queues j; its shard gets it back as INBOX_JOB once every outcome is filled. */
-void workers_submit(worker_pool *p, job *j);
+/*
+ * Queues the n jobs from head to tail (linked by qnext) with one lock; each
+ * goes back to its shard as INBOX_JOB once every outcome is filled. One lock,
+ * waking at most one idle worker per job: a shard hands over all of a
+ * turn's calls at once (with 10,000 endpoints a turn makes many calls of
+ * one or two deliveries each).
+ */
+void workers_submit_list(worker_pool *p, job *head, job *tail, size_t n);
 /* Lets the queued jobs finish, then joins the threads and frees the pool. */
 void workers_free(worker_pool *p);
 

@@ -11,13 +11,13 @@
 # `test` also installs the npm packages pinned by tests/node/package-lock.json.
 #
 # Services: Debian starts rabbitmq-server (ports 5672, 25672, and epmd on
-# 4369), postgresql (port 5432) and nginx (port 80) when it installs them,
-# and at every boot. The
-# tests and benchmarks start their own instances on free loopback ports and
-# need neither. So when this script installs one of them, it keeps it from
-# starting during the install (a policy-rc.d that forbids it, unless the
-# system already has one, which is the administrator's), then stops it if it
-# runs anyway and disables it at boot. A service that was installed before
+# 4369), postgresql (port 5432), nginx (port 80) and rsyslog (the system
+# logger, /dev/log) when it installs them, and at every boot. The tests and
+# benchmarks start their own instances on free loopback ports and their own
+# folders, and need none of them. So when this script installs one of them,
+# it keeps it from starting during the install (a policy-rc.d that forbids
+# it, unless the system already has one, which is the administrator's), then
+# stops it if it runs anyway and disables it at boot. A service that was installed before
 # is the administrator's too and is left alone.
 set -euo pipefail
 
@@ -51,12 +51,13 @@ TEST_PKGS=(
 )
 command -v node >/dev/null 2>&1 || TEST_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
-# bench/bench_webhook.py measures against nginx with wrk.
-BENCH_PKGS=(nginx-light wrk)
+# bench/bench_webhook.py measures against nginx with wrk; bench_throughput.py
+# against rsyslog reading ZeroMQ (imczmq, in rsyslog-czmq).
+BENCH_PKGS=(nginx-light wrk rsyslog rsyslog-czmq)
 
 # Package -> the services it starts on install; see the top of this file.
 declare -A SERVICES=([rabbitmq-server]="rabbitmq-server epmd" [nginx-light]="nginx"
-                     [postgresql]="postgresql")
+                     [postgresql]="postgresql" [rsyslog]="rsyslog")
 
 case "$mode" in
   run) PKGS=("${RUN_PKGS[@]}") ;;

@@ -1,63 +1,67 @@
 /*
  * http_loop.c - one libcurl multi handle driven by one thread.
  *
- * Why a thread of its own: the core's workers call submit() and must not
+ * Why a thread of its own: the core's threads call submit() and must not
  * block on the network, and a multi handle is what gives connection reuse
  * and HTTP/2 multiplexing across the deliveries it carries. Everything
  * curl touches stays on this thread; other threads only append to the
- * incoming lists under `mu` and wake the loop with curl_multi_wakeup.
+ * incoming lists under `mu` and wake the loop through an eventfd.
+ *
+ * Why curl_multi_socket_action on epoll rather than curl_multi_perform:
+ * perform runs through every transfer in flight on each wake-up, so a
+ * thousand requests hanging on one receiver made each delivery to the
+ * others cost half as much CPU again; socket_action touches only the
+ * sockets that have something to say.
  */
 #include "http_loop.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
-#include "http_guard.h"
 #include "http_redact.h"
-#include "http_util.h"
+#include "http_xfer.h"
 
-/* Idle easy handles kept for reuse; each holds a few KiB of buffers. */
-#define EASY_SPARE_MAX 256
-/* Longest sleep in curl_multi_poll when nothing is due: a safety net only. */
+/* Longest sleep when nothing is due: a safety net only. */
 #define POLL_MAX_MS 1000
-
-typedef struct xfer {
-    http_req *req;
-    http_loop *loop;
-    CURL *easy;
-    int64_t due_ms; /* monotonic start time for delayed submissions */
-    int64_t started_ms;
-    struct xfer *next, *prev;
-    char errbuf[CURL_ERROR_SIZE];
-    http_result res;
-    char *body;
-    size_t body_cap;
-    http_addr_class refused; /* ADDR_PUBLIC: nothing refused */
-    char refused_addr[64];
-} xfer;
+/*
+ * Idle connections the loop keeps open, on top of those in use. libcurl's
+ * default follows the transfers in flight (four per transfer), so a quiet
+ * moment closed the connections a burst had opened and the next burst
+ * connected again; a fixed limit instead would count connections in use
+ * against it, and past it close each connection as its request ended.
+ */
+#define IDLE_CONNS_MAX 256L
+#define EVENTS_MAX 64
 
 struct http_loop {
     const sy_host *host;
     const sy_instance *inst;
     http_counters c;
     CURLM *multi;
+    int epfd;
+    int wakefd; /* eventfd: other threads' "look at the incoming lists" */
     pthread_t thread;
     int started;
 
     pthread_mutex_t mu; /* guards the three fields below */
-    xfer *in_head, *in_tail;
+    http_req *in_head, *in_tail;
     http_timer *timers_in;
     int stopping;
 
     /* Loop thread only (and the caller of http_loop_free after the join). */
-    xfer *delayed;  /* sorted by due_ms */
-    xfer *active;   /* in the multi handle; doubly linked */
+    http_req *delayed;  /* sorted by loop_due_ms */
+    http_xfer *active;  /* in the multi handle; doubly linked */
+    long nactive;
     http_timer *timers; /* sorted by due_ms */
-    CURL *spare[EASY_SPARE_MAX];
-    size_t nspare;
+    http_lanes lanes;
+    int64_t curl_due_ms; /* when libcurl wants socket_action(TIMEOUT); -1: never */
 };
 
 static int64_t mono_ms(void)
@@ -88,95 +92,58 @@ const char *http_kind_name(http_kind k)
 }
 
 /* ------------------------------------------------------------------ */
-/* libcurl callbacks (loop thread)                                     */
+/* libcurl's sockets and timer (loop thread)                           */
 /* ------------------------------------------------------------------ */
 
-static size_t on_header(char *line, size_t size, size_t n, void *arg)
+/* libcurl says which sockets to watch for what; epoll keeps the list. */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
 {
-    xfer *x = arg;
-    size_t len = size * n;
-    /* A new status line (after a 1xx or inside a retried request) starts over. */
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        memset(x->res.captured, 0, sizeof x->res.captured);
-        x->res.retry_after_ms = -1;
-        return len;
-    }
-    char val[HTTP_CAPTURE_LEN];
-    if (http_header_match(line, len, "retry-after", val, sizeof val))
-        x->res.retry_after_ms = http_retry_after_ms(val, x->loop->host->now_ms());
-    for (int i = 0; i < HTTP_CAPTURE_MAX && x->req->capture[i]; i++)
-        http_header_match(line, len, x->req->capture[i], x->res.captured[i], HTTP_CAPTURE_LEN);
-    return len;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    xfer *x = arg;
-    size_t len = size * n;
-    size_t room = x->req->body_max > x->res.body_len ? x->req->body_max - x->res.body_len : 0;
-    size_t take = len < room ? len : room;
-    if (take) {
-        if (x->res.body_len + take + 1 > x->body_cap) {
-            size_t cap = x->req->body_max + 1;
-            char *b = realloc(x->body, cap);
-            if (!b)
-                return len; /* keep what we have; the body is informational */
-            x->body = b;
-            x->body_cap = cap;
-        }
-        memcpy(x->body + x->res.body_len, data, take);
-        x->res.body_len += take;
-        x->body[x->res.body_len] = '\0';
-    }
-    return len; /* the rest is read and dropped so the connection stays reusable */
-}
-
-static int refuse(xfer *x, http_addr_class c)
-{
-    const http_opts *o = x->req->opts;
-    if (c == ADDR_PUBLIC || (o && o->allow_private))
+    http_loop *l = arg;
+    (void)e;
+    if (what == CURL_POLL_REMOVE) {
+        /* It may be closed already, which took it out of the set: ignore errors. */
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
         return 0;
-    x->refused = c;
-    return 1;
+    }
+    struct epoll_event ev = {
+        .events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
+        .data.fd = s,
+    };
+    /* sockp marks sockets already in the set, saving a failing call per change. */
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (epoll_ctl(l->epfd, op, s, &ev) != 0) {
+        if (op == EPOLL_CTL_MOD && errno == ENOENT)
+            epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev);
+        else if (op == EPOLL_CTL_ADD && errno == EEXIST)
+            epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev);
+    }
+    if (!sockp)
+        curl_multi_assign(l->multi, s, l);
+    return 0;
 }
 
-/* Before connect(): the resolved address, so DNS tricks are caught too. */
-static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+static int on_timer(CURLM *m, long timeout_ms, void *arg)
 {
-    xfer *x = arg;
-    (void)purpose;
-    const struct sockaddr *sa = &a->addr;
-    if (refuse(x, http_addr_classify(sa))) {
-        http_addr_text(sa, x->refused_addr, sizeof x->refused_addr);
-        return CURL_SOCKET_BAD;
-    }
-    return socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-}
-
-/*
- * Before each request, also on a reused connection: another endpoint of
- * this instance may have opened it with allow_private_networks.
- */
-static int on_prereq(void *arg, char *primary_ip, char *local_ip, int primary_port,
-                     int local_port)
-{
-    xfer *x = arg;
-    (void)local_ip;
-    (void)primary_port;
-    (void)local_port;
-    if (refuse(x, http_addr_classify_text(primary_ip))) {
-        snprintf(x->refused_addr, sizeof x->refused_addr, "%s", primary_ip ? primary_ip : "?");
-        return CURL_PREREQFUNC_ABORT;
-    }
-    return CURL_PREREQFUNC_OK;
+    http_loop *l = arg;
+    (void)m;
+    l->curl_due_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    return 0;
 }
 
 /* ------------------------------------------------------------------ */
 /* Transfers (loop thread)                                             */
 /* ------------------------------------------------------------------ */
 
-static void active_link(http_loop *l, xfer *x)
+/* libcurl's cache limit counts connections in use: keep it ahead of them. */
+static void set_active(http_loop *l, long n)
 {
+    l->nactive = n;
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, n + IDLE_CONNS_MAX);
+}
+
+static void active_link(http_loop *l, http_xfer *x)
+{
+    set_active(l, l->nactive + 1);
     x->prev = NULL;
     x->next = l->active;
     if (l->active)
@@ -184,8 +151,9 @@ static void active_link(http_loop *l, xfer *x)
     l->active = x;
 }
 
-static void active_unlink(http_loop *l, xfer *x)
+static void active_unlink(http_loop *l, http_xfer *x)
 {
+    set_active(l, l->nactive - 1);
     if (x->prev)
         x->prev->next = x->next;
     else
@@ -216,24 +184,37 @@ static http_kind kind_of(CURLcode code)
     }
 }
 
-/* Ends x: fills the result, recycles the handle, hands req back. */
-static void finish(http_loop *l, xfer *x, CURLcode code, int shutdown)
+/* Hands req back through its callback; the loop lets go of it first. */
+static void give_back(http_req *req, const http_result *r)
+{
+    req->loop_next = NULL;
+    req->loop_due_ms = 0;
+    req->done(req, r);
+}
+
+/* Ends a request that never got a handle: shutdown, or no memory for one. */
+static void end_unstarted(http_loop *l, http_req *req, int shutdown)
+{
+    http_result r;
+    memset(&r, 0, sizeof r);
+    r.retry_after_ms = -1;
+    r.kind = shutdown ? HTTP_SHUTDOWN : HTTP_OTHER;
+    snprintf(r.error, sizeof r.error, "%s", shutdown ? "shutting down" : "error: out of memory");
+    if (!shutdown)
+        count(l->c.errors, l->host);
+    give_back(req, &r);
+}
+
+/* Ends the transfer on x: fills the result, hands req back, keeps the handle. */
+static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
 {
     http_result *r = &x->res;
-    if (x->easy) {
-        long status = 0;
-        curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-        r->status = (int)status;
-        curl_multi_remove_handle(l->multi, x->easy);
-        /* Reset now: the handle must not keep pointers into the caller's request. */
-        curl_easy_reset(x->easy);
-        if (l->nspare < EASY_SPARE_MAX)
-            l->spare[l->nspare++] = x->easy;
-        else
-            curl_easy_cleanup(x->easy);
-        x->easy = NULL;
-        r->elapsed_ms = mono_ms() - x->started_ms;
-    }
+    long status = 0;
+    curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+    r->status = (int)status;
+    curl_multi_remove_handle(l->multi, x->easy);
+    r->elapsed_ms = mono_ms() - x->started_ms;
+    http_req *req = x->req;
     if (shutdown) {
         r->kind = HTTP_SHUTDOWN;
         snprintf(r->error, sizeof r->error, "shutting down");
@@ -250,7 +231,7 @@ static void finish(http_loop *l, xfer *x, CURLcode code, int shutdown)
         r->kind = kind_of(code);
         if (r->kind == HTTP_TIMEOUT) {
             snprintf(r->error, sizeof r->error, "timeout: no complete answer within %lldms",
-                     (long long)(x->req->opts ? x->req->opts->timeout_ms : 0));
+                     (long long)(req->opts ? req->opts->timeout_ms : 0));
             count(l->c.timeouts, l->host);
         } else if (r->kind != HTTP_RESPONSE) {
             snprintf(r->error, sizeof r->error, "%s: %.180s", http_kind_name(r->kind),
@@ -261,71 +242,22 @@ static void finish(http_loop *l, xfer *x, CURLcode code, int shutdown)
     }
     if (r->kind != HTTP_RESPONSE)
         r->status = 0;
-    r->body = x->body;
-    http_req *req = x->req;
-    req->priv = NULL;
-    req->done(req, r);
-    free(x->body);
-    free(x);
+    r->body = r->body_len ? x->body : NULL;
+    give_back(req, r);
+    x->req = NULL;
+    http_xfer_put(&l->lanes, x);
 }
 
-static void start(http_loop *l, xfer *x)
+static void start(http_loop *l, http_req *req)
 {
-    const http_req *q = x->req;
-    const http_opts *o = q->opts;
-    CURL *e = l->nspare ? l->spare[--l->nspare] : curl_easy_init();
-    x->res.retry_after_ms = -1;
-    x->started_ms = mono_ms();
-    if (!e) {
-        snprintf(x->errbuf, sizeof x->errbuf, "out of memory");
-        finish(l, x, CURLE_OUT_OF_MEMORY, 0);
+    http_xfer *x = http_xfer_start(&l->lanes, l->host, req);
+    if (!x) {
+        end_unstarted(l, req, 0);
         return;
     }
-    x->easy = e;
-    int64_t timeout = o && o->timeout_ms > 0 ? o->timeout_ms : 10000;
-    curl_easy_setopt(e, CURLOPT_URL, q->url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->headers);
-    if (q->body) {
-        /* Size first: without it libcurl would strlen() the body. */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
-    }
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)timeout);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    /* The SSRF guard must see the real destination: no proxy from the environment. */
-    curl_easy_setopt(e, CURLOPT_PROXY, "");
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
-    if (o) {
-        if (o->source_address)
-            curl_easy_setopt(e, CURLOPT_INTERFACE, o->source_address);
-        if (o->ca_file)
-            curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
-        if (o->ca_path)
-            curl_easy_setopt(e, CURLOPT_CAPATH, o->ca_path);
-        if (o->client_cert) {
-            curl_easy_setopt(e, CURLOPT_SSLCERT, o->client_cert);
-            curl_easy_setopt(e, CURLOPT_SSLKEY, o->client_key);
-        }
-    }
+    x->started_ms = mono_ms();
     count(l->c.requests, l->host);
-    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
         snprintf(x->errbuf, sizeof x->errbuf, "curl_multi_add_handle failed");
         finish(l, x, CURLE_FAILED_INIT, 0);
         return;
@@ -333,13 +265,30 @@ static void start(http_loop *l, xfer *x)
     active_link(l, x);
 }
 
-static void insert_delayed(http_loop *l, xfer *x)
+/* Ends every transfer libcurl reports done. */
+static void reap(http_loop *l)
 {
-    xfer **p = &l->delayed;
-    while (*p && (*p)->due_ms <= x->due_ms)
-        p = &(*p)->next;
-    x->next = *p;
-    *p = x;
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(l->multi, &left))) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        char *priv = NULL;
+        CURLcode code = m->data.result; /* m is invalid once the handle is removed */
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        http_xfer *x = (http_xfer *)(void *)priv;
+        active_unlink(l, x);
+        finish(l, x, code, 0);
+    }
+}
+
+static void insert_delayed(http_loop *l, http_req *q)
+{
+    http_req **p = &l->delayed;
+    while (*p && (*p)->loop_due_ms <= q->loop_due_ms)
+        p = &(*p)->loop_next;
+    q->loop_next = *p;
+    *p = q;
 }
 
 static void insert_timer(http_loop *l, http_timer *t)
@@ -351,15 +300,14 @@ static void insert_timer(http_loop *l, http_timer *t)
     *p = t;
 }
 
-/* Moves new submissions in; starts and fires whatever is due. Returns the
- * milliseconds until the next delayed item (POLL_MAX_MS at most). */
-static long run_due(http_loop *l, xfer *in, http_timer *tin)
+/* Moves new submissions in; starts and fires whatever is due. */
+static void run_due(http_loop *l, http_req *in, http_timer *tin)
 {
     int64_t now = mono_ms();
     while (in) {
-        xfer *n = in->next;
-        in->next = NULL;
-        if (in->due_ms > now)
+        http_req *n = in->loop_next;
+        in->loop_next = NULL;
+        if (in->loop_due_ms > now)
             insert_delayed(l, in);
         else
             start(l, in);
@@ -370,11 +318,11 @@ static long run_due(http_loop *l, xfer *in, http_timer *tin)
         insert_timer(l, tin);
         tin = n;
     }
-    while (l->delayed && l->delayed->due_ms <= now) {
-        xfer *x = l->delayed;
-        l->delayed = x->next;
-        x->next = NULL;
-        start(l, x);
+    while (l->delayed && l->delayed->loop_due_ms <= now) {
+        http_req *q = l->delayed;
+        l->delayed = q->loop_next;
+        q->loop_next = NULL;
+        start(l, q);
     }
     while (l->timers && l->timers->due_ms <= now) {
         http_timer *t = l->timers;
@@ -382,17 +330,35 @@ static long run_due(http_loop *l, xfer *in, http_timer *tin)
         t->next = NULL;
         t->fn(t->arg, 0);
     }
-    int64_t next = now + POLL_MAX_MS;
-    if (l->delayed && l->delayed->due_ms < next)
-        next = l->delayed->due_ms;
+}
+
+/* Runs libcurl's timer when due. */
+static void curl_timeouts(http_loop *l)
+{
+    if (l->curl_due_ms < 0 || l->curl_due_ms > mono_ms())
+        return;
+    int running;
+    l->curl_due_ms = -1; /* libcurl sets the next one during the call */
+    curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+}
+
+/* Milliseconds until the next thing due (POLL_MAX_MS at most). */
+static int wait_ms(const http_loop *l)
+{
+    int64_t now = mono_ms(), next = now + POLL_MAX_MS;
+    if (l->curl_due_ms >= 0 && l->curl_due_ms < next)
+        next = l->curl_due_ms;
+    if (l->delayed && l->delayed->loop_due_ms < next)
+        next = l->delayed->loop_due_ms;
     if (l->timers && l->timers->due_ms < next)
         next = l->timers->due_ms;
-    return (long)(next > now ? next - now : 0);
+    return (int)(next > now ? next - now : 0);
 }
 
 static void *loop_main(void *arg)
 {
     http_loop *l = arg;
+    struct epoll_event ev[EVENTS_MAX];
     for (;;) {
         pthread_mutex_lock(&l->mu);
         if (l->stopping) {
@@ -400,28 +366,32 @@ static void *loop_main(void *arg)
             pthread_mutex_unlock(&l->mu);
             break;
         }
-        xfer *in = l->in_head;
+        http_req *in = l->in_head;
         http_timer *tin = l->timers_in;
         l->in_head = l->in_tail = NULL;
         l->timers_in = NULL;
         pthread_mutex_unlock(&l->mu);
-        long wait = run_due(l, in, tin);
-        int running = 0;
-        curl_multi_perform(l->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(l->multi, &left))) {
-            if (m->msg != CURLMSG_DONE)
+        run_due(l, in, tin);
+        curl_timeouts(l); /* new transfers start here: libcurl asked for a timeout of 0 */
+        reap(l);
+        int n = epoll_wait(l->epfd, ev, EVENTS_MAX, wait_ms(l));
+        for (int i = 0; i < n; i++) {
+            int fd = ev[i].data.fd;
+            if (fd == l->wakefd) {
+                uint64_t v;
+                ssize_t r = read(fd, &v, sizeof v); /* resets it; EAGAIN is fine too */
+                (void)r;
                 continue;
-            char *priv = NULL;
-            CURLcode code = m->data.result; /* m is invalid once the handle is removed */
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-            xfer *x = (xfer *)(void *)priv;
-            active_unlink(l, x);
-            finish(l, x, code, 0);
+            }
+            uint32_t e = ev[i].events;
+            int mask = ((e & (EPOLLIN | EPOLLHUP)) ? CURL_CSELECT_IN : 0) |
+                       ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                       ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
+            int running;
+            curl_multi_socket_action(l->multi, fd, mask, &running);
         }
-        /* Returns early on socket activity, curl's own timers, or a wakeup. */
-        curl_multi_poll(l->multi, NULL, 0, (int)wait, NULL);
+        curl_timeouts(l);
+        reap(l);
     }
     return NULL;
 }
@@ -429,6 +399,26 @@ static void *loop_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Public API                                                          */
 /* ------------------------------------------------------------------ */
+
+static void wake(http_loop *l)
+{
+    uint64_t one = 1;
+    ssize_t r = write(l->wakefd, &one, sizeof one); /* EAGAIN: a wake-up is pending anyway */
+    (void)r;
+}
+
+static void loop_close(http_loop *l)
+{
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    http_lanes_free(&l->lanes); /* after the multi: no handle may be in it */
+    if (l->epfd >= 0)
+        close(l->epfd);
+    if (l->wakefd >= 0)
+        close(l->wakefd);
+    free(l);
+    curl_global_cleanup();
+}
 
 http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const http_counters *c,
                          char *err, size_t errlen)
@@ -445,12 +435,31 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
         return NULL;
     }
     http_loop *l = calloc(1, sizeof *l);
-    if (!l || !(l->multi = curl_multi_init())) {
+    if (!l) {
         snprintf(err, errlen, "out of memory");
-        free(l);
         curl_global_cleanup();
         return NULL;
     }
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    l->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    l->curl_due_ms = -1;
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.fd = l->wakefd;
+    if (l->epfd < 0 || l->wakefd < 0 || epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->wakefd, &ev) != 0) {
+        snprintf(err, errlen, "cannot set up the HTTP thread's poll set: %s", strerror(errno));
+        loop_close(l);
+        return NULL;
+    }
+    if (!(l->multi = curl_multi_init())) {
+        snprintf(err, errlen, "out of memory");
+        loop_close(l);
+        return NULL;
+    }
+    set_active(l, 0);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     l->host = host;
     l->inst = inst;
     if (c)
@@ -460,9 +469,7 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the HTTP thread: %s", strerror(rc));
         pthread_mutex_destroy(&l->mu);
-        curl_multi_cleanup(l->multi);
-        free(l);
-        curl_global_cleanup();
+        loop_close(l);
         return NULL;
     }
     l->started = 1;
@@ -471,34 +478,27 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
 
 int http_loop_submit(http_loop *l, http_req *req, int64_t delay_ms)
 {
-    xfer *x = calloc(1, sizeof *x);
-    if (!x)
-        return -1;
-    x->req = req;
-    x->loop = l;
-    x->due_ms = delay_ms > 0 ? mono_ms() + delay_ms : 0;
-    req->priv = (struct http_req_priv *)x;
+    req->loop_next = NULL;
+    req->loop_due_ms = delay_ms > 0 ? mono_ms() + delay_ms : 0;
     pthread_mutex_lock(&l->mu);
     if (l->stopping) {
         pthread_mutex_unlock(&l->mu);
-        req->priv = NULL;
-        free(x);
         return -1;
     }
     /*
      * Only the first request into an empty queue wakes the loop: it takes
      * the whole queue when it runs, so later ones ride on that wakeup (one
-     * write to curl's wakeup pipe, not one per request).
+     * write to the eventfd, not one per request).
      */
-    int wake = l->in_head == NULL && l->timers_in == NULL;
+    int wakeup = l->in_head == NULL && l->timers_in == NULL;
     if (l->in_tail)
-        l->in_tail->next = x;
+        l->in_tail->loop_next = req;
     else
-        l->in_head = x;
-    l->in_tail = x;
+        l->in_head = req;
+    l->in_tail = req;
     pthread_mutex_unlock(&l->mu);
-    if (wake)
-        curl_multi_wakeup(l->multi);
+    if (wakeup)
+        wake(l);
     return 0;
 }
 
@@ -510,12 +510,12 @@ int http_loop_defer(http_loop *l, http_timer *t, int64_t delay_ms)
         pthread_mutex_unlock(&l->mu);
         return -1;
     }
-    int wake = l->in_head == NULL && l->timers_in == NULL;
+    int wakeup = l->in_head == NULL && l->timers_in == NULL;
     t->next = l->timers_in;
     l->timers_in = t;
     pthread_mutex_unlock(&l->mu);
-    if (wake)
-        curl_multi_wakeup(l->multi);
+    if (wakeup)
+        wake(l);
     return 0;
 }
 
@@ -527,21 +527,21 @@ void http_loop_free(http_loop *l)
     l->stopping = 1;
     pthread_mutex_unlock(&l->mu);
     if (l->started) {
-        curl_multi_wakeup(l->multi);
+        wake(l);
         pthread_join(l->thread, NULL);
     }
     /* The thread is gone: everything below is single-threaded. */
     while (l->active) {
-        xfer *x = l->active;
+        http_xfer *x = l->active;
         active_unlink(l, x);
         finish(l, x, CURLE_OK, 1);
     }
-    xfer *lists[2] = {l->in_head, l->delayed};
+    http_req *lists[2] = {l->in_head, l->delayed};
     l->in_head = l->in_tail = l->delayed = NULL;
     for (int i = 0; i < 2; i++)
-        for (xfer *x = lists[i], *n; x; x = n) {
-            n = x->next;
-            finish(l, x, CURLE_OK, 1);
+        for (http_req *q = lists[i], *n; q; q = n) {
+            n = q->loop_next;
+            end_unstarted(l, q, 1);
         }
     http_timer *tl[2] = {l->timers_in, l->timers};
     l->timers_in = l->timers = NULL;
@@ -550,10 +550,6 @@ void http_loop_free(http_loop *l)
             n = t->next;
             t->fn(t->arg, 1);
         }
-    for (size_t i = 0; i < l->nspare; i++)
-        curl_easy_cleanup(l->spare[i]);
-    curl_multi_cleanup(l->multi);
     pthread_mutex_destroy(&l->mu);
-    free(l);
-    curl_global_cleanup();
+    loop_close(l);
 }

@@ -9,6 +9,15 @@
  * connection reuse (keep-alive, HTTP/2 multiplexing where offered), the
  * SSRF guard, timeouts and response capture; plugins own the meaning of
  * a status code.
+ *
+ * Connections: plain http:// is HTTP/1.1, one request at a time per
+ * connection, and a request opens a new connection when every open one to
+ * its host:port is busy (it never waits behind another request). https://
+ * may negotiate HTTP/2 and multiplex; a request waits for a TLS handshake
+ * in progress to the same host to learn that. Idle connections stay open
+ * for reuse (up to 256 per loop, the least recently used closed first). A
+ * connection opened from a source address only ever carries requests with
+ * that same source address.
  */
 #ifndef SY_HTTP_LOOP_H
 #define SY_HTTP_LOOP_H
@@ -59,8 +68,8 @@ typedef struct http_req http_req;
 typedef void (*http_done_fn)(http_req *req, const http_result *res);
 
 /*
- * A request. Fields above `priv` are the caller's to fill; everything they
- * point to must stay valid until done is called.
+ * A request. Fields above `loop_next` are the caller's to fill; everything
+ * they point to must stay valid until done is called.
  */
 struct http_req {
     const char *url;
@@ -73,7 +82,9 @@ struct http_req {
     http_done_fn done;
     void *arg;                  /* free for the caller */
 
-    struct http_req_priv *priv; /* the loop's; NULL while the caller holds req */
+    /* The loop's from submit until done is called (queues need no allocation). */
+    struct http_req *loop_next;
+    int64_t loop_due_ms;
 };
 
 typedef struct http_loop http_loop;

@@ -47,11 +47,15 @@ typedef struct http_opts_conf {
     {SY_KEY("client_key", SY_CFG_STRING, NULL, 0, type, member.client_key,                  \
      "PEM private key of client_cert (unencrypted)" note)}
 
-/* The instance-only key: loop threads of the sink instance (http_pool). */
+/*
+ * The instance-only key: loop threads of the sink instance (http_pool).
+ * Absent, the slot stays 0 and http_pool_threads() picks the count.
+ */
 #define HTTP_THREADS_KEY(type, field)                                                      \
-    {SY_KEY("threads", SY_CFG_INT, "2", 0, type, field,                                 \
+    {SY_KEY("threads", SY_CFG_INT, NULL, SY_CFG_RANGE, type, field,                       \
      "HTTP threads of this sink instance, each with its own libcurl multi handle and "     \
-     "connections; requests are spread over them (1-64)")}
+     "connections; requests are spread over them. Absent: one per CPU the daemon may "     \
+     "run on, at most 16"), .min = 1, .max = 64}
 
 /* Effective options of one endpoint; strings are owned copies. */
 typedef struct http_opts {

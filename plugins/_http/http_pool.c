@@ -3,15 +3,39 @@
  */
 #include "http_pool.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct http_pool {
     int n;
     atomic_uint next;
     http_loop *loops[];
 };
+
+/*
+ * One loop per CPU: a loop is one thread, and the transport's work is CPU
+ * work (request building, send/recv, parsing). Beyond 16, each thread's
+ * own idle connections to every receiver would spread keep-alive thin for
+ * little gain. The affinity mask, not the machine's count: a daemon
+ * pinned to 2 CPUs of 64 gets 2.
+ */
+int http_pool_threads(int64_t configured)
+{
+    if (configured > 0)
+        return configured > HTTP_POOL_MAX ? HTTP_POOL_MAX : (int)configured;
+    long n = 0;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n < 1)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1)
+        n = 1;
+    return n > HTTP_POOL_AUTO_MAX ? HTTP_POOL_AUTO_MAX : (int)n;
+}
 
 http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst, char *err,
                          size_t errlen)

@@ -14,6 +14,8 @@
 #include "http_loop.h"
 
 #define HTTP_POOL_MAX 64
+/* The most threads http_pool_threads picks by itself; see http_pool.c. */
+#define HTTP_POOL_AUTO_MAX 16
 
 typedef struct http_pool http_pool;
 
@@ -26,6 +28,13 @@ typedef struct http_pool http_pool;
  */
 http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst, char *err,
                          size_t errlen);
+
+/*
+ * The number of loops for a `threads` setting: configured (1..HTTP_POOL_MAX)
+ * is taken as it is; 0 (absent) is the number of CPUs this process may run
+ * on, at most HTTP_POOL_AUTO_MAX.
+ */
+int http_pool_threads(int64_t configured);
 
 /* http_loop_submit on the next loop in turn. */
 int http_pool_submit(http_pool *p, http_req *req, int64_t delay_ms);

@@ -2,11 +2,13 @@
  * amqp.c - the amqp sink: publishes each event to a RabbitMQ exchange and
  * reports OK only once the broker confirmed it (publisher confirms).
  *
- * An asynchronous plugin: submit() hands the delivery to the instance's
- * I/O thread (amqp_io.c) and returns; the thread completes it when the
- * broker acks, nacks or returns the message, or when the connection dies.
- * init contacts nobody: the thread connects on the first delivery.
- * Keys and checks live in amqp_conf.c, the protocol in amqp_publish.c.
+ * An asynchronous batch plugin: submit_batch() hands the core's batch to
+ * the instance's I/O thread (amqp_io.c) in one step and returns; the
+ * thread publishes the batch, then reads the confirms, and completes each
+ * delivery when the broker acks, nacks or returns its message, or when
+ * the connection dies. init contacts nobody: the thread connects on the
+ * first delivery. Keys and checks live in amqp_conf.c, the protocol in
+ * amqp_publish.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,15 @@
 
 #include "amqp_conf.h"
 #include "amqp_io.h"
+#include "../_queue/qbatch.h"
 #include "switchyard/sink.h"
+
+/*
+ * Deliveries per submit_batch, and how long the core may wait to fill one.
+ * Measured with bench/bench_queues.py (docs/QUEUES.md has the figures).
+ */
+#define AMQP_BATCH_MAX 128
+#define AMQP_BATCH_LINGER_MS 0
 
 typedef struct amqp_state {
     const sy_host *host;
@@ -75,6 +85,8 @@ static int amqp_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_s
     amqp_state *st = state;
     const amqp_ep_conf *ec = conf;
     (void)endpoint_id;
+    /* Connecting (when the delivery finds no connection) and then waiting for the confirm. */
+    setup->attempt_timeout_ms = st->set.connect_timeout_ms + st->set.confirm_timeout_ms;
     int mandatory = 0;
     int mandatory_set = st->host->config_bool(cfg, "mandatory", &mandatory) == 0;
     *ep_state = NULL;
@@ -95,16 +107,20 @@ static void amqp_endpoint_destroy(void *state, void *ep_state)
     amqp_ep_free(ep_state);
 }
 
-static int amqp_submit(void *state, void *ep_state, const sy_delivery *d)
+static void amqp_submit_batch(void *state, void *ep_state, const sy_delivery *const *d, size_t n)
 {
     amqp_state *st = state;
-    aq_item *it = calloc(1, sizeof *it);
-    if (!it)
-        return -1; /* the core retries it */
-    it->d = d;
-    it->ep = ep_state ? ep_state : &st->defaults_ep;
-    amqp_io_submit(st->io, it);
-    return 0;
+    aq_block *b = aqb_new(n);
+    if (!b) {
+        qbatch_refuse(st->host, d, n, "out of memory taking the batch");
+        return;
+    }
+    const amqp_ep *ep = ep_state ? ep_state : &st->defaults_ep;
+    for (size_t i = 0; i < n; i++) {
+        b->items[i].d = d[i];
+        b->items[i].ep = ep;
+    }
+    amqp_io_submit(st->io, b, n);
 }
 
 SY_EXPORT const sy_sink switchyard_sink = {
@@ -119,7 +135,9 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .destroy = amqp_destroy,
     .endpoint_init = amqp_endpoint_init,
     .endpoint_destroy = amqp_endpoint_destroy,
-    .deliver = NULL, /* asynchronous plugin */
-    .submit = amqp_submit,
+    .deliver = NULL,
+    .submit_batch = amqp_submit_batch, /* asynchronous, in batches */
+    .batch_max = AMQP_BATCH_MAX,
+    .batch_linger_ms = AMQP_BATCH_LINGER_MS,
     .default_retry = NULL,
 };

@@ -2,11 +2,19 @@
  * amqp_io.c - connection, publishing and confirms for the amqp sink.
  *
  * One thread per instance owns the rabbitmq-c connection, which is not
- * thread-safe. submit() only appends to a locked queue and pokes an
- * eventfd; the thread publishes in confirm mode, reads acks, nacks and
- * returns, and reports each outcome to the host. A delivery is OK only
- * when the broker confirmed it, which for a persistent message routed to
- * durable queues means it is on the broker's disk.
+ * thread-safe. submit_batch() only appends the core's batch to a locked
+ * queue and pokes an eventfd once; the thread publishes in confirm mode,
+ * reads acks, nacks and returns, and reports each outcome to the host. A
+ * delivery is OK only when the broker confirmed it, which for a
+ * persistent message routed to durable queues means it is on the
+ * broker's disk.
+ *
+ * Batches: the thread publishes everything queued (as far as the confirm
+ * window allows) back to back, corked (TCP_CORK) so the run leaves in
+ * full segments rather than one small write per frame, and only then
+ * reads the broker's confirms, which come back for many messages at once
+ * (multiple=true). Outcomes stay per message: a nack or a return settles
+ * its own delivery only.
  *
  * The first connection is opened when the first delivery arrives, not
  * when the thread starts: init runs in `switchyard check` too, which must
@@ -18,7 +26,10 @@
  * delivery is retried by the core: the broker may or may not have it, so
  * at-least-once means sending it again. Reconnects back off from
  * reconnect_min doubling to reconnect_max; while disconnected, new
- * deliveries are handed back at once instead of piling up in here.
+ * deliveries are handed back at once instead of piling up in here. A
+ * delivery that waited in here past the core's deadline for it is handed
+ * back unpublished: the core has already scheduled its retry, and
+ * publishing it now would only make a duplicate.
  */
 #include "amqp_io.h"
 
@@ -37,6 +48,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../_queue/qbatch.h"
 #include "amqp_publish.h"
 
 /* Longest sleep of the loop: bounds how late heartbeats and timeouts are checked. */
@@ -77,7 +89,7 @@ static void finish(amqp_io *io, aq_item *it, sy_result r, int status, int64_t re
     sy_outcome_set(&o, r, status, detail);
     o.retry_after_ms = retry_after;
     io->host->complete(it->d, &o);
-    free(it);
+    aqb_release(it);
 }
 
 static void settle(void *ctx, aq_item *it, aq_settle how)
@@ -234,15 +246,37 @@ static void try_connect(amqp_io *io)
 /* The loop                                                            */
 /* ------------------------------------------------------------------ */
 
-/* Publishes queued items while the confirm window has room. 0, or -1: connection lost. */
+static void cork(amqp_io *io, int on)
+{
+    int fd = amqp_get_sockfd(io->conn);
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+}
+
+/*
+ * Publishes queued items back to back while the confirm window has room,
+ * corked, so a run goes out in full segments. 0, or -1: connection lost.
+ */
 static int publish_local(amqp_io *io)
 {
+    if (!io->l_head || !aqw_has_room(&io->win))
+        return 0;
+    int64_t now = io->host->monotonic_ms();
+    size_t sent = 0;
+    int corked = io->l_head->next != NULL;
+    if (corked)
+        cork(io, 1);
     while (io->l_head && aqw_has_room(&io->win)) {
         aq_item *it = io->l_head;
         io->l_head = it->next;
         if (!io->l_head)
             io->l_tail = NULL;
         it->next = NULL;
+        if (qbatch_expired(it->d, now)) {
+            io->host->counter_add(io->c.expired, 1);
+            finish(io, it, SY_RETRY, 0, 0, "waited in the plugin past its deadline; not published");
+            continue;
+        }
         char detail[SY_DETAIL_MAX];
         int rc = amqp_publish_item(io->conn, io->host, io->s, it, detail, sizeof detail);
         if (rc == AMQP_PUBLISH_BAD_ITEM) {
@@ -252,13 +286,19 @@ static int publish_local(amqp_io *io)
         }
         if (rc != 0) {
             finish(io, it, SY_RETRY, 0, 0, detail);
+            io->host->counter_add(io->c.published, sent);
             lose(io, detail);
             return -1;
         }
-        it->sent_ms = io->host->monotonic_ms();
+        it->sent_ms = now;
         aqw_add(&io->win, it);
-        io->host->counter_add(io->c.published, 1);
+        sent++;
     }
+    if (corked)
+        cork(io, 0); /* pushes the run out */
+    io->host->counter_add(io->c.published, sent);
+    if (sent)
+        io->host->counter_add(io->c.flushes, 1);
     return 0;
 }
 
@@ -425,18 +465,20 @@ fail:
     return NULL;
 }
 
-void amqp_io_submit(amqp_io *io, aq_item *it)
+void amqp_io_submit(amqp_io *io, aq_block *b, size_t n)
 {
-    it->next = NULL;
+    aq_item *first = &b->items[0], *last = &b->items[n - 1];
+    last->next = NULL;
+    io->host->counter_add(io->c.batches, 1);
     pthread_mutex_lock(&io->mu);
     int was_empty = io->q_head == NULL;
     if (io->q_tail)
-        io->q_tail->next = it;
+        io->q_tail->next = first;
     else
-        io->q_head = it;
-    io->q_tail = it;
+        io->q_head = first;
+    io->q_tail = last;
     pthread_mutex_unlock(&io->mu);
-    /* One wake-up per batch of submissions is enough: the thread takes them all. */
+    /* One wake-up per batch, and none while the thread has not taken the last one. */
     if (was_empty) {
         uint64_t one = 1;
         ssize_t r = write(io->wake_fd, &one, sizeof one);

@@ -23,10 +23,11 @@ amqp_io *amqp_io_start(const sy_host *host, const sy_instance *inst, const amqp_
                        char *err, size_t errlen);
 
 /*
- * Queues it for publishing; the thread reports its outcome through
- * host->complete and frees it. Never blocks on the network.
+ * Queues the n items of b (d and ep set) for publishing, with one lock and
+ * at most one wake-up; the thread reports each outcome through
+ * host->complete and releases the items. Never blocks on the network.
  */
-void amqp_io_submit(amqp_io *io, aq_item *it);
+void amqp_io_submit(amqp_io *io, aq_block *b, size_t n);
 
 /*
  * Stops the thread: every delivery still queued or unconfirmed completes

@@ -17,7 +17,11 @@
 
 void amqp_counters_init(amqp_counters *c, const sy_host *host, const sy_instance *inst)
 {
+    c->batches = host->counter(inst, "batches", "batches of deliveries taken from the core");
     c->published = host->counter(inst, "published", "messages sent with basic.publish");
+    c->flushes = host->counter(inst, "flushes",
+                               "runs of messages published back to back, each sent in one push "
+                               "before the confirms are read");
     c->acked = host->counter(inst, "acked", "messages the broker confirmed (deliveries OK)");
     c->nacked = host->counter(inst, "nacked", "messages the broker nacked (retried)");
     c->returned = host->counter(inst, "returned",
@@ -26,6 +30,9 @@ void amqp_counters_init(amqp_counters *c, const sy_host *host, const sy_instance
                             "unconfirmed messages when a channel or connection died (retried)");
     c->refused = host->counter(inst, "refused",
                                "deliveries handed back unpublished (broker down, bad routing key)");
+    c->expired = host->counter(inst, "expired",
+                               "deliveries handed back unpublished because they waited in the "
+                               "plugin past the core's deadline (retried)");
     c->connects = host->counter(inst, "connects", "connections opened");
     c->connect_failures = host->counter(inst, "connect_failures", "failed connection attempts");
     c->disconnects = host->counter(inst, "disconnects", "connections lost");

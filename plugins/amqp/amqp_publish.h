@@ -18,12 +18,15 @@
 
 /* The sink's counters (sinks.<name>.<counter> in the stats file). */
 typedef struct amqp_counters {
+    sy_counter *batches;          /* submit_batch calls: batches the core handed over */
     sy_counter *published;        /* basic.publish sent */
+    sy_counter *flushes;          /* runs of publishes sent back to back (one TCP push each) */
     sy_counter *acked;            /* confirmed by the broker: SY_OK */
     sy_counter *nacked;           /* basic.nack: SY_RETRY */
     sy_counter *returned;         /* unroutable with mandatory: SY_FAIL */
     sy_counter *lost;             /* unconfirmed when a channel or connection died: SY_RETRY */
     sy_counter *refused;          /* handed back unpublished (not connected, bad routing key) */
+    sy_counter *expired;          /* handed back unpublished: waited past the core's deadline */
     sy_counter *connects;         /* connections opened */
     sy_counter *connect_failures; /* connection attempts that failed */
     sy_counter *disconnects;      /* connections lost */

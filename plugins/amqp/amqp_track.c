@@ -11,6 +11,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+aq_block *aqb_new(size_t n)
+{
+    if (n == 0 || n > (SIZE_MAX - sizeof(aq_block)) / sizeof(aq_item))
+        return NULL;
+    aq_block *b = calloc(1, sizeof *b + n * sizeof(aq_item));
+    if (!b)
+        return NULL;
+    b->live = n;
+    for (size_t i = 0; i < n; i++) {
+        b->items[i].block = b;
+        b->items[i].next = i + 1 < n ? &b->items[i + 1] : NULL;
+    }
+    return b;
+}
+
+void aqb_release(aq_item *it)
+{
+    aq_block *b = it->block;
+    if (--b->live == 0)
+        free(b);
+}
+
 int aqw_init(aq_window *w, size_t cap)
 {
     memset(w, 0, sizeof *w);

@@ -15,9 +15,12 @@
 
 #include "switchyard/sink.h"
 
-/* One submitted delivery, from submit() until the host hears its outcome. */
+struct aq_block;
+
+/* One submitted delivery, from submit_batch() until the host hears its outcome. */
 typedef struct aq_item {
     const sy_delivery *d;
+    struct aq_block *block;   /* the allocation it belongs to */
     const struct amqp_ep *ep; /* the endpoint's exchange, key template, flags */
     uint64_t tag;             /* delivery tag once published, 0 before */
     int64_t sent_ms;          /* monotonic time of basic.publish */
@@ -26,6 +29,26 @@ typedef struct aq_item {
     char routing_key[256];
     struct aq_item *next;     /* in the submission queue */
 } aq_item;
+
+/*
+ * The items of one submit_batch call, allocated in one go and freed with
+ * the last of them. Items are released one by one, in any order, by the
+ * one thread that settles them (the I/O thread, or stop after joining it),
+ * so the count needs no lock.
+ */
+typedef struct aq_block {
+    size_t live; /* items not yet released */
+    aq_item items[];
+} aq_block;
+
+/*
+ * n zeroed items (n >= 1), each pointing at the block and linked to the
+ * next through `next` in order. NULL when out of memory.
+ */
+aq_block *aqb_new(size_t n);
+
+/* it is settled and done with: frees its block once every item is. */
+void aqb_release(aq_item *it);
 
 /* How the broker settled an item. */
 typedef enum aq_settle { AQ_ACK, AQ_NACK, AQ_LOST } aq_settle;

@@ -72,7 +72,7 @@ static int form_init(const sy_host *host, const sy_instance *inst, const sy_conf
     st->failed = host->counter(inst, "failed", "attempts that failed for good");
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const form_conf *fc = conf;
-    if (!(st->pool = http_pool_new(fc ? (int)fc->threads : 1, host, inst, err, errlen))) {
+    if (!(st->pool = http_pool_new(http_pool_threads(fc ? fc->threads : 0), host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;
@@ -117,6 +117,8 @@ static int form_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_s
         free_ep(ep);
         return -1;
     }
+    /* CURLOPT_TIMEOUT_MS bounds the whole request, connecting included. */
+    setup->attempt_timeout_ms = ep->set.http.timeout_ms;
     pthread_mutex_lock(&st->mu);
     ep->next = st->eps;
     st->eps = ep;

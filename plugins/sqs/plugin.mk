@@ -3,7 +3,7 @@
 # URLs are written to logs and errors without their secrets by plugins/_http/.
 PLUGIN_LIBS_sqs := -lcurl -lcjson
 PLUGIN_SRC_sqs := plugins/_queue/keytmpl.c plugins/_http/http_redact.c
-PLUGIN_DEPS_sqs := plugins/_queue/keytmpl.h plugins/_http/http_redact.h
+PLUGIN_DEPS_sqs := plugins/_queue/keytmpl.h plugins/_queue/qbatch.h plugins/_http/http_redact.h
 PLUGIN_CFLAGS_sqs := -Iplugins/_http
 # Its unit test includes the sources, http_redact.c among them.
 $(BUILD)/tests/unit/test_sqs_batch: CPPFLAGS += -Iplugins/_http

@@ -2,9 +2,10 @@
  * sqs.c - the sqs sink: sends each event to an Amazon SQS queue, in
  * batches of up to ten, and reports OK per entry once SQS stored it.
  *
- * An asynchronous plugin: submit() hands the delivery to the instance's
- * I/O thread (sqs_io.c). Keys live in sqs_conf.c, credentials in
- * sqs_creds.c, the wire format in sqs_batch.c.
+ * An asynchronous batch plugin: the core's batch (up to ten deliveries of
+ * one endpoint, SendMessageBatch's limit) goes to the instance's I/O
+ * thread (sqs_io.c) as one SendMessageBatch. Keys live in sqs_conf.c,
+ * credentials in sqs_creds.c, the wire format in sqs_batch.c.
  */
 #include <curl/curl.h>
 #include <stdio.h>
@@ -16,7 +17,14 @@
 #include "sqs_conf.h"
 #include "sqs_creds.h"
 #include "sqs_io.h"
+#include "../_queue/qbatch.h"
 #include "switchyard/sink.h"
+
+/*
+ * How long the core may wait for a batch of ten to fill: requests cost
+ * money and a round trip each, so a little latency buys fuller ones.
+ */
+#define SQS_BATCH_LINGER_MS 20
 
 typedef struct sqs_state {
     const sy_host *host;
@@ -104,6 +112,8 @@ static int sqs_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_st
     (void)endpoint_id;
     (void)cfg;
     *ep_state = NULL;
+    /* request_timeout bounds a whole request; connect_timeout is room for waiting on a free one. */
+    setup->attempt_timeout_ms = st->set.request_timeout_ms + st->set.connect_timeout_ms;
     if (!ec || (!ec->queue_url && !ec->message_group_id))
         return 0; /* the instance's queue and template apply */
     /*
@@ -123,16 +133,21 @@ static void sqs_endpoint_destroy(void *state, void *ep_state)
     sqs_ep_free(ep_state);
 }
 
-static int sqs_submit(void *state, void *ep_state, const sy_delivery *d)
+static void sqs_submit_batch(void *state, void *ep_state, const sy_delivery *const *d, size_t n)
 {
     sqs_state *st = state;
-    sqs_entry *e = calloc(1, sizeof *e);
-    if (!e)
-        return -1; /* the core retries it */
-    e->d = d;
-    e->ep = ep_state ? ep_state : &st->set.defaults;
-    sqs_io_submit(st->io, e);
-    return 0;
+    sqs_batch *b = sqs_batch_new(n);
+    if (!b) {
+        qbatch_refuse(st->host, d, n, "out of memory taking the batch");
+        return;
+    }
+    const sqs_ep *ep = ep_state ? ep_state : &st->set.defaults;
+    b->target = ep->target;
+    for (size_t i = 0; i < n; i++) {
+        b->entries[i].d = d[i];
+        b->entries[i].ep = ep;
+    }
+    sqs_io_submit(st->io, b);
 }
 
 SY_EXPORT const sy_sink switchyard_sink = {
@@ -148,7 +163,9 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .destroy = sqs_destroy,
     .endpoint_init = sqs_endpoint_init,
     .endpoint_destroy = sqs_endpoint_destroy,
-    .deliver = NULL, /* asynchronous plugin */
-    .submit = sqs_submit,
+    .deliver = NULL,
+    .submit_batch = sqs_submit_batch, /* asynchronous, in batches */
+    .batch_max = SQS_MAX_BATCH,       /* SendMessageBatch's limit: one batch, one request */
+    .batch_linger_ms = SQS_BATCH_LINGER_MS,
     .default_retry = NULL,
 };

@@ -9,8 +9,40 @@
 #include "sqs_batch.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cjson/cJSON.h>
+
+sqs_batch *sqs_batch_new(size_t n)
+{
+    if (n == 0 || n > SQS_MAX_BATCH)
+        return NULL;
+    sqs_batch *b = calloc(1, sizeof *b + n * sizeof(sqs_entry));
+    if (!b)
+        return NULL;
+    b->live = b->n = n;
+    for (size_t i = 0; i < n; i++)
+        b->entries[i].batch = b;
+    return b;
+}
+
+void sqs_batch_release(sqs_entry *e)
+{
+    sqs_batch *b = e->batch;
+    if (--b->live == 0)
+        free(b);
+}
+
+size_t sqs_batch_take(const sqs_batch *b, size_t max_bytes)
+{
+    size_t k = 0, bytes = 0;
+    for (size_t i = b->next; i < b->n; i++, k++) {
+        if (k > 0 && bytes + b->entries[i].size > max_bytes)
+            break;
+        bytes += b->entries[i].size;
+    }
+    return k;
+}
 
 static size_t attr_size(const char *name, const char *value)
 {
@@ -177,4 +209,38 @@ sy_result sqs_entry_failure_result(const sqs_result *r)
     if (strcmp(r->code, "InvalidMessageContents") == 0)
         return SY_FAIL;
     return SY_RETRY;
+}
+
+size_t sqs_response_outcomes(long http, const char *body, size_t len, size_t n,
+                             sy_outcome *out)
+{
+    char detail[SY_DETAIL_MAX];
+    if (http != 200) {
+        char code[64], msg[160];
+        sqs_parse_error(body, len, code, sizeof code, msg, sizeof msg);
+        snprintf(detail, sizeof detail, "SendMessageBatch: HTTP %ld %s%s%.150s", http,
+                 code[0] ? code : "(no error type)", msg[0] ? ": " : "", msg);
+        for (size_t i = 0; i < n; i++)
+            sy_outcome_set(&out[i], SY_RETRY, (int)http, detail);
+        return 0;
+    }
+    sqs_result res[SQS_MAX_BATCH];
+    size_t ok = 0;
+    for (size_t i = SQS_MAX_BATCH; i < n; i++) /* a request never has them: SQS's ids are 0-9 */
+        sy_outcome_set(&out[i], SY_RETRY, 0, "more entries than SendMessageBatch takes");
+    if (n > SQS_MAX_BATCH)
+        n = SQS_MAX_BATCH;
+    sqs_parse_batch_response(body, len, n, res);
+    for (size_t i = 0; i < n; i++) {
+        if (res[i].ok) {
+            sy_outcome_set(&out[i], SY_OK, 200, NULL);
+            ok++;
+            continue;
+        }
+        snprintf(detail, sizeof detail, "SQS refused the entry: %s: %.150s", res[i].code,
+                 res[i].message);
+        sy_outcome_set(&out[i], sqs_entry_failure_result(&res[i]), res[i].sender_fault ? 400 : 500,
+                       detail);
+    }
+    return ok;
 }

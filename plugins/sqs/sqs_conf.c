@@ -37,12 +37,9 @@ static const sy_config_key sqs_instance_keys[] = {
     {SY_KEY("message_group_id", SY_CFG_STRING, "{event_type}", 0, sqs_conf, message_group_id,
      "FIFO queues: MessageGroupId template ({org_id} keeps each tenant's events in order); "
      "MessageDeduplicationId is the event id")},
-    {SY_KEY("max_batch", SY_CFG_INT, "10", 0, sqs_conf, max_batch,
-     "entries per SendMessageBatch (1-10)")},
     {SY_KEY("max_batch_bytes", SY_CFG_SIZE, "256KiB", 0, sqs_conf, max_batch_bytes,
-     "bodies plus attributes per SendMessageBatch, as SQS counts them (1KiB-1MiB)")},
-    {SY_KEY("linger", SY_CFG_DURATION, "20ms", 0, sqs_conf, linger_ms,
-     "how long a batch that is not full waits for more entries")},
+     "bodies plus attributes per SendMessageBatch, as SQS counts them (1KiB-1MiB); a batch "
+     "of the core's (up to 10 deliveries) over it is sent in several requests")},
     {SY_KEY("max_requests", SY_CFG_INT, "8", 0, sqs_conf, max_requests,
      "SendMessageBatch requests in flight at once (1-256)")},
     {SY_KEY("request_timeout", SY_CFG_DURATION, "10s", 0, sqs_conf, request_timeout_ms,
@@ -169,16 +166,12 @@ int sqs_settings_parse(const sqs_conf *c, sqs_settings *out, char *err, size_t e
         snprintf(err, errlen, "region: \"%.60s\" is not a region name", r);
         return -1;
     }
-    if (range("max_batch", c->max_batch, 1, SQS_MAX_BATCH, err, errlen) ||
-        range("max_batch_bytes", c->max_batch_bytes, 1024, 1024 * 1024, err, errlen) ||
-        range("linger", c->linger_ms, 0, 60000, err, errlen) ||
+    if (range("max_batch_bytes", c->max_batch_bytes, 1024, 1024 * 1024, err, errlen) ||
         range("max_requests", c->max_requests, 1, 256, err, errlen) ||
         range("request_timeout", c->request_timeout_ms, 100, 600000, err, errlen) ||
         range("connect_timeout", c->connect_timeout_ms, 100, 600000, err, errlen))
         return -1;
-    out->max_batch = (size_t)c->max_batch;
     out->max_batch_bytes = (size_t)c->max_batch_bytes;
-    out->linger_ms = c->linger_ms;
     out->max_requests = (int)c->max_requests;
     out->request_timeout_ms = c->request_timeout_ms;
     out->connect_timeout_ms = c->connect_timeout_ms;

@@ -22,9 +22,7 @@ typedef struct sqs_conf {
     const char *credentials_file;
     const char *profile;
     const char *message_group_id;
-    int64_t max_batch;
     int64_t max_batch_bytes;
-    int64_t linger_ms;
     int64_t max_requests;
     int64_t request_timeout_ms;
     int64_t connect_timeout_ms;
@@ -40,17 +38,18 @@ extern const sy_config_table sqs_instance_table;
 extern const sy_config_table sqs_endpoint_table;
 
 typedef struct sqs_entry sqs_entry;
+typedef struct sqs_batch sqs_batch;
 
 /*
- * One queue. Endpoints naming the same URL share it, so their deliveries
- * ride in the same batches. Pending entries belong to the I/O thread.
+ * One queue. Endpoints naming the same URL share it (and, for a FIFO
+ * queue, its one request at a time). Pending batches belong to the I/O
+ * thread.
  */
 typedef struct sqs_target {
     char *queue_url;
     char *queue_url_json; /* the URL as a JSON string, quotes included */
     int fifo;             /* the URL ends in ".fifo" */
-    sqs_entry *head, *tail;
-    size_t npending;
+    sqs_batch *head, *tail; /* batches with entries not yet in a request, in order */
     int inflight; /* requests in flight to this queue */
     struct sqs_target *next;
 } sqs_target;
@@ -68,9 +67,7 @@ typedef struct sqs_settings {
     char *endpoint_url;
     char sigv4[128]; /* "aws:amz:<region>:sqs" for CURLOPT_AWS_SIGV4 */
     keytmpl *group;
-    size_t max_batch;
     size_t max_batch_bytes;
-    int64_t linger_ms;
     int max_requests;
     int64_t request_timeout_ms;
     int64_t connect_timeout_ms;
@@ -78,7 +75,7 @@ typedef struct sqs_settings {
     sqs_ep defaults;
 } sqs_settings;
 
-#define SQS_MAX_BATCH 10 /* SendMessageBatch takes at most ten entries */
+#define SQS_MAX_BATCH 10 /* SendMessageBatch takes at most ten entries: the plugin's batch_max */
 
 /*
  * Checks conf into *out (free with sqs_settings_free). The region comes

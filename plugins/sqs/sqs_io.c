@@ -1,11 +1,13 @@
 /*
- * sqs_io.c - batching and HTTP for the sqs sink.
+ * sqs_io.c - requests for the sqs sink.
  *
- * One thread per instance runs a libcurl multi handle. Entries wait per
- * queue until a batch is full (max_batch entries, or max_batch_bytes as
- * SQS counts them) or the oldest has waited `linger`; up to max_requests
- * batches are in flight at once. Each SendMessageBatch is signed by
- * libcurl itself (CURLOPT_AWS_SIGV4).
+ * One thread per instance runs a libcurl multi handle. The core hands
+ * over batches of up to ten deliveries of one endpoint (the core lingers
+ * to fill them, so the plugin keeps no timer); each becomes one
+ * SendMessageBatch, or several when its entries pass max_batch_bytes as
+ * SQS counts them. Up to max_requests requests are in flight at once;
+ * batches wait here, per queue and in order, for a free one. Each
+ * SendMessageBatch is signed by libcurl itself (CURLOPT_AWS_SIGV4).
  *
  * Protocol: SQS's JSON protocol (AWS JSON 1.0: X-Amz-Target
  * AmazonSQS.SendMessageBatch, Content-Type application/x-amz-json-1.0).
@@ -27,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../_queue/qbatch.h"
+
 #define MAX_RESPONSE (1024 * 1024) /* a batch result is a few KiB */
 
 typedef struct sqs_req {
@@ -46,13 +50,14 @@ struct sqs_io {
     sqs_creds creds;
     int64_t creds_checked_ms;
     struct {
-        sy_counter *requests, *request_errors, *entries, *entries_ok, *entries_failed, *bytes;
+        sy_counter *batches, *requests, *request_errors, *entries, *entries_ok, *entries_failed,
+            *bytes, *expired;
     } c;
     pthread_t thread;
     CURLM *multi;
 
     pthread_mutex_t mu; /* guards the submission queue and stopping */
-    sqs_entry *q_head, *q_tail;
+    sqs_batch *q_head, *q_tail;
     int stopping;
 
     sqs_req *active; /* requests in flight, the thread's own */
@@ -68,7 +73,14 @@ static void finish(sqs_io *io, sqs_entry *e, sy_result r, int status, const char
     sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, status, detail);
     io->host->complete(e->d, &o);
-    free(e);
+    sqs_batch_release(e);
+}
+
+/* Completes the entries of b not yet in a request. */
+static void finish_rest(sqs_io *io, sqs_batch *b, const char *detail)
+{
+    for (size_t i = b->next, n = b->n; i < n; i++)
+        finish(io, &b->entries[i], SY_RETRY, 0, detail); /* the last may free b */
 }
 
 /* Batch-level trouble is logged at most once a second: at 10k events/s it would flood. */
@@ -186,25 +198,41 @@ static int setup_easy(sqs_io *io, sqs_req *r)
     return 0;
 }
 
-/*
- * Takes the next n entries of t into a new request and starts it. Returns
- * -1 only when not even the request could be allocated; the entries then
- * stay queued for the next round.
- */
-static int start_batch(sqs_io *io, sqs_target *t, size_t n)
+/* Takes b off the head of its target's queue. */
+static void pop_batch(sqs_target *t)
 {
+    sqs_batch *b = t->head;
+    t->head = b->link;
+    if (!t->head)
+        t->tail = NULL;
+    b->link = NULL;
+}
+
+/*
+ * Puts the next entries of t's first batch into a request and starts it
+ * (a batch the core waited on past its deadline is handed back instead:
+ * the core has retried it already). Returns -1 only when not even the
+ * request could be allocated; the entries then stay queued.
+ */
+static int start_request(sqs_io *io, sqs_target *t)
+{
+    sqs_batch *b = t->head;
+    /* The core gives a batch's deliveries one deadline: the first tells for all. */
+    if (qbatch_expired(b->entries[b->next].d, io->host->monotonic_ms())) {
+        pop_batch(t);
+        io->host->counter_add(io->c.expired, b->n - b->next);
+        finish_rest(io, b, "waited in the plugin past its deadline; not sent");
+        return 0;
+    }
     sqs_req *r = calloc(1, sizeof *r);
     if (!r)
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        sqs_entry *e = t->head;
-        t->head = e->next;
-        e->next = NULL;
-        r->entries[r->n++] = e;
-    }
-    if (!t->head)
-        t->tail = NULL;
-    t->npending -= n;
+    size_t k = sqs_batch_take(b, io->s->max_batch_bytes);
+    for (size_t i = 0; i < k; i++)
+        r->entries[r->n++] = &b->entries[b->next + i];
+    b->next += k;
+    if (b->next == b->n)
+        pop_batch(t);
     r->target = t;
     refresh_creds(io);
     if (sqs_batch_request(&r->body, t, r->entries, r->n) != 0 || setup_easy(io, r) != 0 ||
@@ -227,7 +255,7 @@ static int start_batch(sqs_io *io, sqs_target *t, size_t n)
 
 static void done(sqs_io *io, sqs_req *r, CURLcode res)
 {
-    char detail[SY_DETAIL_MAX], code[64], msg[160];
+    char detail[SY_DETAIL_MAX];
     long http = 0;
     curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &http);
     if (res != CURLE_OK) {
@@ -237,28 +265,20 @@ static void done(sqs_io *io, sqs_req *r, CURLcode res)
         fail_req(io, r, 0, detail);
         return;
     }
+    sy_outcome out[SQS_MAX_BATCH];
+    for (size_t i = 0; i < r->n; i++)
+        sy_outcome_init(&out[i]);
+    size_t ok = sqs_response_outcomes(http, r->resp.data, r->resp.len, r->n, out);
     if (http != 200) {
         io->host->counter_add(io->c.request_errors, 1);
-        sqs_parse_error(r->resp.data, r->resp.len, code, sizeof code, msg, sizeof msg);
-        snprintf(detail, sizeof detail, "SendMessageBatch: HTTP %ld %s%s%.150s", http,
-                 code[0] ? code : "(no error type)", msg[0] ? ": " : "", msg);
-        log_trouble(io, detail);
-        fail_req(io, r, (int)http, detail);
-        return;
+        log_trouble(io, out[0].detail);
+    } else {
+        io->host->counter_add(io->c.entries_ok, ok);
+        io->host->counter_add(io->c.entries_failed, r->n - ok);
     }
-    sqs_result res_[SQS_MAX_BATCH];
-    sqs_parse_batch_response(r->resp.data, r->resp.len, r->n, res_);
     for (size_t i = 0; i < r->n; i++) {
-        if (res_[i].ok) {
-            io->host->counter_add(io->c.entries_ok, 1);
-            finish(io, r->entries[i], SY_OK, 200, NULL);
-            continue;
-        }
-        io->host->counter_add(io->c.entries_failed, 1);
-        snprintf(detail, sizeof detail, "SQS refused the entry: %s: %.150s", res_[i].code,
-                 res_[i].message);
-        finish(io, r->entries[i], sqs_entry_failure_result(&res_[i]),
-               res_[i].sender_fault ? 400 : 500, detail);
+        io->host->complete(r->entries[i]->d, &out[i]);
+        sqs_batch_release(r->entries[i]);
     }
     r->n = 0;
 }
@@ -288,77 +308,42 @@ static void reap(sqs_io *io)
 }
 
 /* ------------------------------------------------------------------ */
-/* Batching                                                            */
+/* Queues                                                              */
 /* ------------------------------------------------------------------ */
 
 /*
- * How many head entries of t make the next batch, and whether it is full
- * (no more could join it), in which case it goes now.
+ * Starts requests while there are free ones. A FIFO queue gets one request
+ * at a time: two racing could land in either order, and the order of a
+ * message group is what FIFO is for. 0, or -1 when out of memory (try
+ * again shortly).
  */
-static size_t next_batch(const sqs_settings *s, const sqs_target *t, int *full)
+static int flush(sqs_io *io)
 {
-    size_t n = 0, bytes = 0;
-    *full = 0;
-    for (const sqs_entry *e = t->head; e; e = e->next) {
-        if (n == s->max_batch || (n > 0 && bytes + e->size > s->max_batch_bytes)) {
-            *full = 1;
-            return n;
-        }
-        bytes += e->size;
-        n++;
-    }
-    /* An entry over the limit on its own goes alone, and SQS has the last word on it. */
-    *full = n == s->max_batch || bytes >= s->max_batch_bytes;
-    return n;
-}
-
-/*
- * Starts every batch that is due. Returns ms until the next one is, or -1.
- * A FIFO queue gets one request at a time: two batches racing could land
- * in either order, and the order of a message group is what FIFO is for.
- */
-static int64_t flush(sqs_io *io, int64_t now)
-{
-    int64_t wait = -1;
-    for (sqs_target *t = io->s->targets; t; t = t->next) {
-        while (t->head && io->inflight < io->s->max_requests && !(t->fifo && t->inflight)) {
-            int full;
-            size_t n = next_batch(io->s, t, &full);
-            int64_t due = t->head->queued_ms + io->s->linger_ms;
-            if (!full && due > now) {
-                if (wait < 0 || due - now < wait)
-                    wait = due - now;
-                break;
-            }
-            if (start_batch(io, t, n) != 0) {
-                wait = 100; /* out of memory: try again shortly */
-                break;
-            }
-        }
-    }
-    return wait;
+    for (sqs_target *t = io->s->targets; t; t = t->next)
+        while (t->head && io->inflight < io->s->max_requests && !(t->fifo && t->inflight))
+            if (start_request(io, t) != 0)
+                return -1;
+    return 0;
 }
 
 static void take_queue(sqs_io *io, int *stopping)
 {
     pthread_mutex_lock(&io->mu);
-    sqs_entry *e = io->q_head;
+    sqs_batch *b = io->q_head;
     io->q_head = io->q_tail = NULL;
     *stopping = io->stopping;
     pthread_mutex_unlock(&io->mu);
-    int64_t now = io->host->monotonic_ms();
-    for (sqs_entry *n; e; e = n) {
-        n = e->next;
-        e->next = NULL;
-        e->queued_ms = now;
-        sqs_entry_prepare(e, io->host);
-        sqs_target *t = e->ep->target;
+    for (sqs_batch *n; b; b = n) {
+        n = b->link;
+        b->link = NULL;
+        for (size_t i = 0; i < b->n; i++)
+            sqs_entry_prepare(&b->entries[i], io->host);
+        sqs_target *t = b->target;
         if (t->tail)
-            t->tail->next = e;
+            t->tail->link = b;
         else
-            t->head = e;
-        t->tail = e;
-        t->npending++;
+            t->head = b;
+        t->tail = b;
     }
 }
 
@@ -370,15 +355,13 @@ static void *io_main(void *arg)
         take_queue(io, &stopping);
         if (stopping)
             break;
-        int64_t wait = flush(io, io->host->monotonic_ms());
+        flush(io);
         int running = 0;
         curl_multi_perform(io->multi, &running);
         reap(io);
-        /* A request that finished frees a slot: batches may be due right away. */
-        wait = flush(io, io->host->monotonic_ms());
-        if (wait < 0 || wait > 1000)
-            wait = 1000;
-        curl_multi_poll(io->multi, NULL, 0, (int)wait, NULL);
+        /* A request that finished frees a slot for a batch that waits. */
+        int wait = flush(io) != 0 ? 100 : 1000;
+        curl_multi_poll(io->multi, NULL, 0, wait, NULL);
     }
     /* Stopping: the core has drained what it could; the rest is retried later. */
     for (sqs_req *r = io->active, *n; r; r = n) {
@@ -389,12 +372,11 @@ static void *io_main(void *arg)
     }
     io->active = NULL;
     for (sqs_target *t = io->s->targets; t; t = t->next) {
-        for (sqs_entry *e = t->head, *n; e; e = n) {
-            n = e->next;
-            finish(io, e, SY_RETRY, 0, "switchyard is stopping");
+        while (t->head) {
+            sqs_batch *b = t->head;
+            pop_batch(t);
+            finish_rest(io, b, "switchyard is stopping");
         }
-        t->head = t->tail = NULL;
-        t->npending = 0;
     }
     return NULL;
 }
@@ -416,6 +398,7 @@ sqs_io *sqs_io_start(const sy_host *host, const sy_instance *inst, sqs_settings 
     io->s = s;
     io->creds = *creds;
     memset(creds, 0, sizeof *creds);
+    io->c.batches = host->counter(inst, "batches", "batches of deliveries taken from the core");
     io->c.requests = host->counter(inst, "requests", "SendMessageBatch requests sent");
     io->c.request_errors = host->counter(inst, "request_errors",
                                          "requests that failed whole (network, HTTP error): "
@@ -425,6 +408,9 @@ sqs_io *sqs_io_start(const sy_host *host, const sy_instance *inst, sqs_settings 
     io->c.entries_failed = host->counter(inst, "entries_failed",
                                          "entries SQS refused in a batch that went through");
     io->c.bytes = host->counter(inst, "bytes", "request body bytes sent");
+    io->c.expired = host->counter(inst, "expired",
+                                  "entries handed back unsent because they waited in the plugin "
+                                  "past the core's deadline (retried)");
     pthread_mutex_init(&io->mu, NULL);
     if (!(io->multi = curl_multi_init())) {
         snprintf(err, errlen, "cannot create a curl multi handle");
@@ -447,16 +433,17 @@ fail:
     return NULL;
 }
 
-void sqs_io_submit(sqs_io *io, sqs_entry *e)
+void sqs_io_submit(sqs_io *io, sqs_batch *b)
 {
-    e->next = NULL;
+    b->link = NULL;
+    io->host->counter_add(io->c.batches, 1);
     pthread_mutex_lock(&io->mu);
     int was_empty = io->q_head == NULL;
     if (io->q_tail)
-        io->q_tail->next = e;
+        io->q_tail->link = b;
     else
-        io->q_head = e;
-    io->q_tail = e;
+        io->q_head = b;
+    io->q_tail = b;
     pthread_mutex_unlock(&io->mu);
     if (was_empty)
         curl_multi_wakeup(io->multi); /* the one multi call that is safe from any thread */
@@ -471,9 +458,9 @@ void sqs_io_stop(sqs_io *io)
     pthread_mutex_unlock(&io->mu);
     curl_multi_wakeup(io->multi);
     pthread_join(io->thread, NULL);
-    for (sqs_entry *e = io->q_head, *n; e; e = n) {
-        n = e->next;
-        finish(io, e, SY_RETRY, 0, "switchyard is stopping");
+    for (sqs_batch *b = io->q_head, *n; b; b = n) {
+        n = b->link;
+        finish_rest(io, b, "switchyard is stopping");
     }
     curl_multi_cleanup(io->multi);
     sqs_creds_free(&io->creds);

@@ -56,7 +56,7 @@ static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config
     };
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const wh_conf *wc = conf;
-    if (!(st->pool = http_pool_new(wc ? (int)wc->threads : 1, host, inst, err, errlen))) {
+    if (!(st->pool = http_pool_new(http_pool_threads(wc ? wc->threads : 0), host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;
@@ -89,7 +89,7 @@ static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_sta
     wh_state *st = state;
     int allow;
     int has_allow = st->host->config_bool(cfg, "allow_private_networks", &allow) == 0;
-    const char *org = st->host->config_string(cfg, "org_id");
+    const char *org = setup->org_id;
     wh_ep *ep = calloc(1, sizeof *ep);
     if (!ep || !(ep->id = strdup(endpoint_id)) || (org && !(ep->org_id = strdup(org)))) {
         snprintf(err, errlen, "out of memory");
@@ -106,6 +106,8 @@ static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_sta
         free_ep(ep);
         return -1;
     }
+    /* CURLOPT_TIMEOUT_MS bounds the whole request, connecting included. */
+    setup->attempt_timeout_ms = ep->set.http.timeout_ms;
     if (ep->set.verify && !(ep->verify = wh_verify_new(ep))) {
         snprintf(err, errlen, "out of memory");
         free_ep(ep);

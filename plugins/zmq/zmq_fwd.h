@@ -21,8 +21,15 @@ typedef struct zfwd zfwd;
 zfwd *zfwd_start(const sy_host *host, const sy_instance *inst, const zsock_settings *s,
                  char *err, size_t errlen);
 
-/* Queues d; the thread sends [event_type, body] and completes it. 0, or -1 (no memory). */
-int zfwd_submit(zfwd *f, const sy_delivery *d);
+/*
+ * Queues the n deliveries of d (the array is copied) with one lock and at
+ * most one wake-up; the thread sends each as [event_type, body] and
+ * completes it. Out of memory, each is completed with SY_RETRY at once.
+ */
+void zfwd_submit(zfwd *f, const sy_delivery *const *d, size_t n);
+
+/* The send_timeout the instance was started with, in ms. */
+int zfwd_send_timeout_ms(const zfwd *f);
 
 /* Stops the thread (queued deliveries retry), then drops the socket (zsock_release). */
 void zfwd_stop(zfwd *f);

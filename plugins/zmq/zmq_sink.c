@@ -3,8 +3,8 @@
  * [event_type, body] over PUSH or PUB, the same two frames Switchyard's
  * own ingress reads, so daemons can be chained.
  *
- * An asynchronous plugin; the sending lives in zmq_fwd.c, the sockets in
- * zmq_sock.c. init checks the settings and opens nothing: `switchyard
+ * An asynchronous batch plugin; the sending lives in zmq_fwd.c, the
+ * sockets in zmq_sock.c. init checks the settings and opens nothing: `switchyard
  * check` runs it beside a running daemon, and a reload runs it beside the
  * instance it replaces.
  */
@@ -15,6 +15,9 @@
 
 #include "switchyard/sink.h"
 #include "zmq_fwd.h"
+
+/* Deliveries per submit_batch: a send costs microseconds, so batches only save wake-ups. */
+#define ZS_BATCH_MAX 256
 
 typedef struct zs_conf {
     const char *socket;
@@ -94,10 +97,21 @@ static void zs_destroy(void *state)
     zfwd_stop(state);
 }
 
-static int zs_submit(void *state, void *ep_state, const sy_delivery *d)
+/* Nothing per endpoint; it tells the core how long one attempt may take. */
+static int zs_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
+                            size_t errlen)
+{
+    (void)err;
+    (void)errlen;
+    setup->attempt_timeout_ms = zfwd_send_timeout_ms(state);
+    *ep_state = NULL;
+    return 0;
+}
+
+static void zs_submit_batch(void *state, void *ep_state, const sy_delivery *const *d, size_t n)
 {
     (void)ep_state;
-    return zfwd_submit(state, d);
+    zfwd_submit(state, d, n);
 }
 
 SY_EXPORT const sy_sink switchyard_sink = {
@@ -110,9 +124,11 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .endpoint_config = NULL, /* one socket per instance: nothing per endpoint */
     .init = zs_init,
     .destroy = zs_destroy,
-    .endpoint_init = NULL,
+    .endpoint_init = zs_endpoint_init,
     .endpoint_destroy = NULL,
-    .deliver = NULL, /* asynchronous plugin */
-    .submit = zs_submit,
+    .deliver = NULL,
+    .submit_batch = zs_submit_batch, /* asynchronous, in batches */
+    .batch_max = ZS_BATCH_MAX,
+    .batch_linger_ms = 0, /* batches fill by themselves while the thread sends */
     .default_retry = NULL,
 };

@@ -211,8 +211,11 @@ class AmqpPeer:
             pytest.fail(f"amqp_peer {' '.join(map(str, args))}: {r.stderr}", pytrace=False)
         return r.stdout
 
-    def declare(self, queue, exchange="amq.topic", binding="#"):
-        self._run("declare", queue, exchange, binding)
+    def declare(self, queue, exchange="amq.topic", binding="#", max_length=None):
+        """A durable queue bound to exchange; with max_length, the broker nacks
+        publishes once it holds that many messages (x-overflow reject-publish)."""
+        self._run("declare", queue, exchange, binding,
+                  *([max_length] if max_length is not None else []))
 
     def count(self, queue):
         return json.loads(self._run("count", queue))["messages"]
@@ -227,9 +230,11 @@ class AmqpPeer:
             m["body"] = bytes.fromhex(m.pop("body_hex"))
         return out
 
-    def publish_ceiling(self, count, size, window):
-        return json.loads(self._run("publish", "amq.topic", "bench.ceiling", count, size, window,
-                                    timeout=600))
+    def publish_ceiling(self, count, size, window, routing_key="bench.ceiling", sink_props=False):
+        """The broker's ceiling with confirms; sink_props: messages carry the
+        properties and headers the amqp sink sets."""
+        return json.loads(self._run("publish", "amq.topic", routing_key, count, size, window,
+                                    *(["sink"] if sink_props else []), timeout=600))
 
 
 class Fauxqs:

@@ -1,8 +1,10 @@
 """
 The amqp sink against a real rabbitmq-server (started by queue_helpers on
 free ports with its own data folder): routing keys and message properties,
-publisher confirms, mandatory returns, a broker restart mid-stream with no
-event lost, and credentials kept out of the log. Before all that: the sink
+publisher confirms, the core's batches published whole before their
+confirms are read, mandatory returns and nacks settling only their own
+delivery inside a batch, a broker restart mid-stream with no event lost,
+and credentials kept out of the log. Before all that: the sink
 connects on its first delivery, so `switchyard check` and a daemon that
 has delivered nothing yet contact no broker.
 """
@@ -125,6 +127,13 @@ def test_routing_keys_and_properties(switchyard, rabbit, amqp_peer):
     assert get(s, "sinks.rmq.acked") == len(sent) + n_jobs
     assert get(s, "sinks.rmq.connects") == 1
     assert get(s, "deliveries.retries") == 0
+    # The core's deliveries came in batches, and each run of publishes (one or
+    # more whole batches) went out before the thread read confirms.
+    batches, flushes = get(s, "sinks.rmq.batches"), get(s, "sinks.rmq.flushes")
+    print(f"\namqp: {len(sent) + n_jobs} deliveries in {batches} batches, {flushes} pushes")
+    assert 2 <= batches <= (len(sent) + n_jobs) / 2, f"{batches} batches: no batching"
+    assert 1 <= flushes <= batches
+    assert get(s, "deliveries.plugin_calls") == batches
 
 
 def test_mandatory_unroutable_is_dead_routable_is_ok(switchyard, rabbit, amqp_peer):
@@ -148,6 +157,39 @@ def test_mandatory_unroutable_is_dead_routable_is_ok(switchyard, rabbit, amqp_pe
     assert "unroutable" in d.log()
     got = amqp_peer.consume("t2_ok", 50)
     assert sorted(m["message_id"] for m in got) == sorted(eid for eid, _, _, _ in sent)
+
+
+def test_nack_and_return_settle_only_their_own_delivery(switchyard, rabbit, amqp_peer):
+    """
+    One endpoint, one batch of mixed fates: half the events route nowhere
+    (mandatory: returned, permanent), the other half go to a queue that
+    holds five messages and then rejects publishes (x-overflow
+    reject-publish: the broker nacks). Each delivery follows its own
+    outcome: five OK, five nacked twice and dead after their two attempts,
+    ten failed at once.
+    """
+    amqp_peer.declare("t6_small", "amq.topic", "t6.k0", max_length=5)
+    d = switchyard(
+        sinks={"rmq": amqp_sink(rabbit, mandatory=True, routing_key="t6.{data.kind}")},
+        endpoints={"q": {"sink": "rmq", "concurrency": 100,
+                         "retry": {"schedule": ["100ms"], "max_attempts": 2}}})
+    sent = events("t6", 20)  # data.kind alternates k0, k1
+    d.push([b for _, _, _, b in sent])
+    s = d.wait_stats(lambda s: get(s, "deliveries.ok", 0) + get(s, "deliveries.dead", 0) >= 20,
+                     "every delivery settled")
+    assert get(s, "deliveries.ok") == 5
+    assert get(s, "endpoints.q.failed") == 10, "returned messages fail alone, at once"
+    assert get(s, "deliveries.dead") == 15
+    assert get(s, "deliveries.retries") == 5, "only the nacked ones are retried"
+    assert get(s, "sinks.rmq.acked") == 5
+    assert get(s, "sinks.rmq.returned") == 10
+    assert get(s, "sinks.rmq.nacked") == 10
+    assert get(s, "sinks.rmq.published") == 25
+    assert get(s, "sinks.rmq.lost") == 0 and get(s, "sinks.rmq.disconnects") == 0
+    assert get(s, "sinks.rmq.connects") == 1
+    got = amqp_peer.consume("t6_small", 20, idle_ms=1000)
+    kinds = {eid: int(eid[-5:]) % 2 for eid, _, _, _ in sent}
+    assert len(got) == 5 and all(kinds[m["message_id"]] == 0 for m in got)
 
 
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
@@ -193,7 +235,17 @@ def test_broker_restart_loses_nothing(switchyard, rabbit, amqp_peer, how):
     s = d.wait_stats(lambda s: get(s, "deliveries.ok", 0) >= n, f"{n} deliveries OK", timeout=90)
     assert get(s, "deliveries.dead") == 0
     assert get(s, "sinks.rmq.connects") >= 2
-    got = amqp_peer.consume(q, 2 * n, idle_ms=2000)
+    # Every confirmed message is in the queue: count it first (a queue the
+    # broker recovered after a crash may pause between its recovered and its
+    # new messages, longer than consume's idle limit).
+    in_queue = []
+    def all_in_queue():
+        in_queue.append(amqp_peer.count(q))
+        return in_queue[-1] >= n
+    wait_until(all_in_queue, timeout=30, interval=0.5, what=f"{n} messages in {q}",
+               on_timeout=lambda: f"{in_queue[-1]} in the queue after {get(s, 'sinks.rmq.acked')} "
+                                  f"confirms; broker log:\n{rabbit.log_tail()}")
+    got = amqp_peer.consume(q, 2 * n, idle_ms=5000)
     ids = Counter(m["message_id"] for m in got)
     missing = {eid for eid, _, _, _ in sent} - set(ids)
     dups = sum(c - 1 for c in ids.values())

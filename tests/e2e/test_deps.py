@@ -19,7 +19,7 @@ from conftest import ROOT
 DEPS = ROOT / "scripts/deps.sh"
 TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
              "openssl"}
-BENCH_ONLY = {"nginx-light", "wrk"}
+BENCH_ONLY = {"nginx-light", "wrk", "rsyslog", "rsyslog-czmq"}
 
 
 def listed(mode):
@@ -142,10 +142,12 @@ def test_services_it_installed_are_stopped_and_disabled(fake_system):
     if Path("/run/systemd/system").is_dir():
         want = ["systemctl disable --now rabbitmq-server.service",
                 "systemctl disable --now epmd.service", "systemctl disable --now epmd.socket",
-                "systemctl disable --now nginx.service"]
+                "systemctl disable --now nginx.service",
+                "systemctl disable --now rsyslog.service"]
     else:
         want = ["service rabbitmq-server stop", "update-rc.d rabbitmq-server disable",
-                "epmd -kill", "service nginx stop", "update-rc.d nginx disable"]
+                "epmd -kill", "service nginx stop", "update-rc.d nginx disable",
+                "service rsyslog stop", "update-rc.d rsyslog disable"]
     assert calls[2:] == want
     assert "rabbitmq-server is for the tests' own instances: stopping it and disabling it " \
            "at boot" in r.stderr

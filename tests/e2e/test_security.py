@@ -286,7 +286,7 @@ def secret_config(tmp_path, http_port, closed_port):
         sinks["q"] = {"plugin": "sqs", "region": "us-east-1",
                       "queue_url": f"http://127.0.0.1:{http_port}/000000000000/events",
                       "access_key_id": SQS_KEY_ID, "secret_access_key": SQS_SECRET,
-                      "session_token": SQS_TOKEN, "request_timeout": "1s", "linger": "1ms"}
+                      "session_token": SQS_TOKEN, "request_timeout": "1s"}
         endpoints["qe"] = {"sink": "q", "retry": fail_fast}
         secrets.update(sqs_access_key_id=SQS_KEY_ID, sqs_secret_access_key=SQS_SECRET,
                        sqs_session_token=SQS_TOKEN)

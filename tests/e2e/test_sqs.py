@@ -1,11 +1,14 @@
 """
 The sqs sink against a real SQS-compatible server: the fauxqs emulator
 (npm), behind a proxy that checks every request's SigV4 signature with the
-official AWS signer. Messages are read back with the official
-@aws-sdk/client-sqs: bodies byte-identical, attributes present, FIFO group
-and deduplication ids set; a batch with one oversize entry retries only
-that entry; credentials from config, environment and file; a wrong secret
-is refused and never logged; `switchyard check` sends no request.
+official AWS signer, which also records what each SendMessageBatch
+carried. Messages are read back with the official @aws-sdk/client-sqs:
+bodies byte-identical, attributes present, FIFO group and deduplication
+ids set; the core's batches reach SQS as SendMessageBatch calls of up to
+ten entries, cut only by max_batch_bytes; a batch with one oversize entry
+retries only that entry; credentials from config, environment and file; a
+wrong secret is refused and never logged; `switchyard check` sends no
+request; the old private batching keys are refused.
 """
 
 import math
@@ -76,6 +79,8 @@ def test_standard_queue_bodies_and_attributes(switchyard, fauxqs):
     assert get(s, "sinks.sq.entries") == len(sent) + 1
     reqs = get(s, "sinks.sq.requests")
     assert math.ceil((len(sent) + 1) / 10) <= reqs < len(sent) / 2, f"{reqs} requests: no batching"
+    # One request per batch of the core's (none of these pass max_batch_bytes).
+    assert get(s, "sinks.sq.batches") == reqs
 
     got = fauxqs.drain(url, len(sent))
     assert len(got) == len(sent)
@@ -92,6 +97,11 @@ def test_standard_queue_bodies_and_attributes(switchyard, fauxqs):
     after = fauxqs.sigcheck()
     assert after["rejected"] == before["rejected"], after["last_error"]
     assert after["verified"] - before["verified"] >= reqs
+    # What SQS saw: SendMessageBatch calls carrying several entries, ten at most.
+    seen = [n for n, _ in after["batches"][len(before["batches"]):]]
+    assert len(seen) == reqs and sum(seen) == len(sent) + 1
+    assert max(seen) == 10 and min(seen) >= 1
+    assert sum(1 for n in seen if n > 1) > len(seen) / 2, f"mostly single entries: {seen}"
 
 
 def test_fifo_group_and_dedup_ids_with_env_credentials(switchyard, fauxqs, monkeypatch):
@@ -139,7 +149,7 @@ def test_oversize_entry_retries_alone(switchyard, fauxqs, tmp_path):
     creds.write_text(f"[other]\naws_access_key_id = nope\naws_secret_access_key = nope\n\n"
                      f"[sy]\n# rotated by a sidecar\naws_access_key_id = {Fauxqs.KEY_ID}\n"
                      f"aws_secret_access_key = {Fauxqs.SECRET}\n")
-    sink = sqs_sink(fauxqs, url, credentials_file=str(creds), profile="sy", linger="300ms")
+    sink = sqs_sink(fauxqs, url, credentials_file=str(creds), profile="sy")
     del sink["access_key_id"], sink["secret_access_key"]
     d = switchyard(sinks={"sq": sink},
                    endpoints={"q": {"sink": "sq", "concurrency": 20,
@@ -159,6 +169,8 @@ def test_oversize_entry_retries_alone(switchyard, fauxqs, tmp_path):
     assert get(s, "sinks.sq.entries") == 12
     assert get(s, "sinks.sq.request_errors") == 0
     assert get(s, "sinks.sq.requests") == 1 + 2, "one batch of ten, then the big one alone twice"
+    seen = fauxqs.sigcheck()["batches"][-3:]
+    assert [n for n, _ in seen] == [10, 1, 1]
     got = fauxqs.drain(url, 10, idle_s=1)
     assert sorted(m["body"].encode() for m in got) == sorted(small)
     assert "Message must be shorter than 1024 bytes" in d.log()
@@ -181,3 +193,62 @@ def test_wrong_secret_is_refused_retried_and_never_logged(switchyard, fauxqs):
     log = d.log()
     assert wrong not in log and Fauxqs.SECRET not in log
     assert fauxqs.drain(url, 2, idle_s=1) == []
+
+
+def test_batch_over_max_batch_bytes_is_split(switchyard, fauxqs):
+    """Ten deliveries of about 400 bytes as SQS counts them, max_batch_bytes
+    1KiB: the core's batches are cut into requests that each stay within
+    the limit, and every event arrives once."""
+    url = fauxqs.create_queue("split1")
+    before = fauxqs.sigcheck()
+    d = switchyard(sinks={"sq": sqs_sink(fauxqs, url, max_batch_bytes="1KiB")},
+                   endpoints={"q": {"sink": "sq", "concurrency": 10}})
+    sent = [event(f"sp-{i}", data={"pad": "p" * 300}) for i in range(10)]
+    d.push(sent)
+    s = d.wait_for("deliveries.ok", 10)
+    assert get(s, "deliveries.retries") == 0
+    seen = fauxqs.sigcheck()["batches"][len(before["batches"]):]
+    assert sum(n for n, _ in seen) == 10
+    assert all(1 <= n <= 2 and size <= 1024 for n, size in seen), seen
+    assert get(s, "sinks.sq.requests") == len(seen) > get(s, "sinks.sq.batches")
+    got = fauxqs.drain(url, 10, idle_s=1)
+    assert sorted(m["body"].encode() for m in got) == sorted(sent)
+
+
+def test_old_batching_keys_are_refused(tmp_path):
+    """max_batch and linger belonged to the plugin's own batching timer; the
+    core batches now, so a config still naming them is told so at start."""
+    for key, value in (("max_batch", 5), ("linger", "20ms")):
+        sink = {"plugin": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/1/q",
+                "region": "us-east-1", "access_key_id": Fauxqs.KEY_ID,
+                "secret_access_key": Fauxqs.SECRET, key: value}
+        r = check_config(tmp_path / f"conf-{key}", {"sq": sink}, {"q": {"sink": "sq"}})
+        assert r.returncode != 0
+        assert f"sinks.sq.{key}: unknown key" in r.stderr.decode(), r.stderr.decode()
+
+
+def test_batches_past_their_deadline_are_not_sent(switchyard, silent_peer):
+    """
+    A queue service that never answers, one request at a time: the first
+    batch waits request_timeout (1s); the next one starts then, already
+    past its deadline by the second (request_timeout + connect_timeout,
+    and no grace) or just before it, and the third finds its deadline long
+    passed. A batch past its deadline has been retried by the core, so it
+    is handed back unsent: at most two requests, and every entry either
+    sent or counted as expired.
+    """
+    sink = {"plugin": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/1/q",
+            "endpoint_url": f"http://127.0.0.1:{silent_peer.port}", "region": "us-east-1",
+            "access_key_id": Fauxqs.KEY_ID, "secret_access_key": Fauxqs.SECRET,
+            "request_timeout": "1s", "connect_timeout": "100ms", "max_requests": 1}
+    d = switchyard(sinks={"sq": sink},
+                   endpoints={"q": {"sink": "sq", "concurrency": 10, "retry": {"schedule": ["1h"]}}},
+                   core={"complete_grace": "0ms"})
+    d.push([event(f"dl-{i}") for i in range(30)])
+    s = d.wait_stats(lambda s: get(s, "sinks.sq.entries", 0) + get(s, "sinks.sq.expired", 0) >= 30,
+                     "every entry sent or expired", timeout=30)
+    sent, expired = get(s, "sinks.sq.entries"), get(s, "sinks.sq.expired")
+    assert sent + expired == 30
+    assert expired >= 10 and sent <= 20
+    assert get(s, "sinks.sq.requests") == silent_peer.connections() <= 2
+    assert get(s, "deliveries.ok") == 0

@@ -2,7 +2,8 @@
 The webhook sink end to end: what a receiver gets (body, headers,
 signatures), interop with the official `standardwebhooks` npm verifier for
 both header styles and two active secrets, ed25519, the SSRF guard, and
-config errors for malformed secrets.
+config errors for malformed secrets, and how requests share connections
+(a hanging request holds up no other; source addresses never share one).
 
 Receivers are real HTTP servers on loopback (tests/e2e/peers/), so every
 sink here opts into allow_private_networks except where the guard itself is
@@ -14,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -357,3 +359,126 @@ def test_outbound_source_address(switchyard, receiver):
     d.push([event("evt-src")])
     (req,) = receiver.wait(1)
     assert req.client == "127.0.0.2"
+
+
+# How requests share connections (plugins/_http). The sinks below run one HTTP
+# thread, so every request goes through the same libcurl multi handle and
+# connection cache: the case where one request can stand in another's way.
+
+def typed_endpoint(receiver, path, types, **extra):
+    return {"sink": "hooks", "url": receiver.url(path), "secrets": [S1],
+            "enabled_events": types, **extra}
+
+
+def test_a_hanging_request_does_not_hold_up_others_to_the_same_host(switchyard, receiver):
+    """
+    The first request to the receiver hangs until the test lets it go; four
+    deliveries of another endpoint to the same host:port are answered while
+    it is still open, and then the hanging one completes with its 200.
+    """
+    gate = threading.Event()
+    receiver.on("/hang", Answer(200, gate=gate))
+    d = switchyard(sinks=hooks(threads=1, timeout="120s"), endpoints={
+        "slow": typed_endpoint(receiver, "/hang", ["job.slow"]),
+        "fast": typed_endpoint(receiver, "/fast", ["job.fast"])})
+    d.push([event("evt-hang", "job.slow")])
+    receiver.wait_arrived(1, "/hang")
+    d.push([event(f"evt-fast-{i}", "job.fast") for i in range(4)])
+    try:
+        fast = receiver.wait(4, "/fast")
+    finally:
+        gate.set()
+    (hang,) = receiver.wait(1, "/hang")
+    s = d.wait_for("deliveries.ok", 5)
+    # All four were answered before the hanging request was, and that one
+    # still ended in its 200 (it had not timed out): they passed it while open.
+    assert sorted(json.loads(r.body)["event_id"] for r in fast) == [
+        f"evt-fast-{i}" for i in range(4)]
+    assert max(r.seq_done for r in fast) < hang.seq_done
+    assert hang.seq_arrive < min(r.seq_arrive for r in fast)
+    assert hang.status == 200
+    assert s["endpoints"]["slow"]["ok"] == 1 and s["endpoints"]["fast"]["ok"] == 4
+    assert s["deliveries"]["attempts"] == 5
+    assert s["sinks"]["hooks"]["timeouts"] == 0
+    assert hang.client_port not in {r.client_port for r in fast}
+
+
+def test_connections_are_not_shared_across_source_addresses(switchyard, receiver):
+    """
+    Three endpoints on one receiver: from 127.0.0.2, from 127.0.0.3, and
+    with no source address. One at a time first, so each finds only the
+    others' idle connections in the cache, then many interleaved. Every
+    request arrives from its endpoint's own address, no connection carries
+    two endpoints' requests, and each still reuses its own connection.
+    """
+    want = {"/bound": "127.0.0.2", "/other": "127.0.0.3", "/plain": "127.0.0.1"}
+    d = switchyard(sinks=hooks(threads=1), endpoints={
+        "bound": typed_endpoint(receiver, "/bound", ["job.bound", "job.all"],
+                                source_address="127.0.0.2", concurrency=1),
+        "other": typed_endpoint(receiver, "/other", ["job.other", "job.all"],
+                                source_address="127.0.0.3", concurrency=1),
+        "plain": typed_endpoint(receiver, "/plain", ["job.plain", "job.all"],
+                                concurrency=1)})
+    order = ["bound", "plain", "other", "plain", "bound", "other"]
+    for n, name in enumerate(order, 1):
+        d.push([event(f"evt-{n}", f"job.{name}")])
+        d.wait_for("deliveries.ok", n)
+    d.push([event(f"evt-all-{i}", "job.all") for i in range(30)])
+    s = d.wait_for("deliveries.ok", len(order) + 90)
+    assert s["deliveries"]["attempts"] == len(order) + 90
+    reqs = receiver.got()
+    assert len(reqs) == len(order) + 90
+    assert [r.path for r in reqs[:len(order)]] == [f"/{name}" for name in order]
+    assert sorted({(r.path, r.client) for r in reqs}) == sorted(want.items())
+    paths_by_conn = {}
+    for r in reqs:
+        paths_by_conn.setdefault((r.client, r.client_port), set()).add(r.path)
+    assert all(len(paths) == 1 for paths in paths_by_conn.values()), paths_by_conn
+    # Keep-alive still works within each source address: one connection each.
+    for path in want:
+        assert len({r.client_port for r in receiver.got(path)}) == 1, path
+
+
+def test_idle_connections_outlast_a_quiet_moment(switchyard, receiver):
+    """
+    Sixteen requests held open at once need sixteen connections; once all are
+    answered and nothing is in flight, those connections stay open, and the
+    next sixteen held at once reuse them all (no new connection).
+    """
+    n = 16
+    first, second = threading.Event(), threading.Event()
+    receiver.on("/b", *[Answer(200, gate=first)] * n, *[Answer(200, gate=second)] * n)
+    d = switchyard(sinks=hooks(threads=1), endpoints={
+        "ep": {"sink": "hooks", "url": receiver.url("/b"), "secrets": [S1], "concurrency": n}})
+    for burst, gate in ((1, first), (2, second)):
+        d.push([event(f"evt-{burst}-{i}") for i in range(n)])
+        try:
+            receiver.wait_arrived(n * burst, "/b")
+        finally:
+            gate.set()
+        d.wait_for("deliveries.ok", n * burst)
+    reqs = receiver.got("/b")
+    assert len(reqs) == 2 * n
+    assert len({r.client_port for r in reqs[:n]}) == n
+    assert {r.client_port for r in reqs[n:]} == {r.client_port for r in reqs[:n]}
+
+
+def test_http_threads_follow_the_cpus_the_daemon_may_run_on(switchyard, receiver):
+    """
+    Without `threads`, one HTTP thread per CPU in the daemon's affinity mask:
+    started on one CPU, the daemon has as many threads as with threads=1,
+    and threads=3 adds two.
+    """
+    mask = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(mask)})
+    tasks = {}
+    try:
+        for threads in (None, 1, 3):
+            sink = hooks() if threads is None else hooks(threads=threads)
+            d = switchyard(sinks=sink, endpoints={
+                "ep": {"sink": "hooks", "url": receiver.url("/t"), "secrets": [S1]}})
+            tasks[threads] = len(os.listdir(f"/proc/{d.pid()}/task"))
+            assert d.stop() == 0
+    finally:
+        os.sched_setaffinity(0, mask)
+    assert tasks[None] == tasks[1] == tasks[3] - 2, tasks

@@ -50,6 +50,11 @@ def test_push_to_pull_every_event_once(switchyard):
         s = d.wait_for("deliveries.ok", len(sent))
         assert get(s, "sinks.fwd.sent") == len(sent)
         assert get(s, "deliveries.retries") == 0
+        # The core handed them over in batches: one call, one wake-up of the sender each.
+        batches = get(s, "sinks.fwd.batches")
+        print(f"\nzmq: {len(sent)} events in {batches} batches")
+        assert 1 <= batches <= len(sent) / 2, f"{batches} batches for {len(sent)} events"
+        assert get(s, "deliveries.plugin_calls") == batches
         assert not pull.poll(200), "more messages than events"
     finally:
         pull.close(0)

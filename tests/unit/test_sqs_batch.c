@@ -1,8 +1,9 @@
 /*
  * test_sqs_batch.c - the sqs sink's pure parts, compiled in from their
- * sources: JSON escaping, the SendMessageBatch request, per-entry results,
- * FIFO group and deduplication ids, SHA-256, credentials files and their
- * precedence, settings checks. HTTP and SigV4 are covered end to end by
+ * sources: JSON escaping, the SendMessageBatch request, per-entry results
+ * and the outcomes they map back to (a partly failed batch, entry by
+ * entry), splitting a batch by bytes, FIFO group and deduplication ids,
+ * SHA-256, credentials files and their precedence, settings checks. HTTP and SigV4 are covered end to end by
  * tests/e2e/test_sqs.py against an emulator and the official AWS signer.
  */
 #include <stdarg.h>
@@ -33,9 +34,7 @@ static sqs_conf defaults(const char *queue_url)
     sqs_conf c = {0};
     c.queue_url = queue_url;
     c.message_group_id = "{event_type}";
-    c.max_batch = 10;
     c.max_batch_bytes = 256 * 1024;
-    c.linger_ms = 20;
     c.max_requests = 8;
     c.request_timeout_ms = 10000;
     c.connect_timeout_ms = 5000;
@@ -185,6 +184,94 @@ static void test_parse_results(void **st)
     assert_string_equal(msg, "");
 }
 
+/*
+ * A SendMessageBatch answered with one entry failed by the sender's fault
+ * (permanent: SY_FAIL, 400), one failed on SQS's side (SY_RETRY, 500) and
+ * one the answer forgets (SY_RETRY): each delivery gets its own outcome,
+ * the other seven are OK. A whole request refused maps to SY_RETRY for
+ * every entry, with the HTTP status and SQS's error.
+ */
+static void test_response_outcomes_per_entry(void **st)
+{
+    (void)st;
+    const char *body =
+        "{\"Successful\":[{\"Id\":\"0\",\"MessageId\":\"a\"},{\"Id\":\"1\"},{\"Id\":\"2\"},"
+        "{\"Id\":\"4\"},{\"Id\":\"5\"},{\"Id\":\"6\"},{\"Id\":\"7\"}],"
+        "\"Failed\":[{\"Id\":\"3\",\"SenderFault\":true,\"Code\":\"InvalidMessageContents\","
+        "\"Message\":\"bad chars\"},{\"Id\":\"8\",\"SenderFault\":false,\"Code\":"
+        "\"InternalError\",\"Message\":\"try again\"}]}";
+    sy_outcome out[10];
+    for (int i = 0; i < 10; i++) {
+        sy_outcome_init(&out[i]);
+        sy_outcome_retry_after(&out[i], 7); /* left alone */
+    }
+    assert_int_equal(sqs_response_outcomes(200, body, strlen(body), 10, out), 7);
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(out[i].retry_after_ms, 7);
+        if (i == 3 || i == 8 || i == 9)
+            continue;
+        assert_int_equal(out[i].result, SY_OK);
+        assert_int_equal(out[i].status, 200);
+        assert_string_equal(out[i].detail, "");
+    }
+    assert_int_equal(out[3].result, SY_FAIL);
+    assert_int_equal(out[3].status, 400);
+    assert_string_equal(out[3].detail, "SQS refused the entry: InvalidMessageContents: bad chars");
+    assert_int_equal(out[8].result, SY_RETRY);
+    assert_int_equal(out[8].status, 500);
+    assert_string_equal(out[8].detail, "SQS refused the entry: InternalError: try again");
+    assert_int_equal(out[9].result, SY_RETRY);
+    assert_string_equal(out[9].detail,
+                        "SQS refused the entry: NoResult: SQS's answer did not mention this entry");
+
+    const char *err = "{\"__type\":\"com.amazonaws.sqs#QueueDoesNotExist\",\"message\":\"gone\"}";
+    for (int i = 0; i < 3; i++)
+        sy_outcome_init(&out[i]);
+    assert_int_equal(sqs_response_outcomes(400, err, strlen(err), 3, out), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(out[i].result, SY_RETRY);
+        assert_int_equal(out[i].status, 400);
+        assert_string_equal(out[i].detail, "SendMessageBatch: HTTP 400 QueueDoesNotExist: gone");
+    }
+    sy_outcome_init(&out[0]);
+    assert_int_equal(sqs_response_outcomes(503, "", 0, 1, out), 0);
+    assert_string_equal(out[0].detail, "SendMessageBatch: HTTP 503 (no error type)");
+}
+
+/*
+ * The core's batch is one request unless its entries pass max_batch_bytes:
+ * then it is cut where the next entry would pass it, and an entry over the
+ * limit on its own goes alone. Batches hold 1-10 entries.
+ */
+static void test_batch_split_by_bytes(void **st)
+{
+    (void)st;
+    assert_null(sqs_batch_new(0));
+    assert_null(sqs_batch_new(SQS_MAX_BATCH + 1));
+    sqs_batch *b = sqs_batch_new(SQS_MAX_BATCH);
+    assert_non_null(b);
+    assert_int_equal(b->live, SQS_MAX_BATCH);
+    size_t sizes[SQS_MAX_BATCH] = {300, 300, 300, 300, 1500, 100, 100, 1000, 1, 1};
+    for (size_t i = 0; i < SQS_MAX_BATCH; i++) {
+        assert_ptr_equal(b->entries[i].batch, b);
+        b->entries[i].size = sizes[i];
+    }
+    size_t want[] = {3, 1, 1, 2, 1, 2}; /* 900 | 300 | 1500 alone | 200 | 1000 | 2 */
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        size_t n = sqs_batch_take(b, 1000);
+        assert_int_equal(n, want[k]);
+        b->next += n;
+    }
+    assert_int_equal(b->next, SQS_MAX_BATCH);
+    assert_int_equal(sqs_batch_take(b, 1000), 0);
+    b->next = 0;
+    assert_int_equal(sqs_batch_take(b, 256 * 1024), SQS_MAX_BATCH); /* the usual case */
+    for (size_t i = 0; i < SQS_MAX_BATCH; i++) {
+        assert_int_equal(b->live, SQS_MAX_BATCH - i);
+        sqs_batch_release(&b->entries[SQS_MAX_BATCH - 1 - i]); /* the last frees it */
+    }
+}
+
 static void test_sha256_vectors(void **st)
 {
     (void)st;
@@ -317,9 +404,9 @@ static void test_settings_checks(void **st)
         assert_non_null(strstr(err, "queue_url"));
     }
     c = defaults("https://sqs.us-east-1.amazonaws.com/1/q");
-    c.max_batch = 11;
+    c.max_batch_bytes = 1023;
     assert_int_equal(sqs_settings_parse(&c, &s, err, sizeof err), -1);
-    assert_non_null(strstr(err, "max_batch"));
+    assert_string_equal(err, "max_batch_bytes: 1023 is outside 1024-1048576");
     c = defaults("https://sqs.us-east-1.amazonaws.com/1/q");
     c.endpoint_url = "localhost:4566";
     assert_int_equal(sqs_settings_parse(&c, &s, err, sizeof err), -1);
@@ -333,6 +420,8 @@ int main(void)
         cmocka_unit_test(test_request_standard_and_fifo),
         cmocka_unit_test(test_group_sanitised_and_cut),
         cmocka_unit_test(test_parse_results),
+        cmocka_unit_test(test_response_outcomes_per_entry),
+        cmocka_unit_test(test_batch_split_by_bytes),
         cmocka_unit_test(test_sha256_vectors),
         cmocka_unit_test(test_credentials),
         cmocka_unit_test(test_settings_checks),

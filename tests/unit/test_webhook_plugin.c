@@ -252,12 +252,15 @@ static void h_complete(const sy_delivery *d, const sy_outcome *o)
     pthread_cond_broadcast(&host_cv);
     pthread_mutex_unlock(&host_mu);
 }
+static char emitted_type[64], emitted_org[64], emitted_data[256];
 static int h_emit(const sy_instance *i, const char *t, const char *o, const char *d)
 {
     (void)i;
-    (void)t;
-    (void)o;
-    (void)d;
+    pthread_mutex_lock(&host_mu);
+    snprintf(emitted_type, sizeof emitted_type, "%s", t);
+    snprintf(emitted_org, sizeof emitted_org, "%s", o ? o : "(null)");
+    snprintf(emitted_data, sizeof emitted_data, "%s", d);
+    pthread_mutex_unlock(&host_mu);
     return 0;
 }
 
@@ -313,6 +316,7 @@ typedef struct plugin {
     void *dl;
     const sy_sink *sink;
     void *iconf, *econf, *state, *ep;
+    const char *org_id; /* the endpoint's org in setup */
     sy_endpoint_setup setup;
 } plugin;
 
@@ -378,6 +382,7 @@ static void load(plugin *p, const char *name)
     p->econf = conf_new(p->sink->endpoint_config);
     noutcomes = 0;
     ncounters = 0;
+    emitted_type[0] = emitted_org[0] = emitted_data[0] = '\0';
     memset(counters, 0, sizeof counters);
 }
 
@@ -388,7 +393,8 @@ static void start(plugin *p)
     if (rc)
         fail_msg("init: %s", err);
     p->setup = (sy_endpoint_setup){.struct_size = sizeof p->setup, .host = &host, .id = "ep1",
-                                   .conf = p->econf};
+                                   .org_id = p->org_id, .conf = p->econf,
+                                   .attempt_timeout_ms = 30000};
     rc = p->sink->endpoint_init(p->state, &p->setup, &p->ep, err, sizeof err);
     if (rc)
         fail_msg("endpoint_init: %s", err);
@@ -519,6 +525,53 @@ static void loopback_is_refused_without_opt_in(void **state)
     server_stop();
 }
 
+/*
+ * The endpoint's org comes from setup (the core's view of it, not the raw
+ * config), and setup learns how long one attempt can take: the endpoint's
+ * timeout, or the instance's.
+ */
+static void gone_is_reported_with_the_setup_org_and_the_timeout_reaches_the_core(void **state)
+{
+    (void)state;
+    server_start("HTTP/1.1 410 Gone\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    plugin p;
+    load(&p, "webhook");
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/h", srv.port);
+    const char *secrets[] = {SECRET, NULL};
+    set_int(p.sink->instance_config, p.iconf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
+    set_int(p.sink->endpoint_config, p.econf, "timeout", 2500);
+    p.org_id = "acme";
+    start(&p);
+    assert_int_equal(p.setup.attempt_timeout_ms, 2500);
+    sy_delivery d = delivery();
+    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    sy_outcome o = wait_outcome();
+    assert_int_equal(o.result, SY_FAIL);
+    assert_int_equal(o.status, 410);
+    assert_string_equal(emitted_type, "webhook.endpoint_gone");
+    assert_string_equal(emitted_org, "acme");
+    assert_string_equal(emitted_data, "{\"endpoint_id\":\"ep1\",\"status\":410}");
+    unload(&p);
+    server_stop();
+}
+
+static void form_reports_the_instance_timeout_to_the_core(void **state)
+{
+    (void)state;
+    plugin p;
+    load(&p, "form");
+    const char *fields[] = {"scrapingjob_id", "data.job_id", NULL};
+    set_int(p.sink->instance_config, p.iconf, "timeout", 4000);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", "http://127.0.0.1:9/notify");
+    set_ptr(p.sink->endpoint_config, p.econf, "fields", fields);
+    start(&p);
+    assert_int_equal(p.setup.attempt_timeout_ms, 4000);
+    unload(&p);
+}
+
 static void destroy_ends_a_request_that_never_gets_an_answer(void **state)
 {
     (void)state;
@@ -585,6 +638,8 @@ int main(void)
         cmocka_unit_test(signs_the_spec_vector_at_a_fixed_time),
         cmocka_unit_test(retry_after_reaches_the_core),
         cmocka_unit_test(loopback_is_refused_without_opt_in),
+        cmocka_unit_test(gone_is_reported_with_the_setup_org_and_the_timeout_reaches_the_core),
+        cmocka_unit_test(form_reports_the_instance_timeout_to_the_core),
         cmocka_unit_test(destroy_ends_a_request_that_never_gets_an_answer),
         cmocka_unit_test(form_posts_the_mapped_fields_with_the_token),
     };

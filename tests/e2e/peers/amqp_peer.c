@@ -3,17 +3,22 @@
  * benchmark, built by them against rabbitmq-c (no Python AMQP library is
  * packaged in the test image).
  *
- *   amqp_peer HOST PORT declare QUEUE EXCHANGE BINDING_KEY
- *       declares a durable queue and binds it (EXCHANGE "" skips the bind)
+ *   amqp_peer HOST PORT declare QUEUE EXCHANGE BINDING_KEY [MAX_LENGTH]
+ *       declares a durable queue and binds it (EXCHANGE "" skips the bind);
+ *       with MAX_LENGTH, the queue holds at most that many messages and the
+ *       broker nacks publishes beyond (x-overflow reject-publish)
  *   amqp_peer HOST PORT consume QUEUE COUNT IDLE_MS
  *       consumes with manual acks until COUNT messages or IDLE_MS without
  *       one; prints one JSON line per message, then {"done":true,"count":N}
  *   amqp_peer HOST PORT count QUEUE
  *       prints {"messages":N} (queue.declare passive)
- *   amqp_peer HOST PORT publish EXCHANGE ROUTING_KEY COUNT SIZE WINDOW
+ *   amqp_peer HOST PORT publish EXCHANGE ROUTING_KEY COUNT SIZE WINDOW [sink]
  *       the broker's own ceiling: publishes COUNT persistent messages of
  *       SIZE bytes with publisher confirms, at most WINDOW unconfirmed,
- *       and prints {"count":N,"seconds":S,"per_second":R}
+ *       and prints {"count":N,"seconds":S,"per_second":R}; with "sink",
+ *       each message carries the properties the amqp sink sets (message_id,
+ *       timestamp, app_id, headers event_type and org_id), which the
+ *       broker spends time on too
  *
  * Logs in on vhost "/" as $AMQP_USER / $AMQP_PASSWORD (default guest).
  * Exits 1 with a message on stderr on any error.
@@ -154,8 +159,15 @@ static int consume(amqp_connection_state_t c, const char *queue, long count, lon
 }
 
 static int publish(amqp_connection_state_t c, const char *exchange, const char *rk, long count,
-                   long size, long window)
+                   long size, long window, int sink_props)
 {
+    char id[64];
+    amqp_table_entry_t headers[2] = {
+        {.key = amqp_cstring_bytes("event_type"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("job.completed")}},
+        {.key = amqp_cstring_bytes("org_id"),
+         .value = {.kind = AMQP_FIELD_KIND_UTF8, .value.bytes = amqp_cstring_bytes("acme")}},
+    };
     amqp_confirm_select(c, 1);
     die_reply(amqp_get_rpc_reply(c), "confirm.select");
     char *body = malloc((size_t)size);
@@ -166,8 +178,20 @@ static int publish(amqp_connection_state_t c, const char *exchange, const char *
     amqp_bytes_t b = {(size_t)size, body};
     long sent = 0, confirmed = 0;
     double t0 = now_s();
+    if (sink_props) {
+        p._flags |= AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG |
+                    AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_APP_ID_FLAG;
+        p.timestamp = (uint64_t)time(NULL);
+        p.app_id = amqp_cstring_bytes("switchyard");
+        p.headers.num_entries = 2;
+        p.headers.entries = headers;
+    }
     while (confirmed < count) {
         while (sent < count && sent - confirmed < window) {
+            if (sink_props) {
+                snprintf(id, sizeof id, "raw-%08ld", sent);
+                p.message_id = amqp_cstring_bytes(id);
+            }
             if (amqp_basic_publish(c, 1, amqp_cstring_bytes(exchange), amqp_cstring_bytes(rk), 0, 0,
                                    &p, b) != AMQP_STATUS_OK) {
                 fprintf(stderr, "amqp_peer: publish failed\n");
@@ -210,8 +234,16 @@ int main(int argc, char **argv)
     amqp_connection_state_t c = open_conn(argv[1], atoi(argv[2]));
     const char *cmd = argv[3];
     int rc = 0;
-    if (!strcmp(cmd, "declare") && argc == 7) {
-        amqp_queue_declare(c, 1, amqp_cstring_bytes(argv[4]), 0, 1, 0, 0, amqp_empty_table);
+    if (!strcmp(cmd, "declare") && (argc == 7 || argc == 8)) {
+        amqp_table_entry_t limit[2] = {
+            {.key = amqp_cstring_bytes("x-max-length"),
+             .value = {.kind = AMQP_FIELD_KIND_I64, .value.i64 = argc == 8 ? atol(argv[7]) : 0}},
+            {.key = amqp_cstring_bytes("x-overflow"),
+             .value = {.kind = AMQP_FIELD_KIND_UTF8,
+                       .value.bytes = amqp_cstring_bytes("reject-publish")}},
+        };
+        amqp_table_t args = argc == 8 ? (amqp_table_t){2, limit} : amqp_empty_table;
+        amqp_queue_declare(c, 1, amqp_cstring_bytes(argv[4]), 0, 1, 0, 0, args);
         die_reply(amqp_get_rpc_reply(c), "queue.declare");
         if (argv[5][0]) {
             amqp_queue_bind(c, 1, amqp_cstring_bytes(argv[4]), amqp_cstring_bytes(argv[5]),
@@ -225,8 +257,8 @@ int main(int argc, char **argv)
             amqp_queue_declare(c, 1, amqp_cstring_bytes(argv[4]), 1, 0, 0, 0, amqp_empty_table);
         die_reply(amqp_get_rpc_reply(c), "queue.declare passive");
         printf("{\"messages\":%u}\n", ok->message_count);
-    } else if (!strcmp(cmd, "publish") && argc == 9) {
-        rc = publish(c, argv[4], argv[5], atol(argv[6]), atol(argv[7]), atol(argv[8]));
+    } else if (!strcmp(cmd, "publish") && (argc == 9 || (argc == 10 && !strcmp(argv[9], "sink")))) {
+        rc = publish(c, argv[4], argv[5], atol(argv[6]), atol(argv[7]), atol(argv[8]), argc == 10);
     } else {
         fprintf(stderr, "amqp_peer: bad command or arguments\n");
         return 2;

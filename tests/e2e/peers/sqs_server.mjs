@@ -42,7 +42,9 @@ process.on("SIGINT", stop);
 // signatures match, and forwards it otherwise. fauxqs itself accepts any
 // signature, so this is what shows Switchyard's requests would pass real
 // SQS. GET /sigcheck on VERIFY_PORT returns {"verified": N, "rejected": M,
-// "last_error": "..."}.
+// "last_error": "...", "batches": [[ENTRIES, BYTES], ...]}: one pair per
+// verified SendMessageBatch, its number of entries and their size as SQS
+// counts it (bodies plus attribute names, types and values, in bytes).
 if (process.argv[3]) {
   const http = await import("node:http");
   const crypto = await import("node:crypto");
@@ -56,7 +58,20 @@ if (process.argv[3]) {
     update(d) { this.h.update(typeof d === "string" ? Buffer.from(d) : d); }
     async digest() { return new Uint8Array(this.h.digest()); }
   }
-  const stats = { verified: 0, rejected: 0, last_error: "" };
+  const stats = { verified: 0, rejected: 0, last_error: "", batches: [] };
+  const sqsSize = (e) => {
+    let n = Buffer.byteLength(e.MessageBody || "");
+    for (const [name, a] of Object.entries(e.MessageAttributes || {}))
+      n += Buffer.byteLength(name) + Buffer.byteLength(a.DataType || "") + Buffer.byteLength(a.StringValue || "");
+    return n;
+  };
+  const record = (req, body) => {
+    if (req.headers["x-amz-target"] !== "AmazonSQS.SendMessageBatch") return;
+    try {
+      const entries = JSON.parse(body.toString("utf8")).Entries || [];
+      stats.batches.push([entries.length, entries.reduce((n, e) => n + sqsSize(e), 0)]);
+    } catch { stats.batches.push([-1, 0]); }
+  };
   const deny = (res, type, msg) => {
     stats.rejected++; stats.last_error = `${type}: ${msg}`;
     res.writeHead(403, { "content-type": "application/x-amz-json-1.0" });
@@ -100,6 +115,7 @@ if (process.argv[3]) {
       try { bad = await check(req, body); } catch (e) { bad = ["InternalFailure", String(e)]; }
       if (bad) return deny(res, bad[0], bad[1]);
       stats.verified++;
+      record(req, body);
       const fwd = http.request({ host: "127.0.0.1", port, method: req.method, path: req.url,
         headers: { ...req.headers, host: `127.0.0.1:${port}` } }, (up) => {
         res.writeHead(up.statusCode, up.headers);

@@ -5,9 +5,12 @@ signature check receivers write from providers' docs.
 Receiver() listens on 127.0.0.1, a free port, in a background thread
 (HTTP/1.1, keep-alive, so connection reuse is exercised). Each request is
 recorded with its arrival and completion times (time.monotonic(), and the
-wall clock), method, path, query, headers (lower-case names) and raw body.
-The answer comes from a per-path script: a list of Answer, used in order;
-once it runs out, the default answer applies.
+wall clock), method, path, query, headers (lower-case names), raw body and
+the peer's address and port. seq_arrive and seq_done number arrivals and
+answers on one counter, so tests can tell what was answered while another
+request was still open without comparing times. The answer comes from a
+per-path script: a list of Answer, used in order; once it runs out, the
+default answer applies.
 """
 
 import base64
@@ -27,6 +30,7 @@ class Answer:
     headers: dict = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0  # seconds to wait before answering
+    gate: threading.Event = None  # when set: answer only once the test sets it
 
 
 @dataclass
@@ -42,6 +46,8 @@ class Request:
     status: int      # what was answered
     client: str      # the peer's address
     client_port: int # and port: the same port means the same (reused) connection
+    seq_arrive: int = 0  # the receiver's event counter when the head was read
+    seq_done: int = 0    # and when the answer was sent
 
 
 class Receiver:
@@ -58,6 +64,8 @@ class Receiver:
         self.script = {p: list(a) for p, a in (script or {}).items()}
         self.default = default or Answer()
         self.requests = []
+        self.arrived = []  # (seq, path) of every request head read, answered or not
+        self.seq = 0
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.hold = threading.Event()  # set at close: answers that wait give up
@@ -79,13 +87,19 @@ class Receiver:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
                 u = urllib.parse.urlsplit(self.path)
-                with outer.lock:
+                with outer.cond:
+                    outer.seq += 1
+                    seq_arrive = outer.seq
+                    outer.arrived.append((seq_arrive, u.path))
+                    outer.cond.notify_all()
                     queue = outer.script.get(u.path)
                     ans = queue.pop(0) if queue else outer.default
                     if callable(ans):
                         ans = ans(body, {k.lower(): v for k, v in self.headers.items()})
                 if ans.delay:
                     outer.hold.wait(ans.delay)
+                while ans.gate and not ans.gate.wait(0.05) and not outer.hold.is_set():
+                    pass
                 try:
                     self.send_response(ans.status)
                     for k, v in ans.headers.items():
@@ -101,13 +115,18 @@ class Receiver:
                               time.monotonic(), wall, ans.status, self.client_address[0],
                               self.client_address[1])
                 with outer.cond:
+                    outer.seq += 1
+                    req.seq_arrive, req.seq_done = seq_arrive, outer.seq
                     outer.requests.append(req)
                     outer.cond.notify_all()
 
             do_POST = _serve
             do_GET = _serve
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            request_queue_size = 1024  # many connections at once are accepted, not retried
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if tls:
@@ -150,6 +169,17 @@ class Receiver:
                 if left <= 0:
                     raise AssertionError(f"receiver: {len(got)} of {n} requests to "
                                          f"{path or 'any path'} after {timeout}s")
+                self.cond.wait(left)
+
+    def wait_arrived(self, n, path, timeout=30.0):
+        """Waits until at least n requests to path arrived, answered or not."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while sum(1 for _, p in self.arrived if p == path) < n:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"receiver: fewer than {n} requests to {path} "
+                                         f"arrived after {timeout}s")
                 self.cond.wait(left)
 
     def close(self):
