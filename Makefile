@@ -110,6 +110,9 @@ $(BUILD)/core/%.o: core/%.c $(wildcard core/*.h) sdk/include/switchyard/sink.h $
 
 $(CLI_OBJ): $(wildcard core/cli/*.h)
 
+# The OpenAPI document is built into the binary (core/api_openapi.c, .incbin).
+$(BUILD)/core/api_openapi.o: docs/openapi.json
+
 $(CORE_LIB): $(CORE_OBJ)
 	@rm -f $@
 	$(Q)ar rcs $@ $^

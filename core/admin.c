@@ -1,15 +1,17 @@
 /*
- * admin.c - the admin HTTP API on libmicrohttpd.
+ * admin.c - the admin HTTP API on libmicrohttpd: the server, request
+ * bodies, who is calling (the admin token, or an org token and its org),
+ * and the one table of routes; the routes themselves are in api_*.c.
  *
- * libmicrohttpd runs its own polling thread; every handler here only reads
- * counters (atomics), takes a shard's endpoint-table lock briefly, or opens
- * its own spool connection, so the API never stalls the pipeline.
+ * libmicrohttpd runs its own polling thread; handlers read counters
+ * (atomics), take a shard's endpoint-table lock briefly, or open their own
+ * spool connection. An endpoint change waits for the main thread to apply
+ * it (reloader.h); the main thread never waits for this one.
  */
 #include "admin.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,9 @@
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
 
+#include "admin_routes.h"
+#include "envelope.h"
+#include "jsonscan.h"
 #include "log.h"
 #include "metrics.h"
 #include "stats.h"
@@ -25,6 +30,7 @@ struct sy_admin {
     struct MHD_Daemon *mhd;
     sy_runtime *rt;      /* the request's: a reference taken in handle() */
     sy_pipeline *pl;
+    sy_reloader *rl;
     int ready; /* atomic */
     /* The store's read connection (libmicrohttpd's one thread uses it), opened on first use. */
     store_conf sc;
@@ -45,6 +51,28 @@ static const char *reader_error(sy_admin *a)
 {
     return a->rd ? store_error(a->rd) : a->rd_err;
 }
+/* The routes: the whole /api/v1, in the order the OpenAPI document lists them. */
+const api_route admin_routes[] = {
+    {"GET", "/api/v1/endpoints", api_endpoints_list, 0},
+    {"POST", "/api/v1/endpoints", api_endpoint_create, ROUTE_BODY},
+    {"GET", "/api/v1/endpoints/{id}", api_endpoint_get, 0},
+    {"PUT", "/api/v1/endpoints/{id}", api_endpoint_put, ROUTE_BODY},
+    {"PATCH", "/api/v1/endpoints/{id}", api_endpoint_patch, ROUTE_BODY},
+    {"DELETE", "/api/v1/endpoints/{id}", api_endpoint_delete, 0},
+    {"GET", "/api/v1/endpoints/{id}/stats", api_endpoint_stats, 0},
+    {"POST", "/api/v1/endpoints/{id}/rotate-secret", api_endpoint_rotate, ROUTE_OPT_BODY},
+    {"POST", "/api/v1/endpoints/{id}/test", api_endpoint_test, 0},
+    {"POST", "/api/v1/endpoints/{id}/enable", api_endpoint_enable, 0},
+    {"GET", "/api/v1/deliveries", api_deliveries_list, 0},
+    {"GET", "/api/v1/deliveries/{id}/attempts", api_delivery_attempts, 0},
+    {"POST", "/api/v1/deliveries/{id}/replay", api_delivery_replay, 0},
+    {"GET", "/api/v1/events", api_events, 0},
+    {"GET", "/api/v1/tokens", api_tokens_list, ROUTE_ADMIN},
+    {"POST", "/api/v1/tokens", api_token_create, ROUTE_ADMIN | ROUTE_BODY},
+    {"DELETE", "/api/v1/tokens/{id}", api_token_delete, ROUTE_ADMIN},
+    {"GET", "/api/v1/openapi.json", api_openapi, ROUTE_PUBLIC},
+};
+const size_t admin_nroutes = sizeof admin_routes / sizeof admin_routes[0];
 
 int admin_token_equal(const char *a, const char *b)
 {
@@ -60,267 +88,191 @@ int admin_token_equal(const char *a, const char *b)
     return diff == 0;
 }
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             const char *body)
+/* ---- requests ------------------------------------------------------------------- */
+
+/* What a connection collected of its request body. */
+typedef struct conn {
+    char *buf;
+    size_t len, cap;
+    int too_big;
+} conn;
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (status == 401)
-        MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"switchyard\"");
-    enum MHD_Result rc = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    (void)cls;
+    (void)c;
+    (void)toe;
+    conn *k = *con_cls;
+    if (k) {
+        free(k->buf);
+        free(k);
+        *con_cls = NULL;
+    }
 }
 
-static enum MHD_Result json_error(struct MHD_Connection *c, unsigned status, const char *msg)
+/* Keeps up to API_BODY_MAX bytes; beyond that only remembers the body was too big. */
+static void collect(conn *k, const char *data, size_t n)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", msg);
-    char *t = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    enum MHD_Result rc = reply(c, status, "application/json", t ? t : "{}");
-    free(t);
-    return rc;
+    if (k->too_big || n > API_BODY_MAX - k->len) {
+        k->too_big = 1;
+        return;
+    }
+    if (k->len + n + 1 > k->cap) {
+        size_t cap = k->cap ? k->cap : 4096;
+        while (cap < k->len + n + 1)
+            cap *= 2;
+        char *nb = realloc(k->buf, cap);
+        if (!nb) {
+            k->too_big = 1;
+            return;
+        }
+        k->buf = nb;
+        k->cap = cap;
+    }
+    memcpy(k->buf + k->len, data, n);
+    k->len += n;
+    k->buf[k->len] = '\0';
 }
 
-/* 405 with the Allow header RFC 9110 asks for. */
-static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
+/*
+ * 1 when the request says its body is JSON: application/json, or
+ * application/merge-patch+json (RFC 7396's own type), parameters allowed.
+ */
+static int json_type(struct MHD_Connection *c)
 {
-    char msg[64];
-    snprintf(msg, sizeof msg, "{\"error\":\"use %s\"}", allow);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(msg), msg, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Allow", allow);
-    enum MHD_Result rc = MHD_queue_response(c, 405, r);
-    MHD_destroy_response(r);
-    return rc;
+    static const char *const types[] = {"application/json", "application/merge-patch+json"};
+    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    for (size_t i = 0; t && i < sizeof types / sizeof types[0]; i++) {
+        size_t n = strlen(types[i]);
+        if (!strncasecmp(t, types[i], n) && (t[n] == '\0' || t[n] == ';' || t[n] == ' '))
+            return 1;
+    }
+    return 0;
 }
 
-static enum MHD_Result json_owned(struct MHD_Connection *c, unsigned status, char *text)
+/*
+ * The body as the route takes it: parsed into q->body, or an answer (415,
+ * 400) in *rc. 0 to go on, -1 answered. The JSON must be strict (RFC 8259,
+ * UTF-8, no NUL), as config files and events are.
+ */
+static int read_body(const api_route *r, conn *k, api_req *q, enum MHD_Result *rc)
 {
-    if (!text)
-        return json_error(c, 500, "out of memory");
-    enum MHD_Result rc = reply(c, status, "application/json", text);
-    free(text);
-    return rc;
+    struct MHD_Connection *c = q->c;
+    if (!(r->flags & (ROUTE_BODY | ROUTE_OPT_BODY)))
+        return 0; /* a route without a body ignores one (`Content-Length: 0` posts) */
+    if (!k->len) {
+        if (!(r->flags & ROUTE_BODY))
+            return 0;
+        *rc = api_error(c, 400, "this request takes a JSON body");
+        return -1;
+    }
+    if (!json_type(c)) {
+        *rc = api_error(c, 415, "send the body as Content-Type: application/json");
+        return -1;
+    }
+    int nul = 0;
+    js_result *scan = malloc(sizeof *scan);
+    int bad = !scan || envelope_utf8_bad(k->buf, k->len, &nul) != (size_t)-1 ||
+              js_scan(k->buf, k->len, 64, scan) != 0 || config_find_nul(k->buf, k->len);
+    free(scan);
+    if (!bad && !(q->body = cJSON_ParseWithLength(k->buf, k->len)))
+        bad = 1;
+    if (bad) {
+        *rc = api_error(c, 400, "the body is not valid JSON (UTF-8, at most 64 levels deep, no "
+                                "NUL in strings)");
+        return -1;
+    }
+    return 0;
 }
 
-static int authorized(sy_admin *a, struct MHD_Connection *c)
+/* 1 when path matches the route's pattern; its {id}s go to params. */
+static int match(const char *pattern, const char *path, char params[2][256])
+{
+    int np = 0;
+    while (*pattern && *path) {
+        if (!strncmp(pattern, "{id}", 4)) {
+            size_t n = strcspn(path, "/");
+            if (n == 0 || n >= sizeof params[0] || np == 2)
+                return 0;
+            memcpy(params[np], path, n);
+            params[np++][n] = '\0';
+            path += n;
+            pattern += 4;
+            continue;
+        }
+        if (*pattern++ != *path++)
+            return 0;
+    }
+    return !*pattern && !*path;
+}
+
+/* The caller's scope from the Authorization header: 0 (q->org set or NULL), -1 refused. */
+static int authenticate(sy_admin *a, api_req *q)
 {
     const char *token = a->rt->conf->admin_token;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *h = MHD_lookup_connection_value(q->c, MHD_HEADER_KIND, "Authorization");
     if (!token || !h || strncasecmp(h, "Bearer ", 7) != 0)
-        return 0;
-    return admin_token_equal(h + 7, token);
-}
-
-static long arg_long(struct MHD_Connection *c, const char *name, long def, long lo, long hi)
-{
-    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
-    if (!v || !*v)
-        return def;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi)
         return -1;
-    return n;
-}
-
-static char *endpoints_json(sy_admin *a)
-{
-    /* With a spool, pending and dead are what the spool holds (they survive restarts). */
-    store_ep_count *counts = NULL;
-    long ncounts = -1;
-    if (reader(a))
-        ncounts = store_endpoint_counts(a->rd, &counts);
-    ep_live *live;
-    size_t nlive = pipeline_endpoint_snapshot(a->pl, &live);
-    cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < a->rt->neps; i++) {
-        const sy_endpoint *ep = &a->rt->eps[i];
-        static const ep_live none;
-        const ep_live *lv = pipeline_snapshot_find(live, nlive, ep->conf->id);
-        if (!lv)
-            lv = &none;
-        cJSON *o = cJSON_CreateObject();
-        uint64_t att = lv->st.attempts, ok = lv->st.delivered;
-        uint64_t dead = lv->st.dead, routed = lv->st.routed;
-        cJSON_AddStringToObject(o, "id", ep->conf->id);
-        if (ep->conf->org_id)
-            cJSON_AddStringToObject(o, "org_id", ep->conf->org_id);
-        else
-            cJSON_AddNullToObject(o, "org_id");
-        cJSON_AddStringToObject(o, "sink", ep->inst->name);
-        cJSON_AddStringToObject(o, "plugin", ep->inst->sink->name);
-        cJSON_AddStringToObject(o, "state", !ep->conf->enabled ? "off"
-                                            : lv->disabled       ? "disabled"
-                                            : lv->breaker_open   ? "breaker_open"
-                                                                 : "active");
-        if (att)
-            cJSON_AddNumberToObject(o, "success_rate", (double)ok / (double)att);
-        else
-            cJSON_AddNullToObject(o, "success_rate");
-        cJSON_AddNumberToObject(o, "routed", (double)routed);
-        cJSON_AddNumberToObject(o, "attempts", (double)att);
-        cJSON_AddNumberToObject(o, "ok", (double)ok);
-        double pending = routed > ok + dead ? (double)(routed - ok - dead) : 0.0;
-        double dead_n = (double)dead;
-        if (ncounts >= 0) {
-            pending = dead_n = 0;
-            for (long k = 0; k < ncounts; k++)
-                if (!strcmp(counts[k].endpoint, ep->conf->id)) {
-                    pending = (double)counts[k].pending;
-                    dead_n = (double)counts[k].dead;
-                }
-        }
-        cJSON_AddNumberToObject(o, "dead", dead_n);
-        cJSON_AddNumberToObject(o, "pending", pending);
-        cJSON_AddNumberToObject(o, "last_status", (double)lv->st.last_status);
-        cJSON_AddStringToObject(o, "last_error",
-                                lv->st.last_status >= 200 && lv->st.last_status < 300
-                                    ? ""
-                                    : lv->last_detail);
-        cJSON_AddItemToArray(arr, o);
-    }
-    free(counts);
-    free(live);
-    char *t = cJSON_PrintUnformatted(arr);
-    cJSON_Delete(arr);
-    return t;
-}
-
-static enum MHD_Result deliveries(sy_admin *a, struct MHD_Connection *c)
-{
-    const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
-    const char *endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
-    long limit = arg_long(c, "limit", 100, 1, 10000), after = arg_long(c, "after", 0, 0, LONG_MAX);
-    if (limit < 0 || after < 0)
-        return json_error(c, 400, "limit must be 1-10000 and after a row id >= 0");
-    if (!a->has_store)
-        return json_error(c, 501, "deliveries are listed from the spool; this daemon runs with spool: null");
-    if (!reader(a))
-        return json_error(c, 503, reader_error(a));
-    char *t = store_deliveries_json(a->rd, state, endpoint, after, limit);
-    return t ? json_owned(c, 200, t) : json_error(c, 400, reader_error(a));
-}
-
-static enum MHD_Result replay(sy_admin *a, struct MHD_Connection *c, const char *id_text)
-{
-    char *end;
-    long long id = strtoll(id_text, &end, 10);
-    if (*end || id <= 0)
-        return json_error(c, 400, "the delivery id must be a positive integer");
-    if (!a->has_store)
-        return json_error(c, 501, "replay needs a spool; this daemon runs with spool: null");
-    int rc = reader(a) ? store_replay_delivery(a->rd, id) : -1;
-    if (rc < 0)
-        return json_error(c, 500, reader_error(a));
-    if (rc == 0)
-        return json_error(c, 404, "no dead delivery with that id");
-    char body[96];
-    snprintf(body, sizeof body, "{\"replayed\":%lld}", id);
-    return reply(c, 200, "application/json", body);
-}
-
-static enum MHD_Result test_event(sy_admin *a, struct MHD_Connection *c, const char *id)
-{
-    char evid[64];
-    int rc = pipeline_test_event(a->pl, id, evid, sizeof evid);
-    if (rc == -1)
-        return json_error(c, 404, "no endpoint with that id");
-    if (rc == -3) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "endpoint %s is disabled: enable it first (POST "
-                 "/api/v1/endpoints/%s/enable, or switchyard endpoint enable %s)", id, id, id);
-        return json_error(c, 409, msg);
-    }
-    if (rc != 0)
-        return json_error(c, 503, "cannot send a test event now (stopping, or out of memory)");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "event_id", evid);
-    cJSON_AddStringToObject(o, "endpoint", id);
-    char *t = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return json_owned(c, 202, t);
-}
-
-static enum MHD_Result enable(sy_admin *a, struct MHD_Connection *c, const char *id)
-{
-    if (pipeline_enable(a->pl, id) != 0)
-        return json_error(c, 404, "no endpoint with that id");
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "endpoint", id);
-    cJSON_AddStringToObject(o, "state", "enabled");
-    char *t = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return json_owned(c, 200, t);
-}
-
-static enum MHD_Result events(sy_admin *a, struct MHD_Connection *c)
-{
-    long limit = arg_long(c, "limit", 100, 1, 1000), after = arg_long(c, "after", 0, 0, LONG_MAX);
-    if (limit < 0 || after < 0)
-        return json_error(c, 400, "limit must be 1-1000 and after a cursor >= 0");
-    if (!a->has_store)
-        return json_error(c, 501, "the event feed reads the spool; this daemon runs with spool: null");
-    const char *org = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "org_id");
-    char *t = reader(a) ? store_events_json(a->rd, after, limit, org) : NULL;
-    return t ? json_owned(c, 200, t) : json_error(c, 500, reader_error(a));
-}
-
-/* "<prefix><id><suffix>" with an id of 1-255 bytes and no '/': 1 and the id in out. */
-static int sub_path(const char *p, const char *prefix, const char *suffix, char *out,
-                    size_t outlen)
-{
-    size_t lp = strlen(prefix), ls = strlen(suffix), l = strlen(p);
-    if (l <= lp + ls || strncmp(p, prefix, lp) || strcmp(p + l - ls, suffix))
+    if (admin_token_equal(h + 7, token)) {
+        q->org = NULL;
         return 0;
-    size_t n = l - lp - ls;
-    if (n >= outlen || memchr(p + lp, '/', n))
+    }
+    sy_epstore *store = reloader_store(a->rl);
+    if (store && api_token_org(store, h + 7, q->org_buf, sizeof q->org_buf) == 1) {
+        q->org = q->org_buf;
         return 0;
-    memcpy(out, p + lp, n);
-    out[n] = '\0';
-    return 1;
+    }
+    return -1;
 }
 
 static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *url,
-                           const char *method)
+                           const char *method, conn *k)
 {
-    if (!a->rt->conf->admin_token)
-        return json_error(c, 401, "the API is off: set core.admin.token or token_file");
-    if (!authorized(a, c))
-        return json_error(c, 401, "missing or wrong bearer token");
-    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST");
-    const char *p = url + strlen("/api/v1/");
-    char id[256];
-    if (!strcmp(p, "endpoints"))
-        return get ? json_owned(c, 200, endpoints_json(a)) : not_allowed(c, "GET");
-    if (!strcmp(p, "deliveries"))
-        return get ? deliveries(a, c) : not_allowed(c, "GET");
-    if (!strcmp(p, "events"))
-        return get ? events(a, c) : not_allowed(c, "GET");
-    if (sub_path(p, "deliveries/", "/replay", id, sizeof id))
-        return post ? replay(a, c, id) : not_allowed(c, "POST");
-    if (sub_path(p, "endpoints/", "/test", id, sizeof id))
-        return post ? test_event(a, c, id) : not_allowed(c, "POST");
-    if (sub_path(p, "endpoints/", "/enable", id, sizeof id))
-        return post ? enable(a, c, id) : not_allowed(c, "POST");
-    return json_error(c, 404, "no such API path");
+    api_req q = {.c = c, .rt = a->rt, .pl = a->pl, .rl = a->rl, .has_store = a->has_store};
+    q.store = reader(a);
+    q.store_err = reader_error(a);
+    const api_route *r = NULL;
+    char allow[64] = "";
+    for (size_t i = 0; i < admin_nroutes; i++) {
+        char params[2][256];
+        if (!match(admin_routes[i].pattern, url, params))
+            continue;
+        if (!strcmp(admin_routes[i].method, method)) {
+            r = &admin_routes[i];
+            memcpy(q.params, params, sizeof params);
+        }
+        size_t l = strlen(allow);
+        snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", admin_routes[i].method);
+    }
+    if (!(r && (r->flags & ROUTE_PUBLIC))) {
+        if (!a->rt->conf->admin_token)
+            return api_error(c, 401, "the API is off: set core.admin.token or token_file");
+        if (authenticate(a, &q) != 0)
+            return api_error(c, 401, "missing or wrong bearer token");
+    }
+    /* Admin-only routes do not exist for an org token. */
+    if (!allow[0] || (r && (r->flags & ROUTE_ADMIN) && q.org))
+        return api_error(c, 404, "no such API path");
+    if (!r)
+        return api_not_allowed(c, allow);
+    if (k->too_big)
+        return api_error(c, 413, "the body is larger than 1 MiB");
+    enum MHD_Result rc;
+    if (read_body(r, k, &q, &rc) != 0)
+        return rc;
+    rc = r->fn(&q);
+    cJSON_Delete(q.body);
+    return rc;
 }
 
 static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *url,
-                             const char *method);
+                             const char *method, conn *k);
 
 /*
- * libmicrohttpd calls this on its one polling thread. Each request works on
- * the runtime current when it arrived, referenced for the request (a reload
+ * libmicrohttpd calls this on its one polling thread: once with the
+ * headers, once per piece of body, once at the end. Each request works on
+ * the runtime current when it ended, referenced for the request (a reload
  * never waits for it, nor it for a reload).
  */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -329,52 +281,59 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
     sy_admin *a = cls;
     (void)version;
-    (void)upload;
-    /* First call per request: headers only. Bodies are ignored (no endpoint takes one). */
     if (!*con_cls) {
-        static int marker;
-        *con_cls = &marker;
+        conn *k = calloc(1, sizeof *k);
+        if (!k)
+            return MHD_NO;
+        *con_cls = k;
+        /* A body announced too big is refused before it is read. */
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > API_BODY_MAX)
+            k->too_big = 1;
         return MHD_YES;
     }
+    conn *k = *con_cls;
     if (*upload_size) {
+        collect(k, upload, *upload_size);
         *upload_size = 0;
         return MHD_YES;
     }
     a->rt = runtime_current();
     if (!a->rt)
-        return reply(c, 503, "text/plain", "stopping\n");
-    enum MHD_Result rc = route(a, c, url, method);
+        return api_reply(c, 503, "text/plain", "stopping\n");
+    enum MHD_Result rc = route(a, c, url, method, k);
     runtime_unref(a->rt);
     a->rt = NULL;
     return rc;
 }
 
 static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *url,
-                             const char *method)
+                             const char *method, conn *k)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     if ((!strcmp(url, "/metrics") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz")) && !get)
-        return not_allowed(c, "GET");
+        return api_not_allowed(c, "GET");
     if (!strcmp(url, "/metrics")) {
         char *t = metrics_text(a->pl, a->rt, reader(a));
         if (!t)
-            return json_error(c, 500, "out of memory");
-        enum MHD_Result rc = reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
+            return api_error(c, 500, "out of memory");
+        enum MHD_Result rc = api_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
         free(t);
         return rc;
     }
     if (!strcmp(url, "/healthz"))
-        return reply(c, 200, "text/plain", "ok\n");
+        return api_reply(c, 200, "text/plain", "ok\n");
     if (!strcmp(url, "/readyz"))
         return __atomic_load_n(&a->ready, __ATOMIC_ACQUIRE)
-                   ? reply(c, 200, "text/plain", "ready\n")
-                   : reply(c, 503, "text/plain", "not ready\n");
+                   ? api_reply(c, 200, "text/plain", "ready\n")
+                   : api_reply(c, 503, "text/plain", "not ready\n");
     if (!strncmp(url, "/api/v1/", 8))
-        return api(a, c, url, method);
-    return json_error(c, 404, "no such path (try /metrics, /healthz, /readyz, /api/v1/...)");
+        return api(a, c, url, method, k);
+    return api_error(c, 404, "no such path (try /metrics, /healthz, /readyz, /api/v1/...)");
 }
 
-sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t errlen)
+sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, sy_reloader *rl, char *err,
+                      size_t errlen)
 {
     const char *listen = conf->admin_listen;
     const char *colon = strrchr(listen, ':');
@@ -395,10 +354,12 @@ sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t er
     sy_admin *a = calloc(1, sizeof *a);
     a->pl = pl;
     a->has_store = config_store(conf, &a->sc);
+    a->rl = rl;
     a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
                               NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &sa,
                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                              MHD_OPTION_NOTIFY_COMPLETED, completed, NULL, MHD_OPTION_END);
     if (!a->mhd) {
         snprintf(err, errlen, "core.admin.listen: cannot listen on %s: %s", listen,
                  strerror(errno));

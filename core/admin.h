@@ -4,15 +4,18 @@
  *   GET  /metrics                          Prometheus text format (no token)
  *   GET  /healthz                          200 while the process serves
  *   GET  /readyz                           200 once ready, 503 while draining
- *   GET  /api/v1/endpoints                 endpoints, state, success rate
- *   GET  /api/v1/deliveries?state=&endpoint=&after=&limit=
- *   POST /api/v1/deliveries/{id}/replay    a dead delivery back to pending
- *   POST /api/v1/endpoints/{id}/test       a webhook.test event to one endpoint
- *   GET  /api/v1/events?after=CURSOR&limit=N[&org_id=]   polling fallback
+ *   /api/v1/...                            the routes of admin.c's table, described by
+ *                                          docs/openapi.json (served at
+ *                                          GET /api/v1/openapi.json): endpoints (CRUD,
+ *                                          stats, rotate-secret, test, enable),
+ *                                          deliveries and their attempts, replay, the
+ *                                          event feed, org tokens
  *
- * /api/v1 needs `Authorization: Bearer <core.admin.token>` (compared in
- * constant time); without a configured token it is refused. Errors are
- * JSON: {"error": "what is wrong"}.
+ * /api/v1 needs `Authorization: Bearer <token>`: core.admin.token (compared
+ * in constant time) sees every org; an org token (POST /api/v1/tokens)
+ * sees only its org, and another org's objects answer 404. Without a
+ * configured core.admin.token the API is refused. Errors are JSON:
+ * {"error": "what is wrong"}, with "path" when a key of the body is at fault.
  */
 #ifndef SY_ADMIN_H
 #define SY_ADMIN_H
@@ -20,11 +23,16 @@
 #include <stddef.h>
 
 #include "pipeline.h"
+#include "reloader.h"
 
 typedef struct sy_admin sy_admin;
 
-/* Starts serving on conf->admin_listen. NULL with err on failure. */
-sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, char *err, size_t errlen);
+/*
+ * Starts serving on conf->admin_listen. rl: where endpoint changes go (and
+ * the token store). NULL with err on failure.
+ */
+sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, sy_reloader *rl, char *err,
+                      size_t errlen);
 /* Readiness as /readyz reports it. */
 void admin_set_ready(sy_admin *a, int ready);
 void admin_stop(sy_admin *a);

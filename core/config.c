@@ -50,11 +50,36 @@ void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, .
     e->len += (size_t)n;
     e->buf[e->len] = '\0';
     e->count++;
+    if (e->nitems == e->capitems) {
+        size_t ncap = e->capitems ? e->capitems * 2 : 8;
+        sy_err_item *ni = realloc(e->items, ncap * sizeof *ni);
+        if (!ni)
+            return;
+        e->items = ni;
+        e->capitems = ncap;
+    }
+    sy_err_item *it = &e->items[e->nitems];
+    it->file = strdup(file ? file : "config");
+    it->path = strdup(path ? path : "");
+    it->message = strdup(msg);
+    if (it->file && it->path && it->message) {
+        e->nitems++;
+    } else {
+        free(it->file);
+        free(it->path);
+        free(it->message);
+    }
 }
 
 void errs_free(sy_errs *e)
 {
     free(e->buf);
+    for (size_t i = 0; i < e->nitems; i++) {
+        free(e->items[i].file);
+        free(e->items[i].path);
+        free(e->items[i].message);
+    }
+    free(e->items);
     memset(e, 0, sizeof *e);
 }
 
@@ -63,6 +88,7 @@ typedef struct {
     sy_conf *c;
     sy_errs *errs;
     const char *file;
+    int from_api;      /* endpoints the admin API created */
 } ld;
 
 #define ERR(L, path, ...) errs_add((L)->errs, (L)->file, (path), __VA_ARGS__)
@@ -464,6 +490,7 @@ static void load_endpoint(ld *L, const cJSON *o)
     e.file = L->file;
     e.json = o;
     e.sink_index = -1;
+    e.from_api = L->from_api;
     for (size_t i = 0; e.events && e.events[i]; i++)
         if (!type_pattern_valid(e.events[i])) {
             snprintf(q, sizeof q, "%s.enabled_events[%zu]", p, i);
@@ -497,37 +524,6 @@ static void load_endpoints(ld *L, const cJSON *eps)
 
 /* ---- files --------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static char *read_file(const char *path, size_t *len, int *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        *err = errno;
-        return NULL;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    for (;;) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    *err = ferror(f) ? EIO : 0;
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static void position(const char *text, const char *at, int *line, int *col)
 {
     *line = 1;
@@ -548,7 +544,7 @@ static void position(const char *text, const char *at, int *line, int *col)
  * value, may hold one, and neither may the file (cJSON stops reading at a
  * NUL byte). Returns where the first one is, or NULL.
  */
-static const char *find_nul(const char *text, size_t len)
+const char *config_find_nul(const char *text, size_t len)
 {
     int in_str = 0;
     for (const char *p = text; p < text + len; p++) {
@@ -568,24 +564,17 @@ static const char *find_nul(const char *text, size_t len)
     return NULL;
 }
 
-static void load_file(sy_conf *c, sy_errs *errs, char *path)
+/* One file's text (as config_read kept it), checked and loaded into c. */
+static void load_text(sy_conf *c, sy_errs *errs, const char *path, const char *text, size_t len)
 {
     ld L = {.c = c, .errs = errs, .file = path};
-    size_t len;
-    int err;
-    char *text = read_file(path, &len, &err);
-    if (!text) {
-        ERR(&L, NULL, "cannot read: %s", strerror(err));
-        return;
-    }
-    const char *nul = find_nul(text, len);
+    const char *nul = config_find_nul(text, len);
     if (nul) {
         int line, col;
         position(text, nul, &line, &col);
         ERR(&L, NULL, "%s near line %d column %d: config strings must not contain NUL (it "
             "would cut them short)", *nul ? "\\u0000 in a string" : "a NUL byte", line, col);
         c->sinks_incomplete = 1;
-        free(text);
         return;
     }
     const char *end = NULL;
@@ -596,10 +585,8 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
         position(text, at && at >= text && at <= text + len ? at : text + len, &line, &col);
         ERR(&L, NULL, "not valid JSON near line %d column %d", line, col);
         c->sinks_incomplete = 1;
-        free(text);
         return;
     }
-    free(text);
     c->docs = realloc(c->docs, (c->ndocs + 1) * sizeof *c->docs);
     c->docs[c->ndocs++] = doc;
     if (!cJSON_IsObject(doc)) {
@@ -619,9 +606,10 @@ static void load_file(sy_conf *c, sy_errs *errs, char *path)
     }
 }
 
-static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
+/* Finds the sink of endpoints [from, nendpoints), saying which ones name none. */
+static void endpoint_sinks(sy_conf *c, sy_errs *errs, size_t from)
 {
-    for (size_t i = 0; i < c->nendpoints; i++) {
+    for (size_t i = from; i < c->nendpoints; i++) {
         sy_endpoint_conf *e = &c->endpoints[i];
         for (size_t j = 0; j < c->nsinks; j++)
             if (!strcmp(c->sinks[j].name, e->sink))
@@ -637,6 +625,11 @@ static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
                      c->nsinks ? names : "none");
         }
     }
+}
+
+static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
+{
+    endpoint_sinks(c, errs, 0);
     if (!strcmp(c->store_type, "postgres")) {
         if (!c->store_conninfo)
             errs_add(errs, c->dir, "core.store.conninfo",
@@ -665,26 +658,59 @@ static int default_shards(void)
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-sy_conf *config_load(const char *dir, sy_errs *errs)
+static char *read_file(const char *path, size_t *len, int *err)
 {
-    sy_conf *c = calloc(1, sizeof *c);
-    c->dir = strdup(dir);
-    /* The tables' defaults; each file then writes the keys it gives over them. */
-    config_report_at core_at = {errs, dir, "core"}, admin_at = {errs, dir, "core.admin"},
-                     store_at = {errs, dir, "core.store"},
-                     cluster_at = {errs, dir, "core.cluster"};
-    cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
-    cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
-    cfgtable_defaults(&config_store_table, c, &c->arena, config_report, &store_at);
-    cfgtable_defaults(&config_cluster_table, c, &c->arena, config_report, &cluster_at);
-    if (gethostname(c->host_name, sizeof c->host_name - 1) != 0 || !c->host_name[0])
-        snprintf(c->host_name, sizeof c->host_name, "switchyard");
-    c->shards = default_shards(); /* the table has no default: it is this machine's */
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        *err = errno;
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0)
+            break;
+    }
+    *err = ferror(f) ? EIO : 0;
+    fclose(f);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void config_source_free(config_source *src)
+{
+    if (!src)
+        return;
+    for (size_t i = 0; i < src->n; i++) {
+        free(src->paths[i]);
+        if (src->texts[i]) /* config files may hold secrets */
+            explicit_bzero(src->texts[i], src->lens[i]);
+        free(src->texts[i]);
+    }
+    free(src->paths);
+    free(src->texts);
+    free(src->lens);
+    free(src->dir);
+    free(src);
+}
+
+config_source *config_read(const char *dir, sy_errs *errs)
+{
     DIR *d = opendir(dir);
     if (!d) {
         errs_add(errs, dir, NULL, "cannot open config folder: %s", strerror(errno));
-        config_free(c);
         return NULL;
     }
     size_t n = 0, cap = 16;
@@ -700,18 +726,49 @@ sy_conf *config_load(const char *dir, sy_errs *errs)
     }
     closedir(d);
     qsort(names, n, sizeof *names, cmp_str);
-    c->files = calloc(n + 1, sizeof *c->files);
-    for (size_t i = 0; i < n; i++) {
-        size_t l = strlen(dir) + strlen(names[i]) + 2;
-        c->files[i] = malloc(l);
-        snprintf(c->files[i], l, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/", names[i]);
-        free(names[i]);
-    }
-    free(names);
+    config_source *src = calloc(1, sizeof *src);
+    src->dir = strdup(dir);
+    src->paths = calloc(n + 1, sizeof *src->paths);
+    src->texts = calloc(n + 1, sizeof *src->texts);
+    src->lens = calloc(n + 1, sizeof *src->lens);
+    src->n = n;
     if (n == 0)
         errs_add(errs, dir, NULL, "no *.json files in the config folder");
-    for (size_t i = 0; i < n; i++)
-        load_file(c, errs, c->files[i]);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(dir) + strlen(names[i]) + 2;
+        src->paths[i] = malloc(l);
+        snprintf(src->paths[i], l, "%s%s%s", dir, dir[strlen(dir) - 1] == '/' ? "" : "/",
+                 names[i]);
+        free(names[i]);
+        int err;
+        if (!(src->texts[i] = read_file(src->paths[i], &src->lens[i], &err)))
+            errs_add(errs, src->paths[i], NULL, "cannot read: %s", strerror(err));
+    }
+    free(names);
+    return src;
+}
+
+sy_conf *config_build(const config_source *src, sy_errs *errs)
+{
+    sy_conf *c = calloc(1, sizeof *c);
+    c->dir = strdup(src->dir);
+    /* The tables' defaults; each file then writes the keys it gives over them. */
+    config_report_at core_at = {errs, src->dir, "core"}, admin_at = {errs, src->dir, "core.admin"},
+                     store_at = {errs, src->dir, "core.store"},
+                     cluster_at = {errs, src->dir, "core.cluster"};
+    cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
+    cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
+    cfgtable_defaults(&config_store_table, c, &c->arena, config_report, &store_at);
+    cfgtable_defaults(&config_cluster_table, c, &c->arena, config_report, &cluster_at);
+    if (gethostname(c->host_name, sizeof c->host_name - 1) != 0 || !c->host_name[0])
+        snprintf(c->host_name, sizeof c->host_name, "switchyard");
+    c->shards = default_shards(); /* the table has no default: it is this machine's */
+    c->files = calloc(src->n + 1, sizeof *c->files);
+    for (size_t i = 0; i < src->n; i++)
+        c->files[i] = strdup(src->paths[i]);
+    for (size_t i = 0; i < src->n; i++)
+        if (src->texts[i]) /* an unreadable one was reported by config_read */
+            load_text(c, errs, c->files[i], src->texts[i], src->lens[i]);
     if (c->admin_token) /* a later file gave the token: nothing to create */
         c->admin_token_file = NULL;
     cross_check(c, errs, errs->count != 0);
@@ -738,6 +795,34 @@ int config_store(const sy_conf *c, store_conf *out)
     out->path = c->spool;
     out->sync = c->spool_sync;
     return c->spool != NULL;
+}
+
+sy_conf *config_load(const char *dir, sy_errs *errs)
+{
+    config_source *src = config_read(dir, errs);
+    sy_conf *c = src ? config_build(src, errs) : NULL;
+    config_source_free(src);
+    return c;
+}
+
+int config_add_api_endpoints(sy_conf *c, const cJSON *endpoints, sy_errs *errs)
+{
+    int before = errs->count;
+    cJSON *copy = cJSON_Duplicate(endpoints, 1);
+    cJSON **docs = copy ? realloc(c->docs, (c->ndocs + 1) * sizeof *docs) : NULL;
+    if (!docs) {
+        cJSON_Delete(copy);
+        errs_add(errs, CONFIG_API_FILE, NULL, "out of memory");
+        return 1;
+    }
+    c->docs = docs;
+    c->docs[c->ndocs++] = copy;
+    ld L = {.c = c, .errs = errs, .file = CONFIG_API_FILE, .from_api = 1};
+    size_t from = c->nendpoints;
+    for (const cJSON *o = copy->child; o; o = o->next)
+        load_endpoint(&L, o);
+    endpoint_sinks(c, errs, from);
+    return errs->count - before;
 }
 
 sy_conf *config_load_or_report(const char *dir)

@@ -22,11 +22,18 @@
 #include "store.h"
 #include "switchyard/sink.h"
 
-/* Collected error lines. */
+/* One error as errs_add was given it (the admin API answers with path and message). */
+typedef struct sy_err_item {
+    char *file, *path, *message;
+} sy_err_item;
+
+/* Collected error lines, and the same errors one by one. */
 typedef struct sy_errs {
     char *buf;
     size_t len, cap;
     int count;
+    sy_err_item *items;
+    size_t nitems, capitems;
 } sy_errs;
 
 void errs_add(sy_errs *e, const char *file, const char *path, const char *fmt, ...) SY_PRINTF(4, 5);
@@ -86,6 +93,7 @@ typedef struct sy_endpoint_conf {
     int breaker_given;
     const char *description;
     gate_conf gate;             /* rate limit, breaker; disable_after_ms is a key */
+    int from_api;               /* created through the admin API (config_add_api_endpoints) */
 } sy_endpoint_conf;
 
 typedef struct sy_conf {
@@ -157,8 +165,47 @@ typedef struct sy_conf {
 /*
  * Reads every *.json in dir. Returns the config, or NULL with every
  * problem in errs. Plugin-specific keys are checked later, by runtime.c.
+ * config_read then config_build.
  */
 sy_conf *config_load(const char *dir, sy_errs *errs);
+
+/*
+ * The files of a config folder as read once: an API change builds the
+ * configuration again from these, without reading the folder (where an
+ * operator may be half-way through an edit). Secret files (x_file) are
+ * read again by each build.
+ */
+typedef struct config_source {
+    char *dir;
+    size_t n;
+    char **paths;   /* dir/NN-name.json, in the order they load */
+    char **texts;
+    size_t *lens;
+} config_source;
+
+/*
+ * Reads the *.json files of dir. NULL when the folder cannot be opened;
+ * otherwise the source, with a file that cannot be read (its text NULL)
+ * or no file at all said in errs: config_build then reports the rest and
+ * fails, so every mistake shows at once.
+ */
+config_source *config_read(const char *dir, sy_errs *errs);
+/* Frees src (the texts wiped first: they may hold secrets). */
+void config_source_free(config_source *src);
+/* The configuration of src's files, or NULL with every problem in errs. */
+sy_conf *config_build(const config_source *src, sy_errs *errs);
+
+/* The file name errors about endpoints created through the admin API carry. */
+#define CONFIG_API_FILE "admin-api"
+
+/*
+ * Adds the endpoints the admin API created: an object of endpoint objects
+ * by id, like a file's "endpoints", read through the same tables and
+ * checks (an id the files define too is an error), marked from_api, their
+ * errors under CONFIG_API_FILE. c keeps a copy of the JSON. Returns the
+ * number of errors added; with any, c must be freed, not used.
+ */
+int config_add_api_endpoints(sy_conf *c, const cJSON *endpoints, sy_errs *errs);
 void config_free(sy_conf *c);
 
 /*
@@ -166,6 +213,13 @@ void config_free(sy_conf *c);
  * or 0 when events are kept in memory only (spool: null).
  */
 int config_store(const sy_conf *c, store_conf *out);
+
+/*
+ * Where JSON text holds a NUL: a raw 0 byte or a \u0000 escape, which
+ * cJSON would decode into a string cut short there. NULL when none. (The
+ * admin API refuses such request bodies too.)
+ */
+const char *config_find_nul(const char *text, size_t len);
 
 /* config_load for the command-line tools: errors go to stderr. */
 sy_conf *config_load_or_report(const char *dir);

@@ -26,6 +26,7 @@
 #include "ingress.h"
 #include "log.h"
 #include "quarantine.h"
+#include "reloader.h"
 #include "runtime.h"
 #include "stats.h"
 #include "sysevent.h"
@@ -51,6 +52,13 @@ int daemon_check(const daemon_opts *o)
     sy_conf *c = config_load(o->conf_dir, &errs);
     if (c) /* what plugins log in init follows the options, as under run */
         apply_logging(c, o);
+    /* The endpoints the admin API stored are part of what run builds. */
+    if (c && reloader_check_stored(c, &errs) < 0) {
+        print_errs(&errs);
+        errs_free(&errs);
+        config_free(c);
+        return 2;
+    }
     /* Plugins check much of their config in init, so check runs it (and
      * destroy): a config that `check` passes is one that `run` accepts.
      * Plugins must not contact peers in init for the same reason. */
@@ -102,35 +110,19 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
 }
 
 /*
- * SIGHUP: build the whole new runtime first (config, plugins, endpoints);
- * only when all of it is good does it replace the running one, in one
- * step (pipeline_reload). The old runtime is freed by pipeline_reap once
- * its last delivery let go of it.
+ * SIGHUP: the reloader builds the whole new runtime first (config,
+ * plugins, endpoints, the admin API's included); only when all of it is
+ * good does it replace the running one, in one step (pipeline_reload). The
+ * old runtime is freed by pipeline_reap once its last delivery let go of it.
  */
-static void reload(const daemon_opts *o, const sy_conf *boot, sy_pipeline *pl)
+static void reload(const daemon_opts *o, const sy_conf *boot, sy_reloader *r)
 {
     log_fields(SY_LOG_INFO, "SIGHUP: reloading configuration", LOG_S("config", o->conf_dir));
-    sy_errs errs = {0};
-    sy_conf *nc = config_load(o->conf_dir, &errs);
-    sy_runtime *nrt = nc ? runtime_build(nc, &g_host, pl, 0, &errs) : NULL;
-    if (!nrt) {
-        /* Each error on its own line, in the same `file: path: message` form as at start. */
-        char *save = NULL;
-        for (char *line = strtok_r(errs.buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-            log_fields(SY_LOG_ERROR, "reload refused", LOG_S("error", line));
-        log_warn("reload refused with %d error%s; the running configuration stays", errs.count,
-                 errs.count == 1 ? "" : "s");
-        errs_free(&errs);
-        config_free(nc);
+    const sy_conf *nc = reloader_sighup(r);
+    if (!nc)
         return;
-    }
-    errs_free(&errs);
-    nrt->owns_conf = 1;
     warn_restart_only(boot, nc);
     apply_logging(nc, o);
-    size_t neps = nrt->neps, nsinks = nrt->ninsts;
-    pipeline_reload(pl, nrt);
-    log_fields(SY_LOG_INFO, "reload applied", LOG_I("sinks", nsinks), LOG_I("endpoints", neps));
 }
 
 /* A fresh random admin token in a new 0600 file, for core.admin.token_file. */
@@ -165,6 +157,7 @@ static int create_token(sy_conf *c)
 /* The opened pieces of a daemon, so start-up failures and shutdown share one path. */
 typedef struct parts {
     sy_conf *c;
+    sy_reloader *r;
     sy_runtime *rt;      /* until the pipeline takes it */
     sy_quarantine *q;
     sy_spool *spool;
@@ -222,6 +215,7 @@ static int start(parts *p, char *err, size_t errlen)
     p->rt = NULL;
     if (!(p->in = ingress_new(c, p->pl, p->q, err, errlen)))
         return -1;
+    reloader_attach(p->r, p->pl, p->spool);
     if (pipeline_start(p->pl) != 0) {
         snprintf(err, errlen, "cannot start the pipeline's threads");
         return -1;
@@ -236,7 +230,7 @@ static int start(parts *p, char *err, size_t errlen)
         snprintf(err, errlen, "cannot start the pipeline's threads");
         return -1;
     }
-    if (c->admin_listen && !(p->admin = admin_start(c, p->pl, err, errlen)))
+    if (c->admin_listen && !(p->admin = admin_start(c, p->pl, p->r, err, errlen)))
         return -1;
     return 0;
 }
@@ -245,12 +239,14 @@ static int start(parts *p, char *err, size_t errlen)
 static void stop(parts *p, int64_t drain_ms)
 {
     admin_set_ready(p->admin, 0);
+    reloader_close(p->r); /* an API change waiting for the main thread gets its answer */
     if (!p->stopped) {
         ingress_stop(p->in);
         if (p->pl)
             pipeline_stop(p->pl, drain_ms);
     }
     admin_stop(p->admin); /* before the runtime it reads goes */
+    reloader_free(p->r);
     ingress_free(p->in);
     /* Outcomes committed, then the partitions go back: the others take them at once. */
     cluster_stop(p->cl);
@@ -322,8 +318,14 @@ int daemon_run(const daemon_opts *o)
     }
     sy_errs errs = {0};
     parts p = {0};
-    p.c = config_load(o->conf_dir, &errs);
-    if (!p.c) {
+    int fatal;
+    p.r = reloader_open(o->conf_dir, &p.c, &errs, &fatal);
+    if (!p.r) {
+        if (fatal) {
+            fputs(errs.buf ? errs.buf : "", stderr);
+            errs_free(&errs);
+            return 1;
+        }
         print_errs(&errs);
         errs_free(&errs);
         return 2;
@@ -333,6 +335,7 @@ int daemon_run(const daemon_opts *o)
     if (c->admin_listen && !c->admin_token && c->admin_token_file && create_token(c) != 0) {
         log_error("cannot create the admin token file %s: %s", c->admin_token_file,
                   strerror(errno));
+        reloader_free(p.r);
         config_free(c);
         return 1;
     }
@@ -344,13 +347,15 @@ int daemon_run(const daemon_opts *o)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGUSR2); /* the admin thread handing over an API change (reloader.h) */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    p.rt = runtime_build(c, &g_host, NULL, 0, &errs);
+    p.rt = reloader_boot_runtime(p.r, c, &errs);
     if (!p.rt) {
         print_errs(&errs);
         errs_free(&errs);
+        reloader_free(p.r);
         config_free(c);
         return 2;
     }
@@ -368,17 +373,21 @@ int daemon_run(const daemon_opts *o)
     int sig = 0;
     uint64_t last_received = 0;
     int quiet = 0;
+    int64_t expiry_in = reloader_run(p.r);
     for (;;) {
         /* stats_interval and drain_timeout follow reloads. */
         sy_runtime *cur = runtime_current();
         int64_t iv = cur->conf->stats_interval_ms;
         runtime_unref(cur);
+        if (expiry_in >= 0 && expiry_in < iv) /* a rotated-out secret's grace ends sooner */
+            iv = expiry_in + 1;
         struct timespec ts = {.tv_sec = (time_t)(iv / 1000), .tv_nsec = (long)(iv % 1000) * 1000000L};
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig == SIGHUP)
-            reload(o, c, p.pl);
+            reload(o, c, p.r);
+        expiry_in = reloader_run(p.r);
         if (sig == SIGUSR1)
             stats_log();
         pipeline_reap(p.pl);
@@ -392,6 +401,7 @@ int daemon_run(const daemon_opts *o)
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)drain_ms);
     admin_set_ready(p.admin, 0);
+    reloader_close(p.r);
     ingress_stop(p.in);
     pipeline_stop(p.pl, drain_ms);
     write_stats(c, p.pl);

@@ -134,6 +134,11 @@ static size_t utf8_bad_offset(const unsigned char *s, size_t len, int *nul)
     return SIZE_MAX;
 }
 
+size_t envelope_utf8_bad(const char *s, size_t len, int *nul)
+{
+    return utf8_bad_offset((const unsigned char *)s, len, nul);
+}
+
 /*
  * One linear pass over the bytes: the deepest [ / { nesting outside strings
  * (stopping as soon as it passes max_depth), and the first \u0000 escape in

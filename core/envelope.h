@@ -104,4 +104,11 @@ int envelope_type_valid(const char *type);
 /* Checks an RFC 3339 date-time ("2026-11-25T19:09:02Z", "...+01:00", fractions). 1 = valid. */
 int envelope_rfc3339_valid(const char *s);
 
+/*
+ * Strict UTF-8 (RFC 3629) as events are checked: the offset of the first
+ * bad sequence in s[0..len), or SIZE_MAX when all is good; *nul says the
+ * bad byte was a NUL. (The admin API checks its request bodies the same way.)
+ */
+size_t envelope_utf8_bad(const char *s, size_t len, int *nul);
+
 #endif

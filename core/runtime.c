@@ -18,9 +18,9 @@
 
 /*
  * A plugin's init error. One that opens with a path inside the plugin's
- * keys and ": " ("url: ...", "headers.X-A: ...") is reported at that path
- * (endpoints.x.headers.X-A: ...), so plugins checking values by hand point
- * at them the way the core does.
+ * keys and ": " ("url: ...", "headers.X-A: ...", "fallback_urls[1]: ...")
+ * is reported at that path (endpoints.x.headers.X-A: ...), so plugins
+ * checking values by hand point at them the way the core does.
  */
 static void report_plugin_error(config_report_at *rc, const sy_config_table *t, const char *plugin,
                                 const char *err, const char *fallback)
@@ -31,9 +31,7 @@ static void report_plugin_error(config_report_at *rc, const sy_config_table *t, 
         char key[256];
         memcpy(key, err, plen);
         key[plen] = '\0';
-        char *dot = strchr(key, '.');
-        if (dot)
-            *dot = '\0';
+        key[strcspn(key, ".[")] = '\0'; /* "headers.X-A", "fallback_urls[1]": their key */
         if (cfgtable_has_key(t, key)) {
             char path[600];
             snprintf(path, sizeof path, "%s.%.*s", rc->prefix, (int)plen, err);
@@ -139,6 +137,7 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
         .cfg = (const sy_config *)ec->json,
         .conf = ep->plugin_conf,
         .attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS,
+        .flags = ec->from_api ? SY_SETUP_FROM_API : 0,
     };
     err[0] = '\0';
     if (s->endpoint_init(in->state, &ep->setup, &ep->ep_state, err, sizeof err) != 0) {
@@ -233,6 +232,34 @@ sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id)
     return NULL;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int runtime_set_deleted(sy_runtime *rt, const char *const *ids, size_t n)
+{
+    char **v = calloc(n ? n : 1, sizeof *v);
+    for (size_t i = 0; v && i < n; i++)
+        if (!(v[i] = strdup(ids[i]))) {
+            while (i--)
+                free(v[i]);
+            free(v);
+            v = NULL;
+        }
+    if (!v)
+        return -1;
+    qsort(v, n, sizeof *v, cmp_str);
+    rt->deleted = v;
+    rt->ndeleted = n;
+    return 0;
+}
+
+int runtime_was_deleted(const sy_runtime *rt, const char *id)
+{
+    return rt->ndeleted && bsearch(&id, rt->deleted, rt->ndeleted, sizeof *rt->deleted, cmp_str);
+}
+
 sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline *pipeline,
                           int validate_only, sy_errs *errs)
 {
@@ -310,6 +337,10 @@ void runtime_free(sy_runtime *rt)
         }
     }
     router_free(rt->router);
+    for (size_t i = 0; i < rt->ndeleted; i++)
+        free(rt->deleted[i]);
+    free(rt->deleted);
+    cJSON_Delete(rt->api_meta);
     free(rt->by_id);
     free(rt->insts);
     free(rt->eps);
@@ -343,7 +374,8 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
         const sy_endpoint_conf *ec = ep->conf;
         char pol[256];
         retry_policy_describe(&ep->retry, pol, sizeof pol);
-        fprintf(out, "  %s%s\n", ec->id, ec->enabled ? "" : "  (disabled)");
+        fprintf(out, "  %s%s%s\n", ec->id, ec->enabled ? "" : "  (disabled)",
+                ec->from_api ? "  (admin API)" : "");
         fprintf(out, "    org:         %s\n", ec->org_id ? ec->org_id : "(any org)");
         fprintf(out, "    events:     ");
         for (const char *const *e = ec->events; e && *e; e++)

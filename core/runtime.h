@@ -93,6 +93,15 @@ typedef struct sy_runtime {
     uint64_t refs;        /* atomic; see runtime_ref */
     int owns_conf;        /* freeing the runtime frees conf too (reloads; not the boot one) */
     struct sy_runtime *next_free; /* in the reaper's list once refs reached zero */
+    /*
+     * Ids the admin API deleted (and nothing defines again), sorted, owned:
+     * a delivery to one of them that was routed just before the delete
+     * becomes a dead letter, not a row pending for nobody.
+     */
+    char **deleted;
+    size_t ndeleted;
+    /* What GET shows of the admin API's endpoints besides their config (epset_meta_json); owned. */
+    cJSON *api_meta;
 } sy_runtime;
 
 /* The hash that places endpoint ids on shards and partitions (FNV-1a, 64 bit). */
@@ -133,6 +142,11 @@ sy_runtime *runtime_build(sy_conf *conf, const sy_host *host, struct sy_pipeline
 
 /* The endpoint with this id, or NULL. */
 sy_endpoint *runtime_find_endpoint(const sy_runtime *rt, const char *id);
+
+/* Copies ids (n of them, any order) as rt->deleted. 0, or -1 when out of memory. */
+int runtime_set_deleted(sy_runtime *rt, const char *const *ids, size_t n);
+/* 1 when id is in rt->deleted. */
+int runtime_was_deleted(const sy_runtime *rt, const char *id);
 
 /*
  * Calls endpoint_destroy and destroy, frees attempts that expired inside

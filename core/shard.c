@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -418,24 +419,32 @@ void sh_free_dlv(shard *sh, dlv *d)
     }
 }
 
-void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
-               int leased, int64_t latency_ms)
+/* A new slot in the turn's outcomes for row spool_id, or NULL when out of memory. */
+static spool_record *push_record(shard *sh, int64_t spool_id)
 {
-    if (!sh->o.spool || !d->spool_id)
-        return;
     if (sh->nrecs == sh->caprecs) {
         size_t ncap = sh->caprecs ? sh->caprecs * 2 : 256;
         spool_record *n = realloc(sh->recs, ncap * sizeof *n);
         if (!n) {
             /* The row stays pending: a restart retries it, never loses it. */
             log_error("out of memory recording an outcome of delivery %lld",
-                      (long long)d->spool_id);
-            return;
+                      (long long)spool_id);
+            return NULL;
         }
         sh->recs = n;
         sh->caprecs = ncap;
     }
-    spool_record *r = &sh->recs[sh->nrecs++];
+    return &sh->recs[sh->nrecs++];
+}
+
+void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
+               int leased, int64_t latency_ms)
+{
+    if (!sh->o.spool || !d->spool_id)
+        return;
+    spool_record *r = push_record(sh, d->spool_id);
+    if (!r)
+        return;
     *r = (spool_record){.delivery_id = d->spool_id,
                         .state = state,
                         .attempt = d->attempts,
@@ -472,6 +481,22 @@ void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
 
 /* ---- the loop ---------------------------------------------------------------- */
 
+/* A delivery to an endpoint the admin API deleted: dead, as spool_kill_endpoint made the rest. */
+static void record_deleted(shard *sh, const route_item *it)
+{
+    spool_record *r = push_record(sh, it->spool_id);
+    if (!r)
+        return;
+    *r = (spool_record){.delivery_id = it->spool_id,
+                        .state = DLV_DEAD,
+                        .attempt = it->attempts,
+                        .first_ms = it->first_ms,
+                        .attempt_result = -1, /* not an attempt: nothing for the log */
+                        .at_ms = wall_ms()};
+    snprintf(r->detail, sizeof r->detail, "%s", SPOOL_DETAIL_DELETED);
+    STAT_INC(dead, 1);
+}
+
 /* New deliveries: each becomes ready now, or waits for its due time. */
 static void take_batch(shard *sh, route_batch *b)
 {
@@ -481,9 +506,14 @@ static void take_batch(shard *sh, route_batch *b)
         sep *s = b->rt == sh->rt ? sh->by_index[it->ep->index]
                                  : find_sep(sh, it->ep->conf->id, it->ep->id_hash);
         if (!s || !s->ep) {
-            /* Routed just before a reload removed it: the spool keeps it pending. */
-            if (sh->o.spool && it->spool_id)
-                spool_release_endpoint(sh->o.spool, it->ep->conf->id);
+            /* Routed just before a reload removed it: the spool keeps it pending, or,
+             * when the admin API deleted it, it joins its other deliveries as dead. */
+            if (sh->o.spool && it->spool_id) {
+                if (runtime_was_deleted(sh->rt, it->ep->conf->id))
+                    record_deleted(sh, it);
+                else
+                    spool_release_endpoint(sh->o.spool, it->ep->conf->id);
+            }
             continue;
         }
         dlv *d = new_dlv(sh);

@@ -26,7 +26,8 @@ typedef enum {
     OP_RELEASE,  /* give an endpoint's leased pending rows back to the pager */
     OP_KNOWN,    /* the endpoints the pager may load */
     OP_DISABLE,  /* an endpoint's disabled state */
-    OP_ENABLE
+    OP_ENABLE,
+    OP_KILL      /* an endpoint's pending deliveries become dead letters */
 } op_kind;
 
 typedef struct spool_op {
@@ -41,11 +42,14 @@ typedef struct spool_op {
     /* OP_BATCH */
     spool_put *puts;
     spool_batch_cb bcb;
-    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE: id */
+    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE, OP_KILL: id */
     spool_record *recs;
     char **ids;
     char *id;
     int64_t at_ms;
+    /* OP_KILL: told the count after COMMIT */
+    spool_kill_cb kcb;
+    long killed;
 } spool_op;
 
 struct sy_spool {
@@ -108,6 +112,7 @@ int64_t spool_solo_epoch(const sy_spool *s)
 {
     return store_solo_epoch(s->st);
 }
+static void free_op(spool_op *op);
 
 /* ---- queueing ---------------------------------------------------------- */
 
@@ -236,6 +241,26 @@ void spool_clear_disabled(sy_spool *s, const char *endpoint_id)
     enqueue_id(s, OP_ENABLE, endpoint_id, 0, NULL);
 }
 
+int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail,
+                        spool_kill_cb cb, void *arg)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->id = strdup(endpoint_id)) || !(op->ids = calloc(2, sizeof *op->ids)) ||
+        !(op->ids[0] = strdup(detail))) {
+        log_error("spool %s: out of memory queueing the dead letters of endpoint %s", s->name,
+                  endpoint_id);
+        if (op)
+            free_op(op);
+        return -1;
+    }
+    op->kind = OP_KILL;
+    op->at_ms = wall_ms();
+    op->kcb = cb;
+    op->arg = arg;
+    enqueue(s, op);
+    return 0;
+}
+
 void spool_set_known(sy_spool *s, const char *const *ids, size_t n)
 {
     spool_op *op = calloc(1, sizeof *op);
@@ -318,7 +343,7 @@ static void note_due(sy_spool *s, const spool_record *recs, size_t n)
 }
 
 /* The endpoint-level operations, inside the open transaction. */
-static int apply_endpoint_op(sy_spool *s, const spool_op *op)
+static int apply_endpoint_op(sy_spool *s, spool_op *op)
 {
     switch (op->kind) {
     case OP_RECORDS:
@@ -331,6 +356,8 @@ static int apply_endpoint_op(sy_spool *s, const spool_op *op)
         return store_disable(s->st, op->id, op->at_ms, op->ids ? op->ids[0] : "");
     case OP_ENABLE:
         return store_enable(s->st, op->id);
+    case OP_KILL:
+        return store_kill_endpoint(s->st, op->id, op->ids[0], op->at_ms, &op->killed);
     case OP_KNOWN:
         s->next_page = 0;
         return store_known(s->st, (const char *const *)op->ids, op->n);
@@ -433,6 +460,8 @@ static void commit_batch(sy_spool *s, spool_op *batch)
         } else {
             if (!ok)
                 dropped += op->kind == OP_RECORDS ? op->n : 1;
+            if (op->kcb)
+                op->kcb(op->arg, ok ? op->killed : -1);
             free_op(op);
         }
     }

@@ -89,6 +89,19 @@ void spool_clear_disabled(sy_spool *s, const char *endpoint_id);
 int spool_load_disabled(sy_spool *s, char ***ids, size_t *n);
 
 /*
+ * Turns every pending delivery of an endpoint into a dead letter with
+ * detail (an endpoint deleted through the admin API), leased or not. An
+ * attempt still inside a plugin finds its row dead and leaves it so (an
+ * outcome only updates a pending row). cb(arg, count) runs on the writer
+ * thread after COMMIT (count -1: the write failed and was given up at
+ * exit); cb may be NULL. Returns 0, or -1 when out of memory (cb not called).
+ */
+typedef void (*spool_kill_cb)(void *arg, long count);
+#define SPOOL_DETAIL_DELETED "endpoint deleted"
+int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail,
+                        spool_kill_cb cb, void *arg);
+
+/*
  * The pager: the writer thread calls want(arg) about every page_ms (or
  * the store's own pace: store_poll_ms), when the store wakes it (another
  * process replayed rows), and when a row it wrote back to disk falls due; when

@@ -82,6 +82,13 @@ int store_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char 
     return st->ops->disable(st, endpoint, at_ms, reason);
 }
 
+int store_kill_endpoint(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms,
+                        long *count)
+{
+    *count = 0;
+    return st->ops->kill(st, endpoint, detail, at_ms, count);
+}
+
 int store_enable(sy_store *st, const char *endpoint) { return st->ops->enable(st, endpoint); }
 
 int store_load_disabled(sy_store *st, char ***ids, size_t *n)
@@ -246,7 +253,7 @@ static char *print_owned(cJSON *root)
 }
 
 char *store_deliveries_json(sy_store *st, const char *state, const char *endpoint,
-                            int64_t after_id, long limit)
+                            int64_t after_id, long limit, const store_scope *scope)
 {
     int st_num = -1;
     if (state) {
@@ -262,11 +269,52 @@ char *store_deliveries_json(sy_store *st, const char *state, const char *endpoin
         }
     }
     cJSON *arr = cJSON_CreateArray();
-    if (st->ops->deliveries(st, st_num, endpoint, after_id, limit, add_delivery, arr) != 0) {
+    if (st->ops->deliveries(st, st_num, endpoint, after_id, limit, scope, add_delivery, arr) !=
+        0) {
         cJSON_Delete(arr);
         return NULL;
     }
     return print_owned(arr);
+}
+
+int store_delivery_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len,
+                         char *org, size_t org_len)
+{
+    return st->ops->owner(st, id, endpoint, endpoint_len, org, org_len);
+}
+
+static const char *outcome_name(int result)
+{
+    return result == 0 ? "ok" : result == 1 ? "retry" : "fail";
+}
+
+static void add_attempt(void *arg, const store_row *r)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "id", (double)r->id);
+    cJSON_AddNumberToObject(o, "attempt", (double)r->attempt);
+    cJSON_AddNumberToObject(o, "started_ms", (double)r->next_ms);
+    cJSON_AddNumberToObject(o, "duration_ms", (double)r->updated_ms);
+    cJSON_AddNumberToObject(o, "status", (double)r->status);
+    cJSON_AddStringToObject(o, "outcome", outcome_name(r->state));
+    cJSON_AddStringToObject(o, "detail", r->detail ? r->detail : "");
+    cJSON_AddItemToArray(arg, o);
+}
+
+char *store_attempts_json(sy_store *st, int64_t delivery_id, int64_t after_id, long limit)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (st->ops->attempts(st, delivery_id, after_id, limit, add_attempt, arr) != 0) {
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    return print_owned(arr);
+}
+
+int store_endpoint_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    return st->ops->ep_stats(st, endpoint, now_ms, out);
 }
 
 int store_replay_delivery(sy_store *st, int64_t id)

@@ -29,6 +29,10 @@
 
 typedef enum { STORE_SQLITE = 0, STORE_POSTGRES = 1 } store_kind;
 
+/* The SQLite spool's schema version (PRAGMA user_version); other tables in the file
+ * (the endpoint store's) keep versions of their own. */
+#define STORE_SQLITE_SCHEMA 3
+
 typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
 
 /* What a store is opened with; every pointer is the caller's, valid while the store is open. */
@@ -144,6 +148,14 @@ int store_release(sy_store *st, const char *endpoint);
 /* The endpoints the pager may load rows of (replaces the earlier set). */
 int store_known(sy_store *st, const char *const *ids, size_t n);
 int store_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason);
+/*
+ * Turns every pending delivery of endpoint into a dead letter with detail
+ * (an endpoint deleted through the admin API), leased or not; an outcome
+ * recorded later leaves a dead row so (only pending rows take outcomes).
+ * *count (how many) is valid once store_commit succeeded. 0 or -1.
+ */
+int store_kill_endpoint(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms,
+                        long *count);
 int store_enable(sy_store *st, const char *endpoint);
 /* The disabled endpoints, sorted (caller frees each and the array). 0 or -1. */
 int store_load_disabled(sy_store *st, char ***ids, size_t *n);
@@ -256,8 +268,47 @@ long store_list_dead(sy_store *st, const dead_filter *f, long limit, FILE *out);
  * "last_detail", "updated_ms"}. NULL with store_error (a bad state is an
  * error too: "state must be pending, done or dead").
  */
+/*
+ * What an org token may see of the deliveries: those of its org's events
+ * (the envelope's org_id) to endpoints of its org, given as a JSON array of
+ * ids. A NULL scope: everything.
+ */
+typedef struct store_scope {
+    const char *org_id;
+    const char *endpoints_json;
+} store_scope;
+
 char *store_deliveries_json(sy_store *st, const char *state, const char *endpoint,
-                            int64_t after_id, long limit);
+                            int64_t after_id, long limit, const store_scope *scope);
+
+/*
+ * The endpoint of delivery id and the org_id of its event ("" when the
+ * event has none). 1 found, 0 no such delivery, -1.
+ */
+int store_delivery_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len,
+                         char *org, size_t org_len);
+
+/*
+ * The attempts log of one delivery as a JSON array text (caller frees): at
+ * most limit attempts with a log row id > after_id, oldest first. Each:
+ * {"id", "attempt", "started_ms", "duration_ms", "status", "outcome" ("ok",
+ * "retry", "fail"), "detail"}. NULL with store_error.
+ */
+char *store_attempts_json(sy_store *st, int64_t delivery_id, int64_t after_id, long limit);
+
+/* One endpoint's health as the store tells it. */
+typedef struct store_ep_stats {
+    uint64_t attempts_1h, ok_1h, attempts_24h, ok_24h;
+    int has_error;            /* the fields below hold the latest failed attempt */
+    int64_t error_ms;
+    int error_status;
+    int error_result;         /* SY_RETRY or SY_FAIL */
+    char error_detail[256];
+    uint64_t pending, dead;
+} store_ep_stats;
+
+/* Fills *out for endpoint as of now_ms (wall). 0 or -1. */
+int store_endpoint_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out);
 
 /* One dead delivery back to pending: 1, 0 when there is no dead one with that id, or -1. */
 int store_replay_delivery(sy_store *st, int64_t id);

@@ -35,6 +35,8 @@ typedef struct store_ops {
     int (*known)(sy_store *st, const char *const *ids, size_t n);
     int (*disable)(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason);
     int (*enable)(sy_store *st, const char *endpoint);
+    int (*kill)(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms,
+                long *count);
     int (*load_disabled)(sy_store *st, char ***ids, size_t *n);
     long (*page)(sy_store *st, int64_t until_ms, size_t max, spool_row *rows);
     int (*prune)(sy_store *st, int64_t now_ms);
@@ -48,7 +50,14 @@ typedef struct store_ops {
     long (*dead)(sy_store *st, const dead_filter *f, store_row_fn fn, void *arg);
     /* state -1 = any; every field of store_row but body */
     int (*deliveries)(sy_store *st, int state, const char *endpoint, int64_t after_id,
-                      long limit, store_row_fn fn, void *arg);
+                      long limit, const store_scope *scope, store_row_fn fn, void *arg);
+    int (*owner)(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
+                 size_t org_len);
+    /* id (the log row), attempt, started_ms (next_ms), duration_ms (updated_ms), status,
+     * result (state), detail */
+    int (*attempts)(sy_store *st, int64_t delivery_id, int64_t after_id, long limit,
+                    store_row_fn fn, void *arg);
+    int (*ep_stats)(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out);
     int (*replay_one)(sy_store *st, int64_t id);
     /* id (the cursor) and body */
     int (*events)(sy_store *st, int64_t cursor, long limit, const char *org_id,

@@ -494,12 +494,14 @@ static const struct {
             " upd AS (UPDATE deliveries d SET state = v.state, attempt = v.attempt,"
             " first_ms = v.first_ms, next_ms = v.next_ms, last_status = v.status,"
             " last_detail = v.detail, updated_ms = $13, lease = v.lease FROM v, partitions p"
-            " WHERE d.id = v.id AND d.lease = v.epoch AND p.id = d.part AND p.epoch = v.epoch"
-            " AND p.owner = $14 AND p.expires_at > now() RETURNING d.id),"
+            " WHERE d.id = v.id AND d.state = 0 AND d.lease = v.epoch AND p.id = d.part"
+            " AND p.epoch = v.epoch AND p.owner = $14 AND p.expires_at > now() RETURNING d.id),"
             " att AS (INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, detail,"
             " latency_ms) SELECT u.id, attempt, at_ms, result, status, detail, latency_ms"
             " FROM u JOIN upd ON upd.id = u.id WHERE result >= 0 ORDER BY ord)"
-            " SELECT (SELECT count(*) FROM v) - (SELECT count(*) FROM upd)"},
+            /* Refused: rows still pending that the update left (a dead row is no fencing). */
+            " SELECT (SELECT count(*) FROM v JOIN deliveries d ON d.id = v.id AND d.state = 0)"
+            " - (SELECT count(*) FROM upd)"},
     {"page", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
              " AND expires_at > now()),"
              " due AS (SELECT d.id FROM deliveries d WHERE d.part IN (SELECT id FROM mine)"
@@ -525,6 +527,8 @@ static const struct {
                 " VALUES ($1::text, $2::int8, $3::text) ON CONFLICT (endpoint) DO UPDATE SET"
                 " disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
     {"enable", "DELETE FROM endpoint_state WHERE endpoint = $1::text"},
+    {"kill", "UPDATE deliveries SET state = 2, last_detail = $2::text, updated_ms = $3::int8,"
+             " next_ms = 0, lease = 0 WHERE endpoint = $1::text AND state = 0"},
 };
 
 /* What a writer's session needs: its temp table, its statements, its LISTEN. */
@@ -716,6 +720,7 @@ static const store_ops pg_ops = {
     .known = pg_known,
     .disable = pg_disable,
     .enable = pg_enable,
+    .kill = pg_kill,
     .load_disabled = pg_load_disabled,
     .page = pg_page,
     .prune = pg_prune,
@@ -725,6 +730,9 @@ static const store_ops pg_ops = {
     .replay = pg_replay,
     .dead = pg_dead,
     .deliveries = pg_deliveries,
+    .owner = pg_owner,
+    .attempts = pg_attempts,
+    .ep_stats = pg_ep_stats,
     .replay_one = pg_replay_one,
     .events = pg_events,
     .endpoint_counts = pg_endpoint_counts,

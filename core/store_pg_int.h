@@ -23,6 +23,7 @@ typedef struct pg_pending {
                                 are filled at commit); NULL for the other statements */
     size_t n;
     int fenced;              /* rec: its one value counts the outcomes refused */
+    long *count;             /* kill: the rows it changed, written at commit */
 } pg_pending;
 
 typedef struct pg_store {
@@ -100,13 +101,19 @@ int pg_release(sy_store *st, const char *endpoint);
 int pg_known(sy_store *st, const char *const *ids, size_t n);
 int pg_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *reason);
 int pg_enable(sy_store *st, const char *endpoint);
+int pg_kill(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms, long *count);
 
 /* store_pg_read.c: the reads and operator actions (see store_ops). */
 int pg_count(sy_store *st, spool_counts *out);
 long pg_replay(sy_store *st, const dead_filter *f);
 long pg_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *arg);
 int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id, long limit,
-                  store_row_fn fn, void *arg);
+                  const store_scope *scope, store_row_fn fn, void *arg);
+int pg_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
+             size_t org_len);
+int pg_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long limit,
+                store_row_fn fn, void *arg);
+int pg_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out);
 int pg_replay_one(sy_store *st, int64_t id);
 int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, store_row_fn fn,
               void *arg);

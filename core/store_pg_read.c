@@ -133,20 +133,24 @@ int pg_replay_one(sy_store *st, int64_t id)
 }
 
 int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id, long limit,
-                  store_row_fn fn, void *arg)
+                  const store_scope *scope, store_row_fn fn, void *arg)
 {
     char after[24], stt[8], lim[24];
     snprintf(after, sizeof after, "%lld", (long long)after_id);
     snprintf(stt, sizeof stt, "%d", state);
     snprintf(lim, sizeof lim, "%ld", limit);
-    const char *vals[] = {after, stt, endpoint, lim};
+    const char *vals[] = {after, stt, endpoint, lim, scope ? scope->org_id : NULL,
+                          scope ? scope->endpoints_json : NULL};
     PGresult *r = query(PG(st),
                         "SELECT d.id, d.endpoint, e.event_id, e.event_type, d.state, d.attempt,"
                         " d.next_ms, d.last_status, d.last_detail, d.updated_ms"
                         " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
                         " WHERE d.id > $1 AND ($2::int < 0 OR d.state = $2)"
-                        " AND ($3::text IS NULL OR d.endpoint = $3) ORDER BY d.id LIMIT $4",
-                        4, vals);
+                        " AND ($3::text IS NULL OR d.endpoint = $3)"
+                        " AND ($5::text IS NULL OR (e.org_id = $5 AND d.endpoint IN"
+                        "      (SELECT json_array_elements_text($6::json))))"
+                        " ORDER BY d.id LIMIT $4",
+                        6, vals);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -211,4 +215,94 @@ long pg_endpoint_counts(sy_store *st, store_ep_count **out)
     }
     PQclear(r);
     return n;
+}
+
+int pg_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
+             size_t org_len)
+{
+    char idt[24];
+    snprintf(idt, sizeof idt, "%lld", (long long)id);
+    const char *vals[] = {idt};
+    PGresult *r = query(PG(st),
+                        "SELECT d.endpoint, coalesce(e.org_id, '') FROM deliveries d"
+                        " JOIN events e ON e.id = d.event_rowid WHERE d.id = $1",
+                        1, vals);
+    if (!r)
+        return -1;
+    int found = PQntuples(r) > 0;
+    if (found) {
+        snprintf(endpoint, endpoint_len, "%s", pg_text(r, 0, 0));
+        snprintf(org, org_len, "%s", pg_text(r, 0, 1));
+    }
+    PQclear(r);
+    return found;
+}
+
+int pg_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long limit,
+                store_row_fn fn, void *arg)
+{
+    char id[24], after[24], lim[24];
+    snprintf(id, sizeof id, "%lld", (long long)delivery_id);
+    snprintf(after, sizeof after, "%lld", (long long)after_id);
+    snprintf(lim, sizeof lim, "%ld", limit);
+    const char *vals[] = {id, after, lim};
+    /* at_ms is written when the attempt ended: it started latency_ms earlier. */
+    PGresult *r = query(PG(st),
+                        "SELECT id, attempt, at_ms - latency_ms, latency_ms, status, result,"
+                        " detail FROM attempts WHERE delivery_id = $1 AND id > $2"
+                        " ORDER BY id LIMIT $3",
+                        3, vals);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        store_row row = {.id = pg_int(r, i, 0), .attempt = pg_int(r, i, 1),
+                         .next_ms = pg_int(r, i, 2), .updated_ms = pg_int(r, i, 3),
+                         .status = pg_int(r, i, 4), .state = (int)pg_int(r, i, 5),
+                         .detail = pg_text(r, i, 6)};
+        fn(arg, &row);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out)
+{
+    char h1[24], d1[24];
+    snprintf(h1, sizeof h1, "%lld", (long long)(now_ms - 3600000));
+    snprintf(d1, sizeof d1, "%lld", (long long)(now_ms - 86400000));
+    const char *vals[] = {endpoint, h1, d1};
+    PGresult *r = query(PG(st),
+                        "SELECT count(*), count(*) FILTER (WHERE a.at_ms >= $2),"
+                        " count(*) FILTER (WHERE a.result = 0),"
+                        " count(*) FILTER (WHERE a.result = 0 AND a.at_ms >= $2),"
+                        " (SELECT count(*) FROM deliveries WHERE endpoint = $1 AND state = 0),"
+                        " (SELECT count(*) FROM deliveries WHERE endpoint = $1 AND state = 2)"
+                        " FROM attempts a JOIN deliveries d ON d.id = a.delivery_id"
+                        " WHERE d.endpoint = $1 AND a.at_ms >= $3",
+                        3, vals);
+    if (!r)
+        return -1;
+    out->attempts_24h = (uint64_t)pg_int(r, 0, 0);
+    out->attempts_1h = (uint64_t)pg_int(r, 0, 1);
+    out->ok_24h = (uint64_t)pg_int(r, 0, 2);
+    out->ok_1h = (uint64_t)pg_int(r, 0, 3);
+    out->pending = (uint64_t)pg_int(r, 0, 4);
+    out->dead = (uint64_t)pg_int(r, 0, 5);
+    PQclear(r);
+    r = query(PG(st),
+              "SELECT a.at_ms, a.status, a.result, a.detail FROM attempts a"
+              " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = $1"
+              " AND a.result <> 0 ORDER BY a.at_ms DESC, a.id DESC LIMIT 1",
+              1, vals);
+    if (!r)
+        return -1;
+    if (PQntuples(r)) {
+        out->has_error = 1;
+        out->error_ms = pg_int(r, 0, 0);
+        out->error_status = (int)pg_int(r, 0, 1);
+        out->error_result = (int)pg_int(r, 0, 2);
+        snprintf(out->error_detail, sizeof out->error_detail, "%s", pg_text(r, 0, 3));
+    }
+    PQclear(r);
+    return 0;
 }

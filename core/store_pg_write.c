@@ -131,6 +131,8 @@ int pg_commit(sy_store *st)
                 take_puts(&s->pend[i], r);
             else if (s->pend[i].fenced && PQntuples(r) == 1)
                 fenced += pg_int(r, 0, 0);
+            else if (s->pend[i].count)
+                *s->pend[i].count = atol(PQcmdTuples(r));
         } else {
             ok = 0;
             if (t != PGRES_PIPELINE_ABORTED)
@@ -308,6 +310,14 @@ int pg_disable(sy_store *st, const char *endpoint, int64_t at_ms, const char *re
     const char *vals[] = {endpoint, pg_be64(at, at_ms), reason};
     const int lens[] = {(int)strlen(endpoint), 8, (int)strlen(reason)};
     return send_args(PG(st), "disable", 3, vals, lens);
+}
+
+int pg_kill(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms, long *count)
+{
+    char at[8];
+    const char *vals[] = {endpoint, detail, pg_be64(at, at_ms)};
+    const int lens[] = {(int)strlen(endpoint), (int)strlen(detail), 8};
+    return send(PG(st), "kill", NULL, 0, vals, lens, 3, (pg_pending){.count = count});
 }
 
 int pg_enable(sy_store *st, const char *endpoint)

@@ -19,7 +19,6 @@
 #include "fsmode.h"
 #include "log.h"
 
-#define SQLITE_SCHEMA_VERSION 3
 
 typedef struct sq_store {
     sy_store base;
@@ -107,13 +106,13 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     char e[512];
     int v = user_version(db);
-    if (v > SQLITE_SCHEMA_VERSION) {
+    if (v > STORE_SQLITE_SCHEMA) {
         snprintf(err, errlen, "spool %s has schema version %d, newer than this switchyard (%d)",
-                 path, v, SQLITE_SCHEMA_VERSION);
+                 path, v, STORE_SQLITE_SCHEMA);
         return -1;
     }
     static const char *const steps[] = {NULL, schema_v1, migrate_v2, migrate_v3};
-    for (int to = v + 1; to <= SQLITE_SCHEMA_VERSION; to++) {
+    for (int to = v + 1; to <= STORE_SQLITE_SCHEMA; to++) {
         if (to == 0)
             continue;
         char bump[64];
@@ -147,7 +146,10 @@ static int prepare(sq_store *s, char *err, size_t errlen)
         {&s->st_ins_dlv, "INSERT INTO deliveries(event_rowid, endpoint, state, next_ms, "
                          "updated_ms, lease) VALUES (?, ?, 0, ?, ?, ?)"},
         {&s->st_update, "UPDATE deliveries SET state = ?, attempt = ?, first_ms = ?, next_ms = ?,"
-                        " last_status = ?, last_detail = ?, updated_ms = ?, lease = ? WHERE id = ?"},
+                        " last_status = ?, last_detail = ?, updated_ms = ?, lease = ? WHERE id = ?"
+                        /* Only a pending row: an outcome never brings back a delivery that
+                         * died meanwhile (its endpoint deleted while an attempt was out). */
+                        " AND state = 0"},
         {&s->st_attempt, "INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, "
                          "detail, latency_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"},
         /* Only endpoints the running configuration has: the others stay on disk. */
@@ -561,7 +563,7 @@ static long sq_replay(sy_store *st, const dead_filter *f)
 }
 
 static int sq_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id,
-                         long limit, store_row_fn fn, void *arg)
+                         long limit, const store_scope *scope, store_row_fn fn, void *arg)
 {
     sqlite3_stmt *q = query(
         SQ(st),
@@ -569,6 +571,8 @@ static int sq_deliveries(sy_store *st, int state, const char *endpoint, int64_t 
         " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms"
         " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
         " WHERE d.id > ?1 AND (?2 < 0 OR d.state = ?2) AND (?3 IS NULL OR d.endpoint = ?3)"
+        " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"
+        "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"
         " ORDER BY d.id LIMIT ?4",
         "spool query");
     if (!q)
@@ -578,6 +582,10 @@ static int sq_deliveries(sy_store *st, int state, const char *endpoint, int64_t 
     if (endpoint)
         sqlite3_bind_text(q, 3, endpoint, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 4, limit);
+    if (scope) {
+        sqlite3_bind_text(q, 5, scope->org_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 6, scope->endpoints_json, -1, SQLITE_STATIC);
+    }
     while (sqlite3_step(q) == SQLITE_ROW) {
         store_row r = {.id = sqlite3_column_int64(q, 0), .endpoint = col_text(q, 1),
                        .event_id = col_text(q, 2), .event_type = col_text(q, 3),
@@ -660,6 +668,120 @@ static long sq_endpoint_counts(sy_store *st, store_ep_count **out)
     return n;
 }
 
+static int sq_kill(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms,
+                   long *count)
+{
+    sq_store *s = SQ(st);
+    sqlite3_stmt *q = query(s, "UPDATE deliveries SET state = 2, last_detail = ?2,"
+                               " updated_ms = ?3, next_ms = 0, lease = 0"
+                               " WHERE endpoint = ?1 AND state = 0", "spool kill");
+    if (!q)
+        return -1;
+    sqlite3_bind_text(q, 1, endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 3, at_ms);
+    long n = sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+    sqlite3_finalize(q);
+    if (n < 0)
+        return sq_err(s);
+    *count = n;
+    return 0;
+}
+
+static int sq_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
+                    size_t org_len)
+{
+    sq_store *s = SQ(st);
+    sqlite3_stmt *q = query(s, "SELECT d.endpoint, json_extract(e.body, '$.org_id') FROM"
+                               " deliveries d JOIN events e ON e.id = d.event_rowid"
+                               " WHERE d.id = ?1", "spool query");
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, id);
+    int rc = -1, step = sqlite3_step(q);
+    if (step == SQLITE_ROW) {
+        snprintf(endpoint, endpoint_len, "%s", col_text(q, 0));
+        /* A non-string org_id never passed the envelope check; read it as none. */
+        snprintf(org, org_len, "%s",
+                 sqlite3_column_type(q, 1) == SQLITE_TEXT ? col_text(q, 1) : "");
+        rc = 1;
+    } else if (step == SQLITE_DONE) {
+        rc = 0;
+    }
+    sqlite3_finalize(q);
+    return rc < 0 ? sq_err(s) : rc;
+}
+
+static int sq_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long limit,
+                       store_row_fn fn, void *arg)
+{
+    /* at_ms is written when the attempt ended: it started latency_ms earlier. */
+    sqlite3_stmt *q = query(SQ(st), "SELECT id, attempt, at_ms - latency_ms, latency_ms, status,"
+                                    " result, detail FROM attempts WHERE delivery_id = ?1"
+                                    " AND id > ?2 ORDER BY id LIMIT ?3", "spool query");
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, delivery_id);
+    sqlite3_bind_int64(q, 2, after_id);
+    sqlite3_bind_int64(q, 3, limit);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        store_row r = {.id = sqlite3_column_int64(q, 0), .attempt = sqlite3_column_int64(q, 1),
+                       .next_ms = sqlite3_column_int64(q, 2),
+                       .updated_ms = sqlite3_column_int64(q, 3),
+                       .status = sqlite3_column_int(q, 4), .state = sqlite3_column_int(q, 5),
+                       .detail = col_text(q, 6)};
+        fn(arg, &r);
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+static int sq_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out)
+{
+    sq_store *s = SQ(st);
+    static const char *const sql[] = {
+        "SELECT count(*), coalesce(sum(a.at_ms >= ?2), 0), coalesce(sum(a.result = 0), 0),"
+        " coalesce(sum(a.result = 0 AND a.at_ms >= ?2), 0) FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = ?1 AND a.at_ms >= ?3",
+        "SELECT a.at_ms, a.status, a.result, a.detail FROM attempts a"
+        " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = ?1 AND a.result != 0"
+        " ORDER BY a.at_ms DESC, a.id DESC LIMIT 1",
+        /* Pending and dead rows are found through the (state, ...) index. */
+        "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 2), 0) FROM deliveries"
+        " WHERE state IN (0, 2) AND endpoint = ?1",
+    };
+    for (int i = 0; i < 3; i++) {
+        sqlite3_stmt *q = query(s, sql[i], "spool query");
+        if (!q)
+            return -1;
+        sqlite3_bind_text(q, 1, endpoint, -1, SQLITE_STATIC);
+        if (i == 0) {
+            sqlite3_bind_int64(q, 2, now_ms - 3600000);
+            sqlite3_bind_int64(q, 3, now_ms - 86400000);
+        }
+        int step = sqlite3_step(q);
+        if (step == SQLITE_ROW && i == 0) {
+            out->attempts_24h = (uint64_t)sqlite3_column_int64(q, 0);
+            out->attempts_1h = (uint64_t)sqlite3_column_int64(q, 1);
+            out->ok_24h = (uint64_t)sqlite3_column_int64(q, 2);
+            out->ok_1h = (uint64_t)sqlite3_column_int64(q, 3);
+        } else if (step == SQLITE_ROW && i == 1) {
+            out->has_error = 1;
+            out->error_ms = sqlite3_column_int64(q, 0);
+            out->error_status = sqlite3_column_int(q, 1);
+            out->error_result = sqlite3_column_int(q, 2);
+            snprintf(out->error_detail, sizeof out->error_detail, "%s", col_text(q, 3));
+        } else if (step == SQLITE_ROW) {
+            out->pending = (uint64_t)sqlite3_column_int64(q, 0);
+            out->dead = (uint64_t)sqlite3_column_int64(q, 1);
+        }
+        sqlite3_finalize(q);
+        if (step != SQLITE_ROW && step != SQLITE_DONE)
+            return sq_err(s);
+    }
+    return 0;
+}
+
 static const store_ops sqlite_ops = {
     .name = "sqlite",
     .begin = sq_begin,
@@ -671,6 +793,7 @@ static const store_ops sqlite_ops = {
     .known = sq_known,
     .disable = sq_disable,
     .enable = sq_enable,
+    .kill = sq_kill,
     .load_disabled = sq_load_disabled,
     .page = sq_page,
     .prune = sq_prune,
@@ -680,6 +803,9 @@ static const store_ops sqlite_ops = {
     .replay = sq_replay,
     .dead = sq_dead,
     .deliveries = sq_deliveries,
+    .owner = sq_owner,
+    .attempts = sq_attempts,
+    .ep_stats = sq_ep_stats,
     .replay_one = sq_replay_one,
     .events = sq_events,
     .endpoint_counts = sq_endpoint_counts,
@@ -714,7 +840,7 @@ sy_store *store_sqlite_open(const store_conf *c, store_role role, char *err, siz
             sq_close(&s->base);
             return NULL;
         }
-    } else if (user_version(db) != SQLITE_SCHEMA_VERSION) {
+    } else if (user_version(db) != STORE_SQLITE_SCHEMA) {
         snprintf(err, errlen, "spool %s has schema version %d; start the daemon once to migrate it",
                  c->path, user_version(db));
         sq_close(&s->base);

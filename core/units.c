@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 typedef struct unit {
     const char *suffix;
@@ -170,4 +171,19 @@ void units_format_size(int64_t bytes, char *buf, unsigned buflen)
         }
     }
     snprintf(buf, buflen, "%" PRId64, bytes);
+}
+
+void units_format_time(int64_t ms, char *buf, unsigned buflen)
+{
+    if (!buf || buflen == 0)
+        return;
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    if (ms < 0 || !gmtime_r(&t, &tm)) {
+        snprintf(buf, buflen, "1970-01-01T00:00:00.000Z");
+        return;
+    }
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, buflen, "%s.%03dZ", day, (int)(ms % 1000));
 }

@@ -30,6 +30,9 @@ int units_parse_size(const char *text, int64_t *bytes);
 /* Formats ms as the shortest exact unit text ("5s", "30m", "1500ms") into buf. */
 void units_format_duration(int64_t ms, char *buf, unsigned buflen);
 
+/* Formats wall ms as RFC 3339 UTC with milliseconds ("2026-11-25T19:09:02.125Z") into buf. */
+void units_format_time(int64_t ms, char *buf, unsigned buflen);
+
 /* Formats bytes as the largest exact binary unit ("64MiB", "1500") into buf. */
 void units_format_size(int64_t bytes, char *buf, unsigned buflen);
 

@@ -42,8 +42,9 @@ RUN_PKGS=(
 )
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
 # RabbitMQ, a real PostgreSQL, openssl for test certificates) and Node.js
-# for the official interop peers (standardwebhooks, an SQS emulator). The
-# machine image may ship its own node and npm.
+# for the official interop peers (standardwebhooks, an SQS emulator, the
+# OpenAPI validator @apidevtools/swagger-parser). The machine image may
+# ship its own node and npm.
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq

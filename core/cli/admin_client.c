@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 
 int admin_target_load(const char *cmd, const char *conf_dir, const char *addr, admin_target *t)
 {
@@ -60,8 +61,29 @@ static char *read_all(int fd, size_t *len)
     return buf;
 }
 
+/* Writes all n bytes (a body may be up to the API's 1 MiB); 0, or -1 with errno. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
 int admin_request(const admin_target *t, const char *method, const char *path, char **body,
                   char *err, size_t errlen)
+{
+    return admin_request_json(t, method, path, NULL, body, err, errlen);
+}
+
+int admin_request_json(const admin_target *t, const char *method, const char *path,
+                       const char *json, char **body, char *err, size_t errlen)
 {
     const char *hostport = t->addr;
     char host[128];
@@ -92,18 +114,23 @@ int admin_request(const admin_target *t, const char *method, const char *path, c
         close(fd);
         return -1;
     }
-    char req[1024];
+    char req[1024], length[96] = "";
+    size_t blen = json ? strlen(json) : 0;
+    if (json)
+        snprintf(length, sizeof length,
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n", blen);
+    else if (strcmp(method, "GET") && strcmp(method, "DELETE"))
+        snprintf(length, sizeof length, "Content-Length: 0\r\n");
     int n = snprintf(req, sizeof req,
                      "%s %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\n%s"
                      "Connection: close\r\n\r\n",
-                     method, path, hostport, t->token,
-                     strcmp(method, "POST") ? "" : "Content-Length: 0\r\n");
+                     method, path, hostport, t->token, length);
     if (n < 0 || (size_t)n >= sizeof req) {
         snprintf(err, errlen, "request to %s too long", path);
         close(fd);
         return -1;
     }
-    if (write(fd, req, (size_t)n) != n) {
+    if (write_all(fd, req, (size_t)n) != 0 || (json && write_all(fd, json, blen) != 0)) {
         snprintf(err, errlen, "cannot send to %s: %s", hostport, strerror(errno));
         close(fd);
         return -1;
@@ -129,4 +156,27 @@ int admin_request(const admin_target *t, const char *method, const char *path, c
         return -1;
     }
     return status;
+}
+
+int admin_id_ok(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 128)
+        return 0;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-' || *p == '.'))
+            return 0;
+    return 1;
+}
+
+void admin_print_refusal(const char *cmd, int status, const char *body)
+{
+    cJSON *o = cJSON_Parse(body);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "path");
+    fprintf(stderr, "switchyard %s: admin API answered %d: %s%s%s%s\n", cmd, status,
+            cJSON_IsString(e) ? e->valuestring : body, cJSON_IsString(p) ? " (at " : "",
+            cJSON_IsString(p) ? p->valuestring : "", cJSON_IsString(p) ? ")" : "");
+    cJSON_Delete(o);
 }

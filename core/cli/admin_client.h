@@ -1,6 +1,6 @@
 /*
  * admin_client.h - what the commands that talk to a running daemon
- * (`switchyard status`, `switchyard endpoint`) share: where its admin API
+ * (`switchyard status`, `switchyard endpoint(s)`) share: where its admin API
  * listens, its token, and one HTTP request to it.
  */
 #ifndef SY_ADMIN_CLIENT_H
@@ -33,5 +33,18 @@ void admin_target_free(admin_target *t);
  */
 int admin_request(const admin_target *t, const char *method, const char *path, char **body,
                   char *err, size_t errlen);
+
+/* admin_request with json (NUL-terminated) as an application/json body. */
+int admin_request_json(const admin_target *t, const char *method, const char *path,
+                       const char *json, char **body, char *err, size_t errlen);
+
+/* Whether id is an endpoint id: [A-Za-z0-9._-]{1,128}, all a path may carry unescaped. */
+int admin_id_ok(const char *id);
+
+/*
+ * Says on stderr that the API refused: "switchyard CMD: admin API answered
+ * STATUS: ERROR", with " (at PATH)" when the answer names the key.
+ */
+void admin_print_refusal(const char *cmd, int status, const char *body);
 
 #endif

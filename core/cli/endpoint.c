@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cjson/cJSON.h>
 
 #include "admin_client.h"
 #include "cli.h"
@@ -34,29 +33,6 @@ static void usage(FILE *f)
           "Exit status: 0 when the endpoint is enabled (also when it was not disabled),\n"
           "1 when the daemon cannot be asked, refuses, or has no endpoint ID, 2 on bad\n"
           "usage or configuration.\n", f);
-}
-
-/* What config ids are made of, and all the path may carry. */
-static int id_ok(const char *id)
-{
-    size_t n = strlen(id);
-    if (n == 0 || n > 128)
-        return 0;
-    for (const char *p = id; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_' || *p == '-' || *p == '.'))
-            return 0;
-    return 1;
-}
-
-/* The "error" text of a JSON error answer, or the body itself. */
-static void print_refusal(int status, const char *body)
-{
-    cJSON *o = cJSON_Parse(body);
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
-    fprintf(stderr, "switchyard endpoint enable: admin API answered %d: %s\n", status,
-            cJSON_IsString(e) ? e->valuestring : body);
-    cJSON_Delete(o);
 }
 
 static int enable(int argc, char **argv)
@@ -84,7 +60,7 @@ static int enable(int argc, char **argv)
     const char *id = argv[optind++];
     if (cli_extra_args("endpoint enable", argc, argv))
         return 2;
-    if (!id_ok(id)) {
+    if (!admin_id_ok(id)) {
         fprintf(stderr, "switchyard endpoint enable: \"%s\" is not an endpoint id (letters, "
                         "digits, '_', '-' and '.', at most 128)\n", id);
         return 2;
@@ -105,7 +81,7 @@ static int enable(int argc, char **argv)
         fprintf(stderr, "switchyard endpoint enable: the running daemon has no endpoint \"%s\" "
                         "(switchyard status lists them)\n", id);
     else if (st != 200)
-        print_refusal(st, body);
+        admin_print_refusal("endpoint enable", st, body);
     else
         printf("endpoint %s enabled\n", id);
     free(body);

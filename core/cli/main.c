@@ -17,6 +17,7 @@
 #include "config_keys.h"
 #include "daemon.h"
 #include "endpoint.h"
+#include "endpoints.h"
 #include "log.h"
 #include "plugin.h"
 #include "publish.h"
@@ -43,6 +44,7 @@ static void usage(FILE *f)
             "  replay    put dead deliveries back to pending, or list them\n"
             "  status    endpoints with state, success rate, pending, dead, last error\n"
             "  endpoint  enable an endpoint that disable_after stopped (endpoint enable ID)\n"
+            "  endpoints list, get, create, update, delete or rotate endpoints (admin API)\n"
             "  version   print the version and the sink ABI version (also -V, --version)\n"
             "\n"
             "switchyard COMMAND --help prints a command's options.\n");
@@ -510,6 +512,8 @@ int main(int argc, char **argv)
         return status_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "endpoint"))
         return endpoint_main(argc - 1, argv + 1);
+    if (!strcmp(cmd, "endpoints"))
+        return endpoints_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "replay"))
         return replay_cmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
 
 static http_addr_class classify_v4(uint32_t a)
 {
@@ -106,4 +108,36 @@ void http_addr_text(const struct sockaddr *sa, char *buf, size_t len)
         src = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
     if (!src || !inet_ntop(sa->sa_family, src, buf, (socklen_t)len))
         snprintf(buf, len, "?");
+}
+
+int http_url_guard(const char *url, char *err, size_t errlen)
+{
+    CURLU *u = curl_url();
+    char *host = NULL;
+    int rc = 0;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+        size_t n = strlen(host);
+        char ip[256];
+        /* An IPv6 literal comes in brackets. */
+        if (n > 2 && host[0] == '[' && host[n - 1] == ']' && n - 2 < sizeof ip)
+            snprintf(ip, sizeof ip, "%.*s", (int)(n - 2), host + 1);
+        else
+            snprintf(ip, sizeof ip, "%s", host);
+        http_addr_class c = http_addr_classify_text(ip);
+        int local = !strcasecmp(ip, "localhost") ||
+                    (n > 10 && !strcasecmp(ip + strlen(ip) - 10, ".localhost"));
+        if (local)
+            c = ADDR_LOOPBACK;
+        if (c != ADDR_PUBLIC && c != ADDR_INVALID) {
+            const char *name = http_addr_class_name(c);
+            snprintf(err, errlen, "%s is %s %s address: the SSRF guard refuses it "
+                     "(allow_private_networks on the sink allows it)",
+                     local ? "localhost" : ip, strchr("aeiou", name[0]) ? "an" : "a", name);
+            rc = -1;
+        }
+    }
+    curl_free(host);
+    curl_url_cleanup(u);
+    return rc;
 }

@@ -39,4 +39,13 @@ const char *http_addr_class_name(http_addr_class c);
 /* Writes the numeric form of sa into buf (at least 46 bytes). */
 void http_addr_text(const struct sockaddr *sa, char *buf, size_t len);
 
+/*
+ * For endpoints created through the admin API: 0 when url's host may be
+ * public, -1 with the reason in err when the guard would refuse it on
+ * every attempt: a literal address that is not public, or "localhost"
+ * (and names under .localhost, RFC 6761). Names resolved by DNS are
+ * checked at connect time only (their address may change).
+ */
+int http_url_guard(const char *url, char *err, size_t errlen);
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "form_body.h"
 #include "form_conf.h"
+#include "http_guard.h"
 #include "form_outcome.h"
 #include "http_pool.h"
 
@@ -113,7 +114,15 @@ static int form_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_s
     }
     ep->st = st;
     atomic_init(&ep->closed, 0);
+    char why[256];
     if (form_settings_parse(conf, st->conf, has_allow, map_given, &ep->set, err, errlen) != 0) {
+        free_ep(ep);
+        return -1;
+    }
+    /* An endpoint from the admin API hears at once about a URL the SSRF guard always refuses. */
+    if ((SY_SETUP_FLAGS(setup) & SY_SETUP_FROM_API) && !ep->set.http.allow_private &&
+        http_url_guard(((const form_ep_conf *)conf)->url, why, sizeof why) != 0) {
+        snprintf(err, errlen, "url: %s", why);
         free_ep(ep);
         return -1;
     }

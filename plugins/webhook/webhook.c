@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http_guard.h"
 #include "wh_conf.h"
 #include "wh_state.h"
 
@@ -80,6 +81,24 @@ static void wh_destroy(void *state)
     free(st);
 }
 
+/* An endpoint from the admin API hears at once about a URL the SSRF guard always refuses. */
+static int api_guard(const sy_endpoint_setup *setup, const wh_settings *set, char *err,
+                     size_t errlen)
+{
+    if (!(SY_SETUP_FLAGS(setup) & SY_SETUP_FROM_API) || set->http.allow_private)
+        return 0;
+    char why[256];
+    for (size_t i = 0; i < set->nurls; i++)
+        if (http_url_guard(set->urls[i], why, sizeof why) != 0) {
+            if (i == 0)
+                snprintf(err, errlen, "url: %s", why);
+            else
+                snprintf(err, errlen, "fallback_urls[%zu]: %s", i - 1, why);
+            return -1;
+        }
+    return 0;
+}
+
 static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_state, char *err,
                             size_t errlen)
 {
@@ -102,7 +121,8 @@ static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_sta
     ep->st = st;
     pthread_mutex_init(&ep->mu, NULL);
     atomic_init(&ep->closed, 0);
-    if (wh_settings_parse(endpoint_id, conf, st->conf, has_allow, &ep->set, err, errlen) != 0) {
+    if (wh_settings_parse(endpoint_id, conf, st->conf, has_allow, &ep->set, err, errlen) != 0 ||
+        api_guard(setup, &ep->set, err, errlen) != 0) {
         free_ep(ep);
         return -1;
     }

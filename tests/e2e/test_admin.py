@@ -16,7 +16,7 @@ REASONS = ["too_big", "empty", "invalid_utf8", "too_deep", "not_json", "not_obje
            "missing_field", "wrong_type", "bad_value", "bad_frames"]
 ATTEMPT_OUTCOMES = ["ok", "retry", "fail"]
 END_STATES = ["delivered", "dead"]
-ENDPOINT_FIELDS = {"id", "org_id", "sink", "plugin", "state", "success_rate", "routed",
+ENDPOINT_FIELDS = {"id", "org_id", "source", "sink", "plugin", "state", "success_rate", "routed",
                    "attempts", "ok", "dead", "pending", "last_status", "last_error"}
 
 
@@ -281,19 +281,22 @@ def test_endpoints_list(ops_daemon, tmp_path):
     assert sorted(eps) == ["bad", "good", "half", "later", "never", "off"]
     for e in arr:
         assert set(e) == ENDPOINT_FIELDS, e
-    assert eps["good"] == {"id": "good", "org_id": "acme", "sink": "files", "plugin": "file",
-                           "state": "active", "success_rate": 1, "routed": 4, "attempts": 4,
-                           "ok": 4, "dead": 0, "pending": 0, "last_status": 0,
+    assert eps["good"] == {"id": "good", "org_id": "acme", "source": "config",
+                           "sink": "files", "plugin": "file", "state": "active",
+                           "success_rate": 1, "routed": 4, "attempts": 4, "ok": 4, "dead": 0, "pending": 0, "last_status": 0,
                            "last_error": ""}
-    assert eps["half"] == {"id": "half", "org_id": None, "sink": "half", "plugin": "flaky",
+    assert eps["half"] == {"id": "half", "org_id": None, "source": "config",
+                           "sink": "half", "plugin": "flaky",
                            "state": "active", "success_rate": 0.5, "routed": 4,
                            "attempts": 8, "ok": 4, "dead": 0, "pending": 0,
                            "last_status": 200, "last_error": ""}
-    assert eps["bad"] == {"id": "bad", "org_id": None, "sink": "bad", "plugin": "flaky",
+    assert eps["bad"] == {"id": "bad", "org_id": None, "source": "config",
+                          "sink": "bad", "plugin": "flaky",
                           "state": "active", "success_rate": 0, "routed": 4, "attempts": 4,
                           "ok": 0, "dead": 4, "pending": 0, "last_status": 400,
                           "last_error": "flaky: attempt 1 of 1 fails"}
-    assert eps["later"] == {"id": "later", "org_id": None, "sink": "later", "plugin": "flaky",
+    assert eps["later"] == {"id": "later", "org_id": None, "source": "config",
+                            "sink": "later", "plugin": "flaky",
                             "state": "active", "success_rate": 0, "routed": 4, "attempts": 4,
                             "ok": 0, "dead": 0, "pending": 4, "last_status": 503,
                             "last_error": "flaky: attempt 1 of 1 fails"}
@@ -414,7 +417,7 @@ def test_unknown_paths_are_404_json(ops_daemon, tmp_path):
     for path in ("/", "/nope", "/metrics/x", "/api", "/api/v2/endpoints"):
         assert error_of(http(d.base, "GET", path), 404) == \
             "no such path (try /metrics, /healthz, /readyz, /api/v1/...)", path
-    for path in ("/api/v1/nope", "/api/v1/endpoints/all", "/api/v1/deliveries/1",
+    for path in ("/api/v1/nope", "/api/v1/endpoints/all/x", "/api/v1/deliveries/1",
                  "/api/v1/deliveries/1/replay/x", "/api/v1/endpoints/all/test/x",
                  "/api/v1/endpoints/all/enable/x", "/api/v1/endpoints/al/test/x/"):
         assert error_of(d.api("GET", path), 404) == "no such API path", path
@@ -425,8 +428,9 @@ def test_unknown_paths_are_404_json(ops_daemon, tmp_path):
 def test_wrong_methods_are_405_json(ops_daemon, tmp_path):
     d = ops_daemon(sinks={"files": file_sink(tmp_path / "out.jsonl")},
                    endpoints={"all": {"sink": "files"}})
-    for method, path, msg in (("POST", "/api/v1/endpoints", "use GET"),
-                              ("DELETE", "/api/v1/endpoints", "use GET"),
+    for method, path, msg in (("PUT", "/api/v1/endpoints", "use GET, POST"),
+                              ("DELETE", "/api/v1/endpoints", "use GET, POST"),
+                              ("POST", "/api/v1/endpoints/all", "use GET, PUT, PATCH, DELETE"),
                               ("PUT", "/api/v1/deliveries", "use GET"),
                               ("POST", "/api/v1/events", "use GET"),
                               ("GET", "/api/v1/deliveries/1/replay", "use POST"),
@@ -438,7 +442,7 @@ def test_405_names_the_allowed_method(ops_daemon, tmp_path):
     """RFC 9110 15.5.6: a 405 response MUST carry an Allow header."""
     d = ops_daemon(sinks={"files": file_sink(tmp_path / "out.jsonl")},
                    endpoints={"all": {"sink": "files"}})
-    for method, path, allow in (("POST", "/api/v1/endpoints", "GET"),
+    for method, path, allow in (("PUT", "/api/v1/endpoints", "GET, POST"),
                                 ("GET", "/api/v1/deliveries/1/replay", "POST")):
         r = d.api(method, path)
         assert r.status == 405

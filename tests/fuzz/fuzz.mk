@@ -56,6 +56,8 @@ $(FUZZ_DIR)/obj/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/src/*.h) $(wildcard sdk/
 	@echo "  FUZZCC  $<"
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_CORE_WARN) -fsanitize=fuzzer-no-link -c $< -o $@
 
+$(FUZZ_DIR)/obj/core/api_openapi.o: docs/openapi.json
+
 # An archive, so each target links only the objects it needs.
 $(FUZZ_CORE_LIB): $(FUZZ_CORE_OBJ)
 	@rm -f $@

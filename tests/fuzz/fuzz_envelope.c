@@ -75,6 +75,14 @@ static void check_scan_vs_cjson(const uint8_t *msg, size_t len)
     if (js_scan((const char *)msg, len, 1000, &jr) != 0)
         return;
     cJSON *t = cJSON_ParseWithLengthOpts((const char *)msg, len, NULL, 0);
+    /*
+     * cJSON skips a byte order mark only when more than one byte follows it:
+     * it refuses BOM + "1", which RFC 8259 allows and the scanner takes. No
+     * envelope is that short (an object is at least "{}"), so the lazy tree
+     * never meets it.
+     */
+    if (!t && len == 4 && memcmp(msg, "\xEF\xBB\xBF", 3) == 0 && jr.type != JS_OBJECT)
+        return;
     CHECK(t != NULL);
     CHECK((jr.type == JS_OBJECT) == (cJSON_IsObject(t) != 0));
     CHECK((jr.type == JS_STRING) == (cJSON_IsString(t) != 0));

@@ -615,6 +615,75 @@ static void test_restart_changes(void **state)
     config_free(b);
 }
 
+/* The API's endpoints go through the same checks, after the files, marked and labelled. */
+static void test_api_endpoints(void **state)
+{
+    (void)state;
+    clear();
+    put("10-core.json", CORE);
+    put("20-sinks.json", SINKS_AND_EP);
+    sy_errs e = {0};
+    config_source *src = config_read(dir, &e);
+    assert_non_null(src);
+    assert_int_equal(src->n, 2);
+    sy_conf *c = config_build(src, &e);
+    assert_non_null(c);
+    cJSON *eps = cJSON_Parse("{\"x.1\": {\"sink\": \"files\", \"org_id\": \"acme\"}}");
+    assert_int_equal(config_add_api_endpoints(c, eps, &e), 0);
+    assert_int_equal(c->nendpoints, 2);
+    assert_int_equal(c->endpoints[0].from_api, 0);
+    assert_string_equal(c->endpoints[1].id, "x.1");
+    assert_int_equal(c->endpoints[1].from_api, 1);
+    assert_int_equal(c->endpoints[1].sink_index, 0);
+    assert_string_equal(c->endpoints[1].file, CONFIG_API_FILE);
+    cJSON_Delete(eps); /* the conf keeps its own copy */
+    assert_string_equal(c->endpoints[1].org_id, "acme");
+    config_free(c);
+
+    /* An id the files define, an unknown sink, a wrong type: each an item with its path. */
+    c = config_build(src, &e);
+    eps = cJSON_Parse("{\"a\": {\"sink\": \"files\"}, \"b\": {\"sink\": \"nope\"},"
+                      " \"c\": {\"sink\": \"files\", \"concurrency\": \"x\"}}");
+    assert_int_equal(config_add_api_endpoints(c, eps, &e), 3);
+    cJSON_Delete(eps);
+    config_free(c);
+    assert_int_equal(e.nitems, 3);
+    const char *want[3][3] = {
+        {CONFIG_API_FILE, "endpoints.a", NULL},
+        {CONFIG_API_FILE, "endpoints.c.concurrency", NULL},
+        {CONFIG_API_FILE, "endpoints.b.sink", "no sink named \"nope\" (defined: files)"},
+    };
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(e.items[i].file, want[i][0]);
+        assert_string_equal(e.items[i].path, want[i][1]);
+        if (want[i][2])
+            assert_string_equal(e.items[i].message, want[i][2]);
+    }
+    char msg[512];
+    snprintf(msg, sizeof msg, "endpoint \"a\" is already defined in %s", f("20-sinks.json"));
+    assert_string_equal(e.items[0].message, msg);
+    errs_free(&e);
+    config_source_free(src);
+}
+
+/* A file that cannot be read does not hide the mistakes of the others. */
+static void test_unreadable_file_and_others(void **state)
+{
+    (void)state;
+    clear();
+    put("10-core.json", CORE);
+    put("20-bad.json", "{\"sinks\": 5}");
+    put("30-locked.json", "{}");
+    char p[256];
+    snprintf(p, sizeof p, "%s/30-locked.json", dir);
+    assert_int_equal(chmod(p, 0), 0);
+    if (access(p, R_OK) == 0) /* root reads anyway: nothing to test */
+        return;
+    char *text = load(NULL);
+    assert_non_null(strstr(text, "30-locked.json: cannot read: Permission denied\n"));
+    assert_non_null(strstr(text, "20-bad.json: sinks: "));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -632,6 +701,8 @@ int main(void)
         cmocka_unit_test(test_null_turns_off_across_files),
         cmocka_unit_test(test_nested_objects),
         cmocka_unit_test(test_restart_changes),
+        cmocka_unit_test(test_api_endpoints),
+        cmocka_unit_test(test_unreadable_file_and_others),
     };
     return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

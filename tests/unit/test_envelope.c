@@ -435,6 +435,15 @@ static void test_decoded_fields_and_lazy_tree(void **state)
         n += (size_t)snprintf(big + n, sizeof big - n, "\\u0041");
     snprintf(big + n, sizeof big - n, "\"" OK_TAIL);
     REJECTS(big, ENV_BAD_VALUE, "event_id: longer than 255 bytes");
+
+    /* After a byte order mark the lazy tree still builds (cJSON skips the mark too). */
+    static const char ev2[] = "\xEF\xBB\xBF{\"event_id\":\"b\",\"event_type\":\"a\",\"data\":{}}";
+    assert_int_equal(envelope_parse(ev2, strlen(ev2), MIB, 64, &ev, why, sizeof why), ENV_OK);
+    t = event_json(ev);
+    assert_non_null(t);
+    assert_int_equal(json_path_text(t, "event_id", buf, sizeof buf), 1);
+    assert_string_equal(buf, "b");
+    event_unref(ev);
 }
 
 /* More top-level members than the scanner lists: the same checks, through the tree. */

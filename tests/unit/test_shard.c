@@ -551,6 +551,63 @@ static void test_release_follows_the_turns_records(void **state)
     rt_free(r2);
 }
 
+/* The row's state and detail, after what is queued reached the spool. */
+static int row_state(sy_spool *sp, int64_t id, char *detail, size_t len)
+{
+    assert_int_equal(spool_flush(sp, 5000), 0);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT state, last_detail, lease FROM deliveries "
+                                            "WHERE id = ?", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    int state = sqlite3_column_int(st, 0);
+    snprintf(detail, len, "%s|lease=%d", (const char *)sqlite3_column_text(st, 1),
+             sqlite3_column_int64(st, 2) != 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return state;
+}
+
+/*
+ * A delivery routed with the old runtime just before the admin API deleted
+ * its endpoint reaches the shard after the new runtime: it becomes a dead
+ * letter like the endpoint's other pending ones, not a row pending for no
+ * endpoint. One removed by a reload (not deleted) stays pending, released.
+ */
+static void test_delivery_to_a_deleted_endpoint_dies(void **state)
+{
+    (void)state;
+    sy_spool *sp = spool_up();
+    int64_t ra = store(sp, "e1", "a"), rc = store(sp, "e2", "c");
+    fake_rt *r1 = rt_make((const char *[]){"a", "b", "c"}, 3, NULL, 60000, 1000),
+            *r2 = rt_make((const char *[]){"b"}, 1, NULL, 60000, 1000);
+    assert_int_equal(runtime_set_deleted(&r2->rt, (const char *const[]){"z", "a"}, 2), 0);
+    assert_int_equal(runtime_was_deleted(&r2->rt, "a"), 1);
+    assert_int_equal(runtime_was_deleted(&r2->rt, "c"), 0);
+    shard *sh = shard_up(sp, r1);
+    shard_adopt(sh, &r2->rt);
+    WAIT_FOR(!see(sh, "a").present && !see(sh, "c").present);
+    post(sh, r1, 0, "e1", ra);
+    post(sh, r1, 2, "e2", rc);
+    char detail[300];
+    WAIT_FOR(row_state(sp, ra, detail, sizeof detail) == DLV_DEAD);
+    assert_string_equal(detail, "endpoint deleted|lease=0");
+    WAIT_FOR(row_state(sp, rc, detail, sizeof detail) == DLV_PENDING &&
+             !strcmp(detail, "|lease=0"));
+    assert_int_equal(F.n, 0); /* neither reached the plugin */
+    runtime_unref(&r1->rt);
+    runtime_unref(&r2->rt);
+    shard_down(sh);
+    spool_down(sp);
+    for (size_t i = 0; i < r2->rt.ndeleted; i++)
+        free(r2->rt.deleted[i]);
+    free(r2->rt.deleted);
+    rt_free(r1);
+    rt_free(r2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +619,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_shutdown_with_a_removed_endpoints_attempt_inside,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_follows_the_turns_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_delivery_to_a_deleted_endpoint_dies, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,6 +209,18 @@ static void test_format_roundtrip(void **state)
     }
 }
 
+static void test_format_time(void **state)
+{
+    (void)state;
+    char b[40];
+    units_format_time(0, b, sizeof b);
+    assert_string_equal(b, "1970-01-01T00:00:00.000Z");
+    units_format_time(1795633742125LL, b, sizeof b);
+    assert_string_equal(b, "2026-11-25T19:09:02.125Z");
+    units_format_time(951782400007LL, b, sizeof b); /* a leap day */
+    assert_string_equal(b, "2000-02-29T00:00:00.007Z");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,7 +229,7 @@ int main(void)
         cmocka_unit_test(test_size_units_any_case), cmocka_unit_test(test_size_bare_prefix_refused),
         cmocka_unit_test(test_size_help_names_every_unit),
         cmocka_unit_test(test_size_errors),      cmocka_unit_test(test_format),
-        cmocka_unit_test(test_format_roundtrip),
+        cmocka_unit_test(test_format_roundtrip), cmocka_unit_test(test_format_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

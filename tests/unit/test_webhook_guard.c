@@ -111,12 +111,54 @@ static void names(void **state)
     assert_string_equal(http_addr_class_name(ADDR_PUBLIC), "public");
 }
 
+/* The check an API-created endpoint gets at once: literal addresses and localhost names. */
+static void url_guard(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *err; /* err NULL: allowed */
+    } cases[] = {
+        {"https://example.com/h", NULL},
+        {"https://93.184.216.34/h", NULL},
+        {"https://[2606:4700::1111]/h", NULL},
+        {"http://127.0.0.1:8080/h", "127.0.0.1 is a loopback address: the SSRF guard refuses it "
+                                    "(allow_private_networks on the sink allows it)"},
+        {"http://10.1.2.3/h", "10.1.2.3 is a private address: the SSRF guard refuses it "
+                              "(allow_private_networks on the sink allows it)"},
+        {"http://169.254.169.254/latest/meta-data/", "169.254.169.254 is a link-local address: "
+         "the SSRF guard refuses it (allow_private_networks on the sink allows it)"},
+        {"http://[::1]:9/h", "::1 is a loopback address: the SSRF guard refuses it "
+                             "(allow_private_networks on the sink allows it)"},
+        {"http://[::ffff:192.168.1.1]/h", "::ffff:192.168.1.1 is a private address: the SSRF "
+                                          "guard refuses it (allow_private_networks on the sink "
+                                          "allows it)"},
+        {"http://0.0.0.0/h", "0.0.0.0 is an unspecified address: the SSRF guard refuses it "
+                             "(allow_private_networks on the sink allows it)"},
+        {"http://LocalHost:80/h", "localhost is a loopback address: the SSRF guard refuses it "
+                                  "(allow_private_networks on the sink allows it)"},
+        {"http://api.localhost/h", "localhost is a loopback address: the SSRF guard refuses it "
+                                   "(allow_private_networks on the sink allows it)"},
+        {"http://localhost.example.com/h", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char err[256] = "";
+        int rc = http_url_guard(cases[i].url, err, sizeof err);
+        if (!cases[i].err) {
+            assert_int_equal(rc, 0);
+        } else {
+            assert_int_equal(rc, -1);
+            assert_string_equal(err, cases[i].err);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(classify_text),
         cmocka_unit_test(classify_sockaddr),
         cmocka_unit_test(names),
+        cmocka_unit_test(url_guard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

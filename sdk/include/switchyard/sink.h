@@ -413,7 +413,24 @@ typedef struct sy_endpoint_setup {
      * core.complete_grace. Preset to the core's default (30 s).
      */
     int64_t attempt_timeout_ms;
+    /*
+     * Added after ABI 2.0 (read it with SY_SETUP_FLAGS): how the endpoint
+     * came to be. SY_SETUP_FROM_API: created through the admin API, maybe
+     * by a customer with an org token, and validated by this call before
+     * anything is stored: refuse here what every attempt would refuse
+     * (a URL whose address the SSRF guard refuses), so the caller hears
+     * of it at once instead of through dead letters.
+     */
+    uint32_t flags;
 } sy_endpoint_setup;
+
+#define SY_SETUP_FROM_API 0x1u
+
+/* The setup's flags, 0 from a host that predates them. */
+#define SY_SETUP_FLAGS(setup)                                                                \
+    ((setup)->struct_size >= offsetof(sy_endpoint_setup, flags) + sizeof(uint32_t)         \
+         ? (setup)->flags                                                                  \
+         : 0u)
 
 /* ------------------------------------------------------------------ */
 /* The descriptor                                                      */
