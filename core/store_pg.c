@@ -499,9 +499,11 @@ static const struct {
             " att AS (INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, detail,"
             " latency_ms) SELECT u.id, attempt, at_ms, result, status, detail, latency_ms"
             " FROM u JOIN upd ON upd.id = u.id WHERE result >= 0 ORDER BY ord)"
-            /* Refused: rows still pending that the update left (a dead row is no fencing). */
-            " SELECT (SELECT count(*) FROM v JOIN deliveries d ON d.id = v.id AND d.state = 0)"
-            " - (SELECT count(*) FROM upd)"},
+            /* Fenced: records whose tenure is over (a row that died meanwhile, its
+             * endpoint deleted under this tenure, is left as it is without being one). */
+            " SELECT count(*) FROM v JOIN deliveries d ON d.id = v.id WHERE NOT EXISTS"
+            " (SELECT 1 FROM partitions p WHERE p.id = d.part AND p.epoch = v.epoch"
+            " AND p.owner = $14 AND p.expires_at > now())"},
     {"page", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
              " AND expires_at > now()),"
              " due AS (SELECT d.id FROM deliveries d WHERE d.part IN (SELECT id FROM mine)"

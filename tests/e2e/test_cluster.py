@@ -14,8 +14,9 @@ real PostgreSQL (pg_helpers.py), with a lease timeout of 3 s.
     minute, and those it may have had in flight.
   - A node that joins takes a fair share; one that stops (SIGTERM) gives
     its partitions back at once.
-  - Any node answers for the cluster: dead letters, replay and the feed of
-    events published to another node, and cluster gauges in /metrics.
+  - Any node answers for the cluster: dead letters, replay, attempts, an
+    endpoint's health and the feed of events published to another node,
+    and cluster gauges in /metrics.
   - Fencing: an owner paused (SIGSTOP) past its lease has the outcome of
     its attempt in flight refused by the database when it resumes.
 
@@ -238,6 +239,17 @@ def test_leaving_node_hands_over_and_any_node_answers(tmp_path, pg_server):
         assert [(x["event_id"], x["attempt"]) for x in flaky_calls(logs[own.name])] == \
             [("evt-x1", 1), ("evt-x1", 1)]
         assert flaky_calls(logs[other.name]) == []
+        # Its attempts log and the endpoint's health, from the store, answered by the other node.
+        status, body = api(other, f"/api/v1/deliveries/{dead[0]['id']}/attempts")
+        assert status == 200
+        assert [(a["attempt"], a["status"], a["outcome"], a["detail"])
+                for a in json.loads(body)] == [(1, 400, "fail", "flaky: attempt 1 of 1 fails")] * 2
+        status, body = api(other, "/api/v1/endpoints/bad/stats")
+        st = json.loads(body)
+        assert status == 200 and (st["attempts_1h"], st["attempts_24h"], st["success_rate_1h"],
+                                  st["pending"], st["dead"]) == (2, 2, 0, 0, 1), st
+        assert (st["last_error"]["status"], st["last_error"]["outcome"],
+                st["last_error"]["detail"]) == (400, "fail", "flaky: attempt 1 of 1 fails"), st
         assert sorted(read_ids(out / "n1.jsonl") + read_ids(out / "n2.jsonl")) == ["evt-x1"]
         feed = wait_until(lambda: json.loads(api(n2, "/api/v1/events")[1])["events"],
                           timeout=30, what="the event in n2's feed")
