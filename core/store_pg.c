@@ -504,10 +504,16 @@ static const struct {
             " SELECT count(*) FROM v JOIN deliveries d ON d.id = v.id WHERE NOT EXISTS"
             " (SELECT 1 FROM partitions p WHERE p.id = d.part AND p.epoch = v.epoch"
             " AND p.owner = $14 AND p.expires_at > now())"},
+    /*
+     * A row leased under an older tenure of a partition this node holds now is
+     * free too: the pager may have leased it under the tenure a take was
+     * replacing (the take voids only the leases it sees), and that tenure's
+     * records are refused, so nothing else would ever give it back.
+     */
     {"page", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
              " AND expires_at > now()),"
-             " due AS (SELECT d.id FROM deliveries d WHERE d.part IN (SELECT id FROM mine)"
-             " AND d.state = 0 AND d.lease = 0 AND d.next_ms <= $2"
+             " due AS (SELECT d.id FROM deliveries d JOIN mine m ON m.id = d.part"
+             " WHERE d.state = 0 AND d.lease <> m.epoch AND d.next_ms <= $2"
              " AND d.endpoint IN (SELECT endpoint FROM known)"
              " ORDER BY d.next_ms, d.id LIMIT $3 FOR UPDATE OF d SKIP LOCKED),"
              " upd AS (UPDATE deliveries d SET lease = mine.epoch FROM due, mine"

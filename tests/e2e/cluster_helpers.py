@@ -14,7 +14,7 @@ import zmq
 from durability_helpers import AckClient, SpoolDaemon
 from pg_helpers import PgSpool, fresh_db
 
-__all__ = ["ClusterNode", "Cluster", "MultiAck", "read_ids", "partition_owners"]
+__all__ = ["ClusterNode", "Cluster", "MultiAck", "read_ids", "partition_owners", "fnv_part"]
 
 
 class ClusterNode(SpoolDaemon):
@@ -91,3 +91,11 @@ def read_ids(path):
     for line in data.split(b"\n")[:-1]:
         ids.append(json.loads(line)["event_id"])
     return ids
+
+
+def fnv_part(endpoint):
+    """cluster_part() of core/cluster.c: FNV-1a 64 of the id, modulo 256."""
+    h = 1469598103934665603
+    for b in endpoint.encode():
+        h = ((h ^ b) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    return h % 256

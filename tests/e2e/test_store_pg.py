@@ -21,9 +21,10 @@ import time
 import pytest
 
 from conftest import PLUGIN_DIR, cli, write_config
-from durability_helpers import (DONE, PENDING, AckClient, event, file_sink, sink_ids,
-                                spool_daemon, wait_until)  # noqa: F401 (fixture)
-from pg_helpers import PgServer, fresh_db, pg_server  # noqa: F401 (fixture)
+from cluster_helpers import fnv_part
+from durability_helpers import (DONE, PENDING, AckClient, SpoolDaemon, event, file_sink,
+                                sink_ids, spool_daemon, wait_until)  # noqa: F401 (fixture)
+from pg_helpers import PgServer, fresh_db, lit, pg_server  # noqa: F401 (fixture)
 
 SECRET = "s3cr3t-Passw0rd-never-shown"
 
@@ -202,3 +203,33 @@ def test_postgres_stopped_for_10s(spool_daemon, tmp_path, request):
     assert "reconnected to PostgreSQL" in d.log()
     print(f"\n{len(acked)} events acknowledged, {len(down_answers)} answered while PostgreSQL "
           f"was down for {t_up - t_down:.1f}s")
+
+
+def test_a_row_leased_under_an_older_tenure_is_delivered(tmp_path, pg_server):
+    """
+    A pending row whose lease names an older tenure of a partition the node
+    holds now (the pager leased it under the tenure a take was replacing,
+    and that tenure's records are refused) is loaded and delivered, not left
+    pending for ever.
+    """
+    out = tmp_path / "received.jsonl"
+    d = SpoolDaemon(tmp_path / "d", {"files": file_sink(out)},
+                    {"all": {"sink": "files", "enabled_events": ["*"]}}, pg=pg_server)
+    d.start()
+    try:
+        epoch = d.spool._rows("SELECT min(epoch) AS e FROM partitions WHERE owner IS NOT NULL")
+        assert epoch[0]["e"] is not None, "the node holds no partition"
+        stale = epoch[0]["e"] - 1000  # an epoch no tenure of this run has
+        body = event("evt-stale").decode()
+        pg_server.psql(d.db, (
+            "WITH e AS (INSERT INTO events(event_id, received_ms, event_type, org_id, body) "
+            f"VALUES ('evt-stale', 1, 'job.completed', 'acme', convert_to({lit(body)}, 'UTF8')) "
+            "RETURNING id) "
+            "INSERT INTO deliveries(event_rowid, endpoint, part, state, next_ms, updated_ms, "
+            f"lease) SELECT id, 'all', {fnv_part('all')}, 0, 0, 0, {stale} FROM e;"
+            "NOTIFY switchyard_due"))
+        wait_until(lambda: sink_ids(out) == ["evt-stale"], timeout=30,
+                   what="the stale-leased row delivered")
+        wait_until(lambda: d.spool.states() == {DONE: 1}, timeout=10, what="recorded done")
+    finally:
+        assert d.stop() == 0
