@@ -20,6 +20,11 @@ own prefix and a free port.
      (goal: p99 < 5 ms): the send time is taken just before each event goes
      to ZeroMQ, the 2xx time is nginx's $msec for the request carrying that
      event's svix-id.
+  4. with --batch N (default 100; 0 turns it off): a second daemon whose
+     endpoint has "batch": {"max": N, "linger": --linger}, each round a
+     burst through it after the unbatched one: deliveries/s and POSTs/s
+     (the sink's `requests` counter over the burst), beside the unbatched
+     burst's and wrk's requests/s.
 
 Prints figures; asserts nothing. `make bench` runs every bench/bench_*.py.
 """
@@ -174,6 +179,20 @@ def burst(d, n, size, prefix, done_before):
     return res
 
 
+def batched_burst(d, n, size, prefix, done_before):
+    """A burst through the batched daemon; burst()'s figures plus its POSTs and POSTs/s."""
+    def requests():
+        return ((read_stats(d.stats) or {}).get("sinks", {}).get("hooks", {})
+                .get("requests", 0))
+    before = requests()
+    res = burst(d, n, size, prefix, done_before)
+    res.pop("sent")
+    time.sleep(0.1)  # the stats file is written every 20 ms
+    res["posts"] = requests() - before
+    res["posts_rate"] = res["posts"] / res["total_s"] if res["total_s"] > 0 else 0.0
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -192,6 +211,9 @@ def main():
     ap.add_argument("--rate", type=int, default=0,
                     help="paced run, events/s (default: half the highest burst rate)")
     ap.add_argument("--paced-s", type=float, default=3, help="paced run, seconds (default 3)")
+    ap.add_argument("--batch", type=int, default=100,
+                    help="batched run: the endpoint's batch max (default 100; 0: no batched run)")
+    ap.add_argument("--linger", default="200ms", help="batched run: batch linger (default 200ms)")
     a = ap.parse_args()
 
     build = build_dir(a.build)
@@ -205,6 +227,7 @@ def main():
            "--wrk-threads", str(a.wrk_threads), "--wrk-seconds", str(a.wrk_seconds)]
     cmd += ["--threads", str(a.threads)] if a.threads else []
     cmd += ["--rate", str(a.rate)] if a.rate else []
+    cmd += ["--batch", str(a.batch), "--linger", a.linger]
     nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
     print(f"webhooks: PULL -> webhook sink (HMAC, 1 secret) -> nginx return 204, {a.size}-byte "
           f"events, {a.events} per burst, {a.rounds} rounds, {os.cpu_count()} CPUs")
@@ -213,8 +236,8 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="sy-bench-webhook-") as tmp:
         nginx = Nginx(tmp)
-        d = None
-        rounds, sent_burst = [], {}
+        d = db = None
+        rounds, sent_burst, batched = [], {}, []
         try:
             body = Path(tmp) / "body.json"
             body.write_bytes(make_events(1, a.size, "wrk")[0])
@@ -226,6 +249,13 @@ def main():
                                       "secrets": [SECRET], "concurrency": a.connections}},
                            {"workers": a.workers, "spool": None,
                             "stats_interval": "20ms"}).start()
+            if a.batch:
+                db = Switchyard(build, Path(tmp) / "batched", {"hooks": sink},
+                                {"nginx": {"sink": "hooks", "url": nginx.url("/batch"),
+                                           "secrets": [SECRET], "concurrency": a.connections,
+                                           "batch": {"max": a.batch, "linger": a.linger}}},
+                                {"workers": a.workers, "spool": None,
+                                 "stats_interval": "20ms"}).start()
             print()
             hdr = (f"{'round':>5}  {'run':<34} {'per s':>10} {'ratio':>6} {'taken s':>9} "
                    f"{'total s':>8} {'cs/event':>9} {'CPU us/ev':>9}  notes")
@@ -247,6 +277,15 @@ def main():
                       f"{b.get('cs_per_event', 0):>9.3f} {b.get('cpu_us_per_event', 0):>9.1f}  "
                       f"{note}", flush=True)
                 rounds.append((wrk_rate, b, ratio))
+                if db:
+                    bb = batched_burst(db, a.events, a.size, f"batch{rnd}",
+                                       a.events * (rnd - 1))
+                    print(f"{rnd:>5}  {f'switchyard batches of {a.batch}':<34} "
+                          f"{bb['rate']:>10,.0f} {bb['rate'] / wrk_rate if wrk_rate else 0:>5.2f}x "
+                          f"{bb['publish_s']:>9.2f} {bb['total_s']:>8.2f} "
+                          f"{bb.get('cs_per_event', 0):>9.3f} {bb.get('cpu_us_per_event', 0):>9.1f}  "
+                          f"{bb['posts_rate']:,.0f} POSTs/s, {bb['posts']} POSTs", flush=True)
+                    batched.append(bb)
 
             best = max(b["rate"] for _, b, _ in rounds)
             pace = a.rate or max(1, int(best / 2))
@@ -256,6 +295,9 @@ def main():
             s = read_stats(d.stats) or {}
             rc = d.stop()
             d = None
+            if db:
+                db.stop()
+                db = None
             nginx.stop()  # flushes the access log
             arrivals = nginx.arrivals()
             lat_burst = latencies(sent_burst, arrivals)
@@ -282,6 +324,13 @@ def main():
                   f"p50 <= {percentile(lat_paced, 50):.1f} ms, p99 <= {p99:.1f} ms "
                   f"(goal p99 < {GOAL_P99_MS:g} ms: {'meets' if p99 < GOAL_P99_MS else 'above'}; "
                   f"{len(lat_paced)} of {paced_n} matched, {paced_ok} ok)")
+            if batched:
+                print(f"  batched (max {a.batch}, linger {a.linger}) deliveries/s "
+                      f"{median([b['rate'] for b in batched]):>10,.0f}, POSTs/s "
+                      f"{median([b['posts_rate'] for b in batched]):>8,.0f} "
+                      f"(unbatched: one POST per delivery), CPU "
+                      f"{median([b['cpu_us_per_event'] for b in batched if 'cpu_us_per_event' in b]):.1f}"
+                      f" us per event")
             hooks = s.get("sinks", {}).get("hooks", {})
             print(f"  sink counters: requests {hooks.get('requests')}, delivered "
                   f"{hooks.get('delivered')}, retried {hooks.get('retried')}, transport errors "
@@ -293,6 +342,8 @@ def main():
         finally:
             if d:
                 d.stop()
+            if db:
+                db.stop()
             nginx.stop()
     print()
     print("per s: wrk's requests/s, switchyard's deliveries/s = events / (first send -> "

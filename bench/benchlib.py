@@ -296,3 +296,55 @@ def version(build):
 
 def median(values):
     return statistics.median(values) if values else 0.0
+
+
+def compare_runs(modes, rounds, run, baseline, n):
+    """
+    Runs run(round, mode) for every mode, rounds times, alternating modes
+    within each round, and prints one row per run and medians. run returns
+    a dict with total_s, complete and optionally cpu_us_per_event,
+    cs_per_event and notes. The ratio of a run is its rate over the
+    baseline mode's rate in the same round. Returns {mode: [result, ...]}.
+    """
+    results = {m: [] for m in modes}
+    hdr = (f"{'round':>5}  {'run':<28} {'events/s':>10} {'ratio':>6} {'total s':>7} "
+           f"{'cs/event':>9} {'CPU us/ev':>9}  notes")
+    print(hdr)
+    print("-" * len(hdr))
+
+    def rate(r):
+        return n / r["total_s"] if r.get("complete") and r["total_s"] > 0 else 0.0
+
+    for rnd in range(1, rounds + 1):
+        base = None
+        for m in modes:
+            try:
+                r = run(rnd, m)
+            except Exception as e:  # a figure we could not take is reported, not raised
+                print(f"{rnd:>5}  {m}: run failed: {e}", flush=True)
+                continue
+            if m == baseline:
+                base = r
+            r["ratio"] = rate(r) / rate(base) if base and rate(base) else None
+            results[m].append(r)
+            cs = f"{r['cs_per_event']:.3f}" if "cs_per_event" in r else "?"
+            cpu = f"{r['cpu_us_per_event']:.1f}" if "cpu_us_per_event" in r else "?"
+            ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+            print(f"{rnd:>5}  {m:<28} {rate(r):>10,.0f} {ratio:>6} {r['total_s']:>7.2f} {cs:>9} "
+                  f"{cpu:>9}  {r.get('notes') or 'ok'}", flush=True)
+    print()
+    print(f"summary (medians over {rounds} rounds; ratio = each round's run / {baseline} in "
+          "the same round)")
+    for m in modes:
+        runs = results[m]
+        if not runs:
+            continue
+        line = f"  {m:<28} {median([rate(r) for r in runs]):>10,.0f}/s"
+        ratios = [r["ratio"] for r in runs if r["ratio"] is not None]
+        if ratios:
+            line += f"  ratio {median(ratios):.2f}x"
+        cpu = [r["cpu_us_per_event"] for r in runs if "cpu_us_per_event" in r]
+        if cpu:
+            line += f"  CPU {median(cpu):.1f} us/event"
+        print(line)
+    return results

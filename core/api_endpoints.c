@@ -125,7 +125,8 @@ enum MHD_Result api_endpoints_list(api_req *q)
         cJSON_AddNumberToObject(o, "routed", (double)routed);
         cJSON_AddNumberToObject(o, "attempts", (double)att);
         cJSON_AddNumberToObject(o, "ok", (double)ok);
-        double pending = routed > ok + dead ? (double)(routed - ok - dead) : 0.0;
+        uint64_t done = ok + dead + lv->st.filtered;
+        double pending = routed > done ? (double)(routed - done) : 0.0;
         double dead_n = (double)dead;
         if (ncounts >= 0) {
             pending = dead_n = 0;

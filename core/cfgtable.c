@@ -741,3 +741,81 @@ void cfgtable_markdown(FILE *out, const sy_config_table *t)
         fputs(sep[0] == ';' ? ") |\n" : " |\n", out);
     }
 }
+
+void cfgtable_scdoc_text(FILE *out, const char *s)
+{
+    for (; s && *s; s++) {
+        if (*s == '\\' || *s == '*' || *s == '_')
+            fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+/*
+ * One key is a paragraph: its name in bold with what it takes, then its
+ * help indented, followed by what the table itself says about the key, in
+ * the words of cfgtable_markdown.
+ */
+void cfgtable_scdoc(FILE *out, const sy_config_table *t)
+{
+    if (!t || !t->nkeys) {
+        fputs("(no keys)\n\n", out);
+        return;
+    }
+    for (size_t i = 0; i < t->nkeys; i++) {
+        sy_config_key k;
+        char text[80];
+        cfgtable_key(t, i, &k);
+        fputc('*', out);
+        cfgtable_scdoc_text(out, k.name);
+        fputs("* (", out);
+        if (k.choices) {
+            for (const char *const *c = k.choices; *c; c++) {
+                fputs(c == k.choices ? "\"" : c[1] ? ", \"" : " or \"", out);
+                cfgtable_scdoc_text(out, *c);
+                fputc('"', out);
+            }
+        } else {
+            type_text(&k, text, sizeof text);
+            cfgtable_scdoc_text(out, text);
+        }
+        if (k.flags & SY_CFG_REQUIRED) {
+            fputs(", required", out);
+        } else if (k.default_value && (k.flags & SY_CFG_SECRET)) {
+            fputs(", default hidden", out);
+        } else if (k.default_value) {
+            int quote = k.type == SY_CFG_STRING;
+            fputs(quote ? ", default \"" : ", default ", out);
+            cfgtable_scdoc_text(out, k.default_value);
+            fputs(quote ? "\"" : "", out);
+        } else if (k.flags & CFG_NULL_OFF) {
+            fputs(", default null", out);
+        }
+        fputs(")\n\t", out);
+        /* What opens a line decides a literal block (`), a table ([ |) or a list (-). */
+        if (k.help && strchr("`[|-#", k.help[0]))
+            fputc('\\', out);
+        cfgtable_scdoc_text(out, k.help);
+        const char *sep = " (";
+        if (k.flags & SY_CFG_RANGE) {
+            range_text(&k, "%s to %s", text, sizeof text);
+            fputs(sep, out);
+            cfgtable_scdoc_text(out, text);
+            sep = "; ";
+        }
+        if (k.flags & SY_CFG_SECRET) {
+            fprintf(out, "%snever shown", sep);
+            if (secretfile_variant(t, &k)) {
+                fputs("; or *", out);
+                cfgtable_scdoc_text(out, k.name);
+                fputs("\\_file*: a file holding it", out);
+            }
+            sep = "; ";
+        }
+        if (k.flags & CFG_RESTART) {
+            fprintf(out, "%srestart to change it", sep);
+            sep = "; ";
+        }
+        fputs(sep[0] == ';' ? ")\n\n" : "\n\n", out);
+    }
+}

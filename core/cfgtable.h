@@ -129,4 +129,14 @@ void cfgtable_describe(FILE *out, const sy_config_table *t, const char *indent);
  */
 void cfgtable_markdown(FILE *out, const sy_config_table *t);
 
+/*
+ * Prints the table as scdoc(5) paragraphs, one a key (name, type, default,
+ * then the help indented), for switchyard.conf(5); scripts/gen-man.sh puts
+ * them in the page.
+ */
+void cfgtable_scdoc(FILE *out, const sy_config_table *t);
+
+/* Writes s with scdoc's markup characters (\ * _) escaped. */
+void cfgtable_scdoc_text(FILE *out, const char *s);
+
 #endif

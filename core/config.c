@@ -465,6 +465,20 @@ static void endpoint_gate(ld *L, const char *p, sy_endpoint_conf *e)
     e->gate.probe_max = b.probe_max;
 }
 
+/* The endpoint's batch key; whether its sink takes it is the runtime's question. */
+static void endpoint_batch(ld *L, const char *p, sy_endpoint_conf *e)
+{
+    if (!e->batch)
+        return;
+    char q[320];
+    config_batch_keys b;
+    snprintf(q, sizeof q, "%s.batch", p);
+    if (fill(L, q, &config_batch_table, e->batch, CFG_FILL_LIST, &b))
+        return;
+    e->batch_max = b.max;
+    e->batch_linger_ms = b.linger_ms;
+}
+
 static void load_endpoint(ld *L, const cJSON *o)
 {
     sy_conf *c = L->c;
@@ -501,6 +515,21 @@ static void load_endpoint(ld *L, const cJSON *o)
         compile_filter(L, p, &e);
     check_retry(L, p, e.retry);
     endpoint_gate(L, p, &e);
+    int by_key = e.ordering && !strcmp(e.ordering, "key");
+    if (by_key && !e.ordering_key) {
+        snprintf(q, sizeof q, "%s.ordering_key", p);
+        ERR(L, q, "required with \"ordering\": \"key\" (a field path like data.job_id)");
+    } else if (!by_key && e.ordering_key) {
+        snprintf(q, sizeof q, "%s.ordering_key", p);
+        ERR(L, q, "only used with \"ordering\": \"key\"");
+    }
+    endpoint_batch(L, p, &e);
+    if (e.batch_max && e.ordering) {
+        /* An ordered key sends one delivery at a time: there is no batch to form. */
+        snprintf(q, sizeof q, "%s.batch", p);
+        ERR(L, q, "not with \"ordering\": an ordered endpoint sends one delivery per key at a "
+                  "time; remove one of the two");
+    }
     if (L->errs->count != before) {
         free_endpoint(&e);
         return;

@@ -91,7 +91,13 @@ typedef struct sy_endpoint_conf {
     const char *rate_limit;     /* parsed into gate.rate, gate.per; NULL = none */
     const cJSON *breaker;       /* parsed into gate; NULL with breaker_given: false, no breaker */
     int breaker_given;
+    const cJSON *batch;         /* read into batch_max, batch_linger_ms; NULL = none */
+    int64_t batch_max;          /* 0 = the endpoint has no batch key */
+    int64_t batch_linger_ms;
     const char *description;
+    const char *transform;      /* Lua script path; NULL = none */
+    const char *ordering;       /* "endpoint", "key" or NULL */
+    const char *ordering_key;   /* with ordering "key": a dotted path */
     gate_conf gate;             /* rate limit, breaker; disable_after_ms is a key */
     int from_api;               /* created through the admin API (config_add_api_endpoints) */
 } sy_endpoint_conf;
@@ -125,6 +131,8 @@ typedef struct sy_conf {
     const char *log_format;
     const char *stats_file;        /* NULL = none */
     int64_t stats_interval_ms;
+    int64_t transform_instructions; /* per call of a transform */
+    int64_t transform_memory;      /* bytes per shard's Lua state */
     /* keys of core.admin (config_admin_table) */
     const char *admin_listen;      /* "127.0.0.1:5580"; NULL = no admin API */
     /*

@@ -23,6 +23,7 @@ static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL}
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const spool_syncs[] = {"full", "normal", NULL};
 static const char *const store_types[] = {"sqlite", "postgres", NULL};
+static const char *const orderings[] = {"endpoint", "key", NULL};
 const char *const config_ingress_types[] = {"pull", "sub", "ack", NULL};
 
 #define CORE(name, type, def, flags, member, help) \
@@ -113,6 +114,15 @@ static const sy_config_key core_keys[] = {
     {CORE("stats_interval", SY_CFG_DURATION, "1s", SY_CFG_RANGE, stats_interval_ms,
           "how often the stats file is rewritten"),
      RANGE(10, INT64_MAX)},
+    {CORE("transform_instructions", SY_CFG_INT, "1000000", SY_CFG_RANGE,
+          transform_instructions,
+          "Lua instructions one call of an endpoint's `transform` may run (its top level when "
+          "it is loaded, too); past them the delivery fails (docs/TRANSFORMS.md)"),
+     RANGE(1000, 1000000000)},
+    {CORE("transform_memory", SY_CFG_SIZE, "64MiB", SY_CFG_RANGE, transform_memory,
+          "memory the Lua state of one shard may hold, shared by the transforms of the "
+          "endpoints it owns; a call that needs more fails its delivery"),
+     RANGE(MIB, 4096 * MIB)},
 };
 const sy_config_table config_core_table = SY_CONFIG_TABLE(core_keys, sy_conf);
 
@@ -222,6 +232,22 @@ static const sy_config_key endpoint_keys[] = {
         "`endpoint.disabled` system event, its pending deliveries become dead letters, new "
         "events skip it. It stays disabled across reloads and (with a spool) restarts until "
         "`switchyard endpoint enable ID` or the admin API enables it; `null` or `false`: never")},
+    {EP("transform", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, transform,
+        "a Lua script defining `transform(event)` that reshapes, routes or drops each "
+        "delivery (docs/TRANSFORMS.md); a relative path is taken from the daemon's working "
+        "directory, like `spool`; reloads read it again")},
+    {EP("ordering", SY_CFG_STRING, NULL, CFG_NULL_OFF, ordering,
+        "`\"endpoint\"`: deliveries reach the endpoint one at a time, in the order ingress "
+        "accepted their events; `\"key\"`: the same per value of `ordering_key`, keys in "
+        "parallel (see Ordering); `null`: no order, up to `concurrency` at once"),
+     .choices = orderings},
+    {EP("ordering_key", SY_CFG_STRING, NULL, CFG_NONEMPTY, ordering_key,
+        "with `\"ordering\": \"key\"`: the field whose value is the key, a dotted path like "
+        "`data.job_id`; events without it share one key")},
+    {EP("batch", CFG_OBJECT, NULL, CFG_NULL_OFF, batch,
+        "send deliveries in batches, an object with the keys of `endpoints.ID.batch`; only "
+        "for sinks that take it (webhook: one POST with a JSON array, see docs/WEBHOOKS.md); "
+        "`null`: one delivery per request")},
     {EP("description", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, description,
         "free text")},
 };
@@ -244,6 +270,20 @@ static const sy_config_key breaker_keys[] = {
 };
 const sy_config_table config_breaker_table = SY_CONFIG_TABLE(breaker_keys, config_breaker_keys);
 
+#define BATCH(name, type, def, flags, member, help) \
+    SY_KEY(name, type, def, flags, config_batch_keys, member, help)
+
+static const sy_config_key batch_keys[] = {
+    {BATCH("max", SY_CFG_INT, "100", SY_CFG_RANGE, max,
+           "deliveries in one batch at most"),
+     RANGE(1, CONFIG_BATCH_MAX)},
+    {BATCH("linger", SY_CFG_DURATION, "200ms", SY_CFG_RANGE, linger_ms,
+           "how long the first ready delivery may wait for others to fill a batch; `0`: send "
+           "what is ready at once"),
+     RANGE(0, CONFIG_BATCH_LINGER_MAX_MS)},
+};
+const sy_config_table config_batch_table = SY_CONFIG_TABLE(batch_keys, config_batch_keys);
+
 const config_section config_sections[] = {
     {"core", "{\"core\": {...}}", &config_core_table},
     {"core.ingress[]", "{\"core\": {\"ingress\": [{...}, ...]}}", &config_ingress_table},
@@ -256,6 +296,8 @@ const config_section config_sections[] = {
      &config_endpoint_table},
     {"endpoints.ID.breaker", "{\"endpoints\": {\"ID\": {\"breaker\": {...}}}}",
      &config_breaker_table},
+    {"endpoints.ID.batch", "{\"endpoints\": {\"ID\": {\"batch\": {...}}}}",
+     &config_batch_table},
 };
 const size_t config_nsections = sizeof config_sections / sizeof config_sections[0];
 

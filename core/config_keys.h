@@ -33,6 +33,16 @@ typedef struct config_breaker_keys {
     int64_t probe_max;
 } config_breaker_keys;
 
+/* endpoints.ID.batch, before config.c copies it into the endpoint's conf. */
+typedef struct config_batch_keys {
+    int64_t max;
+    int64_t linger_ms;
+} config_batch_keys;
+
+/* The bounds of endpoints.ID.batch: a batch is one request body, and a linger delays each member. */
+#define CONFIG_BATCH_MAX 1000
+#define CONFIG_BATCH_LINGER_MAX_MS 60000
+
 extern const sy_config_table config_core_table;     /* "core", over sy_conf */
 extern const sy_config_table config_admin_table;    /* "core.admin", over sy_conf */
 extern const sy_config_table config_store_table;    /* "core.store", over sy_conf */
@@ -41,6 +51,7 @@ extern const sy_config_table config_ingress_table;  /* an element of "core.ingre
 extern const sy_config_table config_sink_table;     /* a sink object's core keys, over sy_sink_conf */
 extern const sy_config_table config_endpoint_table; /* an endpoint's core keys, over sy_endpoint_conf */
 extern const sy_config_table config_breaker_table;  /* "endpoints.ID.breaker" */
+extern const sy_config_table config_batch_table;    /* "endpoints.ID.batch" */
 
 /* The ingress socket types, in the order of ingress_type (config.h). */
 extern const char *const config_ingress_types[];

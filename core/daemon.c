@@ -25,11 +25,13 @@
 #include "host.h"
 #include "ingress.h"
 #include "log.h"
+#include "notify.h"
 #include "quarantine.h"
 #include "reloader.h"
 #include "runtime.h"
 #include "stats.h"
 #include "sysevent.h"
+#include "version.h"
 
 static void print_errs(const sy_errs *e)
 {
@@ -114,15 +116,18 @@ static void warn_restart_only(const sy_conf *boot, const sy_conf *n)
  * plugins, endpoints, the admin API's included); only when all of it is
  * good does it replace the running one, in one step (pipeline_reload). The
  * old runtime is freed by pipeline_reap once its last delivery let go of it.
+ * Returns 0, or the number of errors that refused it (the reloader logged them).
  */
-static void reload(const daemon_opts *o, const sy_conf *boot, sy_reloader *r)
+static int reload(const daemon_opts *o, const sy_conf *boot, sy_reloader *r)
 {
     log_fields(SY_LOG_INFO, "SIGHUP: reloading configuration", LOG_S("config", o->conf_dir));
-    const sy_conf *nc = reloader_sighup(r);
+    int errors;
+    const sy_conf *nc = reloader_sighup(r, &errors);
     if (!nc)
-        return;
+        return errors;
     warn_restart_only(boot, nc);
     apply_logging(nc, o);
+    return 0;
 }
 
 /* A fresh random admin token in a new 0600 file, for core.admin.token_file. */
@@ -281,6 +286,7 @@ static void log_ready(const sy_conf *c, sy_spool *spool)
     size_t neps = rt ? rt->neps : 0, nsinks = rt ? rt->ninsts : 0;
     runtime_unref(rt);
     log_fields(SY_LOG_INFO, "switchyard ready", LOG_S("version", SY_VERSION),
+               LOG_S("commit", sy_build_commit),
                LOG_S("config", c->dir), LOG_I("ingress", c->ningress), LOG_I("sinks", nsinks),
                LOG_I("endpoints", neps), LOG_I("shards", c->shards));
 }
@@ -332,6 +338,7 @@ int daemon_run(const daemon_opts *o)
     }
     sy_conf *c = p.c;
     apply_logging(c, o);
+    notify_init();
     if (c->admin_listen && !c->admin_token && c->admin_token_file && create_token(c) != 0) {
         log_error("cannot create the admin token file %s: %s", c->admin_token_file,
                   strerror(errno));
@@ -369,6 +376,9 @@ int daemon_run(const daemon_opts *o)
     log_ready(c, p.spool);
     write_stats(c, p.pl);
     admin_set_ready(p.admin, 1);
+    sy_stats st;
+    stats_total(&st);
+    notify_ready(st.accepted, pipeline_backlog(p.pl));
 
     int sig = 0;
     uint64_t last_received = 0;
@@ -377,7 +387,7 @@ int daemon_run(const daemon_opts *o)
     for (;;) {
         /* stats_interval and drain_timeout follow reloads. */
         sy_runtime *cur = runtime_current();
-        int64_t iv = cur->conf->stats_interval_ms;
+        int64_t iv = notify_wait_ms(cur->conf->stats_interval_ms);
         runtime_unref(cur);
         if (expiry_in >= 0 && expiry_in < iv) /* a rotated-out secret's grace ends sooner */
             iv = expiry_in + 1;
@@ -385,8 +395,10 @@ int daemon_run(const daemon_opts *o)
         sig = sigtimedwait(&set, NULL, &ts);
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
-            reload(o, c, p.r);
+        if (sig == SIGHUP) {
+            notify_reloading();
+            notify_reloaded(reload(o, c, p.r));
+        }
         expiry_in = reloader_run(p.r);
         if (sig == SIGUSR1)
             stats_log();
@@ -394,10 +406,13 @@ int daemon_run(const daemon_opts *o)
         write_stats(c, p.pl);
         trim_after_burst(p.pl, &last_received, &quiet);
         log_flush_repeats(0);
+        stats_total(&st);
+        notify_tick(st.accepted, pipeline_backlog(p.pl));
     }
     sy_runtime *cur = runtime_current();
     int64_t drain_ms = cur->conf->drain_timeout_ms;
     runtime_unref(cur);
+    notify_stopping(drain_ms);
     log_info("%s received: stopping ingress, draining deliveries (up to %lldms)",
              sig == SIGTERM ? "SIGTERM" : "SIGINT", (long long)drain_ms);
     admin_set_ready(p.admin, 0);

@@ -139,6 +139,12 @@ size_t envelope_utf8_bad(const char *s, size_t len, int *nul)
     return utf8_bad_offset((const unsigned char *)s, len, nul);
 }
 
+int envelope_utf8_valid(const char *s, size_t len)
+{
+    int nul;
+    return utf8_bad_offset((const unsigned char *)s, len, &nul) == SIZE_MAX;
+}
+
 /*
  * One linear pass over the bytes: the deepest [ / { nesting outside strings
  * (stopping as soon as it passes max_depth), and the first \u0000 escape in

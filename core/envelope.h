@@ -98,6 +98,9 @@ int json_path_text(const cJSON *root, const char *path, char *buf, size_t buflen
 /* json_path_text on a value found already (NULL: -1). */
 int json_value_text(const cJSON *v, char *buf, size_t buflen);
 
+/* Strict UTF-8 without NUL bytes, as envelopes must be. 1 = valid. */
+int envelope_utf8_valid(const char *s, size_t len);
+
 /* Checks text against the event type grammar. 1 = valid. */
 int envelope_type_valid(const char *type);
 

@@ -131,6 +131,14 @@ void gate_done(sy_gate *g, int64_t now)
     g->nstarts++;
 }
 
+void gate_cancel(sy_gate *g, int was_probe)
+{
+    if (g->c.rate > 0 && g->inflight > 0)
+        g->inflight--;
+    if (was_probe)
+        g->probing = 0;
+}
+
 int gate_outcome(sy_gate *g, int ok, int was_probe, int64_t now, int64_t now_wall)
 {
     int ev = GATE_NONE;

@@ -72,6 +72,13 @@ void gate_done(sy_gate *g, int64_t now_mono);
  */
 void gate_seed(sy_gate *g, const int64_t *done, size_t n, int64_t now_mono);
 
+/*
+ * An admitted attempt that never started (its delivery was dropped before
+ * reaching the plugin): gives its slot back as if it had not been
+ * admitted, and lets another probe go when it was the probe.
+ */
+void gate_cancel(sy_gate *g, int was_probe);
+
 /* Whether gate_admit would let a delivery start now: 0, or the time to ask again. Changes nothing. */
 int64_t gate_peek(const sy_gate *g, int64_t now_mono);
 

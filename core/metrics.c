@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ingress.h"
+#include "version.h"
 
 typedef struct {
     char *buf;
@@ -114,13 +115,16 @@ static void endpoint_series(out_t *o, const ep_row *rows, size_t n)
                  rows[i].id, rows[i].sink, outcome[j], (unsigned long long)v[j]);
     }
     head(o, "switchyard_deliveries_finished_total", "counter",
-         "Deliveries that reached an end state, by endpoint, sink and state (delivered, dead).");
+         "Deliveries that reached an end state, by endpoint, sink and state (delivered, dead, "
+         "filtered).");
     for (size_t i = 0; i < n; i++) {
         const ep_stats *st = &rows[i].lv->st;
         emit(o, "switchyard_deliveries_finished_total{endpoint=\"%s\",sink=\"%s\",state=\"delivered\"} %llu\n",
              rows[i].id, rows[i].sink, (unsigned long long)st->delivered);
         emit(o, "switchyard_deliveries_finished_total{endpoint=\"%s\",sink=\"%s\",state=\"dead\"} %llu\n",
              rows[i].id, rows[i].sink, (unsigned long long)st->dead);
+        emit(o, "switchyard_deliveries_finished_total{endpoint=\"%s\",sink=\"%s\",state=\"filtered\"} %llu\n",
+             rows[i].id, rows[i].sink, (unsigned long long)st->filtered);
     }
     head(o, "switchyard_attempt_duration_seconds", "histogram",
          "Time from handing a delivery to its sink until the outcome.");
@@ -323,9 +327,10 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd)
     if (!o.buf)
         return NULL;
     o.buf[0] = '\0';
-    head(&o, "switchyard_build_info", "gauge", "Version and sink ABI of this switchyard.");
-    emit(&o, "switchyard_build_info{version=\"%s\",abi=\"%u.%u\"} 1\n", SY_VERSION,
-         SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+    /* The same three values as `switchyard version`. */
+    head(&o, "switchyard_build_info", "gauge", "Version, git commit and sink ABI of this switchyard.");
+    emit(&o, "switchyard_build_info{version=\"%s\",commit=\"%s\",abi=\"%u.%u\"} 1\n", SY_VERSION,
+         sy_build_commit, SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
     sy_stats st;
     stats_total(&st);
     global_counters(&o, &st);
@@ -338,6 +343,7 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd)
         emit(&o, "switchyard_queue_depth{state=\"inflight\"} %zu\n", c.inflight);
         emit(&o, "switchyard_queue_depth{state=\"scheduled\"} %zu\n", c.scheduled);
         emit(&o, "switchyard_queue_depth{state=\"expired\"} %zu\n", c.expired);
+        emit(&o, "switchyard_queue_depth{state=\"waiting\"} %zu\n", c.waiting);
         emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
         /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
         uint64_t dead = 0;

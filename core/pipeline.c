@@ -40,6 +40,7 @@ struct sy_pipeline {
     struct sy_ingress *in;
     int started;
     int closed;              /* atomic: stopping, emit refuses */
+    size_t paged_in_transit; /* atomic: rows the pager posted that no shard has taken yet */
     /* Runtimes whose last reference dropped, freed by the main thread. */
     pthread_mutex_t reap_mu;
     sy_runtime *to_free;
@@ -233,8 +234,11 @@ static void fan_out(sy_pipeline *pl, pl_batch *b)
         STAT_INC(deliveries, pe->n);
     }
     for (int s = 0; s < pl->nshards; s++)
-        if (per[s])
+        if (per[s]) {
+            per[s]->in_transit = &pl->paged_in_transit;
+            __atomic_add_fetch(&pl->paged_in_transit, per[s]->n, __ATOMIC_RELAXED);
             shard_post(pl->shards[s], &per[s]->m);
+        }
     if (per != stack)
         free(per);
 }
@@ -466,8 +470,11 @@ static size_t pager_want(void *arg)
     for (int i = 0; i < pl->nshards; i++) {
         shard_counts c;
         shard_get_counts(pl->shards[i], &c);
-        held += c.ready + c.inflight + c.scheduled;
+        held += c.ready + c.inflight + c.scheduled + c.waiting;
     }
+    /* Rows paged in that no shard has taken yet: a slow shard must not let the pager
+     * load the same room twice. */
+    held += __atomic_load_n(&pl->paged_in_transit, __ATOMIC_RELAXED);
     size_t max = pl->o.memory_deliveries;
     size_t want = held >= max ? 0 : max - held;
     return want > 1000 ? 1000 : want;
@@ -521,8 +528,11 @@ static void pager_load(void *arg, const spool_row *rows, size_t n)
         event_unref(ev);
     }
     for (int s = 0; s < pl->nshards; s++)
-        if (per[s])
+        if (per[s]) {
+            per[s]->in_transit = &pl->paged_in_transit;
+            __atomic_add_fetch(&pl->paged_in_transit, per[s]->n, __ATOMIC_RELAXED);
             shard_post(pl->shards[s], &per[s]->m);
+        }
     if (per != stack)
         free(per);
     runtime_unref(rt);
@@ -761,6 +771,7 @@ void pipeline_get_counts(sy_pipeline *pl, pipeline_counts *out)
         out->inflight += c.inflight;
         out->scheduled += c.scheduled;
         out->expired += c.expired;
+        out->waiting += c.waiting;
     }
     out->spool_queued = pl->o.spool ? spool_queued(pl->o.spool) : 0;
 }
@@ -869,9 +880,9 @@ void pipeline_stop(sy_pipeline *pl, int64_t drain_ms)
     pl->workers = NULL;
     pipeline_counts c;
     pipeline_get_counts(pl, &c);
-    if (c.ready + c.scheduled || c.expired)
+    if (c.ready + c.scheduled + c.waiting || c.expired)
         log_warn("%zu unfinished deliveries left memory at exit (%zu still in plugins); %s",
-                 c.ready + c.scheduled, c.expired,
+                 c.ready + c.scheduled + c.waiting, c.expired,
                  pl->o.spool ? "the spool keeps them pending for the next start"
                              : "without a spool they are lost");
     /* The outcomes of the last turns are queued: let the writer commit them. */

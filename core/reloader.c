@@ -263,9 +263,10 @@ sy_epstore *reloader_store(const sy_reloader *r)
 
 /* ---- SIGHUP --------------------------------------------------------------------- */
 
-const sy_conf *reloader_sighup(sy_reloader *r)
+const sy_conf *reloader_sighup(sy_reloader *r, int *errors)
 {
     sy_errs errs = {0};
+    *errors = 0;
     config_source *src = config_read(r->dir, &errs);
     sy_runtime *rt = src ? build(r, src, &r->set, r->deleted, r->ndeleted, &errs) : NULL;
     if (!rt) {
@@ -273,6 +274,7 @@ const sy_conf *reloader_sighup(sy_reloader *r)
         log_errors("reload refused", &errs);
         log_warn("reload refused with %d error%s; the running configuration stays", errs.count,
                  errs.count == 1 ? "" : "s");
+        *errors = errs.count > 0 ? errs.count : 1;
         errs_free(&errs);
         config_source_free(src);
         return NULL;

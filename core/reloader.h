@@ -67,9 +67,10 @@ sy_epstore *reloader_store(const sy_reloader *r);
 /*
  * SIGHUP, main thread: reads the folder again and applies it with the
  * stored endpoints. Returns the new config (owned by the new runtime) or
- * NULL after logging why it was refused.
+ * NULL after logging why it was refused, with the number of errors in
+ * *errors (0 when it applied).
  */
-const sy_conf *reloader_sighup(sy_reloader *r);
+const sy_conf *reloader_sighup(sy_reloader *r, int *errors);
 
 typedef enum {
     EPCHANGE_CREATE,

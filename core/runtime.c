@@ -14,6 +14,7 @@
 #include "attempt.h"
 #include "config_keys.h"
 #include "log.h"
+#include "transform.h"
 #include "units.h"
 
 /*
@@ -87,6 +88,67 @@ static int setup_instance(sy_runtime *rt, struct sy_instance *in, const sy_sink_
     return 0;
 }
 
+/*
+ * Reads the endpoint's script and compiles it in a throwaway sandbox, so
+ * `check` and a reload report a broken script (path:line: message) and a
+ * running daemon never adopts one. The shards compile the text again in
+ * their own Lua states.
+ */
+static int load_transform(sy_runtime *rt, sy_endpoint *ep, const char *prefix, sy_errs *errs)
+{
+    const sy_endpoint_conf *ec = ep->conf;
+    char path[320], err[512];
+    snprintf(path, sizeof path, "%s.transform", prefix);
+    ep->tf_src = tf_read_file(ec->transform, &ep->tf_len, err, sizeof err);
+    tf_limits lim = {rt->conf->transform_instructions, rt->conf->transform_memory};
+    if (!ep->tf_src || tf_check(ec->transform, ep->tf_src, ep->tf_len, &lim, err, sizeof err)) {
+        errs_add(errs, ec->file, path, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+static int batch_refused(config_report_at *rc, const sy_sink *s)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s.batch", rc->prefix);
+    errs_add(rc->errs, rc->file, path,
+             "the %s plugin does not send batches; remove the key (only sinks that take it, "
+             "such as webhook, batch per endpoint)",
+             s->name);
+    return -1;
+}
+
+/*
+ * After endpoint_init: the plugin's answer to the endpoint's batch key
+ * (sink.h, SY_BATCH_*). Plugins built for 2.0 have a setup without the
+ * fields and never answer: the descriptor's batching stays.
+ */
+static int take_batch_answer(sy_endpoint *ep, config_report_at *rc)
+{
+    const sy_sink *s = ep->inst->sink;
+    const sy_endpoint_setup *su = &ep->setup;
+    uint32_t flags = su->batch_flags;
+    if (!(flags & SY_BATCH_TAKEN))
+        return ep->conf->batch_max ? batch_refused(rc, s) : 0;
+    if (!s->deliver_batch && !s->submit_batch) {
+        errs_add(rc->errs, rc->file, rc->prefix,
+                 "plugin %s takes batches for this endpoint but has no batch call", s->name);
+        return -1;
+    }
+    uint32_t max = su->batch_max;
+    if (max < 1 || max > SY_BATCH_MAX_LIMIT) {
+        errs_add(rc->errs, rc->file, rc->prefix,
+                 "plugin %s asks for batches of %u for this endpoint, outside 1-%d", s->name,
+                 max, SY_BATCH_MAX_LIMIT);
+        return -1;
+    }
+    ep->batch_max = max;
+    ep->batch_linger_ms = max > 1 ? su->batch_linger_ms : 0;
+    ep->batch_whole = (flags & SY_BATCH_WHOLE) != 0;
+    return 0;
+}
+
 static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_conf *ec,
                           const sy_host *host, int validate_only, sy_errs *errs)
 {
@@ -115,6 +177,10 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
     }
     ep->concurrency = ec->concurrency ? ec->concurrency
                       : in->conf->concurrency ? in->conf->concurrency : 4;
+    ep->ordering = !ec->ordering ? ORDER_NONE
+                   : !strcmp(ec->ordering, "key") ? ORDER_KEY : ORDER_ENDPOINT;
+    if (ec->transform && load_transform(rt, ep, prefix, errs) != 0)
+        return -1;
 
     const sy_config_table *et = s->endpoint_config;
     if (et && et->conf_size)
@@ -125,6 +191,10 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
                            &rc))
         return -1;
     ep->attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS;
+    ep->batch_max = in->batch_max;
+    ep->batch_linger_ms = in->batch_max > 1 ? s->batch_linger_ms : 0;
+    if (ec->batch_max && !s->endpoint_init)
+        return batch_refused(&rc, s);
     if (validate_only || !s->endpoint_init)
         return 0;
     ep->setup = (sy_endpoint_setup){
@@ -138,16 +208,18 @@ static int setup_endpoint(sy_runtime *rt, sy_endpoint *ep, const sy_endpoint_con
         .conf = ep->plugin_conf,
         .attempt_timeout_ms = DEFAULT_ATTEMPT_TIMEOUT_MS,
         .flags = ec->from_api ? SY_SETUP_FROM_API : 0,
+        .batch_max = (uint32_t)ec->batch_max,
+        .batch_linger_ms = (uint32_t)ec->batch_linger_ms,
     };
     err[0] = '\0';
     if (s->endpoint_init(in->state, &ep->setup, &ep->ep_state, err, sizeof err) != 0) {
         report_plugin_error(&rc, et, s->name, err, "endpoint_init failed (the plugin gave no reason)");
         return -1;
     }
+    ep->ep_initialized = 1; /* endpoint_destroy runs whatever follows */
     if (ep->setup.attempt_timeout_ms > 0)
         ep->attempt_timeout_ms = ep->setup.attempt_timeout_ms;
-    ep->ep_initialized = 1;
-    return 0;
+    return take_batch_answer(ep, &rc);
 }
 
 uint64_t runtime_id_hash(const char *id)
@@ -313,6 +385,7 @@ void runtime_free(sy_runtime *rt)
         if (ep->ep_initialized && ep->inst->sink->endpoint_destroy)
             ep->inst->sink->endpoint_destroy(ep->inst->state, ep->ep_state);
         free(ep->plugin_conf);
+        free(ep->tf_src);
         cfg_arena_free(&ep->arena);
     }
     for (size_t i = 0; i < rt->ninsts; i++) {
@@ -390,6 +463,12 @@ void runtime_print_table(const sy_runtime *rt, FILE *out)
         fprintf(out, "    sink:        %s (%s)\n", ep->inst->name, ep->inst->sink->name);
         fprintf(out, "    retry:       %s\n", pol);
         fprintf(out, "    concurrency: %d\n", ep->concurrency);
+        if (ec->transform)
+            fprintf(out, "    transform:   %s\n", ec->transform);
+        if (ep->ordering)
+            fprintf(out, "    ordering:    %s%s\n",
+                    ep->ordering == ORDER_KEY ? "by key " : "endpoint",
+                    ep->ordering == ORDER_KEY ? ec->ordering_key : "");
     }
     fprintf(out, "%zu ingress socket(s), %zu sink(s), %zu endpoint(s)\n", c->ningress,
             rt->ninsts, rt->neps);

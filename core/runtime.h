@@ -55,6 +55,8 @@ struct sy_instance {
 
 struct sy_runtime;
 
+typedef enum { ORDER_NONE = 0, ORDER_ENDPOINT, ORDER_KEY } sy_ordering;
+
 /*
  * An endpoint as one config generation defines it. Everything that lives
  * across reloads (queues, gate, breaker, counters, the disabled state)
@@ -71,6 +73,15 @@ typedef struct sy_endpoint {
     sy_endpoint_setup setup; /* what endpoint_init was given; lives as long as ep_state */
     int64_t attempt_timeout_ms; /* the plugin's answer in setup, or the default */
     /*
+     * How the shard batches this endpoint: the endpoint's batch key when the
+     * plugin took it, else the descriptor's batch_max and batch_linger_ms.
+     * batch_whole: one outcome covers a batch (SY_BATCH_WHOLE), so the
+     * shard keeps batches together across retries.
+     */
+    uint32_t batch_max;
+    int64_t batch_linger_ms;
+    int batch_whole;
+    /*
      * Atomic: the endpoint is disabled (it routes nothing). Owned by the
      * pipeline, one per endpoint id for the pipeline's life, so every
      * generation of the endpoint shares it; NULL outside a pipeline.
@@ -80,6 +91,10 @@ typedef struct sy_endpoint {
     int ep_initialized;
     sy_retry_policy retry;
     int concurrency;
+    /* The transform's script text, read at build time (reloads read it again); NULL = none. */
+    char *tf_src;
+    size_t tf_len;
+    sy_ordering ordering;
 } sy_endpoint;
 
 typedef struct sy_runtime {

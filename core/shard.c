@@ -32,6 +32,7 @@ route_batch *route_batch_new(sy_runtime *rt, size_t cap)
     b->m.kind = INBOX_BATCH;
     b->rt = rt;
     runtime_ref(rt);
+    b->in_transit = NULL;
     b->n = 0;
     b->cap = cap;
     return b;
@@ -59,6 +60,8 @@ void route_batch_free(route_batch *b)
         return;
     for (size_t i = 0; i < b->n; i++)
         event_unref(b->items[i].ev);
+    if (b->in_transit)
+        __atomic_sub_fetch(b->in_transit, b->n, __ATOMIC_RELAXED);
     runtime_unref(b->rt);
     free(b);
 }
@@ -117,6 +120,7 @@ static sep *add_sep(shard *sh, const sy_endpoint *ep)
     }
     s->hash = ep->id_hash;
     s->part = (int)(ep->id_hash % CLUSTER_PARTS);
+    s->tf_ref = -1;
     gate_conf g;
     gate_conf_us(ep, &g);
     if (gate_init(&s->gate, &g, mono_us()) != 0)
@@ -166,12 +170,21 @@ static size_t purge_timers(shard *sh, sep *s)
     theap_init(&keep);
     theap_item it;
     while (theap_pop(&sh->timers, &it) == 0) {
-        if (IS_SEP_TAG(it.data) ? TAG_SEP(it.data) == s : ((dlv *)it.data)->sep == s) {
-            if (!IS_SEP_TAG(it.data)) {
-                AT_SUB(sh->n_scheduled, 1);
-                sh_free_dlv(sh, it.data);
-                n++;
+        if (IS_SEP_TAG(it.data)) {
+            if (TAG_SEP(it.data) == s)
+                continue;
+        } else if (IS_GRP_TAG(it.data)) {
+            bgroup *g = TAG_GRP(it.data);
+            if (g->sep == s) {
+                AT_SUB(sh->n_scheduled, g->n);
+                n += g->n;
+                sh_group_free(sh, g);
+                continue;
             }
+        } else if (((dlv *)it.data)->sep == s) {
+            AT_SUB(sh->n_scheduled, 1);
+            sh_free_dlv(sh, it.data);
+            n++;
             continue;
         }
         theap_push(&keep, it.due_ms, it.data);
@@ -185,7 +198,13 @@ static size_t purge_timers(shard *sh, sep *s)
 /* Drops a removed endpoint's queued and scheduled deliveries; the spool keeps them. */
 static void drop_queued(shard *sh, sep *s)
 {
-    size_t n = 0;
+    size_t n = s->nwaiting;
+    /* Ordered: heads out finish unordered; re-adding the endpoint loads the rest again. */
+    sh_order_drop(sh, s);
+    s->ordered_as = ORDER_NONE;
+    free(s->ordered_key);
+    s->ordered_key = NULL;
+    sh_tf_forget(sh, s);
     for (dlv *d = s->rhead, *next; d; d = next, n++) {
         next = d->next;
         if (d->held)
@@ -195,6 +214,14 @@ static void drop_queued(shard *sh, sep *s)
     AT_SUB(sh->n_ready, s->nready);
     s->rhead = s->rtail = NULL;
     s->nready = 0;
+    while (s->ghead) {
+        bgroup *g = s->ghead;
+        s->ghead = g->next;
+        AT_SUB(sh->n_ready, g->n);
+        n += g->n;
+        sh_group_free(sh, g);
+    }
+    s->gtail = NULL;
     n += purge_timers(sh, s);
     /* Attempts still inside asynchronous plugins keep their deadline. */
     if (s->ahead)
@@ -203,6 +230,16 @@ static void drop_queued(shard *sh, sep *s)
         log_fields(SY_LOG_WARN, "reload removed an endpoint with queued deliveries",
                    LOG_S("endpoint", s->id), LOG_I("deliveries", n),
                    LOG_S("they are", sh->o.spool ? "kept pending in the spool" : "dropped"));
+}
+
+static void free_sep(sep *s)
+{
+    gate_free(&s->gate);
+    free(s->ordered_key);
+    free(s->tf_error);
+    free(s->okeys);
+    free(s->id);
+    free(s);
 }
 
 /*
@@ -250,9 +287,7 @@ static void free_forgotten(shard *sh)
             }
         /* A breaker or deadline wake-up armed while its last attempts settled. */
         purge_timers(sh, s);
-        gate_free(&s->gate);
-        free(s->id);
-        free(s);
+        free_sep(s);
     }
 }
 
@@ -317,6 +352,8 @@ static void adopt(shard *sh, sy_runtime *rt)
     for (sep *s = sh->all, *next; s; s = next) {
         next = s->all_next;
         if (s->ep) {
+            sh_tf_adopt(sh, s, rt);
+            sh_order_adopt(sh, s);
             sh_activate(sh, s); /* a raised concurrency or a new plugin may free slots */
             continue;
         }
@@ -377,6 +414,14 @@ void sh_arm(shard *sh, sep *s, int64_t at_ms)
     s->timer_at = at_ms;
 }
 
+void sh_make_ready(shard *sh, sep *s, dlv *d)
+{
+    if (s->ordered_as && !d->ok)
+        sh_order_take(sh, s, d, 0);
+    else
+        sh_push_ready(sh, s, d);
+}
+
 void sh_push_ready(shard *sh, sep *s, dlv *d)
 {
     d->next = NULL;
@@ -389,6 +434,26 @@ void sh_push_ready(shard *sh, sep *s, dlv *d)
     s->nready++;
     AT_ADD(sh->n_ready, 1);
     sh_activate(sh, s);
+}
+
+void sh_group_due(shard *sh, bgroup *g)
+{
+    sep *s = g->sep;
+    g->next = NULL;
+    if (s->gtail)
+        s->gtail->next = g;
+    else
+        s->ghead = g;
+    s->gtail = g;
+    AT_ADD(sh->n_ready, g->n);
+    sh_activate(sh, s);
+}
+
+void sh_group_free(shard *sh, bgroup *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        sh_free_dlv(sh, g->m[i]);
+    free(g);
 }
 
 static dlv *new_dlv(shard *sh)
@@ -407,6 +472,9 @@ static dlv *new_dlv(shard *sh)
 
 void sh_free_dlv(shard *sh, dlv *d)
 {
+    if (d->ok)
+        sh_order_leave(sh, d);
+    tf_out_free(d->tf);
     event_unref(d->ev);
     AT_SUB(sh->n_memory, 1);
     /* Keep a pool the size of a few batches; a burst's excess goes back to malloc. */
@@ -437,14 +505,14 @@ static spool_record *push_record(shard *sh, int64_t spool_id)
     return &sh->recs[sh->nrecs++];
 }
 
-void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
-               int leased, int64_t latency_ms)
+spool_record *sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms,
+                        const sy_outcome *o, int leased, int64_t latency_ms)
 {
     if (!sh->o.spool || !d->spool_id)
-        return;
+        return NULL;
     spool_record *r = push_record(sh, d->spool_id);
     if (!r)
-        return;
+        return NULL;
     *r = (spool_record){.delivery_id = d->spool_id,
                         .state = state,
                         .attempt = d->attempts,
@@ -457,6 +525,7 @@ void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const 
                         .leased = leased,
                         .epoch = d->epoch};
     snprintf(r->detail, sizeof r->detail, "%s", o ? o->detail : "");
+    return r;
 }
 
 void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
@@ -536,7 +605,10 @@ static void take_batch(shard *sh, route_batch *b)
             continue;
         }
         int64_t wait = it->due_ms ? it->due_ms - now_wall : 0;
-        if (wait <= 0) {
+        if (s->ordered_as) {
+            /* Its key decides when it goes; a retry paged in keeps its due time. */
+            sh_order_take(sh, s, d, wait > 0 ? it->due_ms : 0);
+        } else if (wait <= 0) {
             sh_push_ready(sh, s, d);
         } else if (theap_push(&sh->timers, mono_ms() + wait + 1, d) == 0) {
             AT_ADD(sh->n_scheduled, 1);
@@ -564,6 +636,12 @@ static void take_ctrl(shard *sh, shard_ctrl *c)
         if (s)
             gate_seed(&s->gate, c->done, c->ndone, mono_us());
         free(c->done);
+        break;
+    }
+    case CTRL_CAUGHT_UP: {
+        sep *s = find_sep(sh, c->id, runtime_id_hash(c->id));
+        if (s)
+            sh_order_caught_up(sh, s, c->gen);
         break;
     }
     case CTRL_QUIESCE:
@@ -622,10 +700,14 @@ static int run_timers(shard *sh, int64_t now)
             s->timer_at = 0;
             sh_expire(sh, s, now);
             sh_activate(sh, s);
+        } else if (IS_GRP_TAG(it.data)) {
+            bgroup *g = TAG_GRP(it.data);
+            AT_SUB(sh->n_scheduled, g->n);
+            sh_group_due(sh, g);
         } else {
             dlv *d = it.data;
             AT_SUB(sh->n_scheduled, 1);
-            sh_push_ready(sh, d->sep, d);
+            sh_make_ready(sh, d->sep, d);
         }
     }
     return n;
@@ -751,27 +833,43 @@ void shard_post(shard *sh, inbox_msg *m)
     waker_wake(&sh->w);
 }
 
-static void post_ctrl(shard *sh, ctrl_kind kind, sy_runtime *rt, const char *id)
+static shard_ctrl *post_ctrl(shard *sh, ctrl_kind kind, sy_runtime *rt, const char *id)
 {
     size_t l = id ? strlen(id) + 1 : 1;
     shard_ctrl *c = calloc(1, sizeof *c + l);
     if (!c) {
         log_error("shard %d: out of memory for a control message", sh->o.index);
         runtime_unref(rt);
-        return;
+        return NULL;
     }
     c->m.kind = INBOX_CTRL;
     c->kind = kind;
     c->rt = rt;
     if (id)
         memcpy(c->id, id, l);
-    shard_post(sh, &c->m);
+    return c;
+}
+
+static void send_ctrl(shard *sh, ctrl_kind kind, sy_runtime *rt, const char *id)
+{
+    shard_ctrl *c = post_ctrl(sh, kind, rt, id);
+    if (c)
+        shard_post(sh, &c->m);
+}
+
+void shard_post_caught_up(shard *sh, const char *endpoint_id, uint32_t gen)
+{
+    shard_ctrl *c = post_ctrl(sh, CTRL_CAUGHT_UP, NULL, endpoint_id);
+    if (c) {
+        c->gen = gen;
+        shard_post(sh, &c->m);
+    }
 }
 
 void shard_adopt(shard *sh, sy_runtime *rt)
 {
     runtime_ref(rt);
-    post_ctrl(sh, CTRL_ADOPT, rt, NULL);
+    send_ctrl(sh, CTRL_ADOPT, rt, NULL);
 }
 
 void shard_seed(shard *sh, const char *endpoint_id, const int64_t *done_wall_ms, size_t n,
@@ -803,20 +901,23 @@ void shard_seed(shard *sh, const char *endpoint_id, const int64_t *done_wall_ms,
 
 void shard_enable(shard *sh, const char *endpoint_id)
 {
-    post_ctrl(sh, CTRL_ENABLE, NULL, endpoint_id);
+    send_ctrl(sh, CTRL_ENABLE, NULL, endpoint_id);
 }
 
 void shard_disable(shard *sh, const char *endpoint_id)
 {
-    post_ctrl(sh, CTRL_DISABLE, NULL, endpoint_id);
+    send_ctrl(sh, CTRL_DISABLE, NULL, endpoint_id);
 }
 
 size_t shard_backlog(const shard *sh)
 {
     size_t n = __atomic_load_n(&sh->n_ready, __ATOMIC_RELAXED) +
                __atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
+    /* With a spool, what waits for a time or for its key is durable: it holds memory
+     * (core.memory_deliveries), not ingress. */
     if (!sh->o.spool)
-        n += __atomic_load_n(&sh->n_scheduled, __ATOMIC_RELAXED);
+        n += __atomic_load_n(&sh->n_scheduled, __ATOMIC_RELAXED) +
+             __atomic_load_n(&sh->n_waiting, __ATOMIC_RELAXED);
     return n;
 }
 
@@ -827,6 +928,7 @@ void shard_get_counts(const shard *sh, shard_counts *out)
     out->inflight = __atomic_load_n(&sh->n_inflight, __ATOMIC_RELAXED);
     out->scheduled = __atomic_load_n(&sh->n_scheduled, __ATOMIC_RELAXED);
     out->expired = __atomic_load_n(&sh->n_expired, __ATOMIC_RELAXED);
+    out->waiting = __atomic_load_n(&sh->n_waiting, __ATOMIC_RELAXED);
 }
 
 int shard_idle(const shard *sh)
@@ -856,7 +958,7 @@ void shard_foreach(shard *sh, void (*fn)(void *arg, const shard_ep_view *v), voi
 
 void shard_quiesce(shard *sh)
 {
-    post_ctrl(sh, CTRL_QUIESCE, NULL, NULL);
+    send_ctrl(sh, CTRL_QUIESCE, NULL, NULL);
 }
 
 void shard_stop(shard *sh)
@@ -887,21 +989,30 @@ void shard_free(shard *sh)
             free(c);
         }
     }
+    /* Nothing may go out any more: freeing a key's head must not send the next one. */
+    for (sep *s = sh->all; s; s = s->all_next)
+        s->ep = NULL;
     theap_item it;
     while (theap_pop(&sh->timers, &it) == 0)
-        if (!IS_SEP_TAG(it.data))
+        if (IS_GRP_TAG(it.data))
+            sh_group_free(sh, TAG_GRP(it.data));
+        else if (!IS_SEP_TAG(it.data))
             sh_free_dlv(sh, it.data);
     theap_free(&sh->timers);
     for (sep *s = sh->all, *next; s; s = next) {
         next = s->all_next;
+        sh_order_drop(sh, s);
         for (dlv *d = s->rhead, *dn; d; d = dn) {
             dn = d->next;
             sh_free_dlv(sh, d);
         }
-        gate_free(&s->gate);
-        free(s->id);
-        free(s);
+        for (bgroup *g = s->ghead, *gn; g; g = gn) {
+            gn = g->next;
+            sh_group_free(sh, g);
+        }
+        free_sep(s);
     }
+    tf_vm_free(sh->vm);
     while (sh->free_dlv) {
         dlv *d = sh->free_dlv;
         sh->free_dlv = d->next;

@@ -53,6 +53,7 @@ typedef struct route_item {
 typedef struct route_batch {
     inbox_msg m;              /* INBOX_BATCH */
     sy_runtime *rt;     /* a reference, the batch's */
+    size_t *in_transit; /* NULL, or a count (atomic, the poster's) that freeing lowers by n */
     size_t n, cap;
     route_item items[];
 } route_batch;
@@ -61,7 +62,7 @@ typedef struct route_batch {
 route_batch *route_batch_new(sy_runtime *rt, size_t cap);
 /* Appends (growing *b) ; -1 when out of memory. */
 int route_batch_add(route_batch **b, const route_item *it);
-/* Drops the items' event references and the runtime's, and frees. */
+/* Drops the items' event references and the runtime's, lowers *in_transit, and frees. */
 void route_batch_free(route_batch *b);
 
 typedef struct shard_opts {
@@ -111,6 +112,7 @@ typedef struct shard_counts {
     size_t inflight;   /* inside plugins */
     size_t scheduled;  /* waiting for a retry time */
     size_t expired;    /* attempts left inside plugins past their deadline */
+    size_t waiting;    /* ordered endpoints: behind the head of their key */
 } shard_counts;
 void shard_get_counts(const shard *sh, shard_counts *out);
 

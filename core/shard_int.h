@@ -12,6 +12,7 @@
 #include "gate.h"
 #include "shard.h"
 #include "theap.h"
+#include "transform.h"
 
 /* A delivery: one event for one endpoint, from routing until delivered or dead. */
 typedef struct dlv {
@@ -24,7 +25,43 @@ typedef struct dlv {
     int64_t ready_ms;      /* monotonic: when it became ready (linger) */
     int64_t epoch;         /* the tenure of its partition it is held under */
     int held;              /* counted once as a gate wait */
+    int tf_done;           /* the transform ran (tf is its result, NULL: the event as it is) */
+    tf_out *tf;
+    struct okey *ok;       /* ordered endpoints: the key it waits in */
+    struct dlv *onext;     /* the next of its key, in acceptance order */
+    uint64_t seq;          /* its place in acceptance order (spool id, or arrival) */
+    int64_t due_wall;      /* ordered, waiting: wall ms it is due, 0 = now */
+    struct bgroup *grp;    /* the whole batch it belongs to, or NULL */
 } dlv;
+
+/* A key of an ordered endpoint: its deliveries in acceptance order, the head out alone. */
+typedef struct okey {
+    struct okey *hnext;
+    uint64_t hash;
+    dlv *head, *tail;
+    int out;               /* the head is out: ready, in a plugin, or waiting for its retry */
+    char key[];
+} okey;
+
+/*
+ * A batch kept whole: the endpoint's plugin sends it as one message
+ * (SY_BATCH_WHOLE), so one outcome covers it. Its members stay together,
+ * in order, from their launch until each is settled for good, and a retry
+ * launches them again as they are: the plugin sees the same batch. The
+ * gate counts it as one attempt.
+ */
+typedef struct bgroup {
+    struct bgroup *next;    /* in its endpoint's queue of due batches */
+    struct sep *sep;
+    size_t n;               /* members */
+    size_t pending;         /* members still inside the plugin */
+    int probe;              /* it is the breaker's probe */
+    int retry;              /* a member asked to retry: the gate learns a failure */
+    int64_t retry_after_ms; /* the largest a member's outcome asked for */
+    int64_t latency_ms;
+    sy_outcome last;        /* a retrying member's outcome, for the records */
+    dlv *m[];               /* in launch order; NULL once settled for good */
+} bgroup;
 
 /* One plugin call that covers several asynchronous attempts (submit_batch). */
 typedef struct call {
@@ -41,6 +78,7 @@ typedef struct sep {
     sy_endpoint *ep;         /* the adopted generation; NULL once removed */
     dlv *rhead, *rtail;      /* ready, in order */
     size_t nready;
+    bgroup *ghead, *gtail;   /* whole batches due again, in order; before rhead */
     int calls;               /* plugin calls in flight: the concurrency cap counts these */
     size_t inflight;         /* deliveries inside the plugin */
     attempt *ahead, *atail;  /* asynchronous attempts in flight, oldest deadline first */
@@ -53,6 +91,18 @@ typedef struct sep {
     struct sep *fnext;
     char last_detail[SY_DETAIL_MAX];
     ep_stats st;
+    /* The transform, compiled in the shard's Lua state; -1 = none. */
+    int tf_ref;
+    char *tf_error;          /* why the adopted script failed to compile here, or NULL */
+    /* Ordering (shard_order.c): keys by hash, and whether memory holds every
+     * pending delivery of the endpoint (a spool's catch-up load arrived). */
+    okey **okeys;
+    size_t nokey_buckets, nokeys;
+    size_t nwaiting;         /* deliveries waiting behind their key's head */
+    sy_ordering ordered_as;  /* how the keys above were formed */
+    char *ordered_key;       /* and with which path */
+    int caught_up;
+    uint32_t catchup_gen;    /* the catch-up load being waited for */
 } sep;
 
 /* A system event to raise once the loop turn is over (no lock held, nothing half done). */
@@ -62,7 +112,9 @@ typedef struct notice {
 } notice;
 
 /* Control messages. */
-typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED } ctrl_kind;
+typedef enum {
+    CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED, CTRL_CAUGHT_UP
+} ctrl_kind;
 
 typedef struct shard_ctrl {
     inbox_msg m;
@@ -70,7 +122,8 @@ typedef struct shard_ctrl {
     sy_runtime *rt;   /* CTRL_ADOPT: a reference */
     int64_t *done;    /* CTRL_SEED: completion times (monotonic µs), owned */
     size_t ndone;
-    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_SEED */
+    uint32_t gen;     /* CTRL_CAUGHT_UP: the load it ends */
+    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_SEED, CTRL_CAUGHT_UP */
 } shard_ctrl;
 
 struct shard {
@@ -104,15 +157,22 @@ struct shard {
     uint64_t rng;
     int settled[CLUSTER_PARTS]; /* attempts of each partition settled this turn */
     int any_settled;
+    tf_vm *vm;               /* the Lua state of the transforms, made on first use */
+    uint64_t seq;            /* arrival order of deliveries without a spool id */
+    uint32_t catchup_gen;
     int quiescing;           /* start nothing new */
     int stopping;            /* the thread ends once nothing is inside a plugin */
     /* Read by other threads (atomic). */
-    size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory;
+    size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory, n_waiting;
 };
 
+/* Timer entries: a dlv* (a retry), a sep* tagged with bit 0 (a wake-up), a bgroup* with bit 1. */
 #define SEP_TAG(s) ((void *)((uintptr_t)(s) | 1u))
 #define IS_SEP_TAG(p) (((uintptr_t)(p)&1u) != 0)
 #define TAG_SEP(p) ((sep *)((uintptr_t)(p) & ~(uintptr_t)1u))
+#define GRP_TAG(g) ((void *)((uintptr_t)(g) | 2u))
+#define IS_GRP_TAG(p) (((uintptr_t)(p)&2u) != 0)
+#define TAG_GRP(p) ((bgroup *)((uintptr_t)(p) & ~(uintptr_t)2u))
 
 /* Deliveries per endpoint queued in memory beyond which, with a spool, more wait on disk. */
 #define HOLD_IN_MEMORY 1000
@@ -124,13 +184,22 @@ struct shard {
 void sh_activate(shard *sh, sep *s);
 void sh_arm(shard *sh, sep *s, int64_t at_ms);
 void sh_push_ready(shard *sh, sep *s, dlv *d);
+/* d is due: into s's ready queue, or into its key when s is ordered and d not placed yet. */
+void sh_make_ready(shard *sh, sep *s, dlv *d);
+/* The spool's writer thread: a catch-up load (shard_order.c) is complete. */
+void shard_post_caught_up(shard *sh, const char *endpoint_id, uint32_t gen);
 void sh_free_dlv(shard *sh, dlv *d);
-void sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms, const sy_outcome *o,
-               int leased, int64_t latency_ms);
+/* Queues the delivery's new state for the spool; the record, or NULL (no spool, no memory). */
+spool_record *sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_ms,
+                        const sy_outcome *o, int leased, int64_t latency_ms);
 void sh_notice(shard *sh, const char *type, const char *org_id, char *data_json,
                const char *exclude);
 /* A removed endpoint's record, to free at the end of the turn if nothing of it is left by then. */
 void sh_forget(shard *sh, sep *s);
+/* A whole batch due again: queued on its endpoint to launch as it is. */
+void sh_group_due(shard *sh, bgroup *g);
+/* Frees g and its members (they stay pending in the spool). */
+void sh_group_free(shard *sh, bgroup *g);
 
 /* shard_run.c */
 void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms);
@@ -139,7 +208,35 @@ void sh_unlink(sep *s, attempt *a);
 attempt *sh_attempt_get(shard *sh);
 void sh_attempt_recycle(shard *sh, attempt *a);
 
+/* shard_tf.c */
+/* Compiles (or forgets) the transform of s's new generation in the shard's Lua state. */
+void sh_tf_adopt(shard *sh, sep *s, const sy_runtime *rt);
+/*
+ * Runs s's transform on d once (before its first attempt; retries reuse
+ * the result). 0: go on (d->tf holds the result); 1: dropped; -1: failed,
+ * with detail.
+ */
+int sh_tf_apply(shard *sh, sep *s, dlv *d, char *detail, size_t detail_len);
+void sh_tf_forget(shard *sh, sep *s);
+
+/* shard_order.c */
+/* A delivery of an ordered endpoint enters its key; it goes out when it is the head. */
+void sh_order_take(shard *sh, sep *s, dlv *d, int64_t due_wall);
+/* d is finished or leaves memory: unlinks it, and lets its key's next go when it was the head. */
+void sh_order_leave(shard *sh, dlv *d);
+/* The endpoint was removed or is no longer ordered: its waiting deliveries leave memory. */
+void sh_order_drop(shard *sh, sep *s);
+/* A new generation of s: starts or stops ordering, asks the spool for a catch-up load. */
+void sh_order_adopt(shard *sh, sep *s);
+/* The catch-up load of gen arrived: every key's head may go. */
+void sh_order_caught_up(shard *sh, sep *s, uint32_t gen);
+/* The key d belongs to, as text (for delivery_failed); "" for ordering by endpoint. */
+const char *sh_order_key(const dlv *d);
+
 /* shard_settle.c */
+/* A delivery that ended before any plugin saw it: failed (the transform), or dropped. */
+void sh_settle_local(shard *sh, dlv *d, const sy_outcome *o, int probe);
+void sh_filtered(shard *sh, dlv *d);
 void sh_settle(shard *sh, attempt *a);
 void sh_settle_expired(shard *sh, attempt *a, const sy_outcome *o);
 void sh_retry_later(shard *sh, dlv *d, int64_t delay_ms, const sy_outcome *o, int64_t latency_ms);

@@ -54,12 +54,10 @@ void sh_attempt_recycle(shard *sh, attempt *a)
     sh->qlen++;
 }
 
-static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_us,
-                             int64_t now_wall)
+/* Gives the pooled attempt a (from sh_attempt_get) delivery d's next attempt. */
+static void fill_attempt(shard *sh, attempt *a, sep *s, dlv *d, int probe, int64_t now_us,
+                         int64_t now_wall)
 {
-    attempt *a = sh_attempt_get(sh);
-    if (!a)
-        return NULL;
     const sy_event *ev = d->ev;
     if (d->attempts == 0)
         d->first_ms = now_wall;
@@ -67,8 +65,11 @@ static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_u
     a->m.kind = INBOX_DONE;
     a->pub = (sy_delivery){
         .struct_size = sizeof(sy_delivery),
-        .body = ev->body,
-        .body_len = ev->body_len,
+        .body = d->tf ? d->tf->body : ev->body,
+        .body_len = d->tf ? d->tf->body_len : ev->body_len,
+        .content_type = d->tf ? d->tf->content_type : NULL,
+        .headers = d->tf ? (const char *const *)d->tf->headers : NULL,
+        .route = d->tf ? d->tf->route : NULL,
         .event_id = ev->event_id,
         .event_type = ev->event_type,
         .org_id = ev->org_id,
@@ -91,6 +92,14 @@ static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_u
     STAT_ADD(s->st.attempts, 1);
     STAT_INC(attempts, 1);
     __atomic_store_n(&s->st.last_attempt_ms, now_wall, __ATOMIC_RELAXED);
+}
+
+static attempt *make_attempt(shard *sh, sep *s, dlv *d, int probe, int64_t now_us,
+                             int64_t now_wall)
+{
+    attempt *a = sh_attempt_get(sh);
+    if (a)
+        fill_attempt(sh, a, s, d, probe, now_us, now_wall);
     return a;
 }
 
@@ -125,7 +134,8 @@ static void held_back(shard *sh, sep *s, int64_t until_us)
             AT_ADD(sh->n_held, 1);
             STAT_ADD(s->st.gate_waits, 1);
         }
-    if (!sh->o.spool || s->nready <= HOLD_IN_MEMORY)
+    /* Ordered endpoints keep every delivery in memory (shard_order.c). */
+    if (!sh->o.spool || s->nready <= HOLD_IN_MEMORY || s->ordered_as)
         return;
     dlv *keep = s->rhead;
     for (size_t i = 1; i < HOLD_IN_MEMORY; i++)
@@ -265,21 +275,138 @@ static int not_owned(shard *sh, sep *s, int64_t now_ms)
     return 1;
 }
 
+/* ---- whole batches ----------------------------------------------------------- */
+
+/* Due whole batches of an endpoint that no longer keeps them (a reload): their members queue alone. */
+static void dissolve_due(shard *sh, sep *s)
+{
+    while (s->ghead) {
+        bgroup *g = s->ghead;
+        s->ghead = g->next;
+        AT_SUB(sh->n_ready, g->n);
+        for (size_t i = 0; i < g->n; i++) {
+            g->m[i]->grp = NULL;
+            sh_push_ready(sh, s, g->m[i]);
+        }
+        free(g);
+    }
+    s->gtail = NULL;
+}
+
+/*
+ * The next whole batch of s, past the gate: a due one as it is, else a new
+ * one of up to batch_max ready deliveries. NULL when none may start now
+ * (lingering, held by the gate, out of memory: a wake-up is armed).
+ */
+static bgroup *next_whole(shard *sh, sep *s, int64_t now_ms, int *probe)
+{
+    size_t bmax = s->ep->batch_max;
+    size_t k = s->nready < bmax ? s->nready : bmax;
+    if (!s->ghead && k < bmax && s->ep->batch_linger_ms &&
+        s->rhead->ready_ms + s->ep->batch_linger_ms > now_ms) {
+        sh_arm(sh, s, s->rhead->ready_ms + s->ep->batch_linger_ms);
+        return NULL;
+    }
+    int64_t t = gate_admit(&s->gate, mono_us(), probe);
+    if (t) {
+        held_back(sh, s, t);
+        return NULL;
+    }
+    bgroup *g = s->ghead;
+    if (g) {
+        if (!(s->ghead = g->next))
+            s->gtail = NULL;
+        AT_SUB(sh->n_ready, g->n);
+        return g;
+    }
+    if (!(g = malloc(sizeof *g + k * sizeof g->m[0]))) {
+        gate_done(&s->gate, mono_us());
+        sh_arm(sh, s, now_ms + 10);
+        return NULL;
+    }
+    memset(g, 0, sizeof *g);
+    g->sep = s;
+    g->n = k;
+    for (size_t i = 0; i < k; i++) {
+        g->m[i] = pop_ready(sh, s);
+        g->m[i]->grp = g;
+    }
+    return g;
+}
+
+/* sh_run_endpoint for endpoints whose plugin sends a batch as one message. */
+static void run_whole(shard *sh, sep *s, int64_t now_ms, attempt **at)
+{
+    while ((s->ghead || s->nready) && s->calls < s->ep->concurrency) {
+        /* Not this node's to start any more: due batches go back alone, then the rows. */
+        if (sh->o.own && !own_may_start(sh->o.own, s->part,
+                                        (s->ghead ? s->ghead->m[0] : s->rhead)->epoch, now_ms)) {
+            dissolve_due(sh, s);
+            while (s->rhead && not_owned(sh, s, now_ms))
+                ;
+            continue;
+        }
+        int probe = 0;
+        bgroup *g = next_whole(sh, s, now_ms, &probe);
+        if (!g)
+            return;
+        /* Every attempt first, so a batch goes whole or waits whole. */
+        size_t n = 0;
+        while (n < g->n && (at[n] = sh_attempt_get(sh)))
+            n++;
+        if (n < g->n) {
+            while (n--) {
+                at[n]->next = sh->free_at;
+                sh->free_at = at[n];
+                sh->nfree_at++;
+            }
+            gate_done(&s->gate, mono_us());
+            g->next = s->ghead; /* first again, with its members as they were */
+            s->ghead = g;
+            if (!g->next)
+                s->gtail = g;
+            AT_ADD(sh->n_ready, g->n);
+            sh_arm(sh, s, now_ms + 10);
+            return;
+        }
+        int64_t now_us = mono_us(), now_wall = wall_ms();
+        for (size_t i = 0; i < n; i++)
+            fill_attempt(sh, at[i], s, g->m[i], 0, now_us, now_wall);
+        g->probe = probe;
+        g->pending = n;
+        launch(sh, s, at, n, now_ms);
+    }
+}
+
+/* ---- running an endpoint ---------------------------------------------------- */
+
 void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
 {
-    if (!s->ep || sh->quiescing || !s->nready)
+    if (!s->ep || sh->quiescing || (!s->nready && !s->ghead))
         return;
+    if (s->ghead && !s->ep->batch_whole)
+        dissolve_due(sh, s);
     if (__atomic_load_n(&s->disabled, __ATOMIC_RELAXED)) {
+        dissolve_due(sh, s);
         while (s->nready)
             sh_kill(sh, pop_ready(sh, s), "endpoint disabled after failing for too long");
         return;
     }
-    const sy_instance *inst = s->ep->inst;
-    size_t bmax = inst->batch_max;
-    int64_t linger = bmax > 1 ? inst->sink->batch_linger_ms : 0;
+    size_t bmax = s->ep->batch_max;
+    int64_t linger = bmax > 1 ? s->ep->batch_linger_ms : 0;
+    /* A due whole batch may be larger than a reload's new batch_max. */
+    for (bgroup *g = s->ghead; g; g = g->next)
+        if (g->n > bmax)
+            bmax = g->n;
     attempt *stack[64], **at = bmax <= 64 ? stack : malloc(bmax * sizeof *at);
     if (!at) {
         sh_arm(sh, s, now_ms + 10); /* out of memory: look again shortly */
+        return;
+    }
+    if (s->ep->batch_whole) {
+        run_whole(sh, s, now_ms, at);
+        if (at != stack)
+            free(at);
         return;
     }
     while (s->nready && s->calls < s->ep->concurrency) {
@@ -290,8 +417,8 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
         }
         /* The gate decides per delivery, at the real start. */
         int64_t now_us = mono_us(), now_wall = wall_ms();
-        size_t n = 0;
-        while (n < k && s->nready) {
+        size_t n = 0, local = 0;
+        while (n < k && s->rhead) {
             if (not_owned(sh, s, now_ms))
                 continue;
             int probe;
@@ -300,9 +427,28 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
                 held_back(sh, s, t);
                 break;
             }
+            /* The transform runs once, at the first real start: what it drops
+             * never took a slot of the rate limit, what fails counts as a failure. */
+            char detail[SY_DETAIL_MAX];
+            int tf = sh_tf_apply(sh, s, s->rhead, detail, sizeof detail);
+            if (tf) {
+                local++;
+                dlv *d = pop_ready(sh, s);
+                if (tf > 0) {
+                    gate_cancel(&s->gate, probe);
+                    sh_filtered(sh, d);
+                    continue;
+                }
+                sy_outcome o = SY_OUTCOME_INIT;
+                sy_outcome_set(&o, SY_FAIL, 0, detail);
+                sh_settle_local(sh, d, &o, probe);
+                if (probe)
+                    break;
+                continue;
+            }
             attempt *a = make_attempt(sh, s, s->rhead, probe, now_us, now_wall);
             if (!a) {
-                gate_done(&s->gate, now_us);
+                gate_cancel(&s->gate, probe);
                 sh_arm(sh, s, now_ms + 10);
                 break;
             }
@@ -311,8 +457,11 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
             if (probe)
                 break; /* the breaker's probe goes alone */
         }
-        if (!n)
+        if (!n) {
+            if (local)
+                continue; /* all finished here: look at the next ones */
             break;
+        }
         launch(sh, s, at, n, now_ms);
     }
     if (at != stack)

@@ -27,7 +27,8 @@ typedef enum {
     OP_KNOWN,    /* the endpoints the pager may load */
     OP_DISABLE,  /* an endpoint's disabled state */
     OP_ENABLE,
-    OP_KILL      /* an endpoint's pending deliveries become dead letters */
+    OP_KILL,     /* an endpoint's pending deliveries become dead letters */
+    OP_CATCHUP   /* lease and load every pending row of an ordered endpoint */
 } op_kind;
 
 typedef struct spool_op {
@@ -50,6 +51,9 @@ typedef struct spool_op {
     /* OP_KILL: told the count after COMMIT */
     spool_kill_cb kcb;
     long killed;
+    /* OP_CATCHUP: told once the endpoint's rows are loaded */
+    spool_caught_up_fn done;
+    uint32_t gen;
 } spool_op;
 
 struct sy_spool {
@@ -231,6 +235,23 @@ void spool_release_endpoint(sy_spool *s, const char *endpoint_id)
     enqueue_id(s, OP_RELEASE, endpoint_id, 0, NULL);
 }
 
+void spool_catch_up(sy_spool *s, const char *endpoint_id, spool_caught_up_fn done, void *arg,
+                    uint32_t gen)
+{
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op || !(op->id = strdup(endpoint_id))) {
+        log_error("spool %s: out of memory loading the pending deliveries of endpoint %s",
+                  s->name, endpoint_id);
+        free(op);
+        return;
+    }
+    op->kind = OP_CATCHUP;
+    op->done = done;
+    op->arg = arg;
+    op->gen = gen;
+    enqueue(s, op);
+}
+
 void spool_set_disabled(sy_spool *s, const char *endpoint_id, int64_t at_ms, const char *reason)
 {
     enqueue_id(s, OP_DISABLE, endpoint_id, at_ms, reason);
@@ -342,6 +363,40 @@ static void note_due(sy_spool *s, const spool_record *recs, size_t n)
             s->next_due = recs[i].next_ms;
 }
 
+static void free_rows(spool_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)rows[i].endpoint_id);
+        free((char *)rows[i].body);
+    }
+    free(rows);
+}
+
+/*
+ * OP_CATCHUP, after the batch's COMMIT (so it sees every row queued before
+ * it), in a transaction of its own: leases the ordered endpoint's pending
+ * rows, hands them to the pager's load in acceptance order (in pages), then
+ * tells the endpoint it is complete. 0, or -1: the op goes back in the queue.
+ */
+static int catch_up(sy_spool *s, spool_op *op)
+{
+    spool_row *rows = NULL;
+    size_t n = 0;
+    if (store_catchup(s->st, op->id, &rows, &n) != 0) {
+        log_fields_limited(SY_LOG_ERROR, "spool: loading an ordered endpoint's deliveries failed",
+                           LOG_S("spool", s->name), LOG_S("endpoint", op->id),
+                           LOG_S("error", store_error(s->st)));
+        return -1;
+    }
+    for (size_t off = 0; off < n && s->load; off += 1000)
+        s->load(s->pager_arg, rows + off, n - off < 1000 ? n - off : 1000);
+    log_fields(SY_LOG_INFO, "ordered endpoint: pending deliveries loaded",
+               LOG_S("endpoint", op->id), LOG_I("deliveries", n));
+    free_rows(rows, n);
+    op->done(op->arg, op->id, op->gen);
+    return 0;
+}
+
 /* The endpoint-level operations, inside the open transaction. */
 static int apply_endpoint_op(sy_spool *s, spool_op *op)
 {
@@ -358,6 +413,8 @@ static int apply_endpoint_op(sy_spool *s, spool_op *op)
         return store_enable(s->st, op->id);
     case OP_KILL:
         return store_kill_endpoint(s->st, op->id, op->ids[0], op->at_ms, &op->killed);
+    case OP_CATCHUP:
+        return 0; /* after COMMIT, in a transaction of its own (catch_up) */
     case OP_KNOWN:
         s->next_page = 0;
         return store_known(s->st, (const char *const *)op->ids, op->n);
@@ -439,6 +496,7 @@ static void commit_batch(sy_spool *s, spool_op *batch)
      * the outcomes (their rows stay pending, so a restart retries those deliveries). */
     int give_up = !ok && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) && s->failures >= 20;
     size_t dropped = 0, k = 0;
+    int catchup_failed = 0;
     for (spool_op *op = batch, *next; op; op = next) {
         next = op->next;
         if (op->kind == OP_EVENT) {
@@ -453,6 +511,14 @@ static void commit_batch(sy_spool *s, spool_op *batch)
                     op->puts[i].status = SPOOL_ERR;
             op->bcb(op->arg);
             free(op);
+        } else if (ok && op->kind == OP_CATCHUP) {
+            if (catch_up(s, op) == 0) {
+                free_op(op);
+            } else {
+                catchup_failed = 1;
+                op->next = NULL;
+                enqueue(s, op);
+            }
         } else if (!ok && !give_up) {
             /* Keep it: requeue it for the next transaction. */
             op->next = NULL;
@@ -472,7 +538,7 @@ static void commit_batch(sy_spool *s, spool_op *batch)
         log_error("spool %s: %zu updates could not be written before exit; the deliveries "
                   "concerned stay pending and are tried again after a restart",
                   s->name, dropped);
-    if (!ok) {
+    if (!ok || catchup_failed) {
         struct timespec ts = {0, 100 * 1000000L}; /* don't spin on a full disk */
         nanosleep(&ts, NULL);
     }

@@ -76,6 +76,18 @@ void spool_record_batch(sy_spool *s, const spool_record *recs, size_t n);
  */
 void spool_release_endpoint(sy_spool *s, const char *endpoint_id);
 
+/*
+ * Ordered endpoints: in the order of the queue, leases every pending row
+ * of the endpoint not held yet (due or not) and hands them to the pager's
+ * load function in acceptance order, then calls done(arg, endpoint_id,
+ * gen) on the writer thread. From then on memory holds every pending
+ * delivery of the endpoint, which is what lets ordering wait for older
+ * ones that are due later.
+ */
+typedef void (*spool_caught_up_fn)(void *arg, const char *endpoint_id, uint32_t gen);
+void spool_catch_up(sy_spool *s, const char *endpoint_id, spool_caught_up_fn done, void *arg,
+                    uint32_t gen);
+
 /* The endpoints the pager may load rows of (the running configuration's). Copied. */
 void spool_set_known(sy_spool *s, const char *const *ids, size_t n);
 

@@ -55,6 +55,11 @@
     X(retries, "deliveries", "retries", NULL, NULL)                                            \
     X(failed, "deliveries", "failed", NULL, NULL)                                              \
     X(dead, "deliveries", "dead", NULL, NULL)                                                  \
+    X(filtered, "deliveries", "filtered", "switchyard_deliveries_filtered_total",             \
+      "Deliveries an endpoint's transform dropped (returned nil): finished, not failed.")      \
+    X(transform_errors, "deliveries", "transform_errors", "switchyard_transform_errors_total", \
+      "Transform calls that failed (script error, budget, memory, a result that cannot be "  \
+      "delivered); each fails its delivery.")                                                  \
     X(plugin_calls, "deliveries", "plugin_calls", "switchyard_plugin_calls_total",             \
       "Calls into sink plugins (a batch is one call); attempts / calls is the batch size.")    \
     X(completions_ignored, "deliveries", "completions_ignored",                                \
@@ -86,6 +91,7 @@ typedef struct sy_stats {
     X(attempts_fail, "failed", "attempts answered SY_FAIL")                                    \
     X(delivered, "ok", "deliveries finished: delivered")                                       \
     X(dead, "dead", "deliveries finished: dead")                                               \
+    X(filtered, "filtered", "deliveries finished: dropped by the transform")                   \
     X(retries, "retries", "retries scheduled")                                                 \
     X(breaker_opens, "breaker_opens", "times the breaker opened")                              \
     X(gate_waits, "gate_waits", "deliveries held back by the rate limit or breaker")

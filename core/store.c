@@ -103,6 +103,13 @@ long store_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     return max ? st->ops->page(st, until_ms, max, rows) : 0;
 }
 
+int store_catchup(sy_store *st, const char *endpoint, spool_row **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    return st->ops->catchup(st, endpoint, rows, n);
+}
+
 int store_prune(sy_store *st, int64_t now_ms) { return st->ops->prune(st, now_ms); }
 
 int store_wake_fd(sy_store *st)

@@ -165,6 +165,14 @@ int store_load_disabled(sy_store *st, char ***ids, size_t *n);
  * endpoint_id and body). Returns how many, or -1.
  */
 long store_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows);
+/*
+ * Ordered endpoints (shard_order.c): in a transaction of its own, like
+ * store_page, leases every pending row of endpoint this process may load
+ * and does not hold yet, due or not (postgres: of partitions it owns, under
+ * their epoch), and returns them in acceptance order in *rows (*n; the
+ * caller frees each row's strings and the array). 0 or -1.
+ */
+int store_catchup(sy_store *st, const char *endpoint, spool_row **rows, size_t *n);
 /* Deletes what retention and the dedup window let go of. 0 or -1. */
 int store_prune(sy_store *st, int64_t now_ms);
 /*

@@ -39,6 +39,7 @@ typedef struct store_ops {
                 long *count);
     int (*load_disabled)(sy_store *st, char ***ids, size_t *n);
     long (*page)(sy_store *st, int64_t until_ms, size_t max, spool_row *rows);
+    int (*catchup)(sy_store *st, const char *endpoint, spool_row **rows, size_t *n);
     int (*prune)(sy_store *st, int64_t now_ms);
     int (*wake_fd)(sy_store *st);    /* NULL: none */
     int (*woken)(sy_store *st);

@@ -523,6 +523,19 @@ static const struct {
              " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
              " e.received_ms, upd.lease FROM upd JOIN events e ON e.id = upd.event_rowid"
              " ORDER BY upd.next_ms, upd.id"},
+    /* An ordered endpoint's rows of partitions this node owns, due or not, in acceptance order. */
+    {"catchup", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
+                " AND expires_at > now()),"
+                " rows AS (SELECT d.id FROM deliveries d JOIN mine m ON m.id = d.part"
+                " WHERE d.state = 0 AND d.lease <> m.epoch AND d.endpoint = $2::text"
+                " FOR UPDATE OF d SKIP LOCKED),"
+                " upd AS (UPDATE deliveries d SET lease = mine.epoch FROM rows, mine"
+                " WHERE d.id = rows.id AND mine.id = d.part"
+                " RETURNING d.id, d.endpoint, d.event_rowid, d.attempt, d.first_ms, d.next_ms,"
+                " d.lease)"
+                " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
+                " e.received_ms, upd.lease FROM upd JOIN events e ON e.id = upd.event_rowid"
+                " ORDER BY upd.id"},
     {"release", "UPDATE deliveries d SET lease = 0 FROM partitions p WHERE d.endpoint = $1::text"
                 " AND d.state <> 1 AND d.state = 0 AND d.lease <> 0 AND p.id = d.part"
                 " AND p.owner = $2::text AND p.epoch = d.lease"},
@@ -638,6 +651,25 @@ static int pg_load_disabled(sy_store *st, char ***ids, size_t *n)
     return 0;
 }
 
+/* Row i of a "page" or "catchup" result. */
+static void pg_row(PGresult *r, int i, spool_row *row)
+{
+    row->id = pg_int(r, i, 0);
+    row->endpoint_id = strdup(pg_text(r, i, 1));
+    row->body_len = (size_t)PQgetlength(r, i, 2);
+    char *body = malloc(row->body_len + 1);
+    if (body) {
+        memcpy(body, PQgetvalue(r, i, 2), row->body_len);
+        body[row->body_len] = '\0';
+    }
+    row->body = body;
+    row->attempt = (uint32_t)pg_int(r, i, 3);
+    row->first_ms = pg_int(r, i, 4);
+    row->next_ms = pg_int(r, i, 5);
+    row->received_ms = pg_int(r, i, 6);
+    row->epoch = pg_int(r, i, 7);
+}
+
 static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
 {
     pg_store *s = PG(st);
@@ -650,25 +682,34 @@ static long pg_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     if (!r)
         return -1;
     long got = 0;
-    for (int i = 0; i < PQntuples(r) && (size_t)got < max; i++) {
-        spool_row *row = &rows[got++];
-        row->id = pg_int(r, i, 0);
-        row->endpoint_id = strdup(pg_text(r, i, 1));
-        row->body_len = (size_t)PQgetlength(r, i, 2);
-        char *body = malloc(row->body_len + 1);
-        if (body) {
-            memcpy(body, PQgetvalue(r, i, 2), row->body_len);
-            body[row->body_len] = '\0';
-        }
-        row->body = body;
-        row->attempt = (uint32_t)pg_int(r, i, 3);
-        row->first_ms = pg_int(r, i, 4);
-        row->next_ms = pg_int(r, i, 5);
-        row->received_ms = pg_int(r, i, 6);
-        row->epoch = pg_int(r, i, 7);
-    }
+    for (int i = 0; i < PQntuples(r) && (size_t)got < max; i++)
+        pg_row(r, i, &rows[got++]);
     PQclear(r);
     return got;
+}
+
+static int pg_catchup(sy_store *st, const char *endpoint, spool_row **out, size_t *nout)
+{
+    pg_store *s = PG(st);
+    if (pg_ensure(s))
+        return -1;
+    const char *vals[] = {s->node, endpoint};
+    const int lens[] = {(int)strlen(s->node), (int)strlen(endpoint)}, fmts[] = {1, 1};
+    PGresult *r = pg_run(s, "catchup", NULL, 2, vals, lens, fmts);
+    if (!r)
+        return -1;
+    size_t n = (size_t)PQntuples(r);
+    spool_row *rows = n ? calloc(n, sizeof *rows) : NULL;
+    if (n && !rows) {
+        PQclear(r);
+        return store_fail(st, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++)
+        pg_row(r, (int)i, &rows[i]);
+    PQclear(r);
+    *out = rows;
+    *nout = n;
+    return 0;
 }
 
 static int pg_prune(sy_store *st, int64_t now)
@@ -731,6 +772,7 @@ static const store_ops pg_ops = {
     .kill = pg_kill,
     .load_disabled = pg_load_disabled,
     .page = pg_page,
+    .catchup = pg_catchup,
     .prune = pg_prune,
     .wake_fd = pg_wake_fd,
     .woken = pg_woken,

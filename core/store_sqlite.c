@@ -27,7 +27,7 @@ typedef struct sq_store {
     int64_t boot_id;
     int64_t retention_ms, dedup_window_ms;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due, *st_lease,
-        *st_release, *st_known, *st_disable, *st_enable;
+        *st_catchup, *st_release, *st_known, *st_disable, *st_enable;
 } sq_store;
 
 #define SQ(st) ((sq_store *)(st))
@@ -159,6 +159,10 @@ static int prepare(sq_store *s, char *err, size_t errlen)
                      "AND d.endpoint IN (SELECT endpoint FROM temp.known) "
                      "ORDER BY d.next_ms, d.id LIMIT ?"},
         {&s->st_lease, "UPDATE deliveries SET lease = ? WHERE id = ?"},
+        /* An ordered endpoint's rows in acceptance order, due or not. */
+        {&s->st_catchup, "SELECT d.id, d.endpoint, e.body, d.attempt, d.first_ms, d.next_ms, "
+                         "e.received_ms FROM deliveries d JOIN events e ON e.id = d.event_rowid "
+                         "WHERE d.state = 0 AND d.lease != ? AND d.endpoint = ? ORDER BY d.id"},
         {&s->st_release, "UPDATE deliveries SET lease = 0 WHERE endpoint = ? AND state = 0 "
                          "AND lease = ?"},
         {&s->st_known, "INSERT OR IGNORE INTO temp.known(endpoint) VALUES (?)"},
@@ -213,7 +217,7 @@ static void sq_close(sy_store *st)
     sq_store *s = SQ(st);
     sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update, s->st_attempt,
                            s->st_due,       s->st_lease,  s->st_release, s->st_known,
-                           s->st_disable,   s->st_enable};
+                           s->st_disable,   s->st_enable, s->st_catchup};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sqlite3_close(s->db);
@@ -390,6 +394,34 @@ static int sq_load_disabled(sy_store *st, char ***ids, size_t *n)
     return 0;
 }
 
+/* One row of st_due or st_catchup. */
+static void read_row(const sq_store *s, sqlite3_stmt *q, spool_row *r)
+{
+    r->id = sqlite3_column_int64(q, 0);
+    r->endpoint_id = strdup((const char *)sqlite3_column_text(q, 1));
+    r->body_len = (size_t)sqlite3_column_bytes(q, 2);
+    char *b = malloc(r->body_len + 1);
+    if (b) {
+        memcpy(b, sqlite3_column_blob(q, 2), r->body_len);
+        b[r->body_len] = '\0';
+    }
+    r->body = b;
+    r->attempt = (uint32_t)sqlite3_column_int64(q, 3);
+    r->first_ms = sqlite3_column_int64(q, 4);
+    r->next_ms = sqlite3_column_int64(q, 5);
+    r->received_ms = sqlite3_column_int64(q, 6);
+    r->epoch = s->boot_id;
+}
+
+static void free_rows(spool_row *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free((char *)rows[i].endpoint_id);
+        free((char *)rows[i].body);
+    }
+    free(rows);
+}
+
 static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
 {
     sq_store *s = SQ(st);
@@ -400,23 +432,8 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     sqlite3_bind_int64(q, 2, until_ms);
     sqlite3_bind_int64(q, 3, (int64_t)max);
     size_t got = 0;
-    while (got < max && sqlite3_step(q) == SQLITE_ROW) {
-        spool_row *r = &rows[got++];
-        r->id = sqlite3_column_int64(q, 0);
-        r->endpoint_id = strdup((const char *)sqlite3_column_text(q, 1));
-        r->body_len = (size_t)sqlite3_column_bytes(q, 2);
-        char *b = malloc(r->body_len + 1);
-        if (b) {
-            memcpy(b, sqlite3_column_blob(q, 2), r->body_len);
-            b[r->body_len] = '\0';
-        }
-        r->body = b;
-        r->attempt = (uint32_t)sqlite3_column_int64(q, 3);
-        r->first_ms = sqlite3_column_int64(q, 4);
-        r->next_ms = sqlite3_column_int64(q, 5);
-        r->received_ms = sqlite3_column_int64(q, 6);
-        r->epoch = s->boot_id;
-    }
+    while (got < max && sqlite3_step(q) == SQLITE_ROW)
+        read_row(s, q, &rows[got++]);
     sqlite3_reset(q);
     sqlite3_clear_bindings(q);
     for (size_t i = 0; i < got; i++) {
@@ -433,6 +450,52 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
         return -1;
     }
     return (long)got;
+}
+
+static int sq_catchup(sy_store *st, const char *endpoint, spool_row **out, size_t *nout)
+{
+    sq_store *s = SQ(st);
+    if (sq_exec(s, "BEGIN IMMEDIATE"))
+        return -1;
+    sqlite3_stmt *q = s->st_catchup;
+    sqlite3_bind_int64(q, 1, s->boot_id);
+    sqlite3_bind_text(q, 2, endpoint, -1, SQLITE_STATIC);
+    spool_row *rows = NULL;
+    size_t n = 0, cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 256;
+            spool_row *nr = realloc(rows, ncap * sizeof *nr);
+            if (!nr) {
+                rc = SQLITE_NOMEM;
+                break;
+            }
+            rows = nr;
+            cap = ncap;
+        }
+        read_row(s, q, &rows[n++]);
+    }
+    sqlite3_reset(q);
+    sqlite3_clear_bindings(q);
+    for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
+        sqlite3_bind_int64(s->st_lease, 1, s->boot_id);
+        sqlite3_bind_int64(s->st_lease, 2, rows[i].id);
+        if (step_done(s->st_lease))
+            rc = SQLITE_ERROR;
+    }
+    if (rc != SQLITE_DONE || sq_exec(s, "COMMIT") != 0) {
+        if (rc == SQLITE_NOMEM)
+            store_fail(&s->base, "out of memory");
+        else if (rc != SQLITE_DONE)
+            sq_err(s);
+        sq_rollback(st);
+        free_rows(rows, n);
+        return -1;
+    }
+    *out = rows;
+    *nout = n;
+    return 0;
 }
 
 static int sq_prune(sy_store *st, int64_t now)
@@ -796,6 +859,7 @@ static const store_ops sqlite_ops = {
     .kill = sq_kill,
     .load_disabled = sq_load_disabled,
     .page = sq_page,
+    .catchup = sq_catchup,
     .prune = sq_prune,
     .wake_fd = NULL,
     .woken = NULL,

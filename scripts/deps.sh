@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Switchyard needs, by purpose:
 #
-#   scripts/deps.sh run           build and run the daemon      (make run)
-#   scripts/deps.sh test          run's, plus what the tests use (make test, make check)
+#   scripts/deps.sh run           build, install and run the daemon (make run)
+#   scripts/deps.sh deb           run's, plus debhelper            (make deb)
+#   scripts/deps.sh test          deb's, plus what the tests use   (make test, make check)
 #   scripts/deps.sh bench         test's, plus the benchmarks' peers (make bench)
 #   scripts/deps.sh --list MODE   print MODE's packages, one a line, and install nothing
 #
@@ -22,7 +23,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: scripts/deps.sh run|test|bench   (or --list run|test|bench)" >&2
+  echo "usage: scripts/deps.sh run|deb|test|bench   (or --list run|deb|test|bench)" >&2
   exit 2
 }
 
@@ -34,21 +35,29 @@ fi
 [ $# -eq 1 ] || usage
 mode=$1
 
-# The daemon and its plugins: toolchain and libraries to build, and to run.
+# The daemon and its plugins: toolchain and libraries to build, and to run
+# (Lua 5.4 runs the endpoints' transformations, docs/TRANSFORMS.md; libsystemd
+# for sd_notify), and scdoc for the man pages make install puts in place.
+# debian/control's Build-Depends are these and debhelper.
 RUN_PKGS=(
   build-essential pkg-config
   libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
-  libmicrohttpd-dev librabbitmq-dev
+  libmicrohttpd-dev librabbitmq-dev liblua5.4-dev libsystemd-dev scdoc
 )
+# make deb: the Debian packages, built with debhelper (dpkg-dev comes with it).
+DEB_PKGS=(debhelper)
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
 # RabbitMQ, a real PostgreSQL, openssl for test certificates) and Node.js
 # for the official interop peers (standardwebhooks, an SQS emulator, the
 # OpenAPI validator @apidevtools/swagger-parser). The machine image may
 # ship its own node and npm.
+# The packaging tests: lintian on the .deb files, man -l on the man pages,
+# systemd-analyze (verify, security) on the unit.
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq
   openssl rabbitmq-server postgresql
+  lintian man-db systemd
 )
 command -v node >/dev/null 2>&1 || TEST_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)
@@ -62,8 +71,9 @@ declare -A SERVICES=([rabbitmq-server]="rabbitmq-server epmd" [nginx-light]="ngi
 
 case "$mode" in
   run) PKGS=("${RUN_PKGS[@]}") ;;
-  test) PKGS=("${RUN_PKGS[@]}" "${TEST_PKGS[@]}") ;;
-  bench) PKGS=("${RUN_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
+  deb) PKGS=("${RUN_PKGS[@]}" "${DEB_PKGS[@]}") ;;
+  test) PKGS=("${RUN_PKGS[@]}" "${DEB_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+  bench) PKGS=("${RUN_PKGS[@]}" "${DEB_PKGS[@]}" "${TEST_PKGS[@]}" "${BENCH_PKGS[@]}") ;;
   *) usage ;;
 esac
 
@@ -77,7 +87,8 @@ cd "$(dirname "$0")/.."
 node_deps() {
   # Test peers from the npm registry, pinned by tests/node/package-lock.json.
   local dir=tests/node
-  [ "$mode" != run ] && [ -f "$dir/package.json" ] || return 0
+  [ "$mode" = test ] || [ "$mode" = bench ] || return 0
+  [ -f "$dir/package.json" ] || return 0
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.stamp" ]; then
     echo "deps.sh: installing npm packages in $dir" >&2
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules/.stamp"

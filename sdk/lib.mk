@@ -1,7 +1,8 @@
 # sdk/lib.mk - libswitchyard.a, the library C webhook receivers link
 # (sdk/include/switchyard/webhook.h: sign and verify Standard Webhooks
 # messages), built from sdk/src/*.c. Included by the top Makefile, which
-# provides BUILD, CC, CFLAGS and Q. Link users with -lcrypto.
+# provides BUILD, CC, CFLAGS, USER_CPPFLAGS (the CPPFLAGS given from
+# outside) and Q. Link users with -lcrypto.
 #
 # Defines only rules and variables, never the first explicit target of the
 # build: whatever the include's position, `make` alone still builds `all`.
@@ -16,7 +17,7 @@ SDK_LIBS := -lcrypto
 $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/src/*.h) $(wildcard sdk/include/switchyard/*.h)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	$(Q)$(CC) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(USER_CPPFLAGS) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -c $< -o $@
 
 # Also when the top Makefile's own sdk/src rule is the one that applies.
 $(SDK_OBJ): $(wildcard sdk/src/*.h)

@@ -25,6 +25,7 @@
 #include "spool.h"
 #include "status.h"
 #include "units.h"
+#include "version.h"
 
 #ifndef SY_PLUGIN_DIR
 #error "SY_PLUGIN_DIR (the installed plugin folder) comes from the Makefile"
@@ -45,7 +46,7 @@ static void usage(FILE *f)
             "  status    endpoints with state, success rate, pending, dead, last error\n"
             "  endpoint  enable an endpoint that disable_after stopped (endpoint enable ID)\n"
             "  endpoints list, get, create, update, delete or rotate endpoints (admin API)\n"
-            "  version   print the version and the sink ABI version (also -V, --version)\n"
+            "  version   print the version, git commit and sink ABI (also -V, --version)\n"
             "\n"
             "switchyard COMMAND --help prints a command's options.\n");
 }
@@ -138,7 +139,7 @@ static char *plugin_dir_for(const char *conf_dir, const char *dir)
 static void plugins_usage(FILE *f)
 {
     fprintf(f,
-            "usage: switchyard plugins [-c DIR | --dir PLUGIN_DIR] [--describe NAME]\n"
+            "usage: switchyard plugins [-c DIR | --dir PLUGIN_DIR] [--describe NAME [--format F]]\n"
             "\n"
             "Lists the sink plugins of a plugin folder, loading each as the daemon would\n"
             "(refused ones say why), or prints one plugin's config keys.\n"
@@ -149,6 +150,8 @@ static void plugins_usage(FILE *f)
             "                        %s)\n"
             "  --describe NAME       NAME.so in the folder, or a path (with a '/'), as the\n"
             "                        \"plugin\" key of a sink names it\n"
+            "  --format FORMAT       with --describe: text (the default), or scdoc: the\n"
+            "                        plugin's section of switchyard.conf(5) (make man)\n"
             "  -h, --help            print this help\n"
             "\n"
             "Exit status: 0, 1 when a plugin is refused, 2 on bad usage or configuration.\n",
@@ -170,7 +173,35 @@ static void file_stem(const char *path, char *out, size_t len)
     snprintf(out, len, "%.*s", (int)n, base);
 }
 
-static int describe(const char *pdir, const char *name)
+static const char *style_text(const sy_sink *s)
+{
+    return s->deliver         ? "blocking (deliver)"
+           : s->deliver_batch ? "blocking, in batches (deliver_batch)"
+           : s->submit        ? "asynchronous (submit)"
+                              : "asynchronous, in batches (submit_batch)";
+}
+
+/* A plugin's section of switchyard.conf(5): what describe prints, as scdoc. */
+static void describe_scdoc(const sy_sink *s, const char *stem, const char *name)
+{
+    printf("## %s\n\n", stem);
+    cfgtable_scdoc_text(stdout, s->description ? s->description : "");
+    printf(" (version ");
+    cfgtable_scdoc_text(stdout, s->version ? s->version : "?");
+    printf("; ");
+    cfgtable_scdoc_text(stdout, style_text(s));
+    printf("; default retry policy ");
+    cfgtable_scdoc_text(stdout, s->default_retry ? s->default_retry : "standard");
+    printf(").\n\n");
+    printf("Sink instance keys ({\"sinks\": {\"NAME\": {\"plugin\": \"");
+    cfgtable_scdoc_text(stdout, name);
+    printf("\", ...}}}):\n\n");
+    cfgtable_scdoc(stdout, s->instance_config);
+    printf("Endpoint keys ({\"endpoints\": {\"ID\": {\"sink\": \"NAME\", ...}}}):\n\n");
+    cfgtable_scdoc(stdout, s->endpoint_config);
+}
+
+static int describe(const char *pdir, const char *name, int scdoc)
 {
     char path[4096], err[1024], stem[256];
     if (plugin_resolve(pdir, name, path, sizeof path)) {
@@ -184,19 +215,23 @@ static int describe(const char *pdir, const char *name)
     }
     const sy_sink *s = p->sink;
     file_stem(p->path, stem, sizeof stem);
+    if (scdoc) {
+        describe_scdoc(s, stem, name);
+        plugin_unload(p);
+        return 0;
+    }
     printf("%s %s - %s\n", stem, s->version ? s->version : "?",
            s->description ? s->description : "");
     printf("file: %s\n", p->path);
     if (strcmp(stem, s->name))
         printf("descriptor name: %s (logs and check name the plugin so; a config loads "
                "the file as \"%s\")\n", s->name, name);
-    printf("style: %s\n", s->deliver         ? "blocking (deliver)"
-                          : s->deliver_batch ? "blocking, in batches (deliver_batch)"
-                          : s->submit        ? "asynchronous (submit)"
-                                             : "asynchronous, in batches (submit_batch)");
-    if (s->deliver_batch || s->submit_batch)
-        printf("batches: up to %u deliveries, linger %ums\n", s->batch_max ? s->batch_max : 1,
-               s->batch_linger_ms);
+    printf("style: %s\n", style_text(s));
+    if ((s->deliver_batch || s->submit_batch) && s->batch_max > 1)
+        printf("batches: up to %u deliveries, linger %ums\n", s->batch_max, s->batch_linger_ms);
+    else if (s->deliver_batch || s->submit_batch)
+        printf("batches: one delivery per call, unless an endpoint's batch key asks for more "
+               "and the plugin takes it\n");
     printf("default retry policy: %s\n", s->default_retry ? s->default_retry : "standard");
     printf("\nsink instance keys (\"sinks\": {\"NAME\": {\"plugin\": \"%s\", ...}}):\n", name);
     cfgtable_describe(stdout, s->instance_config, "  ");
@@ -246,10 +281,11 @@ static int list_plugins(const char *pdir)
 
 static int plugins_cmd(int argc, char **argv)
 {
-    const char *conf_dir = NULL, *dir = NULL, *name = NULL;
+    const char *conf_dir = NULL, *dir = NULL, *name = NULL, *format = NULL;
     static const struct option longs[] = {{"config", required_argument, 0, 'c'},
                                           {"dir", required_argument, 0, 'd'},
                                           {"describe", required_argument, 0, 'D'},
+                                          {"format", required_argument, 0, 'f'},
                                           {"help", no_argument, 0, 'h'},
                                           {0, 0, 0, 0}};
     int ch;
@@ -259,16 +295,22 @@ static int plugins_cmd(int argc, char **argv)
         case 'c': conf_dir = optarg; break;
         case 'd': dir = optarg; break;
         case 'D': name = optarg; break;
+        case 'f': format = optarg; break;
         case 'h': plugins_usage(stdout); return 0;
         default: plugins_usage(stderr); return 2;
         }
     }
     if (cli_extra_args("plugins", argc, argv))
         return 2;
+    if (format && (!name || (strcmp(format, "text") && strcmp(format, "scdoc")))) {
+        fprintf(stderr, "switchyard plugins: --format goes with --describe, and is text or "
+                        "scdoc\n");
+        return 2;
+    }
     char *pdir = plugin_dir_for(conf_dir, dir);
     if (!pdir)
         return 2;
-    int rc = name ? describe(pdir, name) : list_plugins(pdir);
+    int rc = name ? describe(pdir, name, format && !strcmp(format, "scdoc")) : list_plugins(pdir);
     free(pdir);
     return rc;
 }
@@ -283,8 +325,9 @@ static void keys_usage(FILE *f)
         fprintf(f, "  %-22s %s\n", config_sections[i].path, config_sections[i].shape);
     fputs("A plugin's keys: switchyard plugins --describe NAME.\n"
           "\n"
-          "  --format FORMAT   text (the default), or markdown: the tables of\n"
-          "                    docs/CONFIG.md (make docs writes them there)\n"
+          "  --format FORMAT   text (the default); markdown: the tables of\n"
+          "                    docs/CONFIG.md (make docs writes them there); or scdoc:\n"
+          "                    the key lists of switchyard.conf(5) (make man)\n"
           "  -h, --help        print this help\n"
           "\n"
           "Exit status: 0, 2 on bad usage or an unknown section.\n", f);
@@ -308,9 +351,9 @@ static int keys_cmd(int argc, char **argv)
     const char *path = optind < argc ? argv[optind++] : NULL;
     if (cli_extra_args("keys", argc, argv))
         return 2;
-    int md = !strcmp(format, "markdown");
-    if (!md && strcmp(format, "text")) {
-        fprintf(stderr, "switchyard keys: --format is text or markdown\n");
+    int md = !strcmp(format, "markdown"), scd = !strcmp(format, "scdoc");
+    if (!md && !scd && strcmp(format, "text")) {
+        fprintf(stderr, "switchyard keys: --format is text, markdown or scdoc\n");
         return 2;
     }
     const config_section *one = path ? config_section_find(path) : NULL;
@@ -324,10 +367,13 @@ static int keys_cmd(int argc, char **argv)
         if (one && s != one)
             continue;
         const char *gap = i && !one ? "\n" : "";
-        if (md) {
+        if (md || scd) {
             if (!one) /* the docs give each table a heading of their own */
                 printf("%s## %s\n\n", gap, s->path);
-            cfgtable_markdown(stdout, s->table);
+            if (md)
+                cfgtable_markdown(stdout, s->table);
+            else
+                cfgtable_scdoc(stdout, s->table);
         } else {
             printf("%s%s: %s\n", gap, s->path, s->shape);
             cfgtable_describe(stdout, s->table, "  ");
@@ -484,10 +530,11 @@ static int replay_cmd(int argc, char **argv)
     return n < 0 ? 1 : 0;
 }
 
+/* The same three values as the switchyard_build_info metric. */
 static int version(void)
 {
-    printf("switchyard %s (sink ABI %d.%d)\n", SY_VERSION, SY_ABI_VERSION_MAJOR,
-           SY_ABI_VERSION_MINOR);
+    printf("switchyard %s (commit %s, sink ABI %d.%d)\n", SY_VERSION, sy_build_commit,
+           SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
     return 0;
 }
 
@@ -521,7 +568,9 @@ int main(int argc, char **argv)
             return version();
         int help = !strcmp(argv[2], "--help") || !strcmp(argv[2], "-h");
         fputs("usage: switchyard version (or -V, --version)\n\n"
-              "Prints the version and the sink ABI version plugins are built for.\n",
+              "Prints the version, the git commit it was built from (\"unknown\" outside a git\n"
+              "checkout, \"-dirty\" with uncommitted changes) and the sink ABI version\n"
+              "plugins are built for.\n",
               help ? stdout : stderr);
         return help ? 0 : 2;
     }

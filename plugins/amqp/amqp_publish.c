@@ -7,7 +7,9 @@
  * content_type application/json, timestamp = when Switchyard accepted the
  * event, and the headers event_type and org_id so consumers can route or
  * filter without parsing the body. The body is the event's bytes, as
- * published.
+ * published. An endpoint's transform may replace the body, the routing
+ * key (route), the content type, and add headers (string values, beside
+ * event_type and org_id).
  */
 #include "amqp_publish.h"
 
@@ -87,7 +89,8 @@ int amqp_publish_item(amqp_connection_state_t conn, const sy_host *host, const a
     const amqp_ep *ep = it->ep;
     const sy_delivery *d = it->d;
     const keytmpl *rk = ep->routing_key ? ep->routing_key : s->defaults.routing_key;
-    size_t n = keytmpl_expand(rk, host, d, it->routing_key, sizeof it->routing_key);
+    size_t n = d->route ? (size_t)snprintf(it->routing_key, sizeof it->routing_key, "%s", d->route)
+                        : keytmpl_expand(rk, host, d, it->routing_key, sizeof it->routing_key);
     if (n > AMQP_NAME_MAX) {
         snprintf(detail, detaillen, "routing key of %zu bytes is longer than AMQP's %d", n,
                  AMQP_NAME_MAX);
@@ -95,7 +98,8 @@ int amqp_publish_item(amqp_connection_state_t conn, const sy_host *host, const a
     }
     snprintf(it->exchange, sizeof it->exchange, "%s", ep->exchange);
 
-    amqp_table_entry_t headers[2];
+    /* The core hands at most 64 transform headers. */
+    amqp_table_entry_t headers[2 + 64];
     int nh = 0;
     headers[nh].key = amqp_cstring_bytes("event_type");
     headers[nh].value.kind = AMQP_FIELD_KIND_UTF8;
@@ -105,11 +109,16 @@ int amqp_publish_item(amqp_connection_state_t conn, const sy_host *host, const a
         headers[nh].value.kind = AMQP_FIELD_KIND_UTF8;
         headers[nh++].value.value.bytes = bytes_of(d->org_id);
     }
+    for (const char *const *h = d->headers; h && h[0] && h[1] && nh < 2 + 64; h += 2) {
+        headers[nh].key = amqp_cstring_bytes(h[0]);
+        headers[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+        headers[nh++].value.value.bytes = bytes_of(h[1]);
+    }
     amqp_basic_properties_t p;
     memset(&p, 0, sizeof p);
     p._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |
                AMQP_BASIC_MESSAGE_ID_FLAG | AMQP_BASIC_TIMESTAMP_FLAG | AMQP_BASIC_HEADERS_FLAG;
-    p.content_type = amqp_cstring_bytes("application/json");
+    p.content_type = amqp_cstring_bytes(d->content_type ? d->content_type : "application/json");
     p.delivery_mode = s->persistent ? 2 : 1;
     p.message_id = bytes_of(d->event_id);
     /* AMQP timestamps are whole seconds. */

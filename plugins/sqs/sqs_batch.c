@@ -65,7 +65,9 @@ void sqs_entry_prepare(sqs_entry *e, const sy_host *host)
     if (!e->ep->target->fifo)
         return;
 
-    size_t n = keytmpl_expand(e->ep->group, host, d, e->group, sizeof e->group);
+    /* A transform's route names the FIFO message group. */
+    size_t n = d->route ? (size_t)snprintf(e->group, sizeof e->group, "%.*s", SQS_ID_MAX, d->route)
+                        : keytmpl_expand(e->ep->group, host, d, e->group, sizeof e->group);
     if (n > SQS_ID_MAX)
         n = SQS_ID_MAX; /* expand already cut it there */
     for (size_t i = 0; i < n; i++)

@@ -2,7 +2,8 @@
  * webhook.c - the webhook sink: signed HTTP POSTs per the Standard
  * Webhooks spec (Svix-compatible headers by default).
  *
- * An asynchronous plugin: submit() signs and queues, the shared HTTP loop
+ * An asynchronous plugin: submit_batch() signs and queues (one request per
+ * delivery, or one per batch for endpoints with a batch key), the shared HTTP loop
  * (plugins/_http) sends, and the outcome reaches the core through
  * host->complete from the loop thread. Config lives in wh_conf.c, sending
  * in wh_send.c, the status table in wh_outcome.c, the handshake in
@@ -54,6 +55,7 @@ static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config
                                       "attempts held back before the endpoint was verified"),
         .verified = host->counter(inst, "verified", "verification handshakes passed"),
         .verify_failed = host->counter(inst, "verify_failed", "verification attempts failed"),
+        .batches = host->counter(inst, "batches", "batched POSTs sent (endpoints with a batch key)"),
     };
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const wh_conf *wc = conf;
@@ -128,6 +130,12 @@ static int wh_endpoint_init(void *state, sy_endpoint_setup *setup, void **ep_sta
     }
     /* CURLOPT_TIMEOUT_MS bounds the whole request, connecting included. */
     setup->attempt_timeout_ms = ep->set.http.timeout_ms;
+    /* The batch key (sink.h 2.1): one POST per batch, one outcome for all, so the core
+     * keeps batches whole and the batch id (derived from the members) stays. */
+    if (SY_SETUP_HAS(setup, batch_flags) && setup->batch_max > 0) {
+        ep->batch = 1;
+        setup->batch_flags = SY_BATCH_TAKEN | SY_BATCH_WHOLE;
+    }
     if (ep->set.verify && !(ep->verify = wh_verify_new(ep))) {
         snprintf(err, errlen, "out of memory");
         free_ep(ep);
@@ -160,7 +168,7 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "webhook",
-    .version = "2.0.0",
+    .version = "2.1.0",
     .description = "signed HTTP webhooks (Standard Webhooks / Svix): HMAC or ed25519, "
                    "libcurl multi, SSRF guard, fallback URLs, verification handshake",
     .instance_config = &wh_instance_table,
@@ -170,6 +178,9 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .endpoint_init = wh_endpoint_init,
     .endpoint_destroy = wh_endpoint_destroy,
     .deliver = NULL, /* asynchronous plugin */
-    .submit = wh_submit,
+    .submit_batch = wh_submit_batch,
+    /* One delivery per call unless an endpoint's batch key says otherwise (endpoint_init). */
+    .batch_max = 1,
+    .batch_linger_ms = 0,
     .default_retry = NULL, /* "standard": the Svix schedule */
 };

@@ -194,6 +194,7 @@ static int parse_headers(wh_settings *s, const char *prefix, const char *const *
     const char *const also[] = {names[0], names[1], names[2], NULL};
     if (http_header_lines(map, also, &s->custom, err, errlen) != 0)
         return -1;
+    /* Content-Type first: a transform's content type replaces it (wh_send.c). */
     static const char *const fixed[] = {"Content-Type: application/json",
                                         "User-Agent: Switchyard/" SY_VERSION,
                                         /* no 100-continue round trip before larger bodies */

@@ -22,6 +22,7 @@ typedef struct wh_counters {
     sy_counter *not_verified;  /* attempts refused while the handshake is pending */
     sy_counter *verified;      /* handshakes that succeeded */
     sy_counter *verify_failed; /* handshake attempts that failed */
+    sy_counter *batches;       /* batched POSTs sent */
 } wh_counters;
 
 typedef struct wh_state {
@@ -47,6 +48,7 @@ typedef struct wh_ep {
     int gone;             /* the last answer was 410: reported once until a 2xx */
     struct wh_verify *verify; /* NULL without the handshake */
     atomic_int closed;    /* endpoint_destroy ran: start nothing new */
+    int batch;            /* the endpoint's batch key: one POST per batch (wh_batch.h) */
     struct wh_ep *next;
 } wh_ep;
 
@@ -74,8 +76,8 @@ size_t wh_signed_size(const wh_ep *ep);
 int wh_sign(const wh_ep *ep, wh_signed *s, const char *id, int64_t ts, const char *body,
             size_t len, char *err, size_t errlen);
 
-/* The sink's submit callback (wh_send.c). */
-int wh_submit(void *state, void *ep_state, const sy_delivery *d);
+/* The sink's submit_batch callback (wh_send.c). */
+void wh_submit_batch(void *state, void *ep_state, const sy_delivery *const *d, size_t n);
 
 /* The verification handshake (wh_verify.c). */
 struct wh_verify *wh_verify_new(wh_ep *ep);

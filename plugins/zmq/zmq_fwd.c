@@ -109,7 +109,9 @@ static int send_one(zfwd *f, const sy_delivery *d, char *detail, size_t len)
         finish(f, d, SY_RETRY, "waited in the plugin past its deadline; not sent");
         return 0;
     }
-    int e = zsock_send(f->sock, d->event_type, d->body, d->body_len, f->s.send_timeout_ms);
+    /* The topic frame: the transform's route, else the event type. */
+    int e = zsock_send(f->sock, d->route ? d->route : d->event_type, d->body, d->body_len,
+                       f->s.send_timeout_ms);
     if (e == 0) {
         f->host->counter_add(f->sent, 1);
         finish(f, d, SY_OK, NULL);

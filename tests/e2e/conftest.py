@@ -407,3 +407,75 @@ def flaky_calls(log_path):
         return [json.loads(l) for l in read_lines(log_path)]
     except FileNotFoundError:
         return []
+
+
+NODE_PEER = ROOT / "tests" / "e2e" / "peers" / "webhook_node_receiver.js"
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+class NodeReceiver:
+    """The official standardwebhooks verifier behind a Node HTTP server."""
+
+    def __init__(self, secrets, public_keys=(), answers=None):
+        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
+        self.proc = subprocess.Popen(
+            ["node", str(NODE_PEER), json.dumps({"secrets": secrets,
+                                                 "public_keys": list(public_keys),
+                                                 "answers": answers or {}})],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        first = json.loads(self.proc.stdout.readline() or "{}")
+        if "listening" not in first:
+            self.proc.kill()
+            pytest.fail(f"node receiver did not start: {self.proc.stderr.read()}",
+                        pytrace=False)
+        self.port = first["listening"]
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def lines(self, n):
+        return [json.loads(self.proc.stdout.readline()) for _ in range(n)]
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def node_receiver():
+    """start(secrets, public_keys=(), answers=None) -> a NodeReceiver, closed after the test."""
+    started = []
+
+    def start(secrets, public_keys=(), answers=None):
+        if not (NODE_MODULES / "standardwebhooks").is_dir():
+            pytest.fail(f"{NODE_MODULES}/standardwebhooks missing: run `make deps`",
+                        pytrace=False)
+        r = NodeReceiver(secrets, public_keys, answers)
+        started.append(r)
+        return r
+
+    yield start
+    for r in started:
+        r.close()
+
+
+# --------------------------------------------------------------------------
+# an installed tree, once per session (install_helpers.py)
+# --------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def install_build(tmp_path_factory):
+    """A build folder of the tests' own, built with the default PREFIX."""
+    from install_helpers import make
+    b = tmp_path_factory.mktemp("build")
+    make(b, "all")
+    return b
+
+
+@pytest.fixture(scope="session")
+def install_stage(install_build, tmp_path_factory):
+    """`make install DESTDIR=<stage> PREFIX=/usr` from install_build."""
+    from install_helpers import make_install
+    s = tmp_path_factory.mktemp("stage")
+    make_install(install_build, s, "/usr")
+    return s

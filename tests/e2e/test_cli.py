@@ -7,11 +7,14 @@ plugin list give a plugin whose file is named unlike its descriptor.
 import json
 import re
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import BIN, PLUGIN_DIR, cli, event, free_ports, wait_until, write_config
+from conftest import BIN, PLUGIN_DIR, ROOT, cli, event, free_ports, wait_until, write_config
 from durability_helpers import DEAD, flaky_sink, spool_daemon  # noqa: F401 (fixture)
+from test_ops_helpers import Metrics, http, ops_daemon  # noqa: F401 (fixture)
 
 # Each command and the long options its --help must name.
 COMMANDS = {
@@ -59,6 +62,18 @@ def test_stray_argument_is_refused(cmd):
                                  f'(switchyard {cmd} --help)\n')
 
 
+def git_head():
+    """The commit the tree is at (12 hex digits), or None outside a git checkout of it."""
+    r = subprocess.run(["git", "rev-parse", "--show-toplevel", "--short=12", "HEAD"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode != 0 or Path(r.stdout.split()[0]) != ROOT:
+        return None
+    return r.stdout.split()[1]
+
+
+VERSION_LINE = re.compile(r"switchyard (\S+) \(commit (\S+), sink ABI (\d+)\.(\d+)\)\n")
+
+
 def test_version_flags():
     outs = set()
     for args in (["version"], ["-V"], ["--version"]):
@@ -66,7 +81,24 @@ def test_version_flags():
         assert (r.returncode, r.stderr) == (0, b""), r
         outs.add(r.stdout.decode())
     assert len(outs) == 1, outs
-    assert re.fullmatch(r"switchyard \d+\.\d+\.\d+ \(sink ABI \d+\.\d+\)\n", outs.pop())
+    m = VERSION_LINE.fullmatch(outs.pop())
+    assert m
+    # The version is the VERSION file's; the commit the tree's, "-dirty"
+    # when it was built with changes not committed; the ABI the header's.
+    assert m.group(1) == (ROOT / "VERSION").read_text().strip()
+    head = git_head()
+    assert m.group(2) in ((head, f"{head}-dirty") if head else ("unknown",)), m.group(2)
+    sink_h = (ROOT / "sdk/include/switchyard/sink.h").read_text()
+    assert f"#define SY_ABI_VERSION_MAJOR {m.group(3)}\n" in sink_h
+    assert f"#define SY_ABI_VERSION_MINOR {m.group(4)}\n" in sink_h
+
+
+def test_build_info_metric_says_what_version_says(ops_daemon):
+    m = VERSION_LINE.fullmatch(cli("version").stdout.decode())
+    d = ops_daemon()
+    metrics = Metrics(http(d.base, "GET", "/metrics").text)
+    assert metrics.get("switchyard_build_info", version=m.group(1), commit=m.group(2),
+                       abi=f"{m.group(3)}.{m.group(4)}") == 1
 
 
 def test_top_level_help():

@@ -22,8 +22,9 @@ def sections():
 
 
 def test_every_section_is_printed():
-    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "core.store", "core.cluster", "sinks.NAME",
-                                "endpoints.ID", "endpoints.ID.breaker"]
+    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "core.store", "core.cluster",
+                                "sinks.NAME", "endpoints.ID", "endpoints.ID.breaker",
+                                "endpoints.ID.batch"]
 
 
 def test_config_md_has_the_core_tables():
@@ -71,7 +72,8 @@ def test_keys_refuses_unknown_sections_and_formats():
     assert (r.returncode, r.stdout, r.stderr.decode()) == \
         (2, b"", 'switchyard keys: no section "core.nope" (switchyard keys --help lists them)\n')
     r = cli("keys", "--format", "roff")
-    assert (r.returncode, r.stderr.decode()) == (2, "switchyard keys: --format is text or markdown\n")
+    assert (r.returncode, r.stderr.decode()) == \
+        (2, "switchyard keys: --format is text, markdown or scdoc\n")
     r = cli("keys", "core", "stray")
     assert (r.returncode, r.stderr.decode()) == \
         (2, 'switchyard keys: unexpected argument "stray" (switchyard keys --help)\n')

@@ -9,6 +9,7 @@ service, ...), which record their calls: nothing is installed for real.
 """
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -18,7 +19,8 @@ from conftest import ROOT
 
 DEPS = ROOT / "scripts/deps.sh"
 TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
-             "postgresql", "openssl"}
+             "postgresql", "openssl", "lintian", "man-db", "systemd"}
+DEB_ONLY = {"debhelper"}
 BENCH_ONLY = {"nginx-light", "wrk", "rsyslog", "rsyslog-czmq"}
 
 
@@ -34,28 +36,39 @@ def test_run_needs_only_what_builds_and_runs_the_daemon():
     run = listed("run")
     assert run == {"build-essential", "pkg-config", "libzmq3-dev", "libcjson-dev", "libssl-dev",
                    "libcurl4-openssl-dev", "libsqlite3-dev", "libpq-dev", "libmicrohttpd-dev",
-                   "librabbitmq-dev"}
+                   "librabbitmq-dev", "liblua5.4-dev", "libsystemd-dev", "scdoc"}
 
 
-def test_test_and_bench_add_to_run():
-    run, test, bench = listed("run"), listed("test"), listed("bench")
-    assert TEST_ONLY <= test and run <= test
+def test_deb_test_and_bench_add_to_run():
+    run, deb, test, bench = listed("run"), listed("deb"), listed("test"), listed("bench")
+    assert deb - run == DEB_ONLY
+    assert TEST_ONLY <= test and deb <= test
     assert not (BENCH_ONLY & test)
     assert bench - test == BENCH_ONLY and test <= bench
     # Node.js comes from the image when it has node and npm, else from Debian.
-    assert test - run - TEST_ONLY <= {"python3", "nodejs", "npm"}
+    assert test - deb - TEST_ONLY <= {"python3", "nodejs", "npm"}
+
+
+def test_debian_build_depends_are_what_deb_installs():
+    """debian/control's Build-Depends, less debhelper-compat, are the deb set less debhelper."""
+    control = (ROOT / "debian/control").read_text()
+    field = re.search(r"^Build-Depends:(.*?)^\S", control, re.M | re.S).group(1)
+    deps = {d.strip().split()[0] for d in field.split(",") if d.strip()}
+    assert deps - {"debhelper-compat"} == listed("deb") - DEB_ONLY - {"build-essential"}
 
 
 @pytest.mark.parametrize("args", [[], ["all"], ["--list"], ["run", "test"], ["--list", "x"]])
 def test_bad_mode(args):
     r = subprocess.run(["bash", str(DEPS), *args], capture_output=True, text=True)
     assert r.returncode == 2 and r.stdout == ""
-    assert r.stderr == "usage: scripts/deps.sh run|test|bench   (or --list run|test|bench)\n"
+    assert r.stderr == ("usage: scripts/deps.sh run|deb|test|bench   "
+                        "(or --list run|deb|test|bench)\n")
 
 
 @pytest.mark.parametrize("target,mode", [("run", "run"), ("test", "test"), ("check", "test"),
                                          ("valgrind", "test"), ("bench", "bench"),
-                                         ("deps", "test")])
+                                         ("deps", "test"), ("deb", "deb"),
+                                         ("test-deb", "test")])
 def test_make_targets_ask_for_their_set(target, mode):
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS")}
     r = subprocess.run(["make", "-n", "--no-print-directory", target], cwd=ROOT,

@@ -128,8 +128,10 @@ def test_change_and_delete(ops_daemon, tmp_path, receiver):
              "retry": {"schedule": ["1h"]}}), 201)
     d.push([event(f"evt-del-{i}") for i in range(3)])
     receiver.wait(3, "/gone")
-    wait_until(lambda: len(ok(call(d, "GET", "/api/v1/deliveries?state=pending&endpoint=gone")))
-               == 3, what="3 pending deliveries to gone")
+    # Pending from the start; their first attempt is in the spool once "attempts" says so.
+    wait_until(lambda: [x["attempts"] for x in ok(call(
+                   d, "GET", "/api/v1/deliveries?state=pending&endpoint=gone"))] == [1, 1, 1],
+               what="3 pending deliveries to gone, each attempted once")
     # ...and become dead letters when it is deleted, before DELETE answers.
     assert ok(call(d, "DELETE", "/api/v1/endpoints/gone")) == {"id": "gone", "deleted": True}
     dead = ok(call(d, "GET", "/api/v1/deliveries?state=dead&endpoint=gone"))

@@ -1,95 +1,40 @@
 """
 `make install` into a staging folder (DESTDIR) and into a prefix of its
 own (no DESTDIR), and the example plugin built from that staged SDK
-exactly as docs/PLUGINS.md says.
-
-The installs run from a build folder of this module's own, first built
-with the default PREFIX as a user would before installing: a PREFIX
-compiled into the daemon must follow the install's, and rebuilding the
-shared build folder (SY_BUILD) with another PREFIX would change the binary
-the other tests run. It builds and installs the plugins SY_BUILD holds
-(PLUGINS=<their names> on the make command line), so a plugin someone is
-still writing, and that does not compile yet, does not break this test;
-SY_INSTALL_PLUGINS="file webhook" picks them explicitly.
+exactly as docs/PLUGINS.md says. The build and the staged tree are
+conftest.py's install_build and install_stage (install_helpers.py says
+how they are made); test_unit.py checks the staged systemd unit and
+test_man.py the man pages.
 
 Nothing may be written outside the stage or the prefix: every path with
 "switchyard" in it under /etc, /var, /usr and /opt that changed during an
 install fails the test.
 """
 
-import configparser
 import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from conftest import PLUGIN_DIR, ROOT
+from install_helpers import built_plugins, files_in, make, make_install, mode, written_outside
 from test_ops_helpers import ack_all, event, ops_daemon, wait_until  # noqa: F401 (fixture)
 
-VERSION = "0.1.0"
-
-
-def built_plugins():
-    names = os.environ.get("SY_INSTALL_PLUGINS")
-    if names:
-        return names.split()
-    return sorted(p.stem for p in PLUGIN_DIR.glob("*.so"))
-
-
-SYSTEM_DIRS = ["/etc", "/var", "/usr", "/opt"]
-
-
-def make(build, *args):
-    r = subprocess.run(["make", "-s", "-j2", "--no-print-directory", "-C", str(ROOT),
-                        f"BUILD={build}",
-                        f"PLUGINS={' '.join(built_plugins())}", *args],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, f"make {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}"
-    return r
+VERSION = (ROOT / "VERSION").read_text().strip()
 
 
 @pytest.fixture(scope="module")
-def build(tmp_path_factory):
-    b = tmp_path_factory.mktemp("build")
-    make(b, "all")  # the default PREFIX
-    return b
-
-
-def written_outside(since, *allowed):
-    """Paths with "switchyard" in them under SYSTEM_DIRS changed after the file since."""
-    r = subprocess.run(["find", *SYSTEM_DIRS, "-xdev", "-path", "*switchyard*", "-newer",
-                        str(since)], capture_output=True, text=True, timeout=120)
-    return sorted(p for p in r.stdout.split()
-                  if not any(p == str(a) or p.startswith(f"{a}/") for a in allowed))
-
-
-def make_install(build, stage, prefix, target="install"):
-    """make TARGET with DESTDIR=stage PREFIX=prefix; fails on anything written outside stage."""
-    marker = stage.parent / f".{stage.name}.before"
-    marker.write_text("")
-    r = make(build, target, f"DESTDIR={stage}", f"PREFIX={prefix}")
-    assert written_outside(marker, stage) == []
-    return r
-
-
-def mode(path):
-    return stat.S_IMODE(Path(path).stat().st_mode)
-
-
-def files_in(root):
-    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if not p.is_dir())
+def build(install_build):
+    return install_build
 
 
 @pytest.fixture(scope="module")
-def stage(build, tmp_path_factory):
-    s = tmp_path_factory.mktemp("stage")
-    make_install(build, s, "/usr")
-    return s
+def stage(install_stage):
+    return install_stage
 
 
 # --------------------------------------------------------------------------
@@ -149,37 +94,14 @@ def test_everything_is_in_its_place(stage):
     """The whole staged tree, file by file: nothing missing, nothing extra."""
     want = (["etc/switchyard/conf.d/" + p.name for p in (ROOT / "conf.d").glob("*.json")] +
             ["usr/bin/switchyard", "usr/lib/libswitchyard.a", "usr/lib/pkgconfig/switchyard.pc",
-             "usr/lib/systemd/system/switchyard.service"] +
+             "usr/lib/systemd/system/switchyard.service", "usr/lib/sysusers.d/switchyard.conf",
+             "usr/lib/tmpfiles.d/switchyard.conf", "usr/share/man/man3/switchyard-sink.3",
+             "usr/share/man/man5/switchyard.conf.5", "usr/share/man/man8/switchyard.8"] +
             [f"usr/include/switchyard/{p.name}"
              for p in (ROOT / "sdk/include/switchyard").glob("*.h")] +
             [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()])
     assert files_in(stage) == sorted(want)
     assert (stage / "var/lib/switchyard").is_dir()
-
-
-def test_systemd_unit(stage):
-    unit = stage / "usr/lib/systemd/system/switchyard.service"
-    assert mode(unit) == 0o644
-    text = unit.read_text()
-    assert "@" not in text, "a template placeholder was left in the unit"
-    ini = configparser.ConfigParser(interpolation=None, strict=True)
-    ini.optionxform = str  # systemd keys are case-sensitive
-    ini.read_string(text)
-    assert ini.sections() == ["Unit", "Service", "Install"]
-    svc = ini["Service"]
-    assert svc["Type"] == "simple"
-    assert svc["Restart"] == "on-failure"
-    assert svc["ExecStart"] == "/usr/bin/switchyard run -c /etc/switchyard/conf.d"
-    assert svc["WorkingDirectory"] == "/var/lib/switchyard"
-    assert svc["ExecReload"] == "/bin/kill -HUP $MAINPID"
-    assert svc["RestartPreventExitStatus"] == "2"  # config errors: restarting cannot help
-    assert svc["StateDirectory"] == "switchyard"
-    assert "User" not in svc  # a dedicated user is optional (a drop-in)
-    assert ini["Install"]["WantedBy"] == "multi-user.target"
-    # The template in the tree is what was installed, with the paths filled in.
-    src = (ROOT / "scripts/switchyard.service").read_text()
-    assert src.replace("@PREFIX@", "/usr").replace("@CONFDIR@", "/etc/switchyard") \
-        .replace("@STATEDIR@", "/var/lib/switchyard") == text
 
 
 def test_example_config(stage):
@@ -245,7 +167,15 @@ def test_reinstall_keeps_the_operators_config_and_uninstall_leaves_it(build, tmp
     assert "\nExecStart=/usr/local/bin/switchyard run -c /usr/local/etc/switchyard/conf.d\n" \
         in unit
     assert "\nWorkingDirectory=/usr/local/var/lib/switchyard\n" in unit
-    assert "\nStateDirectory" not in unit  # it would make /var/lib/switchyard
+    # StateDirectory= and ConfigurationDirectory= would make /var/lib/switchyard
+    # and /etc/switchyard; ProtectSystem=strict needs the state folder opened.
+    assert "\nStateDirectory" not in unit and "\nConfigurationDirectory" not in unit
+    assert "\nReadWritePaths=/usr/local/var/lib/switchyard\n" in unit
+    assert (s / "usr/local/lib/sysusers.d/switchyard.conf").read_text().endswith(
+        '\nu switchyard - "Switchyard event router" /usr/local/var/lib/switchyard '
+        '/usr/sbin/nologin\n')
+    assert (s / "usr/local/lib/tmpfiles.d/switchyard.conf").read_text().endswith(
+        "\nd /usr/local/var/lib/switchyard 0750 switchyard switchyard -\n")
     core = json.loads((etc / "10-core.json").read_text())["core"]
     assert core["plugin_dir"] == "/usr/local/lib/switchyard/plugins"
     assert core["spool"] == "/usr/local/var/lib/switchyard/spool.db"
@@ -263,7 +193,12 @@ def test_reinstall_keeps_the_operators_config_and_uninstall_leaves_it(build, tmp
     make_install(build, s, "/usr/local", "uninstall")
     for gone in ("usr/local/bin/switchyard", "usr/local/lib/switchyard",
                  "usr/local/include/switchyard", "usr/local/lib/pkgconfig/switchyard.pc",
-                 "usr/local/lib/systemd/system/switchyard.service"):
+                 "usr/local/lib/systemd/system/switchyard.service",
+                 "usr/local/lib/sysusers.d/switchyard.conf",
+                 "usr/local/lib/tmpfiles.d/switchyard.conf",
+                 "usr/local/share/man/man3/switchyard-sink.3",
+                 "usr/local/share/man/man5/switchyard.conf.5",
+                 "usr/local/share/man/man8/switchyard.8"):
         assert not (s / gone).exists(), gone
     assert (etc / "10-core.json").read_text() == mine
 
@@ -280,7 +215,7 @@ def test_install_into_a_prefix_without_destdir_stays_there(build, tmp_path):
     marker.write_text("")
     make(build, "install", f"PREFIX={px}")
     assert written_outside(marker, tmp_path) == []
-    assert sorted(p.name for p in px.iterdir()) == ["bin", "etc", "include", "lib", "var"]
+    assert sorted(p.name for p in px.iterdir()) == ["bin", "etc", "include", "lib", "share", "var"]
     assert mode(px / "var/lib/switchyard") == 0o750
     conf = px / "etc/switchyard/conf.d"
     assert sorted(p.name for p in conf.iterdir()) == \

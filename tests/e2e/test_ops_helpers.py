@@ -20,6 +20,7 @@ Everything builds on conftest.py (Daemon, free_ports, wait_until, event,
 """
 
 import json
+import os
 import re
 import signal
 import sqlite3
@@ -181,15 +182,16 @@ class OpsDaemon(Daemon):
     conftest.Daemon plus: an admin API on a loopback port with TOKEN (admin
     = False leaves it out, token=None configures no token), an `ack`
     ingress, a spool file (spool=False: in memory), extra command-line
-    arguments, another binary (binary=PATH, e.g. an installed one), and one
-    log file across restarts (self.log() is every run, self.run_log() the
-    current one).
+    arguments, another binary (binary=PATH, e.g. an installed one), extra
+    environment variables (env={"NAME": "value"}), and one log file across
+    restarts (self.log() is every run, self.run_log() the current one).
     """
 
     def __init__(self, tmp, sinks=None, endpoints=None, core=None, spool=True, admin=True,
-                 token=TOKEN, args=(), binary=None):
+                 token=TOKEN, args=(), binary=None, env=None):
         super().__init__(tmp, sinks, endpoints, core)
         self.binary = Path(binary) if binary else BIN
+        self.env = {**os.environ, **env} if env else None
         self.spool_path = self.tmp / "spool.db" if spool else None
         self.admin_on = admin
         self.token = token
@@ -262,7 +264,8 @@ class OpsDaemon(Daemon):
             with open(self.log_path, "ab") as logf:
                 self.proc = subprocess.Popen(
                     [str(self.binary), "run", "-c", str(self.conf_dir), *self.args],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf)
+                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=logf,
+                    env=self.env)
             deadline = time.monotonic() + READY_TIMEOUT
             while time.monotonic() < deadline:
                 if self._ready():
@@ -361,7 +364,7 @@ class OpsDaemon(Daemon):
 def ops_daemon(tmp_path):
     """
     Factory: ops_daemon(sinks=..., endpoints=..., core=..., spool=True,
-    admin=True, token=TOKEN, args=(), binary=None, start=True) -> OpsDaemon. At teardown
+    admin=True, token=TOKEN, args=(), binary=None, env=None, start=True) -> OpsDaemon. At teardown
     every daemon still running gets SIGTERM and must exit 0.
     """
     made = []

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLUGIN_DIR, ROOT, cli, event, write_config
+from conftest import PLUGIN_DIR, cli, event, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from webhook_receiver import Answer, Receiver, verify_like_the_docs  # noqa: E402
@@ -32,10 +32,6 @@ S2 = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24="
 # The spec's ed25519 test seed and its public key.
 SK = "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk="
 PK = "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g="
-
-NODE_PEER = Path(__file__).resolve().parent / "peers" / "webhook_node_receiver.js"
-NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
-
 
 @pytest.fixture
 def receiver():
@@ -114,50 +110,6 @@ def test_header_prefixes(switchyard, receiver):
     assert verify_like_the_docs(S1, spec.headers, spec.body, prefix="webhook") == "evt-px"
     assert custom.headers["x-acme-id"] == "evt-px" and "svix-id" not in custom.headers
     assert verify_like_the_docs(S1, custom.headers, custom.body, prefix="x-acme") == "evt-px"
-
-
-class NodeReceiver:
-    """The official standardwebhooks verifier behind a Node HTTP server."""
-
-    def __init__(self, secrets, public_keys=()):
-        env = dict(os.environ, NODE_PATH=str(NODE_MODULES))
-        self.proc = subprocess.Popen(
-            ["node", str(NODE_PEER), json.dumps({"secrets": secrets,
-                                                 "public_keys": list(public_keys)})],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-        first = json.loads(self.proc.stdout.readline() or "{}")
-        if "listening" not in first:
-            self.proc.kill()
-            pytest.fail(f"node receiver did not start: {self.proc.stderr.read()}",
-                        pytrace=False)
-        self.port = first["listening"]
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def lines(self, n):
-        return [json.loads(self.proc.stdout.readline()) for _ in range(n)]
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def node_receiver():
-    started = []
-
-    def start(secrets, public_keys=()):
-        if not (NODE_MODULES / "standardwebhooks").is_dir():
-            pytest.fail(f"{NODE_MODULES}/standardwebhooks missing: run `make deps`",
-                        pytrace=False)
-        r = NodeReceiver(secrets, public_keys)
-        started.append(r)
-        return r
-
-    yield start
-    for r in started:
-        r.close()
 
 
 def test_official_verifier_accepts_both_styles_and_both_secrets(switchyard, node_receiver):

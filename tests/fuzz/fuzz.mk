@@ -22,7 +22,7 @@ _sy_fuzz_goal := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= envelope filter router config webhook
+FUZZ_TARGETS ?= envelope filter router config webhook transform api
 # Extra libFuzzer flags, e.g. FUZZ_ARGS="-jobs=2 -workers=2".
 FUZZ_ARGS    ?=
 
@@ -34,7 +34,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -pthread
 # doesn't, and a new clang must not stop the fuzzing of unchanged code. The
 # targets themselves are held to -Werror.
 FUZZ_CORE_WARN := $(filter-out -Werror,$(WARN))
-FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -ldl -lm -lpthread
+FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -llua5.4 -lcrypto -ldl -lm -lpthread
 
 FUZZ_CORE_SRC := $(wildcard core/*.c) sdk/src/publisher.c
 FUZZ_CORE_OBJ := $(FUZZ_CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
@@ -57,6 +57,9 @@ $(FUZZ_DIR)/obj/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/src/*.h) $(wildcard sdk/
 	$(Q)$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_CORE_WARN) -fsanitize=fuzzer-no-link -c $< -o $@
 
 $(FUZZ_DIR)/obj/core/api_openapi.o: docs/openapi.json
+
+# The commit the daemon reports (core/version.c): the fuzzers never print it.
+$(FUZZ_DIR)/obj/core/version.o: CPPFLAGS += -DSY_COMMIT='"fuzz"'
 
 # An archive, so each target links only the objects it needs.
 $(FUZZ_CORE_LIB): $(FUZZ_CORE_OBJ)

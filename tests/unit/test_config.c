@@ -145,7 +145,7 @@ static void test_every_error_reported(void **state)
     snprintf(core, sizeof core, "%s", f("10-core.json"));
     snprintf(ep, sizeof ep, "%s", f("30-ep.json"));
     snprintf(want, sizeof want,
-             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, store, cluster, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval)\n"
+             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, store, cluster, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval, transform_instructions, transform_memory)\n"
              "%s: core.quarantine_max: must be at least 64KiB\n"
              "%s: core.max_event_bytes: bad size \"1MB!\" (a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), in any case)\n"
              "%s: core.workers: must be between 1 and 256\n"
@@ -581,6 +581,59 @@ static void test_nested_objects(void **state)
     assert_string_equal(load(NULL), want);
 }
 
+/* endpoints.ID.batch: defaults, null, and every bound with its message. */
+static void test_batch_key(void **state)
+{
+    (void)state;
+    clear();
+    put("10-core.json", CORE);
+    put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
+                      "\"a\": {\"sink\": \"files\", \"batch\": {}},"
+                      "\"b\": {\"sink\": \"files\", \"batch\": {\"max\": 1000, \"linger\": \"1m\"}},"
+                      "\"c\": {\"sink\": \"files\", \"batch\": null},"
+                      "\"d\": {\"sink\": \"files\", \"batch\": {\"max\": 1, \"linger\": 0}}}}");
+    sy_conf *c;
+    assert_string_equal(load(&c), "");
+    assert_int_equal(c->endpoints[0].batch_max, 100);
+    assert_int_equal(c->endpoints[0].batch_linger_ms, 200);
+    assert_int_equal(c->endpoints[1].batch_max, 1000);
+    assert_int_equal(c->endpoints[1].batch_linger_ms, 60000);
+    assert_int_equal(c->endpoints[2].batch_max, 0);
+    assert_int_equal(c->endpoints[3].batch_max, 1);
+    assert_int_equal(c->endpoints[3].batch_linger_ms, 0);
+    config_free(c);
+
+    clear();
+    put("10-core.json", CORE);
+    put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
+                      "\"a\": {\"sink\": \"files\", \"batch\": {\"max\": 0}},"
+                      "\"b\": {\"sink\": \"files\", \"batch\": {\"max\": 1001, \"linger\": \"61s\"}},"
+                      "\"c\": {\"sink\": \"files\", \"batch\": {\"linger\": \"soon\", \"size\": 3}},"
+                      "\"d\": {\"sink\": \"files\", \"batch\": 100}}}");
+    char want[2048];
+    const char *ep = f("30-ep.json");
+    snprintf(want, sizeof want,
+             "%s: endpoints.a.batch.max: must be between 1 and 1000\n"
+             "%s: endpoints.b.batch.max: must be between 1 and 1000\n"
+             "%s: endpoints.b.batch.linger: must be between 0ms and 1m\n"
+             "%s: endpoints.c.batch.size: unknown key (expected max, linger)\n"
+             "%s: endpoints.c.batch.linger: bad duration \"soon\" (e.g. \"250ms\", \"10s\", "
+             "\"5m\", \"2h\", \"3d\")\n"
+             "%s: endpoints.d.batch: expected object or null, got number\n",
+             ep, ep, ep, ep, ep, ep);
+    assert_string_equal(load(NULL), want);
+
+    /* An ordered endpoint sends one delivery per key at a time: no batch to form. */
+    clear();
+    put("10-core.json", CORE);
+    put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
+                      "\"o\": {\"sink\": \"files\", \"ordering\": \"endpoint\", \"batch\": {}}}}");
+    snprintf(want, sizeof want,
+             "%s: endpoints.o.batch: not with \"ordering\": an ordered endpoint sends one "
+             "delivery per key at a time; remove one of the two\n", f("30-ep.json"));
+    assert_string_equal(load(NULL), want);
+}
+
 static void record_key(void *ctx, const char *key)
 {
     size_t l = strlen(ctx);
@@ -700,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_core_tables_are_sound),
         cmocka_unit_test(test_null_turns_off_across_files),
         cmocka_unit_test(test_nested_objects),
+        cmocka_unit_test(test_batch_key),
         cmocka_unit_test(test_restart_changes),
         cmocka_unit_test(test_api_endpoints),
         cmocka_unit_test(test_unreadable_file_and_others),

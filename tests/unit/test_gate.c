@@ -150,6 +150,30 @@ static void test_breaker(void **state)
     assert_int_equal(g.consecutive, 0);
 }
 
+/* A start that never happened (a transform dropped it) gives back its slot and its probe. */
+static void test_cancel(void **state)
+{
+    (void)state;
+    gate_conf c = {.rate = 1, .per = 100, .failures = 1, .probe = 1000, .probe_max = 1000};
+    sy_gate g;
+    gate_init(&g, &c, 0);
+    int probe;
+    assert_int_equal(gate_admit(&g, 0, &probe), 0);
+    gate_cancel(&g, probe);
+    /* The slot is back: a second start now is within the rate. */
+    assert_int_equal(gate_admit(&g, 0, &probe), 0);
+    gate_done(&g, 10);
+    assert_int_equal(gate_outcome(&g, 0, 0, 10, 10), GATE_OPENED);
+    assert_int_equal(gate_admit(&g, 1010, &probe), 0);
+    assert_int_equal(probe, 1);
+    assert_true(gate_admit(&g, 1010, &probe) > 1010);
+    gate_cancel(&g, 1);
+    /* The probe did not go: the next delivery is the probe instead. */
+    assert_int_equal(gate_admit(&g, 1010, &probe), 0);
+    assert_int_equal(probe, 1);
+    gate_free(&g);
+}
+
 static void test_no_breaker(void **state)
 {
     (void)state;
@@ -187,7 +211,7 @@ int main(void)
         cmocka_unit_test(test_parse_rate), cmocka_unit_test(test_rate_window),
         cmocka_unit_test(test_rate_counts_until_completion),
         cmocka_unit_test(test_breaker),    cmocka_unit_test(test_no_breaker),
-        cmocka_unit_test(test_disable_after),
+        cmocka_unit_test(test_disable_after), cmocka_unit_test(test_cancel),
     };
     return cmocka_run_group_tests_name("gate", tests, NULL, NULL);
 }

@@ -57,6 +57,19 @@ static void test_async_loads(void **state)
     plugin_unload(p);
 }
 
+/* A plugin built for 2.0, before per-endpoint batches, still loads (older minors are kept). */
+static void test_older_minor_loads(void **state)
+{
+    (void)state;
+    char path[1200], err[1024] = "";
+    probe("older_minor", path, sizeof path);
+    sy_plugin *p = plugin_load(path, err, sizeof err);
+    assert_non_null(p);
+    assert_string_equal(err, "");
+    assert_int_equal(p->sink->abi_version, (uint32_t)SY_ABI_VERSION_MAJOR << 16);
+    plugin_unload(p);
+}
+
 static void expect_refusal(const char *name, const char *text)
 {
     char path[1200], err[1024] = "", want[1600];
@@ -71,7 +84,7 @@ static void test_wrong_major(void **state)
 {
     (void)state;
     expect_refusal("wrong_major",
-                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.0; rebuild it "
+                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.1; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -79,7 +92,7 @@ static void test_v1_plugin(void **state)
 {
     (void)state;
     expect_refusal("v1_plugin",
-                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.0; rebuild it "
+                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.1; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -87,7 +100,7 @@ static void test_newer_minor(void **state)
 {
     (void)state;
     expect_refusal("newer_minor",
-                   "plugin %s: built for sink ABI 2.1, newer than this switchyard's 2.0; "
+                   "plugin %s: built for sink ABI 2.2, newer than this switchyard's 2.1; "
                    "upgrade switchyard or rebuild the plugin against this version's "
                    "switchyard/sink.h");
 }
@@ -96,7 +109,7 @@ static void test_reserved_set(void **state)
 {
     (void)state;
     expect_refusal("reserved_set",
-                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.0 keeps NULL; "
+                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.1 keeps NULL; "
                    "it is not binary compatible");
 }
 
@@ -141,7 +154,7 @@ static void test_short_struct(void **state)
     (void)state;
     char text[400];
     snprintf(text, sizeof text,
-             "plugin %%s: descriptor is %zu bytes, sink ABI 2.0 needs at least %zu; it is not "
+             "plugin %%s: descriptor is %zu bytes, sink ABI 2.1 needs at least %zu; it is not "
              "binary compatible",
              offsetof(sy_sink, deliver), sizeof(sy_sink));
     expect_refusal("short_struct", text);
@@ -278,6 +291,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_loads),     cmocka_unit_test(test_async_loads),
+        cmocka_unit_test(test_older_minor_loads),
         cmocka_unit_test(test_batch_loads),    cmocka_unit_test(test_wrong_major),
         cmocka_unit_test(test_v1_plugin),      cmocka_unit_test(test_newer_minor),
         cmocka_unit_test(test_reserved_set),   cmocka_unit_test(test_bad_name),

@@ -170,6 +170,7 @@ static fake_rt *rt_make(const char *const *ids, size_t n, const gate_conf *g, in
         ep->inst = &f->inst;
         ep->attempt_timeout_ms = timeout_ms;
         ep->concurrency = 4;
+        ep->batch_max = 1;
         ep->retry = (sy_retry_policy){.name = "custom", .schedule = {retry_ms}, .nschedule = 1,
                                       .tail_ms = retry_ms, .max_age_ms = 3600000};
     }

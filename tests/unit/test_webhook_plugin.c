@@ -376,7 +376,7 @@ static void load(plugin *p, const char *name)
     p->sink = dlsym(p->dl, SY_SINK_SYMBOL);
     assert_non_null(p->sink);
     assert_int_equal(SY_ABI_MAJOR(p->sink->abi_version), SY_ABI_VERSION_MAJOR);
-    assert_non_null(p->sink->submit);
+    assert_true(p->sink->submit || p->sink->submit_batch);
     assert_null(p->sink->deliver);
     p->iconf = conf_new(p->sink->instance_config);
     p->econf = conf_new(p->sink->endpoint_config);
@@ -398,6 +398,15 @@ static void start(plugin *p)
     rc = p->sink->endpoint_init(p->state, &p->setup, &p->ep, err, sizeof err);
     if (rc)
         fail_msg("endpoint_init: %s", err);
+}
+
+/* Hands d over through whichever asynchronous call the plugin has; submit's return value. */
+static int submit(plugin *p, const sy_delivery *d)
+{
+    if (p->sink->submit)
+        return p->sink->submit(p->state, p->ep, d);
+    p->sink->submit_batch(p->state, p->ep, (const sy_delivery *const[]){d}, 1);
+    return 0;
 }
 
 static void unload(plugin *p)
@@ -451,7 +460,7 @@ static void signs_the_spec_vector_at_a_fixed_time(void **state)
     set_ptr(p.sink->endpoint_config, p.econf, "headers", headers);
     start(&p);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     sy_outcome o = wait_outcome();
     assert_int_equal(o.result, SY_OK);
     assert_int_equal(o.status, 204);
@@ -488,7 +497,7 @@ static void retry_after_reaches_the_core(void **state)
     set_int(p.sink->endpoint_config, p.econf, "allow_private_networks", 1);
     start(&p);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     sy_outcome o = wait_outcome();
     assert_int_equal(o.result, SY_RETRY);
     assert_int_equal(o.status, 503);
@@ -512,7 +521,7 @@ static void loopback_is_refused_without_opt_in(void **state)
     set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
     start(&p);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     sy_outcome o = wait_outcome();
     assert_int_equal(o.result, SY_FAIL);
     assert_int_equal(o.status, 0);
@@ -547,7 +556,7 @@ static void gone_is_reported_with_the_setup_org_and_the_timeout_reaches_the_core
     start(&p);
     assert_int_equal(p.setup.attempt_timeout_ms, 2500);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     sy_outcome o = wait_outcome();
     assert_int_equal(o.result, SY_FAIL);
     assert_int_equal(o.status, 410);
@@ -586,19 +595,90 @@ static void destroy_ends_a_request_that_never_gets_an_answer(void **state)
     set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
     start(&p);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     wait_accepted();
     assert_int_equal(noutcomes, 0);
     p.sink->endpoint_destroy(p.state, p.ep);
-    /* After endpoint_destroy the endpoint takes nothing new. */
-    assert_int_not_equal(p.sink->submit(p.state, p.ep, &d), 0);
-    p.sink->destroy(p.state);
+    /* After endpoint_destroy the endpoint takes nothing new: the core retries it. */
+    sy_delivery d2 = delivery();
+    assert_int_equal(submit(&p, &d2), 0);
     sy_outcome o = wait_outcome();
+    assert_int_equal(o.result, SY_RETRY);
+    assert_string_equal(o.detail, "endpoint closed (reload or shutdown)");
+    pthread_mutex_lock(&host_mu);
+    noutcomes = 0;
+    pthread_mutex_unlock(&host_mu);
+    p.sink->destroy(p.state);
+    o = wait_outcome();
     assert_int_equal(o.result, SY_RETRY);
     assert_string_equal(o.detail, "shutting down");
     dlclose(p.dl);
     free(p.iconf);
     free(p.econf);
+    server_stop();
+}
+
+/*
+ * An endpoint with a batch key (setup.batch_max) takes it whole: one POST
+ * whose body is the array of the members' bodies, the batch id as svix-id,
+ * and the one answer completes every member. Without the key nothing
+ * changes (signs_the_spec_vector_at_a_fixed_time).
+ */
+static void a_batch_is_one_signed_post_and_one_outcome_for_all(void **state)
+{
+    (void)state;
+    server_start("HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    plugin p;
+    load(&p, "webhook");
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/h", srv.port);
+    const char *secrets[] = {SECRET, NULL};
+    set_int(p.sink->instance_config, p.iconf, "allow_private_networks", 1);
+    set_ptr(p.sink->endpoint_config, p.econf, "url", url);
+    set_ptr(p.sink->endpoint_config, p.econf, "secrets", secrets);
+    char err[256] = "";
+    assert_int_equal(p.sink->init(&host, NULL, NULL, p.iconf, &p.state, err, sizeof err), 0);
+    p.setup = (sy_endpoint_setup){.struct_size = sizeof p.setup, .host = &host, .id = "ep1",
+                                  .conf = p.econf, .attempt_timeout_ms = 30000,
+                                  .batch_max = 3, .batch_linger_ms = 50};
+    assert_int_equal(p.sink->endpoint_init(p.state, &p.setup, &p.ep, err, sizeof err), 0);
+    assert_int_equal(p.setup.batch_flags, SY_BATCH_TAKEN | SY_BATCH_WHOLE);
+    assert_int_equal(p.setup.batch_max, 3);
+    assert_int_equal(p.setup.batch_linger_ms, 50);
+
+    sy_delivery d[3];
+    const char *ids[] = {"e1", "e2", "e3"};
+    const char *bodies[] = {"{\"event_id\":\"e1\"}", "{\"event_id\":\"e2\"}", "{\"event_id\":\"e3\"}"};
+    for (int i = 0; i < 3; i++) {
+        d[i] = delivery();
+        d[i].event_id = ids[i];
+        d[i].body = bodies[i];
+        d[i].body_len = strlen(bodies[i]);
+    }
+    p.sink->submit_batch(p.state, p.ep, (const sy_delivery *const[]){&d[0], &d[1], &d[2]}, 3);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&host_mu);
+    while (noutcomes < 3)
+        if (pthread_cond_timedwait(&host_cv, &host_mu, &until) != 0)
+            break;
+    pthread_mutex_unlock(&host_mu);
+    assert_int_equal(noutcomes, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(outcomes[i].result, SY_OK);
+        assert_int_equal(outcomes[i].status, 200);
+    }
+    assert_int_equal(srv.accepted, 1);
+    /* test_webhook_batch.c pins how the id follows ("ep1", e1, e2, e3). */
+    assert_true(has_line("svix-id: batch_62f0ac58941fb18dad04dc5eb9c72db1"));
+    assert_true(has_line("svix-timestamp: 1614265330"));
+    assert_true(has_line("Content-Type: application/json"));
+    assert_string_equal(strstr(srv.request, "\r\n\r\n") + 4,
+                        "[{\"event_id\":\"e1\"},{\"event_id\":\"e2\"},{\"event_id\":\"e3\"}]");
+    assert_int_equal(counter("batches"), 1);
+    assert_int_equal(counter("delivered"), 1); /* one request */
+    unload(&p);
     server_stop();
 }
 
@@ -621,7 +701,7 @@ static void form_posts_the_mapped_fields_with_the_token(void **state)
     set_ptr(p.sink->endpoint_config, p.econf, "value_map", values);
     start(&p);
     sy_delivery d = delivery();
-    assert_int_equal(p.sink->submit(p.state, p.ep, &d), 0);
+    assert_int_equal(submit(&p, &d), 0);
     sy_outcome o = wait_outcome();
     assert_int_equal(o.result, SY_OK);
     assert_true(strncmp(srv.request, "POST /notify?token=t%26k HTTP/1.1\r\n", 35) == 0);
@@ -637,6 +717,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(signs_the_spec_vector_at_a_fixed_time),
         cmocka_unit_test(retry_after_reaches_the_core),
+        cmocka_unit_test(a_batch_is_one_signed_post_and_one_outcome_for_all),
         cmocka_unit_test(loopback_is_refused_without_opt_in),
         cmocka_unit_test(gone_is_reported_with_the_setup_org_and_the_timeout_reaches_the_core),
         cmocka_unit_test(form_reports_the_instance_timeout_to_the_core),

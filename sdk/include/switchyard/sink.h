@@ -1,5 +1,5 @@
 /*
- * switchyard/sink.h - the sink plugin ABI, version 2.
+ * switchyard/sink.h - the sink plugin ABI, version 2.1.
  *
  * A sink plugin is a shared object that exports exactly one symbol,
  * `switchyard_sink`, a const sy_sink descriptor. The daemon dlopen()s the
@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_VERSION_MAJOR 2
-#define SY_ABI_VERSION_MINOR 0
+#define SY_ABI_VERSION_MINOR 1
 /* Major in the high 16 bits, minor in the low 16 bits. */
 #define SY_ABI_VERSION ((uint32_t)((SY_ABI_VERSION_MAJOR << 16) | SY_ABI_VERSION_MINOR))
 #define SY_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -414,23 +414,60 @@ typedef struct sy_endpoint_setup {
      */
     int64_t attempt_timeout_ms;
     /*
-     * Added after ABI 2.0 (read it with SY_SETUP_FLAGS): how the endpoint
-     * came to be. SY_SETUP_FROM_API: created through the admin API, maybe
-     * by a customer with an org token, and validated by this call before
-     * anything is stored: refuse here what every attempt would refuse
-     * (a URL whose address the SSRF guard refuses), so the caller hears
-     * of it at once instead of through dead letters.
+     * Added after ABI 2.0, in 2.1. Read or write them only when struct_size
+     * covers them (SY_SETUP_HAS; SY_SETUP_FLAGS for flags).
+     *
+     * flags: how the endpoint came to be. SY_SETUP_FROM_API: created
+     * through the admin API, maybe by a customer with an org token, and
+     * validated by this call before anything is stored: refuse here what
+     * every attempt would refuse (a URL whose address the SSRF guard
+     * refuses), so the caller hears of it at once instead of through dead
+     * letters.
+     *
+     * Per-endpoint batches. The core sets them from the endpoint's `batch`
+     * key (docs/CONFIG.md); batch_max is 0 when the endpoint has none.
+     *  batch_max        in: the largest batch the endpoint asks for; out:
+     *                   the largest the plugin takes (it may lower it).
+     *  batch_linger_ms  in: how long the core may wait to fill a batch; out:
+     *                   the plugin may lower it.
+     *  batch_flags      out, SY_BATCH_*: 0 (as preset) leaves the endpoint
+     *                   to the descriptor's batch_max and batch_linger_ms,
+     *                   and the core refuses an endpoint whose `batch` key
+     *                   the plugin did not take. Plugins built for 2.0 never
+     *                   take it.
      */
     uint32_t flags;
+    uint32_t batch_max;
+    uint32_t batch_linger_ms;
+    uint32_t batch_flags;
 } sy_endpoint_setup;
 
 #define SY_SETUP_FROM_API 0x1u
 
+/*
+ * The plugin takes the endpoint's `batch` key: the core hands this
+ * endpoint's deliveries to deliver_batch/submit_batch in batches of up to
+ * the setup's batch_max, lingering up to its batch_linger_ms. Only for
+ * plugins with a batch call.
+ */
+#define SY_BATCH_TAKEN 0x1u
+/*
+ * With SY_BATCH_TAKEN: a batch is one message to the peer, so one outcome
+ * covers it (the plugin completes every member with the same result). The
+ * core then keeps a batch whole: a retry hands the plugin the same members
+ * in the same order, in one call, and the endpoint's gate (rate limit,
+ * breaker) counts one attempt per batch. A plugin can derive a stable batch
+ * id from its members. Members the core reloads from the spool (a restart,
+ * or memory full) form new batches.
+ */
+#define SY_BATCH_WHOLE 0x2u
+
+/* 1 when the setup ep, as the host built it, has field (fields added after 2.0). */
+#define SY_SETUP_HAS(ep, field)                                                              \
+    (offsetof(sy_endpoint_setup, field) + sizeof((ep)->field) <= (size_t)(ep)->struct_size)
+
 /* The setup's flags, 0 from a host that predates them. */
-#define SY_SETUP_FLAGS(setup)                                                                \
-    ((setup)->struct_size >= offsetof(sy_endpoint_setup, flags) + sizeof(uint32_t)         \
-         ? (setup)->flags                                                                  \
-         : 0u)
+#define SY_SETUP_FLAGS(setup) (SY_SETUP_HAS(setup, flags) ? (setup)->flags : 0u)
 
 /* ------------------------------------------------------------------ */
 /* The descriptor                                                      */

@@ -1,13 +1,15 @@
 // A webhook receiver that verifies with the official `standardwebhooks` npm
 // package (tests/node/node_modules, run with NODE_PATH pointing there).
 //
-//   node webhook_node_receiver.js '{"secrets": ["whsec_..."], "public_keys": ["whpk_..."]}'
+//   node webhook_node_receiver.js '{"secrets": ["whsec_..."], "public_keys": ["whpk_..."],
+//                                   "answers": {"/path": [500, 200]}}'
 //
+// answers: per path, the statuses of its first requests in turn; then 200.
 // Listens on 127.0.0.1 (a free port) and prints one JSON line per event on
 // stdout, the first being {"listening": PORT}. For each request:
 //   {"path", "style": "svix" | "webhook" | null, "id", "timestamp",
 //    "signatures": [...], "results": [per secret: "ok" or the error],
-//    "v1a": [per public key: "ok" or "no match"], "body"}
+//    "v1a": [per public key: "ok" or "no match"], "body", "status"}
 // The official class reads webhook-* headers only; a Svix-style request
 // (svix-* headers) is handed to it under the webhook-* names, which is what
 // the Svix libraries themselves do.
@@ -19,6 +21,7 @@ const { Webhook } = require("standardwebhooks");
 
 const conf = JSON.parse(process.argv[2] || "{}");
 const secrets = conf.secrets || [];
+const answers = conf.answers || {};
 const publicKeys = (conf.public_keys || []).map((k) => {
   const raw = Buffer.from(k.replace(/^whpk_/, ""), "base64");
   // SubjectPublicKeyInfo for a raw ed25519 key: fixed 12-byte prefix.
@@ -71,10 +74,11 @@ const server = http.createServer((req, res) => {
       results,
       v1a,
       body,
+      status: (answers[req.url] || []).shift() || 200,
     };
     process.stdout.write(JSON.stringify(line) + "\n");
-    res.writeHead(200, { "Content-Type": "text/plain" });
-    res.end("ok");
+    res.writeHead(line.status, { "Content-Type": "text/plain" });
+    res.end(line.status < 300 ? "ok" : "no");
   });
 });
 

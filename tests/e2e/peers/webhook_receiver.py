@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import http.server
+import socket
 import ssl
 import threading
 import time
@@ -57,10 +58,11 @@ class Receiver:
     certificate signed by it (mutual TLS). connect_delay: seconds each new
     connection waits before its first request is read, as behind a slow
     connection set-up (a far peer, a TLS handshake); requests on a kept-alive
-    connection are read at once.
+    connection are read at once. port: 0 for a free one, or the port of a
+    receiver that was closed (a receiver restart).
     """
 
-    def __init__(self, script=None, default=None, tls=None, connect_delay=0.0):
+    def __init__(self, script=None, default=None, tls=None, connect_delay=0.0, port=0):
         self.script = {p: list(a) for p, a in (script or {}).items()}
         self.default = default or Answer()
         self.requests = []
@@ -69,6 +71,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.cond = threading.Condition(self.lock)
         self.hold = threading.Event()  # set at close: answers that wait give up
+        self.conns = set()  # open connections, for kill()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -79,6 +82,8 @@ class Receiver:
 
             def setup(self):
                 super().setup()
+                with outer.lock:
+                    outer.conns.add(self.connection)
                 if connect_delay:
                     outer.hold.wait(connect_delay)
 
@@ -120,13 +125,18 @@ class Receiver:
                     outer.requests.append(req)
                     outer.cond.notify_all()
 
+            def finish(self):
+                with outer.lock:
+                    outer.conns.discard(self.connection)
+                super().finish()
+
             do_POST = _serve
             do_GET = _serve
 
         class Server(http.server.ThreadingHTTPServer):
             request_queue_size = 1024  # many connections at once are accepted, not retried
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.scheme = "http"
         if tls:
@@ -183,9 +193,21 @@ class Receiver:
                 self.cond.wait(left)
 
     def close(self):
+        """Stops listening; connections already open are still served."""
         self.hold.set()
         self.server.shutdown()
         self.server.server_close()
+
+    def kill(self):
+        """Like the receiver's process dying: the open connections are cut too."""
+        self.close()
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def verify_like_the_docs(secret, headers, body, prefix="svix", tolerance=300, now=None):
