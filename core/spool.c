@@ -78,6 +78,7 @@ struct sy_spool {
     int64_t next_due;         /* earliest next_ms this writer sent back to disk; 0 none */
     int page_now;             /* under mu: spool_wake_pager asked */
     int64_t last_prune;
+    spool_op *deferred;       /* writer only: catch-ups to try again at the next pager pass */
 };
 
 sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
@@ -376,18 +377,21 @@ static void free_rows(spool_row *rows, size_t n)
  * OP_CATCHUP, after the batch's COMMIT (so it sees every row queued before
  * it), in a transaction of its own: leases the ordered endpoint's pending
  * rows, hands them to the pager's load in acceptance order (in pages), then
- * tells the endpoint it is complete. 0, or -1: the op goes back in the queue.
+ * tells the endpoint it is complete. 0, or -1 (failed, or the endpoint's
+ * cluster partition is not this node's yet): the op waits in s->deferred
+ * for the pager's next pass, so the writer never stalls on it.
  */
 static int catch_up(sy_spool *s, spool_op *op)
 {
     spool_row *rows = NULL;
     size_t n = 0;
-    if (store_catchup(s->st, op->id, &rows, &n) != 0) {
+    int rc = store_catchup(s->st, op->id, &rows, &n);
+    if (rc < 0)
         log_fields_limited(SY_LOG_ERROR, "spool: loading an ordered endpoint's deliveries failed",
                            LOG_S("spool", s->name), LOG_S("endpoint", op->id),
                            LOG_S("error", store_error(s->st)));
+    if (rc != 0)
         return -1;
-    }
     for (size_t off = 0; off < n && s->load; off += 1000)
         s->load(s->pager_arg, rows + off, n - off < 1000 ? n - off : 1000);
     log_fields(SY_LOG_INFO, "ordered endpoint: pending deliveries loaded",
@@ -496,7 +500,6 @@ static void commit_batch(sy_spool *s, spool_op *batch)
      * the outcomes (their rows stay pending, so a restart retries those deliveries). */
     int give_up = !ok && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) && s->failures >= 20;
     size_t dropped = 0, k = 0;
-    int catchup_failed = 0;
     for (spool_op *op = batch, *next; op; op = next) {
         next = op->next;
         if (op->kind == OP_EVENT) {
@@ -515,9 +518,8 @@ static void commit_batch(sy_spool *s, spool_op *batch)
             if (catch_up(s, op) == 0) {
                 free_op(op);
             } else {
-                catchup_failed = 1;
-                op->next = NULL;
-                enqueue(s, op);
+                op->next = s->deferred;
+                s->deferred = op;
             }
         } else if (!ok && !give_up) {
             /* Keep it: requeue it for the next transaction. */
@@ -538,15 +540,32 @@ static void commit_batch(sy_spool *s, spool_op *batch)
         log_error("spool %s: %zu updates could not be written before exit; the deliveries "
                   "concerned stay pending and are tried again after a restart",
                   s->name, dropped);
-    if (!ok || catchup_failed) {
+    if (!ok) {
         struct timespec ts = {0, 100 * 1000000L}; /* don't spin on a full disk */
         nanosleep(&ts, NULL);
+    }
+}
+
+/* Catch-ups that could not run yet (see catch_up), tried again at each pager pass. */
+static void retry_deferred(sy_spool *s)
+{
+    spool_op *list = s->deferred;
+    s->deferred = NULL;
+    for (spool_op *op = list, *next; op; op = next) {
+        next = op->next;
+        if (catch_up(s, op) == 0) {
+            free_op(op);
+        } else {
+            op->next = s->deferred;
+            s->deferred = op;
+        }
     }
 }
 
 static void page(sy_spool *s, int64_t now)
 {
     s->next_page = now + s->page_ms;
+    retry_deferred(s);
     if (s->next_due && s->next_due - s->ahead_ms <= now)
         s->next_due = 0;
     if (!s->want || !s->load)
@@ -676,6 +695,10 @@ void spool_close(sy_spool *s)
         wake_locked(s);
         pthread_mutex_unlock(&s->mu);
         pthread_join(s->thread, NULL);
+    }
+    for (spool_op *op = s->deferred, *next; op; op = next) {
+        next = op->next;
+        free_op(op);
     }
     store_close(s->st);
     close(s->wake_fd);

@@ -170,7 +170,9 @@ long store_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows);
  * store_page, leases every pending row of endpoint this process may load
  * and does not hold yet, due or not (postgres: of partitions it owns, under
  * their epoch), and returns them in acceptance order in *rows (*n; the
- * caller frees each row's strings and the array). 0 or -1.
+ * caller frees each row's strings and the array). 0; 1 when this node does
+ * not hold the endpoint's partition (nothing done: ask again once it does);
+ * -1 on failure.
  */
 int store_catchup(sy_store *st, const char *endpoint, spool_row **rows, size_t *n);
 /* Deletes what retention and the dedup window let go of. 0 or -1. */

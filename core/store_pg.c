@@ -466,9 +466,12 @@ static const struct {
      " SELECT eid, r, t, o, b FROM first ORDER BY eid ON CONFLICT (event_id) DO NOTHING"
      " RETURNING id, event_id),"
      " own AS (SELECT ins.id AS erow, first.idx FROM ins JOIN first ON first.eid = ins.event_id),"
-     " d AS (SELECT nextval('deliveries_id_seq') AS id, own.erow, u.ep, u.part, u.ord"
+     /* Delivery ids in acceptance order (the order of the arrays, not of the events'
+      * insert): ordered endpoints hand out their deliveries by id. */
+     " d AS (SELECT nextval('deliveries_id_seq') AS id, x.erow, x.ep, x.part, x.ord FROM"
+     " (SELECT own.erow, u.ep, u.part, u.ord"
      " FROM unnest($6::int8[], $7::text[], $8::int2[]) WITH ORDINALITY AS u(pidx, ep, part, ord)"
-     " JOIN own ON own.idx = u.pidx),"
+     " JOIN own ON own.idx = u.pidx ORDER BY u.ord) x),"
      /* Leased here only under a tenure of this node that holds; FOR SHARE makes a node
       * taking the partition wait for this commit, then void these leases. */
      " mine AS (SELECT id, epoch FROM partitions WHERE owner = $10 AND expires_at > now()"
@@ -523,6 +526,9 @@ static const struct {
              " SELECT upd.id, upd.endpoint, e.body, upd.attempt, upd.first_ms, upd.next_ms,"
              " e.received_ms, upd.lease FROM upd JOIN events e ON e.id = upd.event_rowid"
              " ORDER BY upd.next_ms, upd.id"},
+    /* The tenure this node holds of a partition, if any. */
+    {"holds", "SELECT epoch FROM partitions WHERE id = $2::int4 AND owner = $1"
+              " AND expires_at > now()"},
     /* An ordered endpoint's rows of partitions this node owns, due or not, in acceptance order. */
     {"catchup", "WITH mine AS (SELECT id, epoch FROM partitions WHERE owner = $1"
                 " AND expires_at > now()),"
@@ -693,6 +699,19 @@ static int pg_catchup(sy_store *st, const char *endpoint, spool_row **out, size_
     pg_store *s = PG(st);
     if (pg_ensure(s))
         return -1;
+    /* Not this node's partition (yet): the rows are another owner's to order. */
+    char part[4];
+    uint32_t p = htonl((uint32_t)cluster_part(endpoint));
+    memcpy(part, &p, 4);
+    const char *hv[] = {s->node, part};
+    const int hl[] = {(int)strlen(s->node), 4}, hf[] = {1, 1};
+    PGresult *h = pg_run(s, "holds", NULL, 2, hv, hl, hf);
+    if (!h)
+        return -1;
+    int held = PQntuples(h) > 0;
+    PQclear(h);
+    if (!held)
+        return 1;
     const char *vals[] = {s->node, endpoint};
     const int lens[] = {(int)strlen(s->node), (int)strlen(endpoint)}, fmts[] = {1, 1};
     PGresult *r = pg_run(s, "catchup", NULL, 2, vals, lens, fmts);
