@@ -258,13 +258,21 @@ def test_postinst_makes_the_user_the_state_folder_and_the_config_modes(installed
                                   "/usr/lib/systemd/system/switchyard.service")
 
 
+def abi():
+    """MAJOR.MINOR as sdk/include/switchyard/sink.h defines them."""
+    h = (ROOT / "sdk/include/switchyard/sink.h").read_text()
+    part = {k: re.search(rf"^#define SY_ABI_VERSION_{k} (\d+)$", h, re.M).group(1)
+            for k in ("MAJOR", "MINOR")}
+    return f"{part['MAJOR']}.{part['MINOR']}"
+
+
 def test_installed_binary_prints_the_version_and_the_commit(installed):
     root, _ = installed
     for arg in ("version", "--version"):
         r = subprocess.run([str(root / "usr/bin/switchyard"), arg], capture_output=True,
                            text=True)
         assert r.returncode == 0, r
-        assert r.stdout == f"switchyard {VERSION} (commit {tree_commit()}, sink ABI 2.0)\n"
+        assert r.stdout == f"switchyard {VERSION} (commit {tree_commit()}, sink ABI {abi()})\n"
 
 
 def test_installed_plugin_folder_is_the_compiled_in_one(installed, tmp_path):
