@@ -53,10 +53,14 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-protot
 OPT       ?= -O2 -g
 SAN       ?=
 PLUGINDIR := $(PREFIX)/lib/switchyard/plugins
+# The customer portal's static files (core/portal/, served at /portal/).
+PORTALDIR := $(PREFIX)/share/switchyard/portal
+PORTAL_FILES := $(wildcard core/portal/*.html core/portal/*.css core/portal/*.js core/portal/*.svg)
 # Plugins see only sdk/include: they take the CPPFLAGS given from outside
 # (dpkg-buildflags' -D_FORTIFY_SOURCE, say), not the core's additions.
 USER_CPPFLAGS := $(CPPFLAGS)
-CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' -Isdk/include -Icore
+CPPFLAGS  += -D_GNU_SOURCE -DSY_VERSION='"$(VERSION)"' -DSY_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	-DSY_PORTAL_DIR='"$(PORTALDIR)"' -Isdk/include -Icore
 # V=1 shows full command lines.
 Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
@@ -121,13 +125,14 @@ $(BUILD)/sdk/src/%.o: sdk/src/%.c $(wildcard sdk/include/switchyard/*.h)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -c $< -o $@
 
-# The paths compiled in (SY_PLUGIN_DIR) depend on PREFIX, which is not a
+# The paths compiled in (SY_PLUGIN_DIR, SY_PORTAL_DIR) depend on PREFIX, which is not a
 # file: the stamp holds them and changes only when they do, so a build with
 # another PREFIX recompiles the core and an unchanged one does nothing.
 PATHS_STAMP := $(BUILD)/paths.stamp
 $(PATHS_STAMP): FORCE
 	@mkdir -p $(dir $@)
-	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' | cmp -s - $@ || echo 'SY_PLUGIN_DIR=$(PLUGINDIR)' > $@
+	@echo 'SY_PLUGIN_DIR=$(PLUGINDIR) SY_PORTAL_DIR=$(PORTALDIR)' | cmp -s - $@ || \
+		echo 'SY_PLUGIN_DIR=$(PLUGINDIR) SY_PORTAL_DIR=$(PORTALDIR)' > $@
 
 # The same for the version (which the plugins use too) and the commit
 # (which only core/version.c sees, so a new commit recompiles one file).
@@ -278,13 +283,14 @@ SUBST := -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 
 # Everything goes under $(DESTDIR): the prefix, $(CONFDIR) and $(STATEDIR).
 install: $(BIN) $(PLUGIN_SO) $(SDK_LIB) $(MAN_PAGES)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) \
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(PORTALDIR) \
 		$(DESTDIR)$(PREFIX)/include/switchyard $(DESTDIR)$(LIBDIR)/pkgconfig \
 		$(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 		$(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/switchyard
 	install -m 0755 $(PLUGIN_SO) $(DESTDIR)$(PLUGINDIR)/
+	install -m 0644 $(PORTAL_FILES) $(DESTDIR)$(PORTALDIR)/
 	install -m 0644 sdk/include/switchyard/*.h $(DESTDIR)$(PREFIX)/include/switchyard/
 	install -m 0644 $(SDK_LIB) $(DESTDIR)$(LIBDIR)/libswitchyard.a
 	sed $(SUBST) sdk/switchyard.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/switchyard.pc
@@ -299,7 +305,8 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB) $(MAN_PAGES)
 	install -m 0644 $(BUILD)/man/switchyard.8 $(DESTDIR)$(MANDIR)/man8/
 	@# The example config goes only into a conf.d without any *.json: an
 	@# operator's config is never overwritten, nor completed with examples.
-	@# plugin_dir points at the installed plugins, var/ paths at $(STATEDIR).
+	@# plugin_dir points at the installed plugins, portal_dir at the installed
+	@# portal, var/ paths at $(STATEDIR).
 	@# Config files may hold secrets: 0640, readable by the owner's group.
 	@set -e; etc=$(DESTDIR)$(CONFDIR)/conf.d; \
 	if ls $$etc/*.json >/dev/null 2>&1; then \
@@ -309,6 +316,7 @@ install: $(BIN) $(PLUGIN_SO) $(SDK_LIB) $(MAN_PAGES)
 		for f in conf.d/*.json; do \
 			echo "  CONFIG  $$etc/$${f#conf.d/}"; \
 			sed -e 's|\("plugin_dir": *"\)[^"]*"|\1$(PLUGINDIR)"|' \
+			    -e 's|\("portal_dir": *"\)[^"]*"|\1$(PORTALDIR)"|' \
 			    -e 's|"var/|"$(STATEDIR)/|g' $$f > $$etc/$${f#conf.d/}; \
 			chmod 0640 $$etc/$${f#conf.d/}; \
 		done; \
@@ -323,7 +331,8 @@ uninstall:
 		$(DESTDIR)$(SYSUSERSDIR)/switchyard.conf $(DESTDIR)$(TMPFILESDIR)/switchyard.conf \
 		$(DESTDIR)$(MANDIR)/man3/switchyard-sink.3 $(DESTDIR)$(MANDIR)/man5/switchyard.conf.5 \
 		$(DESTDIR)$(MANDIR)/man8/switchyard.8
-	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard
+	rm -rf $(DESTDIR)$(PREFIX)/lib/switchyard $(DESTDIR)$(PREFIX)/include/switchyard \
+		$(DESTDIR)$(PREFIX)/share/switchyard
 
 # The Debian packages (debian/), built with debhelper in a copy of the tree
 # under $(BUILD)/deb/, where dpkg-buildpackage leaves them:

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "stats.h"
+#include "portal.h"
 
 struct sy_admin {
     struct MHD_Daemon *mhd;
@@ -63,13 +64,18 @@ const api_route admin_routes[] = {
     {"POST", "/api/v1/endpoints/{id}/rotate-secret", api_endpoint_rotate, ROUTE_OPT_BODY},
     {"POST", "/api/v1/endpoints/{id}/test", api_endpoint_test, 0},
     {"POST", "/api/v1/endpoints/{id}/enable", api_endpoint_enable, 0},
+    {"POST", "/api/v1/endpoints/{id}/replay-dead", api_endpoint_replay_dead, 0},
+    {"POST", "/api/v1/filters/validate", api_filter_validate, ROUTE_BODY},
     {"GET", "/api/v1/deliveries", api_deliveries_list, 0},
     {"GET", "/api/v1/deliveries/{id}/attempts", api_delivery_attempts, 0},
     {"POST", "/api/v1/deliveries/{id}/replay", api_delivery_replay, 0},
     {"GET", "/api/v1/events", api_events, 0},
+    {"GET", "/api/v1/event-types", api_event_types, 0},
     {"GET", "/api/v1/tokens", api_tokens_list, ROUTE_ADMIN},
     {"POST", "/api/v1/tokens", api_token_create, ROUTE_ADMIN | ROUTE_BODY},
     {"DELETE", "/api/v1/tokens/{id}", api_token_delete, ROUTE_ADMIN},
+    {"POST", "/api/v1/portal-sessions", api_portal_session, ROUTE_ADMIN | ROUTE_BODY},
+    {"POST", "/api/v1/portal-sessions/exchange", api_portal_exchange, ROUTE_PUBLIC | ROUTE_BODY},
     {"GET", "/api/v1/openapi.json", api_openapi, ROUTE_PUBLIC},
 };
 const size_t admin_nroutes = sizeof admin_routes / sizeof admin_routes[0];
@@ -329,6 +335,8 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
                    : api_reply(c, 503, "text/plain", "not ready\n");
     if (!strncmp(url, "/api/v1/", 8))
         return api(a, c, url, method, k);
+    if (!strncmp(url, "/portal", 7) && (!url[7] || url[7] == '/'))
+        return portal_serve(c, a->rt->conf, url, method);
     return api_error(c, 404, "no such path (try /metrics, /healthz, /readyz, /api/v1/...)");
 }
 

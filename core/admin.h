@@ -4,12 +4,13 @@
  *   GET  /metrics                          Prometheus text format (no token)
  *   GET  /healthz                          200 while the process serves
  *   GET  /readyz                           200 once ready, 503 while draining
+ *   GET  /portal/...                       the customer portal's files (portal.h)
  *   /api/v1/...                            the routes of admin.c's table, described by
  *                                          docs/openapi.json (served at
  *                                          GET /api/v1/openapi.json): endpoints (CRUD,
  *                                          stats, rotate-secret, test, enable),
  *                                          deliveries and their attempts, replay, the
- *                                          event feed, org tokens
+ *                                          event feed, org tokens, portal links
  *
  * /api/v1 needs `Authorization: Bearer <token>`: core.admin.token (compared
  * in constant time) sees every org; an org token (POST /api/v1/tokens)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 int api_sees(const api_req *q, const char *org)
 {
@@ -108,4 +110,31 @@ sy_store *api_store(api_req *q, const char *what, enum MHD_Result *rc)
         *rc = api_error(q->c, 500, q->store_err);
     }
     return NULL;
+}
+
+int api_printable(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128)
+        return 0;
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return 0;
+    return 1;
+}
+
+int api_random_text(const char *prefix, size_t nbytes, char *out, size_t outlen)
+{
+    unsigned char raw[64];
+    char b64[4 * ((sizeof raw + 2) / 3) + 1];
+    if (nbytes > sizeof raw || RAND_bytes(raw, (int)nbytes) != 1)
+        return -1;
+    EVP_EncodeBlock((unsigned char *)b64, raw, (int)nbytes);
+    explicit_bzero(raw, sizeof raw);
+    for (char *p = b64; *p; p++)
+        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
+    b64[strcspn(b64, "=")] = '\0';
+    snprintf(out, outlen, "%s%s", prefix, b64);
+    explicit_bzero(b64, sizeof b64);
+    return 0;
 }

@@ -68,6 +68,16 @@ enum MHD_Result api_not_allowed(struct MHD_Connection *c, const char *allow);
 /* A query argument as an integer in [lo, hi]: def when absent, -1 when not a number in range. */
 long api_arg_long(struct MHD_Connection *c, const char *name, long def, long lo, long hi);
 
+/* 1 when s is 1-128 printable ASCII characters (an org id, a token name). */
+int api_printable(const char *s);
+
+/*
+ * prefix + base64url (no padding) of nbytes random bytes into out (a
+ * token, a portal code): 0, or -1 when there are no random bytes. nbytes
+ * is at most 64; the bytes are wiped after use.
+ */
+int api_random_text(const char *prefix, size_t nbytes, char *out, size_t outlen);
+
 /* The endpoint of the request's runtime with that id as the caller may see it, or NULL. */
 sy_endpoint *api_endpoint(const api_req *q, const char *id);
 

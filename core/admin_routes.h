@@ -39,12 +39,15 @@ enum MHD_Result api_endpoint_rotate(api_req *q);
 enum MHD_Result api_endpoint_stats(api_req *q);
 enum MHD_Result api_endpoint_test(api_req *q);
 enum MHD_Result api_endpoint_enable(api_req *q);
+enum MHD_Result api_filter_validate(api_req *q);
 
 /* api_deliveries.c */
 enum MHD_Result api_deliveries_list(api_req *q);
 enum MHD_Result api_delivery_attempts(api_req *q);
 enum MHD_Result api_delivery_replay(api_req *q);
 enum MHD_Result api_events(api_req *q);
+enum MHD_Result api_event_types(api_req *q);
+enum MHD_Result api_endpoint_replay_dead(api_req *q);
 
 /* api_tokens.c */
 enum MHD_Result api_tokens_list(api_req *q);
@@ -56,6 +59,17 @@ enum MHD_Result api_token_delete(api_req *q);
  * error (logged).
  */
 int api_token_org(sy_epstore *store, const char *token, char *org, size_t orglen);
+/*
+ * Makes a token for t (org_id, name, created_ms, expires_ms set; t->id is
+ * set to id) and stores its hash: 0 with the token in token (64 bytes
+ * suffice), or -1 (logged).
+ */
+int api_token_issue(sy_epstore *store, epstore_token *t, char *token, size_t tlen, char *id,
+                    size_t idlen);
+
+/* api_portal.c */
+enum MHD_Result api_portal_session(api_req *q);
+enum MHD_Result api_portal_exchange(api_req *q);
 
 /* api_openapi.c */
 enum MHD_Result api_openapi(api_req *q);

@@ -1,7 +1,9 @@
 /*
- * api_deliveries.c - /api/v1/deliveries (by state and endpoint), one
- * delivery's attempts, replay of a dead one, and the event feed
- * (/api/v1/events), each read from the spool through its own connection.
+ * api_deliveries.c - /api/v1/deliveries (by state, endpoint, event type
+ * and time, either way of the row ids), one delivery's attempts, replay of
+ * a dead one or of every dead one of an endpoint, the event feed
+ * (/api/v1/events) and the event types an org has seen, each read from
+ * the store (store.h) through the request's handle.
  *
  * An org token sees the deliveries of its org's events to its org's
  * endpoints: those running now, and those the API deleted (their dead
@@ -51,15 +53,37 @@ static int own_endpoint(const api_req *q, const cJSON *mine, const char *endpoin
     return 0;
 }
 
+/* A query argument that is a non-negative integer (0 when absent); -1 when it is not one. */
+static long long arg_id(struct MHD_Connection *c, const char *name)
+{
+    return api_arg_long(c, name, 0, 0, LONG_MAX);
+}
+
 enum MHD_Result api_deliveries_list(api_req *q)
 {
     struct MHD_Connection *c = q->c;
-    const char *state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state");
-    const char *endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint");
-    long limit = api_arg_long(c, "limit", 100, 1, 10000);
-    long after = api_arg_long(c, "after", 0, 0, LONG_MAX);
-    if (limit < 0 || after < 0)
+    const char *order = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order");
+    store_dlv_filter f = {
+        .state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
+        .endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint"),
+        .event_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "event_type"),
+        .since_ms = arg_id(c, "since"),
+        .until_ms = arg_id(c, "until"),
+        .after_id = arg_id(c, "after"),
+        .before_id = arg_id(c, "before"),
+        .limit = api_arg_long(c, "limit", 100, 1, 10000),
+    };
+    if (f.event_type && !*f.event_type)
+        f.event_type = NULL;
+    if (f.limit < 0 || f.after_id < 0)
         return api_error(c, 400, "limit must be 1-10000 and after a row id >= 0");
+    if (f.before_id < 0)
+        return api_error(c, 400, "before must be a row id >= 0");
+    if (f.since_ms < 0 || f.until_ms < 0)
+        return api_error(c, 400, "since and until are milliseconds since 1970 (>= 0)");
+    if (order && strcmp(order, "asc") && strcmp(order, "desc"))
+        return api_error(c, 400, "order must be asc (after the cursor) or desc (before it)");
+    f.desc = order && !strcmp(order, "desc");
     enum MHD_Result rc;
     sy_store *st = api_store(q, "deliveries are listed from the spool", &rc);
     if (!st)
@@ -67,16 +91,53 @@ enum MHD_Result api_deliveries_list(api_req *q)
     cJSON *mine = q->org ? org_endpoints(q) : NULL;
     if (q->org && !mine)
         return api_error(c, 500, "cannot read the endpoint store");
-    if (endpoint && !own_endpoint(q, mine, endpoint)) {
+    if (f.endpoint && !own_endpoint(q, mine, f.endpoint)) {
         cJSON_Delete(mine);
         return api_error(c, 404, "no endpoint with that id");
     }
     char *list = mine ? cJSON_PrintUnformatted(mine) : NULL;
     cJSON_Delete(mine);
     store_scope scope = {q->org, list};
-    char *t = store_deliveries_json(st, state, endpoint, after, limit, q->org ? &scope : NULL);
+    char *t = store_deliveries_json(st, &f, q->org ? &scope : NULL);
     free(list);
     return t ? api_send_text(c, 200, t) : api_error(c, 400, store_error(st));
+}
+
+/* How many of the latest events the list of event types looks at. */
+#define EVENT_TYPES_SCAN 10000
+
+enum MHD_Result api_event_types(api_req *q)
+{
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "event types are read from the spool", &rc);
+    if (!st)
+        return rc;
+    char *t = store_event_types_json(st, q->org, EVENT_TYPES_SCAN);
+    if (!t)
+        return api_error(q->c, 500, store_error(st));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "event_types", cJSON_Parse(t));
+    free(t);
+    return api_send(q->c, 200, o);
+}
+
+enum MHD_Result api_endpoint_replay_dead(api_req *q)
+{
+    const char *id = q->params[0];
+    if (!api_endpoint(q, id))
+        return api_error(q->c, 404, "no endpoint with that id");
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "replay needs a spool", &rc);
+    if (!st)
+        return rc;
+    dead_filter all = {.endpoint = id};
+    long n = store_replay(st, &all);
+    if (n < 0)
+        return api_error(q->c, 500, store_error(st));
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "endpoint", id);
+    cJSON_AddNumberToObject(o, "replayed", (double)n);
+    return api_send(q->c, 200, o);
 }
 
 /*
@@ -148,8 +209,14 @@ enum MHD_Result api_events(api_req *q)
     struct MHD_Connection *c = q->c;
     long limit = api_arg_long(c, "limit", 100, 1, 1000);
     long after = api_arg_long(c, "after", 0, 0, LONG_MAX);
+    long before = api_arg_long(c, "before", 0, 0, LONG_MAX);
+    const char *order = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order");
     if (limit < 0 || after < 0)
         return api_error(c, 400, "limit must be 1-1000 and after a cursor >= 0");
+    if (before < 0)
+        return api_error(c, 400, "before must be a cursor >= 0");
+    if (order && strcmp(order, "asc") && strcmp(order, "desc"))
+        return api_error(c, 400, "order must be asc (after the cursor) or desc (before it)");
     enum MHD_Result rc;
     sy_store *st = api_store(q, "the event feed reads the spool", &rc);
     if (!st)
@@ -157,6 +224,7 @@ enum MHD_Result api_events(api_req *q)
     const char *org = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "org_id");
     if (q->org && org && strcmp(org, q->org))
         return api_error(c, 404, "no such org");
-    char *t = store_events_json(st, after, limit, q->org ? q->org : org);
+    int desc = order && !strcmp(order, "desc");
+    char *t = store_events_json(st, desc ? before : after, desc, limit, q->org ? q->org : org);
     return t ? api_send_text(c, 200, t) : api_error(c, 500, store_error(st));
 }

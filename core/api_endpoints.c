@@ -2,7 +2,8 @@
  * api_endpoints.c - /api/v1/endpoints: the list with live state, one
  * endpoint's config (secrets shown as a prefix), its health, and the
  * changes (create, PUT, PATCH, DELETE, rotate-secret), which the reloader
- * applies on the main thread; test events and enable.
+ * applies on the main thread; test events and enable; a filter checked
+ * before it is saved.
  *
  * Reads work on the runtime of the request: what GET shows is exactly what
  * runs. A change's answer reads the runtime it installed.
@@ -14,6 +15,7 @@
 #include "admin_routes.h"
 #include "clock.h"
 #include "epset.h"
+#include "filter.h"
 
 /* ---- views ---------------------------------------------------------------------- */
 
@@ -328,4 +330,38 @@ enum MHD_Result api_endpoint_enable(api_req *q)
     cJSON_AddStringToObject(o, "endpoint", id);
     cJSON_AddStringToObject(o, "state", "enabled");
     return api_send(q->c, 200, o);
+}
+
+/* ---- filters ------------------------------------------------------------------------ */
+
+/*
+ * The check an endpoint's "filter" goes through when it is saved, alone:
+ * the portal's filter editor asks before it saves. The error's path is the
+ * key inside the filter, as a change's answer would give it after
+ * "endpoints.<id>.".
+ */
+enum MHD_Result api_filter_validate(api_req *q)
+{
+    const cJSON *spec = cJSON_GetObjectItemCaseSensitive(q->body, "filter");
+    if (!cJSON_IsObject(q->body) || !spec || cJSON_GetArraySize(q->body) != 1)
+        return api_error_at(q->c, 400, "expected {\"filter\": {...}}", "filter");
+    char err[512];
+    sy_filter *f = filter_compile(spec, err, sizeof err);
+    if (f) {
+        filter_free(f);
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddBoolToObject(o, "valid", 1);
+        return api_send(q->c, 200, o);
+    }
+    /* Filter errors start with the path inside the filter, or "filter". */
+    char path[600] = "filter";
+    const char *msg = err;
+    char *colon = strstr(err, ": ");
+    if (colon) {
+        *colon = '\0';
+        if (strcmp(err, "filter"))
+            snprintf(path, sizeof path, "filter.%s", err);
+        msg = colon + 2;
+    }
+    return api_error_at(q->c, 400, msg, path);
 }

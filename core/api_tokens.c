@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -53,17 +52,10 @@ int api_token_org(sy_epstore *store, const char *token, char *org, size_t orglen
 /* "syt_" + base64url of random bytes (no padding), and "tok_" + 16 hex digits. */
 static int new_token(char *token, size_t tlen, char *id, size_t idlen)
 {
-    unsigned char raw[TOKEN_BYTES], rid[8];
-    char b64[4 * ((TOKEN_BYTES + 2) / 3) + 1];
-    if (RAND_bytes(raw, sizeof raw) != 1 || RAND_bytes(rid, sizeof rid) != 1)
+    unsigned char rid[8];
+    if (api_random_text(TOKEN_PREFIX, TOKEN_BYTES, token, tlen) != 0 ||
+        RAND_bytes(rid, sizeof rid) != 1)
         return -1;
-    EVP_EncodeBlock((unsigned char *)b64, raw, sizeof raw);
-    explicit_bzero(raw, sizeof raw);
-    for (char *p = b64; *p; p++)
-        *p = *p == '+' ? '-' : *p == '/' ? '_' : *p;
-    b64[strcspn(b64, "=")] = '\0';
-    snprintf(token, tlen, TOKEN_PREFIX "%s", b64);
-    explicit_bzero(b64, sizeof b64);
     int n = snprintf(id, idlen, "tok_");
     for (size_t i = 0; i < sizeof rid; i++)
         n += snprintf(id + n, idlen - (size_t)n, "%02x", rid[i]);
@@ -81,18 +73,6 @@ static cJSON *token_json(const epstore_token *t)
     return o;
 }
 
-/* 1 when s is 1-128 printable ASCII characters (an org id, a token name). */
-static int printable(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 128)
-        return 0;
-    for (; *s; s++)
-        if (*s < 0x20 || *s > 0x7e)
-            return 0;
-    return 1;
-}
-
 /* Reads {"org_id", "name", "expires"} into t; 0, or -1 after answering 400. */
 static int token_body(api_req *q, epstore_token *t, enum MHD_Result *rc)
 {
@@ -105,12 +85,12 @@ static int token_body(api_req *q, epstore_token *t, enum MHD_Result *rc)
     }
     for (const cJSON *m = q->body->child; m && !bad; m = m->next) {
         if (!strcmp(m->string, "org_id")) {
-            if (!cJSON_IsString(m) || !printable(m->valuestring))
+            if (!cJSON_IsString(m) || !api_printable(m->valuestring))
                 bad = "org_id", why = "expected the org's id: 1-128 printable characters";
             else
                 t->org_id = m->valuestring;
         } else if (!strcmp(m->string, "name")) {
-            if (!cJSON_IsString(m) || (*m->valuestring && !printable(m->valuestring)))
+            if (!cJSON_IsString(m) || (*m->valuestring && !api_printable(m->valuestring)))
                 bad = "name", why = "expected a name of at most 128 printable characters";
             else
                 t->name = m->valuestring;
@@ -134,6 +114,26 @@ static int token_body(api_req *q, epstore_token *t, enum MHD_Result *rc)
     return 0;
 }
 
+int api_token_issue(sy_epstore *store, epstore_token *t, char *token, size_t tlen, char *id,
+                    size_t idlen)
+{
+    unsigned char h[EPSTORE_HASH_LEN];
+    char err[512];
+    if (new_token(token, tlen, id, idlen) != 0) {
+        log_fields(SY_LOG_ERROR, "org token not made", LOG_S("error", "no random bytes"));
+        return -1;
+    }
+    t->id = id;
+    hash_of(token, h);
+    if (epstore_token_put(store, t, h, err, sizeof err) != 0) {
+        explicit_bzero(token, tlen);
+        log_fields(SY_LOG_ERROR, "org token not stored", LOG_S("error", err));
+        return -1;
+    }
+    log_fields(SY_LOG_INFO, "org token created", LOG_S("token", id), LOG_S("org", t->org_id));
+    return 0;
+}
+
 enum MHD_Result api_token_create(api_req *q)
 {
     sy_epstore *store = reloader_store(q->rl);
@@ -143,18 +143,9 @@ enum MHD_Result api_token_create(api_req *q)
     enum MHD_Result rc;
     if (token_body(q, &t, &rc) != 0)
         return rc;
-    char token[64], id[40], err[512];
-    unsigned char h[EPSTORE_HASH_LEN];
-    if (new_token(token, sizeof token, id, sizeof id) != 0)
-        return api_error(q->c, 500, "no random bytes for a token");
-    t.id = id;
-    hash_of(token, h);
-    if (epstore_token_put(store, &t, h, err, sizeof err) != 0) {
-        explicit_bzero(token, sizeof token);
-        log_fields(SY_LOG_ERROR, "org token not stored", LOG_S("error", err));
+    char token[64], id[40];
+    if (api_token_issue(store, &t, token, sizeof token, id, sizeof id) != 0)
         return api_error(q->c, 500, "the token store failed (the daemon's log says why)");
-    }
-    log_fields(SY_LOG_INFO, "org token created", LOG_S("token", id), LOG_S("org", t.org_id));
     cJSON *o = token_json(&t);
     cJSON_AddStringToObject(o, "token", token); /* shown this once; only its hash is kept */
     explicit_bzero(token, sizeof token);

@@ -238,6 +238,20 @@ static void load_admin(ld *L, const cJSON *a)
         c->admin_token_file = file->valuestring;
     if (cJSON_IsString(listen) && !strrchr(listen->valuestring, ':'))
         ERR(L, "core.admin.listen", "expected HOST:PORT, e.g. \"127.0.0.1:5580\"");
+    /* Both go into response headers: no character that could end or split one. */
+    const char *const hdr_keys[] = {"frame_ancestors", "portal_url"};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *v = item(a, hdr_keys[i]);
+        if (!cJSON_IsString(v))
+            continue;
+        for (const char *s = v->valuestring; *s; s++)
+            if (*s < 0x20 || *s > 0x7e || *s == ';' || *s == ',' || *s == '"') {
+                char key[64];
+                snprintf(key, sizeof key, "core.admin.%s", hdr_keys[i]);
+                ERR(L, key, "expected printable ASCII without ';', ',' or '\"'");
+                break;
+            }
+    }
     /* Never echo the value: it is a secret. */
     if (c->admin_token != token_before && strlen(c->admin_token) < 16) {
         if (cJSON_IsString(file))
@@ -529,6 +543,13 @@ static void load_endpoint(ld *L, const cJSON *o)
         snprintf(q, sizeof q, "%s.batch", p);
         ERR(L, q, "not with \"ordering\": an ordered endpoint sends one delivery per key at a "
                   "time; remove one of the two");
+    }
+    if (e.batch_max && e.transform) {
+        /* A whole batch is one attempt for the gate; a member's transform failing or dropping
+         * it would have to leave the batch on its own, which the shard does not do yet. */
+        snprintf(q, sizeof q, "%s.batch", p);
+        ERR(L, q, "not with \"transform\" yet: batched endpoints send the events as they are; "
+                  "remove one of the two");
     }
     if (L->errs->count != before) {
         free_endpoint(&e);

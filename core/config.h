@@ -150,6 +150,9 @@ typedef struct sy_conf {
     const char *cluster_node_id;   /* NULL: the host name */
     int64_t cluster_lease_timeout_ms;
     char host_name[128];           /* the default node id */
+    const char *portal_dir;        /* the portal's static files */
+    const char *portal_url;        /* the links' base; NULL = from the request's Host */
+    const char *frame_ancestors;   /* CSP frame-ancestors sources */
 
     sy_ingress_conf *ingress;
     size_t ningress;

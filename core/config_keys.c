@@ -16,6 +16,9 @@
 #ifndef SY_PLUGIN_DIR
 #define SY_PLUGIN_DIR "/usr/local/lib/switchyard/plugins"
 #endif
+#ifndef SY_PORTAL_DIR
+#define SY_PORTAL_DIR "/usr/local/share/switchyard/portal"
+#endif
 
 #define MIB (1024LL * 1024)
 
@@ -132,6 +135,19 @@ static const sy_config_key admin_keys[] = {
     {CORE("token", SY_CFG_STRING, NULL, SY_CFG_SECRET | CFG_CREATED, admin_token,
           "bearer token for `/api/v1/*`, at least 16 characters; a `token_file` that does not "
           "exist is created by `switchyard run`, mode 0600, with a random token")},
+    {CORE("portal_dir", SY_CFG_STRING, SY_PORTAL_DIR, CFG_NONEMPTY, portal_dir,
+          "folder of the customer portal's files, served at `/portal/` (docs/PORTAL.md). The "
+          "default is where `make install` puts them, `$(PREFIX)/share/switchyard/portal`; "
+          "from a source tree, `core/portal`")},
+    {CORE("portal_url", SY_CFG_STRING, NULL, CFG_NULL_OFF | CFG_NONEMPTY, portal_url,
+          "the portal's address as customers' browsers reach it, e.g. "
+          "`https://hooks.example.com/portal/`: the start of the links "
+          "`POST /api/v1/portal-sessions` answers; `null`: `http://` + the request's `Host` + "
+          "`/portal/`")},
+    {CORE("frame_ancestors", SY_CFG_STRING, "'none'", CFG_NONEMPTY, frame_ancestors,
+          "who may embed the portal in a frame: the CSP `frame-ancestors` sources, "
+          "space-separated (`https://app.example.com`); `'none'` (also `X-Frame-Options: "
+          "DENY`) or `'self'` (also `SAMEORIGIN`)")},
 };
 const sy_config_table config_admin_table = SY_CONFIG_TABLE(admin_keys, sy_conf);
 

@@ -249,6 +249,7 @@ static void add_delivery(void *arg, const store_row *r)
     cJSON_AddNumberToObject(o, "last_status", (double)r->status);
     cJSON_AddStringToObject(o, "last_detail", r->detail);
     cJSON_AddNumberToObject(o, "updated_ms", (double)r->updated_ms);
+    cJSON_AddNumberToObject(o, "received_ms", (double)r->received_ms);
     cJSON_AddItemToArray(arg, o);
 }
 
@@ -259,25 +260,43 @@ static char *print_owned(cJSON *root)
     return out;
 }
 
-char *store_deliveries_json(sy_store *st, const char *state, const char *endpoint,
-                            int64_t after_id, long limit, const store_scope *scope)
+/* A state's name as the API takes it: its number, or -2 when unknown; NULL is -1 (any). */
+static int state_num(const char *state)
 {
-    int st_num = -1;
-    if (state) {
-        if (!strcmp(state, "pending"))
-            st_num = DLV_PENDING;
-        else if (!strcmp(state, "done"))
-            st_num = DLV_DONE;
-        else if (!strcmp(state, "dead"))
-            st_num = DLV_DEAD;
-        else {
-            store_fail(st, "state must be pending, done or dead");
-            return NULL;
-        }
+    static const char *const names[] = {"pending", "done", "dead"};
+    static const int nums[] = {DLV_PENDING, DLV_DONE, DLV_DEAD};
+    if (!state)
+        return -1;
+    for (int i = 0; i < 3; i++)
+        if (!strcmp(state, names[i]))
+            return nums[i];
+    return -2;
+}
+
+char *store_deliveries_json(sy_store *st, const store_dlv_filter *f, const store_scope *scope)
+{
+    int st_num = state_num(f->state);
+    if (st_num == -2) {
+        store_fail(st, "state must be pending, done or dead");
+        return NULL;
     }
     cJSON *arr = cJSON_CreateArray();
-    if (st->ops->deliveries(st, st_num, endpoint, after_id, limit, scope, add_delivery, arr) !=
-        0) {
+    if (st->ops->deliveries(st, st_num, f, scope, add_delivery, arr) != 0) {
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    return print_owned(arr);
+}
+
+static void add_type(void *arg, const store_row *r)
+{
+    cJSON_AddItemToArray(arg, cJSON_CreateString(r->event_type));
+}
+
+char *store_event_types_json(sy_store *st, const char *org_id, long scan)
+{
+    cJSON *arr = cJSON_CreateArray();
+    if (st->ops->event_types(st, org_id, scan, add_type, arr) != 0) {
         cJSON_Delete(arr);
         return NULL;
     }
@@ -345,11 +364,11 @@ static void add_event(void *arg, const store_row *r)
     cJSON_AddItemToArray(f->arr, o);
 }
 
-char *store_events_json(sy_store *st, int64_t cursor, long limit, const char *org_id)
+char *store_events_json(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id)
 {
     cJSON *root = cJSON_CreateObject();
     feed f = {cJSON_AddArrayToObject(root, "events"), cursor};
-    if (st->ops->events(st, cursor, limit, org_id, add_event, &f) != 0) {
+    if (st->ops->events(st, cursor, desc, limit, org_id, add_event, &f) != 0) {
         cJSON_Delete(root);
         return NULL;
     }

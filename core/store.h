@@ -271,14 +271,6 @@ long store_replay(sy_store *st, const dead_filter *f);
 long store_list_dead(sy_store *st, const dead_filter *f, long limit, FILE *out);
 
 /*
- * Deliveries as a JSON array text (caller frees): state "pending", "done",
- * "dead" or NULL (any); endpoint or NULL; at most limit rows with id >
- * after_id, oldest first. Each: {"id", "endpoint", "event_id",
- * "event_type", "state", "attempts", "next_attempt_ms", "last_status",
- * "last_detail", "updated_ms"}. NULL with store_error (a bad state is an
- * error too: "state must be pending, done or dead").
- */
-/*
  * What an org token may see of the deliveries: those of its org's events
  * (the envelope's org_id) to endpoints of its org, given as a JSON array of
  * ids. A NULL scope: everything.
@@ -288,8 +280,36 @@ typedef struct store_scope {
     const char *endpoints_json;
 } store_scope;
 
-char *store_deliveries_json(sy_store *st, const char *state, const char *endpoint,
-                            int64_t after_id, long limit, const store_scope *scope);
+/* What a page of deliveries is drawn from (the admin API's and the portal's filters). */
+typedef struct store_dlv_filter {
+    const char *state;       /* "pending", "done", "dead" or NULL (any) */
+    const char *endpoint;    /* or NULL */
+    const char *event_type;  /* exact, or NULL */
+    int64_t since_ms;        /* the event arrived at or after (0: any) */
+    int64_t until_ms;        /* the event arrived before (0: any) */
+    int desc;                /* newest first: ids below before_id (0: from the newest) */
+    int64_t after_id;        /* oldest first: ids above */
+    int64_t before_id;
+    long limit;
+} store_dlv_filter;
+
+/*
+ * One page of deliveries as a JSON array text (caller frees), keyset by
+ * row id (a page costs the same at any depth): at most f->limit rows,
+ * oldest first above after_id or newest first below before_id. Each:
+ * {"id", "endpoint", "event_id", "event_type", "state", "attempts",
+ * "next_attempt_ms", "last_status", "last_detail", "updated_ms",
+ * "received_ms" (when its event arrived)}. NULL with store_error (a bad
+ * state is an error too: "state must be pending, done or dead").
+ */
+char *store_deliveries_json(sy_store *st, const store_dlv_filter *f, const store_scope *scope);
+
+/*
+ * The distinct event types of the latest `scan` events (of org_id, or of
+ * every org when NULL), sorted, as a JSON array text (caller frees). NULL
+ * with store_error.
+ */
+char *store_event_types_json(sy_store *st, const char *org_id, long scan);
 
 /*
  * The endpoint of delivery id and the org_id of its event ("" when the
@@ -324,11 +344,13 @@ int store_endpoint_stats(sy_store *st, const char *endpoint, int64_t now_ms, sto
 int store_replay_delivery(sy_store *st, int64_t id);
 
 /*
- * Events accepted after the cursor, oldest first, at most limit, optionally
- * of one org: {"events": [{"cursor": N, "event": {...}}], "next": N}
- * (caller frees). NULL with store_error.
+ * Events accepted after the cursor, oldest first, or with desc those below
+ * it, newest first (cursor 0: from the newest); at most limit, optionally
+ * of one org: {"events": [{"cursor": N, "event": {...}}], "next": N} (the
+ * last row's cursor, or the one given when none) (caller frees). NULL with
+ * store_error.
  */
-char *store_events_json(sy_store *st, int64_t cursor, long limit, const char *org_id);
+char *store_events_json(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id);
 
 /* Pending and dead deliveries per endpoint, as the store holds them. */
 typedef struct store_ep_count {

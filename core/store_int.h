@@ -17,6 +17,7 @@ typedef struct store_row {
     const char *endpoint, *event_id, *event_type, *detail;
     int state;
     int64_t attempt, next_ms, status, updated_ms;
+    int64_t received_ms;    /* deliveries: when the event arrived */
     const char *body;       /* events: the stored event */
     size_t body_len;
 } store_row;
@@ -49,9 +50,11 @@ typedef struct store_ops {
     /* dead rows matching f, in the order they died: endpoint, event_id, attempt, status,
      * updated_ms, detail */
     long (*dead)(sy_store *st, const dead_filter *f, store_row_fn fn, void *arg);
-    /* state -1 = any; every field of store_row but body */
-    int (*deliveries)(sy_store *st, int state, const char *endpoint, int64_t after_id,
-                      long limit, const store_scope *scope, store_row_fn fn, void *arg);
+    /* state -1 = any (f->state is already checked); every field of store_row but body */
+    int (*deliveries)(sy_store *st, int state, const store_dlv_filter *f,
+                      const store_scope *scope, store_row_fn fn, void *arg);
+    /* event_type only: the distinct types of the latest scan events, sorted */
+    int (*event_types)(sy_store *st, const char *org_id, long scan, store_row_fn fn, void *arg);
     int (*owner)(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
                  size_t org_len);
     /* id (the log row), attempt, started_ms (next_ms), duration_ms (updated_ms), status,
@@ -60,8 +63,8 @@ typedef struct store_ops {
                     store_row_fn fn, void *arg);
     int (*ep_stats)(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out);
     int (*replay_one)(sy_store *st, int64_t id);
-    /* id (the cursor) and body */
-    int (*events)(sy_store *st, int64_t cursor, long limit, const char *org_id,
+    /* id (the cursor) and body; desc: below the cursor (0: from the newest), newest first */
+    int (*events)(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id,
                   store_row_fn fn, void *arg);
     long (*endpoint_counts)(sy_store *st, store_ep_count **out);
     /* leases: NULL for a store without them */

@@ -799,6 +799,7 @@ static const store_ops pg_ops = {
     .replay = pg_replay,
     .dead = pg_dead,
     .deliveries = pg_deliveries,
+    .event_types = pg_event_types,
     .owner = pg_owner,
     .attempts = pg_attempts,
     .ep_stats = pg_ep_stats,

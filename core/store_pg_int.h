@@ -107,16 +107,17 @@ int pg_kill(sy_store *st, const char *endpoint, const char *detail, int64_t at_m
 int pg_count(sy_store *st, spool_counts *out);
 long pg_replay(sy_store *st, const dead_filter *f);
 long pg_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *arg);
-int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id, long limit,
-                  const store_scope *scope, store_row_fn fn, void *arg);
+int pg_deliveries(sy_store *st, int state, const store_dlv_filter *f, const store_scope *scope,
+                  store_row_fn fn, void *arg);
+int pg_event_types(sy_store *st, const char *org_id, long scan, store_row_fn fn, void *arg);
 int pg_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_len, char *org,
              size_t org_len);
 int pg_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long limit,
                 store_row_fn fn, void *arg);
 int pg_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out);
 int pg_replay_one(sy_store *st, int64_t id);
-int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, store_row_fn fn,
-              void *arg);
+int pg_events(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id,
+              store_row_fn fn, void *arg);
 long pg_endpoint_counts(sy_store *st, store_ep_count **out);
 
 /* store_pg_cluster.c: partition leases (see store.h). */

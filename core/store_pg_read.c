@@ -132,25 +132,36 @@ int pg_replay_one(sy_store *st, int64_t id)
     return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
 
-int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id, long limit,
-                  const store_scope *scope, store_row_fn fn, void *arg)
+/* $1 after, $2 state, $3 endpoint, $5/$6 scope, $7 before, $8 event type, $9/$10 arrival. */
+#define DELIVERIES_SQL                                                                          \
+    "SELECT d.id, d.endpoint, e.event_id, e.event_type, d.state, d.attempt, d.next_ms,"        \
+    " d.last_status, d.last_detail, d.updated_ms, e.received_ms"                               \
+    " FROM deliveries d JOIN events e ON e.id = d.event_rowid"                                 \
+    " WHERE d.id > $1 AND d.id < $7 AND ($2::int < 0 OR d.state = $2)"                         \
+    " AND ($3::text IS NULL OR d.endpoint = $3)"                                               \
+    " AND ($5::text IS NULL OR (e.org_id = $5 AND d.endpoint IN"                               \
+    "      (SELECT json_array_elements_text($6::json))))"                                      \
+    " AND ($8::text IS NULL OR e.event_type = $8)"                                             \
+    " AND e.received_ms >= $9 AND e.received_ms < $10"
+
+int pg_deliveries(sy_store *st, int state, const store_dlv_filter *f, const store_scope *scope,
+                  store_row_fn fn, void *arg)
 {
-    char after[24], stt[8], lim[24];
-    snprintf(after, sizeof after, "%lld", (long long)after_id);
+    char after[24], stt[8], lim[24], before[24], since[24], until[24];
+    snprintf(after, sizeof after, "%lld", (long long)(f->desc ? 0 : f->after_id));
     snprintf(stt, sizeof stt, "%d", state);
-    snprintf(lim, sizeof lim, "%ld", limit);
-    const char *vals[] = {after, stt, endpoint, lim, scope ? scope->org_id : NULL,
-                          scope ? scope->endpoints_json : NULL};
+    snprintf(lim, sizeof lim, "%ld", f->limit);
+    snprintf(before, sizeof before, "%lld",
+             (long long)(f->desc && f->before_id > 0 ? f->before_id : INT64_MAX));
+    snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
+    snprintf(until, sizeof until, "%lld", (long long)(f->until_ms > 0 ? f->until_ms : INT64_MAX));
+    const char *vals[] = {after, stt, f->endpoint, lim, scope ? scope->org_id : NULL,
+                          scope ? scope->endpoints_json : NULL, before, f->event_type, since,
+                          until};
     PGresult *r = query(PG(st),
-                        "SELECT d.id, d.endpoint, e.event_id, e.event_type, d.state, d.attempt,"
-                        " d.next_ms, d.last_status, d.last_detail, d.updated_ms"
-                        " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
-                        " WHERE d.id > $1 AND ($2::int < 0 OR d.state = $2)"
-                        " AND ($3::text IS NULL OR d.endpoint = $3)"
-                        " AND ($5::text IS NULL OR (e.org_id = $5 AND d.endpoint IN"
-                        "      (SELECT json_array_elements_text($6::json))))"
-                        " ORDER BY d.id LIMIT $4",
-                        6, vals);
+                        f->desc ? DELIVERIES_SQL " ORDER BY d.id DESC LIMIT $4"
+                                : DELIVERIES_SQL " ORDER BY d.id LIMIT $4",
+                        10, vals);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -158,30 +169,59 @@ int pg_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_i
                          .event_id = pg_text(r, i, 2), .event_type = pg_text(r, i, 3),
                          .state = (int)pg_int(r, i, 4), .attempt = pg_int(r, i, 5),
                          .next_ms = pg_int(r, i, 6), .status = pg_int(r, i, 7),
-                         .detail = pg_text(r, i, 8), .updated_ms = pg_int(r, i, 9)};
+                         .detail = pg_text(r, i, 8), .updated_ms = pg_int(r, i, 9),
+                         .received_ms = pg_int(r, i, 10)};
         fn(arg, &row);
     }
     PQclear(r);
     return 0;
 }
 
-int pg_events(sy_store *st, int64_t cursor, long limit, const char *org_id, store_row_fn fn,
-              void *arg)
+int pg_event_types(sy_store *st, const char *org_id, long scan, store_row_fn fn, void *arg)
 {
-    char after[24], lim[24];
-    snprintf(after, sizeof after, "%lld", (long long)cursor);
+    char lim[24];
+    snprintf(lim, sizeof lim, "%ld", scan);
+    const char *vals[] = {org_id, lim};
+    /* The newest rows by id only: the cost stays bounded whatever the store holds. Sorted
+     * byte-wise ("C"), as SQLite sorts, whatever the database's collation. */
+    PGresult *r = query(PG(st),
+                        "SELECT t FROM (SELECT event_type AS t FROM events"
+                        " WHERE $1::text IS NULL OR org_id = $1 ORDER BY id DESC LIMIT $2) s"
+                        " GROUP BY t ORDER BY t COLLATE \"C\"",
+                        2, vals);
+    if (!r)
+        return -1;
+    for (int i = 0; i < PQntuples(r); i++) {
+        store_row row = {.event_type = pg_text(r, i, 0)};
+        fn(arg, &row);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int pg_events(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id,
+              store_row_fn fn, void *arg)
+{
+    char cur[24], lim[24];
+    snprintf(cur, sizeof cur, "%lld", (long long)(desc && cursor <= 0 ? INT64_MAX : cursor));
     snprintf(lim, sizeof lim, "%ld", limit);
-    const char *vals[] = {after, org_id, lim};
+    const char *vals[] = {cur, org_id, lim};
     /*
      * Nodes commit batches side by side, so a smaller id may become visible
      * after a larger one was read, and a cursor past it would skip it. The
      * feed therefore shows events stored two seconds ago and earlier: far
-     * longer than a batch's one transaction takes.
+     * longer than a batch's one transaction takes. Newest first is a view,
+     * not a feed (nobody follows it with a cursor for what comes next), so
+     * it shows the latest at once.
      */
     PGresult *r = query(PG(st),
-                        "SELECT id, body FROM events WHERE id > $1"
-                        " AND ($2::text IS NULL OR org_id = $2)"
-                        " AND stored_at < now() - interval '2 seconds' ORDER BY id LIMIT $3",
+                        desc ? "SELECT id, body FROM events WHERE id < $1"
+                               " AND ($2::text IS NULL OR org_id = $2)"
+                               " ORDER BY id DESC LIMIT $3"
+                             : "SELECT id, body FROM events WHERE id > $1"
+                               " AND ($2::text IS NULL OR org_id = $2)"
+                               " AND stored_at < now() - interval '2 seconds'"
+                               " ORDER BY id LIMIT $3",
                         3, vals);
     if (!r)
         return -1;

@@ -625,36 +625,73 @@ static long sq_replay(sy_store *st, const dead_filter *f)
     return n;
 }
 
-static int sq_deliveries(sy_store *st, int state, const char *endpoint, int64_t after_id,
-                         long limit, const store_scope *scope, store_row_fn fn, void *arg)
+/* ?1 after, ?2 state, ?3 endpoint, ?5/?6 scope, ?7 before, ?8 event type, ?9/?10 arrival. */
+#define DELIVERIES_SQL                                                                          \
+    "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"      \
+    " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms, e.received_ms"         \
+    " FROM deliveries d JOIN events e ON e.id = d.event_rowid"                                 \
+    " WHERE d.id > ?1 AND d.id < ?7 AND (?2 < 0 OR d.state = ?2)"                              \
+    " AND (?3 IS NULL OR d.endpoint = ?3)"                                                     \
+    " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"                               \
+    "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"                              \
+    " AND (?8 IS NULL OR json_extract(e.body, '$.event_type') = ?8)"                           \
+    " AND e.received_ms >= ?9 AND e.received_ms < ?10"
+
+static int sq_deliveries(sy_store *st, int state, const store_dlv_filter *f,
+                         const store_scope *scope, store_row_fn fn, void *arg)
 {
+    /* A range on the row id, walked in order until the page is full: keyset paging. */
     sqlite3_stmt *q = query(
         SQ(st),
-        "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"
-        " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms"
-        " FROM deliveries d JOIN events e ON e.id = d.event_rowid"
-        " WHERE d.id > ?1 AND (?2 < 0 OR d.state = ?2) AND (?3 IS NULL OR d.endpoint = ?3)"
-        " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"
-        "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"
-        " ORDER BY d.id LIMIT ?4",
+        f->desc ? DELIVERIES_SQL " ORDER BY d.id DESC LIMIT ?4"
+                : DELIVERIES_SQL " ORDER BY d.id LIMIT ?4",
         "spool query");
     if (!q)
         return -1;
-    sqlite3_bind_int64(q, 1, after_id);
+    sqlite3_bind_int64(q, 1, f->desc ? 0 : f->after_id);
     sqlite3_bind_int(q, 2, state);
-    if (endpoint)
-        sqlite3_bind_text(q, 3, endpoint, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(q, 4, limit);
+    if (f->endpoint)
+        sqlite3_bind_text(q, 3, f->endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 4, f->limit);
     if (scope) {
         sqlite3_bind_text(q, 5, scope->org_id, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 6, scope->endpoints_json, -1, SQLITE_STATIC);
     }
+    sqlite3_bind_int64(q, 7, f->desc && f->before_id > 0 ? f->before_id : INT64_MAX);
+    if (f->event_type)
+        sqlite3_bind_text(q, 8, f->event_type, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 9, f->since_ms);
+    sqlite3_bind_int64(q, 10, f->until_ms > 0 ? f->until_ms : INT64_MAX);
     while (sqlite3_step(q) == SQLITE_ROW) {
         store_row r = {.id = sqlite3_column_int64(q, 0), .endpoint = col_text(q, 1),
                        .event_id = col_text(q, 2), .event_type = col_text(q, 3),
                        .state = sqlite3_column_int(q, 4), .attempt = sqlite3_column_int64(q, 5),
                        .next_ms = sqlite3_column_int64(q, 6), .status = sqlite3_column_int(q, 7),
-                       .detail = col_text(q, 8), .updated_ms = sqlite3_column_int64(q, 9)};
+                       .detail = col_text(q, 8), .updated_ms = sqlite3_column_int64(q, 9),
+                       .received_ms = sqlite3_column_int64(q, 10)};
+        fn(arg, &r);
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+static int sq_event_types(sy_store *st, const char *org_id, long scan, store_row_fn fn,
+                          void *arg)
+{
+    /* The newest rows by id only: the cost stays bounded whatever the spool holds. */
+    sqlite3_stmt *q = query(SQ(st),
+                            "SELECT DISTINCT t FROM (SELECT json_extract(body, '$.event_type')"
+                            " AS t FROM events WHERE ?1 IS NULL"
+                            " OR json_extract(body, '$.org_id') = ?1 ORDER BY id DESC LIMIT ?2)"
+                            " WHERE t IS NOT NULL ORDER BY t",
+                            "spool query");
+    if (!q)
+        return -1;
+    if (org_id)
+        sqlite3_bind_text(q, 1, org_id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, scan);
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        store_row r = {.event_type = col_text(q, 0)};
         fn(arg, &r);
     }
     sqlite3_finalize(q);
@@ -681,17 +718,20 @@ static int sq_replay_one(sy_store *st, int64_t id)
     return rc;
 }
 
-static int sq_events(sy_store *st, int64_t cursor, long limit, const char *org_id,
+static int sq_events(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id,
                      store_row_fn fn, void *arg)
 {
     sqlite3_stmt *q = query(SQ(st),
-                            "SELECT id, body FROM events WHERE id > ?1"
-                            " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
-                            " ORDER BY id LIMIT ?3",
+                            desc ? "SELECT id, body FROM events WHERE id < ?1"
+                                   " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                                   " ORDER BY id DESC LIMIT ?3"
+                                 : "SELECT id, body FROM events WHERE id > ?1"
+                                   " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                                   " ORDER BY id LIMIT ?3",
                             "spool query");
     if (!q)
         return -1;
-    sqlite3_bind_int64(q, 1, cursor);
+    sqlite3_bind_int64(q, 1, desc && cursor <= 0 ? INT64_MAX : cursor);
     if (org_id)
         sqlite3_bind_text(q, 2, org_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, limit);
@@ -867,6 +907,7 @@ static const store_ops sqlite_ops = {
     .replay = sq_replay,
     .dead = sq_dead,
     .deliveries = sq_deliveries,
+    .event_types = sq_event_types,
     .owner = sq_owner,
     .attempts = sq_attempts,
     .ep_stats = sq_ep_stats,

@@ -52,12 +52,14 @@ DEB_PKGS=(debhelper)
 # OpenAPI validator @apidevtools/swagger-parser). The machine image may
 # ship its own node and npm.
 # The packaging tests: lintian on the .deb files, man -l on the man pages,
-# systemd-analyze (verify, security) on the unit.
+# systemd-analyze (verify, security) on the unit. The portal's tests drive
+# Debian's chromium (headless) through chromium-driver with python3-selenium.
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq
   openssl rabbitmq-server postgresql
   lintian man-db systemd
+  chromium chromium-driver python3-selenium
 )
 command -v node >/dev/null 2>&1 || TEST_PKGS+=(nodejs)
 command -v npm >/dev/null 2>&1 || TEST_PKGS+=(npm)

@@ -14,7 +14,7 @@ from test_ops_helpers import (DONE, ack_all, event, file_sink, flaky_lines, flak
                               ops_daemon, sink_ids, spool_rows, wait_until)  # noqa: F401
 
 DELIVERY_FIELDS = {"id", "endpoint", "event_id", "event_type", "state", "attempts",
-                   "next_attempt_ms", "last_status", "last_detail", "updated_ms"}
+                   "next_attempt_ms", "last_status", "last_detail", "updated_ms", "received_ms"}
 
 
 def error_of(r, status):

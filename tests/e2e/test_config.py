@@ -99,7 +99,7 @@ def several_mistakes(core, sinks, eps, d):
 
 def unknown_admin_key(core, sinks, eps, d):
     core["admin"] = {"listen": "127.0.0.1:1", "tokn": "0123456789abcdef"}
-    return ["{core}: core.admin.tokn: unknown key (expected listen, token, token_file)"]
+    return ["{core}: core.admin.tokn: unknown key (expected listen, token, token_file, portal_dir, portal_url, frame_ancestors)"]
 
 
 def unknown_ingress_key(core, sinks, eps, d):

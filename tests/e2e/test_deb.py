@@ -5,7 +5,7 @@ The Debian packages `make deb` builds (debian/), once per session:
   a build folder of the tests' own, and the source tree is left as it was
   (no debian/ build files, no packages beside it);
 - lintian finds nothing (debian/switchyard.lintian-overrides explains the
-  one tag it overrides);
+  two tags it overrides);
 - each holds exactly its files, /etc/switchyard/conf.d/*.json are
   conffiles, and the binary's compiled-in plugin folder is the packaged one;
 - dpkg installs both into a scratch root (--root with chrootless
@@ -35,6 +35,10 @@ pytestmark = pytest.mark.skipif(
                       "under test; make test builds and checks them once")
 
 VERSION = (ROOT / "VERSION").read_text().strip()
+# The sink ABI the headers declare ("2.1"), as `switchyard version` prints it.
+ABI = ".".join(re.search(rf"#define SY_ABI_VERSION_{p} (\d+)",
+                         (ROOT / "sdk/include/switchyard/sink.h").read_text()).group(1)
+               for p in ("MAJOR", "MINOR"))
 CONF = ["10-core.json", "15-admin.json", "20-sinks.json", "30-endpoints.json"]
 
 
@@ -121,7 +125,9 @@ def test_lintian_finds_nothing_but_the_override(debs):
     assert r.returncode == 0, r
     # N: lines are the override's comment.
     tags = "".join(l for l in r.stdout.splitlines(True) if not l.startswith("N:"))
-    assert len(tags.splitlines()) == 1 and re.fullmatch(
+    assert len(tags.splitlines()) == 2 and re.fullmatch(
+        r"O: switchyard: package-contains-documentation-outside-usr-share-doc "
+        r"\[usr/share/switchyard/portal/index\.html\]\n"
         r"O: switchyard: package-supports-alternative-init-but-no-init\.d-script "
         r"\[(usr/)?lib/systemd/system/switchyard\.service\]\n", tags), r.stdout
 
@@ -132,7 +138,7 @@ def test_switchyard_package_contents(debs):
     plugins = sorted(p.name for p in (debs[0] / f"switchyard-{VERSION}/build/plugins").glob("*.so"))
     assert plugins
     unit = next(p for p in files if p.endswith("systemd/system/switchyard.service"))
-    docs = ["CONFIG.md", "HARDENING.md", "OPERATIONS.md", "PLUGINS.md", "QUEUES.md",
+    docs = ["CONFIG.md", "HARDENING.md", "OPERATIONS.md", "PLUGINS.md", "PORTAL.md", "QUEUES.md",
             "README.md", "WEBHOOKS.md"]
     want = ([f"etc/switchyard/conf.d/{c}" for c in CONF] +
             [unit, "usr/bin/switchyard", "usr/lib/sysusers.d/switchyard.conf",
@@ -140,7 +146,8 @@ def test_switchyard_package_contents(debs):
              "usr/share/man/man8/switchyard.8.gz", "usr/share/doc/switchyard/copyright",
              "usr/share/doc/switchyard/changelog.gz", "usr/share/lintian/overrides/switchyard"] +
             [f"usr/share/doc/switchyard/{d}.gz" for d in docs] +
-            [f"usr/lib/switchyard/plugins/{p}" for p in plugins])
+            [f"usr/lib/switchyard/plugins/{p}" for p in plugins] +
+            [f"usr/share/switchyard/portal/{p.name}" for p in (ROOT / "core/portal").iterdir()])
     assert sorted(p for p in files if not p.endswith("/")) == sorted(want)
     assert unit in ("lib/systemd/system/switchyard.service",
                     "usr/lib/systemd/system/switchyard.service")
@@ -258,21 +265,13 @@ def test_postinst_makes_the_user_the_state_folder_and_the_config_modes(installed
                                   "/usr/lib/systemd/system/switchyard.service")
 
 
-def abi():
-    """MAJOR.MINOR as sdk/include/switchyard/sink.h defines them."""
-    h = (ROOT / "sdk/include/switchyard/sink.h").read_text()
-    part = {k: re.search(rf"^#define SY_ABI_VERSION_{k} (\d+)$", h, re.M).group(1)
-            for k in ("MAJOR", "MINOR")}
-    return f"{part['MAJOR']}.{part['MINOR']}"
-
-
 def test_installed_binary_prints_the_version_and_the_commit(installed):
     root, _ = installed
     for arg in ("version", "--version"):
         r = subprocess.run([str(root / "usr/bin/switchyard"), arg], capture_output=True,
                            text=True)
         assert r.returncode == 0, r
-        assert r.stdout == f"switchyard {VERSION} (commit {tree_commit()}, sink ABI {abi()})\n"
+        assert r.stdout == f"switchyard {VERSION} (commit {tree_commit()}, sink ABI {ABI})\n"
 
 
 def test_installed_plugin_folder_is_the_compiled_in_one(installed, tmp_path):

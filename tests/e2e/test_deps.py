@@ -19,7 +19,8 @@ from conftest import ROOT
 
 DEPS = ROOT / "scripts/deps.sh"
 TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
-             "postgresql", "openssl", "lintian", "man-db", "systemd"}
+             "postgresql", "openssl", "lintian", "man-db", "systemd", "chromium",
+             "chromium-driver", "python3-selenium"}
 DEB_ONLY = {"debhelper"}
 BENCH_ONLY = {"nginx-light", "wrk", "rsyslog", "rsyslog-czmq"}
 

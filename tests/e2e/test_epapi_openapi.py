@@ -82,7 +82,11 @@ def test_routes_match_the_document_both_ways(ops_daemon, tmp_path, receiver):
                                                   "url": "https://hooks.example.com/y"},
               ("patch", "/api/v1/endpoints/{id}"): {"description": "patched"},
               ("post", "/api/v1/endpoints/{id}/rotate-secret"): {"grace": "1h"},
-              ("post", "/api/v1/tokens"): {"org_id": "beta"}}
+              ("post", "/api/v1/tokens"): {"org_id": "beta"},
+              ("post", "/api/v1/filters/validate"): {"filter": {"data.n": {"$gt": 1}}},
+              ("post", "/api/v1/portal-sessions"): {"org_id": "acme"}}
+    link = ok(call(d, "POST", "/api/v1/portal-sessions", {"org_id": "acme"}), 201)["url"]
+    bodies[("post", "/api/v1/portal-sessions/exchange")] = {"code": link.split("#code=")[1]}
     answered = 0
     # Deletions last, so the other routes find their objects.
     ops = [(p, m) for p, item in doc["paths"].items() for m in METHODS if m in item]

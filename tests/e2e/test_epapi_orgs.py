@@ -124,7 +124,7 @@ def test_every_route_answers_404_to_another_orgs_ids(ops_daemon, tmp_path):
             if method not in item:
                 continue
             if "{id}" not in path:
-                if path == "/api/v1/tokens":
+                if path in ("/api/v1/tokens", "/api/v1/portal-sessions"):
                     body = {"org_id": "beta"} if method == "post" else None
                     refused(call(d, method.upper(), path, body, token=acme), 404,
                             "no such API path")
@@ -145,8 +145,9 @@ def test_every_route_answers_404_to_another_orgs_ids(ops_daemon, tmp_path):
                        ("/api/v1/events?org_id=beta", "no such org")):
         refused(call(d, "GET", path, token=acme), 404, want)
         probes += 1
-    # 8 endpoint routes x 4 ids, 2 delivery routes x 6 ids, the 3 token routes, 3 lists.
-    assert probes == 8 * 4 + 2 * 6 + 2 + 2 + 3
+    # 9 endpoint routes x 4 ids, 2 delivery routes x 6 ids, the 3 token routes, the
+    # portal-sessions route, 3 lists.
+    assert probes == 9 * 4 + 2 * 6 + 2 + 2 + 1 + 3
     # None of that changed anything of beta's.
     admin_view = {e["id"]: e for e in ok(call(d, "GET", "/api/v1/endpoints"))}
     assert sorted(admin_view) == ["acme-cfg", "beta-api", "beta-cfg", "platform"]

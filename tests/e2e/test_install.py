@@ -99,7 +99,8 @@ def test_everything_is_in_its_place(stage):
              "usr/share/man/man5/switchyard.conf.5", "usr/share/man/man8/switchyard.8"] +
             [f"usr/include/switchyard/{p.name}"
              for p in (ROOT / "sdk/include/switchyard").glob("*.h")] +
-            [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()])
+            [f"usr/lib/switchyard/plugins/{n}.so" for n in built_plugins()] +
+            [f"usr/share/switchyard/portal/{p.name}" for p in (ROOT / "core/portal").iterdir()])
     assert files_in(stage) == sorted(want)
     assert (stage / "var/lib/switchyard").is_dir()
 
@@ -117,6 +118,8 @@ def test_example_config(stage):
             return [rewrite(x) for x in v]
         if key == "plugin_dir":
             return "/usr/lib/switchyard/plugins"
+        if key == "portal_dir":
+            return "/usr/share/switchyard/portal"
         if isinstance(v, str) and v.startswith("var/"):
             return "/var/lib/switchyard/" + v[len("var/"):]
         return v

@@ -31,14 +31,7 @@
 #include "epset.h"
 #include "mergepatch.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static const char *const ids[] = {"a", "b", "x.1", "hook-1", "", "bad/id"};
 #define NIDS (sizeof ids / sizeof ids[0])

@@ -24,14 +24,9 @@
 #include "envelope.h"
 #include "jsonscan.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "fuzz.h"
 
 /* An invariant failed: abort so libFuzzer saves the input as a crash. */
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
 
 static void check_event(const sy_event *ev, const uint8_t *msg, size_t len)
 {

@@ -24,14 +24,7 @@
 #include "envelope.h"
 #include "filter.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 /* Events of many shapes: the operators' type rules (numbers vs strings, absent vs null) differ. */
 static const char *const event_texts[] = {

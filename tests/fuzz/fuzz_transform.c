@@ -26,14 +26,7 @@
 #include "envelope.h"
 #include "transform.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static const tf_limits LIM = {.instructions = 20000, .memory = 4 << 20};
 

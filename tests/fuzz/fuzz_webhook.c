@@ -23,13 +23,7 @@
 
 #include "switchyard/webhook.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 /*
  * Test keys (public test values, never real secrets): the 24-byte HMAC

@@ -557,7 +557,8 @@ static void test_nested_objects(void **state)
              "%s: core.ingress[3].bind: must not be empty\n"
              "%s: core.ingress[4]: expected an object like {\"type\": \"pull\", \"bind\": "
              "\"tcp://127.0.0.1:5556\"}, got number\n"
-             "%s: core.admin.listn: unknown key (expected listen, token, token_file)\n"
+             "%s: core.admin.listn: unknown key (expected listen, token, token_file, portal_dir, "
+             "portal_url, frame_ancestors)\n"
              "%s: sinks.files.plugin: must not be empty\n"
              "%s: sinks.files.concurrency: must be between 1 and 10000\n"
              "%s: endpoints.a.enabled_events: must not be empty\n"
@@ -627,10 +628,14 @@ static void test_batch_key(void **state)
     clear();
     put("10-core.json", CORE);
     put("30-ep.json", "{\"sinks\": {\"files\": {\"plugin\": \"file\"}}, \"endpoints\": {"
-                      "\"o\": {\"sink\": \"files\", \"ordering\": \"endpoint\", \"batch\": {}}}}");
+                      "\"o\": {\"sink\": \"files\", \"ordering\": \"endpoint\", \"batch\": {}},"
+                      "\"t\": {\"sink\": \"files\", \"transform\": \"x.lua\", \"batch\": {}}}}");
+    ep = f("30-ep.json");
     snprintf(want, sizeof want,
              "%s: endpoints.o.batch: not with \"ordering\": an ordered endpoint sends one "
-             "delivery per key at a time; remove one of the two\n", f("30-ep.json"));
+             "delivery per key at a time; remove one of the two\n"
+             "%s: endpoints.t.batch: not with \"transform\" yet: batched endpoints send the "
+             "events as they are; remove one of the two\n", ep, ep);
     assert_string_equal(load(NULL), want);
 }
 
