@@ -3,11 +3,16 @@ Helpers for the cluster end-to-end tests (test_cluster.py): several real
 switchyard processes sharing one database on a real PostgreSQL
 (pg_helpers.py), each with its node id, ack ingress and outputs of its
 own; a publisher whose DEALER connects to every node (ZeroMQ spreads the
-events); readers of the partitions table and of each node's deliveries.
+events), also in a process of its own (Publisher); readers of the
+partitions table and of each node's deliveries.
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import zmq
 
@@ -78,6 +83,55 @@ class MultiAck(AckClient):
             self.s.setsockopt(opt, v)
         for a in addrs:
             self.s.connect(a)
+
+
+class Publisher:
+    """
+    MultiAck.publish_all in a child process (ack_publisher.py), so a libzmq
+    abort under load fails the test that saw it, with the child's stderr,
+    rather than killing the pytest process.
+    """
+
+    def __init__(self, folder, addrs, items, window=500, resend_after=1.0, deadline=240):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.acked_path, self.result_path = folder / "acked.txt", folder / "answers.json"
+        self.stderr_path = folder / "publisher.stderr"
+        spec = {"addrs": list(addrs), "items": [[i, b.decode()] for i, b in items],
+                "window": window, "resend_after": resend_after, "deadline": deadline,
+                "acked": str(self.acked_path), "result": str(self.result_path)}
+        (folder / "publisher.json").write_text(json.dumps(spec))
+        self.acked_path.write_text("")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("ack_publisher.py")),
+             str(folder / "publisher.json")], stdout=subprocess.DEVNULL, stderr=self._err)
+
+    def acked(self):
+        """How many events have had an answer so far."""
+        return self.acked_path.read_bytes().count(b"\n")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def answers(self, timeout):
+        """Waits for the child; its {event_id: [answers]}, or the test fails with its stderr."""
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"the publisher did not finish within {timeout} s", pytrace=False)
+        self._err.close()
+        if rc != 0:
+            pytest.fail(f"the publisher process exited with {rc}:\n"
+                        f"{self.stderr_path.read_text(errors='replace')[-4000:]}", pytrace=False)
+        return json.loads(self.result_path.read_text())
+
+    def kill(self):
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait()
+        self._err.close()
 
 
 def read_ids(path):
