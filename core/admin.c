@@ -24,6 +24,7 @@
 #include "jsonscan.h"
 #include "log.h"
 #include "metrics.h"
+#include "stats.h"
 #include "portal.h"
 
 struct sy_admin {
@@ -32,8 +33,25 @@ struct sy_admin {
     sy_pipeline *pl;
     sy_reloader *rl;
     int ready; /* atomic */
+    /* The store's read connection (libmicrohttpd's one thread uses it), opened on first use. */
+    store_conf sc;
+    int has_store;
+    sy_store *rd;
+    char rd_err[512];
 };
 
+/* The read connection, or NULL with the reason in a->rd_err. */
+static sy_store *reader(sy_admin *a)
+{
+    if (!a->rd && a->has_store)
+        a->rd = store_open(&a->sc, STORE_READER, a->rd_err, sizeof a->rd_err);
+    return a->rd;
+}
+
+static const char *reader_error(sy_admin *a)
+{
+    return a->rd ? store_error(a->rd) : a->rd_err;
+}
 /* The routes: the whole /api/v1, in the order the OpenAPI document lists them. */
 const api_route admin_routes[] = {
     {"GET", "/api/v1/endpoints", api_endpoints_list, 0},
@@ -217,7 +235,9 @@ static int authenticate(sy_admin *a, api_req *q)
 static enum MHD_Result api(sy_admin *a, struct MHD_Connection *c, const char *url,
                            const char *method, conn *k)
 {
-    api_req q = {.c = c, .rt = a->rt, .pl = a->pl, .rl = a->rl};
+    api_req q = {.c = c, .rt = a->rt, .pl = a->pl, .rl = a->rl, .has_store = a->has_store};
+    q.store = reader(a);
+    q.store_err = reader_error(a);
     const api_route *r = NULL;
     char allow[64] = "";
     for (size_t i = 0; i < admin_nroutes; i++) {
@@ -300,7 +320,7 @@ static enum MHD_Result route(sy_admin *a, struct MHD_Connection *c, const char *
     if ((!strcmp(url, "/metrics") || !strcmp(url, "/healthz") || !strcmp(url, "/readyz")) && !get)
         return api_not_allowed(c, "GET");
     if (!strcmp(url, "/metrics")) {
-        char *t = metrics_text(a->pl, a->rt);
+        char *t = metrics_text(a->pl, a->rt, reader(a));
         if (!t)
             return api_error(c, 500, "out of memory");
         enum MHD_Result rc = api_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
@@ -341,6 +361,7 @@ sy_admin *admin_start(const sy_conf *conf, sy_pipeline *pl, sy_reloader *rl, cha
     }
     sy_admin *a = calloc(1, sizeof *a);
     a->pl = pl;
+    a->has_store = config_store(conf, &a->sc);
     a->rl = rl;
     a->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port,
                               NULL, NULL, handle, a, MHD_OPTION_SOCK_ADDR, &sa,
@@ -370,5 +391,6 @@ void admin_stop(sy_admin *a)
     if (!a)
         return;
     MHD_stop_daemon(a->mhd);
+    store_close(a->rd);
     free(a);
 }

@@ -98,6 +98,20 @@ sy_endpoint *api_endpoint(const api_req *q, const char *id)
     return ep && api_sees(q, ep->conf->org_id) ? ep : NULL;
 }
 
+sy_store *api_store(api_req *q, const char *what, enum MHD_Result *rc)
+{
+    if (q->store)
+        return q->store;
+    if (!q->has_store) {
+        char msg[256];
+        snprintf(msg, sizeof msg, "%s; this daemon runs with spool: null", what);
+        *rc = api_error(q->c, 501, msg);
+    } else {
+        *rc = api_error(q->c, 500, q->store_err);
+    }
+    return NULL;
+}
+
 int api_printable(const char *s)
 {
     size_t n = strlen(s);

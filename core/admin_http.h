@@ -13,6 +13,7 @@
 
 #include "pipeline.h"
 #include "reloader.h"
+#include "store.h"
 
 /* Request bodies are JSON of at most this many bytes (413 beyond). */
 #define API_BODY_MAX (1024 * 1024)
@@ -31,8 +32,23 @@ typedef struct api_req {
     const char *org;
     char org_buf[160];
     char params[2][256];    /* the {id}s of the route's pattern, in order */
+    /*
+     * The store's read connection (the admin's one, used by its one thread):
+     * NULL without a store (has_store 0: spool null) or when it cannot be
+     * opened (has_store 1, store_err says why).
+     */
+    sy_store *store;
+    int has_store;
+    const char *store_err;
     cJSON *body;            /* the JSON body, parsed; NULL when the request has none */
 } api_req;
+
+/*
+ * The store for a route that reads it, or NULL after answering: 501 "WHAT;
+ * this daemon runs with spool: null" without one, 500 when it cannot be
+ * opened.
+ */
+sy_store *api_store(api_req *q, const char *what, enum MHD_Result *rc);
 
 /* 1 when the caller may see an object of org (NULL: of no org, only the admin token). */
 int api_sees(const api_req *q, const char *org);

@@ -3,7 +3,7 @@
  * and time, either way of the row ids), one delivery's attempts, replay of
  * a dead one or of every dead one of an endpoint, the event feed
  * (/api/v1/events) and the event types an org has seen, each read from
- * the spool through its own connection.
+ * the store (store.h) through the request's handle.
  *
  * An org token sees the deliveries of its org's events to its org's
  * endpoints: those running now, and those the API deleted (their dead
@@ -15,9 +15,6 @@
 #include <string.h>
 
 #include "admin_routes.h"
-#include "spool_query.h"
-
-#define NO_SPOOL "; this daemon runs with spool: null"
 
 /* The ids of the caller's org's endpoints, running or deleted, as a JSON array. NULL: error. */
 static cJSON *org_endpoints(const api_req *q)
@@ -65,9 +62,8 @@ static long long arg_id(struct MHD_Connection *c, const char *name)
 enum MHD_Result api_deliveries_list(api_req *q)
 {
     struct MHD_Connection *c = q->c;
-    const char *spool = q->rt->conf->spool;
     const char *order = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "order");
-    spoolq_filter f = {
+    store_dlv_filter f = {
         .state = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "state"),
         .endpoint = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "endpoint"),
         .event_type = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "event_type"),
@@ -88,8 +84,10 @@ enum MHD_Result api_deliveries_list(api_req *q)
     if (order && strcmp(order, "asc") && strcmp(order, "desc"))
         return api_error(c, 400, "order must be asc (after the cursor) or desc (before it)");
     f.desc = order && !strcmp(order, "desc");
-    if (!spool)
-        return api_error(c, 501, "deliveries are listed from the spool" NO_SPOOL);
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "deliveries are listed from the spool", &rc);
+    if (!st)
+        return rc;
     cJSON *mine = q->org ? org_endpoints(q) : NULL;
     if (q->org && !mine)
         return api_error(c, 500, "cannot read the endpoint store");
@@ -99,11 +97,10 @@ enum MHD_Result api_deliveries_list(api_req *q)
     }
     char *list = mine ? cJSON_PrintUnformatted(mine) : NULL;
     cJSON_Delete(mine);
-    spoolq_scope scope = {q->org, list};
-    char err[512];
-    char *t = spoolq_deliveries_page(spool, &f, q->org ? &scope : NULL, err, sizeof err);
+    store_scope scope = {q->org, list};
+    char *t = store_deliveries_json(st, &f, q->org ? &scope : NULL);
     free(list);
-    return t ? api_send_text(c, 200, t) : api_error(c, 400, err);
+    return t ? api_send_text(c, 200, t) : api_error(c, 400, store_error(st));
 }
 
 /* How many of the latest events the list of event types looks at. */
@@ -111,12 +108,13 @@ enum MHD_Result api_deliveries_list(api_req *q)
 
 enum MHD_Result api_event_types(api_req *q)
 {
-    if (!q->rt->conf->spool)
-        return api_error(q->c, 501, "event types are read from the spool" NO_SPOOL);
-    char err[512];
-    char *t = spoolq_event_types(q->rt->conf->spool, q->org, EVENT_TYPES_SCAN, err, sizeof err);
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "event types are read from the spool", &rc);
+    if (!st)
+        return rc;
+    char *t = store_event_types_json(st, q->org, EVENT_TYPES_SCAN);
     if (!t)
-        return api_error(q->c, 500, err);
+        return api_error(q->c, 500, store_error(st));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddItemToObject(o, "event_types", cJSON_Parse(t));
     free(t);
@@ -128,12 +126,14 @@ enum MHD_Result api_endpoint_replay_dead(api_req *q)
     const char *id = q->params[0];
     if (!api_endpoint(q, id))
         return api_error(q->c, 404, "no endpoint with that id");
-    if (!q->rt->conf->spool)
-        return api_error(q->c, 501, "replay needs a spool" NO_SPOOL);
-    char err[512];
-    long n = spoolq_replay_endpoint(q->rt->conf->spool, id, err, sizeof err);
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "replay needs a spool", &rc);
+    if (!st)
+        return rc;
+    dead_filter all = {.endpoint = id};
+    long n = store_replay(st, &all);
     if (n < 0)
-        return api_error(q->c, 500, err);
+        return api_error(q->c, 500, store_error(st));
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "endpoint", id);
     cJSON_AddNumberToObject(o, "replayed", (double)n);
@@ -153,16 +153,13 @@ static int visible_delivery(api_req *q, long long *id, const char *not_found,
         *rc = api_error(q->c, 400, "the delivery id must be a positive integer");
         return -1;
     }
-    const char *spool = q->rt->conf->spool;
-    if (!spool) {
-        *rc = api_error(q->c, 501, no_spool);
+    sy_store *st = api_store(q, no_spool, rc);
+    if (!st)
         return -1;
-    }
-    char endpoint[256], org[256], err[512];
-    int found = spoolq_delivery_owner(spool, *id, endpoint, sizeof endpoint, org, sizeof org, err,
-                                      sizeof err);
+    char endpoint[256], org[256];
+    int found = store_delivery_owner(st, *id, endpoint, sizeof endpoint, org, sizeof org);
     if (found < 0) {
-        *rc = api_error(q->c, 500, err);
+        *rc = api_error(q->c, 500, store_error(st));
         return -1;
     }
     if (found && q->org) {
@@ -180,28 +177,26 @@ enum MHD_Result api_delivery_attempts(api_req *q)
     long long id;
     enum MHD_Result rc;
     if (visible_delivery(q, &id, "no delivery with that id",
-                         "attempts are read from the spool" NO_SPOOL, &rc) != 1)
+                         "attempts are read from the spool", &rc) != 1)
         return rc;
     long limit = api_arg_long(q->c, "limit", 100, 1, 10000);
     long after = api_arg_long(q->c, "after", 0, 0, LONG_MAX);
     if (limit < 0 || after < 0)
         return api_error(q->c, 400, "limit must be 1-10000 and after an attempt id >= 0");
-    char err[512];
-    char *t = spoolq_attempts(q->rt->conf->spool, id, after, limit, err, sizeof err);
-    return t ? api_send_text(q->c, 200, t) : api_error(q->c, 500, err);
+    char *t = store_attempts_json(q->store, id, after, limit);
+    return t ? api_send_text(q->c, 200, t) : api_error(q->c, 500, store_error(q->store));
 }
 
 enum MHD_Result api_delivery_replay(api_req *q)
 {
     long long id;
     enum MHD_Result rc;
-    if (visible_delivery(q, &id, "no dead delivery with that id", "replay needs a spool" NO_SPOOL,
+    if (visible_delivery(q, &id, "no dead delivery with that id", "replay needs a spool",
                          &rc) != 1)
         return rc;
-    char err[512];
-    int r = spoolq_replay_delivery(q->rt->conf->spool, id, err, sizeof err);
+    int r = store_replay_delivery(q->store, id);
     if (r < 0)
-        return api_error(q->c, 500, err);
+        return api_error(q->c, 500, store_error(q->store));
     if (r == 0)
         return api_error(q->c, 404, "no dead delivery with that id");
     cJSON *o = cJSON_CreateObject();
@@ -222,15 +217,14 @@ enum MHD_Result api_events(api_req *q)
         return api_error(c, 400, "before must be a cursor >= 0");
     if (order && strcmp(order, "asc") && strcmp(order, "desc"))
         return api_error(c, 400, "order must be asc (after the cursor) or desc (before it)");
-    if (!q->rt->conf->spool)
-        return api_error(c, 501, "the event feed reads the spool" NO_SPOOL);
+    enum MHD_Result rc;
+    sy_store *st = api_store(q, "the event feed reads the spool", &rc);
+    if (!st)
+        return rc;
     const char *org = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "org_id");
     if (q->org && org && strcmp(org, q->org))
         return api_error(c, 404, "no such org");
-    char err[512];
-    const char *scope = q->org ? q->org : org;
-    char *t = order && !strcmp(order, "desc")
-                  ? spoolq_events_before(q->rt->conf->spool, before, limit, scope, err, sizeof err)
-                  : spoolq_events_after(q->rt->conf->spool, after, limit, scope, err, sizeof err);
-    return t ? api_send_text(c, 200, t) : api_error(c, 500, err);
+    int desc = order && !strcmp(order, "desc");
+    char *t = store_events_json(st, desc ? before : after, desc, limit, q->org ? q->org : org);
+    return t ? api_send_text(c, 200, t) : api_error(c, 500, store_error(st));
 }

@@ -16,7 +16,6 @@
 #include "clock.h"
 #include "epset.h"
 #include "filter.h"
-#include "spool_query.h"
 
 /* ---- views ---------------------------------------------------------------------- */
 
@@ -95,11 +94,10 @@ static const ep_live none_live;
 enum MHD_Result api_endpoints_list(api_req *q)
 {
     /* With a spool, pending and dead are what the spool holds (they survive restarts). */
-    spoolq_count *counts = NULL;
+    store_ep_count *counts = NULL;
     long ncounts = -1;
-    char err[256];
-    if (q->rt->conf->spool)
-        ncounts = spoolq_endpoint_counts(q->rt->conf->spool, &counts, err, sizeof err);
+    if (q->store)
+        ncounts = store_endpoint_counts(q->store, &counts);
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(q->pl, &live);
     cJSON *arr = cJSON_CreateArray();
@@ -186,15 +184,13 @@ enum MHD_Result api_endpoint_stats(api_req *q)
     sy_endpoint *ep = path_endpoint(q, &rc);
     if (!ep)
         return rc;
-    const char *spool = q->rt->conf->spool;
-    if (!spool)
-        return api_error(q->c, 501, "endpoint stats read the spool's attempts log; this daemon "
-                                    "runs with spool: null");
-    spoolq_stats st;
-    char err[512];
+    sy_store *sto = api_store(q, "endpoint stats read the spool's attempts log", &rc);
+    if (!sto)
+        return rc;
+    store_ep_stats st;
     int64_t now = wall_ms();
-    if (spoolq_endpoint_stats(spool, ep->conf->id, now, &st, err, sizeof err) != 0)
-        return api_error(q->c, 500, err);
+    if (store_endpoint_stats(sto, ep->conf->id, now, &st) != 0)
+        return api_error(q->c, 500, store_error(sto));
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(q->pl, &live);
     const ep_live *lv = pipeline_snapshot_find(live, nlive, ep->conf->id);

@@ -262,6 +262,35 @@ static void load_admin(ld *L, const cJSON *a)
     }
 }
 
+/*
+ * core.store: like core.admin, later files replace key by key; null is
+ * "SQLite in core.spool". The conninfo may hold a password: a message
+ * about it never shows it.
+ */
+static void load_store(ld *L, const cJSON *o)
+{
+    sy_conf *c = L->c;
+    if (cJSON_IsNull(o)) {
+        c->store_type = "sqlite";
+        c->store_conninfo = NULL;
+        return;
+    }
+    const char *before = c->store_conninfo;
+    if (fill(L, "core.store", &config_store_table, o, CFG_FILL_OVER | CFG_FILL_LIST, c))
+        return;
+    char msg[256];
+    if (c->store_conninfo != before && store_check_conninfo(c->store_conninfo, msg, sizeof msg))
+        ERR(L, cJSON_IsString(item(o, "conninfo_file")) ? "core.store.conninfo_file"
+                                                        : "core.store.conninfo",
+            "%s", msg);
+}
+
+static void load_cluster(ld *L, const cJSON *o)
+{
+    if (!cJSON_IsNull(o))
+        fill(L, "core.cluster", &config_cluster_table, o, CFG_FILL_OVER | CFG_FILL_LIST, L->c);
+}
+
 static void load_core(ld *L, const cJSON *core)
 {
     if (!cJSON_IsObject(core)) {
@@ -276,6 +305,12 @@ static void load_core(ld *L, const cJSON *core)
     v = item(core, "admin");
     if (cJSON_IsObject(v) || cJSON_IsNull(v))
         load_admin(L, v);
+    v = item(core, "store");
+    if (cJSON_IsObject(v) || cJSON_IsNull(v))
+        load_store(L, v);
+    v = item(core, "cluster");
+    if (cJSON_IsObject(v) || cJSON_IsNull(v))
+        load_cluster(L, v);
 }
 
 /* ---- sinks --------------------------------------------------------- */
@@ -645,6 +680,21 @@ static void endpoint_sinks(sy_conf *c, sy_errs *errs, size_t from)
 static void cross_check(sy_conf *c, sy_errs *errs, int had_errors)
 {
     endpoint_sinks(c, errs, 0);
+    if (!strcmp(c->store_type, "postgres")) {
+        if (!c->store_conninfo)
+            errs_add(errs, c->dir, "core.store.conninfo",
+                     "type postgres needs a conninfo (or conninfo_file)");
+        if (c->spool)
+            errs_add(errs, c->dir, "core.spool",
+                     "with core.store of type postgres the events live in PostgreSQL: set "
+                     "core.spool to null or remove it");
+    } else {
+        if (c->store_conninfo)
+            errs_add(errs, c->dir, "core.store.conninfo", "only for type postgres");
+        if (c->cluster_json)
+            errs_add(errs, c->dir, "core.cluster",
+                     "a cluster shares a PostgreSQL store: set core.store's type to postgres");
+    }
     /* With other errors the ingress list may be empty only because of them. */
     if (c->ningress == 0 && !had_errors)
         errs_add(errs, c->dir, "core.ingress",
@@ -753,9 +803,15 @@ sy_conf *config_build(const config_source *src, sy_errs *errs)
     sy_conf *c = calloc(1, sizeof *c);
     c->dir = strdup(src->dir);
     /* The tables' defaults; each file then writes the keys it gives over them. */
-    config_report_at core_at = {errs, src->dir, "core"}, admin_at = {errs, src->dir, "core.admin"};
+    config_report_at core_at = {errs, src->dir, "core"}, admin_at = {errs, src->dir, "core.admin"},
+                     store_at = {errs, src->dir, "core.store"},
+                     cluster_at = {errs, src->dir, "core.cluster"};
     cfgtable_defaults(&config_core_table, c, &c->arena, config_report, &core_at);
     cfgtable_defaults(&config_admin_table, c, &c->arena, config_report, &admin_at);
+    cfgtable_defaults(&config_store_table, c, &c->arena, config_report, &store_at);
+    cfgtable_defaults(&config_cluster_table, c, &c->arena, config_report, &cluster_at);
+    if (gethostname(c->host_name, sizeof c->host_name - 1) != 0 || !c->host_name[0])
+        snprintf(c->host_name, sizeof c->host_name, "switchyard");
     c->shards = default_shards(); /* the table has no default: it is this machine's */
     c->files = calloc(src->n + 1, sizeof *c->files);
     for (size_t i = 0; i < src->n; i++)
@@ -771,6 +827,24 @@ sy_conf *config_build(const config_source *src, sy_errs *errs)
         return NULL;
     }
     return c;
+}
+
+int config_store(const sy_conf *c, store_conf *out)
+{
+    memset(out, 0, sizeof *out);
+    out->retention_ms = c->retention_ms;
+    out->dedup_window_ms = c->dedup_window_ms;
+    out->node_id = c->cluster_node_id ? c->cluster_node_id : c->host_name;
+    out->lease_timeout_ms = c->cluster_lease_timeout_ms;
+    if (!strcmp(c->store_type, "postgres")) {
+        out->kind = STORE_POSTGRES;
+        out->conninfo = c->store_conninfo;
+        return 1;
+    }
+    out->kind = STORE_SQLITE;
+    out->path = c->spool;
+    out->sync = c->spool_sync;
+    return c->spool != NULL;
 }
 
 sy_conf *config_load(const char *dir, sy_errs *errs)
@@ -858,4 +932,8 @@ void config_restart_changes(const sy_conf *boot, const sy_conf *n,
     cfgtable_changed(&config_core_table, CFG_RESTART, boot, n, restart_key, &r);
     r.prefix = "core.admin.";
     cfgtable_changed(&config_admin_table, CFG_RESTART, boot, n, restart_key, &r);
+    r.prefix = "core.store.";
+    cfgtable_changed(&config_store_table, CFG_RESTART, boot, n, restart_key, &r);
+    r.prefix = "core.cluster.";
+    cfgtable_changed(&config_cluster_table, CFG_RESTART, boot, n, restart_key, &r);
 }

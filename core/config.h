@@ -19,6 +19,7 @@
 #include "filter.h"
 #include "gate.h"
 #include "retry.h"
+#include "store.h"
 #include "switchyard/sink.h"
 
 /* One error as errs_add was given it (the admin API answers with path and message). */
@@ -109,6 +110,8 @@ typedef struct sy_conf {
     const cJSON *admin_json;       /* read with config_admin_table */
     const char *spool;             /* SQLite file; NULL = in memory */
     const char *spool_sync;        /* "full" or "normal" */
+    const cJSON *store_json;       /* read with config_store_table */
+    const cJSON *cluster_json;     /* read with config_cluster_table */
     int64_t retention_ms;          /* delivered rows kept this long */
     int64_t dedup_window_ms;       /* event ids remembered this long */
     int64_t spill_after_ms;        /* retries due later than this wait on disk */
@@ -140,6 +143,13 @@ typedef struct sy_conf {
      */
     const char *admin_token;
     const char *admin_token_file;
+    /* keys of core.store (config_store_table) */
+    const char *store_type;        /* "sqlite" or "postgres" */
+    const char *store_conninfo;    /* postgres: a secret, never shown */
+    /* keys of core.cluster (config_cluster_table) */
+    const char *cluster_node_id;   /* NULL: the host name */
+    int64_t cluster_lease_timeout_ms;
+    char host_name[128];           /* the default node id */
     const char *portal_dir;        /* the portal's static files */
     const char *portal_url;        /* the links' base; NULL = from the request's Host */
     const char *frame_ancestors;   /* CSP frame-ancestors sources */
@@ -208,6 +218,12 @@ sy_conf *config_build(const config_source *src, sy_errs *errs);
  */
 int config_add_api_endpoints(sy_conf *c, const cJSON *endpoints, sy_errs *errs);
 void config_free(sy_conf *c);
+
+/*
+ * The store the config names: fills *out (pointers into c) and returns 1,
+ * or 0 when events are kept in memory only (spool: null).
+ */
+int config_store(const sy_conf *c, store_conf *out);
 
 /*
  * Where JSON text holds a NUL: a raw 0 byte or a \u0000 escape, which

@@ -25,6 +25,7 @@
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const spool_syncs[] = {"full", "normal", NULL};
+static const char *const store_types[] = {"sqlite", "postgres", NULL};
 static const char *const orderings[] = {"endpoint", "key", NULL};
 const char *const config_ingress_types[] = {"pull", "sub", "ack", NULL};
 
@@ -44,11 +45,17 @@ static const sy_config_key core_keys[] = {
           "SQLite file holding every accepted event and delivery (WAL, group commit), created "
           "mode 0600 with its `-wal` and `-shm` files; `null` runs in memory and says so at "
           "start: unfinished deliveries are then lost if the process dies, and event ids are "
-          "not de-duplicated")},
+          "not de-duplicated. With `store` of type `postgres` it must be absent or `null`")},
     {CORE("spool_sync", SY_CFG_STRING, "full", CFG_RESTART, spool_sync,
           "`full`: committed data survives power loss; `normal`: survives process crashes "
           "(kill -9), faster"),
      .choices = spool_syncs},
+    {CORE("store", CFG_OBJECT, NULL, CFG_NULL_OFF | CFG_RESTART, store_json,
+          "which store keeps events and deliveries, an object with the keys of `core.store`; "
+          "absent or `null`: SQLite in the file `spool`")},
+    {CORE("cluster", CFG_OBJECT, NULL, CFG_NULL_OFF | CFG_RESTART, cluster_json,
+          "with `store` of type `postgres`: this node in the cluster, an object with the "
+          "keys of `core.cluster`")},
     {CORE("retention", SY_CFG_DURATION, "1d", CFG_RESTART, retention_ms,
           "how long delivered rows and the attempts log are kept")},
     {CORE("dedup_window", SY_CFG_DURATION, "1d", CFG_RESTART, dedup_window_ms,
@@ -143,6 +150,33 @@ static const sy_config_key admin_keys[] = {
           "DENY`) or `'self'` (also `SAMEORIGIN`)")},
 };
 const sy_config_table config_admin_table = SY_CONFIG_TABLE(admin_keys, sy_conf);
+
+static const sy_config_key store_keys[] = {
+    {CORE("type", SY_CFG_STRING, "sqlite", CFG_RESTART, store_type,
+          "`sqlite`: the file `core.spool`, one node; `postgres`: a PostgreSQL database that "
+          "any number of nodes share (docs/SCALING.md)"),
+     .choices = store_types},
+    {CORE("conninfo", SY_CFG_STRING, NULL, SY_CFG_SECRET | CFG_NONEMPTY | CFG_RESTART,
+          store_conninfo,
+          "`postgres`: a libpq connection string (`host=db1 dbname=switchyard user=sy`, or a "
+          "`postgresql://` URI); it may hold a password, so it is never logged; "
+          "`conninfo_file` keeps it out of the config")},
+};
+const sy_config_table config_store_table = SY_CONFIG_TABLE(store_keys, sy_conf);
+
+static const sy_config_key cluster_keys[] = {
+    {CORE("node_id", SY_CFG_STRING, NULL, CFG_NONEMPTY | CFG_RESTART, cluster_node_id,
+          "this node's name among those sharing the database, unique to one running process "
+          "(a node restarting under its name takes its partitions back at once); default: the "
+          "host name")},
+    {CORE("lease_timeout", SY_CFG_DURATION, "10s", SY_CFG_RANGE | CFG_RESTART,
+          cluster_lease_timeout_ms,
+          "how long a node's partition leases outlive its last renewal: a node that stops, "
+          "dies or loses the database has its partitions taken over this long after; it "
+          "renews every third of it"),
+     RANGE(1000, 3600000)},
+};
+const sy_config_table config_cluster_table = SY_CONFIG_TABLE(cluster_keys, sy_conf);
 
 #define INGRESS(name, type, def, flags, member, help) \
     SY_KEY(name, type, def, flags, config_ingress_keys, member, help)
@@ -270,6 +304,8 @@ const config_section config_sections[] = {
     {"core", "{\"core\": {...}}", &config_core_table},
     {"core.ingress[]", "{\"core\": {\"ingress\": [{...}, ...]}}", &config_ingress_table},
     {"core.admin", "{\"core\": {\"admin\": {...}}}", &config_admin_table},
+    {"core.store", "{\"core\": {\"store\": {...}}}", &config_store_table},
+    {"core.cluster", "{\"core\": {\"cluster\": {...}}}", &config_cluster_table},
     {"sinks.NAME", "{\"sinks\": {\"NAME\": {...}}}, beside the plugin's instance keys",
      &config_sink_table},
     {"endpoints.ID", "{\"endpoints\": {\"ID\": {...}}}, beside the plugin's endpoint keys",

@@ -45,6 +45,8 @@ typedef struct config_batch_keys {
 
 extern const sy_config_table config_core_table;     /* "core", over sy_conf */
 extern const sy_config_table config_admin_table;    /* "core.admin", over sy_conf */
+extern const sy_config_table config_store_table;    /* "core.store", over sy_conf */
+extern const sy_config_table config_cluster_table;  /* "core.cluster", over sy_conf */
 extern const sy_config_table config_ingress_table;  /* an element of "core.ingress" */
 extern const sy_config_table config_sink_table;     /* a sink object's core keys, over sy_sink_conf */
 extern const sy_config_table config_endpoint_table; /* an endpoint's core keys, over sy_endpoint_conf */

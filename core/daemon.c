@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "admin.h"
+#include "cluster.h"
 #include "config.h"
 #include "pipeline.h"
 #include "host.h"
@@ -68,6 +69,17 @@ int daemon_check(const daemon_opts *o)
         print_errs(&errs);
         errs_free(&errs);
         config_free(c);
+        return 2;
+    }
+    /* A store that cannot be reached is a broken setup too (postgres: connect, schema). */
+    store_conf sc;
+    char err[1024];
+    if (config_store(c, &sc) && store_check(&sc, err, sizeof err) != 0) {
+        fprintf(stderr, "%s\n", err);
+        fprintf(stderr, "1 configuration error; not starting\n");
+        runtime_free(rt);
+        config_free(c);
+        errs_free(&errs);
         return 2;
     }
     runtime_print_table(rt, stdout);
@@ -154,6 +166,8 @@ typedef struct parts {
     sy_runtime *rt;      /* until the pipeline takes it */
     sy_quarantine *q;
     sy_spool *spool;
+    own_table own;       /* the partitions this node owns */
+    cluster *cl;         /* with a shared store: the lease thread */
     sy_pipeline *pl;
     sy_ingress *in;
     sy_admin *admin;
@@ -175,26 +189,29 @@ static int start(parts *p, char *err, size_t errlen)
             return -1;
         }
     }
-    if (c->spool) {
-        if (mkdir_parents(c->spool) != 0) {
+    store_conf sc;
+    if (config_store(c, &sc)) {
+        if (sc.kind == STORE_SQLITE && mkdir_parents(c->spool) != 0) {
             snprintf(err, errlen, "cannot create the folder of spool %s: %s", c->spool,
                      strerror(errno));
             return -1;
         }
-        spool_opts so = {.path = c->spool,
-                         .sync = c->spool_sync,
-                         .retention_ms = c->retention_ms,
-                         .dedup_window_ms = c->dedup_window_ms};
-        if (!(p->spool = spool_open(&so, err, errlen)))
+        if (!(p->spool = spool_open(&sc, err, errlen)))
             return -1;
     }
+    /* One node alone owns every partition for good; a cluster's lease thread says which. */
+    int64_t solo = p->spool ? spool_solo_epoch(p->spool) : 1;
+    if (!p->spool || !spool_has_leases(p->spool))
+        own_init_solo(&p->own, solo);
     pipeline_opts po = {.shards = c->shards,
                         .workers = c->workers,
                         .spool = p->spool,
                         .quarantine = p->q,
                         .spill_after_ms = c->spill_after_ms,
                         .memory_deliveries = (size_t)c->memory_deliveries,
-                        .complete_grace_ms = c->complete_grace_ms};
+                        .complete_grace_ms = c->complete_grace_ms,
+                        .own = &p->own,
+                        .solo_epoch = solo};
     if (!(p->pl = pipeline_new(&po, p->rt))) {
         snprintf(err, errlen, "cannot start the pipeline: out of memory or threads");
         return -1;
@@ -204,7 +221,17 @@ static int start(parts *p, char *err, size_t errlen)
     if (!(p->in = ingress_new(c, p->pl, p->q, err, errlen)))
         return -1;
     reloader_attach(p->r, p->pl, p->spool);
-    if (pipeline_start(p->pl) != 0 || ingress_start(p->in) != 0) {
+    if (pipeline_start(p->pl) != 0) {
+        snprintf(err, errlen, "cannot start the pipeline's threads");
+        return -1;
+    }
+    if (p->spool && spool_has_leases(p->spool)) {
+        cluster_hooks h;
+        pipeline_cluster_hooks(p->pl, &h);
+        if (!(p->cl = cluster_start(&sc, &p->own, &h, err, errlen)))
+            return -1;
+    }
+    if (ingress_start(p->in) != 0) {
         snprintf(err, errlen, "cannot start the pipeline's threads");
         return -1;
     }
@@ -226,6 +253,9 @@ static void stop(parts *p, int64_t drain_ms)
     admin_stop(p->admin); /* before the runtime it reads goes */
     reloader_free(p->r);
     ingress_free(p->in);
+    /* Outcomes committed, then the partitions go back: the others take them at once. */
+    cluster_stop(p->cl);
+    p->cl = NULL;
     /* The writer commits the last outcomes and stops paging before the shards go. */
     spool_close(p->spool);
     pipeline_free(p->pl); /* plugins are destroyed here, after every attempt left them */
@@ -239,12 +269,15 @@ static void stop(parts *p, int64_t drain_ms)
 static void log_ready(const sy_conf *c, sy_spool *spool)
 {
     char err[512];
-    if (spool) {
+    store_conf conf;
+    if (spool && config_store(c, &conf)) {
+        sy_store *rd = store_open(&conf, STORE_READER, err, sizeof err);
         spool_counts sc;
-        if (spool_count(c->spool, &sc, err, sizeof err) == 0) {
-            log_fields(SY_LOG_INFO, "spool open", LOG_S("path", c->spool),
+        if (rd && store_count(rd, &sc) == 0)
+            log_fields(SY_LOG_INFO, "spool open",
+                       LOG_S(conf.kind == STORE_SQLITE ? "path" : "store", spool_name(spool)),
                        LOG_I("pending", sc.pending), LOG_I("dead", sc.dead));
-        }
+        store_close(rd);
     } else {
         log_warn("spool: null - running in memory: deliveries not finished are lost if the "
                  "process dies, and event ids are not de-duplicated");

@@ -69,6 +69,36 @@ int64_t gate_peek(const sy_gate *g, int64_t now)
     return 0;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+void gate_seed(sy_gate *g, const int64_t *done, size_t n, int64_t now)
+{
+    if (g->c.rate <= 0 || !n)
+        return;
+    expire(g, now);
+    size_t total = (size_t)g->nstarts + n;
+    int64_t *all = malloc(total * sizeof *all);
+    if (!all)
+        return; /* out of memory: this owner's own log still holds */
+    size_t k = 0;
+    for (int64_t i = 0; i < g->nstarts; i++)
+        all[k++] = g->starts[(g->head + i) % g->c.rate];
+    for (size_t i = 0; i < n; i++)
+        if (done[i] + g->c.per > now)
+            all[k++] = done[i];
+    qsort(all, k, sizeof *all, cmp_i64);
+    size_t from = k > (size_t)g->c.rate ? k - (size_t)g->c.rate : 0;
+    g->head = 0;
+    g->nstarts = (int64_t)(k - from);
+    for (size_t i = from; i < k; i++)
+        g->starts[i - from] = all[i];
+    free(all);
+}
+
 int64_t gate_admit(sy_gate *g, int64_t now, int *probe)
 {
     *probe = 0;

@@ -10,6 +10,7 @@
 #ifndef SY_GATE_H
 #define SY_GATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -63,6 +64,13 @@ int64_t gate_admit(sy_gate *g, int64_t now_mono, int *probe);
  * Call it once per admitted attempt, whatever the outcome.
  */
 void gate_done(sy_gate *g, int64_t now_mono);
+
+/*
+ * Counts completions another owner of the endpoint made (times in the
+ * gate's unit, any order) as if they were this gate's: the window holds
+ * them until each time + per. The log keeps the latest `rate` of all.
+ */
+void gate_seed(sy_gate *g, const int64_t *done, size_t n, int64_t now_mono);
 
 /*
  * An admitted attempt that never started (its delivery was dropped before

@@ -6,6 +6,9 @@
  */
 #include "metrics.h"
 
+#include "cluster.h"
+#include "config.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,7 +284,44 @@ static int cmp_row(const void *a, const void *b)
     return strcmp(((const ep_row *)a)->ep->conf->id, ((const ep_row *)b)->ep->conf->id);
 }
 
-char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
+/* What the database says of the cluster: any node answers for all of them. */
+static void cluster_gauges(out_t *o, sy_store *rd, const sy_conf *c, uint64_t pending)
+{
+    store_conf sc;
+    config_store(c, &sc);
+    store_node_view *v;
+    long n = store_cluster_view(rd, sc.lease_timeout_ms, &v);
+    if (n < 0)
+        return;
+    int live = 0, owned = 0, mine = 0;
+    for (long i = 0; i < n; i++) {
+        live += v[i].live;
+        owned += v[i].parts;
+        if (!strcmp(v[i].id, sc.node_id))
+            mine = v[i].parts;
+    }
+    head(o, "switchyard_cluster_nodes", "gauge",
+         "Nodes whose heartbeat is within cluster.lease_timeout.");
+    emit(o, "switchyard_cluster_nodes %d\n", live);
+    head(o, "switchyard_cluster_partitions", "gauge",
+         "Partitions each node holds under a valid lease.");
+    for (long i = 0; i < n; i++) {
+        char id[300];
+        esc(v[i].id, id, sizeof id);
+        emit(o, "switchyard_cluster_partitions{node=\"%s\"} %d\n", id, v[i].parts);
+    }
+    head(o, "switchyard_cluster_partitions_unowned", "gauge",
+         "Partitions no live node holds (their deliveries wait for a taker).");
+    emit(o, "switchyard_cluster_partitions_unowned %d\n", CLUSTER_PARTS - owned);
+    head(o, "switchyard_cluster_partitions_owned", "gauge", "Partitions this node holds.");
+    emit(o, "switchyard_cluster_partitions_owned %d\n", mine);
+    head(o, "switchyard_cluster_pending", "gauge",
+         "Pending deliveries in the shared store, every node's.");
+    emit(o, "switchyard_cluster_pending %llu\n", (unsigned long long)pending);
+    free(v);
+}
+
+char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd)
 {
     out_t o = {malloc(16384), 0, 16384};
     if (!o.buf)
@@ -307,15 +347,14 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt)
         emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
         /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
         uint64_t dead = 0;
-        if (rt && rt->conf->spool) {
-            spool_counts sc;
-            char err[256];
-            if (spool_count(rt->conf->spool, &sc, err, sizeof err) == 0)
-                dead = sc.dead;
-        }
+        spool_counts sc = {0};
+        if (rd && store_count(rd, &sc) == 0)
+            dead = sc.dead;
         head(&o, "switchyard_dead_letters", "gauge",
              "Dead deliveries kept in the spool, replayable.");
         emit(&o, "switchyard_dead_letters %llu\n", (unsigned long long)dead);
+        if (rd && rt && store_has_leases(rd))
+            cluster_gauges(&o, rd, rt->conf, sc.pending);
     }
     if (pl && rt) {
         ep_live *live;

@@ -6,8 +6,12 @@
 
 #include "pipeline.h"
 #include "runtime.h"
+#include "store.h"
 
-/* The whole exposition as a malloc'ed NUL-terminated text; pl and rt may be NULL. */
-char *metrics_text(sy_pipeline *pl, const sy_runtime *rt);
+/*
+ * The whole exposition as a malloc'ed NUL-terminated text; pl, rt and rd
+ * (a read connection to the store, for the dead letters) may be NULL.
+ */
+char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd);
 
 #endif

@@ -63,6 +63,7 @@ struct pl_batch {
     spool_put *puts;
     const char **ids;
     int64_t *rows;
+    int64_t *leases;   /* the tenure each row is leased here under; 0: another node's */
     sy_pipeline *pl;
 };
 
@@ -188,6 +189,7 @@ static void batch_free(pl_batch *b)
     free(b->puts);
     free(b->ids);
     free(b->rows);
+    free(b->leases);
     free(b);
 }
 
@@ -214,12 +216,16 @@ static void fan_out(sy_pipeline *pl, pl_batch *b)
             continue;
         for (size_t k = 0; k < pe->n; k++) {
             sy_endpoint *ep = b->eps[pe->first + k];
+            int64_t epoch = b->leases ? b->leases[pe->first + k] : pl->o.solo_epoch;
+            if (!epoch)
+                continue; /* another node owns its partition: that node loads it */
             int s = (int)(ep->id_hash % (uint64_t)pl->nshards);
             if (!per[s] && !(per[s] = route_batch_new(b->rt, 64)))
                 continue;
             route_item it = {.ev = pe->ev,
                              .ep = ep,
                              .spool_id = b->rows ? b->rows[pe->first + k] : 0,
+                             .epoch = epoch,
                              .fresh = 1};
             if (route_batch_add(&per[s], &it) != 0)
                 log_error("out of memory dispatching event %s; %s", pe->ev->event_id,
@@ -292,7 +298,8 @@ void pipeline_submit(sy_pipeline *pl, pl_batch *b)
     b->puts = calloc(b->nev, sizeof *b->puts);
     b->ids = calloc(b->neps ? b->neps : 1, sizeof *b->ids);
     b->rows = calloc(b->neps ? b->neps : 1, sizeof *b->rows);
-    if (!b->puts || !b->ids || !b->rows) {
+    b->leases = calloc(b->neps ? b->neps : 1, sizeof *b->leases);
+    if (!b->puts || !b->ids || !b->rows || !b->leases) {
         log_error("out of memory storing %zu events; the publishers get an error", b->nev);
         for (size_t e = 0; e < b->nev; e++)
             if (b->evs[e].reply && pl->in)
@@ -307,7 +314,8 @@ void pipeline_submit(sy_pipeline *pl, pl_batch *b)
         b->puts[e] = (spool_put){.ev = b->evs[e].ev,
                                  .endpoint_ids = b->ids + b->evs[e].first,
                                  .n = b->evs[e].n,
-                                 .ids = b->rows + b->evs[e].first};
+                                 .ids = b->rows + b->evs[e].first,
+                                 .leases = b->leases + b->evs[e].first};
     spool_put_batch(pl->o.spool, b->puts, b->nev, on_stored, b);
 }
 
@@ -512,7 +520,8 @@ static void pager_load(void *arg, const spool_row *rows, size_t n)
                          .spool_id = row->id,
                          .attempts = row->attempt,
                          .first_ms = row->first_ms,
-                         .due_ms = row->next_ms};
+                         .due_ms = row->next_ms,
+                         .epoch = row->epoch};
         if (!per[s] || route_batch_add(&per[s], &it) != 0)
             log_error("out of memory paging in delivery %lld; it stays pending",
                       (long long)row->id);
@@ -527,6 +536,99 @@ static void pager_load(void *arg, const spool_row *rows, size_t n)
     if (per != stack)
         free(per);
     runtime_unref(rt);
+}
+
+/* ---- the cluster's lease thread ----------------------------------------------------- */
+
+/* Recent attempts per endpoint index of a runtime, for the rate limits of taken partitions. */
+typedef struct seeds {
+    sy_runtime *rt;
+    int64_t **at;   /* per endpoint index: completion wall times */
+    size_t *n, *cap;
+} seeds;
+
+static void add_seed(void *arg, const char *endpoint, int64_t at_ms)
+{
+    seeds *sd = arg;
+    sy_endpoint *ep = runtime_find_endpoint(sd->rt, endpoint);
+    if (!ep || !ep->conf->gate.rate)
+        return;
+    size_t i = ep->index;
+    if (sd->n[i] == sd->cap[i]) {
+        size_t ncap = sd->cap[i] ? sd->cap[i] * 2 : 64;
+        int64_t *na = realloc(sd->at[i], ncap * sizeof *na);
+        if (!na)
+            return;
+        sd->at[i] = na;
+        sd->cap[i] = ncap;
+    }
+    sd->at[i][sd->n[i]++] = at_ms;
+}
+
+/*
+ * Taken partitions: load their rows now, and give each rate-limited
+ * endpoint in them the attempts its previous owner made within its
+ * window, plus (when that owner did not give the partition back) as many
+ * completions now as it could have had in flight, so the limit holds
+ * across the handover.
+ */
+static void on_acquired(void *arg, sy_store *rd, const store_tenure *t, size_t n)
+{
+    sy_pipeline *pl = arg;
+    if (pl->o.spool)
+        spool_wake_pager(pl->o.spool);
+    sy_runtime *rt = runtime_current();
+    if (!rt)
+        return;
+    int taken[CLUSTER_PARTS] = {0}, fresh[CLUSTER_PARTS] = {0}, parts[CLUSTER_PARTS];
+    for (size_t i = 0; i < n; i++) {
+        taken[t[i].part] = 1;
+        fresh[t[i].part] = t[i].fresh;
+        parts[i] = t[i].part;
+    }
+    int64_t window = 0;
+    for (size_t i = 0; i < rt->neps; i++) {
+        const sy_endpoint *ep = &rt->eps[i];
+        if (ep->conf->gate.rate && taken[ep->id_hash % CLUSTER_PARTS] &&
+            ep->conf->gate.per > window)
+            window = ep->conf->gate.per;
+    }
+    seeds sd = {.rt = rt, .at = calloc(rt->neps + 1, sizeof *sd.at),
+                .n = calloc(rt->neps + 1, sizeof *sd.n), .cap = calloc(rt->neps + 1, sizeof *sd.cap)};
+    if (window && sd.at && sd.n && sd.cap &&
+        store_recent_attempts(rd, parts, n, wall_ms() - window, add_seed, &sd) < 0)
+        log_fields(SY_LOG_WARN, "cannot read the recent attempts of taken partitions; their "
+                                "rate limits start from this node's own count",
+                   LOG_S("error", store_error(rd)));
+    for (size_t i = 0; window && sd.at && sd.n && i < rt->neps; i++) {
+        const sy_endpoint *ep = &rt->eps[i];
+        int p = (int)(ep->id_hash % CLUSTER_PARTS);
+        if (!ep->conf->gate.rate || !taken[p])
+            continue;
+        int64_t inflight = ep->concurrency * (int64_t)(ep->inst->batch_max ? ep->inst->batch_max : 1);
+        int phantom = fresh[p] ? (int)(inflight < ep->conf->gate.rate ? inflight : ep->conf->gate.rate) : 0;
+        if (sd.n[i] || phantom)
+            shard_seed(pl->shards[ep->id_hash % (uint64_t)pl->nshards], ep->conf->id, sd.at[i],
+                       sd.n[i], phantom);
+    }
+    for (size_t i = 0; sd.at && i < rt->neps; i++)
+        free(sd.at[i]);
+    free(sd.at);
+    free(sd.n);
+    free(sd.cap);
+    runtime_unref(rt);
+}
+
+static void on_flush(void *arg)
+{
+    sy_pipeline *pl = arg;
+    if (pl->o.spool && spool_flush(pl->o.spool, 5000) != 0)
+        log_warn("spool flush timed out before a partition went back");
+}
+
+void pipeline_cluster_hooks(sy_pipeline *pl, cluster_hooks *out)
+{
+    *out = (cluster_hooks){.acquired = on_acquired, .flush = on_flush, .arg = pl};
 }
 
 /* The endpoints the pager may page in: those of the current runtime. */
@@ -577,7 +679,8 @@ sy_pipeline *pipeline_new(const pipeline_opts *o, sy_runtime *rt)
                          .spool = o->spool,
                          .spill_after_ms = o->spill_after_ms,
                          .mem_max = pl->o.memory_deliveries / (size_t)pl->nshards + 1,
-                         .complete_grace_ms = o->complete_grace_ms};
+                         .complete_grace_ms = o->complete_grace_ms,
+                         .own = o->own};
         if (!(pl->shards[i] = shard_new(&so))) {
             pipeline_free(pl);
             return NULL;

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "quarantine.h"
 #include "runtime.h"
 #include "shard.h"
@@ -48,6 +49,8 @@ typedef struct pipeline_opts {
     int64_t spill_after_ms;
     size_t memory_deliveries; /* in memory at most, over all shards (spool mode) */
     int64_t complete_grace_ms;
+    own_table *own;           /* the partitions this node owns (set up by the caller) */
+    int64_t solo_epoch;       /* without a cluster: the epoch deliveries routed here carry */
 } pipeline_opts;
 
 /*
@@ -105,6 +108,13 @@ int pipeline_emit(sy_pipeline *pl, const char *type, const char *org_id, const c
  * such endpoint), -3 (the endpoint is disabled), -2 (stopping, or out of memory).
  */
 int pipeline_test_event(sy_pipeline *pl, const char *endpoint_id, char *evid, size_t evid_len);
+
+/*
+ * What the cluster's lease thread calls (cluster.h): partitions taken (the
+ * pager looks at once; rate limits learn the previous owner's recent
+ * attempts), and "commit what is queued" before a partition goes back.
+ */
+void pipeline_cluster_hooks(sy_pipeline *pl, cluster_hooks *out);
 
 /* Re-enables an endpoint the disable clock stopped (state kept in the spool). 0, or -1. */
 int pipeline_enable(sy_pipeline *pl, const char *endpoint_id);

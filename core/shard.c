@@ -119,6 +119,7 @@ static sep *add_sep(shard *sh, const sy_endpoint *ep)
         return NULL;
     }
     s->hash = ep->id_hash;
+    s->part = (int)(ep->id_hash % CLUSTER_PARTS);
     s->tf_ref = -1;
     gate_conf g;
     gate_conf_us(ep, &g);
@@ -290,13 +291,26 @@ static void free_forgotten(shard *sh)
     }
 }
 
-/* The turn's outcomes to the spool now (they are otherwise sent at the end of the turn). */
+/*
+ * The turn's outcomes to the spool now (they are otherwise sent at the end
+ * of the turn). Only then do their attempts stop counting as in flight in
+ * their partition: the lease thread gives a partition back once none are,
+ * after the spool committed what was queued.
+ */
 static void flush_records(shard *sh)
 {
     if (sh->nrecs) {
         spool_record_batch(sh->o.spool, sh->recs, sh->nrecs);
         sh->nrecs = 0;
     }
+    if (sh->any_settled && sh->o.own) {
+        for (int p = 0; p < CLUSTER_PARTS; p++)
+            if (sh->settled[p]) {
+                __atomic_sub_fetch(&sh->o.own->inflight[p], sh->settled[p], __ATOMIC_RELEASE);
+                sh->settled[p] = 0;
+            }
+    }
+    sh->any_settled = 0;
 }
 
 /*
@@ -508,7 +522,8 @@ spool_record *sh_record(shard *sh, const dlv *d, dlv_state state, int64_t next_m
                         .attempt_result = o ? (int)o->result : -1,
                         .at_ms = wall_ms(),
                         .latency_ms = latency_ms,
-                        .leased = leased};
+                        .leased = leased,
+                        .epoch = d->epoch};
     snprintf(r->detail, sizeof r->detail, "%s", o ? o->detail : "");
     return r;
 }
@@ -580,6 +595,7 @@ static void take_batch(shard *sh, route_batch *b)
         event_ref(d->ev);
         d->sep = s;
         d->spool_id = it->spool_id;
+        d->epoch = it->epoch;
         d->attempts = it->attempts;
         d->first_ms = it->first_ms;
         if (it->fresh)
@@ -615,6 +631,13 @@ static void take_ctrl(shard *sh, shard_ctrl *c)
     case CTRL_DISABLE:
         set_disabled(sh, c->id, 1);
         break;
+    case CTRL_SEED: {
+        sep *s = find_sep(sh, c->id, runtime_id_hash(c->id));
+        if (s)
+            gate_seed(&s->gate, c->done, c->ndone, mono_us());
+        free(c->done);
+        break;
+    }
     case CTRL_CAUGHT_UP: {
         sep *s = find_sep(sh, c->id, runtime_id_hash(c->id));
         if (s)
@@ -849,6 +872,33 @@ void shard_adopt(shard *sh, sy_runtime *rt)
     send_ctrl(sh, CTRL_ADOPT, rt, NULL);
 }
 
+void shard_seed(shard *sh, const char *endpoint_id, const int64_t *done_wall_ms, size_t n,
+                int phantom)
+{
+    size_t l = strlen(endpoint_id) + 1;
+    shard_ctrl *c = calloc(1, sizeof *c + l);
+    int64_t *done = calloc(n + (size_t)phantom + 1, sizeof *done);
+    if (!c || !done) {
+        log_error("shard %d: out of memory seeding the rate limit of %s", sh->o.index,
+                  endpoint_id);
+        free(c);
+        free(done);
+        return;
+    }
+    /* Wall times become the gate's monotonic µs; the phantoms complete now. */
+    int64_t now_us = mono_us(), now_wall = wall_ms();
+    for (size_t i = 0; i < n; i++)
+        done[i] = now_us - (now_wall - done_wall_ms[i]) * 1000;
+    for (int i = 0; i < phantom; i++)
+        done[n + (size_t)i] = now_us;
+    c->m.kind = INBOX_CTRL;
+    c->kind = CTRL_SEED;
+    c->done = done;
+    c->ndone = n + (size_t)phantom;
+    memcpy(c->id, endpoint_id, l);
+    shard_post(sh, &c->m);
+}
+
 void shard_enable(shard *sh, const char *endpoint_id)
 {
     send_ctrl(sh, CTRL_ENABLE, NULL, endpoint_id);
@@ -935,6 +985,7 @@ void shard_free(shard *sh)
             shard_ctrl *c = (shard_ctrl *)m;
             if (c->rt)
                 runtime_unref(c->rt);
+            free(c->done);
             free(c);
         }
     }

@@ -29,6 +29,7 @@
 #include <stdint.h>
 
 #include "attempt.h"
+#include "cluster.h"
 #include "runtime.h"
 #include "spool.h"
 #include "stats.h"
@@ -44,6 +45,7 @@ typedef struct route_item {
     uint32_t attempts;  /* made before (a delivery paged in from the spool) */
     int64_t first_ms;   /* wall time of attempt 1, 0 when none yet */
     int64_t due_ms;     /* wall time it is due, 0 = now */
+    int64_t epoch;      /* the tenure of its partition it is held under (cluster.h) */
     int fresh;          /* routed just now (counted as routed), not paged in */
 } route_item;
 
@@ -71,6 +73,7 @@ typedef struct shard_opts {
     int64_t spill_after_ms;       /* retries due later than this wait on disk */
     size_t mem_max;               /* deliveries this shard keeps in memory at most (spool) */
     int64_t complete_grace_ms;    /* added to an attempt's timeout for its deadline */
+    own_table *own;               /* the partitions this node owns; attempts start only there */
 } shard_opts;
 
 typedef struct shard shard;
@@ -83,6 +86,15 @@ void shard_post(shard *sh, inbox_msg *m);
 
 /* Adopts rt (reload). The shard takes a reference. */
 void shard_adopt(shard *sh, sy_runtime *rt);
+
+/*
+ * Another owner's recent attempts on an endpoint whose partition this node
+ * just took, so its rate limit counts them: completion times (wall ms,
+ * oldest first, copied), plus `phantom` completions now for attempts the
+ * previous owner may have had in flight when it died.
+ */
+void shard_seed(shard *sh, const char *endpoint_id, const int64_t *done_wall_ms, size_t n,
+                int phantom);
 
 /* Re-enables a disabled endpoint (admin API), or disables one (the state loaded at start). */
 void shard_enable(shard *sh, const char *endpoint_id);

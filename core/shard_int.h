@@ -23,6 +23,7 @@ typedef struct dlv {
     uint32_t attempts;     /* made so far */
     int64_t first_ms;      /* wall time of attempt 1 */
     int64_t ready_ms;      /* monotonic: when it became ready (linger) */
+    int64_t epoch;         /* the tenure of its partition it is held under */
     int held;              /* counted once as a gate wait */
     int tf_done;           /* the transform ran (tf is its result, NULL: the event as it is) */
     tf_out *tf;
@@ -71,6 +72,7 @@ typedef struct call {
 typedef struct sep {
     char *id;
     uint64_t hash;
+    int part;                /* its partition (cluster.h) */
     struct sep *hnext;       /* hash chain */
     struct sep *all_next;    /* every endpoint of the shard */
     sy_endpoint *ep;         /* the adopted generation; NULL once removed */
@@ -110,14 +112,18 @@ typedef struct notice {
 } notice;
 
 /* Control messages. */
-typedef enum { CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_CAUGHT_UP } ctrl_kind;
+typedef enum {
+    CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED, CTRL_CAUGHT_UP
+} ctrl_kind;
 
 typedef struct shard_ctrl {
     inbox_msg m;
     ctrl_kind kind;
     sy_runtime *rt;   /* CTRL_ADOPT: a reference */
+    int64_t *done;    /* CTRL_SEED: completion times (monotonic µs), owned */
+    size_t ndone;
     uint32_t gen;     /* CTRL_CAUGHT_UP: the load it ends */
-    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_CAUGHT_UP */
+    char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_SEED, CTRL_CAUGHT_UP */
 } shard_ctrl;
 
 struct shard {
@@ -149,6 +155,8 @@ struct shard {
     size_t njobs;
     sep *forget;             /* records of removed endpoints to free at the end of the turn */
     uint64_t rng;
+    int settled[CLUSTER_PARTS]; /* attempts of each partition settled this turn */
+    int any_settled;
     tf_vm *vm;               /* the Lua state of the transforms, made on first use */
     uint64_t seq;            /* arrival order of deliveries without a spool id */
     uint32_t catchup_gen;

@@ -172,6 +172,8 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
     s->calls++;
     s->inflight += n;
     AT_ADD(sh->n_inflight, n);
+    if (sh->o.own)
+        __atomic_add_fetch(&sh->o.own->inflight[s->part], (int64_t)n, __ATOMIC_RELAXED);
     STAT_INC(plugin_calls, 1);
     if (sk->deliver || sk->deliver_batch) {
         job *j = malloc(sizeof *j + n * sizeof j->at[0]);
@@ -255,6 +257,24 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
     }
 }
 
+/*
+ * A ready delivery whose partition's tenure ended (or passed to another)
+ * goes back to the store unleased, as it was: the owner loads it. The
+ * write is fenced, so a partition another node took already refuses it,
+ * which is as good (that node voided the lease).
+ */
+static int not_owned(shard *sh, sep *s, int64_t now_ms)
+{
+    dlv *d = s->rhead;
+    if (!sh->o.own || own_may_start(sh->o.own, s->part, d->epoch, now_ms))
+        return 0;
+    pop_ready(sh, s);
+    STAT_INC(not_owned, 1);
+    sh_record(sh, d, DLV_PENDING, wall_ms(), NULL, 0, 0);
+    sh_free_dlv(sh, d);
+    return 1;
+}
+
 /* ---- whole batches ----------------------------------------------------------- */
 
 /* Due whole batches of an endpoint that no longer keeps them (a reload): their members queue alone. */
@@ -318,6 +338,14 @@ static bgroup *next_whole(shard *sh, sep *s, int64_t now_ms, int *probe)
 static void run_whole(shard *sh, sep *s, int64_t now_ms, attempt **at)
 {
     while ((s->ghead || s->nready) && s->calls < s->ep->concurrency) {
+        /* Not this node's to start any more: due batches go back alone, then the rows. */
+        if (sh->o.own && !own_may_start(sh->o.own, s->part,
+                                        (s->ghead ? s->ghead->m[0] : s->rhead)->epoch, now_ms)) {
+            dissolve_due(sh, s);
+            while (s->rhead && not_owned(sh, s, now_ms))
+                ;
+            continue;
+        }
         int probe = 0;
         bgroup *g = next_whole(sh, s, now_ms, &probe);
         if (!g)
@@ -391,6 +419,8 @@ void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms)
         int64_t now_us = mono_us(), now_wall = wall_ms();
         size_t n = 0, local = 0;
         while (n < k && s->rhead) {
+            if (not_owned(sh, s, now_ms))
+                continue;
             int probe;
             int64_t t = gate_admit(&s->gate, now_us, &probe);
             if (t) {

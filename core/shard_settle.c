@@ -310,6 +310,8 @@ static void left_plugin(shard *sh, sep *s, attempt *a)
 {
     s->inflight--;
     AT_SUB(sh->n_inflight, 1);
+    sh->settled[s->part]++; /* no longer in flight once its record is queued (flush_records) */
+    sh->any_settled = 1;
     if (!a->deadline_ms)
         return; /* blocking: the job's return frees the call slot */
     call *c = a->call;

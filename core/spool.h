@@ -1,15 +1,15 @@
 /*
- * spool.h - the durable store of accepted events and their deliveries
- * (SQLite in WAL mode).
+ * spool.h - the writer in front of the store (store.h: SQLite, or
+ * PostgreSQL for a cluster) that keeps accepted events and deliveries.
  *
- * One writer thread owns the database connection. Other threads queue
+ * One writer thread owns the store's writer connection. Other threads queue
  * operations; the writer applies everything queued in one transaction
  * (group commit) and runs completion callbacks only after COMMIT, so an
  * acknowledgement or a delivery never gets ahead of the disk.
  *
  * A pending delivery row is either leased (held in the daemon's memory:
  * lease = this process's boot id) or not (lease 0: the pager loads it when
- * it falls due). That keeps memory bounded however many retries wait, and
+ * it falls due, woken by the store or by the time it is due). That keeps memory bounded however many retries wait, and
  * lets `switchyard replay` hand rows back to a running daemon by clearing
  * the lease.
  */
@@ -21,31 +21,21 @@
 #include <stdio.h>
 
 #include "envelope.h"
+#include "store.h"
 
-#define SPOOL_SCHEMA_VERSION 3
-
-typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
-
-typedef struct spool_opts {
-    const char *path;
-    const char *sync;          /* "full" (default) or "normal" */
-    int64_t retention_ms;      /* delivered rows and attempts kept this long */
-    int64_t dedup_window_ms;   /* event ids remembered at least this long */
-    int batch_max;             /* operations per transaction at most */
-} spool_opts;
+/* A spool is opened on a store's configuration (store.h): SQLite or PostgreSQL. */
+typedef store_conf spool_opts;
 
 typedef struct sy_spool sy_spool;
 
 /*
- * Opens or creates the database, migrating older schemas. Returns NULL
- * with the reason in err (the file, and SQLite's message).
+ * Opens or creates the store, migrating older schemas. Returns NULL with
+ * the reason in err (the file or database, and the backend's message).
  */
 sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen);
 int spool_start(sy_spool *s);
 /* Applies everything queued, stops the writer, closes the database. */
 void spool_close(sy_spool *s);
-
-typedef enum { SPOOL_OK = 0, SPOOL_DUP = 1, SPOOL_ERR = 2 } spool_status;
 
 /*
  * Called on the writer thread after the transaction that stored the event
@@ -63,15 +53,6 @@ typedef void (*spool_event_cb)(void *arg, spool_status st, sy_event *ev, const i
 void spool_put_event(sy_spool *s, sy_event *ev, const char *const *endpoint_ids, size_t n,
                      spool_event_cb cb, void *arg);
 
-/* One event of a batch: what to store, and what the writer answers. */
-typedef struct spool_put {
-    sy_event *ev;                     /* the caller's, valid until the callback */
-    const char *const *endpoint_ids;  /* n of them */
-    size_t n;
-    int64_t *ids;                     /* n slots: the delivery rows, filled on SPOOL_OK */
-    spool_status status;              /* filled before the callback */
-} spool_put;
-
 typedef void (*spool_batch_cb)(void *arg);
 
 /*
@@ -83,24 +64,7 @@ typedef void (*spool_batch_cb)(void *arg);
  */
 void spool_put_batch(sy_spool *s, spool_put *puts, size_t n, spool_batch_cb cb, void *arg);
 
-/*
- * Queues the outcome of one attempt: the delivery's new state, attempt
- * count, first attempt time, next attempt time, last status and detail,
- * and whether the daemon keeps it in memory (leased). Adds a row to the
- * attempts log when attempt_result >= 0 (an sy_result).
- */
-typedef struct spool_record {
-    int64_t delivery_id;
-    dlv_state state;
-    uint32_t attempt;
-    int64_t first_ms, next_ms;
-    int status;
-    int attempt_result;   /* -1: no attempt to log */
-    int64_t at_ms, latency_ms;
-    int leased;
-    char detail[256];
-} spool_record;
-
+/* Queues the outcome of one attempt (see spool_record in store.h). */
 void spool_record_outcome(sy_spool *s, const spool_record *r);
 /* Many outcomes, copied, in one operation. */
 void spool_record_batch(sy_spool *s, const spool_record *recs, size_t n);
@@ -149,18 +113,10 @@ typedef void (*spool_kill_cb)(void *arg, long count);
 int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail,
                         spool_kill_cb cb, void *arg);
 
-/* A pending delivery loaded back from disk by the pager or at start. */
-typedef struct spool_row {
-    int64_t id;
-    const char *endpoint_id;
-    const char *body;
-    size_t body_len;
-    uint32_t attempt;
-    int64_t first_ms, next_ms, received_ms;
-} spool_row;
-
 /*
- * The pager: the writer thread calls want(arg) about every page_ms; when
+ * The pager: the writer thread calls want(arg) about every page_ms (or
+ * the store's own pace: store_poll_ms), when the store wakes it (another
+ * process replayed rows), and when a row it wrote back to disk falls due; when
  * it returns n > 0, up to n unleased pending rows of known endpoints (see
  * spool_set_known) due before now + ahead_ms are leased and handed to
  * load(arg, rows, n) in one call, earliest first. Set before spool_start.
@@ -170,35 +126,24 @@ typedef void (*spool_load_fn)(void *arg, const spool_row *rows, size_t n);
 void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *arg,
                      int64_t page_ms, int64_t ahead_ms);
 
+/* Makes the pager look now (this node just took partitions). Any thread. */
+void spool_wake_pager(sy_spool *s);
+
 /* Waits until every queued operation is committed, at most timeout_ms. 0 or -1. */
 int spool_flush(sy_spool *s, int64_t timeout_ms);
 
 /* Events queued and not yet committed. */
 size_t spool_queued(sy_spool *s);
 
-typedef struct spool_counts {
-    uint64_t pending, leased, done, dead, events;
-} spool_counts;
-
-/* Counts rows (runs a query on the caller's thread through its own connection). */
-int spool_count(const char *path, spool_counts *out, char *err, size_t errlen);
-
 /*
- * Puts dead deliveries back to pending, due now, with a fresh attempt
- * count. Filters (NULL/0 = any): endpoint id, event id, died between
- * since_ms and until_ms. Returns the number of deliveries replayed, or -1
- * with err. Safe while the daemon runs: its pager picks the rows up.
+ * Whether nodes share the store through partition leases (postgres: start
+ * the cluster's lease thread), and otherwise the one epoch this process
+ * holds every partition under (own_init_solo).
  */
-long spool_replay(const char *path, const char *endpoint, const char *event_id,
-                  int64_t since_ms, int64_t until_ms, char *err, size_t errlen);
+int spool_has_leases(const sy_spool *s);
+int64_t spool_solo_epoch(const sy_spool *s);
 
-/*
- * Prints dead deliveries matching the same filters as spool_replay, one
- * line each (endpoint, event id, attempts, last status, detail, died at),
- * at most limit. Returns how many matched, or -1 with err.
- */
-long spool_list_dead(const char *path, const char *endpoint, const char *event_id,
-                     int64_t since_ms, int64_t until_ms, long limit, FILE *out, char *err,
-                     size_t errlen);
+/* The store's display name (the SQLite file, or postgres's database), for logs. */
+const char *spool_name(const sy_spool *s);
 
 #endif

@@ -67,7 +67,11 @@
       "complete() calls ignored: repeated, or after the attempt's deadline.")                  \
     X(deadline_expired, "deliveries", "deadline_expired",                                      \
       "switchyard_plugin_deadline_expired_total",                                              \
-      "Submitted attempts the plugin did not complete before their deadline (retried).")
+      "Submitted attempts the plugin did not complete before their deadline (retried).")       \
+    X(fenced, "deliveries", "fenced", "switchyard_fenced_writes_total",                        \
+      "Outcomes the store refused: their partition had passed to another tenure.")             \
+    X(not_owned, "deliveries", "not_owned", "switchyard_deliveries_not_owned_total",           \
+      "Deliveries left to another tenure before their attempt: the partition's lease ended.")
 
 typedef struct sy_stats {
 #define SY_STATS_FIELD(f, sec, key, metric, help) uint64_t f;

@@ -12,13 +12,13 @@
 # `test` also installs the npm packages pinned by tests/node/package-lock.json.
 #
 # Services: Debian starts rabbitmq-server (ports 5672, 25672, and epmd on
-# 4369), nginx (port 80) and rsyslog (the system logger, /dev/log) when it
-# installs them, and at every boot. The tests and benchmarks start their own
-# instances on free loopback ports and their own folders, and need none of
-# them. So when this script installs one of them, it keeps it from
-# starting during the install (a policy-rc.d that forbids it, unless the
-# system already has one, which is the administrator's), then stops it if it
-# runs anyway and disables it at boot. A service that was installed before
+# 4369), postgresql (port 5432), nginx (port 80) and rsyslog (the system
+# logger, /dev/log) when it installs them, and at every boot. The tests and
+# benchmarks start their own instances on free loopback ports and their own
+# folders, and need none of them. So when this script installs one of them,
+# it keeps it from starting during the install (a policy-rc.d that forbids
+# it, unless the system already has one, which is the administrator's), then
+# stops it if it runs anyway and disables it at boot. A service that was installed before
 # is the administrator's too and is left alone.
 set -euo pipefail
 
@@ -41,15 +41,15 @@ mode=$1
 # debian/control's Build-Depends are these and debhelper.
 RUN_PKGS=(
   build-essential pkg-config
-  libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev
+  libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
   libmicrohttpd-dev librabbitmq-dev liblua5.4-dev libsystemd-dev scdoc
 )
 # make deb: the Debian packages, built with debhelper (dpkg-dev comes with it).
 DEB_PKGS=(debhelper)
 # Unit tests (cmocka, valgrind), end-to-end tests (pytest, pyzmq, a real
-# RabbitMQ, openssl for test certificates) and Node.js for the official
-# interop peers (standardwebhooks, an SQS emulator, the OpenAPI validator
-# @apidevtools/swagger-parser). The machine image may
+# RabbitMQ, a real PostgreSQL, openssl for test certificates) and Node.js
+# for the official interop peers (standardwebhooks, an SQS emulator, the
+# OpenAPI validator @apidevtools/swagger-parser). The machine image may
 # ship its own node and npm.
 # The packaging tests: lintian on the .deb files, man -l on the man pages,
 # systemd-analyze (verify, security) on the unit. The portal's tests drive
@@ -57,7 +57,7 @@ DEB_PKGS=(debhelper)
 TEST_PKGS=(
   libcmocka-dev valgrind
   python3 python3-pytest python3-zmq
-  openssl rabbitmq-server
+  openssl rabbitmq-server postgresql
   lintian man-db systemd
   chromium chromium-driver python3-selenium
 )
@@ -69,7 +69,7 @@ BENCH_PKGS=(nginx-light wrk rsyslog rsyslog-czmq)
 
 # Package -> the services it starts on install; see the top of this file.
 declare -A SERVICES=([rabbitmq-server]="rabbitmq-server epmd" [nginx-light]="nginx"
-                     [rsyslog]="rsyslog")
+                     [postgresql]="postgresql" [rsyslog]="rsyslog")
 
 case "$mode" in
   run) PKGS=("${RUN_PKGS[@]}") ;;

@@ -23,7 +23,6 @@
 #include "publish.h"
 #include "retry.h"
 #include "spool.h"
-#include "spool_query.h"
 #include "status.h"
 #include "units.h"
 #include "version.h"
@@ -410,8 +409,9 @@ static void replay_usage(FILE *f)
           "Puts dead deliveries back to pending, due now with a fresh attempt count; a\n"
           "running daemon picks them up. The filters combine; none means every dead one.\n"
           "\n"
-          "  -c, --config DIR   the spool is DIR's core.spool (default conf.d)\n"
-          "  --spool FILE       the spool file itself\n"
+          "  -c, --config DIR   the store of DIR's config: core.spool, or core.store\n"
+          "                     (default conf.d)\n"
+          "  --spool FILE       a SQLite spool file itself\n"
           "  --endpoint ID      only deliveries to endpoint ID: one the config defines, or\n"
           "                     one the spool holds pending or dead deliveries for\n"
           "  --event ID         only deliveries of event ID\n"
@@ -431,14 +431,13 @@ static void replay_usage(FILE *f)
  * from the config keeps its dead letters). Anything else is a typo that
  * would otherwise match nothing, silently. 1 known, 0 not, -1 error.
  */
-static int endpoint_known(const sy_conf *c, const char *spool, const char *id, char *err,
-                          size_t errlen)
+static int endpoint_known(const sy_conf *c, sy_store *st, const char *id)
 {
     for (size_t i = 0; c && i < c->nendpoints; i++)
         if (!strcmp(c->endpoints[i].id, id))
             return 1;
-    spoolq_count *counts;
-    long n = spoolq_endpoint_counts(spool, &counts, err, errlen);
+    store_ep_count *counts;
+    long n = store_endpoint_counts(st, &counts);
     int found = 0;
     for (long i = 0; i < n && !found; i++)
         found = !strcmp(counts[i].endpoint, id);
@@ -447,7 +446,7 @@ static int endpoint_known(const sy_conf *c, const char *spool, const char *id, c
 }
 
 /* The message for an unknown endpoint: where it was looked for. */
-static void unknown_endpoint(const sy_conf *c, const char *conf_dir, const char *spool,
+static void unknown_endpoint(const sy_conf *c, const char *conf_dir, const char *where,
                              const char *id)
 {
     fprintf(stderr, "switchyard replay: no endpoint \"%s\": ", id);
@@ -457,7 +456,7 @@ static void unknown_endpoint(const sy_conf *c, const char *conf_dir, const char 
             fprintf(stderr, "%s%s", i ? ", " : "", c->endpoints[i].id);
         fprintf(stderr, "%s, and ", c->nendpoints ? "" : "none");
     }
-    fprintf(stderr, "%s holds no pending or dead delivery for it\n", spool);
+    fprintf(stderr, "%s holds no pending or dead delivery for it\n", where);
 }
 
 static int replay_cmd(int argc, char **argv)
@@ -495,31 +494,38 @@ static int replay_cmd(int argc, char **argv)
     if (cli_extra_args("replay", argc, argv))
         return 2;
     sy_conf *c = NULL;
+    store_conf sc = {.kind = STORE_SQLITE, .path = spool};
     if (!spool) {
         if (!(c = config_load_or_report(conf_dir)))
             return 2;
-        if (!c->spool) {
+        if (!config_store(c, &sc)) {
             fprintf(stderr, "switchyard replay: %s has spool: null; dead letters live only in the "
                             "daemon's memory\n", conf_dir);
             config_free(c);
             return 2;
         }
-        spool = c->spool;
     }
     char err[1024];
     long n = -1;
-    int known = endpoint ? endpoint_known(c, spool, endpoint, err, sizeof err) : 1;
-    if (known == 0)
-        unknown_endpoint(c, conf_dir, spool, endpoint);
-    else if (known > 0)
-        n = list ? spool_list_dead(spool, endpoint, event, since, until, 1000, stdout, err,
-                                   sizeof err)
-                 : spool_replay(spool, endpoint, event, since, until, err, sizeof err);
+    int known = -1;
+    sy_store *st = store_open(&sc, STORE_READER, err, sizeof err);
+    if (st) {
+        dead_filter f = {.endpoint = endpoint, .event_id = event, .since_ms = since,
+                         .until_ms = until};
+        known = endpoint ? endpoint_known(c, st, endpoint) : 1;
+        if (known == 0)
+            unknown_endpoint(c, conf_dir, store_display(st), endpoint);
+        else if (known > 0)
+            n = list ? store_list_dead(st, &f, 1000, stdout) : store_replay(st, &f);
+        if (n < 0 && known != 0)
+            snprintf(err, sizeof err, "%s", store_error(st));
+    }
     if (n >= 0)
         printf("%ld dead deliver%s %s\n", n, n == 1 ? "y" : "ies",
                list ? "match" : "put back to pending");
     else if (known != 0)
         fprintf(stderr, "switchyard replay: %s\n", err);
+    store_close(st);
     config_free(c);
     return n < 0 ? 1 : 0;
 }

@@ -379,6 +379,23 @@ def switchyard(tmp_path):
 
 
 @pytest.fixture
+def store_backend():
+    """
+    The store a spool daemon (durability_helpers) keeps its events in:
+    "sqlite", unless the module sets STORE_BACKENDS (see below).
+    """
+    return "sqlite"
+
+
+def pytest_generate_tests(metafunc):
+    """A module with STORE_BACKENDS = ("sqlite", "postgres") runs each test that
+    uses a spool daemon once per store."""
+    backends = getattr(metafunc.module, "STORE_BACKENDS", None)
+    if backends and "store_backend" in metafunc.fixturenames:
+        metafunc.parametrize("store_backend", backends)
+
+
+@pytest.fixture
 def flaky_so():
     _require(FLAKY)
     return str(FLAKY)

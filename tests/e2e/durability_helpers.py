@@ -5,10 +5,15 @@ test_spool*.py, test_gate*.py): a daemon with a spool file and an `ack`
 readers for the spool database, the file sink and the flaky sink's log.
 
 Everything builds on conftest.py (Daemon, free_ports, wait_until, event,
-flaky_calls, ...), which is not modified: SpoolDaemon only adds the ack
-socket to the config the base class writes, and keeps that socket's port
-across restarts so a publisher's DEALER reconnects to a restarted daemon on
-its own, exactly as a real platform's publisher would.
+flaky_calls, ...): SpoolDaemon only adds the ack socket to the config the
+base class writes, and keeps that socket's port across restarts so a
+publisher's DEALER reconnects to a restarted daemon on its own, exactly as
+a real platform's publisher would.
+
+Both stores: a test module that sets `STORE_BACKENDS = both_backends` runs
+every test using spool_daemon twice, its daemons keeping their events in a SQLite file and then in a
+database of their own on a real PostgreSQL (pg_helpers.py); `d.spool` reads
+either the same way.
 """
 
 import json
@@ -22,8 +27,9 @@ import zmq
 
 from conftest import (BIN, FLAKY, PLUGIN_DIR, Daemon, cli, event, flaky_calls, free_ports, get,
                       read_lines, wait_until, write_config)
+from pg_helpers import PgSpool, fresh_db, shared_server
 
-__all__ = ["BIN", "DONE", "PENDING", "DEAD", "SPOOL_V1_SQL", "SpoolDaemon", "spool_daemon",
+__all__ = ["both_backends", "BIN", "DONE", "PENDING", "DEAD", "SPOOL_V1_SQL", "SpoolDaemon", "spool_daemon",
            "AckClient", "Spool", "flaky_sink", "file_sink", "sink_ids", "sink_events",
            "max_starts_in_window", "event", "flaky_calls", "cli", "get", "wait_until", "FLAKY",
            "PLUGIN_DIR", "read_lines", "replay", "write_config"]
@@ -59,6 +65,9 @@ SPOOL_V1_SQL = (
     "CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts(delivery_id);")
 
 PENDING, DONE, DEAD = 0, 1, 2
+
+# `STORE_BACKENDS = both_backends` in a module runs its spool daemons on each store in turn.
+both_backends = ("sqlite", "postgres")
 
 
 # --------------------------------------------------------------------------
@@ -175,13 +184,20 @@ class SpoolDaemon(Daemon):
     the daemon's folder that also survives restarts.
     """
 
-    def __init__(self, tmp, sinks=None, endpoints=None, core=None):
+    def __init__(self, tmp, sinks=None, endpoints=None, core=None, pg=None):
         super().__init__(tmp, sinks, endpoints, core)
         self.spool_path = self.tmp / "spool.db"
-        self.core_extra = {"spool": str(self.spool_path), **(core or {})}
+        if pg is None:
+            self.core_extra = {"spool": str(self.spool_path), **(core or {})}
+            self.spool = Spool(self.spool_path)
+        else:
+            self.db, self.conninfo = fresh_db(pg)
+            self.core_extra = {"spool": None, "store": {"type": "postgres",
+                                                        "conninfo": self.conninfo},
+                               **(core or {})}
+            self.spool = PgSpool(pg, self.db)
         self.ack_port = free_ports(1)[0]
         self.ack_addr = f"tcp://127.0.0.1:{self.ack_port}"
-        self.spool = Spool(self.spool_path)
         self.runs = 0
 
     def _write_config(self):
@@ -222,16 +238,18 @@ def replay(conf_dir, *args):
 
 
 @pytest.fixture
-def spool_daemon(tmp_path):
+def spool_daemon(tmp_path, store_backend, request):
     """
     Factory like conftest's `switchyard`, for SpoolDaemon:
-    spool_daemon(sinks=..., endpoints=..., core=..., start=True). At
-    teardown every daemon still running gets SIGTERM and must exit 0.
+    spool_daemon(sinks=..., endpoints=..., core=..., start=True), on the
+    store the test's store_backend names. At teardown every daemon still
+    running gets SIGTERM and must exit 0.
     """
     made = []
+    pg = shared_server(request) if store_backend == "postgres" else None
 
     def make(sinks=None, endpoints=None, core=None, start=True):
-        d = SpoolDaemon(tmp_path / f"s{len(made)}", sinks, endpoints, core)
+        d = SpoolDaemon(tmp_path / f"s{len(made)}", sinks, endpoints, core, pg)
         made.append(d)
         if start:
             d.start()

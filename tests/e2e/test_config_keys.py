@@ -22,8 +22,9 @@ def sections():
 
 
 def test_every_section_is_printed():
-    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "sinks.NAME",
-                                "endpoints.ID", "endpoints.ID.breaker", "endpoints.ID.batch"]
+    assert list(sections()) == ["core", "core.ingress[]", "core.admin", "core.store", "core.cluster",
+                                "sinks.NAME", "endpoints.ID", "endpoints.ID.breaker",
+                                "endpoints.ID.batch"]
 
 
 def test_config_md_has_the_core_tables():

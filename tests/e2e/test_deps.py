@@ -19,8 +19,8 @@ from conftest import ROOT
 
 DEPS = ROOT / "scripts/deps.sh"
 TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
-             "openssl", "lintian", "man-db", "systemd", "chromium", "chromium-driver",
-             "python3-selenium"}
+             "postgresql", "openssl", "lintian", "man-db", "systemd", "chromium",
+             "chromium-driver", "python3-selenium"}
 DEB_ONLY = {"debhelper"}
 BENCH_ONLY = {"nginx-light", "wrk", "rsyslog", "rsyslog-czmq"}
 
@@ -36,7 +36,7 @@ def listed(mode):
 def test_run_needs_only_what_builds_and_runs_the_daemon():
     run = listed("run")
     assert run == {"build-essential", "pkg-config", "libzmq3-dev", "libcjson-dev", "libssl-dev",
-                   "libcurl4-openssl-dev", "libsqlite3-dev", "libmicrohttpd-dev",
+                   "libcurl4-openssl-dev", "libsqlite3-dev", "libpq-dev", "libmicrohttpd-dev",
                    "librabbitmq-dev", "liblua5.4-dev", "libsystemd-dev", "scdoc"}
 
 
@@ -156,11 +156,13 @@ def test_services_it_installed_are_stopped_and_disabled(fake_system):
     if Path("/run/systemd/system").is_dir():
         want = ["systemctl disable --now rabbitmq-server.service",
                 "systemctl disable --now epmd.service", "systemctl disable --now epmd.socket",
+                "systemctl disable --now postgresql.service",
                 "systemctl disable --now nginx.service",
                 "systemctl disable --now rsyslog.service"]
     else:
         want = ["service rabbitmq-server stop", "update-rc.d rabbitmq-server disable",
-                "epmd -kill", "service nginx stop", "update-rc.d nginx disable",
+                "epmd -kill", "service postgresql stop", "update-rc.d postgresql disable",
+                "service nginx stop", "update-rc.d nginx disable",
                 "service rsyslog stop", "update-rc.d rsyslog disable"]
     assert calls[2:] == want
     assert "rabbitmq-server is for the tests' own instances: stopping it and disabling it " \

@@ -24,8 +24,10 @@ import subprocess
 import threading
 import time
 
-from durability_helpers import (AckClient, DONE, PENDING, BIN, event, file_sink, sink_ids,
+from durability_helpers import (both_backends, AckClient, DONE, PENDING, BIN, event, file_sink, sink_ids,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 N = 20_000
 KILLS = 3

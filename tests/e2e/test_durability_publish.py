@@ -11,8 +11,10 @@ import time
 import zmq
 
 from conftest import free_ports
-from durability_helpers import (BIN, DONE, AckClient, event, file_sink, sink_ids,
+from durability_helpers import (both_backends, BIN, DONE, AckClient, event, file_sink, sink_ids,
                                 spool_daemon)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 
 def ack_daemon(spool_daemon, tmp_path):

@@ -11,8 +11,10 @@ from the failure). The breaker is off: the failures here are expected and
 its probing is tested in test_gate_breaker.py.
 """
 
-from durability_helpers import (DONE, AckClient, event, flaky_calls, flaky_sink,
+from durability_helpers import (both_backends, DONE, AckClient, event, flaky_calls, flaky_sink,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 SLACK_MS = 1500  # upper bound only, for a loaded 2-CPU box
 

@@ -7,8 +7,10 @@ a pattern: code that reads memory after freeing it then fails every time
 instead of once in a while.
 """
 
-from durability_helpers import (DONE, PENDING, event, flaky_calls, flaky_sink,
+from durability_helpers import (both_backends, DONE, PENDING, event, flaky_calls, flaky_sink,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 
 def test_sigterm_with_pending_retries_exits_0_and_keeps_them(spool_daemon, tmp_path,

@@ -13,8 +13,10 @@ about:
 
 import time
 
-from durability_helpers import (DEAD, event, file_sink, flaky_calls, flaky_sink, sink_events,
+from durability_helpers import (both_backends, DEAD, event, file_sink, flaky_calls, flaky_sink, sink_events,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 
 def test_delivery_failed_one_per_death(spool_daemon, tmp_path):

@@ -112,7 +112,8 @@ def test_switchyard_conf_5_has_every_core_key(install_stage, rendered):
     lines = text.splitlines()
     found = entries(text)
     secs = sections(install_stage)
-    assert [s for s, _ in secs] == ["core", "core.ingress[]", "core.admin", "sinks.NAME",
+    assert [s for s, _ in secs] == ["core", "core.ingress[]", "core.admin", "core.store",
+                                    "core.cluster", "sinks.NAME",
                                     "endpoints.ID", "endpoints.ID.breaker", "endpoints.ID.batch"]
     for path, keys in secs:
         # Each section's keys follow its heading (CORE for core, "   core.admin" ...), in order.

@@ -23,6 +23,7 @@ import pytest
 from conftest import BIN, PLUGIN_DIR, SANITIZED, event, get, read_lines, wait_until, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
+from pg_helpers import fresh_db, shared_server  # noqa: E402
 from webhook_receiver import Answer, Receiver  # noqa: E402
 
 FAST_RETRY = {"base": "20ms", "factor": 1, "cap": "20ms", "jitter": 0, "max_attempts": 1000}
@@ -187,13 +188,16 @@ def test_a_dead_head_lets_its_key_move_on_and_says_so(switchyard, tmp_path):
         r.close()
 
 
-def test_order_survives_a_daemon_restart_with_retries_due_later(switchyard, tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_order_survives_a_daemon_restart_with_retries_due_later(switchyard, tmp_path, request,
+                                                                 backend):
     """
     Every fifth event fails its first attempt and is retried a few seconds
     later; the daemon stops while those retries wait and younger events of
     their keys are pending and due now. After the restart the spool hands
     the younger ones out first (they are due first); ordering must still
-    wait for the older heads.
+    wait for the older heads. On both stores: the restarted shard's
+    catch-up (store_catchup) loads every pending row of the endpoint.
     """
     tries = defaultdict(int)
     lock = threading.Lock()
@@ -205,8 +209,12 @@ def test_order_survives_a_daemon_restart_with_retries_due_later(switchyard, tmp_
             first = tries[b["event_id"]] == 1
         return Answer(status=503 if first and b["data"]["n"] % 5 == 0 else 200)
 
+    if backend == "postgres":
+        core = {"spool": None, "store": {"type": "postgres",
+                                         "conninfo": fresh_db(shared_server(request))[1]}}
+    else:
+        core = {"spool": str(tmp_path / "spool.db")}
     r = Receiver(default=answer)
-    core = {"spool": str(tmp_path / "spool.db")}
     eps = {"jobs": {"sink": "hooks", "secrets": [SECRET], "url": r.url("/jobs"), "ordering": "key",
                     "ordering_key": "data.key", "breaker": False,
                     "retry": {"schedule": ["3s"], "max_attempts": 100}}}

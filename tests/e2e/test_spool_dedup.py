@@ -5,8 +5,10 @@ time, within one process, within one group-commit batch, over PULL, and
 across a restart (SIGTERM or SIGKILL).
 """
 
-from durability_helpers import (DONE, AckClient, event, flaky_calls, flaky_sink,
+from durability_helpers import (both_backends, DONE, AckClient, event, flaky_calls, flaky_sink,
                                 spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 
 def dedup_daemon(spool_daemon, tmp_path, core=None):

@@ -8,8 +8,10 @@ daemon from accepting events for everyone else.
 
 import time
 
-from durability_helpers import (DONE, AckClient, event, file_sink, flaky_calls, flaky_sink,
+from durability_helpers import (both_backends, DONE, AckClient, event, file_sink, flaky_calls, flaky_sink,
                                 sink_ids, spool_daemon, wait_until)  # noqa: F401 (fixture)
+
+STORE_BACKENDS = both_backends
 
 
 def in_memory(s):

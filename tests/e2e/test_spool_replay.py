@@ -3,13 +3,19 @@ Dead letters and `switchyard replay`: deliveries that fail permanently stay
 in the spool as dead (state 2); `replay --list` shows them; after the
 receiver is fixed, `replay` with filters puts exactly the matching ones back
 to pending and a running daemon delivers them (its pager looks every 200 ms).
+The admin API's reads the portal uses (filters, newest first, event types,
+an endpoint's dead letters replayed) give the same answers on both stores.
 """
 
 import re
 import time
 
-from durability_helpers import (DEAD, DONE, event, flaky_calls, flaky_sink, replay,
+from conftest import free_ports
+from durability_helpers import (both_backends, DEAD, DONE, event, flaky_calls, flaky_sink, replay,
                                 spool_daemon, wait_until, write_config)  # noqa: F401
+from test_ops_helpers import http
+
+STORE_BACKENDS = both_backends
 
 
 
@@ -121,3 +127,76 @@ def test_replay_needs_a_spool(tmp_path):
                  {"e": {"sink": "f"}})
     rc, out, err = replay(conf, "--list")
     assert rc == 2 and "spool: null" in err, (rc, out, err)
+
+
+def test_portal_reads_through_the_store(spool_daemon, tmp_path):
+    """
+    The admin API's reads the portal uses, on either store: deliveries by
+    event type and arrival time, newest first by a `before` keyset, each with
+    received_ms; the event feed newest first; the event types seen; and every
+    dead delivery of one endpoint replayed at once.
+    """
+    token = "portal-reads-token-0123456789"
+    admin = f"127.0.0.1:{free_ports(1)[0]}"
+    bad_log, good_log = tmp_path / "bad.log", tmp_path / "good.log"
+    d = spool_daemon(sinks={"bad": flaky_sink(bad_log, fail_times=1000, fail_mode="fail"),
+                            "good": flaky_sink(good_log)},
+                     endpoints={"ep": {"sink": "bad", "enabled_events": ["job.*"]},
+                                "other": {"sink": "good", "enabled_events": ["job.*"]}},
+                     core={"admin": {"listen": admin, "token": token}})
+    for eid, etype in (("p-1", "job.a"), ("p-2", "job.b"), ("p-3", "job.a")):
+        d.push([event(eid, event_type=etype)])
+        d.wait_for("deliveries.ok", int(eid[-1]))
+    d.wait_for("deliveries.dead", 3)
+
+    def get(path):
+        r = http(f"http://{admin}", "GET", path, token=token)
+        assert r.status == 200, (path, r)
+        return r.json()
+
+    every = get("/api/v1/deliveries")
+    assert len(every) == 6 and [x["id"] for x in every] == sorted(x["id"] for x in every)
+    arrived = {x["event_id"]: x["received_ms"] for x in every}
+    assert sorted(arrived) == ["p-1", "p-2", "p-3"] and all(v > 0 for v in arrived.values())
+    # Newest first, two a page, each page below the last one's id.
+    pages, before = [], 0
+    while True:
+        page = get(f"/api/v1/deliveries?order=desc&limit=2&before={before}")
+        if not page:
+            break
+        pages.append([x["id"] for x in page])
+        before = page[-1]["id"]
+    ids = [x["id"] for x in every]
+    assert pages == [ids[::-1][i:i + 2] for i in range(0, 6, 2)]
+    typed = get("/api/v1/deliveries?event_type=job.a&endpoint=ep")
+    assert [x["event_id"] for x in typed] == ["p-1", "p-3"]
+    t2 = arrived["p-2"]
+    window = get(f"/api/v1/deliveries?since={t2}&until={t2 + 1}&state=dead")
+    assert sorted(x["event_id"] for x in window) == \
+        sorted(e for e, t in arrived.items() if t == t2)
+    # (each death also raised a webhook.delivery_failed system event, stored like the others)
+    assert get("/api/v1/event-types") == {"event_types": ["job.a", "job.b",
+                                                          "webhook.delivery_failed"]}
+    # Newest first is the oldest-first feed backwards (which, on PostgreSQL, shows events
+    # stored two seconds ago and earlier), page by page below the last cursor.
+    asc = wait_until(lambda: (lambda f: f if len(f) == 6 else None)(
+        get("/api/v1/events?limit=100")["events"]), timeout=30, what="six events in the feed")
+    assert [e["event"]["event_id"] for e in asc if e["event"]["event_type"] != \
+            "webhook.delivery_failed"] == ["p-1", "p-2", "p-3"]
+    desc, before = [], 0
+    while True:
+        page = get(f"/api/v1/events?order=desc&limit=4&before={before}")
+        if not page["events"]:
+            assert page["next"] == before
+            break
+        assert page["next"] == page["events"][-1]["cursor"]
+        desc.append([e["cursor"] for e in page["events"]])
+        before = page["next"]
+    assert desc == [[e["cursor"] for e in asc[::-1][:4]], [e["cursor"] for e in asc[::-1][4:]]]
+
+    r = http(f"http://{admin}", "POST", "/api/v1/endpoints/ep/replay-dead", token=token)
+    assert (r.status, r.json()) == (200, {"endpoint": "ep", "replayed": 3})
+    wait_until(lambda: len(calls(bad_log)) == 6, timeout=30, what="the three replayed attempts")
+    wait_until(lambda: d.spool.states("ep") == {DEAD: 3}, timeout=30,
+               what="the replayed deliveries dead again", on_timeout=lambda: d.spool.states())
+    assert sorted(calls(bad_log)) == sorted([("p-1", 1), ("p-2", 1), ("p-3", 1)] * 2)

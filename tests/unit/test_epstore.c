@@ -237,7 +237,7 @@ static void test_beside_the_spool(void **state)
     sqlite3_stmt *st;
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), SPOOL_SCHEMA_VERSION);
+    assert_int_equal(sqlite3_column_int(st, 0), STORE_SQLITE_SCHEMA);
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM epstore_schema", -1, &st, NULL),
                      SQLITE_OK);

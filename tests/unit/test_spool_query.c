@@ -1,10 +1,11 @@
 /*
- * test_spool_query.c - what the admin API reads of the spool (deliveries
+ * test_spool_query.c - what the admin API reads of the store (deliveries
  * within an org's scope, one delivery's owner, the attempts log, an
  * endpoint's health; the portal's pages newest first, by event type and
  * time, the event types seen, replays of one endpoint) and the dead
- * letters of a deleted endpoint
- * (spool_kill_endpoint), which an attempt finishing late never revives.
+ * letters of a deleted endpoint (spool_kill_endpoint), which an attempt
+ * finishing late never revives; on the SQLite store (test_store_pg's e2e
+ * tests read the PostgreSQL one).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,9 +21,29 @@
 #include <cjson/cJSON.h>
 
 #include "spool.h"
-#include "spool_query.h"
+#include "store.h"
 
 static char path[128];
+static sy_store *reader;
+
+/* A reader of the spool's file, as the admin API opens it (after the writer made the schema). */
+static sy_store *rd(void)
+{
+    if (!reader) {
+        char err[512];
+        store_conf c = {.kind = STORE_SQLITE, .path = path};
+        reader = store_open(&c, STORE_READER, err, sizeof err);
+        assert_non_null(reader);
+    }
+    return reader;
+}
+
+/* The admin API's plain listing: oldest first, from the start. */
+static char *listing(const char *state, const char *endpoint, long limit, const store_scope *scope)
+{
+    store_dlv_filter f = {.state = state, .endpoint = endpoint, .limit = limit};
+    return store_deliveries_json(rd(), &f, scope);
+}
 
 static int setup(void **state)
 {
@@ -39,6 +60,8 @@ static int teardown(void **state)
 {
     (void)state;
     char p[160];
+    store_close(reader);
+    reader = NULL;
     unlink(path);
     snprintf(p, sizeof p, "%s-wal", path);
     unlink(p);
@@ -155,14 +178,10 @@ static void test_kill_endpoint(void **state)
     assert_int_equal(spool_kill_endpoint(s, "a", "endpoint deleted", on_killed, NULL), 0);
     assert_int_equal(spool_flush(s, 5000), 0);
     assert_int_equal(killed, 2);
-    char err[256];
-    assert_string_equal(ids_of(spoolq_deliveries(path, "dead", "a", 0, 100, NULL, err,
-                                                 sizeof err)), "1,3");
-    assert_string_equal(ids_of(spoolq_deliveries(path, "pending", "b", 0, 100, NULL, err,
-                                                 sizeof err)), "2,4,6");
-    assert_string_equal(ids_of(spoolq_deliveries(path, "done", NULL, 0, 100, NULL, err,
-                                                 sizeof err)), "5");
-    char *t = spoolq_deliveries(path, "dead", "a", 0, 1, NULL, err, sizeof err);
+    assert_string_equal(ids_of(listing("dead", "a", 100, NULL)), "1,3");
+    assert_string_equal(ids_of(listing("pending", "b", 100, NULL)), "2,4,6");
+    assert_string_equal(ids_of(listing("done", NULL, 100, NULL)), "5");
+    char *t = listing("dead", "a", 1, NULL);
     cJSON *a = cJSON_Parse(t);
     free(t);
     assert_string_equal(cJSON_GetObjectItem(a->child, "last_detail")->valuestring,
@@ -171,10 +190,9 @@ static void test_kill_endpoint(void **state)
     /* An attempt that was inside the plugin ends after the delete: the row stays dead. */
     record(s, r1[0], DLV_DONE, 1, 0, 200, 2000, 7, "");
     record(s, r2[0], DLV_PENDING, 1, 1, 503, 2000, 7, "HTTP 503");
-    assert_string_equal(ids_of(spoolq_deliveries(path, "dead", "a", 0, 100, NULL, err,
-                                                 sizeof err)), "1,3");
+    assert_string_equal(ids_of(listing("dead", "a", 100, NULL)), "1,3");
     /* Its attempt is still in the log. */
-    t = spoolq_attempts(path, r2[0], 0, 10, err, sizeof err);
+    t = store_attempts_json(rd(), r2[0], 0, 10);
     assert_non_null(strstr(t, "\"outcome\":\"retry\""));
     free(t);
     /* Nothing left to kill. */
@@ -193,28 +211,20 @@ static void test_scope_and_owner(void **state)
     put(s, "a1", "acme", three, 2, r);        /* rows 1, 2 */
     put(s, "b1", "beta", three + 1, 2, r);    /* rows 3, 4 */
     put(s, "n1", NULL, three + 1, 1, r);      /* row 5 */
-    char err[256];
-    spoolq_scope acme = {"acme", "[\"acme-hook\"]"}, beta = {"beta", "[\"beta-hook\",\"gone\"]"};
-    assert_string_equal(ids_of(spoolq_deliveries(path, NULL, NULL, 0, 100, &acme, err,
-                                                 sizeof err)), "1");
-    assert_string_equal(ids_of(spoolq_deliveries(path, NULL, NULL, 0, 100, &beta, err,
-                                                 sizeof err)), "4");
+    store_scope acme = {"acme", "[\"acme-hook\"]"}, beta = {"beta", "[\"beta-hook\",\"gone\"]"};
+    assert_string_equal(ids_of(listing(NULL, NULL, 100, &acme)), "1");
+    assert_string_equal(ids_of(listing(NULL, NULL, 100, &beta)), "4");
     /* Another org's endpoint named in the list still shows only the org's own events. */
-    spoolq_scope wide = {"acme", "[\"acme-hook\",\"platform\",\"beta-hook\"]"};
-    assert_string_equal(ids_of(spoolq_deliveries(path, NULL, NULL, 0, 100, &wide, err,
-                                                 sizeof err)), "1,2");
-    assert_string_equal(ids_of(spoolq_deliveries(path, NULL, NULL, 0, 100, NULL, err,
-                                                 sizeof err)), "1,2,3,4,5");
+    store_scope wide = {"acme", "[\"acme-hook\",\"platform\",\"beta-hook\"]"};
+    assert_string_equal(ids_of(listing(NULL, NULL, 100, &wide)), "1,2");
+    assert_string_equal(ids_of(listing(NULL, NULL, 100, NULL)), "1,2,3,4,5");
     char ep[160], org[160];
-    assert_int_equal(spoolq_delivery_owner(path, 4, ep, sizeof ep, org, sizeof org, err,
-                                           sizeof err), 1);
+    assert_int_equal(store_delivery_owner(rd(), 4, ep, sizeof ep, org, sizeof org), 1);
     assert_string_equal(ep, "beta-hook");
     assert_string_equal(org, "beta");
-    assert_int_equal(spoolq_delivery_owner(path, 5, ep, sizeof ep, org, sizeof org, err,
-                                           sizeof err), 1);
+    assert_int_equal(store_delivery_owner(rd(), 5, ep, sizeof ep, org, sizeof org), 1);
     assert_string_equal(org, "");
-    assert_int_equal(spoolq_delivery_owner(path, 99, ep, sizeof ep, org, sizeof org, err,
-                                           sizeof err), 0);
+    assert_int_equal(store_delivery_owner(rd(), 99, ep, sizeof ep, org, sizeof org), 0);
     spool_close(s);
 }
 
@@ -232,8 +242,7 @@ static void test_attempts_and_stats(void **state)
     record(s, r1, DLV_DONE, 3, 0, 200, now - 1000, 40, "");
     record(s, r2, DLV_PENDING, 1, 0, 200, now - 500, 1, "");               /* counts; row stays */
     record(s, r2, DLV_DEAD, 2, 2, 410, now - 400, 2, "HTTP 410 Gone");
-    char err[256];
-    char *t = spoolq_attempts(path, r1, 0, 2, err, sizeof err);
+    char *t = store_attempts_json(rd(), r1, 0, 2);
     cJSON *a = cJSON_Parse(t);
     free(t);
     assert_int_equal(cJSON_GetArraySize(a), 2);
@@ -247,18 +256,18 @@ static void test_attempts_and_stats(void **state)
     int after = cJSON_GetObjectItem(second, "id")->valueint;
     cJSON_Delete(a);
     /* The next page starts after the last id seen. */
-    t = spoolq_attempts(path, r1, after, 10, err, sizeof err);
+    t = store_attempts_json(rd(), r1, after, 10);
     a = cJSON_Parse(t);
     free(t);
     assert_int_equal(cJSON_GetArraySize(a), 1);
     assert_string_equal(cJSON_GetObjectItem(a->child, "outcome")->valuestring, "ok");
     cJSON_Delete(a);
-    t = spoolq_attempts(path, 999, 0, 10, err, sizeof err);
+    t = store_attempts_json(rd(), 999, 0, 10);
     assert_string_equal(t, "[]");
     free(t);
 
-    spoolq_stats st;
-    assert_int_equal(spoolq_endpoint_stats(path, "h", now, &st, err, sizeof err), 0);
+    store_ep_stats st;
+    assert_int_equal(store_endpoint_stats(rd(), "h", now, &st), 0);
     assert_int_equal(st.attempts_24h, 4);
     assert_int_equal(st.ok_24h, 2);
     assert_int_equal(st.attempts_1h, 3);
@@ -270,7 +279,7 @@ static void test_attempts_and_stats(void **state)
     assert_string_equal(st.error_detail, "HTTP 410 Gone");
     assert_int_equal(st.pending, 0);
     assert_int_equal(st.dead, 1);
-    assert_int_equal(spoolq_endpoint_stats(path, "nobody", now, &st, err, sizeof err), 0);
+    assert_int_equal(store_endpoint_stats(rd(), "nobody", now, &st), 0);
     assert_int_equal(st.attempts_24h, 0);
     assert_int_equal(st.has_error, 0);
     spool_close(s);
@@ -289,54 +298,55 @@ static void test_pages_types_and_replays(void **state)
     put_typed(s, "e4", "job.done", "acme", 4000, a, 1, &r[3]);
     put_typed(s, "x1", "beta.only", "beta", 5000, b, 1, &r[4]);
     put_typed(s, "e5", "invoice.paid", "acme", 6000, a, 1, &r[5]);
-    char err[512], want[64];
-    spoolq_filter f = {.desc = 1, .limit = 2};
+    char want[64];
+    store_dlv_filter f = {.desc = 1, .limit = 2};
     snprintf(want, sizeof want, "%lld,%lld", (long long)r[5], (long long)r[4]);
-    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &f, NULL)), want);
     f.before_id = r[4];
     snprintf(want, sizeof want, "%lld,%lld", (long long)r[3], (long long)r[2]);
-    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &f, NULL)), want);
     f.before_id = r[1];
     snprintf(want, sizeof want, "%lld", (long long)r[0]);
-    assert_string_equal(ids_of(spoolq_deliveries_page(path, &f, NULL, err, sizeof err)), want);
-    spoolq_filter typed = {.event_type = "job.done", .since_ms = 2000, .until_ms = 4000,
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &f, NULL)), want);
+    store_dlv_filter typed = {.event_type = "job.done", .since_ms = 2000, .until_ms = 4000,
                            .limit = 10};
     snprintf(want, sizeof want, "%lld,%lld", (long long)r[1], (long long)r[2]);
-    assert_string_equal(ids_of(spoolq_deliveries_page(path, &typed, NULL, err, sizeof err)),
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &typed, NULL)),
                         want);
-    spoolq_scope acme = {"acme", "[\"a\"]"};
-    spoolq_filter all_desc = {.desc = 1, .limit = 10, .event_type = "beta.only"};
-    assert_string_equal(ids_of(spoolq_deliveries_page(path, &all_desc, &acme, err, sizeof err)),
+    store_scope acme = {"acme", "[\"a\"]"};
+    store_dlv_filter all_desc = {.desc = 1, .limit = 10, .event_type = "beta.only"};
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &all_desc, &acme)),
                         "");
-    char *t = spoolq_deliveries_page(path, &f, NULL, err, sizeof err);
+    char *t = store_deliveries_json(rd(), &f, NULL);
     cJSON *page = cJSON_Parse(t);
     free(t);
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(page, 0), "received_ms")->valueint,
                      1000);
     cJSON_Delete(page);
-    spoolq_filter bad = {.state = "lost", .limit = 1};
-    assert_null(spoolq_deliveries_page(path, &bad, NULL, err, sizeof err));
-    assert_string_equal(err, "state must be pending, done or dead");
+    store_dlv_filter bad = {.state = "lost", .limit = 1};
+    assert_null(store_deliveries_json(rd(), &bad, NULL));
+    assert_string_equal(store_error(rd()), "state must be pending, done or dead");
 
-    t = spoolq_event_types(path, "acme", 100, err, sizeof err);
+    t = store_event_types_json(rd(), "acme", 100);
     assert_string_equal(t, "[\"invoice.paid\",\"job.done\",\"job.started\"]");
     free(t);
-    t = spoolq_event_types(path, NULL, 2, err, sizeof err); /* the latest two events only */
+    t = store_event_types_json(rd(), NULL, 2); /* the latest two events only */
     assert_string_equal(t, "[\"beta.only\",\"invoice.paid\"]");
     free(t);
 
     for (int i = 0; i < 3; i++)
         record(s, r[i], DLV_DEAD, 1, 2, 410, 7000, 1, "HTTP 410");
     record(s, r[4], DLV_DEAD, 1, 2, 410, 7000, 1, "HTTP 410");
-    assert_int_equal(spoolq_replay_endpoint(path, "a", err, sizeof err), 3);
-    assert_int_equal(spoolq_replay_endpoint(path, "a", err, sizeof err), 0);
-    assert_string_equal(ids_of(spoolq_deliveries(path, "dead", NULL, 0, 100, NULL, err,
-                                                 sizeof err)),
+    dead_filter of_a = {.endpoint = "a"};
+    assert_int_equal(store_replay(rd(), &of_a), 3);
+    assert_int_equal(store_replay(rd(), &of_a), 0);
+    store_dlv_filter dead = {.state = "dead", .limit = 100};
+    assert_string_equal(ids_of(store_deliveries_json(rd(), &dead, NULL)),
                         (snprintf(want, sizeof want, "%lld", (long long)r[4]), want));
-    assert_int_equal(spoolq_replay_delivery(path, r[4], err, sizeof err), 1);
-    assert_int_equal(spoolq_replay_delivery(path, r[4], err, sizeof err), 0);
+    assert_int_equal(store_replay_delivery(rd(), r[4]), 1);
+    assert_int_equal(store_replay_delivery(rd(), r[4]), 0);
 
-    t = spoolq_events_before(path, 0, 2, "acme", err, sizeof err);
+    t = store_events_json(rd(), 0, 1, 2, "acme");
     cJSON *ev = cJSON_Parse(t);
     free(t);
     const cJSON *evs = cJSON_GetObjectItem(ev, "events");
