@@ -34,7 +34,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -pthread
 # doesn't, and a new clang must not stop the fuzzing of unchanged code. The
 # targets themselves are held to -Werror.
 FUZZ_CORE_WARN := $(filter-out -Werror,$(WARN))
-FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -llua5.4 -lcrypto -ldl -lm -lpthread
+FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -lpq -llua5.4 -lcrypto -ldl -lm -lpthread
 
 FUZZ_CORE_SRC := $(wildcard core/*.c) sdk/src/publisher.c
 FUZZ_CORE_OBJ := $(FUZZ_CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
