@@ -301,7 +301,7 @@ def daemon_parts(build, tmp, sizes, hres, a):
               f"{(r['hwm_kb'] or 0) / 1024:>7.0f}MB {r['per_call'] or 0:>7.1f} {'; '.join(notes)}")
 
     print("   ev/call: deliveries per file sink call (attempts / plugin_calls); batches form "
-          "per endpoint")
+          "per endpoint, then the file sink's are joined across endpoints (SY_SINK_BATCH_ACROSS)")
     print(f"\n3. start-up (exec -> ready line, best of {a.repeat})")
     for n in sizes:
         print(f"   {n:>9} endpoints: {run_startup(build, tmp, n, a.repeat) * 1000:8.1f} ms")

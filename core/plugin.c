@@ -168,6 +168,15 @@ const char *plugin_check_descriptor(const sy_sink *s, char *err, size_t errlen, 
         why = "sets none of deliver, deliver_batch, submit and submit_batch";
     else if (styles > 1)
         why = "sets more than one of deliver, deliver_batch, submit and submit_batch (pick one)";
+    else if (s->flags & ~(uint64_t)SY_SINK_FLAGS_KNOWN) {
+        snprintf(err, errlen,
+                 "plugin %s: descriptor sets flags 0x%llx, which sink ABI %u.%u does not define",
+                 path, (unsigned long long)(s->flags & ~(uint64_t)SY_SINK_FLAGS_KNOWN),
+                 SY_ABI_VERSION_MAJOR, SY_ABI_VERSION_MINOR);
+        return err;
+    } else if ((s->flags & SY_SINK_BATCH_ACROSS) && !s->deliver_batch)
+        why = "sets SY_SINK_BATCH_ACROSS without deliver_batch (only blocking batches are "
+              "joined across endpoints)";
     else if (s->batch_max > SY_BATCH_MAX_LIMIT) {
         snprintf(err, errlen, "plugin %s: descriptor asks for batches of %u, more than %u",
                  path, s->batch_max, SY_BATCH_MAX_LIMIT);

@@ -668,15 +668,17 @@ static int drain_inbox(shard *sh)
         case INBOX_DONE:
             sh_settle(sh, (attempt *)m);
             break;
-        case INBOX_JOB: {
-            /* The call slot first: the last settle may forget a removed endpoint. */
-            job *j = (job *)m;
-            ((sep *)j->owner)->calls--;
-            for (size_t i = 0; i < j->n; i++)
-                sh_settle(sh, j->at[i]);
-            free(j);
+        case INBOX_JOB:
+            /* A joined call: each member settles its own endpoint's call. The call slot
+             * first: the last settle may forget a removed endpoint. */
+            for (job *j = (job *)m, *next; j; j = next) {
+                next = j->gnext;
+                ((sep *)j->owner)->calls--;
+                for (size_t i = 0; i < j->n; i++)
+                    sh_settle(sh, j->at[i]);
+                free(j);
+            }
             break;
-        }
         case INBOX_CTRL:
             take_ctrl(sh, (shard_ctrl *)m);
             break;
@@ -729,9 +731,55 @@ static int run_active(shard *sh)
     return n;
 }
 
+/*
+ * The turn's blocking calls to instances whose plugin takes several
+ * endpoints per call (SY_SINK_BATCH_ACROSS) become as few calls as the
+ * plugin's batch_max allows: member jobs hang off a leader, which alone
+ * goes to the pool. Whole batches keep their own call.
+ */
+static void join_jobs(shard *sh)
+{
+    enum { OPEN = 8 };
+    job *open[OPEN] = {0}, *gtail[OPEN] = {0};
+    size_t nopen = 0, next_slot = 0;
+    job *head = NULL, *tail = NULL;
+    size_t n = 0;
+    for (job *j = sh->jobs, *next; j; j = next) {
+        next = j->qnext;
+        j->qnext = NULL;
+        const sy_sink *sk = j->ep->inst->sink;
+        size_t max = sk->batch_max ? sk->batch_max : 1;
+        if ((sk->flags & SY_SINK_BATCH_ACROSS) && !j->ep->batch_whole && j->n < max) {
+            size_t k = 0;
+            while (k < nopen && (open[k]->ep->inst != j->ep->inst || open[k]->gsize + j->n > max))
+                k++;
+            if (k < nopen) {
+                gtail[k]->gnext = j;
+                gtail[k] = j;
+                open[k]->gsize += j->n;
+                continue;
+            }
+            /* A leader of its own; it replaces the oldest open one when all slots are taken. */
+            k = nopen < OPEN ? nopen++ : next_slot++ % OPEN;
+            open[k] = gtail[k] = j;
+        }
+        if (tail)
+            tail->qnext = j;
+        else
+            head = j;
+        tail = j;
+        n++;
+    }
+    sh->jobs = head;
+    sh->jobs_tail = tail;
+    sh->njobs = n;
+    STAT_INC(plugin_calls, n);
+}
+
 static void flush_turn(shard *sh)
 {
     if (sh->jobs) {
+        join_jobs(sh);
         workers_submit_list(sh->o.workers, sh->jobs, sh->jobs_tail, sh->njobs);
         sh->jobs = sh->jobs_tail = NULL;
         sh->njobs = 0;

@@ -79,6 +79,7 @@ static void fill_attempt(shard *sh, attempt *a, sep *s, dlv *d, int probe, int64
         .first_attempt_ms = d->first_ms,
         .received_ms = ev->received_ms,
         .host_ref = a,
+        .ep_state = s->ep->ep_state,
     };
     a->sh = sh;
     a->d = d;
@@ -174,7 +175,6 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
     AT_ADD(sh->n_inflight, n);
     if (sh->o.own)
         __atomic_add_fetch(&sh->o.own->inflight[s->part], (int64_t)n, __ATOMIC_RELAXED);
-    STAT_INC(plugin_calls, 1);
     if (sk->deliver || sk->deliver_batch) {
         job *j = malloc(sizeof *j + n * sizeof j->at[0]);
         if (!j) {
@@ -190,6 +190,8 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
         j->sh = sh;
         j->owner = s;
         j->ep = ep;
+        j->gnext = NULL;
+        j->gsize = n;
         j->n = n;
         for (size_t i = 0; i < n; i++) {
             j->at[i] = at[i];
@@ -205,6 +207,7 @@ static void launch(shard *sh, sep *s, attempt **at, size_t n, int64_t now_ms)
         sh->njobs++;
         return;
     }
+    STAT_INC(plugin_calls, 1); /* blocking calls count as they leave the turn (join_jobs) */
     int64_t deadline = now_ms + ep->attempt_timeout_ms + sh->o.complete_grace_ms;
     call *c = NULL;
     if (n > 1 && (c = malloc(sizeof *c)))

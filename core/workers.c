@@ -30,47 +30,55 @@ static size_t take_count(const worker_pool *p)
     return share < 1 ? 1 : share > 16 ? 16 : share;
 }
 
+/* A joined call has every member's attempts, in order; ep_state is shared or NULL. */
 static void run(job *j)
 {
     const sy_endpoint *ep = j->ep;
     const sy_sink *s = ep->inst->sink;
-    void *st = ep->inst->state;
-    for (size_t i = 0; i < j->n; i++) {
-        sy_outcome_init(&j->at[i]->out);
-        sy_outcome_set(&j->at[i]->out, SY_RETRY, 0, "plugin set no outcome");
-    }
+    void *st = ep->inst->state, *eps = ep->ep_state;
+    size_t n = j->gnext ? j->gsize : j->n;
+    for (job *x = j; x; x = x->gnext)
+        for (size_t i = 0; i < x->n; i++) {
+            sy_outcome_init(&x->at[i]->out);
+            sy_outcome_set(&x->at[i]->out, SY_RETRY, 0, "plugin set no outcome");
+            if (x->ep->ep_state != eps)
+                eps = NULL;
+        }
     if (s->deliver) {
         for (size_t i = 0; i < j->n; i++)
-            s->deliver(st, ep->ep_state, &j->at[i]->pub, &j->at[i]->out);
+            s->deliver(st, eps, &j->at[i]->pub, &j->at[i]->out);
     } else {
         const sy_delivery *stackd[64], **d = stackd;
         sy_outcome *stacko[64], **o = stacko;
-        if (j->n > 64) {
-            d = malloc(j->n * sizeof *d);
-            o = malloc(j->n * sizeof *o);
+        if (n > 64) {
+            d = malloc(n * sizeof *d);
+            o = malloc(n * sizeof *o);
         }
         if (!d || !o) {
-            for (size_t i = 0; i < j->n; i++)
-                sy_outcome_set(&j->at[i]->out, SY_RETRY, 0, "out of memory calling the plugin");
+            for (job *x = j; x; x = x->gnext)
+                for (size_t i = 0; i < x->n; i++)
+                    sy_outcome_set(&x->at[i]->out, SY_RETRY, 0, "out of memory calling the plugin");
         } else {
-            for (size_t i = 0; i < j->n; i++) {
-                d[i] = &j->at[i]->pub;
-                o[i] = &j->at[i]->out;
-            }
-            s->deliver_batch(st, ep->ep_state, (const sy_delivery *const *)d, j->n,
-                             (sy_outcome *const *)o);
+            size_t k = 0;
+            for (job *x = j; x; x = x->gnext)
+                for (size_t i = 0; i < x->n; i++, k++) {
+                    d[k] = &x->at[i]->pub;
+                    o[k] = &x->at[i]->out;
+                }
+            s->deliver_batch(st, eps, (const sy_delivery *const *)d, n, (sy_outcome *const *)o);
         }
         if (d != stackd)
             free(d);
         if (o != stacko)
             free(o);
     }
-    for (size_t i = 0; i < j->n; i++) {
-        /* A plugin may have scribbled past the rules: re-check what it left. */
-        sy_outcome copy = j->at[i]->out;
-        copy.struct_size = sizeof copy;
-        attempt_take_outcome(&j->at[i]->out, &copy);
-    }
+    for (job *x = j; x; x = x->gnext)
+        for (size_t i = 0; i < x->n; i++) {
+            /* A plugin may have scribbled past the rules: re-check what it left. */
+            sy_outcome copy = x->at[i]->out;
+            copy.struct_size = sizeof copy;
+            attempt_take_outcome(&x->at[i]->out, &copy);
+        }
 }
 
 static void *worker_main(void *arg)
@@ -104,6 +112,7 @@ static void *worker_main(void *arg)
         while (j) {
             job *next = j->qnext;
             run(j);
+            /* A joined call goes back whole: its members are one shard's. */
             j->m.kind = INBOX_JOB;
             shard_post(j->sh, &j->m);
             j = next;

@@ -24,6 +24,10 @@ typedef struct job {
     struct shard *sh;
     void *owner;             /* the shard's endpoint record */
     struct sy_endpoint *ep;  /* the plugin instance and endpoint state to call */
+    /* Jobs of other endpoints joined into this one's call (SY_SINK_BATCH_ACROSS); each
+     * still goes back to its shard on its own. gsize: attempts of the whole call. */
+    struct job *gnext;
+    size_t gsize;
     size_t n;
     attempt *at[];           /* the batch, in order */
 } job;
@@ -34,10 +38,11 @@ typedef struct worker_pool worker_pool;
 worker_pool *workers_new(int n);
 /*
  * Queues the n jobs from head to tail (linked by qnext) with one lock; each
- * goes back to its shard as INBOX_JOB once every outcome is filled. One lock,
- * waking at most one idle worker per job: a shard hands over all of a
- * turn's calls at once (with 10,000 endpoints a turn makes many calls of
- * one or two deliveries each).
+ * goes back to its shard as INBOX_JOB, with the members joined to it
+ * (gnext), once every outcome is filled. One lock, waking at most one idle
+ * worker per job: a shard hands over all of a turn's calls at once (with
+ * 10,000 endpoints a turn has many endpoints with one or two deliveries
+ * each; a plugin with SY_SINK_BATCH_ACROSS gets them joined).
  */
 void workers_submit_list(worker_pool *p, job *head, job *tail, size_t n);
 /* Lets the queued jobs finish, then joins the threads and frees the pool. */

@@ -228,7 +228,8 @@ static int describe(const char *pdir, const char *name, int scdoc)
                "the file as \"%s\")\n", s->name, name);
     printf("style: %s\n", style_text(s));
     if ((s->deliver_batch || s->submit_batch) && s->batch_max > 1)
-        printf("batches: up to %u deliveries, linger %ums\n", s->batch_max, s->batch_linger_ms);
+        printf("batches: up to %u deliveries, linger %ums%s\n", s->batch_max, s->batch_linger_ms,
+               (s->flags & SY_SINK_BATCH_ACROSS) ? ", joined across endpoints" : "");
     else if (s->deliver_batch || s->submit_batch)
         printf("batches: one delivery per call, unless an endpoint's batch key asks for more "
                "and the plugin takes it\n");

@@ -4,7 +4,9 @@
  * A blocking plugin taking batches: deliver_batch() returns once the bytes
  * are written (and synced when fsync is "always"), so SY_OK means the event
  * is in the file. A batch costs one writev per file it touches, and under
- * fsync "always" one fsync per file, however many events it holds.
+ * fsync "always" one fsync per file, however many events it holds. With
+ * SY_SINK_BATCH_ACROSS a batch may hold many endpoints (the core joins
+ * them), so the template is looked up per delivery.
  * Config and templates live in file_conf.c, all I/O in file_writer.c.
  */
 #include <limits.h>
@@ -198,8 +200,6 @@ static void file_deliver_batch(void *state, void *ep_state, const sy_delivery *c
                                size_t n, sy_outcome *const *out)
 {
     file_state *st = state;
-    file_ep *ep = ep_state;
-    const file_tmpl *tmpl = ep ? ep->tmpl : st->tmpl;
     batch_files files = {0};
     fw_line *lines = malloc(2 * n * sizeof *lines);
     char **copies = calloc(n, sizeof *copies);
@@ -218,6 +218,9 @@ static void file_deliver_batch(void *state, void *ep_state, const sy_delivery *c
         const char *why = NULL;
         sy_result r = SY_FAIL;
         which[i] = -1;
+        /* One call may hold several endpoints (SY_SINK_BATCH_ACROSS), each with its template. */
+        const file_ep *ep = SY_DELIVERY_EP_STATE(d[i], ep_state);
+        const file_tmpl *tmpl = ep ? ep->tmpl : st->tmpl;
         if (file_tmpl_expand(tmpl, d[i], now, path, sizeof path) != 0)
             why = "path template expands to more than PATH_MAX bytes";
         else if (file_path_is_safe(path) != 0) /* cannot happen with a parsed template */
@@ -258,7 +261,7 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,
     .struct_size = sizeof(sy_sink),
     .name = "file",
-    .version = "2.0.0",
+    .version = "2.1.0",
     .description = "appends events as JSON Lines to files named by a template, with rotation and fsync",
     .instance_config = &file_instance_table,
     .endpoint_config = &file_endpoint_table,
@@ -269,4 +272,5 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .deliver_batch = file_deliver_batch, /* blocking, in batches */
     .batch_max = FILE_BATCH_MAX,
     .batch_linger_ms = 0, /* batches fill by themselves while a write is under way */
+    .flags = SY_SINK_BATCH_ACROSS, /* many endpoints, one writev per file per call */
 };

@@ -8,7 +8,7 @@ import json
 import re
 from collections import Counter
 
-from conftest import cli, event, files_under, read_lines
+from conftest import cli, event, files_under, get, read_lines
 
 N = 10_000
 PAD = "x" * 960  # with the envelope around it, each event is about 1.1 KiB
@@ -150,3 +150,37 @@ def d_cli_publish(d, *args):
     r = cli("publish", "--connect", d.pull_addr, *args)
     assert r.returncode == 0, r.stderr.decode()
     return r
+
+
+def test_many_endpoints_of_one_file_sink_share_its_calls(switchyard, tmp_path):
+    """
+    120 endpoints on one file sink, each event matching all of them: the core
+    joins the endpoints' batches into the sink's calls (SY_SINK_BATCH_ACROSS),
+    and each delivery still lands in its own endpoint's file, the endpoints
+    with their own path template included. Without joining, every endpoint
+    needs a call of its own: at least 120.
+    """
+    out = tmp_path / "joined"
+    eps = {}
+    for i in range(120):
+        e = {"sink": "files", "enabled_events": ["*"]}
+        if i % 10 == 0:
+            e["path"] = f"{out}/own/{{endpoint_id}}.jsonl"  # the endpoint's own template
+        eps[f"ep{i:03d}"] = e
+    # concurrency 1: one call per endpoint at a time, so its file keeps the publish order.
+    d = switchyard(sinks={"files": {"plugin": "file", "path": f"{out}/{{endpoint_id}}.jsonl",
+                                    "fsync": "never", "concurrency": 1}},
+                   endpoints=eps)
+    sent = [event(f"j-{i}", data={"i": i}) for i in range(10)]
+    d.push(sent)
+    d.wait_for("deliveries.ok", 1200)
+    s = d.stats()
+    calls = get(s, "deliveries.plugin_calls")
+    assert get(s, "deliveries.attempts") == 1200
+    assert calls < 120, f"{calls} plugin calls for 120 endpoints: batches were not joined"
+    want = sorted([f"own/ep{i:03d}.jsonl" for i in range(0, 120, 10)] +
+                  [f"ep{i:03d}.jsonl" for i in range(120) if i % 10])
+    assert files_under(out) == want
+    for f in want:
+        # One endpoint's deliveries keep their order inside a joined call.
+        assert read_lines(out / f) == sent, f

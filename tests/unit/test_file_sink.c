@@ -316,13 +316,14 @@ static sy_delivery make_delivery(const char *body, const char *org_slug, const c
     return d;
 }
 
-/* n deliveries in one deliver_batch call, as the core makes them. */
-static void deliver_batch(inst *in, void *ep, const sy_delivery *d, size_t n, sy_outcome *out)
+/* n deliveries of one endpoint in one deliver_batch call, as the core makes them. */
+static void deliver_batch(inst *in, void *ep, sy_delivery *d, size_t n, sy_outcome *out)
 {
     const sy_delivery *dp[64];
     sy_outcome *op[64];
     assert_true(n <= 64);
     for (size_t i = 0; i < n; i++) {
+        d[i].ep_state = ep;
         dp[i] = &d[i];
         sy_outcome_init(&out[i]);
         op[i] = &out[i];
@@ -330,7 +331,7 @@ static void deliver_batch(inst *in, void *ep, const sy_delivery *d, size_t n, sy
     sink->deliver_batch(in->state, ep, dp, n, op);
 }
 
-static sy_outcome deliver(inst *in, void *ep, const sy_delivery *d)
+static sy_outcome deliver(inst *in, void *ep, sy_delivery *d)
 {
     sy_outcome out;
     deliver_batch(in, ep, d, 1, &out);
@@ -443,7 +444,8 @@ static void test_descriptor(void **state)
     assert_int_equal(SY_ABI_MAJOR(sink->abi_version), SY_ABI_VERSION_MAJOR);
     assert_int_equal(sink->struct_size, sizeof(sy_sink));
     assert_string_equal(sink->name, "file");
-    assert_string_equal(sink->version, "2.0.0");
+    assert_string_equal(sink->version, "2.1.0");
+    assert_int_equal(sink->flags, SY_SINK_BATCH_ACROSS);
     assert_non_null(sink->description);
     assert_non_null(sink->deliver_batch);
     assert_null(sink->deliver);
@@ -651,6 +653,23 @@ static void test_endpoint_override(void **state)
     d.endpoint_id = "ep_2";
     assert_int_equal(deliver(&in, ep_none, &d).result, SY_OK);
 
+    /* One call joined across both endpoints (SY_SINK_BATCH_ACROSS): the call's ep_state is
+     * NULL, and each delivery's own decides its file. */
+    sy_delivery j[3] = {make_delivery("{\"j\":1}", "acme", NULL),
+                        make_delivery("{\"j\":2}", "acme", NULL),
+                        make_delivery("{\"j\":3}", "acme", NULL)};
+    j[0].ep_state = ep;
+    j[1].endpoint_id = "ep_2";
+    j[1].ep_state = ep_none;
+    j[2].ep_state = ep;
+    const sy_delivery *jp[3] = {&j[0], &j[1], &j[2]};
+    sy_outcome jo[3], *jop[3] = {&jo[0], &jo[1], &jo[2]};
+    for (int i = 0; i < 3; i++)
+        sy_outcome_init(&jo[i]);
+    sink->deliver_batch(in.state, NULL, jp, 3, jop);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(jo[i].result, SY_OK);
+
     sink->endpoint_destroy(in.state, ep);
     sink->endpoint_destroy(in.state, ep_none);
     inst_stop(&in);
@@ -659,8 +678,8 @@ static void test_endpoint_override(void **state)
     free(ep_conf_bad);
 
     snprintf(path, sizeof path, "%s/ep/ep_1.jsonl", fx->dir);
-    assert_file_is(path, "{\"to\":\"ep\"}\n");
-    assert_file_is(tmpl, "{\"to\":\"instance\"}\n");
+    assert_file_is(path, "{\"to\":\"ep\"}\n{\"j\":1}\n{\"j\":3}\n");
+    assert_file_is(tmpl, "{\"to\":\"instance\"}\n{\"j\":2}\n");
 }
 
 static void test_rotation(void **state)

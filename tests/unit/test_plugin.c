@@ -84,7 +84,7 @@ static void test_wrong_major(void **state)
 {
     (void)state;
     expect_refusal("wrong_major",
-                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.1; rebuild it "
+                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.2; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -92,7 +92,7 @@ static void test_v1_plugin(void **state)
 {
     (void)state;
     expect_refusal("v1_plugin",
-                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.1; rebuild it "
+                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.2; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -100,7 +100,7 @@ static void test_newer_minor(void **state)
 {
     (void)state;
     expect_refusal("newer_minor",
-                   "plugin %s: built for sink ABI 2.2, newer than this switchyard's 2.1; "
+                   "plugin %s: built for sink ABI 2.3, newer than this switchyard's 2.2; "
                    "upgrade switchyard or rebuild the plugin against this version's "
                    "switchyard/sink.h");
 }
@@ -109,8 +109,23 @@ static void test_reserved_set(void **state)
 {
     (void)state;
     expect_refusal("reserved_set",
-                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.1 keeps NULL; "
+                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.2 keeps NULL; "
                    "it is not binary compatible");
+}
+
+static void test_unknown_flag(void **state)
+{
+    (void)state;
+    expect_refusal("unknown_flag",
+                   "plugin %s: descriptor sets flags 0x8, which sink ABI 2.2 does not define");
+}
+
+static void test_across_single(void **state)
+{
+    (void)state;
+    expect_refusal("across_single",
+                   "plugin %s: descriptor sets SY_SINK_BATCH_ACROSS without deliver_batch (only "
+                   "blocking batches are joined across endpoints)");
 }
 
 static void test_bad_name(void **state)
@@ -154,7 +169,7 @@ static void test_short_struct(void **state)
     (void)state;
     char text[400];
     snprintf(text, sizeof text,
-             "plugin %%s: descriptor is %zu bytes, sink ABI 2.1 needs at least %zu; it is not "
+             "plugin %%s: descriptor is %zu bytes, sink ABI 2.2 needs at least %zu; it is not "
              "binary compatible",
              offsetof(sy_sink, deliver), sizeof(sy_sink));
     expect_refusal("short_struct", text);
@@ -294,7 +309,8 @@ int main(void)
         cmocka_unit_test(test_older_minor_loads),
         cmocka_unit_test(test_batch_loads),    cmocka_unit_test(test_wrong_major),
         cmocka_unit_test(test_v1_plugin),      cmocka_unit_test(test_newer_minor),
-        cmocka_unit_test(test_reserved_set),   cmocka_unit_test(test_bad_name),
+        cmocka_unit_test(test_reserved_set),   cmocka_unit_test(test_unknown_flag),
+        cmocka_unit_test(test_across_single),   cmocka_unit_test(test_bad_name),
         cmocka_unit_test(test_int_over_int),   cmocka_unit_test(test_host_flag),
         cmocka_unit_test(test_short_struct),
         cmocka_unit_test(test_no_symbol),      cmocka_unit_test(test_both_styles),

@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_VERSION_MAJOR 2
-#define SY_ABI_VERSION_MINOR 1
+#define SY_ABI_VERSION_MINOR 2
 /* Major in the high 16 bits, minor in the low 16 bits. */
 #define SY_ABI_VERSION ((uint32_t)((SY_ABI_VERSION_MAJOR << 16) | SY_ABI_VERSION_MINOR))
 #define SY_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -183,7 +183,22 @@ typedef struct sy_delivery {
     const char *const *headers;
     const char *route;
     void *host_ref;           /* the core's; plugins must not touch it */
+    /*
+     * 2.2: the ep_state of this delivery's endpoint, as endpoint_init set
+     * it. The same as the call's ep_state argument, except in the calls of
+     * a plugin with SY_SINK_BATCH_ACROSS, where one batch may hold several
+     * endpoints (then read it here; SY_DELIVERY_EP_STATE does).
+     */
+    void *ep_state;
 } sy_delivery;
+
+/* 1 when the delivery d, as the host built it, has field (fields added after 2.0). */
+#define SY_DELIVERY_HAS(d, field)                                                            \
+    (offsetof(sy_delivery, field) + sizeof((d)->field) <= (size_t)(d)->struct_size)
+
+/* The endpoint state of delivery d; call_ep_state from a host that predates 2.2. */
+#define SY_DELIVERY_EP_STATE(d, call_ep_state)                                               \
+    (SY_DELIVERY_HAS(d, ep_state) ? (d)->ep_state : (call_ep_state))
 
 /* ------------------------------------------------------------------ */
 /* Declarative configuration                                           */
@@ -567,8 +582,28 @@ typedef struct sy_sink {
      */
     const char *default_retry;
 
-    void *reserved[8]; /* spare slots for later minor versions; must be NULL */
+    /*
+     * 2.2: SY_SINK_* flags (below); 0 for none. A host older than 2.2
+     * refuses the plugin (a newer minor), so a plugin need not check.
+     */
+    uint64_t flags;
+
+    void *reserved[7]; /* spare slots for later minor versions; must be NULL */
 } sy_sink;
+
+/*
+ * deliver_batch may get the deliveries of several endpoints of the
+ * instance in one call: the core joins the batches it would have made per
+ * endpoint (each still within its endpoint's batch size, its concurrency
+ * and its gate) into calls of up to batch_max, so that ten thousand
+ * endpoints with one event each cost a few calls, not ten thousand. The
+ * call's ep_state argument is then NULL unless every delivery shares it;
+ * read each delivery's own (SY_DELIVERY_EP_STATE). Whole batches
+ * (SY_BATCH_WHOLE) are never joined. Only for deliver_batch plugins.
+ */
+#define SY_SINK_BATCH_ACROSS 0x1u
+/* Every flag this version defines; the loader refuses others. */
+#define SY_SINK_FLAGS_KNOWN SY_SINK_BATCH_ACROSS
 
 #ifdef __cplusplus
 }
