@@ -98,6 +98,13 @@ sy_endpoint *api_endpoint(const api_req *q, const char *id)
     return ep && api_sees(q, ep->conf->org_id) ? ep : NULL;
 }
 
+enum MHD_Result api_no_epstore(api_req *q, const char *what)
+{
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s; %s", what, reloader_no_store(q->rl));
+    return api_error(q->c, 501, msg);
+}
+
 sy_store *api_store(api_req *q, const char *what, enum MHD_Result *rc)
 {
     if (q->store)

@@ -49,6 +49,8 @@ typedef struct api_req {
  * opened.
  */
 sy_store *api_store(api_req *q, const char *what, enum MHD_Result *rc);
+/* 501 "<what>; <why this daemon has no endpoint store>" (spool: null, or PostgreSQL). */
+enum MHD_Result api_no_epstore(api_req *q, const char *what);
 
 /* 1 when the caller may see an object of org (NULL: of no org, only the admin token). */
 int api_sees(const api_req *q, const char *org);

@@ -256,8 +256,7 @@ static enum MHD_Result change(api_req *q, epchange_kind kind, unsigned status)
         return api_error_at(q->c, 400, "endpoint ids are 1-128 letters, digits, '.', '_' or '-'",
                             "id");
     if (!reloader_has_store(q->rl))
-        return api_error(q->c, 501, "endpoints are stored in the spool; this daemon runs with "
-                                    "spool: null");
+        return api_no_epstore(q, "endpoints are stored in the spool");
     epchange ch = {.kind = kind, .id = id, .org = q->org, .body = q->body};
     reloader_change(q->rl, &ch);
     enum MHD_Result rc = ch.out.status ? api_error_at(q->c, (unsigned)ch.out.status,

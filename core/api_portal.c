@@ -168,8 +168,7 @@ static int portal_base(api_req *q, char *out, size_t outlen)
 enum MHD_Result api_portal_session(api_req *q)
 {
     if (!reloader_store(q->rl))
-        return api_error(q->c, 501, "portal sessions are org tokens, stored in the spool; this "
-                                    "daemon runs with spool: null");
+        return api_no_epstore(q, "portal sessions are org tokens, stored in the spool");
     const char *org;
     int64_t ttl;
     enum MHD_Result rc;
@@ -212,8 +211,7 @@ enum MHD_Result api_portal_exchange(api_req *q)
 {
     sy_epstore *store = reloader_store(q->rl);
     if (!store)
-        return api_error(q->c, 501, "portal sessions are org tokens, stored in the spool; this "
-                                    "daemon runs with spool: null");
+        return api_no_epstore(q, "portal sessions are org tokens, stored in the spool");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(q->body, "code");
     if (!cJSON_IsObject(q->body) || !cJSON_IsString(code) || cJSON_GetArraySize(q->body) != 1)
         return api_error_at(q->c, 400, "expected {\"code\": \"syp_...\"}", "code");

@@ -20,7 +20,7 @@
 
 #define TOKEN_PREFIX "syt_"
 #define TOKEN_BYTES 32
-#define NO_STORE "tokens are stored in the spool; this daemon runs with spool: null"
+#define NO_STORE "tokens are stored in the spool"
 
 static void hash_of(const char *token, unsigned char out[EPSTORE_HASH_LEN])
 {
@@ -138,7 +138,7 @@ enum MHD_Result api_token_create(api_req *q)
 {
     sy_epstore *store = reloader_store(q->rl);
     if (!store)
-        return api_error(q->c, 501, NO_STORE);
+        return api_no_epstore(q, NO_STORE);
     epstore_token t = {0};
     enum MHD_Result rc;
     if (token_body(q, &t, &rc) != 0)
@@ -156,7 +156,7 @@ enum MHD_Result api_tokens_list(api_req *q)
 {
     sy_epstore *store = reloader_store(q->rl);
     if (!store)
-        return api_error(q->c, 501, NO_STORE);
+        return api_no_epstore(q, NO_STORE);
     epstore_token *v;
     char err[512];
     long n = epstore_token_list(store, &v, err, sizeof err);
@@ -178,7 +178,7 @@ enum MHD_Result api_token_delete(api_req *q)
 {
     sy_epstore *store = reloader_store(q->rl);
     if (!store)
-        return api_error(q->c, 501, NO_STORE);
+        return api_no_epstore(q, NO_STORE);
     char err[512];
     int rc = epstore_token_delete(store, q->params[0], err, sizeof err);
     if (rc < 0)

@@ -27,6 +27,7 @@ struct sy_reloader {
     char *dir;
     config_source *src;      /* the files of the last good load */
     sy_epstore *store;       /* NULL without a spool */
+    const char *no_store;    /* why store is NULL, for the API's 501s */
     epset set;               /* the API's endpoints, as running */
     char **deleted;          /* ids the API deleted since start (runtime.deleted) */
     size_t ndeleted;
@@ -192,6 +193,11 @@ sy_reloader *reloader_open(const char *conf_dir, sy_conf **conf, sy_errs *errs, 
     pthread_cond_init(&r->cv, NULL);
     r->src = config_read(conf_dir, errs);
     sy_conf *c = r->src ? config_build(r->src, errs) : NULL;
+    if (c && !c->spool)
+        r->no_store = c->store_type && !strcmp(c->store_type, "postgres")
+                          ? "this daemon's store is PostgreSQL, and the endpoint store (API "
+                            "endpoints, org tokens, portal links) is kept only in a SQLite spool"
+                          : "this daemon runs with spool: null";
     if (c && c->spool && open_store(r, c, errs) != 0)
         *fatal = 1;
     cJSON *eps = c && !*fatal ? epset_json(&r->set, wall_ms()) : NULL;
@@ -259,6 +265,11 @@ int reloader_has_store(const sy_reloader *r)
 sy_epstore *reloader_store(const sy_reloader *r)
 {
     return r ? r->store : NULL;
+}
+
+const char *reloader_no_store(const sy_reloader *r)
+{
+    return r && r->no_store ? r->no_store : "this daemon runs with spool: null";
 }
 
 /* ---- SIGHUP --------------------------------------------------------------------- */

@@ -63,6 +63,8 @@ void reloader_attach(sy_reloader *r, sy_pipeline *pl, sy_spool *spool);
 int reloader_has_store(const sy_reloader *r);
 /* The store (tokens live there too), or NULL. */
 sy_epstore *reloader_store(const sy_reloader *r);
+/* Why there is no store: "this daemon runs with spool: null", or the PostgreSQL store. */
+const char *reloader_no_store(const sy_reloader *r);
 
 /*
  * SIGHUP, main thread: reads the folder again and applies it with the

@@ -29,6 +29,7 @@ are minutes of real nodes, and the normal build runs them.
 import json
 import signal
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -169,12 +170,17 @@ def test_rate_limit_holds_across_the_cluster_and_a_takeover(tmp_path, pg_server)
         cl.stop()
 
 
-def api(node, path, method="GET"):
+def api(node, path, method="GET", body=None):
     req = urllib.request.Request(f"http://{node.admin}{path}", method=method,
-                                 headers={"Authorization": f"Bearer {node.token}"})
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Authorization": f"Bearer {node.token}",
+                                          "Content-Type": "application/json"})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(req, timeout=10) as r:
-        return r.status, r.read().decode()
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
 
 
 @LONG
@@ -245,6 +251,17 @@ def test_leaving_node_hands_over_and_any_node_answers(tmp_path, pg_server):
                      "switchyard_cluster_partitions_unowned 0",
                      "switchyard_cluster_partitions_owned 128"):
             assert line + "\n" in metrics, (line, metrics)
+        # The endpoint store (API endpoints, org tokens, portal links) lives only in a SQLite
+        # spool, and the answer says so rather than blaming a spool: null.
+        no_store = ("; this daemon's store is PostgreSQL, and the endpoint store (API endpoints, "
+                    "org tokens, portal links) is kept only in a SQLite spool")
+        status, body = api(n2, "/api/v1/endpoints", "POST",
+                           {"id": "api-made", "sink": "files", "enabled_events": ["*"]})
+        assert (status, json.loads(body)["error"]) == \
+            (501, "endpoints are stored in the spool" + no_store)
+        status, body = api(n2, "/api/v1/portal-sessions", "POST", {"org_id": "acme"})
+        assert (status, json.loads(body)["error"]) == \
+            (501, "portal sessions are org tokens, stored in the spool" + no_store)
         # n2 stops: its partitions go back and n1 takes them without waiting for the lease.
         t0 = time.monotonic()
         assert n2.stop() == 0
