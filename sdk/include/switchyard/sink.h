@@ -596,7 +596,8 @@ typedef struct sy_sink {
  * instance in one call: the core joins the batches it would have made per
  * endpoint (each still within its endpoint's batch size, its concurrency
  * and its gate) into calls of up to batch_max, so that ten thousand
- * endpoints with one event each cost a few calls, not ten thousand. The
+ * endpoints with one event each cost a few calls, not ten thousand (and
+ * several batches of one busy endpoint may share a call, in order). The
  * call's ep_state argument is then NULL unless every delivery shares it;
  * read each delivery's own (SY_DELIVERY_EP_STATE). Whole batches
  * (SY_BATCH_WHOLE) are never joined. Only for deliver_batch plugins.
