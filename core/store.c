@@ -205,6 +205,48 @@ long store_replay(sy_store *st, const dead_filter *f)
     return st->ops->replay(st, f);
 }
 
+/*
+ * Text from a row as JSON or a terminal may show it, or NULL when s shows
+ * as it is (else the caller frees the copy). Rows hold what plugins
+ * reported, which need not be UTF-8 (a detail cut at 255 bytes may end
+ * inside a character), and what an operator wrote by hand: each byte
+ * outside valid UTF-8 becomes '?', and with ctl so does each control byte
+ * (a newline would break a `dead list` line in two, an escape sequence
+ * would reach the operator's terminal).
+ */
+static char *shown_copy(const char *s, int ctl)
+{
+    size_t n = strlen(s), i = 0, bad;
+    int nul, dirty = envelope_utf8_bad(s, n, &nul) != (size_t)-1;
+    for (size_t k = 0; ctl && !dirty && k < n; k++)
+        dirty = (unsigned char)s[k] < 0x20 || s[k] == 0x7f;
+    char *c = dirty ? strdup(s) : NULL;
+    if (!c)
+        return NULL;
+    for (size_t k = 0; ctl && k < n; k++)
+        if ((unsigned char)c[k] < 0x20 || c[k] == 0x7f)
+            c[k] = '?';
+    /* '?' is valid, so each pass moves on past the byte it replaced. */
+    while ((bad = envelope_utf8_bad(c + i, n - i, &nul)) != (size_t)-1) {
+        c[i + bad] = '?';
+        i += bad + 1;
+    }
+    return c;
+}
+
+static cJSON *json_text(const char *s)
+{
+    char *c = shown_copy(s, 0);
+    cJSON *j = cJSON_CreateString(c ? c : s);
+    free(c);
+    return j;
+}
+
+static void add_text(cJSON *o, const char *key, const char *s)
+{
+    cJSON_AddItemToObject(o, key, json_text(s));
+}
+
 typedef struct listing {
     FILE *out;
     long n, limit;
@@ -219,8 +261,14 @@ static void print_dead(void *arg, const store_row *r)
         char when[32];
         gmtime_r(&t, &tm);
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        fprintf(l->out, "%-24s %-32s attempts=%-3lld status=%-4d died=%s  %s\n", r->endpoint,
-                r->event_id, (long long)r->attempt, (int)r->status, when, r->detail);
+        char *ep = shown_copy(r->endpoint, 1), *id = shown_copy(r->event_id, 1),
+             *detail = shown_copy(r->detail, 1);
+        fprintf(l->out, "%-24s %-32s attempts=%-3lld status=%-4d died=%s  %s\n",
+                ep ? ep : r->endpoint, id ? id : r->event_id, (long long)r->attempt,
+                (int)r->status, when, detail ? detail : r->detail);
+        free(ep);
+        free(id);
+        free(detail);
     }
     l->n++;
 }
@@ -240,14 +288,14 @@ static void add_delivery(void *arg, const store_row *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "id", (double)r->id);
-    cJSON_AddStringToObject(o, "endpoint", r->endpoint);
-    cJSON_AddStringToObject(o, "event_id", r->event_id);
-    cJSON_AddStringToObject(o, "event_type", r->event_type ? r->event_type : "");
+    add_text(o, "endpoint", r->endpoint);
+    add_text(o, "event_id", r->event_id);
+    add_text(o, "event_type", r->event_type ? r->event_type : "");
     cJSON_AddStringToObject(o, "state", state_name(r->state));
     cJSON_AddNumberToObject(o, "attempts", (double)r->attempt);
     cJSON_AddNumberToObject(o, "next_attempt_ms", (double)r->next_ms);
     cJSON_AddNumberToObject(o, "last_status", (double)r->status);
-    cJSON_AddStringToObject(o, "last_detail", r->detail);
+    add_text(o, "last_detail", r->detail);
     cJSON_AddNumberToObject(o, "updated_ms", (double)r->updated_ms);
     cJSON_AddNumberToObject(o, "received_ms", (double)r->received_ms);
     cJSON_AddItemToArray(arg, o);
@@ -290,7 +338,7 @@ char *store_deliveries_json(sy_store *st, const store_dlv_filter *f, const store
 
 static void add_type(void *arg, const store_row *r)
 {
-    cJSON_AddItemToArray(arg, cJSON_CreateString(r->event_type));
+    cJSON_AddItemToArray(arg, json_text(r->event_type));
 }
 
 char *store_event_types_json(sy_store *st, const char *org_id, long scan)
@@ -323,7 +371,7 @@ static void add_attempt(void *arg, const store_row *r)
     cJSON_AddNumberToObject(o, "duration_ms", (double)r->updated_ms);
     cJSON_AddNumberToObject(o, "status", (double)r->status);
     cJSON_AddStringToObject(o, "outcome", outcome_name(r->state));
-    cJSON_AddStringToObject(o, "detail", r->detail ? r->detail : "");
+    add_text(o, "detail", r->detail ? r->detail : "");
     cJSON_AddItemToArray(arg, o);
 }
 
@@ -359,7 +407,13 @@ static void add_event(void *arg, const store_row *r)
     f->next = r->id;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddNumberToObject(o, "cursor", (double)r->id);
-    cJSON *ev = cJSON_ParseWithLength(r->body, r->body_len);
+    /* An event was a JSON object in UTF-8 when accepted: a body that is not is damaged. */
+    cJSON *ev = envelope_utf8_valid(r->body, r->body_len)
+                    ? cJSON_ParseWithLength(r->body, r->body_len) : NULL;
+    if (!cJSON_IsObject(ev)) {
+        cJSON_Delete(ev);
+        ev = NULL;
+    }
     cJSON_AddItemToObject(o, "event", ev ? ev : cJSON_CreateNull());
     cJSON_AddItemToArray(f->arr, o);
 }

@@ -244,6 +244,7 @@ long store_cluster_view(sy_store *st, int64_t lease_ms, store_node_view **out);
 
 /* ---- reads and operator actions: any handle ------------------------------- */
 
+/* Deliveries by state (a row with a state of no name, edited by hand, is in none), and events. */
 typedef struct spool_counts {
     uint64_t pending, leased, done, dead, events;
 } spool_counts;
@@ -265,8 +266,8 @@ long store_replay(sy_store *st, const dead_filter *f);
 
 /*
  * Prints the matching dead deliveries, one line each (endpoint, event id,
- * attempts, last status, died at, detail), at most limit. Returns how many
- * matched, or -1.
+ * attempts, last status, died at, detail; a control byte or one that is
+ * not UTF-8 as '?'), at most limit. Returns how many matched, or -1.
  */
 long store_list_dead(sy_store *st, const dead_filter *f, long limit, FILE *out);
 
@@ -299,8 +300,9 @@ typedef struct store_dlv_filter {
  * oldest first above after_id or newest first below before_id. Each:
  * {"id", "endpoint", "event_id", "event_type", "state", "attempts",
  * "next_attempt_ms", "last_status", "last_detail", "updated_ms",
- * "received_ms" (when its event arrived)}. NULL with store_error (a bad
- * state is an error too: "state must be pending, done or dead").
+ * "received_ms" (when its event arrived)}. Texts are UTF-8 ('?' for a byte
+ * that was not). NULL with store_error (a bad state is an error too:
+ * "state must be pending, done or dead").
  */
 char *store_deliveries_json(sy_store *st, const store_dlv_filter *f, const store_scope *scope);
 
@@ -347,8 +349,9 @@ int store_replay_delivery(sy_store *st, int64_t id);
  * Events accepted after the cursor, oldest first, or with desc those below
  * it, newest first (cursor 0: from the newest); at most limit, optionally
  * of one org: {"events": [{"cursor": N, "event": {...}}], "next": N} (the
- * last row's cursor, or the one given when none) (caller frees). NULL with
- * store_error.
+ * last row's cursor, or the one given when none) (caller frees); "event"
+ * is null when the stored body is not a JSON object in UTF-8 (damaged).
+ * NULL with store_error.
  */
 char *store_events_json(sy_store *st, int64_t cursor, int desc, long limit, const char *org_id);
 

@@ -232,6 +232,27 @@ static int sq_err(sq_store *s)
     return store_fail(&s->base, "%s", sqlite3_errmsg(s->db));
 }
 
+static const char *col_text(sqlite3_stmt *q, int i)
+{
+    const unsigned char *t = sqlite3_column_text(q, i);
+    return t ? (const char *)t : "";
+}
+
+/*
+ * Finalizes a read whose last sqlite3_step returned step. Every read runs
+ * to the end: one that stopped on an error (a damaged file) fails the call
+ * rather than pass for a short answer. 0 or -1.
+ */
+static int read_end(sq_store *s, sqlite3_stmt *q, int step)
+{
+    int rc = 0;
+    if (step != SQLITE_DONE)
+        rc = store_fail(&s->base, "spool %s: %s", s->path,
+                        step == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->db));
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static int sq_exec(sq_store *s, const char *sql)
 {
     char e[512];
@@ -373,25 +394,30 @@ static int sq_load_disabled(sy_store *st, char ***ids, size_t *n)
 {
     sq_store *s = SQ(st);
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, "SELECT endpoint FROM endpoint_state ORDER BY endpoint", -1,
-                           &q, NULL) != SQLITE_OK)
+    /* The key is TEXT PRIMARY KEY, which SQLite lets be NULL: no endpoint has that id. */
+    if (sqlite3_prepare_v2(s->db, "SELECT endpoint FROM endpoint_state WHERE endpoint IS NOT NULL"
+                           " ORDER BY endpoint", -1, &q, NULL) != SQLITE_OK)
         return sq_err(s);
     size_t cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         if (*n == cap) {
             cap = cap ? cap * 2 : 8;
             char **nn = realloc(*ids, cap * sizeof *nn);
-            if (!nn)
+            if (!nn) {
+                step = SQLITE_NOMEM;
                 break;
+            }
             *ids = nn;
         }
-        char *id = strdup((const char *)sqlite3_column_text(q, 0));
-        if (!id)
+        char *id = strdup(col_text(q, 0));
+        if (!id) {
+            step = SQLITE_NOMEM;
             break;
+        }
         (*ids)[(*n)++] = id;
     }
-    sqlite3_finalize(q);
-    return 0;
+    return read_end(s, q, step);
 }
 
 /* One row of st_due or st_catchup. */
@@ -399,10 +425,12 @@ static void read_row(const sq_store *s, sqlite3_stmt *q, spool_row *r)
 {
     r->id = sqlite3_column_int64(q, 0);
     r->endpoint_id = strdup((const char *)sqlite3_column_text(q, 1));
+    const void *body = sqlite3_column_blob(q, 2); /* NULL when empty (a damaged row) */
     r->body_len = (size_t)sqlite3_column_bytes(q, 2);
     char *b = malloc(r->body_len + 1);
     if (b) {
-        memcpy(b, sqlite3_column_blob(q, 2), r->body_len);
+        if (r->body_len)
+            memcpy(b, body, r->body_len);
         b[r->body_len] = '\0';
     }
     r->body = b;
@@ -524,22 +552,19 @@ static sqlite3_stmt *query(sq_store *s, const char *sql, const char *what)
     return q;
 }
 
-static const char *col_text(sqlite3_stmt *q, int i)
-{
-    const unsigned char *t = sqlite3_column_text(q, i);
-    return t ? (const char *)t : "";
-}
-
 static int sq_count(sy_store *st, spool_counts *out)
 {
     sq_store *s = SQ(st);
     char what[300];
     snprintf(what, sizeof what, "spool %s", s->path);
-    sqlite3_stmt *q =
-        query(s, "SELECT state, lease != 0, count(*) FROM deliveries GROUP BY 1, 2", what);
+    /* Only the three states: a row with another (edited by hand) is one no read lists and
+     * the pager never takes, so counting it as dead would count what `dead list` never shows. */
+    sqlite3_stmt *q = query(s, "SELECT state, lease != 0, count(*) FROM deliveries"
+                               " WHERE state IN (0, 1, 2) GROUP BY 1, 2", what);
     if (!q)
         return -1;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         int state = sqlite3_column_int(q, 0), leased = sqlite3_column_int(q, 1);
         uint64_t n = (uint64_t)sqlite3_column_int64(q, 2);
         if (state == DLV_PENDING) {
@@ -552,13 +577,13 @@ static int sq_count(sy_store *st, spool_counts *out)
             out->dead += n;
         }
     }
-    sqlite3_finalize(q);
-    if ((q = query(s, "SELECT count(*) FROM events", what))) {
-        if (sqlite3_step(q) == SQLITE_ROW)
-            out->events = (uint64_t)sqlite3_column_int64(q, 0);
-        sqlite3_finalize(q);
+    if (read_end(s, q, step) || !(q = query(s, "SELECT count(*) FROM events", what)))
+        return -1;
+    if ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        out->events = (uint64_t)sqlite3_column_int64(q, 0);
+        step = sqlite3_step(q);
     }
-    return 0;
+    return read_end(s, q, step);
 }
 
 /* The shared WHERE clause of replay and list: ?2 endpoint, ?3 event id, ?4/?5 time range. */
@@ -593,7 +618,8 @@ static long sq_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *a
     sqlite3_bind_int64(q, 1, 0);
     bind_filters(q, f);
     long n = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         store_row r = {.endpoint = col_text(q, 0), .event_id = col_text(q, 1),
                        .attempt = sqlite3_column_int64(q, 2), .status = sqlite3_column_int(q, 3),
                        .detail = col_text(q, 4), .updated_ms = sqlite3_column_int64(q, 5),
@@ -601,8 +627,7 @@ static long sq_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *a
         fn(arg, &r);
         n++;
     }
-    sqlite3_finalize(q);
-    return n;
+    return read_end(s, q, step) ? -1 : n;
 }
 
 static long sq_replay(sy_store *st, const dead_filter *f)
@@ -626,16 +651,28 @@ static long sq_replay(sy_store *st, const dead_filter *f)
 }
 
 /* ?1 after, ?2 state, ?3 endpoint, ?5/?6 scope, ?7 before, ?8 event type, ?9/?10 arrival. */
+/*
+ * A field of an event's body, NULL when the body is not JSON. Bodies are
+ * what the envelope check accepted, but a row edited by hand or damaged
+ * may hold one that is not, and there json_extract stops the statement:
+ * one bad row would end every listing at it.
+ */
+#define BODY_FIELD(body, field)                                                                 \
+    "json_extract(CASE WHEN json_valid(" body ") THEN " body " END, '$." field "')"
+
+/* ?1 after, ?2 state, ?3 endpoint, ?5/?6 scope, ?7 before, ?8 event type, ?9/?10 arrival
+ * (0: open; a bound used even then would hide rows with an arrival time outside it).
+ * Any state means the three (a row with another is one no count or read knows). */
 #define DELIVERIES_SQL                                                                          \
-    "SELECT d.id, d.endpoint, e.event_id, json_extract(e.body, '$.event_type'), d.state,"      \
+    "SELECT d.id, d.endpoint, e.event_id, " BODY_FIELD("e.body", "event_type") ", d.state,"      \
     " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms, e.received_ms"         \
     " FROM deliveries d JOIN events e ON e.id = d.event_rowid"                                 \
-    " WHERE d.id > ?1 AND d.id < ?7 AND (?2 < 0 OR d.state = ?2)"                              \
+    " WHERE d.id > ?1 AND d.id < ?7 AND (?2 < 0 AND d.state IN (0, 1, 2) OR d.state = ?2)"     \
     " AND (?3 IS NULL OR d.endpoint = ?3)"                                                     \
-    " AND (?5 IS NULL OR (json_extract(e.body, '$.org_id') = ?5"                               \
+    " AND (?5 IS NULL OR (" BODY_FIELD("e.body", "org_id") " = ?5"                               \
     "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"                              \
-    " AND (?8 IS NULL OR json_extract(e.body, '$.event_type') = ?8)"                           \
-    " AND e.received_ms >= ?9 AND e.received_ms < ?10"
+    " AND (?8 IS NULL OR " BODY_FIELD("e.body", "event_type") " = ?8)"                           \
+    " AND (?9 = 0 OR e.received_ms >= ?9) AND (?10 = 0 OR e.received_ms < ?10)"
 
 static int sq_deliveries(sy_store *st, int state, const store_dlv_filter *f,
                          const store_scope *scope, store_row_fn fn, void *arg)
@@ -661,8 +698,9 @@ static int sq_deliveries(sy_store *st, int state, const store_dlv_filter *f,
     if (f->event_type)
         sqlite3_bind_text(q, 8, f->event_type, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 9, f->since_ms);
-    sqlite3_bind_int64(q, 10, f->until_ms > 0 ? f->until_ms : INT64_MAX);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    sqlite3_bind_int64(q, 10, f->until_ms > 0 ? f->until_ms : 0);
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         store_row r = {.id = sqlite3_column_int64(q, 0), .endpoint = col_text(q, 1),
                        .event_id = col_text(q, 2), .event_type = col_text(q, 3),
                        .state = sqlite3_column_int(q, 4), .attempt = sqlite3_column_int64(q, 5),
@@ -671,8 +709,7 @@ static int sq_deliveries(sy_store *st, int state, const store_dlv_filter *f,
                        .received_ms = sqlite3_column_int64(q, 10)};
         fn(arg, &r);
     }
-    sqlite3_finalize(q);
-    return 0;
+    return read_end(SQ(st), q, step);
 }
 
 static int sq_event_types(sy_store *st, const char *org_id, long scan, store_row_fn fn,
@@ -680,22 +717,23 @@ static int sq_event_types(sy_store *st, const char *org_id, long scan, store_row
 {
     /* The newest rows by id only: the cost stays bounded whatever the spool holds. */
     sqlite3_stmt *q = query(SQ(st),
-                            "SELECT DISTINCT t FROM (SELECT json_extract(body, '$.event_type')"
+                            "SELECT DISTINCT t FROM (SELECT " BODY_FIELD("body", "event_type")
                             " AS t FROM events WHERE ?1 IS NULL"
-                            " OR json_extract(body, '$.org_id') = ?1 ORDER BY id DESC LIMIT ?2)"
-                            " WHERE t IS NOT NULL ORDER BY t",
+                            " OR " BODY_FIELD("body", "org_id") " = ?1 ORDER BY id DESC LIMIT ?2)"
+                            /* A string type only (a damaged body's number or object: no) */
+                            " WHERE typeof(t) = 'text' ORDER BY t",
                             "spool query");
     if (!q)
         return -1;
     if (org_id)
         sqlite3_bind_text(q, 1, org_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 2, scan);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         store_row r = {.event_type = col_text(q, 0)};
         fn(arg, &r);
     }
-    sqlite3_finalize(q);
-    return 0;
+    return read_end(SQ(st), q, step);
 }
 
 static int sq_replay_one(sy_store *st, int64_t id)
@@ -723,10 +761,10 @@ static int sq_events(sy_store *st, int64_t cursor, int desc, long limit, const c
 {
     sqlite3_stmt *q = query(SQ(st),
                             desc ? "SELECT id, body FROM events WHERE id < ?1"
-                                   " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                                   " AND (?2 IS NULL OR " BODY_FIELD("body", "org_id") " = ?2)"
                                    " ORDER BY id DESC LIMIT ?3"
                                  : "SELECT id, body FROM events WHERE id > ?1"
-                                   " AND (?2 IS NULL OR json_extract(body, '$.org_id') = ?2)"
+                                   " AND (?2 IS NULL OR " BODY_FIELD("body", "org_id") " = ?2)"
                                    " ORDER BY id LIMIT ?3",
                             "spool query");
     if (!q)
@@ -735,14 +773,14 @@ static int sq_events(sy_store *st, int64_t cursor, int desc, long limit, const c
     if (org_id)
         sqlite3_bind_text(q, 2, org_id, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, limit);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         store_row r = {.id = sqlite3_column_int64(q, 0),
                        .body = sqlite3_column_blob(q, 1),
                        .body_len = (size_t)sqlite3_column_bytes(q, 1)};
         fn(arg, &r);
     }
-    sqlite3_finalize(q);
-    return 0;
+    return read_end(SQ(st), q, step);
 }
 
 static long sq_endpoint_counts(sy_store *st, store_ep_count **out)
@@ -754,12 +792,15 @@ static long sq_endpoint_counts(sy_store *st, store_ep_count **out)
     if (!q)
         return -1;
     long n = 0, cap = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             store_ep_count *m = realloc(*out, (size_t)cap * sizeof **out);
-            if (!m)
+            if (!m) {
+                step = SQLITE_NOMEM;
                 break;
+            }
             *out = m;
         }
         snprintf((*out)[n].endpoint, sizeof (*out)[n].endpoint, "%s", col_text(q, 0));
@@ -767,8 +808,11 @@ static long sq_endpoint_counts(sy_store *st, store_ep_count **out)
         (*out)[n].dead = (uint64_t)sqlite3_column_int64(q, 2);
         n++;
     }
-    sqlite3_finalize(q);
-    return n;
+    if (read_end(SQ(st), q, step) == 0)
+        return n;
+    free(*out);
+    *out = NULL;
+    return -1;
 }
 
 static int sq_kill(sy_store *st, const char *endpoint, const char *detail, int64_t at_ms,
@@ -795,7 +839,7 @@ static int sq_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_le
                     size_t org_len)
 {
     sq_store *s = SQ(st);
-    sqlite3_stmt *q = query(s, "SELECT d.endpoint, json_extract(e.body, '$.org_id') FROM"
+    sqlite3_stmt *q = query(s, "SELECT d.endpoint, " BODY_FIELD("e.body", "org_id") " FROM"
                                " deliveries d JOIN events e ON e.id = d.event_rowid"
                                " WHERE d.id = ?1", "spool query");
     if (!q)
@@ -827,7 +871,8 @@ static int sq_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long
     sqlite3_bind_int64(q, 1, delivery_id);
     sqlite3_bind_int64(q, 2, after_id);
     sqlite3_bind_int64(q, 3, limit);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         store_row r = {.id = sqlite3_column_int64(q, 0), .attempt = sqlite3_column_int64(q, 1),
                        .next_ms = sqlite3_column_int64(q, 2),
                        .updated_ms = sqlite3_column_int64(q, 3),
@@ -835,8 +880,7 @@ static int sq_attempts(sy_store *st, int64_t delivery_id, int64_t after_id, long
                        .detail = col_text(q, 6)};
         fn(arg, &r);
     }
-    sqlite3_finalize(q);
-    return 0;
+    return read_end(SQ(st), q, step);
 }
 
 static int sq_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_stats *out)

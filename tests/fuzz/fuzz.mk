@@ -22,7 +22,7 @@ _sy_fuzz_goal := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= envelope filter router config webhook transform api
+FUZZ_TARGETS ?= envelope filter router config webhook transform api store
 # Extra libFuzzer flags, e.g. FUZZ_ARGS="-jobs=2 -workers=2".
 FUZZ_ARGS    ?=
 
