@@ -255,7 +255,7 @@ def test_plugin_copy_with_safe_mode_loads(tmp_path):
     d, _ = plugin_config(tmp_path, so)
     r = cli("check", "-c", d)
     assert r.returncode == 0, r.stderr.decode()
-    assert f"plugin file 2.0.0 ({so})" in r.stdout.decode()
+    assert f"plugin file 2.1.0 ({so})" in r.stdout.decode()
 
 
 @pytest.mark.parametrize("mode,who", [(0o666, "world"), (0o664, "group")])
