@@ -650,7 +650,6 @@ static long sq_replay(sy_store *st, const dead_filter *f)
     return n;
 }
 
-/* ?1 after, ?2 state, ?3 endpoint, ?5/?6 scope, ?7 before, ?8 event type, ?9/?10 arrival. */
 /*
  * A field of an event's body, NULL when the body is not JSON. Bodies are
  * what the envelope check accepted, but a row edited by hand or damaged
