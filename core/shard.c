@@ -933,10 +933,16 @@ void shard_seed(shard *sh, const char *endpoint_id, const int64_t *done_wall_ms,
         free(done);
         return;
     }
-    /* Wall times become the gate's monotonic µs; the phantoms complete now. */
+    /*
+     * Wall times become the gate's monotonic µs; the phantoms complete now.
+     * Each one a millisecond late: the stored time is truncated to the ms,
+     * so the attempt may have ended up to 1 ms after it, and a limit must
+     * err on the late side (a burst at the window's edge started up to 1 ms
+     * early and broke "600/min" by 3 in a cluster test).
+     */
     int64_t now_us = mono_us(), now_wall = wall_ms();
     for (size_t i = 0; i < n; i++)
-        done[i] = now_us - (now_wall - done_wall_ms[i]) * 1000;
+        done[i] = now_us - (now_wall - done_wall_ms[i] - 1) * 1000;
     for (int i = 0; i < phantom; i++)
         done[n + (size_t)i] = now_us;
     c->m.kind = INBOX_CTRL;
