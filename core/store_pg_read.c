@@ -23,16 +23,19 @@ static PGresult *query(pg_store *s, const char *sql, int n, const char *const *v
 int pg_count(sy_store *st, spool_counts *out)
 {
     pg_store *s = PG(st);
+    /* Only the three states, as on SQLite: a row with another (edited by hand) is one no
+     * read lists and the pager never takes. The events' count has a row of its own kind. */
     PGresult *r = query(s,
-                        "SELECT state, lease <> 0, count(*) FROM deliveries GROUP BY 1, 2"
-                        " UNION ALL SELECT -1, false, count(*) FROM events",
+                        "SELECT 0, state, lease <> 0, count(*) FROM deliveries"
+                        " WHERE state IN (0, 1, 2) GROUP BY 2, 3"
+                        " UNION ALL SELECT 1, 0, false, count(*) FROM events",
                         0, NULL);
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
-        int64_t state = pg_int(r, i, 0), leased = pg_int(r, i, 1);
-        uint64_t n = (uint64_t)pg_int(r, i, 2);
-        if (state < 0) {
+        int64_t state = pg_int(r, i, 1), leased = pg_int(r, i, 2);
+        uint64_t n = (uint64_t)pg_int(r, i, 3);
+        if (pg_int(r, i, 0) == 1) {
             out->events = n;
         } else if (state == DLV_PENDING) {
             out->pending += n;
@@ -132,17 +135,20 @@ int pg_replay_one(sy_store *st, int64_t id)
     return n < 0 ? -1 : n > 0 ? 1 : 0;
 }
 
-/* $1 after, $2 state, $3 endpoint, $5/$6 scope, $7 before, $8 event type, $9/$10 arrival. */
+/* $1 after, $2 state, $3 endpoint, $5/$6 scope, $7 before, $8 event type, $9/$10 arrival
+ * (0: open; a bound used even then would hide rows with an arrival time outside it).
+ * Any state means the three (a row with another is one no count or read knows). */
 #define DELIVERIES_SQL                                                                          \
     "SELECT d.id, d.endpoint, e.event_id, e.event_type, d.state, d.attempt, d.next_ms,"        \
     " d.last_status, d.last_detail, d.updated_ms, e.received_ms"                               \
     " FROM deliveries d JOIN events e ON e.id = d.event_rowid"                                 \
-    " WHERE d.id > $1 AND d.id < $7 AND ($2::int < 0 OR d.state = $2)"                         \
+    " WHERE d.id > $1 AND d.id < $7"                                                           \
+    " AND d.state IN (0, 1, 2) AND ($2::int < 0 OR d.state = $2)"                              \
     " AND ($3::text IS NULL OR d.endpoint = $3)"                                               \
     " AND ($5::text IS NULL OR (e.org_id = $5 AND d.endpoint IN"                               \
     "      (SELECT json_array_elements_text($6::json))))"                                      \
     " AND ($8::text IS NULL OR e.event_type = $8)"                                             \
-    " AND e.received_ms >= $9 AND e.received_ms < $10"
+    " AND ($9::int8 = 0 OR e.received_ms >= $9) AND ($10::int8 = 0 OR e.received_ms < $10)"
 
 int pg_deliveries(sy_store *st, int state, const store_dlv_filter *f, const store_scope *scope,
                   store_row_fn fn, void *arg)
@@ -154,7 +160,7 @@ int pg_deliveries(sy_store *st, int state, const store_dlv_filter *f, const stor
     snprintf(before, sizeof before, "%lld",
              (long long)(f->desc && f->before_id > 0 ? f->before_id : INT64_MAX));
     snprintf(since, sizeof since, "%lld", (long long)f->since_ms);
-    snprintf(until, sizeof until, "%lld", (long long)(f->until_ms > 0 ? f->until_ms : INT64_MAX));
+    snprintf(until, sizeof until, "%lld", (long long)(f->until_ms > 0 ? f->until_ms : 0));
     const char *vals[] = {after, stt, f->endpoint, lim, scope ? scope->org_id : NULL,
                           scope ? scope->endpoints_json : NULL, before, f->event_type, since,
                           until};

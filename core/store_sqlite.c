@@ -20,6 +20,9 @@
 #include "log.h"
 
 
+/* More than the store's distinct read statements (about 20): every one stays prepared. */
+#define STMT_CACHE 32
+
 typedef struct sq_store {
     sy_store base;
     sqlite3 *db;
@@ -28,6 +31,12 @@ typedef struct sq_store {
     int64_t retention_ms, dedup_window_ms;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due, *st_lease,
         *st_catchup, *st_release, *st_known, *st_disable, *st_enable;
+    /* The reads' statements, prepared on first use and kept (see query()). */
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+        int busy;
+    } cache[STMT_CACHE];
 } sq_store;
 
 #define SQ(st) ((sq_store *)(st))
@@ -220,6 +229,10 @@ static void sq_close(sy_store *st)
                            s->st_disable,   s->st_enable, s->st_catchup};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++) {
+        sqlite3_finalize(s->cache[i].st);
+        free(s->cache[i].sql);
+    }
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -239,7 +252,52 @@ static const char *col_text(sqlite3_stmt *q, int i)
 }
 
 /*
- * Finalizes a read whose last sqlite3_step returned step. Every read runs
+ * A read's statement, from the cache when the same SQL ran before (the
+ * admin API, the portal and the pager read with the same few statements
+ * again and again, and preparing one costs more than most of them take to
+ * run). A statement already in use, by a read that calls back into the
+ * store, gets a fresh one. Hand it back with release().
+ */
+static sqlite3_stmt *query(sq_store *s, const char *sql, const char *what)
+{
+    size_t i = 0;
+    for (; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (!s->cache[i].busy && strcmp(s->cache[i].sql, sql) == 0) {
+            s->cache[i].busy = 1;
+            return s->cache[i].st;
+        }
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v3(s->db, sql, -1, i < STMT_CACHE ? SQLITE_PREPARE_PERSISTENT : 0, &q,
+                           NULL) != SQLITE_OK) {
+        store_fail(&s->base, "%s: %s", what, sqlite3_errmsg(s->db));
+        return NULL;
+    }
+    if (i < STMT_CACHE && (s->cache[i].sql = strdup(sql)) != NULL) {
+        s->cache[i].st = q;
+        s->cache[i].busy = 1;
+    }
+    return q;
+}
+
+/*
+ * Ends a statement from query(): a cached one is reset (a read left
+ * stepping would hold its snapshot, and the WAL could not be checkpointed
+ * past it) with its bindings cleared, any other finalized.
+ */
+static void release(sq_store *s, sqlite3_stmt *q)
+{
+    for (size_t i = 0; i < STMT_CACHE && s->cache[i].sql; i++)
+        if (s->cache[i].st == q) {
+            sqlite3_reset(q);
+            sqlite3_clear_bindings(q);
+            s->cache[i].busy = 0;
+            return;
+        }
+    sqlite3_finalize(q);
+}
+
+/*
+ * Ends a read whose last sqlite3_step returned step. Every read runs
  * to the end: one that stopped on an error (a damaged file) fails the call
  * rather than pass for a short answer. 0 or -1.
  */
@@ -249,7 +307,7 @@ static int read_end(sq_store *s, sqlite3_stmt *q, int step)
     if (step != SQLITE_DONE)
         rc = store_fail(&s->base, "spool %s: %s", s->path,
                         step == SQLITE_NOMEM ? "out of memory" : sqlite3_errmsg(s->db));
-    sqlite3_finalize(q);
+    release(s, q);
     return rc;
 }
 
@@ -542,15 +600,6 @@ static int sq_prune(sy_store *st, int64_t now)
 
 /* ---- reads ---------------------------------------------------------------------- */
 
-static sqlite3_stmt *query(sq_store *s, const char *sql, const char *what)
-{
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &q, NULL) != SQLITE_OK) {
-        store_fail(&s->base, "%s: %s", what, sqlite3_errmsg(s->db));
-        return NULL;
-    }
-    return q;
-}
 
 static int sq_count(sy_store *st, spool_counts *out)
 {
@@ -633,20 +682,20 @@ static long sq_dead(sy_store *st, const dead_filter *f, store_row_fn fn, void *a
 static long sq_replay(sy_store *st, const dead_filter *f)
 {
     sq_store *s = SQ(st);
-    sqlite3_stmt *q;
-    long n = -1;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE deliveries AS d SET state = 0, attempt = 0, first_ms = 0,"
-                           " lease = 0, next_ms = ?1, updated_ms = ?1 WHERE" DEAD_FILTER,
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, wall_ms());
-        bind_filters(q, f);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            n = sqlite3_changes(s->db);
-        sqlite3_finalize(q);
-    }
+    char what[300];
+    snprintf(what, sizeof what, "spool %s", s->path);
+    sqlite3_stmt *q = query(s,
+                            "UPDATE deliveries AS d SET state = 0, attempt = 0, first_ms = 0,"
+                            " lease = 0, next_ms = ?1, updated_ms = ?1 WHERE" DEAD_FILTER,
+                            what);
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, wall_ms());
+    bind_filters(q, f);
+    long n = sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+    release(s, q);
     if (n < 0)
-        store_fail(st, "spool %s: %s", s->path, sqlite3_errmsg(s->db));
+        store_fail(st, "%s: %s", what, sqlite3_errmsg(s->db));
     return n;
 }
 
@@ -666,7 +715,7 @@ static long sq_replay(sy_store *st, const dead_filter *f)
     "SELECT d.id, d.endpoint, e.event_id, " BODY_FIELD("e.body", "event_type") ", d.state,"      \
     " d.attempt, d.next_ms, d.last_status, d.last_detail, d.updated_ms, e.received_ms"         \
     " FROM deliveries d JOIN events e ON e.id = d.event_rowid"                                 \
-    " WHERE d.id > ?1 AND d.id < ?7 AND (?2 < 0 AND d.state IN (0, 1, 2) OR d.state = ?2)"     \
+    " WHERE d.id > ?1 AND d.id < ?7 AND d.state IN (0, 1, 2) AND (?2 < 0 OR d.state = ?2)"     \
     " AND (?3 IS NULL OR d.endpoint = ?3)"                                                     \
     " AND (?5 IS NULL OR (" BODY_FIELD("e.body", "org_id") " = ?5"                               \
     "      AND d.endpoint IN (SELECT value FROM json_each(?6))))"                              \
@@ -738,18 +787,16 @@ static int sq_event_types(sy_store *st, const char *org_id, long scan, store_row
 static int sq_replay_one(sy_store *st, int64_t id)
 {
     sq_store *s = SQ(st);
-    sqlite3_stmt *q;
-    int rc = -1;
-    if (sqlite3_prepare_v2(s->db,
-                           "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0, lease = 0,"
-                           " next_ms = ?1, updated_ms = ?1 WHERE id = ?2 AND state = 2",
-                           -1, &q, NULL) == SQLITE_OK) {
-        sqlite3_bind_int64(q, 1, wall_ms());
-        sqlite3_bind_int64(q, 2, id);
-        if (sqlite3_step(q) == SQLITE_DONE)
-            rc = sqlite3_changes(s->db) > 0 ? 1 : 0;
-        sqlite3_finalize(q);
-    }
+    sqlite3_stmt *q = query(s,
+                            "UPDATE deliveries SET state = 0, attempt = 0, first_ms = 0, lease = 0,"
+                            " next_ms = ?1, updated_ms = ?1 WHERE id = ?2 AND state = 2",
+                            "spool replay");
+    if (!q)
+        return -1;
+    sqlite3_bind_int64(q, 1, wall_ms());
+    sqlite3_bind_int64(q, 2, id);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) > 0 : -1;
+    release(s, q);
     if (rc < 0)
         store_fail(st, "spool replay: %s", sqlite3_errmsg(s->db));
     return rc;
@@ -827,7 +874,7 @@ static int sq_kill(sy_store *st, const char *endpoint, const char *detail, int64
     sqlite3_bind_text(q, 2, detail, -1, SQLITE_STATIC);
     sqlite3_bind_int64(q, 3, at_ms);
     long n = sqlite3_step(q) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
-    sqlite3_finalize(q);
+    release(s, q);
     if (n < 0)
         return sq_err(s);
     *count = n;
@@ -854,7 +901,7 @@ static int sq_owner(sy_store *st, int64_t id, char *endpoint, size_t endpoint_le
     } else if (step == SQLITE_DONE) {
         rc = 0;
     }
-    sqlite3_finalize(q);
+    release(s, q);
     return rc < 0 ? sq_err(s) : rc;
 }
 
@@ -921,7 +968,7 @@ static int sq_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store
             out->pending = (uint64_t)sqlite3_column_int64(q, 0);
             out->dead = (uint64_t)sqlite3_column_int64(q, 1);
         }
-        sqlite3_finalize(q);
+        release(s, q);
         if (step != SQLITE_ROW && step != SQLITE_DONE)
             return sq_err(s);
     }

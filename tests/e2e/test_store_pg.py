@@ -25,6 +25,7 @@ from cluster_helpers import fnv_part
 from durability_helpers import (DONE, PENDING, AckClient, SpoolDaemon, event, file_sink,
                                 sink_ids, spool_daemon, wait_until)  # noqa: F401 (fixture)
 from pg_helpers import PgServer, fresh_db, lit, pg_server  # noqa: F401 (fixture)
+from test_ops_helpers import ops_daemon  # noqa: F401 (fixture)
 
 SECRET = "s3cr3t-Passw0rd-never-shown"
 
@@ -235,3 +236,35 @@ def test_a_row_leased_under_an_older_tenure_is_delivered(tmp_path, pg_server):
         wait_until(lambda: d.spool.states() == {DONE: 1}, timeout=10, what="recorded done")
     finally:
         assert d.stop() == 0
+
+
+def test_rows_edited_by_hand_are_read_as_on_sqlite(ops_daemon, tmp_path, pg_server):
+    """
+    Rows the daemon did not write, put in with psql (as tests/unit/
+    test_store_rows.c does on SQLite): a delivery with a state of no name
+    (3, or -1) is counted nowhere and listed nowhere, as on SQLite, and an
+    event that arrived at a negative time or at the largest one is listed
+    when the listing has no arrival filter (open ends are not bounds).
+    """
+    db, conninfo = fresh_db(pg_server)
+    d = ops_daemon(sinks={"f": file_sink(tmp_path / "out.jsonl")},
+                   endpoints={"e": {"sink": "f", "enabled_events": ["job.*"]}},
+                   core={"spool": None, "store": {"type": "postgres", "conninfo": conninfo}},
+                   spool=False)
+    rows = [("hand-early", -5, 1), ("hand-late", 9223372036854775807, 1),
+            ("hand-three", 1, 3), ("hand-minus", 1, -1)]
+    sql = ""
+    for eid, received, state in rows:
+        body = event(eid).decode()
+        sql += ("WITH e AS (INSERT INTO events(event_id, received_ms, event_type, org_id, body) "
+                f"VALUES ({lit(eid)}, {received}, 'job.completed', 'acme', "
+                f"convert_to({lit(body)}, 'UTF8')) RETURNING id) "
+                "INSERT INTO deliveries(event_rowid, endpoint, part, state, next_ms, updated_ms) "
+                f"SELECT id, 'e', {fnv_part('e')}, {state}, 0, 0 FROM e;")
+    pg_server.psql(db, sql)
+    assert [x["event_id"] for x in d.get_json("/api/v1/deliveries")] == \
+        ["hand-early", "hand-late"]
+    assert [x["event_id"] for x in d.get_json("/api/v1/deliveries?state=done")] == \
+        ["hand-early", "hand-late"]
+    assert d.get_json("/api/v1/deliveries?state=dead") == []
+    assert d.metrics().get("switchyard_dead_letters") == 0

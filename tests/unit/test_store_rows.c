@@ -22,6 +22,7 @@
 
 #include "envelope.h"
 #include "store.h"
+#include "store_int.h"
 
 static char path[64];
 static sy_store *wr;
@@ -163,17 +164,19 @@ static void test_disabled_row_without_id(void **state)
 static void test_unknown_state_counted_nowhere(void **state)
 {
     (void)state;
-    for (int i = 1; i <= 5; i++)
+    for (int i = 1; i <= 6; i++)
         event_row(i, "a", ENV(1, "acme"));
     shell("UPDATE deliveries SET state = 1 WHERE id = 2; UPDATE deliveries SET state = 2 WHERE id = 3;"
           "UPDATE deliveries SET state = 3 WHERE id = 4;"
-          "UPDATE deliveries SET state = 'gone' WHERE id = 5");
+          "UPDATE deliveries SET state = 'gone' WHERE id = 5;"
+          /* -1 is what a listing of any state was asked with */
+          "UPDATE deliveries SET state = -1 WHERE id = 6");
     spool_counts c;
     assert_int_equal(store_count(wr, &c), 0);
     assert_int_equal(c.pending, 1);
     assert_int_equal(c.done, 1);
     assert_int_equal(c.dead, 1);
-    assert_int_equal(c.events, 5);
+    assert_int_equal(c.events, 6);
     char *t = listing(NULL);
     assert_non_null(t);
     cJSON *j = cJSON_Parse(t);
@@ -299,6 +302,96 @@ static void test_feed_event_object_or_null(void **state)
     free(t);
 }
 
+/* ---- the reads' statement cache (store_sqlite.c query/release) -------------------- */
+
+/* Two dead deliveries, of events 1 and 2, to endpoints a and b. */
+static void two_dead(void)
+{
+    event_row(1, "a", "{}");
+    event_row(2, "b", "{}");
+    shell("UPDATE deliveries SET state = 2");
+}
+
+static long list_dead(const dead_filter *f)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    long n = store_list_dead(wr, f, 0, out);
+    fclose(out);
+    free(buf);
+    return n;
+}
+
+/* A kept statement starts with no bindings: a filter left out is not the last call's. */
+static void test_kept_statement_forgets_bindings(void **state)
+{
+    (void)state;
+    two_dead();
+    dead_filter a = {.endpoint = "a"}, any = {0}, ev2 = {.event_id = "ev-2"};
+    assert_int_equal(list_dead(&a), 1);
+    assert_int_equal(list_dead(&any), 2);
+    assert_int_equal(list_dead(&ev2), 1);
+    assert_int_equal(list_dead(&any), 2);
+    assert_int_equal(store_replay(wr, &a), 1);
+    assert_int_equal(store_replay(wr, &any), 1); /* b's; a's is pending now */
+    assert_int_equal(list_dead(&any), 0);
+}
+
+/* A read done holds no snapshot: the WAL can be checkpointed to nothing right after. */
+static void test_reads_leave_no_snapshot(void **state)
+{
+    (void)state;
+    two_dead();
+    spool_counts c = {0};
+    dead_filter any = {0};
+    assert_int_equal(store_count(wr, &c), 0);
+    assert_int_equal(list_dead(&any), 2);
+    char *t = store_events_json(wr, 0, 0, 10, NULL);
+    assert_non_null(t);
+    free(t);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(raw, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 0); /* not blocked by a reader */
+    assert_int_equal(sqlite3_column_int(q, 1), 0); /* the log is empty */
+    sqlite3_finalize(q);
+}
+
+/* A read whose row callback runs the same read again gets its own statement. */
+typedef struct nest {
+    sy_store *st;
+    int depth, rows, inner_rows;
+} nest;
+
+static void count_inner(void *arg, const store_row *r)
+{
+    (void)r;
+    ((nest *)arg)->inner_rows++;
+}
+
+static void reenter(void *arg, const store_row *r)
+{
+    (void)r;
+    nest *n = arg;
+    n->rows++;
+    dead_filter any = {0};
+    assert_int_equal(n->st->ops->dead(n->st, &any, count_inner, n), 2);
+}
+
+static void test_read_inside_the_same_read(void **state)
+{
+    (void)state;
+    two_dead();
+    nest n = {.st = wr};
+    dead_filter any = {0};
+    assert_int_equal(wr->ops->dead(wr, &any, reenter, &n), 2);
+    assert_int_equal(n.rows, 2);
+    assert_int_equal(n.inner_rows, 4);
+    assert_int_equal(list_dead(&any), 2); /* and the kept one still works after */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +404,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_json_is_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_list_one_line_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_feed_event_object_or_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_statement_forgets_bindings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_leave_no_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_inside_the_same_read, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
