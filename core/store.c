@@ -19,6 +19,19 @@ int store_fail(sy_store *st, const char *fmt, ...)
     return -1;
 }
 
+void store_count_rows(spool_counts *out, int64_t state, int leased, uint64_t n)
+{
+    if (state == DLV_PENDING) {
+        out->pending += n;
+        if (leased)
+            out->leased += n;
+    } else if (state == DLV_DONE) {
+        out->done += n;
+    } else if (state == DLV_DEAD) {
+        out->dead += n;
+    }
+}
+
 const char *store_kind_name(store_kind k)
 {
     return k == STORE_POSTGRES ? "postgres" : "sqlite";

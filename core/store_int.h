@@ -91,6 +91,9 @@ struct sy_store {
     char err[1024];
 };
 
+/* Adds n deliveries of state (leased or not) to out; a state of no name counts nowhere. */
+void store_count_rows(spool_counts *out, int64_t state, int leased, uint64_t n);
+
 /* Sets st->err (printf-style); returns -1 for `return store_fail(...)`. */
 int store_fail(sy_store *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -33,19 +33,11 @@ int pg_count(sy_store *st, spool_counts *out)
     if (!r)
         return -1;
     for (int i = 0; i < PQntuples(r); i++) {
-        int64_t state = pg_int(r, i, 1), leased = pg_int(r, i, 2);
         uint64_t n = (uint64_t)pg_int(r, i, 3);
-        if (pg_int(r, i, 0) == 1) {
+        if (pg_int(r, i, 0) == 1)
             out->events = n;
-        } else if (state == DLV_PENDING) {
-            out->pending += n;
-            if (leased)
-                out->leased += n;
-        } else if (state == DLV_DONE) {
-            out->done += n;
-        } else {
-            out->dead += n;
-        }
+        else
+            store_count_rows(out, pg_int(r, i, 1), pg_int(r, i, 2) != 0, n);
     }
     PQclear(r);
     return 0;
