@@ -181,6 +181,8 @@ struct shard {
 #define AT_SUB(field, n) __atomic_sub_fetch(&(field), (n), __ATOMIC_RELAXED)
 
 /* shard.c */
+/* The turn's outcomes to the spool now (they otherwise go at the end of the turn). */
+void sh_flush_records(shard *sh);
 void sh_activate(shard *sh, sep *s);
 void sh_arm(shard *sh, sep *s, int64_t at_ms);
 void sh_push_ready(shard *sh, sep *s, dlv *d);
@@ -200,6 +202,16 @@ void sh_forget(shard *sh, sep *s);
 void sh_group_due(shard *sh, bgroup *g);
 /* Frees g and its members (they stay pending in the spool). */
 void sh_group_free(shard *sh, bgroup *g);
+
+/* shard_eps.c */
+sep *sh_find_sep(const shard *sh, const char *id, uint64_t hash);
+int sh_grow_buckets(shard *sh);
+void sh_free_sep(sep *s);
+/* The endpoints sh_forget gave up this turn, once nothing of them is left. */
+void sh_free_forgotten(shard *sh);
+/* Reload (see shard_adopt): takes rt's reference. */
+void sh_adopt(shard *sh, sy_runtime *rt);
+void sh_set_disabled(shard *sh, const char *id, int disabled);
 
 /* shard_run.c */
 void sh_run_endpoint(shard *sh, sep *s, int64_t now_ms);
