@@ -183,7 +183,7 @@ $(BUILD)/tests/plugins/%.so: $$(wildcard tests/plugins/%/*.c) sdk/include/switch
 	@echo "  PLUGIN  $@"
 	$(Q)$(CC) -Isdk/include -D_GNU_SOURCE $(CFLAGS) -shared -fvisibility=hidden -o $@ $(filter %.c,$^) $(LDFLAGS)
 
-$(BUILD)/tests/abi/%.so: tests/abi/%.c sdk/include/switchyard/sink.h
+$(BUILD)/tests/abi/%.so: tests/abi/%.c tests/abi/probe.h sdk/include/switchyard/sink.h
 	@mkdir -p $(dir $@)
 	@echo "  ABI     $@"
 	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)

@@ -5,7 +5,7 @@
  * bit is written out by hand: a plugin that sets it by accident must be
  * refused, not given a meaning that may change under it.
  */
-#include "switchyard/sink.h"
+#include "probe.h"
 
 typedef struct probe_conf {
     const char *path;
@@ -15,27 +15,6 @@ static const sy_config_key probe_keys[] = {
     {SY_KEY("path", SY_CFG_STRING, NULL, 0x10000u, probe_conf, path, "a path")},
 };
 static const sy_config_table probe_table = SY_CONFIG_TABLE(probe_keys, probe_conf);
-
-static int probe_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
-                      const void *conf, void **state, char *err, size_t errlen)
-{
-    (void)host;
-    (void)inst;
-    (void)cfg;
-    (void)conf;
-    (void)err;
-    (void)errlen;
-    *state = NULL;
-    return 0;
-}
-
-static void probe_deliver(void *state, void *ep_state, const sy_delivery *d, sy_outcome *out)
-{
-    (void)state;
-    (void)ep_state;
-    (void)d;
-    sy_outcome_set(out, SY_OK, 0, NULL);
-}
 
 SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,

@@ -5,7 +5,7 @@
  * The entry is written out by hand, as a plugin author might, with the
  * member's real size, so only the type mismatch is wrong.
  */
-#include "switchyard/sink.h"
+#include "probe.h"
 
 typedef struct probe_conf {
     int workers; /* should have been int64_t */
@@ -20,27 +20,6 @@ static const sy_config_key probe_keys[] = {
 static const sy_config_table probe_table = SY_CONFIG_TABLE(probe_keys, probe_conf);
 
 _Static_assert(sizeof(int) != sizeof(int64_t), "the probe needs int narrower than int64_t");
-
-static int probe_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
-                      const void *conf, void **state, char *err, size_t errlen)
-{
-    (void)host;
-    (void)inst;
-    (void)cfg;
-    (void)conf;
-    (void)err;
-    (void)errlen;
-    *state = NULL;
-    return 0;
-}
-
-static void probe_deliver(void *state, void *ep_state, const sy_delivery *d, sy_outcome *out)
-{
-    (void)state;
-    (void)ep_state;
-    (void)d;
-    sy_outcome_set(out, SY_OK, 0, NULL);
-}
 
 SY_EXPORT const sy_sink switchyard_sink = {
     .abi_version = SY_ABI_VERSION,

@@ -3,28 +3,7 @@
  * later minor version may give that slot a meaning, so a plugin that
  * writes there today is refused rather than misread tomorrow.
  */
-#include "switchyard/sink.h"
-
-static int reserved_init(const sy_host *host, const sy_instance *inst, const sy_config *cfg,
-                         const void *conf, void **state, char *err, size_t errlen)
-{
-    (void)host;
-    (void)inst;
-    (void)cfg;
-    (void)conf;
-    (void)err;
-    (void)errlen;
-    *state = NULL;
-    return 0;
-}
-
-static void reserved_deliver(void *state, void *ep_state, const sy_delivery *d, sy_outcome *out)
-{
-    (void)state;
-    (void)ep_state;
-    (void)d;
-    sy_outcome_set(out, SY_OK, 0, NULL);
-}
+#include "probe.h"
 
 static int marker;
 
@@ -34,7 +13,7 @@ SY_EXPORT const sy_sink switchyard_sink = {
     .name = "reserved_set",
     .version = "1.0.0",
     .description = "ABI probe: a reserved slot is not NULL",
-    .init = reserved_init,
-    .deliver = reserved_deliver,
+    .init = probe_init,
+    .deliver = probe_deliver,
     .reserved = {[3] = &marker},
 };
