@@ -289,7 +289,7 @@ static void cluster_gauges(out_t *o, sy_store *rd, const sy_conf *c, uint64_t pe
 {
     store_conf sc;
     config_store(c, &sc);
-    store_node_view *v;
+    store_node_view *v = NULL;
     long n = store_cluster_view(rd, sc.lease_timeout_ms, &v);
     if (n < 0)
         return;

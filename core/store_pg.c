@@ -293,6 +293,17 @@ const char *pg_text(const PGresult *r, int row, int col)
     return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
 }
 
+void *pg_rows(sy_store *st, PGresult *r, size_t size, long *n)
+{
+    void *rows = NULL;
+    *n = PQntuples(r);
+    if (*n && !(rows = calloc((size_t)*n, size))) {
+        PQclear(r);
+        *n = store_fail(st, "out of memory");
+    }
+    return rows;
+}
+
 /* libpq's message without its trailing line end. */
 static void conn_error(pg_store *s, const char *what)
 {

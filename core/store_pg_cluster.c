@@ -227,11 +227,10 @@ long pg_cluster_view(sy_store *st, int64_t lease_ms, store_node_view **out)
                       1, vals);
     if (!r)
         return -1;
-    long n = PQntuples(r);
-    if (n && !(*out = calloc((size_t)n, sizeof **out))) {
-        PQclear(r);
-        return store_fail(st, "out of memory");
-    }
+    long n;
+    *out = pg_rows(st, r, sizeof **out, &n);
+    if (n < 0)
+        return -1;
     for (long i = 0; i < n; i++) {
         snprintf((*out)[i].id, sizeof (*out)[i].id, "%s", pg_text(r, (int)i, 0));
         (*out)[i].live = (int)pg_int(r, (int)i, 1);

@@ -68,6 +68,9 @@ const char *pg_arr_done(pg_arr *a, int *len);
 /* A column of a binary result: an integer of any width, or text (NUL-terminated). */
 int64_t pg_int(const PGresult *r, int row, int col);
 const char *pg_text(const PGresult *r, int row, int col);
+/* An array of r's row count (*n) of zeroed size-byte entries, NULL for none; *n -1, r
+ * cleared, when memory runs out. */
+void *pg_rows(sy_store *st, PGresult *r, size_t size, long *n);
 
 /*
  * Runs sql (or a prepared statement when name is set) with binary array

@@ -241,11 +241,10 @@ long pg_endpoint_counts(sy_store *st, store_ep_count **out)
                         0, NULL);
     if (!r)
         return -1;
-    long n = PQntuples(r);
-    if (n && !(*out = calloc((size_t)n, sizeof **out))) {
-        PQclear(r);
-        return store_fail(st, "out of memory");
-    }
+    long n;
+    *out = pg_rows(st, r, sizeof **out, &n);
+    if (n < 0)
+        return -1;
     for (long i = 0; i < n; i++) {
         snprintf((*out)[i].endpoint, sizeof (*out)[i].endpoint, "%s", pg_text(r, (int)i, 0));
         (*out)[i].pending = (uint64_t)pg_int(r, (int)i, 1);
