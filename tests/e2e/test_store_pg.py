@@ -252,7 +252,7 @@ def test_rows_edited_by_hand_are_read_as_on_sqlite(ops_daemon, tmp_path, pg_serv
                    core={"spool": None, "store": {"type": "postgres", "conninfo": conninfo}},
                    spool=False)
     rows = [("hand-early", -5, 1), ("hand-late", 9223372036854775807, 1),
-            ("hand-three", 1, 3), ("hand-minus", 1, -1)]
+            ("hand-three", 1, 3), ("hand-minus", 1, -1), ("hand-dead", 1, 2)]
     sql = ""
     for eid, received, state in rows:
         body = event(eid).decode()
@@ -263,8 +263,10 @@ def test_rows_edited_by_hand_are_read_as_on_sqlite(ops_daemon, tmp_path, pg_serv
                 f"SELECT id, 'e', {fnv_part('e')}, {state}, 0, 0 FROM e;")
     pg_server.psql(db, sql)
     assert [x["event_id"] for x in d.get_json("/api/v1/deliveries")] == \
-        ["hand-early", "hand-late"]
+        ["hand-early", "hand-late", "hand-dead"]
     assert [x["event_id"] for x in d.get_json("/api/v1/deliveries?state=done")] == \
         ["hand-early", "hand-late"]
-    assert d.get_json("/api/v1/deliveries?state=dead") == []
-    assert d.metrics().get("switchyard_dead_letters") == 0
+    assert [x["event_id"] for x in d.get_json("/api/v1/deliveries?state=dead")] == ["hand-dead"]
+    assert d.metrics().get("switchyard_dead_letters") == 1
+    ep = d.api_endpoints()["e"]
+    assert (ep["pending"], ep["dead"]) == (0, 1)
