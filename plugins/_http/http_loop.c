@@ -39,6 +39,8 @@
  */
 #define IDLE_CONNS_MAX 256L
 #define EVENTS_MAX 64
+/* Completions a loop keeps for one round (http_loop_complete); more go over in several calls. */
+#define DONE_MAX 64
 
 struct http_loop {
     const sy_host *host;
@@ -65,7 +67,14 @@ struct http_loop {
     int64_t curl_due_ms; /* when libcurl wants socket_action(TIMEOUT); -1: never */
     unsigned char *wanted; /* by fd: 1 while libcurl watches the socket */
     size_t nwanted;
+    /* Completions of this round (http_loop_complete), handed over by flush_done. */
+    const sy_delivery *done_d[DONE_MAX];
+    sy_outcome done_out[DONE_MAX];
+    size_t ndone;
 };
+
+/* The loop this thread runs, for http_loop_complete; NULL on other threads. */
+static _Thread_local http_loop *this_loop;
 
 static int64_t mono_ms(void)
 {
@@ -304,7 +313,39 @@ static void start(http_loop *l, http_req *req)
     active_link(l, x);
 }
 
-/* Ends every transfer libcurl reports done. */
+/* Hands the round's completions to the core in one call. */
+static void flush_done(http_loop *l)
+{
+    size_t n = l->ndone;
+    if (!n)
+        return;
+    l->ndone = 0;
+    if (SY_HOST_HAS(l->host, complete_batch)) {
+        const sy_outcome *out[DONE_MAX];
+        for (size_t i = 0; i < n; i++)
+            out[i] = &l->done_out[i];
+        l->host->complete_batch(l->done_d, out, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        l->host->complete(l->done_d[i], &l->done_out[i]);
+}
+
+void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outcome *out)
+{
+    http_loop *l = this_loop;
+    if (!l || l->host != host) {
+        host->complete(d, out);
+        return;
+    }
+    if (l->ndone == DONE_MAX)
+        flush_done(l);
+    l->done_d[l->ndone] = d;
+    l->done_out[l->ndone] = *out;
+    l->ndone++;
+}
+
+/* Ends every transfer libcurl reports done, then hands their completions over. */
 static void reap(http_loop *l)
 {
     CURLMsg *m;
@@ -319,6 +360,8 @@ static void reap(http_loop *l)
         active_unlink(l, x);
         finish(l, x, code, 0);
     }
+    /* Also what ended before a transfer started (run_due), or in a timer. */
+    flush_done(l);
 }
 
 static void insert_delayed(http_loop *l, http_req *q)
@@ -398,6 +441,7 @@ static void *loop_main(void *arg)
 {
     http_loop *l = arg;
     struct epoll_event ev[EVENTS_MAX];
+    this_loop = l;
     for (;;) {
         pthread_mutex_lock(&l->mu);
         if (l->stopping) {
@@ -453,6 +497,8 @@ static void *loop_main(void *arg)
         curl_timeouts(l);
         reap(l);
     }
+    flush_done(l); /* empty here (reap ends each round with it); kept for certainty */
+    this_loop = NULL;
     return NULL;
 }
 
