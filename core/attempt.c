@@ -49,18 +49,23 @@ static void unlink_expired(attempt *a, sy_instance *inst)
     pthread_mutex_unlock(&inst->expired_mu);
 }
 
-void attempt_complete(const sy_delivery *d, const sy_outcome *o)
+/*
+ * Hands d's outcome to its shard without waking it. Returns the shard to
+ * wake, or NULL when there is nothing to hand over.
+ */
+static shard *complete_one(const sy_delivery *d, const sy_outcome *o)
 {
     attempt *a = attempt_of(d);
     if (!a)
-        return;
+        return NULL;
     int expect = AT_IN_PLUGIN;
     if (__atomic_compare_exchange_n(&a->state, &expect, AT_COMPLETED, 0, __ATOMIC_ACQ_REL,
                                     __ATOMIC_ACQUIRE)) {
         /* Only the winner writes the outcome; the shard reads it after the push. */
         attempt_take_outcome(&a->out, o);
-        shard_post(a->sh, &a->m);
-        return;
+        shard *sh = a->sh; /* a is the shard's once pushed */
+        shard_push(sh, &a->m);
+        return sh;
     }
     STAT_INC(completions_ignored, 1);
     if (expect == AT_EXPIRED &&
@@ -71,6 +76,40 @@ void attempt_complete(const sy_delivery *d, const sy_outcome *o)
         event_unref(a->ev);
         free(a);
     }
+    return NULL;
+}
+
+void attempt_complete(const sy_delivery *d, const sy_outcome *o)
+{
+    shard *sh = complete_one(d, o);
+    if (sh)
+        shard_wake(sh);
+}
+
+void attempt_complete_batch(const sy_delivery *const *d, const sy_outcome *const *o, size_t n)
+{
+    /* The shards to wake, each once; a batch rarely spans more than a few. */
+    enum { KEEP = 16 };
+    shard *wake[KEEP];
+    size_t nwake = 0;
+    for (size_t i = 0; i < n; i++) {
+        shard *sh = complete_one(d ? d[i] : NULL, o ? o[i] : NULL);
+        if (!sh)
+            continue;
+        size_t k = 0;
+        while (k < nwake && wake[k] != sh)
+            k++;
+        if (k < nwake)
+            continue;
+        if (nwake == KEEP) { /* more shards than slots: the oldest is woken now */
+            shard_wake(wake[0]);
+            memmove(wake, wake + 1, (KEEP - 1) * sizeof wake[0]);
+            nwake--;
+        }
+        wake[nwake++] = sh;
+    }
+    for (size_t k = 0; k < nwake; k++)
+        shard_wake(wake[k]);
 }
 
 int attempt_expire(attempt *a, sy_instance *inst)

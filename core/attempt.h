@@ -83,6 +83,9 @@ static inline attempt *attempt_of(const sy_delivery *d)
 /* sy_host.complete. */
 void attempt_complete(const sy_delivery *d, const sy_outcome *o);
 
+/* sy_host.complete_batch: the owning shards are woken once each, after the last push. */
+void attempt_complete_batch(const sy_delivery *const *d, const sy_outcome *const *o, size_t n);
+
 /*
  * Copies a plugin's outcome into out, refusing what a plugin must not
  * send: no struct_size, an unknown result. Never reads past the

@@ -199,4 +199,5 @@ const sy_host g_host = {
     .monotonic_ms = h_monotonic_ms,
     .complete = attempt_complete,
     .emit = h_emit,
+    .complete_batch = attempt_complete_batch,
 };

@@ -573,10 +573,20 @@ int shard_start(shard *sh)
     return 0;
 }
 
-void shard_post(shard *sh, inbox_msg *m)
+void shard_push(shard *sh, inbox_msg *m)
 {
     mpsc_push(&sh->inbox, &m->node);
+}
+
+void shard_wake(shard *sh)
+{
     waker_wake(&sh->w);
+}
+
+void shard_post(shard *sh, inbox_msg *m)
+{
+    shard_push(sh, m);
+    shard_wake(sh);
 }
 
 static shard_ctrl *post_ctrl(shard *sh, ctrl_kind kind, sy_runtime *rt, const char *id)

@@ -83,6 +83,12 @@ int shard_start(shard *sh);
 
 /* Any thread: hand a message to the shard (it owns it from now on). */
 void shard_post(shard *sh, inbox_msg *m);
+/*
+ * shard_post in two halves, for a thread handing over several messages:
+ * push each, then wake once (the shard may sleep through the pushes).
+ */
+void shard_push(shard *sh, inbox_msg *m);
+void shard_wake(shard *sh);
 
 /* Adopts rt (reload). The shard takes a reference. */
 void shard_adopt(shard *sh, sy_runtime *rt);

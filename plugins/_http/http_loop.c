@@ -39,6 +39,8 @@
  */
 #define IDLE_CONNS_MAX 256L
 #define EVENTS_MAX 64
+/* Completions a loop keeps for one round (http_loop_complete); more go over in several calls. */
+#define DONE_MAX 64
 
 struct http_loop {
     const sy_host *host;
@@ -50,10 +52,11 @@ struct http_loop {
     pthread_t thread;
     int started;
 
-    pthread_mutex_t mu; /* guards the three fields below */
+    pthread_mutex_t mu; /* guards the four fields below */
     http_req *in_head, *in_tail;
     http_timer *timers_in;
     int stopping;
+    int sleeping; /* the loop is (about to be) in epoll_wait: a submit must wake it */
 
     /* Loop thread only (and the caller of http_loop_free after the join). */
     http_req *delayed;  /* sorted by loop_due_ms */
@@ -62,7 +65,16 @@ struct http_loop {
     http_timer *timers; /* sorted by due_ms */
     http_lanes lanes;
     int64_t curl_due_ms; /* when libcurl wants socket_action(TIMEOUT); -1: never */
+    unsigned char *wanted; /* by fd: 1 while libcurl watches the socket */
+    size_t nwanted;
+    /* Completions of this round (http_loop_complete), handed over by flush_done. */
+    const sy_delivery *done_d[DONE_MAX];
+    sy_outcome done_out[DONE_MAX];
+    size_t ndone;
 };
+
+/* The loop this thread runs, for http_loop_complete; NULL on other threads. */
+static _Thread_local http_loop *this_loop;
 
 static int64_t mono_ms(void)
 {
@@ -95,30 +107,66 @@ const char *http_kind_name(http_kind k)
 /* libcurl's sockets and timer (loop thread)                           */
 /* ------------------------------------------------------------------ */
 
-/* libcurl says which sockets to watch for what; epoll keeps the list. */
+/* Marks whether libcurl watches fd; 0, or -1 when the table cannot grow. */
+static int set_wanted(http_loop *l, curl_socket_t s, unsigned char w)
+{
+    size_t fd = (size_t)s;
+    if (fd >= l->nwanted) {
+        size_t n = l->nwanted ? l->nwanted : 64;
+        while (n <= fd)
+            n *= 2;
+        unsigned char *t = realloc(l->wanted, n);
+        if (!t)
+            return -1;
+        memset(t + l->nwanted, 0, n - l->nwanted);
+        l->wanted = t;
+        l->nwanted = n;
+    }
+    l->wanted[fd] = w;
+    return 0;
+}
+
+/* 0 only for a socket left in the set that libcurl no longer watches. */
+static int is_wanted(const http_loop *l, int fd)
+{
+    return fd < 0 || (size_t)fd >= l->nwanted || l->wanted[fd];
+}
+
+/*
+ * libcurl says which sockets to watch for what; epoll keeps the list.
+ *
+ * A socket libcurl lets go of (CURL_POLL_REMOVE) stays in the epoll set:
+ * with keep-alive, libcurl lets go of a connection at the end of every
+ * request and takes it again with the next one, and taking it out and
+ * putting it back was two epoll_ctl calls per request. The next watch of
+ * that socket is then a MOD (an ADD when the socket was closed meanwhile,
+ * which took it out of the set), and a readiness report for a socket
+ * libcurl does not watch takes it out then (loop_main).
+ */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *arg, void *sockp)
 {
     http_loop *l = arg;
     (void)e;
+    (void)sockp;
     if (what == CURL_POLL_REMOVE) {
-        /* It may be closed already, which took it out of the set: ignore errors. */
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+        if ((size_t)s < l->nwanted)
+            l->wanted[s] = 0;
+        else /* never remembered (no memory then): taken out at once */
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
         return 0;
     }
     struct epoll_event ev = {
         .events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
         .data.fd = s,
     };
-    /* sockp marks sockets already in the set, saving a failing call per change. */
-    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (epoll_ctl(l->epfd, op, s, &ev) != 0) {
-        if (op == EPOLL_CTL_MOD && errno == ENOENT)
-            epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev);
-        else if (op == EPOLL_CTL_ADD && errno == EEXIST)
+    if (set_wanted(l, s, 1) != 0) {
+        /* No room to remember it: watched all the same, and taken out on REMOVE. */
+        if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev) != 0 && errno == EEXIST)
             epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev);
+        return 0;
     }
-    if (!sockp)
-        curl_multi_assign(l->multi, s, l);
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) != 0 && errno == ENOENT)
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev);
     return 0;
 }
 
@@ -265,7 +313,39 @@ static void start(http_loop *l, http_req *req)
     active_link(l, x);
 }
 
-/* Ends every transfer libcurl reports done. */
+/* Hands the round's completions to the core in one call. */
+static void flush_done(http_loop *l)
+{
+    size_t n = l->ndone;
+    if (!n)
+        return;
+    l->ndone = 0;
+    if (SY_HOST_HAS(l->host, complete_batch)) {
+        const sy_outcome *out[DONE_MAX];
+        for (size_t i = 0; i < n; i++)
+            out[i] = &l->done_out[i];
+        l->host->complete_batch(l->done_d, out, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        l->host->complete(l->done_d[i], &l->done_out[i]);
+}
+
+void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outcome *out)
+{
+    http_loop *l = this_loop;
+    if (!l || l->host != host) {
+        host->complete(d, out);
+        return;
+    }
+    if (l->ndone == DONE_MAX)
+        flush_done(l);
+    l->done_d[l->ndone] = d;
+    l->done_out[l->ndone] = *out;
+    l->ndone++;
+}
+
+/* Ends every transfer libcurl reports done, then hands their completions over. */
 static void reap(http_loop *l)
 {
     CURLMsg *m;
@@ -280,6 +360,8 @@ static void reap(http_loop *l)
         active_unlink(l, x);
         finish(l, x, code, 0);
     }
+    /* Also what ended before a transfer started (run_due), or in a timer. */
+    flush_done(l);
 }
 
 static void insert_delayed(http_loop *l, http_req *q)
@@ -359,6 +441,7 @@ static void *loop_main(void *arg)
 {
     http_loop *l = arg;
     struct epoll_event ev[EVENTS_MAX];
+    this_loop = l;
     for (;;) {
         pthread_mutex_lock(&l->mu);
         if (l->stopping) {
@@ -374,13 +457,34 @@ static void *loop_main(void *arg)
         run_due(l, in, tin);
         curl_timeouts(l); /* new transfers start here: libcurl asked for a timeout of 0 */
         reap(l);
-        int n = epoll_wait(l->epfd, ev, EVENTS_MAX, wait_ms(l));
+        int timeout = wait_ms(l);
+        if (timeout > 0) {
+            /* What came in meanwhile is taken now, not after a wake-up through the eventfd. */
+            pthread_mutex_lock(&l->mu);
+            if (l->in_head || l->timers_in || l->stopping)
+                timeout = 0;
+            else
+                l->sleeping = 1;
+            pthread_mutex_unlock(&l->mu);
+        }
+        int n = epoll_wait(l->epfd, ev, EVENTS_MAX, timeout);
+        if (timeout > 0) {
+            pthread_mutex_lock(&l->mu);
+            l->sleeping = 0;
+            pthread_mutex_unlock(&l->mu);
+        }
         for (int i = 0; i < n; i++) {
             int fd = ev[i].data.fd;
             if (fd == l->wakefd) {
                 uint64_t v;
                 ssize_t r = read(fd, &v, sizeof v); /* resets it; EAGAIN is fine too */
                 (void)r;
+                continue;
+            }
+            if (!is_wanted(l, fd)) {
+                /* An idle connection left in the set (on_socket) has news: the peer
+                 * closed it, most likely. libcurl finds out when it next picks it. */
+                epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
                 continue;
             }
             uint32_t e = ev[i].events;
@@ -393,6 +497,8 @@ static void *loop_main(void *arg)
         curl_timeouts(l);
         reap(l);
     }
+    flush_done(l); /* empty here (reap ends each round with it); kept for certainty */
+    this_loop = NULL;
     return NULL;
 }
 
@@ -416,6 +522,7 @@ static void loop_close(http_loop *l)
         close(l->epfd);
     if (l->wakefd >= 0)
         close(l->wakefd);
+    free(l->wanted);
     free(l);
     curl_global_cleanup();
 }
@@ -486,11 +593,12 @@ int http_loop_submit(http_loop *l, http_req *req, int64_t delay_ms)
         return -1;
     }
     /*
-     * Only the first request into an empty queue wakes the loop: it takes
-     * the whole queue when it runs, so later ones ride on that wakeup (one
-     * write to the eventfd, not one per request).
+     * Only a loop that sleeps (or is about to) is woken, and only once: a
+     * loop at work takes the whole queue before it sleeps again, so while
+     * it works, submitting costs no eventfd write, and it no read.
      */
-    int wakeup = l->in_head == NULL && l->timers_in == NULL;
+    int wakeup = l->sleeping;
+    l->sleeping = 0;
     if (l->in_tail)
         l->in_tail->loop_next = req;
     else
@@ -510,7 +618,8 @@ int http_loop_defer(http_loop *l, http_timer *t, int64_t delay_ms)
         pthread_mutex_unlock(&l->mu);
         return -1;
     }
-    int wakeup = l->in_head == NULL && l->timers_in == NULL;
+    int wakeup = l->sleeping;
+    l->sleeping = 0;
     t->next = l->timers_in;
     l->timers_in = t;
     pthread_mutex_unlock(&l->mu);

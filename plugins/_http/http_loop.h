@@ -134,6 +134,17 @@ int http_loop_defer(http_loop *loop, http_timer *t, int64_t delay_ms);
  */
 void http_loop_free(http_loop *loop);
 
+/*
+ * host->complete(d, out) for a done callback. On a loop thread the
+ * completions are kept until the loop has ended every request of the
+ * round, then handed over together (host->complete_batch, ABI 2.3): the
+ * core's thread that owns them is woken once, after the last, instead of
+ * taking the CPU from the loop at the first and settling them one by one.
+ * On any other thread (http_loop_free's), and on a host without
+ * complete_batch, it calls host->complete at once. out is copied.
+ */
+void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outcome *out);
+
 /* A name for a kind, for logs: "timeout", "dns", ... */
 const char *http_kind_name(http_kind k);
 

@@ -161,7 +161,7 @@ static void on_done(http_req *req, const http_result *res)
                       d->event_id, res->error);
     free(job->body);
     free(job);
-    st->host->complete(d, &out);
+    http_loop_complete(st->host, d, &out); /* with the rest of the loop's round */
 }
 
 static int form_submit(void *state, void *ep_state, const sy_delivery *d)

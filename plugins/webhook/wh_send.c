@@ -238,9 +238,10 @@ static void on_done(http_req *req, const http_result *res)
                       job->body ? "batch" : "event",
                       job->body ? job->sig->id + strlen(ep->set.hdr_id) : job->one->event_id,
                       res->error);
-    /* One answer covers every delivery the request carried. */
+    /* One answer covers every delivery the request carried. Handed over with the
+     * rest of the loop's round: one wake-up of the shard for all of them. */
     for (size_t i = 0; i < job->n; i++)
-        st->host->complete(job->d[i], &out);
+        http_loop_complete(st->host, job->d[i], &out);
     job_free(job); /* the signature's header nodes live inside it; the shared tail stays */
 }
 

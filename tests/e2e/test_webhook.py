@@ -13,6 +13,7 @@ under test.
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -413,6 +414,37 @@ def test_idle_connections_outlast_a_quiet_moment(switchyard, receiver):
     assert len(reqs) == 2 * n
     assert len({r.client_port for r in reqs[:n]}) == n
     assert {r.client_port for r in reqs[n:]} == {r.client_port for r in reqs[:n]}
+
+
+def test_a_connection_the_receiver_closed_while_idle_is_replaced(switchyard, receiver):
+    """
+    Between requests the HTTP thread keeps an idle connection's socket in its
+    poll set. When the receiver closes that connection meanwhile, the next
+    deliveries go over a new connection at the first attempt: nothing is
+    retried, and that new connection is reused in turn.
+    """
+    d = switchyard(sinks=hooks(threads=1), endpoints={
+        "ep": {"sink": "hooks", "url": receiver.url("/idle"), "secrets": [S1],
+               "concurrency": 1}})
+    d.push([event("evt-idle-1")])
+    d.wait_for("deliveries.ok", 1)
+    with receiver.lock:
+        conns = list(receiver.conns)
+    assert len(conns) == 1
+    for c in conns:
+        c.shutdown(socket.SHUT_RDWR)  # the receiver's side of the idle connection
+    deadline = time.monotonic() + 10
+    while receiver.conns and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not receiver.conns
+    d.push([event(f"evt-idle-{i}") for i in (2, 3, 4)])
+    s = d.wait_for("deliveries.ok", 4)
+    reqs = receiver.got("/idle")
+    assert [r.headers["svix-id"] for r in reqs] == [f"evt-idle-{i}" for i in (1, 2, 3, 4)]
+    assert reqs[1].client_port != reqs[0].client_port
+    assert {r.client_port for r in reqs[1:]} == {reqs[1].client_port}
+    assert s["sinks"]["hooks"]["requests"] == 4
+    assert s["sinks"]["hooks"]["retried"] == 0
 
 
 def test_http_threads_follow_the_cpus_the_daemon_may_run_on(switchyard, receiver):

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "attempt.h"
+#include "host.h"
 #include "runtime.h"
 #include "shard.h"
 #include "spool.h"
@@ -311,6 +312,44 @@ static void test_attempt_settles_on_its_endpoint(void **state)
     runtime_unref(&r1->rt);
     shard_down(sh);
     assert_true(was_released(r1));
+    rt_free(r1);
+}
+
+/*
+ * complete_batch (ABI 2.3): each outcome settles its own attempt, on the
+ * endpoint of that attempt, as complete() would; a second outcome for the
+ * same attempt in the batch, and a NULL delivery, are ignored.
+ */
+static void test_complete_batch_settles_each(void **state)
+{
+    (void)state;
+    assert_true(SY_HOST_HAS(&g_host, complete_batch));
+    fake_rt *r1 = rt_make((const char *[]){"a", "b"}, 2, NULL, 60000, 1000);
+    shard *sh = shard_up(NULL, r1);
+    post(sh, r1, 0, "e1", 0);
+    post(sh, r1, 0, "e2", 0);
+    post(sh, r1, 1, "e3", 0);
+    const sy_delivery *d[5] = {wait_got(1), wait_got(2), wait_got(3), NULL, NULL};
+    d[3] = d[0];
+    sy_outcome ok = SY_OUTCOME_INIT, retry = SY_OUTCOME_INIT;
+    sy_outcome_set(&ok, SY_OK, 200, NULL);
+    sy_outcome_set(&retry, SY_RETRY, 503, "test: retry");
+    /* e2 is the retry, whatever order the plugin got them in */
+    const sy_outcome *out[5];
+    for (int i = 0; i < 3; i++)
+        out[i] = strcmp(d[i]->event_id, "e2") ? &ok : &retry;
+    out[3] = &retry; /* d[0] again: ignored, so it stays as the first outcome said */
+    out[4] = &ok;
+    g_host.complete_batch(d, out, 5);
+    WAIT_FOR(see(sh, "a").delivered == 1 && see(sh, "a").retries == 1 &&
+             see(sh, "b").delivered == 1);
+    sy_stats tot;
+    stats_total(&tot);
+    assert_int_equal(tot.completions_ignored, 1);
+    assert_int_equal(see(sh, "a").attempts, 2);
+    assert_int_equal(see(sh, "b").attempts, 1);
+    runtime_unref(&r1->rt);
+    shard_down(sh);
     rt_free(r1);
 }
 
@@ -613,6 +652,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_attempt_settles_on_its_endpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_complete_batch_settles_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtimes_go_in_any_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_removed_endpoint_takes_its_wakeup_along, setup,
                                         teardown),

@@ -1,5 +1,5 @@
 /*
- * switchyard/sink.h - the sink plugin ABI, version 2.1.
+ * switchyard/sink.h - the sink plugin ABI, version 2.3.
  *
  * A sink plugin is a shared object that exports exactly one symbol,
  * `switchyard_sink`, a const sy_sink descriptor. The daemon dlopen()s the
@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_VERSION_MAJOR 2
-#define SY_ABI_VERSION_MINOR 2
+#define SY_ABI_VERSION_MINOR 3
 /* Major in the high 16 bits, minor in the low 16 bits. */
 #define SY_ABI_VERSION ((uint32_t)((SY_ABI_VERSION_MAJOR << 16) | SY_ABI_VERSION_MINOR))
 #define SY_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -395,6 +395,18 @@ typedef struct sy_host {
      */
     int (*emit)(const sy_instance *inst, const char *event_type, const char *org_id,
                 const char *data_json);
+
+    /*
+     * 2.3: complete() for n deliveries at once: outcome[i] is d[i]'s, with
+     * the same rules as complete() for each. For an I/O thread that ends
+     * several requests in one round: complete() wakes the thread that owns
+     * a delivery at once, which then often takes the CPU from the caller
+     * and handles that one alone; here each owner is woken once, after the
+     * last. Check SY_HOST_HAS(host, complete_batch) and call complete()
+     * for each delivery on a host older than 2.3.
+     */
+    void (*complete_batch)(const sy_delivery *const *d, const sy_outcome *const *outcome,
+                           size_t n);
 } sy_host;
 
 /* 1 when the host offers entry (its table is long enough and the slot set). */
