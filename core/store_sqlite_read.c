@@ -20,11 +20,11 @@ static const char *sq_text(sqlite3_stmt *q, int i)
 }
 
 /*
- * A read's statement, from the cache when the same SQL ran before (the
- * admin API, the portal and the pager read with the same few statements
- * again and again, and preparing one costs more than most of them take to
- * run). A statement already in use, by a read that calls back into the
- * store, gets a fresh one. Hand it back with release().
+ * A read's statement, from the cache when the same SQL ran before: the
+ * admin API, the portal and the command-line tools read with the same few
+ * statements again and again, and parsing and planning one is much of what
+ * a small read costs. A statement already in use, by a read that calls
+ * back into the store, gets a fresh one. Hand it back with release().
  */
 static sqlite3_stmt *query(sq_store *s, const char *sql, const char *what)
 {
