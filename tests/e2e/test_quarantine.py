@@ -35,11 +35,18 @@ def records(path):
 
 
 def counted(d, n):
-    """Waits until n messages were rejected as too_big; returns the metrics then."""
+    """Waits until n messages were rejected as too_big and each has its quarantine
+    outcome counted (kept, dropped or failed); returns the metrics then. The
+    ingress thread counts the rejection before it writes the record, so a
+    snapshot taken between the two shows one outcome fewer."""
     def done():
         m = d.metrics()
-        return m if m.get("switchyard_events_rejected_total", reason="too_big") == n else None
-    return wait_until(done, what=f"{n} messages rejected as too_big")
+        outcomes = sum(m.get(k) or 0 for k in ("switchyard_events_quarantined_total",
+                                               "switchyard_events_quarantine_dropped_total",
+                                               "switchyard_events_quarantine_errors_total"))
+        return m if (m.get("switchyard_events_rejected_total", reason="too_big") == n
+                     and outcomes == n) else None
+    return wait_until(done, what=f"{n} messages rejected as too_big and their quarantine counted")
 
 
 def test_flood_rotates_and_keeps_prefix_size_and_hash(ops_daemon, tmp_path):
