@@ -158,6 +158,14 @@ static int prepare(sq_store *s, char *err, size_t errlen)
                          "VALUES (?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
                          "disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
         {&s->st_enable, "DELETE FROM endpoint_state WHERE endpoint = ?"},
+        {&s->st_begin, "BEGIN IMMEDIATE"},
+        {&s->st_commit, "COMMIT"},
+        {&s->st_rollback, "ROLLBACK"},
+        {&s->st_forget_known, "DELETE FROM temp.known"},
+        {&s->st_prune_attempts, "DELETE FROM attempts WHERE at_ms < ?"},
+        {&s->st_prune_done, "DELETE FROM deliveries WHERE state = 1 AND updated_ms < ?"},
+        {&s->st_prune_events, "DELETE FROM events WHERE received_ms < ? AND NOT EXISTS "
+                              "(SELECT 1 FROM deliveries d WHERE d.event_rowid = events.id)"},
     };
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].st,
@@ -205,7 +213,9 @@ static void sq_close(sy_store *st)
     sq_store *s = SQ(st);
     sqlite3_stmt *all[] = {s->st_ins_event, s->st_ins_dlv, s->st_update, s->st_attempt,
                            s->st_due,       s->st_lease,  s->st_release, s->st_known,
-                           s->st_disable,   s->st_enable, s->st_catchup};
+                           s->st_disable,   s->st_enable, s->st_catchup, s->st_begin,
+                           s->st_commit,    s->st_rollback, s->st_forget_known,
+                           s->st_prune_attempts, s->st_prune_done, s->st_prune_events};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_forget_reads(s);
@@ -221,19 +231,25 @@ int sq_err(sq_store *s)
     return store_fail(&s->base, "%s", sqlite3_errmsg(s->db));
 }
 
-static int sq_exec(sq_store *s, const char *sql)
+/* Runs one of the kept statements without a result (its bindings set by the caller). */
+static int sq_run(sq_store *s, sqlite3_stmt *st)
 {
-    char e[512];
-    return exec(s->db, sql, e, sizeof e) ? store_fail(&s->base, "%s", e) : 0;
+    int rc = sqlite3_step(st);
+    /* The message before reset, which may replace it. */
+    int failed = rc != SQLITE_DONE && rc != SQLITE_ROW ? sq_err(s) : 0;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return failed;
 }
 
-static int sq_begin(sy_store *st) { return sq_exec(SQ(st), "BEGIN IMMEDIATE"); }
-static int sq_commit(sy_store *st) { return sq_exec(SQ(st), "COMMIT"); }
+static int sq_begin(sy_store *st) { return sq_run(SQ(st), SQ(st)->st_begin); }
+static int sq_commit(sy_store *st) { return sq_run(SQ(st), SQ(st)->st_commit); }
 
 static void sq_rollback(sy_store *st)
 {
-    char e[256];
-    exec(SQ(st)->db, "ROLLBACK", e, sizeof e);
+    /* Its own failure (no transaction open) says nothing the caller's error does not. */
+    sqlite3_step(SQ(st)->st_rollback);
+    sqlite3_reset(SQ(st)->st_rollback);
 }
 
 static int step_done(sqlite3_stmt *st)
@@ -332,7 +348,7 @@ static int sq_release(sy_store *st, const char *endpoint)
 static int sq_known(sy_store *st, const char *const *ids, size_t n)
 {
     sq_store *s = SQ(st);
-    if (sq_exec(s, "DELETE FROM temp.known"))
+    if (sq_run(s, s->st_forget_known))
         return -1;
     for (size_t i = 0; i < n; i++) {
         sqlite3_bind_text(s->st_known, 1, ids[i], -1, SQLITE_STATIC);
@@ -391,7 +407,7 @@ static void free_rows(spool_row *rows, size_t n)
 static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
 {
     sq_store *s = SQ(st);
-    if (sq_exec(s, "BEGIN IMMEDIATE"))
+    if (sq_begin(st))
         return -1;
     sqlite3_stmt *q = s->st_due;
     sqlite3_bind_int64(q, 1, s->boot_id);
@@ -407,7 +423,7 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
         sqlite3_bind_int64(s->st_lease, 2, rows[i].id);
         step_done(s->st_lease);
     }
-    if (sq_exec(s, "COMMIT") != 0) {
+    if (sq_commit(st) != 0) {
         sq_rollback(st);
         for (size_t i = 0; i < got; i++) { /* not leased: left for the next pass */
             free((char *)rows[i].endpoint_id);
@@ -421,7 +437,7 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
 static int sq_catchup(sy_store *st, const char *endpoint, spool_row **out, size_t *nout)
 {
     sq_store *s = SQ(st);
-    if (sq_exec(s, "BEGIN IMMEDIATE"))
+    if (sq_begin(st))
         return -1;
     sqlite3_stmt *q = s->st_catchup;
     sqlite3_bind_int64(q, 1, s->boot_id);
@@ -450,7 +466,7 @@ static int sq_catchup(sy_store *st, const char *endpoint, spool_row **out, size_
         if (step_done(s->st_lease))
             rc = SQLITE_ERROR;
     }
-    if (rc != SQLITE_DONE || sq_exec(s, "COMMIT") != 0) {
+    if (rc != SQLITE_DONE || sq_commit(st) != 0) {
         if (rc == SQLITE_NOMEM)
             store_fail(&s->base, "out of memory");
         else if (rc != SQLITE_DONE)
@@ -467,15 +483,15 @@ static int sq_catchup(sy_store *st, const char *endpoint, spool_row **out, size_
 static int sq_prune(sy_store *st, int64_t now)
 {
     sq_store *s = SQ(st);
-    char sql[512];
-    snprintf(sql, sizeof sql,
-             "DELETE FROM attempts WHERE at_ms < %lld;"
-             "DELETE FROM deliveries WHERE state = 1 AND updated_ms < %lld;"
-             "DELETE FROM events WHERE received_ms < %lld AND NOT EXISTS "
-             "(SELECT 1 FROM deliveries d WHERE d.event_rowid = events.id);",
-             (long long)(now - s->retention_ms), (long long)(now - s->retention_ms),
-             (long long)(now - s->dedup_window_ms));
-    return sq_exec(s, sql);
+    /* Each its own transaction, as before: a prune never holds the writer long. */
+    sqlite3_bind_int64(s->st_prune_attempts, 1, now - s->retention_ms);
+    if (sq_run(s, s->st_prune_attempts))
+        return -1;
+    sqlite3_bind_int64(s->st_prune_done, 1, now - s->retention_ms);
+    if (sq_run(s, s->st_prune_done))
+        return -1;
+    sqlite3_bind_int64(s->st_prune_events, 1, now - s->dedup_window_ms);
+    return sq_run(s, s->st_prune_events);
 }
 
 static const store_ops sqlite_ops = {

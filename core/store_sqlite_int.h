@@ -22,6 +22,10 @@ typedef struct sq_store {
     int64_t retention_ms, dedup_window_ms;
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due, *st_lease,
         *st_catchup, *st_release, *st_known, *st_disable, *st_enable;
+    /* The writer's fixed statements with no result: transactions, forgetting the known
+     * endpoints, the three prunes. Kept too: sqlite3_exec would parse them on every call. */
+    sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_forget_known, *st_prune_attempts,
+        *st_prune_done, *st_prune_events;
     /* The reads' statements, prepared on first use and kept (see query()). */
     struct {
         char *sql;

@@ -392,6 +392,57 @@ static void test_read_inside_the_same_read(void **state)
     assert_int_equal(list_dead(&any), 2); /* and the kept one still works after */
 }
 
+/* SELECT count(*) of sql through the shell's connection. */
+static long shell_count(const char *sql)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(raw, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    long n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/*
+ * Pruning past the retention (1 h here) drops finished deliveries and old
+ * attempts, then events no delivery refers to past the dedup window; it
+ * keeps what is pending or dead whatever its age. Pruned twice, at two
+ * times: the kept statements take the new cut each time.
+ */
+static void test_prune_cuts_at_each_call(void **state)
+{
+    (void)state;
+    const long long now = 100000000, hour = 3600000;
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO events(id, event_id, received_ms, body) VALUES"
+             " (1, 'old-done', 1000, '{}'), (2, 'old-pending', 1000, '{}'),"
+             " (3, 'new-done', %lld, '{}'), (4, 'old-dead', 1000, '{}'),"
+             " (5, 'orphan', 1000, '{}');"
+             "INSERT INTO deliveries(id, event_rowid, endpoint, state, next_ms, updated_ms) VALUES"
+             " (1, 1, 'a', 1, 0, 1000), (2, 2, 'a', 0, 0, 1000), (3, 3, 'a', 1, 0, %lld),"
+             " (4, 4, 'a', 2, 0, 1000);"
+             "INSERT INTO attempts(delivery_id, attempt, at_ms, result, status, detail, latency_ms)"
+             " VALUES (1, 1, 1000, 0, 200, '', 1), (3, 1, %lld, 0, 200, '', 1)",
+             now - 10, now - 10, now - 10);
+    shell(sql);
+    assert_int_equal(store_prune(wr, now), 0);
+    assert_int_equal(shell_count("SELECT group_concat(id) = '2,3,4' FROM "
+                                 "(SELECT id FROM deliveries ORDER BY id)"), 1);
+    assert_int_equal(shell_count("SELECT group_concat(id) = '2,3,4' FROM "
+                                 "(SELECT id FROM events ORDER BY id)"), 1);
+    assert_int_equal(shell_count("SELECT count(*) FROM attempts WHERE delivery_id = 3"), 1);
+    assert_int_equal(shell_count("SELECT count(*) FROM attempts"), 1);
+
+    /* An hour on, the finished one and its attempt go too; its event with them. */
+    assert_int_equal(store_prune(wr, now + hour), 0);
+    assert_int_equal(shell_count("SELECT group_concat(id) = '2,4' FROM "
+                                 "(SELECT id FROM deliveries ORDER BY id)"), 1);
+    assert_int_equal(shell_count("SELECT group_concat(id) = '2,4' FROM "
+                                 "(SELECT id FROM events ORDER BY id)"), 1);
+    assert_int_equal(shell_count("SELECT count(*) FROM attempts"), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +458,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kept_statement_forgets_bindings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_leave_no_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_inside_the_same_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_cuts_at_each_call, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
