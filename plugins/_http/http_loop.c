@@ -39,8 +39,6 @@
  */
 #define IDLE_CONNS_MAX 256L
 #define EVENTS_MAX 64
-/* Completions a loop keeps for one round (http_loop_complete); more go over in several calls. */
-#define DONE_MAX 64
 
 struct http_loop {
     const sy_host *host;
@@ -67,10 +65,8 @@ struct http_loop {
     int64_t curl_due_ms; /* when libcurl wants socket_action(TIMEOUT); -1: never */
     unsigned char *wanted; /* by fd: 1 while libcurl watches the socket */
     size_t nwanted;
-    /* Completions of this round (http_loop_complete), handed over by flush_done. */
-    const sy_delivery *done_d[DONE_MAX];
-    sy_outcome done_out[DONE_MAX];
-    size_t ndone;
+    /* Completions of this round (http_loop_complete), handed over at its end. */
+    sy_done done;
 };
 
 /* The loop this thread runs, for http_loop_complete; NULL on other threads. */
@@ -313,24 +309,6 @@ static void start(http_loop *l, http_req *req)
     active_link(l, x);
 }
 
-/* Hands the round's completions to the core in one call. */
-static void flush_done(http_loop *l)
-{
-    size_t n = l->ndone;
-    if (!n)
-        return;
-    l->ndone = 0;
-    if (SY_HOST_HAS(l->host, complete_batch)) {
-        const sy_outcome *out[DONE_MAX];
-        for (size_t i = 0; i < n; i++)
-            out[i] = &l->done_out[i];
-        l->host->complete_batch(l->done_d, out, n);
-        return;
-    }
-    for (size_t i = 0; i < n; i++)
-        l->host->complete(l->done_d[i], &l->done_out[i]);
-}
-
 void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outcome *out)
 {
     http_loop *l = this_loop;
@@ -338,11 +316,7 @@ void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outc
         host->complete(d, out);
         return;
     }
-    if (l->ndone == DONE_MAX)
-        flush_done(l);
-    l->done_d[l->ndone] = d;
-    l->done_out[l->ndone] = *out;
-    l->ndone++;
+    sy_done_add(&l->done, d, out);
 }
 
 /* Ends every transfer libcurl reports done, then hands their completions over. */
@@ -361,7 +335,7 @@ static void reap(http_loop *l)
         finish(l, x, code, 0);
     }
     /* Also what ended before a transfer started (run_due), or in a timer. */
-    flush_done(l);
+    sy_done_flush(&l->done);
 }
 
 static void insert_delayed(http_loop *l, http_req *q)
@@ -497,7 +471,7 @@ static void *loop_main(void *arg)
         curl_timeouts(l);
         reap(l);
     }
-    flush_done(l); /* empty here (reap ends each round with it); kept for certainty */
+    sy_done_flush(&l->done); /* empty here (reap ends each round with it); kept for certainty */
     this_loop = NULL;
     return NULL;
 }
@@ -568,6 +542,7 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
     curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
     curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
     l->host = host;
+    l->done.host = host;
     l->inst = inst;
     if (c)
         l->c = *c;

@@ -74,6 +74,7 @@ struct amqp_io {
     int used;                 /* a delivery came: connect, and stay connected */
     int64_t backoff_ms, next_connect_ms;
     char reason[SY_DETAIL_MAX]; /* why the connection is down / was lost */
+    sy_done done; /* outcomes of a round, handed over at the next (after the join: stop's) */
 };
 
 #define LOG(io, lvl, ...) (io)->host->log((io)->inst, (lvl), __VA_ARGS__)
@@ -88,7 +89,7 @@ static void finish(amqp_io *io, aq_item *it, sy_result r, int status, int64_t re
     sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, status, detail);
     o.retry_after_ms = retry_after;
-    io->host->complete(it->d, &o);
+    sy_done_add(&io->done, it->d, &o);
     aqb_release(it);
 }
 
@@ -317,6 +318,8 @@ static int read_frames(amqp_io *io)
             LOG(io, SY_LOG_WARN, "broker closed the channel: %s; %zu unconfirmed deliveries will "
                 "be retried", why, n);
             char why2[SY_DETAIL_MAX];
+            /* Reopening waits on the broker: what was settled goes over first. */
+            sy_done_flush(&io->done);
             if (amqp_open_confirm_channel(io->conn, why2, sizeof why2) != 0) {
                 lose(io, why2);
                 return -1;
@@ -353,6 +356,7 @@ static void take_queue(amqp_io *io, int *stopping)
 
 static void wait_events(amqp_io *io, int64_t timeout_ms)
 {
+    sy_done_flush(&io->done); /* never sleep on outcomes */
     struct pollfd p[2] = {{.fd = io->wake_fd, .events = POLLIN}, {.fd = -1}};
     int n = 1;
     if (io->conn) {
@@ -373,6 +377,7 @@ static void wait_events(amqp_io *io, int64_t timeout_ms)
 /* Sleeps until submit() or stop() wakes the thread: no timers run before the first delivery. */
 static void wait_wake(amqp_io *io)
 {
+    sy_done_flush(&io->done);
     struct pollfd p = {.fd = io->wake_fd, .events = POLLIN};
     poll(&p, 1, -1);
 }
@@ -382,6 +387,9 @@ static void *io_main(void *arg)
     amqp_io *io = arg;
     int stopping = 0;
     for (;;) {
+        /* The last round's outcomes (acks read, refusals, losses) go over together, when it
+         * went round without sleeping (the waits flush before they sleep). */
+        sy_done_flush(&io->done);
         take_queue(io, &stopping);
         if (stopping)
             break;
@@ -420,6 +428,7 @@ static void *io_main(void *arg)
     snprintf(io->reason, sizeof io->reason, "switchyard is stopping");
     size_t n = aqw_lose_all(&io->win, settle, io);
     refuse_local(io, 0);
+    sy_done_flush(&io->done);
     if (n)
         LOG(io, SY_LOG_WARN, "stopping with %zu unconfirmed deliveries; they will be retried", n);
     disconnect(io, 1);
@@ -439,6 +448,7 @@ amqp_io *amqp_io_start(const sy_host *host, const sy_instance *inst, const amqp_
         return NULL;
     }
     io->host = host;
+    io->done.host = host;
     io->inst = inst;
     io->s = s;
     amqp_counters_init(&io->c, host, inst);
@@ -502,6 +512,7 @@ void amqp_io_stop(amqp_io *io)
         n = it->next;
         finish(io, it, SY_RETRY, 0, 0, "switchyard is stopping");
     }
+    sy_done_flush(&io->done);
     close(io->wake_fd);
     aqw_free(&io->win);
     pthread_mutex_destroy(&io->mu);

@@ -63,6 +63,7 @@ struct sqs_io {
     sqs_req *active; /* requests in flight, the thread's own */
     int inflight;
     int64_t last_log_ms;
+    sy_done done; /* the I/O thread's outcomes of a round; after the join, stop's */
     unsigned long suppressed;
 };
 
@@ -72,7 +73,7 @@ static void finish(sqs_io *io, sqs_entry *e, sy_result r, int status, const char
 {
     sy_outcome o = SY_OUTCOME_INIT;
     sy_outcome_set(&o, r, status, detail);
-    io->host->complete(e->d, &o);
+    sy_done_add(&io->done, e->d, &o);
     sqs_batch_release(e);
 }
 
@@ -277,7 +278,7 @@ static void done(sqs_io *io, sqs_req *r, CURLcode res)
         io->host->counter_add(io->c.entries_failed, r->n - ok);
     }
     for (size_t i = 0; i < r->n; i++) {
-        io->host->complete(r->entries[i]->d, &out[i]);
+        sy_done_add(&io->done, r->entries[i]->d, &out[i]);
         sqs_batch_release(r->entries[i]);
     }
     r->n = 0;
@@ -361,6 +362,8 @@ static void *io_main(void *arg)
         reap(io);
         /* A request that finished frees a slot for a batch that waits. */
         int wait = flush(io) != 0 ? 100 : 1000;
+        /* The round's outcomes (reap, and batches flush found expired) go over together. */
+        sy_done_flush(&io->done);
         curl_multi_poll(io->multi, NULL, 0, wait, NULL);
     }
     /* Stopping: the core has drained what it could; the rest is retried later. */
@@ -378,6 +381,7 @@ static void *io_main(void *arg)
             finish_rest(io, b, "switchyard is stopping");
         }
     }
+    sy_done_flush(&io->done);
     return NULL;
 }
 
@@ -394,6 +398,7 @@ sqs_io *sqs_io_start(const sy_host *host, const sy_instance *inst, sqs_settings 
         return NULL;
     }
     io->host = host;
+    io->done.host = host;
     io->inst = inst;
     io->s = s;
     io->creds = *creds;
@@ -462,6 +467,7 @@ void sqs_io_stop(sqs_io *io)
         n = b->link;
         finish_rest(io, b, "switchyard is stopping");
     }
+    sy_done_flush(&io->done);
     curl_multi_cleanup(io->multi);
     sqs_creds_free(&io->creds);
     pthread_mutex_destroy(&io->mu);

@@ -415,6 +415,48 @@ typedef struct sy_host {
      offsetof(sy_host, entry) + sizeof((host)->entry) <= (size_t)(host)->struct_size &&      \
      (host)->entry != NULL)
 
+/*
+ * Completions an I/O thread collects during one round of its loop and hands
+ * over together (complete_batch on a 2.3 host, complete() for each on an
+ * older one). Owned by that one thread: sy_done_add copies the outcome, so
+ * the plugin may free what held it; sy_done_flush before the thread sleeps
+ * or stops, or the deliveries wait for the next round. Zero-initialise it
+ * and set host.
+ */
+#define SY_DONE_MAX 64
+
+typedef struct sy_done {
+    const sy_host *host;
+    size_t n;
+    const sy_delivery *d[SY_DONE_MAX];
+    sy_outcome out[SY_DONE_MAX];
+} sy_done;
+
+static inline void sy_done_flush(sy_done *b)
+{
+    size_t n = b->n;
+    b->n = 0;
+    if (n && SY_HOST_HAS(b->host, complete_batch)) {
+        const sy_outcome *out[SY_DONE_MAX];
+        for (size_t i = 0; i < n; i++)
+            out[i] = &b->out[i];
+        b->host->complete_batch(b->d, out, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        b->host->complete(b->d[i], &b->out[i]);
+}
+
+/* Keeps d's outcome for the next flush (flushing first when full). */
+static inline void sy_done_add(sy_done *b, const sy_delivery *d, const sy_outcome *out)
+{
+    if (b->n == SY_DONE_MAX)
+        sy_done_flush(b);
+    b->d[b->n] = d;
+    b->out[b->n] = *out;
+    b->n++;
+}
+
 /* ------------------------------------------------------------------ */
 /* Endpoints                                                           */
 /* ------------------------------------------------------------------ */
