@@ -272,7 +272,10 @@ def test_endpoints_list(ops_daemon, tmp_path):
     d.wait_endpoint("good", lambda e: e["ok"] == 4 and e["pending"] == 0, "good: 4 ok")
     d.wait_endpoint("half", lambda e: e["ok"] == 4 and e["pending"] == 0, "half: 4 ok")
     d.wait_endpoint("bad", lambda e: e["dead"] == 4, "bad: 4 dead")
-    d.wait_endpoint("later", lambda e: e["attempts"] == 4, "later: 4 attempts")
+    # "attempts" moves when an attempt starts, last_status and last_error once it
+    # came back: wait for the answer too.
+    d.wait_endpoint("later", lambda e: e["attempts"] == 4 and e["last_status"] == 503 and
+                    e["last_error"] == "flaky: attempt 1 of 1 fails", "later: 4 attempts answered")
 
     r = d.api("GET", "/api/v1/endpoints")
     assert r.status == 200 and r.headers["Cache-Control"] == "no-store"

@@ -156,9 +156,20 @@ def test_badinput_corpus_through_every_ingress(switchyard, tmp_path):
     want = Counter(c["expect"] for c in cases)
     accepted_ids = [c["event_id"] for c in cases if c["expect"] == "accepted"]
     distinct = len(set(accepted_ids))
-    s = d.wait_stats(lambda st: st["events"]["received"] >= 3 * n and
-                     st["deliveries"]["ok"] >= distinct,
-                     f"{3 * n} messages received and {distinct} events delivered")
+    def settled(st):
+        # Every message read has its outcome: a message is counted as read before it is
+        # accepted or rejected, a rejection before its quarantine outcome, and an
+        # accepted event before the spool stores it (deliveries created) or finds it a
+        # duplicate. Then every delivery is done.
+        ev, dl = st["events"], st["deliveries"]
+        return (ev["received"] >= 3 * n and ev["accepted"] + ev["rejected"] == ev["received"]
+                and ev["quarantined"] + ev["quarantine_dropped"] + ev["quarantine_errors"]
+                == ev["rejected"]
+                and dl["created"] + ev["duplicates"] + ev["spool_errors"] + ev["unrouted"]
+                >= ev["accepted"]
+                and dl["ok"] + dl["dead"] >= dl["created"] >= distinct)
+    s = d.wait_stats(settled, f"{3 * n} messages received and each settled, "
+                              f"{distinct} events delivered")
     ev = s["events"]
     assert ev["received"] == 3 * n
     assert ev["accepted"] + ev["rejected"] == ev["received"]

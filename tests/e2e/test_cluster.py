@@ -314,7 +314,9 @@ def test_paused_owner_is_fenced_after_its_lease_expired(tmp_path, pg_server):
         old.proc.send_signal(signal.SIGCONT)
         paused = None
         old.wait_for("deliveries.fenced", 1)
-        assert "outcomes refused: their partition passed to another tenure" in old.log()
+        # The store counts the refused outcome, then logs it.
+        wait_until(lambda: "outcomes refused: their partition passed to another tenure"
+                   in old.log(), what="the refusal logged", on_timeout=lambda: old.log()[-3000:])
         # The old owner's call returned too (the attempt it had in flight at the pause),
         # but the store holds only the new owner's record of it.
         wait_until(lambda: len(flaky_calls(tmp_path / f"flaky-{old.name}.log")) == 1,

@@ -12,7 +12,7 @@ import zmq
 
 from conftest import free_ports
 from durability_helpers import (both_backends, BIN, DONE, AckClient, event, file_sink, sink_ids,
-                                spool_daemon)  # noqa: F401 (fixture)
+                                spool_daemon, wait_until)  # noqa: F401 (fixture)
 
 STORE_BACKENDS = both_backends
 
@@ -42,7 +42,9 @@ def test_ack_replies_echo_the_tag_and_name_the_event(spool_daemon, tmp_path):
     assert s["events"]["rejected"] == 3
     assert s["events"]["quarantined"] == 3
     assert sorted(sink_ids(d.received)) == ["evt-a1", "evt-a2"]
-    assert d.spool.states() == {DONE: 2}
+    # The spool records a delivery's end one commit after the "ok" counter moved.
+    wait_until(lambda: d.spool.states() == {DONE: 2}, timeout=10,
+               what="both deliveries done in the spool", on_timeout=lambda: d.spool.states())
     assert d.spool.count_events() == 2  # refused input is never stored
 
 

@@ -52,8 +52,9 @@ def test_breaker_probes_only_while_open(spool_daemon, tmp_path):
     # Three events open the breaker; the other 17 arrive while it is open.
     # (What was already queued when it opened: see the next test.)
     d.push([event(i) for i in ids[:FAILURES]])
-    s = d.wait_stats(lambda s: s["endpoints"]["ep"]["state"] == "breaker_open",
-                     "the breaker open")
+    # The gate opens before the shard counts the opening: wait for both.
+    s = d.wait_stats(lambda s: s["endpoints"]["ep"]["state"] == "breaker_open" and
+                     s["endpoints"]["ep"]["breaker_opens"] >= 1, "the breaker open")
     assert s["endpoints"]["ep"]["breaker_opens"] == 1
     d.push([event(i) for i in ids[FAILURES:]])
     # All 20 wait: the 3 retries (due after 100 ms) and the 17 new ones.

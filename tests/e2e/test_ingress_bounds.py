@@ -55,7 +55,13 @@ def test_giant_messages_are_cut_off_by_zeromq(switchyard):
     # Just over the limit but inside the margin: read, refused as too_big, quarantined.
     over = event("over", data={"blob": "o" * (64 * 1024)})
     d.push([over])
-    s = d.wait_for("rejected.too_big", 1)
+    # The rejection is counted before its quarantine record is written and counted:
+    # wait for its quarantine outcome (kept, dropped or failed) too.
+    s = d.wait_stats(lambda s: get(s, "rejected.too_big", 0) >= 1 and
+                     sum(get(s, k, 0) for k in ("events.quarantined", "events.quarantine_dropped",
+                                                 "events.quarantine_errors")) >= 1,
+                     "the rejection and its quarantine counted")
+    assert get(s, "rejected.too_big") == 1
     assert get(s, "events.quarantined") == 1
     assert d.stop() == 0
 
@@ -105,6 +111,9 @@ def test_memory_goes_back_after_a_flood(switchyard):
     wait_until(lambda: vm_rss_kib(d.proc.pid) < 64 * 1024, timeout=30,
                what=f"VmRSS under 64 MiB after the flood (base {base} KiB, peak {peak} KiB, "
                     f"now {vm_rss_kib(d.proc.pid)} KiB)")
-    s = d.stats()
+    # A message is counted as read before it is parsed and found unrouted (or rejected):
+    # wait for the last one's outcome, not only for it to be read.
+    s = d.wait_stats(lambda s: get(s, "events.unrouted", 0) + get(s, "events.rejected", 0) >= 600,
+                     "every message read unrouted or rejected")
     assert get(s, "events.unrouted") == 600
     assert get(s, "events.quarantined") == 0

@@ -75,7 +75,9 @@ def disabled_daemon(ops_daemon, tmp_path):
     d.other_out, d.ep_out = other_out, tmp_path / "ep.jsonl"
     send(d, "d-1")
     d.wait_endpoint("ep", lambda e: e["state"] == "disabled", "ep disabled")
-    assert DISABLED in d.run_log()
+    # The shard marks the endpoint disabled, then logs it.
+    wait_until(lambda: DISABLED in d.run_log(), what="the disabled line",
+               on_timeout=lambda: d.run_log()[-4000:])
     wait_until(lambda: endpoint_state(d) == [("ep", "failing continuously for disable_after")],
                what="the disabled state in the spool")
     wait_until(lambda: [(r["event_id"], r["state"]) for r in spool_rows(d.spool_path, "ep")]

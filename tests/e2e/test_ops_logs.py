@@ -54,6 +54,11 @@ def exercise(d, tmp_path):
     d.wait_endpoint("all", lambda e: e["ok"] == 1, "a delivery")
     wait_until(lambda: d.metrics().get("switchyard_events_quarantined_total") == 1,
                what="the reject quarantined")
+    # The dead letter's webhook.delivery_failed is raised after its record went to the
+    # spool (what the API's "dead" reads): wait until it is accepted too, as the
+    # counters line below must show it.
+    wait_until(lambda: d.metrics().get("switchyard_events_accepted_total") == 2,
+               what="the delivery_failed event accepted")
     d.proc.send_signal(signal.SIGUSR1)
     wait_until(lambda: counters_logged(d.run_log()), what="the counters line")
     mark = d.reload()  # the same config again: whatever it logs must be well-formed

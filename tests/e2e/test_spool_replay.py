@@ -148,6 +148,9 @@ def test_portal_reads_through_the_store(spool_daemon, tmp_path):
         d.push([event(eid, event_type=etype)])
         d.wait_for("deliveries.ok", int(eid[-1]))
     d.wait_for("deliveries.dead", 3)
+    # The spool records a death one commit after the counter moved; what follows reads it.
+    wait_until(lambda: d.spool.states("ep") == {DEAD: 3}, timeout=10,
+               what="the three deaths in the spool", on_timeout=lambda: d.spool.states())
 
     def get(path):
         r = http(f"http://{admin}", "GET", path, token=token)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PLUGIN_DIR, cli, event, write_config
+from conftest import PLUGIN_DIR, cli, event, wait_until, write_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from webhook_receiver import Answer, Receiver, verify_like_the_docs  # noqa: E402
@@ -172,11 +172,13 @@ def test_ssrf_guard_refuses_private_destinations_and_counts_them(switchyard, rec
     assert s["sinks"]["open"]["ssrf_refused"] == 1
     assert s["sinks"]["strict"]["failed"] == 2
     assert [r.path for r in receiver.got()] == ["/on"]
-    log = d.log()
+    # The shard counts a death before it logs it: wait for the line of the one about "name".
+    dead_name = re.compile(r"delivery dead.* endpoint=name .*refused to connect to "
+                           r"(127\.0\.0\.1|::1): loopback address")
+    wait_until(lambda: dead_name.search(d.log()), what="the dead letter of name logged",
+               on_timeout=lambda: d.log()[-4000:])
     assert ("refused to connect to 127.0.0.1: loopback address (SSRF guard; set "
-            "allow_private_networks to allow it)") in log
-    assert re.search(r"delivery dead.* endpoint=name .*refused to connect to "
-                     r"(127\.0\.0\.1|::1): loopback address", log), log
+            "allow_private_networks to allow it)") in d.log()
 
 
 @pytest.mark.parametrize("secret, says", [
@@ -280,7 +282,10 @@ def test_tls_is_verified_against_the_configured_ca(switchyard, pki):
         assert s["sinks"]["hooks"]["transport_errors"] == 2
         assert [q.path for q in r.got()] == ["/t"]
         assert verify_like_the_docs(S1, r.got()[0].headers, r.got()[0].body) == "evt-tls"
-        assert 'endpoint=system-cas event_id=evt-tls attempts=2 status=0 detail="tls: ' in d.log()
+        # Counted dead before the line is logged: wait for the line.
+        wait_until(lambda: 'endpoint=system-cas event_id=evt-tls attempts=2 status=0 '
+                           'detail="tls: ' in d.log(), what="the dead letter logged",
+                   on_timeout=lambda: d.log()[-4000:])
     finally:
         r.close()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import event, read_lines
+from conftest import event, read_lines, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "peers"))
 from webhook_receiver import Answer, Receiver, verify_like_the_docs  # noqa: E402
@@ -183,9 +183,11 @@ def test_outcome_table_case_by_case(switchyard, receiver):
     assert receiver.got("/elsewhere") == []  # redirects are not followed
     assert s["sinks"]["hooks"]["gone"] == 1
     assert s["sinks"]["hooks"]["failed"] == 5
-    log = d.log()
-    assert 'detail="HTTP 422 with webhook-delivery: abort-message: the receiver stopped retries"' in log
-    assert 'detail="HTTP 404: permanent by permanent_statuses"' in log
+    # A death is counted before its "delivery dead" line is logged: wait for the lines.
+    want = ['detail="HTTP 422 with webhook-delivery: abort-message: the receiver stopped retries"',
+            'detail="HTTP 404: permanent by permanent_statuses"']
+    wait_until(lambda: all(w in d.log() for w in want), what="the dead letters logged",
+               on_timeout=lambda: d.log()[-4000:])
 
 
 def test_fallback_url_after_consecutive_failures(switchyard, receiver):
@@ -220,4 +222,6 @@ def test_connection_refused_is_retried(switchyard, receiver):
     assert s["deliveries"]["attempts"] == 2
     assert s["deliveries"]["retries"] == 1
     assert s["sinks"]["hooks"]["transport_errors"] == 2
-    assert "detail=\"connect: " in d.log()
+    # Counted dead before the "delivery dead" line is logged: wait for the line.
+    wait_until(lambda: "detail=\"connect: " in d.log(), what="the dead letter logged",
+               on_timeout=lambda: d.log()[-4000:])

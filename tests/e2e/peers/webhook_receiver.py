@@ -11,6 +11,12 @@ answers on one counter, so tests can tell what was answered while another
 request was still open without comparing times. The answer comes from a
 per-path script: a list of Answer, used in order; once it runs out, the
 default answer applies.
+
+A request is recorded once its answer has been sent, so the daemon may act
+on an answer (count it, settle the delivery) before the record exists.
+got() therefore first waits for the answers already being written to be
+recorded: whatever the daemon did after reading an answer, the request it
+answered is in got() when the test looks.
 """
 
 import base64
@@ -72,6 +78,8 @@ class Receiver:
         self.cond = threading.Condition(self.lock)
         self.hold = threading.Event()  # set at close: answers that wait give up
         self.conns = set()  # open connections, for kill()
+        self.answering = set()  # ids of answers being written, not yet recorded
+        self.answers_started = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -105,6 +113,10 @@ class Receiver:
                     outer.hold.wait(ans.delay)
                 while ans.gate and not ans.gate.wait(0.05) and not outer.hold.is_set():
                     pass
+                with outer.cond:
+                    outer.answers_started += 1
+                    me = outer.answers_started
+                    outer.answering.add(me)
                 try:
                     self.send_response(ans.status)
                     for k, v in ans.headers.items():
@@ -123,6 +135,7 @@ class Receiver:
                     outer.seq += 1
                     req.seq_arrive, req.seq_done = seq_arrive, outer.seq
                     outer.requests.append(req)
+                    outer.answering.discard(me)
                     outer.cond.notify_all()
 
             def finish(self):
@@ -163,8 +176,12 @@ class Receiver:
             self.script.setdefault(path, []).extend(answers)
         return self
 
-    def got(self, path=None):
-        with self.lock:
+    def got(self, path=None, timeout=10.0):
+        """The requests (to path) answered so far, including every answer that was
+        already being written when got() was called."""
+        with self.cond:
+            started = set(self.answering)
+            self.cond.wait_for(lambda: not (started & self.answering), timeout)
             return [r for r in self.requests if path is None or r.path == path]
 
     def wait(self, n, path=None, timeout=30.0):
