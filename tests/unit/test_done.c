@@ -73,7 +73,7 @@ static void add_range(sy_done *b, size_t first, size_t n)
 {
     for (size_t i = first; i < first + n; i++) {
         sy_outcome o = SY_OUTCOME_INIT;
-        char why[16];
+        char why[32];
         snprintf(why, sizeof why, "n%zu", i);
         sy_outcome_set(&o, i % 2 ? SY_RETRY : SY_OK, 0, i % 2 ? why : NULL);
         sy_done_add(b, &dlv[i], &o);
@@ -88,7 +88,7 @@ static void assert_seen_in_order(size_t n)
     for (size_t i = 0; i < n; i++) {
         assert_ptr_equal(seen.d[i], &dlv[i]);
         assert_int_equal(seen.result[i], i % 2 ? SY_RETRY : SY_OK);
-        char why[16];
+        char why[32];
         snprintf(why, sizeof why, "n%zu", i);
         assert_string_equal(seen.detail[i], i % 2 ? why : "");
     }
