@@ -63,6 +63,8 @@ static int file_init(const sy_host *host, const sy_instance *inst, const sy_conf
         .fsyncs = host->counter(inst, "fsyncs", "fsync calls on written files"),
         .rotations = host->counter(inst, "rotations", "files rotated by size"),
         .errors = host->counter(inst, "errors", "failed deliveries"),
+        .torn = host->counter(inst, "torn_tails",
+                              "partial last lines cut at open (a write cut short by a crash)"),
     };
     st->errors = env.errors;
     if (!(st->cache = fw_cache_new(&env, &set, FW_MAX_OPEN))) {

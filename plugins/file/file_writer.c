@@ -281,6 +281,79 @@ static void sync_parent(fw_cache *c, const char *path)
     free(dir);
 }
 
+/* A torn tail longer than this is no line of ours: the file is refused, not cut. */
+#define TORN_MAX ((off_t)64 << 20)
+
+/*
+ * Where the last whole line of fd's file ends (size when it ends in "\n").
+ * Every line the sink writes ends in "\n", and a delivery is complete only
+ * once its line is written whole; a process killed in the middle of a write
+ * (SIGKILL stops a write of several pages at a page boundary) leaves part of
+ * a line whose delivery was never reported done, so it will be written again.
+ * Returns that offset, or -1 with errno set (EILSEQ: no "\n" in the last
+ * TORN_MAX bytes).
+ */
+static off_t whole_lines_end(const char *path, off_t size)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[4096];
+    off_t end = size, found = -1;
+    while (end > 0 && found < 0 && size - end < TORN_MAX) {
+        size_t n = end < (off_t)sizeof buf ? (size_t)end : sizeof buf;
+        ssize_t r = pread(fd, buf, n, end - (off_t)n);
+        if (r != (ssize_t)n) {
+            int e = r < 0 ? errno : EIO;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        for (size_t i = n; i > 0 && found < 0; i--)
+            if (buf[i - 1] == '\n')
+                found = end - (off_t)n + (off_t)i;
+        end -= (off_t)n;
+    }
+    close(fd);
+    if (found < 0 && end > 0) {
+        errno = EILSEQ;
+        return -1;
+    }
+    return found < 0 ? 0 : found;
+}
+
+/* Cuts a partial last line (whole_lines_end). 0, or an errno value with the detail written. */
+static int cut_torn_tail(fw_cache *c, fw_file *f, int fd, off_t *size, char *detail,
+                         size_t detaillen)
+{
+    off_t end = whole_lines_end(f->path, *size);
+    if (end < 0 && errno == EILSEQ) {
+        snprintf(detail, detaillen,
+                 "open %s: no newline in its last %lld MiB: not a file of this sink's lines "
+                 "(left as it is)", f->path, (long long)(TORN_MAX >> 20));
+        return EILSEQ;
+    }
+    if (end < 0) {
+        int e = errno;
+        set_detail(detail, detaillen, "read the end of", f->path, e);
+        return e;
+    }
+    if (end == *size)
+        return 0;
+    if (ftruncate(fd, end) != 0) {
+        int e = errno;
+        set_detail(detail, detaillen, "cut the partial last line of", f->path, e);
+        return e;
+    }
+    count(c->env.torn, 1, &c->env);
+    c->env.host->log(c->env.inst, SY_LOG_WARN,
+                     "%s ended in a partial line (%lld bytes, from a write cut short by a crash); "
+                     "cut it: its delivery was not done and is written again",
+                     f->path, (long long)(*size - end));
+    *size = end;
+    return 0;
+}
+
 /* Returns 0, or an errno value with the detail written. */
 static int open_file(fw_cache *c, fw_file *f, char *detail, size_t detaillen)
 {
@@ -314,10 +387,16 @@ static int open_file(fw_cache *c, fw_file *f, char *detail, size_t detaillen)
         close(fd);
         return EINVAL;
     }
+    off_t size = st.st_size;
+    int e = size > 0 ? cut_torn_tail(c, f, fd, &size, detail, detaillen) : 0;
+    if (e) {
+        close(fd);
+        return e;
+    }
     if (created && c->set.fsync_ms == FILE_FSYNC_ALWAYS)
         sync_parent(c, f->path);
     f->fd = fd;
-    f->size = (int64_t)st.st_size;
+    f->size = (int64_t)size;
     f->dirty = 0;
     f->last_sync_ms = c->env.host->monotonic_ms();
     c->env.host->log(c->env.inst, SY_LOG_INFO, "opened %s (%lld bytes)", f->path,

@@ -14,7 +14,7 @@
 typedef struct fw_env {
     const sy_host *host; /* log, counter_add and monotonic_ms must be set */
     const sy_instance *inst;
-    sy_counter *writes, *bytes, *fsyncs, *rotations, *errors; /* each may be NULL */
+    sy_counter *writes, *bytes, *fsyncs, *rotations, *errors, *torn; /* each may be NULL */
 } fw_env;
 
 typedef struct fw_cache fw_cache;

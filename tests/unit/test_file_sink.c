@@ -948,6 +948,66 @@ static void test_write_error_leaves_no_torn_line(void **state)
     assert_file_is(path, "{\"first\":1}\n{\"second\":\"too long to fit\"}\n");
 }
 
+/*
+ * A process killed in the middle of a write leaves part of a line (SIGKILL
+ * stops a write of several pages at a page boundary). The next process to
+ * open the file cuts it before appending: that delivery was never reported
+ * done and comes again whole. A tail longer than any line is no torn line
+ * of this sink: the file is refused, untouched.
+ */
+static void test_torn_tail_cut_at_open(void **state)
+{
+    fixture *fx = *state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/torn.jsonl", fx->dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"occu", f);
+    fclose(f);
+    inst in;
+    inst_open(&in, (const char *const[]){"path", path, NULL});
+    deliver_ok(&in, "{\"n\":3}", NULL, NULL);
+    inst_stop(&in);
+    assert_file_is(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
+    assert_int_equal(counter_value("torn_tails"), 1);
+
+    /* Whole lines are left as they are; so is a file that is one partial line. */
+    counters_reset();
+    inst_open(&in, (const char *const[]){"path", path, NULL});
+    deliver_ok(&in, "{\"n\":4}", NULL, NULL);
+    inst_stop(&in);
+    assert_file_is(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
+    assert_int_equal(counter_value("torn_tails"), 0);
+    f = fopen(path, "w");
+    fputs("{\"n\":1,", f);
+    fclose(f);
+    inst_open(&in, (const char *const[]){"path", path, NULL});
+    deliver_ok(&in, "{\"n\":1}", NULL, NULL);
+    inst_stop(&in);
+    assert_file_is(path, "{\"n\":1}\n");
+    assert_int_equal(counter_value("torn_tails"), 1);
+
+    /* 65 MiB without a newline after a line (a hole reads as zeros): refused, not cut. */
+    counters_reset();
+    snprintf(path, sizeof path, "%s/blob.bin", fx->dir);
+    f = fopen(path, "w");
+    fputs("{\"n\":1}\n", f);
+    fclose(f);
+    assert_int_equal(truncate(path, (off_t)65 << 20), 0);
+    inst_open(&in, (const char *const[]){"path", path, NULL});
+    sy_delivery d = make_delivery("{}", NULL, NULL);
+    sy_outcome out = deliver(&in, NULL, &d);
+    inst_stop(&in);
+    assert_int_equal(out.result, SY_RETRY);
+    char want[400];
+    snprintf(want, sizeof want, "open %s: no newline in its last 64 MiB: not a file of this "
+             "sink's lines (left as it is)", path);
+    assert_string_equal(out.detail, want);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, (off_t)65 << 20);
+    assert_int_equal(counter_value("torn_tails"), 0);
+}
+
 /* ---- batches ---------------------------------------------------------- */
 
 /* A batch of n events {"n":i} of the given types (cycled), all to one endpoint. */
@@ -1078,6 +1138,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_concurrent, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_fd_cache, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_unwritable, setup_dir, teardown_dir),
+        cmocka_unit_test_setup_teardown(test_torn_tail_cut_at_open, setup_dir, teardown_dir),
         cmocka_unit_test_setup_teardown(test_write_error_leaves_no_torn_line, setup_dir,
                                         teardown_dir),
     };
