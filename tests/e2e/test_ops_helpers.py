@@ -505,7 +505,8 @@ class AckStream:
 
     def finish(self, timeout=90.0):
         """Stops new ids; waits until every id sent is answered; returns acked."""
-        self._more.clear()
+        with self.lock:  # after this, no id is sent that sent_at does not hold
+            self._more.clear()
         wait_until(lambda: self._check() or self._all_answered(), timeout=timeout,
                    what="an answer for every event sent",
                    on_timeout=lambda: f"{len(self.sent_at) - len(self.acked)} unanswered")
@@ -536,15 +537,18 @@ class AckStream:
         try:
             while not self._quit.is_set():
                 now = time.monotonic()
-                while (self._more.is_set() and len(pending) < self.window
-                       and now - last_new >= self.pace):
+                while len(pending) < self.window and now - last_new >= self.pace:
                     eid = f"{self.prefix}-{n:06d}"
+                    # Recorded before it is sent, and under the lock finish() clears _more
+                    # with: finish() either waits for this id's answer or it is never sent.
+                    with self.lock:
+                        if not self._more.is_set():
+                            break
+                        self.sent_at[eid] = now
+                        self.sends += 1
                     bodies[eid] = self.make(eid, n)
                     n += 1
                     s.send_multipart([eid.encode(), bodies[eid]])
-                    with self.lock:
-                        self.sent_at[eid] = now
-                        self.sends += 1
                     pending[eid] = now
                     last_new = now
                     if self.pace:
