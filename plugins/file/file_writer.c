@@ -285,7 +285,9 @@ static void sync_parent(fw_cache *c, const char *path)
 #define TORN_MAX ((off_t)64 << 20)
 
 /*
- * Where the last whole line of fd's file ends (size when it ends in "\n").
+ * Where the last whole line of the file at path ends (size when it ends in
+ * "\n"; size too when the file cannot be read: a write-only file is
+ * appended to as before, unchecked).
  * Every line the sink writes ends in "\n", and a delivery is complete only
  * once its line is written whole; a process killed in the middle of a write
  * (SIGKILL stops a write of several pages at a page boundary) leaves part of
@@ -297,7 +299,7 @@ static off_t whole_lines_end(const char *path, off_t size)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return -1;
+        return errno == EACCES || errno == EPERM ? size : -1;
     char buf[4096];
     off_t end = size, found = -1;
     while (end > 0 && found < 0 && size - end < TORN_MAX) {
