@@ -54,8 +54,10 @@ DEB_PKGS=(debhelper)
 # The packaging tests: lintian on the .deb files, man -l on the man pages,
 # systemd-analyze (verify, security) on the unit. The portal's tests drive
 # Debian's chromium (headless) through chromium-driver with python3-selenium.
+# gdb: a daemon that is not ready in time has its threads' stacks in the
+# failure message (conftest.stall_report).
 TEST_PKGS=(
-  libcmocka-dev valgrind
+  libcmocka-dev valgrind gdb
   python3 python3-pytest python3-zmq
   openssl rabbitmq-server postgresql
   lintian man-db systemd

@@ -206,6 +206,28 @@ def write_config(conf_dir, core=None, sinks=None, endpoints=None):
 # the daemon
 # --------------------------------------------------------------------------
 
+def stall_report(pid):
+    """Where each thread of a process that stopped making progress waits: its name,
+    kernel wait channel and current system call (from /proc), and its user-space
+    stack when gdb is installed. For the failure message of a daemon not ready."""
+    lines = []
+    for task in sorted(Path(f"/proc/{pid}/task").glob("*"), key=lambda p: int(p.name)):
+        def read(name):
+            try:
+                return (task / name).read_text(errors="replace").strip()
+            except OSError as e:
+                return f"({e.strerror})"
+        lines.append(f"  thread {task.name} {read('comm')}: wchan={read('wchan')} "
+                     f"syscall={read('syscall').split(' ')[0]}")
+    try:
+        bt = subprocess.run(["gdb", "-p", str(pid), "-batch", "-nx", "-ex",
+                             "thread apply all bt 12"], capture_output=True, timeout=30)
+        lines.append(bt.stdout.decode(errors="replace")[-6000:])
+    except (OSError, subprocess.TimeoutExpired):
+        lines.append("  (no gdb: user-space stacks not taken)")
+    return "\n".join(lines)
+
+
 class Daemon:
     """One switchyard process on its own folder and ports."""
 
@@ -268,9 +290,10 @@ class Daemon:
                     break
                 time.sleep(0.01)
             if self.proc.poll() is None:
+                where = stall_report(self.proc.pid)
                 self.kill()
-                pytest.fail(f"switchyard not ready within {READY_TIMEOUT:.0f}s; log:\n{self.log()}",
-                            pytrace=False)
+                pytest.fail(f"switchyard not ready within {READY_TIMEOUT:.0f}s; log:\n{self.log()}"
+                            f"\nits threads then:\n{where}", pytrace=False)
             # A port picked by free_ports() may have been taken in between.
             if "Address already in use" not in self.log():
                 break

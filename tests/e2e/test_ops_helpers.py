@@ -35,6 +35,7 @@ import pytest
 import zmq
 
 from conftest import (BIN, FLAKY, PLUGIN_DIR, READY_TIMEOUT, STOP_TIMEOUT, Daemon, _require,
+                      stall_report,
                       event, free_ports, read_lines, wait_until, write_config)
 
 TOKEN = "ops-test-token-0123456789abcdef"
@@ -275,9 +276,10 @@ class OpsDaemon(Daemon):
                     break
                 time.sleep(0.01)
             if self.proc.poll() is None:
+                where = stall_report(self.proc.pid)
                 self.kill()
                 pytest.fail(f"switchyard not ready within {READY_TIMEOUT:.0f}s; log:\n"
-                            f"{self.run_log()}", pytrace=False)
+                            f"{self.run_log()}\nits threads then:\n{where}", pytrace=False)
             if "Address already in use" not in self.run_log():
                 break
         self.returncode = self.proc.returncode
