@@ -18,7 +18,7 @@ import pytest
 from conftest import ROOT
 
 DEPS = ROOT / "scripts/deps.sh"
-TEST_ONLY = {"libcmocka-dev", "valgrind", "python3-pytest", "python3-zmq", "rabbitmq-server",
+TEST_ONLY = {"libcmocka-dev", "valgrind", "gdb", "python3-pytest", "python3-zmq", "rabbitmq-server",
              "postgresql", "openssl", "lintian", "man-db", "systemd", "chromium",
              "chromium-driver", "python3-selenium"}
 DEB_ONLY = {"debhelper"}
