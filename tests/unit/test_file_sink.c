@@ -491,14 +491,21 @@ static void test_exact_bytes(void **state)
     assert_int_equal(st.st_mode & 0777, 0640 & ~umask(umask(0)));
 }
 
+/* Makes path hold exactly text (what an earlier process or an operator left). */
+static void put_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
 static void test_appends_to_existing(void **state)
 {
     fixture *fx = *state;
     char path[256];
     snprintf(path, sizeof path, "%s/existing.jsonl", fx->dir);
-    FILE *f = fopen(path, "w");
-    fputs("{\"old\":true}\n", f);
-    fclose(f);
+    put_text(path, "{\"old\":true}\n");
     inst in;
     inst_open(&in, (const char *const[]){"path", path, NULL});
     deliver_ok(&in, "{\"new\":true}", NULL, NULL);
@@ -960,9 +967,7 @@ static void test_torn_tail_cut_at_open(void **state)
     fixture *fx = *state;
     char path[256];
     snprintf(path, sizeof path, "%s/torn.jsonl", fx->dir);
-    FILE *f = fopen(path, "w");
-    fputs("{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"occu", f);
-    fclose(f);
+    put_text(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3,\"occu");
     inst in;
     inst_open(&in, (const char *const[]){"path", path, NULL});
     deliver_ok(&in, "{\"n\":3}", NULL, NULL);
@@ -970,16 +975,14 @@ static void test_torn_tail_cut_at_open(void **state)
     assert_file_is(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     assert_int_equal(counter_value("torn_tails"), 1);
 
-    /* Whole lines are left as they are; so is a file that is one partial line. */
+    /* Whole lines are left as they are; a file that is one partial line is cut to nothing. */
     counters_reset();
     inst_open(&in, (const char *const[]){"path", path, NULL});
     deliver_ok(&in, "{\"n\":4}", NULL, NULL);
     inst_stop(&in);
     assert_file_is(path, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
     assert_int_equal(counter_value("torn_tails"), 0);
-    f = fopen(path, "w");
-    fputs("{\"n\":1,", f);
-    fclose(f);
+    put_text(path, "{\"n\":1,");
     inst_open(&in, (const char *const[]){"path", path, NULL});
     deliver_ok(&in, "{\"n\":1}", NULL, NULL);
     inst_stop(&in);
@@ -990,9 +993,7 @@ static void test_torn_tail_cut_at_open(void **state)
      * (root reads anything: checked only as a user). */
     if (geteuid() != 0) {
         counters_reset();
-        f = fopen(path, "w");
-        fputs("{\"n\":1,", f);
-        fclose(f);
+        put_text(path, "{\"n\":1,");
         assert_int_equal(chmod(path, 0200), 0);
         inst_open(&in, (const char *const[]){"path", path, NULL});
         deliver_ok(&in, "{\"n\":1}", NULL, NULL);
@@ -1005,9 +1006,7 @@ static void test_torn_tail_cut_at_open(void **state)
     /* 65 MiB without a newline after a line (a hole reads as zeros): refused, not cut. */
     counters_reset();
     snprintf(path, sizeof path, "%s/blob.bin", fx->dir);
-    f = fopen(path, "w");
-    fputs("{\"n\":1}\n", f);
-    fclose(f);
+    put_text(path, "{\"n\":1}\n");
     assert_int_equal(truncate(path, (off_t)65 << 20), 0);
     inst_open(&in, (const char *const[]){"path", path, NULL});
     sy_delivery d = make_delivery("{}", NULL, NULL);
