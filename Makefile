@@ -188,11 +188,13 @@ $(BUILD)/tests/abi/%.so: tests/abi/%.c tests/abi/probe.h sdk/include/switchyard/
 	@echo "  ABI     $@"
 	$(Q)$(CC) -Isdk/include $(CFLAGS) -shared -fvisibility=hidden -o $@ $< $(LDFLAGS)
 
-# Some unit tests #include a plugin's sources to reach its static helpers.
+# Some unit tests #include a plugin's sources to reach its static helpers;
+# UNIT_LIBS_<test> adds the libraries those need.
+UNIT_LIBS_test_http_h1 := -lcurl
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h) $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
-	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS)
+	$(Q)$(CC) $(CPPFLAGS) $(CORE_CFLAGS) $(CFLAGS) -Wno-missing-prototypes -o $@ $< $(CORE_LIB) $(LDFLAGS) $(CMOCKA_LIBS) $(CORE_LIBS) $(UNIT_LIBS_$*)
 
 run: deps-run
 	$(MAKE) all

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_h1.h"
 #include "http_redact.h"
 #include "http_xfer.h"
 
@@ -62,6 +63,7 @@ struct http_loop {
     long nactive;
     http_timer *timers; /* sorted by due_ms */
     http_lanes lanes;
+    http_h1 *h1;        /* plain http:// requests (http_h1.h) */
     int64_t curl_due_ms; /* when libcurl wants socket_action(TIMEOUT); -1: never */
     unsigned char *wanted; /* by fd: 1 while libcurl watches the socket */
     size_t nwanted;
@@ -249,6 +251,38 @@ static void end_unstarted(http_loop *l, http_req *req, int shutdown)
     give_back(req, &r);
 }
 
+void http_result_refused(http_result *r, const char *addr, http_addr_class c)
+{
+    snprintf(r->error, sizeof r->error,
+             "refused to connect to %s: %s address (SSRF guard; set allow_private_networks "
+             "to allow it)",
+             addr, http_addr_class_name(c));
+}
+
+void http_result_timeout(http_result *r, const http_req *req)
+{
+    snprintf(r->error, sizeof r->error, "timeout: no complete answer within %lldms",
+             (long long)(req->opts ? req->opts->timeout_ms : 0));
+}
+
+/* Counts how a request ended, as its kind says. */
+static void count_end(http_loop *l, http_kind k)
+{
+    if (k == HTTP_TIMEOUT)
+        count(l->c.timeouts, l->host);
+    else if (k == HTTP_REFUSED)
+        count(l->c.ssrf_refused, l->host);
+    else if (k != HTTP_RESPONSE && k != HTTP_SHUTDOWN)
+        count(l->c.errors, l->host);
+}
+
+/* A plain-http request ended (http_h1.c). */
+static void h1_ended(void *arg, http_req *req, http_result *res)
+{
+    count_end(arg, res->kind);
+    give_back(req, res);
+}
+
 /* Ends the transfer on x: fills the result, hands req back, keeps the handle. */
 static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
 {
@@ -266,24 +300,19 @@ static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
         /* Checked only on failure: a name may resolve to a refused address and
          * to a public one, and curl then succeeds with the public one. */
         r->kind = HTTP_REFUSED;
-        snprintf(r->error, sizeof r->error,
-                 "refused to connect to %s: %s address (SSRF guard; set allow_private_networks "
-                 "to allow it)",
-                 x->refused_addr, http_addr_class_name(x->refused));
-        count(l->c.ssrf_refused, l->host);
+        http_result_refused(r, x->refused_addr, x->refused);
     } else {
         r->kind = kind_of(code);
         if (r->kind == HTTP_TIMEOUT) {
-            snprintf(r->error, sizeof r->error, "timeout: no complete answer within %lldms",
-                     (long long)(req->opts ? req->opts->timeout_ms : 0));
-            count(l->c.timeouts, l->host);
+            http_result_timeout(r, req);
         } else if (r->kind != HTTP_RESPONSE) {
             snprintf(r->error, sizeof r->error, "%s: %.180s", http_kind_name(r->kind),
                      x->errbuf[0] ? x->errbuf : curl_easy_strerror(code));
             http_redact_urls(r->error, sizeof r->error);
-            count(l->c.errors, l->host);
         }
     }
+    if (!shutdown)
+        count_end(l, r->kind);
     if (r->kind != HTTP_RESPONSE)
         r->status = 0;
     r->body = r->body_len ? x->body : NULL;
@@ -294,6 +323,11 @@ static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
 
 static void start(http_loop *l, http_req *req)
 {
+    if (l->h1 && http_h1_takes(req)) {
+        count(l->c.requests, l->host);
+        http_h1_start(l->h1, req);
+        return;
+    }
     http_xfer *x = http_xfer_start(&l->lanes, l->host, req);
     if (!x) {
         end_unstarted(l, req, 0);
@@ -408,6 +442,9 @@ static int wait_ms(const http_loop *l)
         next = l->delayed->loop_due_ms;
     if (l->timers && l->timers->due_ms < next)
         next = l->timers->due_ms;
+    int64_t h1_due = l->h1 ? http_h1_next_due(l->h1) : -1;
+    if (h1_due >= 0 && h1_due < next)
+        next = h1_due;
     return (int)(next > now ? next - now : 0);
 }
 
@@ -429,6 +466,7 @@ static void *loop_main(void *arg)
         l->timers_in = NULL;
         pthread_mutex_unlock(&l->mu);
         run_due(l, in, tin);
+        http_h1_run(l->h1);
         curl_timeouts(l); /* new transfers start here: libcurl asked for a timeout of 0 */
         reap(l);
         int timeout = wait_ms(l);
@@ -453,6 +491,10 @@ static void *loop_main(void *arg)
                 uint64_t v;
                 ssize_t r = read(fd, &v, sizeof v); /* resets it; EAGAIN is fine too */
                 (void)r;
+                continue;
+            }
+            if (http_h1_owns(l->h1, fd)) {
+                http_h1_event(l->h1, fd, ev[i].events);
                 continue;
             }
             if (!is_wanted(l, fd)) {
@@ -487,8 +529,15 @@ static void wake(http_loop *l)
     (void)r;
 }
 
+/* The lookup thread's: a name resolved, the loop has something to do. */
+static void wake_any(void *arg)
+{
+    wake(arg);
+}
+
 static void loop_close(http_loop *l)
 {
+    http_h1_free(l->h1); /* after the thread: it ends what is in flight on the caller's */
     if (l->multi)
         curl_multi_cleanup(l->multi);
     http_lanes_free(&l->lanes); /* after the multi: no handle may be in it */
@@ -532,6 +581,11 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
         return NULL;
     }
     if (!(l->multi = curl_multi_init())) {
+        snprintf(err, errlen, "out of memory");
+        loop_close(l);
+        return NULL;
+    }
+    if (!(l->h1 = http_h1_new(host, l->epfd, h1_ended, l, wake_any, l))) {
         snprintf(err, errlen, "out of memory");
         loop_close(l);
         return NULL;

@@ -1,7 +1,8 @@
 /*
  * http_loop.h - the HTTP transport shared by the webhook and form sinks:
- * a libcurl-multi event loop on its own thread (a sink instance runs one
- * or more of them through http_pool.h).
+ * an epoll loop on its own thread (a sink instance runs one or more of
+ * them through http_pool.h) that sends plain http:// requests itself
+ * (http_h1.h) and everything else through a libcurl multi handle.
  *
  * Plugins fill an http_req (URL, headers, body, options), hand it over with
  * http_loop_submit from any thread, and get it back through its done
@@ -144,6 +145,11 @@ void http_loop_free(http_loop *loop);
  * complete_batch, it calls host->complete at once. out is copied.
  */
 void http_loop_complete(const sy_host *host, const sy_delivery *d, const sy_outcome *out);
+
+/* The error texts of a refused address and of a timeout, the same from either transport. */
+#include "http_guard.h"
+void http_result_refused(http_result *r, const char *addr, http_addr_class c);
+void http_result_timeout(http_result *r, const http_req *req);
 
 /* A name for a kind, for logs: "timeout", "dns", ... */
 const char *http_kind_name(http_kind k);

@@ -53,7 +53,7 @@ typedef struct http_opts_conf {
  */
 #define HTTP_THREADS_KEY(type, field)                                                      \
     {SY_KEY("threads", SY_CFG_INT, NULL, SY_CFG_RANGE, type, field,                       \
-     "HTTP threads of this sink instance, each with its own libcurl multi handle and "     \
+     "HTTP threads of this sink instance, each with its own event loop and "              \
      "connections; requests are spread over them. Absent: one per CPU the daemon may "     \
      "run on, at most 16"), .min = 1, .max = 64}
 
