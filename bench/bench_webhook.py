@@ -232,7 +232,7 @@ def main():
     print(f"webhooks: PULL -> webhook sink (HMAC, 1 secret) -> nginx return 204, {a.size}-byte "
           f"events, {a.events} per burst, {a.rounds} rounds, {os.cpu_count()} CPUs")
     print(f"  {version(build)}; {nginx_v}; endpoint concurrency {a.connections}, "
-          f"core.workers {a.workers}, HTTP threads {a.threads or 'default (2)'}, no spool")
+          f"core.workers {a.workers}, HTTP threads {a.threads or f'default ({max(1, len(os.sched_getaffinity(0)) // 2)})'}, no spool")
 
     with tempfile.TemporaryDirectory(prefix="sy-bench-webhook-") as tmp:
         nginx = Nginx(tmp)

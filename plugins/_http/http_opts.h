@@ -54,8 +54,8 @@ typedef struct http_opts_conf {
 #define HTTP_THREADS_KEY(type, field)                                                      \
     {SY_KEY("threads", SY_CFG_INT, NULL, SY_CFG_RANGE, type, field,                       \
      "HTTP threads of this sink instance, each with its own event loop and "              \
-     "connections; requests are spread over them. Absent: one per CPU the daemon may "     \
-     "run on, at most 16"), .min = 1, .max = 64}
+     "connections; requests are spread over them. Absent: one per two CPUs the daemon "   \
+     "may run on, at least 1, at most 16"), .min = 1, .max = 64}
 
 /* Effective options of one endpoint; strings are owned copies. */
 typedef struct http_opts {

@@ -1,9 +1,9 @@
 /*
  * http_pool.h - several http_loop threads behind one handle.
  *
- * One libcurl multi handle is one thread, and on a busy instance that
- * thread (request building, the kernel's loopback or NIC path inside
- * send(), response parsing) is the limit long before the CPUs are.
+ * One loop is one thread, and on a busy instance that thread (request
+ * building, the kernel's loopback or NIC path inside send(), response
+ * parsing, TLS) can be the limit before the CPUs are.
  * Requests go round-robin over the loops; each loop keeps its own
  * connections, so keep-alive still works, with up to `threads`
  * connections' worth of parallelism per receiver.
@@ -31,8 +31,8 @@ http_pool *http_pool_new(int n, const sy_host *host, const sy_instance *inst, ch
 
 /*
  * The number of loops for a `threads` setting: configured (1..HTTP_POOL_MAX)
- * is taken as it is; 0 (absent) is the number of CPUs this process may run
- * on, at most HTTP_POOL_AUTO_MAX.
+ * is taken as it is; 0 (absent) is half the number of CPUs this process may
+ * run on, at least 1 and at most HTTP_POOL_AUTO_MAX.
  */
 int http_pool_threads(int64_t configured);
 
