@@ -26,6 +26,7 @@
 #include "http_dns.h"
 #include "http_guard.h"
 #include "http_h1parse.h"
+#include "http_h1req.h"
 #include "http_util.h"
 
 #define IDLE_MAX 256       /* idle connections kept per loop, as with libcurl */
@@ -89,8 +90,8 @@ struct h1_xfer {
     int last_err;
     http_addr_class refused;
     char refused_addr[64];
-    char *head;                 /* request line and headers */
-    size_t head_len, head_cap, sent;
+    h1_buf head;                /* request line and headers */
+    size_t sent;
     h1_parse p;
     http_result res;
     char *body;
@@ -123,82 +124,10 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ------------------------------------------------------------------ */
-/* URLs                                                                */
-/* ------------------------------------------------------------------ */
-
-typedef struct h1_url {
-    const char *host;           /* as written, brackets included */
-    size_t host_len;
-    int port;
-    int port_written;           /* the URL named the port */
-    const char *path;           /* "/..." or "?...", up to any '#' */
-    size_t path_len;
-} h1_url;
-
-/* 0 for a URL this transport takes: http://host[:port][/path][?query] with plain bytes. */
-static int url_parse(const char *url, h1_url *u)
-{
-    if (strncasecmp(url, "http://", 7) != 0)
-        return -1;
-    const char *a = url + 7, *p = a;
-    while (*p && *p != '/' && *p != '?' && *p != '#')
-        p++;
-    const char *ae = p; /* end of the authority */
-    if (memchr(a, '@', (size_t)(ae - a)))
-        return -1;
-    const char *he;
-    if (*a == '[') {
-        const char *rb = memchr(a, ']', (size_t)(ae - a));
-        if (!rb)
-            return -1;
-        for (const char *c = a + 1; c < rb; c++)
-            if (!isxdigit((unsigned char)*c) && *c != ':' && *c != '.')
-                return -1; /* zone ids ("%25eth0") and the like stay with libcurl */
-        he = rb + 1;
-    } else {
-        he = a;
-        while (he < ae && *he != ':')
-            he++;
-        for (const char *c = a; c < he; c++)
-            if (!isalnum((unsigned char)*c) && *c != '-' && *c != '.' && *c != '_')
-                return -1;
-    }
-    if (he == a || (*a == '[' && he == a + 2))
-        return -1;
-    u->host = a;
-    u->host_len = (size_t)(he - a);
-    u->port = 80;
-    u->port_written = 0;
-    if (he < ae) {
-        if (*he != ':' || he + 1 == ae || ae - he > 6)
-            return -1;
-        int port = 0;
-        for (const char *c = he + 1; c < ae; c++) {
-            if (*c < '0' || *c > '9')
-                return -1;
-            port = port * 10 + (*c - '0');
-        }
-        if (port < 1 || port > 65535)
-            return -1;
-        u->port = port;
-        u->port_written = 1;
-    }
-    const char *pe = p;
-    while (*pe && *pe != '#') {
-        if ((unsigned char)*pe <= 0x20 || (unsigned char)*pe >= 0x7f)
-            return -1; /* spaces and the like: libcurl's to encode */
-        pe++;
-    }
-    u->path = p;
-    u->path_len = (size_t)(pe - p);
-    return 0;
-}
-
 int http_h1_takes(const http_req *req)
 {
     h1_url u;
-    return req->url && (!req->opts || !req->opts->source_address) && url_parse(req->url, &u) == 0;
+    return req->url && (!req->opts || !req->opts->source_address) && h1_url_parse(req->url, &u) == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -444,75 +373,6 @@ static void on_body(void *arg, const char *data, size_t len)
     x->body[x->res.body_len] = '\0';
 }
 
-static int head_add(h1_xfer *x, const char *s, size_t n)
-{
-    if (x->head_len + n > x->head_cap) {
-        size_t cap = x->head_cap ? x->head_cap : 1024;
-        while (cap < x->head_len + n)
-            cap *= 2;
-        char *b = realloc(x->head, cap);
-        if (!b)
-            return -1;
-        x->head = b;
-        x->head_cap = cap;
-    }
-    memcpy(x->head + x->head_len, s, n);
-    x->head_len += n;
-    return 0;
-}
-
-/*
- * The request head, as libcurl would send it: request line, Host, Accept,
- * the request's header lines ("Name:" alone drops a header, "Name;" sends
- * it empty), Content-Length for a body.
- */
-static int head_build(h1_xfer *x, const h1_url *u)
-{
-    const http_req *req = x->req;
-    char buf[64];
-    x->head_len = 0;
-    const char *m = req->body ? "POST " : "GET ";
-    if (head_add(x, m, strlen(m)))
-        return -1;
-    if (u->path_len == 0 || u->path[0] != '/') {
-        if (head_add(x, "/", 1))
-            return -1;
-    }
-    if (head_add(x, u->path, u->path_len) || head_add(x, " HTTP/1.1\r\nHost: ", 17) ||
-        head_add(x, u->host, u->host_len))
-        return -1;
-    if (u->port_written && u->port != 80) {
-        int n = snprintf(buf, sizeof buf, ":%d", u->port);
-        if (head_add(x, buf, (size_t)n))
-            return -1;
-    }
-    if (head_add(x, "\r\nAccept: */*\r\n", 15))
-        return -1;
-    for (const struct curl_slist *l = req->headers; l; l = l->next) {
-        const char *s = l->data;
-        size_t n = strlen(s);
-        const char *colon = strchr(s, ':');
-        if (colon) {
-            const char *v = colon + 1;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            if (!*v)
-                continue; /* "Name:" removes a header libcurl would add */
-            if (head_add(x, s, n) || head_add(x, "\r\n", 2))
-                return -1;
-        } else if (n && s[n - 1] == ';') {
-            if (head_add(x, s, n - 1) || head_add(x, ":\r\n", 3))
-                return -1;
-        }
-    }
-    if (req->body) {
-        int n = snprintf(buf, sizeof buf, "Content-Length: %zu\r\n", req->body_len);
-        if (head_add(x, buf, (size_t)n))
-            return -1;
-    }
-    return head_add(x, "\r\n", 2);
-}
-
 static int send_more(http_h1 *h, h1_xfer *x);
 static void connect_next(http_h1 *h, h1_xfer *x);
 
@@ -698,16 +558,16 @@ static int send_more(http_h1 *h, h1_xfer *x)
 {
     h1_conn *c = x->c;
     const http_req *req = x->req;
-    size_t total = x->head_len + (req->body ? req->body_len : 0);
+    size_t total = x->head.len + (req->body ? req->body_len : 0);
     while (x->sent < total) {
         struct iovec iov[2];
         int n = 0;
-        if (x->sent < x->head_len) {
-            iov[n].iov_base = x->head + x->sent;
-            iov[n++].iov_len = x->head_len - x->sent;
+        if (x->sent < x->head.len) {
+            iov[n].iov_base = x->head.p + x->sent;
+            iov[n++].iov_len = x->head.len - x->sent;
         }
         if (req->body && req->body_len) {
-            size_t off = x->sent > x->head_len ? x->sent - x->head_len : 0;
+            size_t off = x->sent > x->head.len ? x->sent - x->head.len : 0;
             iov[n].iov_base = (void *)(req->body + off);
             iov[n++].iov_len = req->body_len - off;
         }
@@ -736,7 +596,7 @@ static int send_more(http_h1 *h, h1_xfer *x)
 static void answered(http_h1 *h, h1_conn *c)
 {
     h1_xfer *x = c->x;
-    int keep = x->p.keep_alive && c->rlen == 0 && x->sent == x->head_len +
+    int keep = x->p.keep_alive && c->rlen == 0 && x->sent == x->head.len +
                (x->req->body ? x->req->body_len : 0);
     x->res.kind = HTTP_RESPONSE;
     x->res.status = x->p.status;
@@ -878,8 +738,8 @@ void http_h1_start(http_h1 *h, http_req *req)
         x->started_ms = mono_ms();
         x->deadline_ms = x->started_ms + timeout;
     }
-    if (!x || !tc || url_parse(req->url, &u) != 0 || !(x->site = site_for(h, &u)) ||
-        head_build(x, &u) != 0) {
+    if (!x || !tc || h1_url_parse(req->url, &u) != 0 || !(x->site = site_for(h, &u)) ||
+        h1_head_build(&x->head, req, &u) != 0) {
         http_result r;
         memset(&r, 0, sizeof r);
         r.retry_after_ms = -1;
@@ -916,7 +776,7 @@ void http_h1_event(http_h1 *h, int fd, uint32_t events)
         on_connected(h, c);
         return;
     }
-    if (c->state == C_BUSY && (events & EPOLLOUT) && c->x->sent < c->x->head_len +
+    if (c->state == C_BUSY && (events & EPOLLOUT) && c->x->sent < c->x->head.len +
         (c->x->req->body ? c->x->req->body_len : 0) && send_more(h, c->x) != 0)
         return; /* c is gone: its fd may even be a new connection's already */
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -1022,7 +882,7 @@ void http_h1_free(http_h1 *h)
         }
     for (h1_xfer *x = h->free_x, *n; x; x = n) {
         n = x->free_next;
-        free(x->head);
+        free(x->head.p);
         free(x->body);
         free(x);
     }

@@ -25,6 +25,7 @@
 #include "../../plugins/_http/http_guard.c"
 #include "../../plugins/_http/http_h1.c"
 #include "../../plugins/_http/http_h1parse.c"
+#include "../../plugins/_http/http_h1req.c"
 #include "../../plugins/_http/http_util.c"
 
 /* The loop's (http_loop.c), as it words them. */
