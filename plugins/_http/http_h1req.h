@@ -6,6 +6,7 @@
 #define SY_HTTP_H1REQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "http_loop.h"
 
@@ -39,5 +40,8 @@ typedef struct h1_buf {
  * Content-Length for a body. 0, or -1 when out of memory.
  */
 int h1_head_build(h1_buf *b, const http_req *req, const h1_url *u);
+
+/* Writes v in decimal at out (room for 20 digits); returns the digits written. */
+size_t h1_put_uint(char *out, uint64_t v);
 
 #endif
