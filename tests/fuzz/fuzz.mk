@@ -22,7 +22,7 @@ _sy_fuzz_goal := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= envelope filter router config webhook transform api store
+FUZZ_TARGETS ?= envelope filter router config webhook transform api store http1
 # Extra libFuzzer flags, e.g. FUZZ_ARGS="-jobs=2 -workers=2".
 FUZZ_ARGS    ?=
 
@@ -78,6 +78,15 @@ $(FUZZ_DIR)/fuzz_webhook: tests/fuzz/fuzz_webhook.c $(FUZZ_SDK_OBJ)
 	@echo "  FUZZ    $@"
 	$(Q)$(FUZZ_CC) -Isdk/include -D_GNU_SOURCE $(FUZZ_CFLAGS) -Wall -Wextra -Werror -fsanitize=fuzzer \
 		-o $@ $< $(FUZZ_SDK_OBJ) -lcrypto
+
+# The plain-http transport's answer parser and request head: plugin code
+# with no library behind it but libc (the headers name libcurl's types).
+FUZZ_HTTP1_SRC := plugins/_http/http_h1parse.c plugins/_http/http_h1req.c
+$(FUZZ_DIR)/fuzz_http1: tests/fuzz/fuzz_http1.c $(FUZZ_HTTP1_SRC) $(wildcard plugins/_http/*.h)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ    $@"
+	$(Q)$(FUZZ_CC) -Iplugins/_http -Isdk/include -Itests/fuzz -D_GNU_SOURCE $(FUZZ_CFLAGS) -Wall -Wextra -Werror \
+		-fsanitize=fuzzer -o $@ $< $(FUZZ_HTTP1_SRC)
 
 fuzz-build: $(FUZZ_BINS)
 
