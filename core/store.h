@@ -31,7 +31,7 @@ typedef enum { STORE_SQLITE = 0, STORE_POSTGRES = 1 } store_kind;
 
 /* The SQLite spool's schema version (PRAGMA user_version); other tables in the file
  * (the endpoint store's) keep versions of their own. */
-#define STORE_SQLITE_SCHEMA 3
+#define STORE_SQLITE_SCHEMA 4
 
 typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
 

@@ -24,7 +24,12 @@
 
 /*
  * Version 1 had no lease column and no attempt latency; version 2 adds
- * both; version 3 keeps the endpoints the disable clock stopped.
+ * both; version 3 keeps the endpoints the disable clock stopped; version 4
+ * indexes pending and dead rows only (partial indexes): an outcome that
+ * finishes a delivery takes it out of deliveries_due instead of moving it
+ * inside, and the index stays the size of what is pending. The done rows,
+ * most of the table, are read only by the prune and the counts, which read
+ * every one of them either way.
  */
 static const char *const schema_v1 =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -67,6 +72,12 @@ static const char *const migrate_v3 =
     "  disabled_ms INTEGER NOT NULL,"
     "  reason TEXT NOT NULL);";
 
+static const char *const migrate_v4 =
+    "DROP INDEX IF EXISTS deliveries_due;"
+    "CREATE INDEX deliveries_due ON deliveries(state, lease, next_ms) WHERE state = 0;"
+    /* Dead letters in the order `dead list` shows them. */
+    "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(updated_ms) WHERE state = 2;";
+
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
@@ -99,7 +110,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
                  path, v, STORE_SQLITE_SCHEMA);
         return -1;
     }
-    static const char *const steps[] = {NULL, schema_v1, migrate_v2, migrate_v3};
+    static const char *const steps[] = {NULL, schema_v1, migrate_v2, migrate_v3, migrate_v4};
     for (int to = v + 1; to <= STORE_SQLITE_SCHEMA; to++) {
         if (to == 0)
             continue;
