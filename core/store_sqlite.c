@@ -89,16 +89,22 @@ static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
     return 0;
 }
 
-static int user_version(sqlite3 *db)
+/* The value of a PRAGMA that reads one number, or dflt. */
+static int pragma_int(sqlite3 *db, const char *sql, int dflt)
 {
     sqlite3_stmt *st;
-    int v = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+    int v = dflt;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             v = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
     }
     return v;
+}
+
+static int user_version(sqlite3 *db)
+{
+    return pragma_int(db, "PRAGMA user_version", -1);
 }
 
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
@@ -187,6 +193,15 @@ static int prepare(sq_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* A checkpoint about every 16 MiB of WAL, whatever the file's page size. */
+#define WAL_CHECKPOINT_BYTES (16 << 20)
+
+static int page_size(sqlite3 *db)
+{
+    int v = pragma_int(db, "PRAGMA page_size", 4096);
+    return v > 0 ? v : 4096;
+}
+
 /* The writer creates the file (mode 0600); readers never do. */
 static sqlite3 *open_db(const char *path, const char *sync, int create, char *err,
                         size_t errlen)
@@ -206,11 +221,23 @@ static sqlite3 *open_db(const char *path, const char *sync, int create, char *er
     if (!create)
         return db;
     char pragmas[512], e[512];
+    /*
+     * A new file gets 16 KiB pages (before WAL mode writes its header; an
+     * existing file keeps its size): an event is a 1 KiB body, and with
+     * 4 KiB pages the writer spent about a fifth more CPU per event, most
+     * of it on more WAL frames (two writes each) and more page splits.
+     */
+    if (exec(db, "PRAGMA page_size = 16384", e, sizeof e)) {
+        snprintf(err, errlen, "spool %s: %s", path, e);
+        sqlite3_close(db);
+        return NULL;
+    }
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF;"
              /* Bigger cache and rarer checkpoints: the writer batches anyway. */
-             " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = 4000;",
-             sync && !strcmp(sync, "normal") ? "NORMAL" : "FULL");
+             " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = %d;",
+             sync && !strcmp(sync, "normal") ? "NORMAL" : "FULL",
+             WAL_CHECKPOINT_BYTES / page_size(db));
     if (exec(db, pragmas, e, sizeof e)) {
         snprintf(err, errlen, "spool %s: %s", path, e);
         sqlite3_close(db);

@@ -527,7 +527,25 @@ static void test_v3_file_migrates_to_partial_indexes(void **state)
     dead_filter any = {0};
     assert_int_equal(store_replay(wr, &any), 1);
     store_close(wr);
+    /* An existing file keeps its page size (the default, 4 KiB, here). */
+    assert_int_equal(q1("PRAGMA page_size"), 4096);
     assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE state = 0"), 2);
+}
+
+/* A new file has 16 KiB pages (an event's body is 1 KiB), in WAL mode. */
+static void test_new_file_page_size(void **state)
+{
+    (void)state;
+    store_close(open_store(STORE_WRITER));
+    assert_int_equal(q1("PRAGMA page_size"), 16384);
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 /* Every plan line of one statement's SQL that reads the whole deliveries table. */
@@ -653,6 +671,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_statements_find_rows_through_indexes, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_new_file_page_size, setup, teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
 }
