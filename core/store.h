@@ -33,6 +33,13 @@ typedef enum { STORE_SQLITE = 0, STORE_POSTGRES = 1 } store_kind;
  * (the endpoint store's) keep versions of their own. */
 #define STORE_SQLITE_SCHEMA 4
 
+/*
+ * The page size a new spool file gets, by whichever of the spool and the
+ * endpoint store creates it (store_sqlite.c says why); run before WAL mode
+ * writes the header. An existing file keeps its own.
+ */
+#define STORE_SQLITE_PAGE_SIZE "PRAGMA page_size = 16384;"
+
 typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
 
 /* What a store is opened with; every pointer is the caller's, valid while the store is open. */

@@ -227,7 +227,7 @@ static sqlite3 *open_db(const char *path, const char *sync, int create, char *er
      * 4 KiB pages the writer spent about a fifth more CPU per event, most
      * of it on more WAL frames (two writes each) and more page splits.
      */
-    if (exec(db, "PRAGMA page_size = 16384", e, sizeof e)) {
+    if (exec(db, STORE_SQLITE_PAGE_SIZE, e, sizeof e)) {
         snprintf(err, errlen, "spool %s: %s", path, e);
         sqlite3_close(db);
         return NULL;
