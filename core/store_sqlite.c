@@ -193,9 +193,6 @@ static int prepare(sq_store *s, char *err, size_t errlen)
     return 0;
 }
 
-/* A checkpoint about every 16 MiB of WAL, whatever the file's page size. */
-#define WAL_CHECKPOINT_BYTES (16 << 20)
-
 static int page_size(sqlite3 *db)
 {
     int v = pragma_int(db, "PRAGMA page_size", 4096);
@@ -234,10 +231,10 @@ static sqlite3 *open_db(const char *path, const char *sync, int create, char *er
     }
     snprintf(pragmas, sizeof pragmas,
              "PRAGMA journal_mode = WAL; PRAGMA synchronous = %s; PRAGMA foreign_keys = OFF;"
-             /* Bigger cache and rarer checkpoints: the writer batches anyway. */
-             " PRAGMA cache_size = -32768; PRAGMA wal_autocheckpoint = %d;",
-             sync && !strcmp(sync, "normal") ? "NORMAL" : "FULL",
-             WAL_CHECKPOINT_BYTES / page_size(db));
+             /* A bigger cache: the writer batches anyway. */
+             /* Checkpoints: store_sqlite_ckpt.c. */
+             " PRAGMA cache_size = -32768;",
+             sync && !strcmp(sync, "normal") ? "NORMAL" : "FULL");
     if (exec(db, pragmas, e, sizeof e)) {
         snprintf(err, errlen, "spool %s: %s", path, e);
         sqlite3_close(db);
@@ -257,6 +254,7 @@ static void sq_close(sy_store *st)
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_forget_reads(s);
+    sq_ckpt_stop(s->ckpt, s->db);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -588,7 +586,8 @@ sy_store *store_sqlite_open(const store_conf *c, store_role role, char *err, siz
     s->boot_id = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     s->base.solo_epoch = s->boot_id;
     if (writer) {
-        if (migrate(db, c->path, err, errlen) || prepare(s, err, errlen)) {
+        if (migrate(db, c->path, err, errlen) || prepare(s, err, errlen) ||
+            !(s->ckpt = sq_ckpt_start(db, c->path, c->sync, page_size(db), err, errlen))) {
             sq_close(&s->base);
             return NULL;
         }

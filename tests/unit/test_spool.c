@@ -6,7 +6,8 @@
  * of version 4 with its rows intact, and every statement the store
  * prepares (the writer's and the reads') finds pending and dead rows
  * through an index, never by reading the whole deliveries table, but for
- * the few that read every row by design.
+ * the few that read every row by design; checkpoints run on a thread of
+ * their own (sy-ckpt) and the WAL stays bounded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,10 +15,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
@@ -548,6 +551,99 @@ static void test_new_file_page_size(void **state)
     sqlite3_close(db);
 }
 
+/* ---- checkpoints ------------------------------------------------------------- */
+
+static off_t file_size(const char *suffix)
+{
+    char p[160];
+    snprintf(p, sizeof p, "%s%s", path, suffix);
+    struct stat sb;
+    return stat(p, &sb) == 0 ? sb.st_size : -1;
+}
+
+/* Stores n events of 1 KiB (ids from first), 500 in each transaction. */
+static void put_kib_events(sy_store *wr, int first, int n)
+{
+    static char body[1024];
+    memset(body, 'x', sizeof body);
+    const char *const eps[] = {"a"};
+    sy_event evs[500];
+    char ids[500][24];
+    int64_t dids[500];
+    spool_put puts[500], *pp[500];
+    for (int done = 0; done < n; done += 500) {
+        for (int i = 0; i < 500; i++) {
+            snprintf(ids[i], sizeof ids[i], "kib-%d", first + done + i);
+            evs[i] = (sy_event){.body = body, .body_len = sizeof body, .event_id = ids[i],
+                                .received_ms = 1};
+            puts[i] = (spool_put){.ev = &evs[i], .endpoint_ids = eps, .n = 1, .ids = &dids[i]};
+            pp[i] = &puts[i];
+        }
+        assert_int_equal(store_begin(wr), 0);
+        assert_int_equal(store_put(wr, pp, 500), 0);
+        assert_int_equal(store_commit(wr), 0);
+    }
+}
+
+static int has_thread(const char *name)
+{
+    DIR *d = opendir("/proc/self/task");
+    assert_non_null(d);
+    int found = 0;
+    for (struct dirent *e; !found && (e = readdir(d));) {
+        char p[300], comm[32];
+        snprintf(p, sizeof p, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(p, "r");
+        if (!f)
+            continue;
+        found = fgets(comm, sizeof comm, f) && !strncmp(comm, name, strlen(name));
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+/*
+ * Past 8 MiB of WAL the sy-ckpt thread copies it into the database file,
+ * which the writer alone did only past 16 MiB: with 12 MiB committed the
+ * file grows while the writer does nothing more.
+ */
+static void test_checkpoint_thread(void **state)
+{
+    (void)state;
+    sy_store *wr = open_store(STORE_WRITER);
+    assert_true(has_thread("sy-ckpt"));
+    off_t before = file_size("");
+    put_kib_events(wr, 0, 12000);
+    for (int i = 0; i < 1000 && file_size("") < (8 << 20); i++)
+        usleep(10000);
+    assert_true(file_size("") >= (8 << 20));
+    assert_true(before < (1 << 20));
+    store_close(wr);
+    assert_false(has_thread("sy-ckpt"));
+    /* The writer's close checkpointed the rest and removed the WAL. */
+    assert_int_equal(file_size("-wal"), -1);
+    assert_int_equal(q1("SELECT count(*) FROM events"), 12000);
+}
+
+/*
+ * A writer that commits all the time seldom lets the WAL start over after
+ * a checkpoint of another connection; past 64 MiB it checkpoints itself
+ * and the WAL does: 96 MiB of events leave it under 64 MiB and one commit.
+ */
+static void test_wal_stays_bounded(void **state)
+{
+    (void)state;
+    sy_store *wr = open_store(STORE_WRITER);
+    for (int k = 0; k < 12; k++) {
+        put_kib_events(wr, k * 8000, 8000);
+        if (file_size("-wal") >= (64 << 20) + (2 << 20))
+            fail_msg("WAL of %lld bytes", (long long)file_size("-wal"));
+    }
+    store_close(wr);
+    assert_int_equal(q1("SELECT count(*) FROM events"), 96000);
+}
+
 /* Every plan line of one statement's SQL that reads the whole deliveries table. */
 static int full_scans(sqlite3 *db, const char *sql, char *why, size_t whylen)
 {
@@ -672,6 +768,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_statements_find_rows_through_indexes, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_new_file_page_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_stays_bounded, setup, teardown),
     };
     return cmocka_run_group_tests_name("spool", tests, NULL, NULL);
 }
