@@ -41,6 +41,7 @@ struct sq_ckpt {
     pthread_cond_t cv, idle_cv;
     int kicked, stop, running; /* under mu */
     int kick_frames, limit_frames;
+    int next_kick, last_frames; /* the writer's (its WAL hook) */
 };
 
 static void *ckpt_main(void *arg)
@@ -72,23 +73,28 @@ static void *ckpt_main(void *arg)
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 {
     sq_ckpt *c = arg;
-    if (frames < c->kick_frames)
-        return SQLITE_OK;
-    pthread_mutex_lock(&c->mu);
+    if (frames < c->last_frames) /* the WAL started over */
+        c->next_kick = c->kick_frames;
+    c->last_frames = frames;
     if (frames >= c->limit_frames) {
         /*
          * Waits for this thread's checkpoint (it holds the checkpoint lock, which would make
          * the writer's fail), then copies what it has not, so the next transaction restarts
          * the WAL; mu held, so that the thread does not start another meanwhile.
          */
+        pthread_mutex_lock(&c->mu);
         while (c->running)
             pthread_cond_wait(&c->idle_cv, &c->mu);
         sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-    } else {
+        pthread_mutex_unlock(&c->mu);
+    } else if (frames >= c->next_kick) {
+        /* One checkpoint per 8 MiB of WAL: each syncs the database file. */
+        c->next_kick = frames + c->kick_frames;
+        pthread_mutex_lock(&c->mu);
         c->kicked = 1;
         pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
     }
-    pthread_mutex_unlock(&c->mu);
     return SQLITE_OK;
 }
 
@@ -117,6 +123,7 @@ sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int 
     pthread_cond_init(&c->idle_cv, NULL);
     c->kick_frames = WAL_KICK_BYTES / page_size;
     c->limit_frames = WAL_LIMIT_BYTES / page_size;
+    c->next_kick = c->kick_frames;
     /* Its syncs are the writer's: "full" syncs the database file after each checkpoint. */
     char pragma[64];
     snprintf(pragma, sizeof pragma, "PRAGMA synchronous = %s",
