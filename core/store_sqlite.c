@@ -107,6 +107,19 @@ static int user_version(sqlite3 *db)
     return pragma_int(db, "PRAGMA user_version", -1);
 }
 
+/*
+ * Copies the WAL into the database file (PASSIVE: never waits for a
+ * reader), so that the next transaction writes the WAL from its start
+ * again. Around each migration step: the steps' pages together (with
+ * 16 KiB pages, about 400 kB for a new file, more beside the endpoint
+ * store's tables; an index over every row of an old file) would otherwise
+ * stay in the WAL until the checkpoint thread's first 8 MiB.
+ */
+static void wal_to_db(sqlite3 *db)
+{
+    sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
 static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
 {
     char e[512];
@@ -120,6 +133,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
     for (int to = v + 1; to <= STORE_SQLITE_SCHEMA; to++) {
         if (to == 0)
             continue;
+        wal_to_db(db);
         char bump[64];
         snprintf(bump, sizeof bump, "PRAGMA user_version = %d;", to);
         if (exec(db, "BEGIN IMMEDIATE", e, sizeof e) || exec(db, steps[to], e, sizeof e) ||
@@ -129,6 +143,7 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
                      e);
             return -1;
         }
+        wal_to_db(db);
         if (v > 0)
             log_info("spool %s migrated from schema version %d to %d", path, to - 1, to);
     }
