@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 
 #include "fsmode.h"
+#include "store.h"
 
 struct sy_epstore {
     sqlite3 *db;
@@ -161,7 +162,9 @@ sy_epstore *epstore_open(const char *path, int readonly, char *err, size_t errle
         }
         return s;
     }
-    if (exec(s, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", err, errlen) ||
+    /* The file may be new: it gets the spool's page size (store.h). */
+    if (exec(s, STORE_SQLITE_PAGE_SIZE " PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;",
+             err, errlen) ||
         migrate(s, err, errlen)) {
         epstore_close(s);
         return NULL;

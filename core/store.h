@@ -31,7 +31,14 @@ typedef enum { STORE_SQLITE = 0, STORE_POSTGRES = 1 } store_kind;
 
 /* The SQLite spool's schema version (PRAGMA user_version); other tables in the file
  * (the endpoint store's) keep versions of their own. */
-#define STORE_SQLITE_SCHEMA 3
+#define STORE_SQLITE_SCHEMA 4
+
+/*
+ * The page size a new spool file gets, by whichever of the spool and the
+ * endpoint store creates it (store_sqlite.c says why); run before WAL mode
+ * writes the header. An existing file keeps its own.
+ */
+#define STORE_SQLITE_PAGE_SIZE "PRAGMA page_size = 16384;"
 
 typedef enum { DLV_PENDING = 0, DLV_DONE = 1, DLV_DEAD = 2 } dlv_state;
 

@@ -14,12 +14,26 @@
 /* More than the store's distinct read statements (about 20): every one stays prepared. */
 #define STMT_CACHE 32
 
+/* The checkpoint thread (store_sqlite_ckpt.c). */
+typedef struct sq_ckpt sq_ckpt;
+
+/*
+ * Starts the thread on a connection of its own to path and hooks the
+ * writer's commits to it (in place of SQLite's autocheckpoint). NULL with
+ * the reason in err.
+ */
+sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int page_size,
+                       char *err, size_t errlen);
+/* Unhooks the writer, stops the thread and closes its connection; before the writer's close. */
+void sq_ckpt_stop(sq_ckpt *c, sqlite3 *writer);
+
 typedef struct sq_store {
     sy_store base;
     sqlite3 *db;
     char *path;
     int64_t boot_id;
     int64_t retention_ms, dedup_window_ms;
+    sq_ckpt *ckpt; /* the writer's */
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due, *st_lease,
         *st_catchup, *st_release, *st_known, *st_disable, *st_enable;
     /* The writer's fixed statements with no result: transactions, forgetting the known

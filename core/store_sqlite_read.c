@@ -341,9 +341,12 @@ int sq_events(sy_store *st, int64_t cursor, int desc, long limit, const char *or
 
 long sq_endpoint_counts(sy_store *st, store_ep_count **out)
 {
+    /* Each state on its own: the partial indexes are of one state each. */
     sqlite3_stmt *q = query(SQ(st),
-                            "SELECT endpoint, sum(state = 0), sum(state = 2) FROM deliveries"
-                            " WHERE state IN (0, 2) GROUP BY endpoint",
+                            "SELECT endpoint, sum(state = 0), sum(state = 2) FROM"
+                            " (SELECT endpoint, state FROM deliveries WHERE state = 0 UNION ALL"
+                            " SELECT endpoint, state FROM deliveries WHERE state = 2)"
+                            " GROUP BY endpoint",
                             "spool query");
     if (!q)
         return -1;
@@ -449,9 +452,9 @@ int sq_ep_stats(sy_store *st, const char *endpoint, int64_t now_ms, store_ep_sta
         "SELECT a.at_ms, a.status, a.result, a.detail FROM attempts a"
         " JOIN deliveries d ON d.id = a.delivery_id WHERE d.endpoint = ?1 AND a.result != 0"
         " ORDER BY a.at_ms DESC, a.id DESC LIMIT 1",
-        /* Pending and dead rows are found through the (state, ...) index. */
-        "SELECT coalesce(sum(state = 0), 0), coalesce(sum(state = 2), 0) FROM deliveries"
-        " WHERE state IN (0, 2) AND endpoint = ?1",
+        /* Each state through its own partial index. */
+        "SELECT (SELECT count(*) FROM deliveries WHERE state = 0 AND endpoint = ?1),"
+        " (SELECT count(*) FROM deliveries WHERE state = 2 AND endpoint = ?1)",
     };
     for (int i = 0; i < 3; i++) {
         sqlite3_stmt *q = query(s, sql[i], "spool query");

@@ -248,13 +248,19 @@ static void test_beside_the_spool(void **state)
     struct stat sb;
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 0777, 0600);
-    /* The spool opens a file the store created first, too. */
+    /* The spool opens a file the store created first, too, with the spool's page size. */
     unlink_all();
     s = open_rw();
     epstore_close(s);
     sp = spool_open(&so, err, sizeof err);
     assert_non_null(sp);
     spool_close(sp);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA page_size", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 16384);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
 }
 
 static void test_readonly(void **state)
