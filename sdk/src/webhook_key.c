@@ -105,6 +105,34 @@ void wh_b64_encode(const unsigned char *in, size_t n, char *out)
 /* Keys                                                                */
 /* ------------------------------------------------------------------ */
 
+EVP_MAC_CTX *wh_mac_take(sy_webhook_key *key)
+{
+    EVP_MAC_CTX *c = NULL;
+    pthread_mutex_lock(&key->spare_mu);
+    if (key->nspare)
+        c = key->spare[--key->nspare];
+    pthread_mutex_unlock(&key->spare_mu);
+    if (!c)
+        return EVP_MAC_CTX_dup(key->mac);
+    /* No key: HMAC starts over from the key it holds. */
+    if (!EVP_MAC_init(c, NULL, 0, NULL)) {
+        EVP_MAC_CTX_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void wh_mac_give(sy_webhook_key *key, EVP_MAC_CTX *c)
+{
+    pthread_mutex_lock(&key->spare_mu);
+    if (key->nspare < WH_SPARE_MAX) {
+        key->spare[key->nspare++] = c;
+        c = NULL;
+    }
+    pthread_mutex_unlock(&key->spare_mu);
+    EVP_MAC_CTX_free(c);
+}
+
 static int hmac_key(sy_webhook_key *k, const unsigned char *raw, size_t n)
 {
     EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
@@ -163,6 +191,7 @@ static int parse(const char *secret, int lenient, sy_webhook_key **out)
         goto done;
     }
     k->kind = kind;
+    pthread_mutex_init(&k->spare_mu, NULL);
     if (kind == SY_WEBHOOK_KEY_HMAC) {
         rc = hmac_key(k, raw, (size_t)n);
     } else {
@@ -195,6 +224,9 @@ void sy_webhook_key_free(sy_webhook_key *key)
     if (!key)
         return;
     EVP_MAC_CTX_free(key->mac);
+    for (int i = 0; i < key->nspare; i++)
+        EVP_MAC_CTX_free(key->spare[i]);
+    pthread_mutex_destroy(&key->spare_mu);
     EVP_PKEY_free(key->pkey);
     free(key);
 }

@@ -18,7 +18,9 @@ int wh_ts_text(int64_t ts, char *buf)
 static int hmac_sign(const sy_webhook_key *key, const char *id, const char *ts,
                      const void *body, size_t len, unsigned char *sig, size_t *siglen)
 {
-    EVP_MAC_CTX *c = EVP_MAC_CTX_dup(key->mac);
+    /* The key's spares are its own state, not the caller's: const for the caller. */
+    sy_webhook_key *k = (sy_webhook_key *)key;
+    EVP_MAC_CTX *c = wh_mac_take(k);
     if (!c)
         return SY_WEBHOOK_ERR_CRYPTO;
     /* Fed piece by piece: the body is never copied to build the content. */
@@ -27,7 +29,10 @@ static int hmac_sign(const sy_webhook_key *key, const char *id, const char *ts,
              EVP_MAC_update(c, (const unsigned char *)ts, strlen(ts)) &&
              EVP_MAC_update(c, (const unsigned char *)".", 1) &&
              (len == 0 || EVP_MAC_update(c, body, len)) && EVP_MAC_final(c, sig, siglen, 64);
-    EVP_MAC_CTX_free(c);
+    if (ok)
+        wh_mac_give(k, c);
+    else
+        EVP_MAC_CTX_free(c); /* in an unknown state: not kept */
     return ok ? SY_WEBHOOK_OK : SY_WEBHOOK_ERR_CRYPTO;
 }
 

@@ -13,6 +13,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -242,10 +243,76 @@ static void bad_arguments(void **state)
     }
 }
 
+/*
+ * A key reuses its HMAC contexts between signatures (sdk/src/webhook_key.c
+ * spares): many threads signing with two keys, interleaved, must each get
+ * what a key parsed for that one signature gives.
+ */
+#define SECRET2 "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24="
+#define SPARE_N 40
+
+static sy_webhook_key *spare_keys[2];
+static char spare_want[2][SPARE_N][SY_WEBHOOK_SIGNATURE_MAX];
+
+static void spare_msg(int i, char *id, char *body)
+{
+    snprintf(id, 32, "msg_%d", i);
+    snprintf(body, 64, "{\"n\":%d,\"pad\":\"%.*s\"}", i, i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+}
+
+static void *spare_worker(void *arg)
+{
+    long t = (long)arg;
+    for (int r = 0; r < 50; r++)
+        for (int i = 0; i < SPARE_N; i++) {
+            int k = (i + (int)t + r) & 1;
+            char id[32], body[64], out[SY_WEBHOOK_SIGNATURE_MAX];
+            spare_msg(i, id, body);
+            if (sy_webhook_sign_key(spare_keys[k], id, TS + i, body, strlen(body), out, sizeof out) !=
+                    SY_WEBHOOK_OK ||
+                strcmp(out, spare_want[k][i]) != 0)
+                return (void *)1;
+        }
+    return NULL;
+}
+
+static void reused_contexts_sign_like_fresh_keys(void **state)
+{
+    (void)state;
+    const char *secrets[2] = {SECRET, SECRET2};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < SPARE_N; i++) {
+            char id[32], body[64];
+            spare_msg(i, id, body);
+            assert_int_equal(sy_webhook_sign(secrets[k], id, TS + i, body, strlen(body),
+                                             spare_want[k][i], SY_WEBHOOK_SIGNATURE_MAX),
+                             SY_WEBHOOK_OK);
+        }
+    assert_string_not_equal(spare_want[0][0], spare_want[1][0]);
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(sy_webhook_key_parse(secrets[k], &spare_keys[k]), SY_WEBHOOK_OK);
+    pthread_t th[4];
+    for (long t = 0; t < 4; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, spare_worker, (void *)t), 0);
+    for (int t = 0; t < 4; t++) {
+        void *rc;
+        pthread_join(th[t], &rc);
+        assert_null(rc);
+    }
+    /* And the spec's vector still, after thousands of reuses. */
+    char out[SY_WEBHOOK_SIGNATURE_MAX];
+    assert_int_equal(sy_webhook_sign_key(spare_keys[0], MSG_ID, TS, BODY, strlen(BODY), out,
+                                         sizeof out), SY_WEBHOOK_OK);
+    assert_string_equal(out, SIG);
+    for (int k = 0; k < 2; k++)
+        sy_webhook_key_free(spare_keys[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(spec_vector_signs),
+        cmocka_unit_test(reused_contexts_sign_like_fresh_keys),
         cmocka_unit_test(spec_vector_verifies),
         cmocka_unit_test(tampering_is_caught),
         cmocka_unit_test(timestamps_outside_tolerance_fail),
