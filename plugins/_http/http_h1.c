@@ -20,7 +20,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http_dns.h"
@@ -117,17 +116,9 @@ struct http_h1 {
     h1_xfer *free_x;
 };
 
-static int64_t mono_ms(void)
+int http_h1_takes(const http_req *req, h1_url *u)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int http_h1_takes(const http_req *req)
-{
-    h1_url u;
-    return req->url && (!req->opts || !req->opts->source_address) && h1_url_parse(req->url, &u) == 0;
+    return req->url && (!req->opts || !req->opts->source_address) && h1_url_parse(req->url, u) == 0;
 }
 
 /* ------------------------------------------------------------------ */
@@ -242,7 +233,7 @@ static void conn_idle(http_h1 *h, h1_conn *c)
     c->state = C_IDLE;
     c->used = 1;
     c->x = NULL;
-    c->idle_ms = mono_ms();
+    c->idle_ms = http_mono_ms();
     /* Watched for a close by the server while idle. */
     if (conn_watch(h, c, EPOLLIN) != 0) {
         conn_close(h, c);
@@ -321,7 +312,7 @@ static void end(http_h1 *h, h1_xfer *x)
     class_unlink(x);
     wait_unlink(x);
     x->c = NULL;
-    x->res.elapsed_ms = mono_ms() - x->started_ms;
+    x->res.elapsed_ms = http_mono_ms() - x->started_ms;
     if (x->res.kind != HTTP_RESPONSE)
         x->res.status = 0;
     x->res.body = x->res.body_len ? x->body : NULL;
@@ -347,31 +338,13 @@ static void end_error(http_h1 *h, h1_xfer *x, http_kind k, const char *what)
 static void on_header(void *arg, const char *line, size_t len)
 {
     h1_xfer *x = arg;
-    char val[HTTP_CAPTURE_LEN];
-    if (http_header_match(line, len, "retry-after", val, sizeof val))
-        x->res.retry_after_ms = http_retry_after_ms(val, x->host->now_ms());
-    for (int i = 0; i < HTTP_CAPTURE_MAX && x->req->capture[i]; i++)
-        http_header_match(line, len, x->req->capture[i], x->res.captured[i], HTTP_CAPTURE_LEN);
+    http_result_header(&x->res, x->req, line, len, x->host->now_ms());
 }
 
 static void on_body(void *arg, const char *data, size_t len)
 {
     h1_xfer *x = arg;
-    size_t max = x->req->body_max;
-    size_t room = max > x->res.body_len ? max - x->res.body_len : 0;
-    size_t take = len < room ? len : room;
-    if (!take)
-        return; /* the rest is read and dropped so the connection stays reusable */
-    if (x->body_cap < max + 1) {
-        char *b = realloc(x->body, max + 1);
-        if (!b)
-            return; /* the body is informational */
-        x->body = b;
-        x->body_cap = max + 1;
-    }
-    memcpy(x->body + x->res.body_len, data, take);
-    x->res.body_len += take;
-    x->body[x->res.body_len] = '\0';
+    http_result_body(&x->res, x->req, &x->body, &x->body_cap, data, len);
 }
 
 static int send_more(http_h1 *h, h1_xfer *x);
@@ -417,7 +390,7 @@ static void route(http_h1 *h, h1_xfer *x)
         send_on(h, x, c);
         return;
     }
-    if (s->addrs && (s->literal || mono_ms() - s->resolved_ms < DNS_TTL_MS)) {
+    if (s->addrs && (s->literal || http_mono_ms() - s->resolved_ms < DNS_TTL_MS)) {
         x->ai = s->addrs;
         x->last_err = 0;
         connect_next(h, x);
@@ -554,13 +527,18 @@ static void conn_broke(http_h1 *h, h1_conn *c, const char *what, int err)
     end_error(h, x, HTTP_OTHER, why);
 }
 
+/* The bytes of x's request: head and body. */
+static size_t request_len(const h1_xfer *x)
+{
+    return x->head.len + (x->req->body ? x->req->body_len : 0);
+}
+
 /* Writes what the socket takes; -1 when the connection broke (x went on or ended). */
 static int send_more(http_h1 *h, h1_xfer *x)
 {
     h1_conn *c = x->c;
     const http_req *req = x->req;
-    size_t total = x->head.len + (req->body ? req->body_len : 0);
-    while (x->sent < total) {
+    while (x->sent < request_len(x)) {
         struct iovec iov[2];
         int n = 0;
         if (x->sent < x->head.len) {
@@ -597,8 +575,7 @@ static int send_more(http_h1 *h, h1_xfer *x)
 static void answered(http_h1 *h, h1_conn *c)
 {
     h1_xfer *x = c->x;
-    int keep = x->p.keep_alive && c->rlen == 0 && x->sent == x->head.len +
-               (x->req->body ? x->req->body_len : 0);
+    int keep = x->p.keep_alive && c->rlen == 0 && x->sent == request_len(x);
     x->res.kind = HTTP_RESPONSE;
     x->res.status = x->p.status;
     x->c = NULL;
@@ -715,9 +692,8 @@ static h1_tclass *class_for(http_h1 *h, int64_t timeout)
     return tc;
 }
 
-void http_h1_start(http_h1 *h, http_req *req)
+void http_h1_start(http_h1 *h, http_req *req, const h1_url *u)
 {
-    h1_url u;
     int64_t timeout = req->opts && req->opts->timeout_ms > 0 ? req->opts->timeout_ms : 10000;
     h1_tclass *tc = class_for(h, timeout);
     h1_xfer *x = h->free_x;
@@ -736,11 +712,10 @@ void http_h1_start(http_h1 *h, http_req *req)
         x->last_err = 0;
         memset(&x->res, 0, sizeof x->res);
         x->res.retry_after_ms = -1;
-        x->started_ms = mono_ms();
+        x->started_ms = http_mono_ms();
         x->deadline_ms = x->started_ms + timeout;
     }
-    if (!x || !tc || h1_url_parse(req->url, &u) != 0 || !(x->site = site_for(h, &u)) ||
-        h1_head_build(&x->head, req, &u) != 0) {
+    if (!x || !tc || !(x->site = site_for(h, u)) || h1_head_build(&x->head, req, u) != 0) {
         http_result r;
         memset(&r, 0, sizeof r);
         r.retry_after_ms = -1;
@@ -777,8 +752,8 @@ void http_h1_event(http_h1 *h, int fd, uint32_t events)
         on_connected(h, c);
         return;
     }
-    if (c->state == C_BUSY && (events & EPOLLOUT) && c->x->sent < c->x->head.len +
-        (c->x->req->body ? c->x->req->body_len : 0) && send_more(h, c->x) != 0)
+    if (c->state == C_BUSY && (events & EPOLLOUT) && c->x->sent < request_len(c->x) &&
+        send_more(h, c->x) != 0)
         return; /* c is gone: its fd may even be a new connection's already */
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         on_readable(h, c);
@@ -798,7 +773,7 @@ static void lookups_done(http_h1 *h)
             if (s->addrs)
                 freeaddrinfo(s->addrs);
             s->addrs = q->res;
-            s->resolved_ms = mono_ms();
+            s->resolved_ms = http_mono_ms();
         }
         for (h1_xfer *x = w, *n; x; x = n) {
             n = x->wnext;
@@ -821,7 +796,7 @@ static void lookups_done(http_h1 *h)
 void http_h1_run(http_h1 *h)
 {
     lookups_done(h);
-    int64_t now = mono_ms();
+    int64_t now = http_mono_ms();
     for (h1_tclass *tc = h->classes; tc; tc = tc->next)
         while (tc->head && tc->head->deadline_ms <= now) {
             h1_xfer *x = tc->head;

@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 
+#include "http_h1req.h"
 #include "http_loop.h"
 
 typedef struct http_h1 http_h1;
@@ -40,11 +41,14 @@ typedef void (*h1_end_fn)(void *arg, http_req *req, http_result *res);
 http_h1 *http_h1_new(const sy_host *host, int epfd, h1_end_fn end, void *end_arg,
                      void (*wake)(void *), void *wake_arg);
 
-/* 1 when req is one for this transport: plain http://, no source address, a URL it parses. */
-int http_h1_takes(const http_req *req);
+/*
+ * 1 when req is one for this transport: plain http://, no source address,
+ * a URL it parses (into u, which points into req->url).
+ */
+int http_h1_takes(const http_req *req, h1_url *u);
 
-/* Starts req (http_h1_takes said yes). */
-void http_h1_start(http_h1 *h, http_req *req);
+/* Starts req with the URL http_h1_takes parsed (so it is parsed once per request). */
+void http_h1_start(http_h1 *h, http_req *req, const h1_url *u);
 
 /* 1 when fd is one of this transport's connections. */
 int http_h1_owns(const http_h1 *h, int fd);

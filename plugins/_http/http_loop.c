@@ -22,11 +22,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http_h1.h"
 #include "http_redact.h"
+#include "http_util.h"
 #include "http_xfer.h"
 
 /* Longest sleep when nothing is due: a safety net only. */
@@ -73,13 +73,6 @@ struct http_loop {
 
 /* The loop this thread runs, for http_loop_complete; NULL on other threads. */
 static _Thread_local http_loop *this_loop;
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void count(sy_counter *c, const sy_host *h)
 {
@@ -172,7 +165,7 @@ static int on_timer(CURLM *m, long timeout_ms, void *arg)
 {
     http_loop *l = arg;
     (void)m;
-    l->curl_due_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    l->curl_due_ms = timeout_ms < 0 ? -1 : http_mono_ms() + timeout_ms;
     return 0;
 }
 
@@ -291,7 +284,7 @@ static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     r->status = (int)status;
     curl_multi_remove_handle(l->multi, x->easy);
-    r->elapsed_ms = mono_ms() - x->started_ms;
+    r->elapsed_ms = http_mono_ms() - x->started_ms;
     http_req *req = x->req;
     if (shutdown) {
         r->kind = HTTP_SHUTDOWN;
@@ -323,9 +316,10 @@ static void finish(http_loop *l, http_xfer *x, CURLcode code, int shutdown)
 
 static void start(http_loop *l, http_req *req)
 {
-    if (l->h1 && http_h1_takes(req)) {
+    h1_url u;
+    if (l->h1 && http_h1_takes(req, &u)) {
         count(l->c.requests, l->host);
-        http_h1_start(l->h1, req);
+        http_h1_start(l->h1, req, &u);
         return;
     }
     http_xfer *x = http_xfer_start(&l->lanes, l->host, req);
@@ -333,7 +327,7 @@ static void start(http_loop *l, http_req *req)
         end_unstarted(l, req, 0);
         return;
     }
-    x->started_ms = mono_ms();
+    x->started_ms = http_mono_ms();
     count(l->c.requests, l->host);
     if (curl_multi_add_handle(l->multi, x->easy) != CURLM_OK) {
         snprintf(x->errbuf, sizeof x->errbuf, "curl_multi_add_handle failed");
@@ -393,7 +387,7 @@ static void insert_timer(http_loop *l, http_timer *t)
 /* Moves new submissions in; starts and fires whatever is due. */
 static void run_due(http_loop *l, http_req *in, http_timer *tin)
 {
-    int64_t now = mono_ms();
+    int64_t now = http_mono_ms();
     while (in) {
         http_req *n = in->loop_next;
         in->loop_next = NULL;
@@ -425,7 +419,7 @@ static void run_due(http_loop *l, http_req *in, http_timer *tin)
 /* Runs libcurl's timer when due. */
 static void curl_timeouts(http_loop *l)
 {
-    if (l->curl_due_ms < 0 || l->curl_due_ms > mono_ms())
+    if (l->curl_due_ms < 0 || l->curl_due_ms > http_mono_ms())
         return;
     int running;
     l->curl_due_ms = -1; /* libcurl sets the next one during the call */
@@ -435,7 +429,7 @@ static void curl_timeouts(http_loop *l)
 /* Milliseconds until the next thing due (POLL_MAX_MS at most). */
 static int wait_ms(const http_loop *l)
 {
-    int64_t now = mono_ms(), next = now + POLL_MAX_MS;
+    int64_t now = http_mono_ms(), next = now + POLL_MAX_MS;
     if (l->curl_due_ms >= 0 && l->curl_due_ms < next)
         next = l->curl_due_ms;
     if (l->delayed && l->delayed->loop_due_ms < next)
@@ -615,7 +609,7 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
 int http_loop_submit(http_loop *l, http_req *req, int64_t delay_ms)
 {
     req->loop_next = NULL;
-    req->loop_due_ms = delay_ms > 0 ? mono_ms() + delay_ms : 0;
+    req->loop_due_ms = delay_ms > 0 ? http_mono_ms() + delay_ms : 0;
     pthread_mutex_lock(&l->mu);
     if (l->stopping) {
         pthread_mutex_unlock(&l->mu);
@@ -641,7 +635,7 @@ int http_loop_submit(http_loop *l, http_req *req, int64_t delay_ms)
 
 int http_loop_defer(http_loop *l, http_timer *t, int64_t delay_ms)
 {
-    t->due_ms = mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+    t->due_ms = http_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
     pthread_mutex_lock(&l->mu);
     if (l->stopping) {
         pthread_mutex_unlock(&l->mu);

@@ -55,6 +55,42 @@ int64_t http_retry_after_ms(const char *value, int64_t now_ms)
     return -1;
 }
 
+int64_t http_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void http_result_header(http_result *r, const http_req *req, const char *line, size_t len,
+                        int64_t now_ms)
+{
+    char val[HTTP_CAPTURE_LEN];
+    if (http_header_match(line, len, "retry-after", val, sizeof val))
+        r->retry_after_ms = http_retry_after_ms(val, now_ms);
+    for (int i = 0; i < HTTP_CAPTURE_MAX && req->capture[i]; i++)
+        http_header_match(line, len, req->capture[i], r->captured[i], HTTP_CAPTURE_LEN);
+}
+
+void http_result_body(http_result *r, const http_req *req, char **buf, size_t *cap,
+                      const char *data, size_t len)
+{
+    size_t room = req->body_max > r->body_len ? req->body_max - r->body_len : 0;
+    size_t take = len < room ? len : room;
+    if (!take)
+        return;
+    if (r->body_len + take + 1 > *cap) {
+        char *b = realloc(*buf, req->body_max + 1);
+        if (!b)
+            return;
+        *buf = b;
+        *cap = req->body_max + 1;
+    }
+    memcpy(*buf + r->body_len, data, take);
+    r->body_len += take;
+    (*buf)[r->body_len] = '\0';
+}
+
 int http_header_match(const char *line, size_t len, const char *name, char *val, size_t vlen)
 {
     size_t nl = strlen(name);

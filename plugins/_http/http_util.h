@@ -10,6 +10,28 @@
 
 #include <curl/curl.h>
 
+#include "http_loop.h"
+
+/* The monotonic clock both transports time requests with, in ms. */
+int64_t http_mono_ms(void);
+
+/*
+ * One response header line ("Name: value\r\n") of req's answer into r:
+ * Retry-After (at wall time now_ms) and the headers req captures. Both
+ * transports call it for the final answer's lines.
+ */
+void http_result_header(http_result *r, const http_req *req, const char *line, size_t len,
+                        int64_t now_ms);
+
+/*
+ * A piece of req's answer body: up to req->body_max bytes in all are kept
+ * in *buf (grown to body_max + 1, NUL-terminated), r->body_len counting
+ * them; the rest is dropped (read all the same, so the connection stays
+ * reusable). Out of memory keeps what it has: the body is informational.
+ */
+void http_result_body(http_result *r, const http_req *req, char **buf, size_t *cap,
+                      const char *data, size_t len);
+
 /*
  * Milliseconds a Retry-After value asks for, at wall time now_ms: either
  * delay-seconds ("120") or an HTTP-date (IMF-fixdate, RFC 850 or asctime,

@@ -50,34 +50,15 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
         x->res.retry_after_ms = -1;
         return len;
     }
-    char val[HTTP_CAPTURE_LEN];
-    if (http_header_match(line, len, "retry-after", val, sizeof val))
-        x->res.retry_after_ms = http_retry_after_ms(val, x->host->now_ms());
-    for (int i = 0; i < HTTP_CAPTURE_MAX && x->req->capture[i]; i++)
-        http_header_match(line, len, x->req->capture[i], x->res.captured[i], HTTP_CAPTURE_LEN);
+    http_result_header(&x->res, x->req, line, len, x->host->now_ms());
     return len;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *arg)
 {
     http_xfer *x = arg;
-    size_t len = size * n;
-    size_t room = x->req->body_max > x->res.body_len ? x->req->body_max - x->res.body_len : 0;
-    size_t take = len < room ? len : room;
-    if (take) {
-        if (x->res.body_len + take + 1 > x->body_cap) {
-            size_t cap = x->req->body_max + 1;
-            char *b = realloc(x->body, cap);
-            if (!b)
-                return len; /* keep what we have; the body is informational */
-            x->body = b;
-            x->body_cap = cap;
-        }
-        memcpy(x->body + x->res.body_len, data, take);
-        x->res.body_len += take;
-        x->body[x->res.body_len] = '\0';
-    }
-    return len; /* the rest is read and dropped so the connection stays reusable */
+    http_result_body(&x->res, x->req, &x->body, &x->body_cap, data, size * n);
+    return size * n; /* the rest is read and dropped so the connection stays reusable */
 }
 
 static int refuse(http_xfer *x, http_addr_class c)

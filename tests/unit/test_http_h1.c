@@ -356,7 +356,9 @@ static void request_with(world *w, http_req *q, http_opts *o, const char *url, c
     q->body_max = 64;
     memcpy(q->capture, capture_none, sizeof q->capture);
     q->capture[0] = "X-Request-Id";
-    http_h1_start(w->h, q);
+    h1_url u;
+    assert_int_equal(http_h1_takes(q, &u), 1);
+    http_h1_start(w->h, q, &u);
 }
 
 static void request(world *w, http_req *q, http_opts *o, const char *url, const char *body)
@@ -526,12 +528,13 @@ static void test_takes_only_plain_urls_it_can_send(void **state)
         {"http://example.com:/", 0},
     };
     http_opts none = {0}, src = {.source_address = "192.0.2.7"};
+    h1_url u;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         http_req q = {.url = rows[i].url, .opts = &none};
-        assert_int_equal(http_h1_takes(&q), rows[i].takes);
+        assert_int_equal(http_h1_takes(&q, &u), rows[i].takes);
     }
     http_req q = {.url = "http://example.com/", .opts = &src};
-    assert_int_equal(http_h1_takes(&q), 0); /* source addresses stay with libcurl */
+    assert_int_equal(http_h1_takes(&q, &u), 0); /* source addresses stay with libcurl */
 }
 
 int main(void)
