@@ -66,8 +66,8 @@ Q         := $(if $(V),,@)
 CFLAGS    += -std=c11 $(WARN) $(OPT) $(SAN) -fPIC -pthread
 LDFLAGS   += $(SAN) -pthread
 
-CORE_PKGS := libzmq libcjson sqlite3 libpq libmicrohttpd libcrypto lua5.4 libsystemd
-CORE_LIBS := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS) 2>/dev/null || echo -lzmq -lcjson -lsqlite3 -lpq -lmicrohttpd -lcrypto -llua5.4 -lsystemd) -ldl -lm
+CORE_PKGS := libzmq libcjson sqlite3 libpq libmicrohttpd libcrypto lua5.4 libsystemd zlib
+CORE_LIBS := $(shell $(PKG_CONFIG) --libs $(CORE_PKGS) 2>/dev/null || echo -lzmq -lcjson -lsqlite3 -lpq -lmicrohttpd -lcrypto -llua5.4 -lsystemd -lz) -ldl -lm
 CORE_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(CORE_PKGS) 2>/dev/null || echo -I/usr/include/postgresql -I/usr/include/lua5.4)
 CMOCKA_LIBS := $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null || echo -lcmocka)
 

@@ -844,6 +844,7 @@ int config_store(const sy_conf *c, store_conf *out)
     out->kind = STORE_SQLITE;
     out->path = c->spool;
     out->sync = c->spool_sync;
+    out->hot_log = c->spool_log;
     return c->spool != NULL;
 }
 

@@ -110,6 +110,7 @@ typedef struct sy_conf {
     const cJSON *admin_json;       /* read with config_admin_table */
     const char *spool;             /* SQLite file; NULL = in memory */
     const char *spool_sync;        /* "full" or "normal" */
+    int spool_log;                 /* SQLite: the hot log in front (spool_log.h) */
     const cJSON *store_json;       /* read with config_store_table */
     const cJSON *cluster_json;     /* read with config_cluster_table */
     int64_t retention_ms;          /* delivered rows kept this long */

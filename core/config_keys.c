@@ -50,6 +50,12 @@ static const sy_config_key core_keys[] = {
           "`full`: committed data survives power loss; `normal`: survives process crashes "
           "(kill -9), faster"),
      .choices = spool_syncs},
+    {CORE("spool_log", SY_CFG_BOOL, "true", CFG_RESTART, spool_log,
+          "with the SQLite spool: accepted events and outcomes go first to an append-only "
+          "log beside it (`<spool>-hot.NNNNNNNN`, one write and one sync per group, as "
+          "`spool_sync` says) and are folded into the database in large transactions a few "
+          "milliseconds later; `false`: each group is a database transaction. What reads the "
+          "database (admin API, `switchyard status`) sees an event once it is folded")},
     {CORE("store", CFG_OBJECT, NULL, CFG_NULL_OFF | CFG_RESTART, store_json,
           "which store keeps events and deliveries, an object with the keys of `core.store`; "
           "absent or `null`: SQLite in the file `spool`")},

@@ -345,6 +345,7 @@ char *metrics_text(sy_pipeline *pl, const sy_runtime *rt, sy_store *rd)
         emit(&o, "switchyard_queue_depth{state=\"expired\"} %zu\n", c.expired);
         emit(&o, "switchyard_queue_depth{state=\"waiting\"} %zu\n", c.waiting);
         emit(&o, "switchyard_queue_depth{state=\"spool_queued\"} %zu\n", c.spool_queued);
+        emit(&o, "switchyard_queue_depth{state=\"spool_unfolded\"} %zu\n", c.spool_unfolded);
         /* Dead letters live in the spool (they survive restarts); without one, none are kept. */
         uint64_t dead = 0;
         spool_counts sc = {0};

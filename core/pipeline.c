@@ -774,6 +774,7 @@ void pipeline_get_counts(sy_pipeline *pl, pipeline_counts *out)
         out->waiting += c.waiting;
     }
     out->spool_queued = pl->o.spool ? spool_queued(pl->o.spool) : 0;
+    out->spool_unfolded = pl->o.spool ? spool_unfolded(pl->o.spool) : 0;
 }
 
 void pipeline_foreach_endpoint(sy_pipeline *pl,

@@ -4,6 +4,7 @@
  * store's (store.h); this file only decides when and in which transaction.
  */
 #include "spool.h"
+#include "spool_int.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,67 +21,8 @@
 #include "log.h"
 #include "stats.h"
 
-typedef enum {
-    OP_EVENT,    /* one event and its deliveries (spool_put_event) */
-    OP_BATCH,    /* many (spool_put_batch) */
-    OP_RECORDS,  /* outcomes */
-    OP_RELEASE,  /* give an endpoint's leased pending rows back to the pager */
-    OP_KNOWN,    /* the endpoints the pager may load */
-    OP_DISABLE,  /* an endpoint's disabled state */
-    OP_ENABLE,
-    OP_KILL,     /* an endpoint's pending deliveries become dead letters */
-    OP_CATCHUP   /* lease and load every pending row of an ordered endpoint */
-} op_kind;
-
-typedef struct spool_op {
-    op_kind kind;
-    struct spool_op *next;
-    /* OP_EVENT */
-    sy_event *ev;
-    const char *const *endpoint_ids;
-    size_t n;
-    spool_event_cb cb;
-    void *arg;
-    /* OP_BATCH */
-    spool_put *puts;
-    spool_batch_cb bcb;
-    /* OP_RECORDS: n records; OP_KNOWN: n ids; OP_RELEASE, OP_DISABLE, OP_ENABLE, OP_KILL: id */
-    spool_record *recs;
-    char **ids;
-    char *id;
-    int64_t at_ms;
-    /* OP_KILL: told the count after COMMIT */
-    spool_kill_cb kcb;
-    long killed;
-    /* OP_CATCHUP: told once the endpoint's rows are loaded */
-    spool_caught_up_fn done;
-    uint32_t gen;
-} spool_op;
-
-struct sy_spool {
-    sy_store *st;
-    const char *name;
-    spool_opts o;
-    pthread_mutex_t mu;
-    pthread_cond_t idle_cv;   /* signalled when a batch leaves nothing queued */
-    int wake_fd;              /* eventfd: work was queued while the writer slept */
-    int sleeping;             /* under mu: the writer is (about to be) in poll() */
-    spool_op *head, *tail;
-    size_t queued;
-    int busy;                 /* the writer holds a batch */
-    int stop, started;
-    int failures;             /* transactions failed in a row */
-    pthread_t thread;
-    spool_want_fn want;
-    spool_load_fn load;
-    void *pager_arg;
-    int64_t page_ms, ahead_ms;
-    int64_t next_page;        /* wall ms of the next pager pass */
-    int64_t next_due;         /* earliest next_ms this writer sent back to disk; 0 none */
-    int page_now;             /* under mu: spool_wake_pager asked */
-    int64_t last_prune;
-    spool_op *deferred;       /* writer only: catch-ups to try again at the next pager pass */
-};
+/* The niceness of the hot log's fold thread (sy-fold). */
+#define FOLD_NICE 10
 
 sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
 {
@@ -87,7 +30,8 @@ sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
     if (!st)
         return NULL;
     sy_spool *s = calloc(1, sizeof *s);
-    if (!s || (s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    int wake_fd = s ? eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC) : -1;
+    if (wake_fd < 0) {
         snprintf(err, errlen, "spool %s: %s", store_display(st), strerror(errno ? errno : ENOMEM));
         store_close(st);
         free(s);
@@ -98,8 +42,19 @@ sy_spool *spool_open(const spool_opts *o, char *err, size_t errlen)
     s->o = *o;
     if (s->o.batch_max <= 0)
         s->o.batch_max = 2000;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->idle_cv, NULL);
+    s->wq.wake_fd = wake_fd;
+    pthread_mutex_init(&s->wq.mu, NULL);
+    pthread_cond_init(&s->wq.idle_cv, NULL);
+    s->in.wake_fd = -1;
+    pthread_mutex_init(&s->in.mu, NULL);
+    pthread_cond_init(&s->in.idle_cv, NULL);
+    pthread_mutex_init(&s->smu, NULL);
+    pthread_mutex_init(&s->ymu, NULL);
+    pthread_cond_init(&s->ycv, NULL);
+    if (store_has_hot(st) && hot_open(s, o->hot_log, err, errlen) != 0) {
+        spool_close(s);
+        return NULL;
+    }
     return s;
 }
 
@@ -117,7 +72,6 @@ int64_t spool_solo_epoch(const sy_spool *s)
 {
     return store_solo_epoch(s->st);
 }
-static void free_op(spool_op *op);
 
 /* ---- queueing ---------------------------------------------------------- */
 
@@ -127,29 +81,34 @@ static size_t op_events(const spool_op *op)
     return op->kind == OP_EVENT ? 1 : op->kind == OP_BATCH ? op->n : 0;
 }
 
-/* Under mu: wakes the writer if it sleeps in poll(). */
-static void wake_locked(sy_spool *s)
+void spool_wake_locked(op_queue *q)
 {
-    if (s->sleeping) {
+    if (q->sleeping) {
         uint64_t one = 1;
-        s->sleeping = 0;
-        if (write(s->wake_fd, &one, sizeof one) < 0) {
-            /* EAGAIN: the counter is already non-zero, the writer wakes anyway */
+        q->sleeping = 0;
+        if (write(q->wake_fd, &one, sizeof one) < 0) {
+            /* EAGAIN: the counter is already non-zero, the taker wakes anyway */
         }
     }
 }
 
+void spool_enqueue(op_queue *q, spool_op *op)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->tail)
+        q->tail->next = op;
+    else
+        q->head = op;
+    q->tail = op;
+    q->queued += op_events(op);
+    spool_wake_locked(q);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* The API's operations: to the front when there is a hot log, else to the writer. */
 static void enqueue(sy_spool *s, spool_op *op)
 {
-    pthread_mutex_lock(&s->mu);
-    if (s->tail)
-        s->tail->next = op;
-    else
-        s->head = op;
-    s->tail = op;
-    s->queued += op_events(op);
-    wake_locked(s);
-    pthread_mutex_unlock(&s->mu);
+    spool_enqueue(s->hot ? &s->in : &s->wq, op);
 }
 
 void spool_put_event(sy_spool *s, sy_event *ev, const char *const *endpoint_ids, size_t n,
@@ -272,7 +231,7 @@ int spool_kill_endpoint(sy_spool *s, const char *endpoint_id, const char *detail
         log_error("spool %s: out of memory queueing the dead letters of endpoint %s", s->name,
                   endpoint_id);
         if (op)
-            free_op(op);
+            spool_free_op(op);
         return -1;
     }
     op->kind = OP_KILL;
@@ -307,10 +266,10 @@ void spool_set_known(sy_spool *s, const char *const *ids, size_t n)
 
 void spool_wake_pager(sy_spool *s)
 {
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&s->wq.mu);
     s->page_now = 1;
-    wake_locked(s);
-    pthread_mutex_unlock(&s->mu);
+    spool_wake_locked(&s->wq);
+    pthread_mutex_unlock(&s->wq.mu);
 }
 
 int spool_load_disabled(sy_spool *s, char ***ids, size_t *n)
@@ -326,21 +285,43 @@ int spool_flush(sy_spool *s, int64_t timeout_ms)
     ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     ts.tv_sec += ts.tv_nsec / 1000000000L;
     ts.tv_nsec %= 1000000000L;
-    int rc = 0;
-    pthread_mutex_lock(&s->mu);
-    while ((s->head || s->busy) && rc == 0)
-        if (pthread_cond_timedwait(&s->idle_cv, &s->mu, &ts) == ETIMEDOUT)
+    /* The front first: its chunk goes to the writer, whose queue is then waited for. */
+    int rc = s->hot && s->started ? hot_flush_front(s, &ts) : 0;
+    pthread_mutex_lock(&s->wq.mu);
+    while ((s->wq.head || s->wq.busy) && rc == 0) {
+        /* With the hot log what is queued is safe already: a writer that fails (a full
+         * disk) is not waited for; the next start folds the log. */
+        if (s->hot && __atomic_load_n(&s->failures, __ATOMIC_RELAXED)) {
             rc = -1;
-    pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        struct timespec slice;
+        clock_gettime(CLOCK_REALTIME, &slice);
+        slice.tv_nsec += 100 * 1000000L;
+        slice.tv_sec += slice.tv_nsec / 1000000000L;
+        slice.tv_nsec %= 1000000000L;
+        int last = slice.tv_sec > ts.tv_sec || (slice.tv_sec == ts.tv_sec &&
+                                                slice.tv_nsec >= ts.tv_nsec);
+        if (pthread_cond_timedwait(&s->wq.idle_cv, &s->wq.mu, last ? &ts : &slice) ==
+                ETIMEDOUT && last)
+            rc = -1;
+    }
+    pthread_mutex_unlock(&s->wq.mu);
     return rc;
 }
 
 size_t spool_queued(sy_spool *s)
 {
-    pthread_mutex_lock(&s->mu);
-    size_t n = s->queued;
-    pthread_mutex_unlock(&s->mu);
+    op_queue *q = s->hot ? &s->in : &s->wq;
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->queued;
+    pthread_mutex_unlock(&q->mu);
     return n;
+}
+
+size_t spool_unfolded(sy_spool *s)
+{
+    return s->hot ? __atomic_load_n(&s->unfolded, __ATOMIC_RELAXED) : 0;
 }
 
 void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *arg,
@@ -356,7 +337,7 @@ void spool_set_pager(sy_spool *s, spool_want_fn want, spool_load_fn load, void *
 /* ---- the writer ---------------------------------------------------------- */
 
 /* Rows written back to disk as pending: the pager looks again when the first falls due. */
-static void note_due(sy_spool *s, const spool_record *recs, size_t n)
+void spool_note_due(sy_spool *s, const spool_record *recs, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (recs[i].state == DLV_PENDING && !recs[i].leased &&
@@ -406,7 +387,7 @@ static int apply_endpoint_op(sy_spool *s, spool_op *op)
 {
     switch (op->kind) {
     case OP_RECORDS:
-        note_due(s, op->recs, op->n);
+        spool_note_due(s, op->recs, op->n);
         return store_records(s->st, op->recs, op->n);
     case OP_RELEASE:
         s->next_page = 0; /* released rows are due now */
@@ -419,6 +400,8 @@ static int apply_endpoint_op(sy_spool *s, spool_op *op)
         return store_kill_endpoint(s->st, op->id, op->ids[0], op->at_ms, &op->killed);
     case OP_CATCHUP:
         return 0; /* after COMMIT, in a transaction of its own (catch_up) */
+    case OP_FOLD:
+        return hot_fold(s, op->chunk);
     case OP_KNOWN:
         s->next_page = 0;
         return store_known(s->st, (const char *const *)op->ids, op->n);
@@ -427,7 +410,7 @@ static int apply_endpoint_op(sy_spool *s, spool_op *op)
     }
 }
 
-static void free_op(spool_op *op)
+void spool_free_op(spool_op *op)
 {
     if (op->ids)
         for (size_t i = 0; op->ids[i]; i++)
@@ -495,11 +478,12 @@ static void commit_batch(sy_spool *s, spool_op *batch)
                                                                 : "out of memory"));
         store_rollback(s->st);
     }
-    s->failures = ok ? 0 : s->failures + 1;
+    __atomic_store_n(&s->failures, ok ? 0 : s->failures + 1, __ATOMIC_RELAXED);
     /* Stopping on a disk that stays full: after about 2 s of failures, let go of
      * the outcomes (their rows stay pending, so a restart retries those deliveries). */
     int give_up = !ok && __atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) && s->failures >= 20;
     size_t dropped = 0, k = 0;
+    spool_op *kept = NULL, *kept_tail = NULL;
     for (spool_op *op = batch, *next; op; op = next) {
         next = op->next;
         if (op->kind == OP_EVENT) {
@@ -514,24 +498,40 @@ static void commit_batch(sy_spool *s, spool_op *batch)
                     op->puts[i].status = SPOOL_ERR;
             op->bcb(op->arg);
             free(op);
+        } else if (op->kind == OP_FOLD && (ok || give_up)) {
+            /* Given up: the log keeps it, folded at the next start. */
+            hot_folded(s, op->chunk, ok);
+            free(op);
         } else if (ok && op->kind == OP_CATCHUP) {
             if (catch_up(s, op) == 0) {
-                free_op(op);
+                spool_free_op(op);
             } else {
                 op->next = s->deferred;
                 s->deferred = op;
             }
         } else if (!ok && !give_up) {
-            /* Keep it: requeue it for the next transaction. */
+            /* Keep it for the next transaction, ahead of what was queued since. */
             op->next = NULL;
-            enqueue(s, op);
+            if (kept_tail)
+                kept_tail->next = op;
+            else
+                kept = op;
+            kept_tail = op;
         } else {
             if (!ok)
                 dropped += op->kind == OP_RECORDS ? op->n : 1;
             if (op->kcb)
                 op->kcb(op->arg, ok ? op->killed : -1);
-            free_op(op);
+            spool_free_op(op);
         }
+    }
+    if (kept) {
+        pthread_mutex_lock(&s->wq.mu);
+        kept_tail->next = s->wq.head;
+        s->wq.head = kept;
+        if (!s->wq.tail)
+            s->wq.tail = kept_tail;
+        pthread_mutex_unlock(&s->wq.mu);
     }
     free(ids);
     free(puts);
@@ -554,7 +554,7 @@ static void retry_deferred(sy_spool *s)
     for (spool_op *op = list, *next; op; op = next) {
         next = op->next;
         if (catch_up(s, op) == 0) {
-            free_op(op);
+            spool_free_op(op);
         } else {
             op->next = s->deferred;
             s->deferred = op;
@@ -604,63 +604,81 @@ static int sleep_locked(sy_spool *s)
     if (s->next_due && s->next_due - s->ahead_ms < until)
         until = s->next_due - s->ahead_ms;
     int timeout = until <= now ? 0 : until - now > 1000 ? 1000 : (int)(until - now);
-    struct pollfd fds[2] = {{.fd = s->wake_fd, .events = POLLIN},
+    struct pollfd fds[2] = {{.fd = s->wq.wake_fd, .events = POLLIN},
                             {.fd = store_wake_fd(s->st), .events = POLLIN}};
-    s->sleeping = 1;
-    pthread_mutex_unlock(&s->mu);
+    s->wq.sleeping = 1;
+    pthread_mutex_unlock(&s->wq.mu);
     int woken = 0;
     if (timeout > 0 && poll(fds, fds[1].fd >= 0 ? 2 : 1, timeout) > 0) {
         uint64_t v;
-        if (read(s->wake_fd, &v, sizeof v) < 0) {
+        if (read(s->wq.wake_fd, &v, sizeof v) < 0) {
             /* EAGAIN: nothing was written */
         }
         woken = fds[1].fd >= 0 && (fds[1].revents & (POLLIN | POLLERR | POLLHUP));
     }
-    pthread_mutex_lock(&s->mu);
-    s->sleeping = 0;
+    pthread_mutex_lock(&s->wq.mu);
+    s->wq.sleeping = 0;
     return woken;
 }
 
 static void *writer_main(void *arg)
 {
     sy_spool *s = arg;
-    pthread_setname_np(pthread_self(), "sy-spool");
+    op_queue *q = &s->wq;
+    pthread_setname_np(pthread_self(), s->hot ? "sy-fold" : "sy-spool");
     stats_thread_block();
+    /*
+     * Folding the hot log can wait: under a burst it yields the CPU to the
+     * threads that accept and deliver (a niceness of its own; Linux keeps
+     * one per thread), and catches up after. Under a load that never lets
+     * up, the front's cap on what is not folded holds ingress back until
+     * it does.
+     */
+    if (s->hot && setpriority(PRIO_PROCESS, (id_t)gettid(), FOLD_NICE) != 0)
+        log_warn("spool %s: cannot lower the fold thread's priority: %s", s->name,
+                 strerror(errno));
     s->last_prune = wall_ms();
-    pthread_mutex_lock(&s->mu);
+    pthread_mutex_lock(&q->mu);
     for (;;) {
         int notified = 0;
-        if (!s->head && !s->stop && !s->page_now)
+        if (!q->head && !s->stop && !s->page_now)
             notified = sleep_locked(s);
         int asked = s->page_now;
         s->page_now = 0;
         /* Take about batch_max rows of work: one transaction for all of it. */
-        spool_op *batch = s->head, *last = NULL;
+        spool_op *batch = q->head, *last = NULL;
         size_t rows = 0, events = 0;
-        for (spool_op *op = s->head; op && rows < (size_t)s->o.batch_max; op = op->next) {
+        for (spool_op *op = q->head; op && rows < (size_t)s->o.batch_max; op = op->next) {
             last = op;
-            rows += op->kind == OP_RECORDS || op->kind == OP_BATCH ? op->n : 1;
+            rows += op->kind == OP_RECORDS || op->kind == OP_BATCH || op->kind == OP_FOLD ? op->n : 1;
             events += op_events(op);
         }
         if (last) {
-            s->head = last->next;
-            if (!s->head)
-                s->tail = NULL;
+            q->head = last->next;
+            if (!q->head)
+                q->tail = NULL;
             last->next = NULL;
-            s->queued -= events;
+            q->queued -= events;
         } else {
             batch = NULL;
         }
-        int stopping = s->stop && !s->head;
-        s->busy = batch != NULL;
-        pthread_mutex_unlock(&s->mu);
+        int stopping = s->stop && !q->head;
+        q->busy = batch != NULL;
+        pthread_mutex_unlock(&q->mu);
         if (batch)
             commit_batch(s, batch);
-        pthread_mutex_lock(&s->mu);
-        s->busy = 0;
-        if (!s->head)
-            pthread_cond_broadcast(&s->idle_cv);
-        pthread_mutex_unlock(&s->mu);
+        pthread_mutex_lock(&q->mu);
+        q->busy = 0;
+        int idle = !q->head;
+        if (idle)
+            pthread_cond_broadcast(&q->idle_cv);
+        pthread_mutex_unlock(&q->mu);
+        if (s->hot && idle && batch) {
+            /* Free again: the front hands over what it gathered meanwhile. */
+            pthread_mutex_lock(&s->in.mu);
+            spool_wake_locked(&s->in);
+            pthread_mutex_unlock(&s->in.mu);
+        }
         if (stopping && !batch)
             break;
         if (!stopping) {
@@ -670,7 +688,7 @@ static void *writer_main(void *arg)
                 page(s, now);
             prune(s);
         }
-        pthread_mutex_lock(&s->mu);
+        pthread_mutex_lock(&q->mu);
     }
     return NULL;
 }
@@ -682,6 +700,15 @@ int spool_start(sy_spool *s)
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0)
         return -1;
     s->started = 1;
+    if (s->hot && hot_start(s) != 0) {
+        pthread_mutex_lock(&s->wq.mu);
+        s->stop = 1;
+        spool_wake_locked(&s->wq);
+        pthread_mutex_unlock(&s->wq.mu);
+        pthread_join(s->thread, NULL);
+        s->started = 0;
+        return -1;
+    }
     return 0;
 }
 
@@ -690,19 +717,28 @@ void spool_close(sy_spool *s)
     if (!s)
         return;
     if (s->started) {
-        pthread_mutex_lock(&s->mu);
+        /* The front's last chunk goes to the writer, which folds it before it stops. */
+        if (s->hot)
+            hot_stop(s);
+        pthread_mutex_lock(&s->wq.mu);
         s->stop = 1;
-        wake_locked(s);
-        pthread_mutex_unlock(&s->mu);
+        spool_wake_locked(&s->wq);
+        pthread_mutex_unlock(&s->wq.mu);
         pthread_join(s->thread, NULL);
     }
     for (spool_op *op = s->deferred, *next; op; op = next) {
         next = op->next;
-        free_op(op);
+        spool_free_op(op);
     }
+    hot_close(s);
     store_close(s->st);
-    close(s->wake_fd);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->idle_cv);
+    close(s->wq.wake_fd);
+    pthread_mutex_destroy(&s->wq.mu);
+    pthread_cond_destroy(&s->wq.idle_cv);
+    pthread_mutex_destroy(&s->in.mu);
+    pthread_cond_destroy(&s->in.idle_cv);
+    pthread_mutex_destroy(&s->smu);
+    pthread_mutex_destroy(&s->ymu);
+    pthread_cond_destroy(&s->ycv);
     free(s);
 }

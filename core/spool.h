@@ -132,8 +132,10 @@ void spool_wake_pager(sy_spool *s);
 /* Waits until every queued operation is committed, at most timeout_ms. 0 or -1. */
 int spool_flush(sy_spool *s, int64_t timeout_ms);
 
-/* Events queued and not yet committed. */
+/* Events queued and not yet committed (to the hot log, or else to the store). */
 size_t spool_queued(sy_spool *s);
+/* Events in the hot log not folded into the store yet (0 without a hot log). */
+size_t spool_unfolded(sy_spool *s);
 
 /*
  * Whether nodes share the store through partition leases (postgres: start

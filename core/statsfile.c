@@ -30,6 +30,7 @@ static cJSON *snapshot(sy_pipeline *pl, const sy_runtime *rt)
     stats_json_count(dl, "expired", c.expired);
     stats_json_count(dl, "waiting", c.waiting);
     stats_json_count(dl, "spool_queued", c.spool_queued);
+    stats_json_count(dl, "spool_unfolded", c.spool_unfolded);
     ep_live *live;
     size_t nlive = pipeline_endpoint_snapshot(pl, &live);
     cJSON *eps = cJSON_AddObjectToObject(root, "endpoints");

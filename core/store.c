@@ -83,6 +83,43 @@ int store_records(sy_store *st, const spool_record *recs, size_t n)
     return n ? st->ops->records(st, recs, n) : 0;
 }
 
+int store_has_hot(const sy_store *st) { return st->ops->fold != NULL; }
+
+int store_fold(sy_store *st, const store_fold_event *evs, size_t n)
+{
+    return n ? st->ops->fold(st, evs, n) : 0;
+}
+
+int store_fold_records(sy_store *st, const spool_record *recs, const unsigned char *logged_only,
+                       size_t n)
+{
+    return n ? st->ops->fold_records(st, recs, logged_only, n) : 0;
+}
+
+int store_set_hot_pos(sy_store *st, int64_t seg, int64_t off)
+{
+    return st->ops->set_hot_pos(st, seg, off);
+}
+
+int store_hot_pos(sy_store *st, int64_t *seg, int64_t *off)
+{
+    *seg = *off = 0;
+    return st->ops->hot_pos(st, seg, off);
+}
+
+int store_next_ids(sy_store *st, int64_t *event_row, int64_t *delivery_id)
+{
+    return st->ops->next_ids(st, event_row, delivery_id);
+}
+
+int64_t store_boot_id(const sy_store *st) { return st->solo_epoch; }
+
+int store_seen(sy_store *st, const char *const *ids, size_t n, unsigned char *seen)
+{
+    memset(seen, 0, n);
+    return n ? st->ops->seen(st, ids, n, seen) : 0;
+}
+
 int store_release(sy_store *st, const char *endpoint) { return st->ops->release(st, endpoint); }
 
 int store_known(sy_store *st, const char *const *ids, size_t n)

@@ -31,7 +31,7 @@ typedef enum { STORE_SQLITE = 0, STORE_POSTGRES = 1 } store_kind;
 
 /* The SQLite spool's schema version (PRAGMA user_version); other tables in the file
  * (the endpoint store's) keep versions of their own. */
-#define STORE_SQLITE_SCHEMA 4
+#define STORE_SQLITE_SCHEMA 5
 
 /*
  * The page size a new spool file gets, by whichever of the spool and the
@@ -53,6 +53,7 @@ typedef struct store_conf {
     int batch_max;             /* operations per transaction at most */
     int64_t lease_timeout_ms;  /* postgres: partition leases (cluster.lease_timeout) */
     const char *node_id;       /* postgres: this node's name in the nodes table */
+    int hot_log;               /* sqlite: the spool writes a hot log first (spool_log.h) */
 } store_conf;
 
 typedef enum { STORE_WRITER, STORE_READER } store_role;
@@ -194,6 +195,58 @@ int store_wake_fd(sy_store *st);
 int store_woken(sy_store *st);
 /* How often the pager looks without a wake-up (ms): 0 = the caller's choice. */
 int64_t store_poll_ms(const sy_store *st);
+
+/* ---- the hot log (spool_log.h): sqlite only ------------------------------------- */
+
+/* 1 when the store folds a hot log (sqlite), else 0. */
+int store_has_hot(const sy_store *st);
+
+/* A delivery folded from the hot log, in its latest state, with the id the spool gave it. */
+typedef struct store_fold_dlv {
+    int64_t id;
+    const char *endpoint;
+    dlv_state state;
+    uint32_t attempt;
+    int64_t first_ms, next_ms, updated_ms;
+    int status;
+    const char *detail;
+    int64_t lease;          /* the boot id of the process holding it, or 0 */
+} store_fold_dlv;
+
+/* An event folded from the hot log, with its deliveries. */
+typedef struct store_fold_event {
+    int64_t row;
+    const char *event_id;   /* event_id_len bytes */
+    size_t event_id_len;
+    int64_t received_ms;
+    const char *body;
+    size_t body_len;
+    const store_fold_dlv *dlv;
+    size_t n;
+} store_fold_event;
+
+/*
+ * Inside the writer's transaction: stores events and deliveries with the
+ * ids they carry (a row already there, folded before a crash, is left as
+ * it is); outcomes: recs[i] updates its delivery unless logged_only[i]
+ * (its state is already in a folded delivery), and logs the attempt.
+ * store_set_hot_pos records how far the log is folded, read back by
+ * store_hot_pos ((0, 0) before anything was).
+ */
+int store_fold(sy_store *st, const store_fold_event *evs, size_t n);
+int store_fold_records(sy_store *st, const spool_record *recs, const unsigned char *logged_only,
+                       size_t n);
+int store_set_hot_pos(sy_store *st, int64_t seg, int64_t off);
+int store_hot_pos(sy_store *st, int64_t *seg, int64_t *off);
+/* The ids the next event and delivery get: one past the highest stored. 0 or -1. */
+int store_next_ids(sy_store *st, int64_t *event_row, int64_t *delivery_id);
+/* The writer's boot id: the lease of the rows this process holds. */
+int64_t store_boot_id(const sy_store *st);
+/*
+ * On a reader handle, in one read transaction: seen[i] = 1 when an event
+ * with id ids[i] is stored. 0 or -1.
+ */
+int store_seen(sy_store *st, const char *const *ids, size_t n, unsigned char *seen);
 
 /* ---- partition leases (postgres: a cluster; sqlite is one node) ------------ */
 

@@ -44,6 +44,14 @@ typedef struct store_ops {
     int (*prune)(sy_store *st, int64_t now_ms);
     int (*wake_fd)(sy_store *st);    /* NULL: none */
     int (*woken)(sy_store *st);
+    /* the hot log: NULL for a store without one */
+    int (*fold)(sy_store *st, const store_fold_event *evs, size_t n);
+    int (*fold_records)(sy_store *st, const spool_record *recs, const unsigned char *logged_only,
+                        size_t n);
+    int (*set_hot_pos)(sy_store *st, int64_t seg, int64_t off);
+    int (*hot_pos)(sy_store *st, int64_t *seg, int64_t *off);
+    int (*next_ids)(sy_store *st, int64_t *event_row, int64_t *delivery_id);
+    int (*seen)(sy_store *st, const char *const *ids, size_t n, unsigned char *seen);
     /* reads */
     int (*count)(sy_store *st, spool_counts *out);
     long (*replay)(sy_store *st, const dead_filter *f);

@@ -29,7 +29,8 @@
  * finishes a delivery takes it out of deliveries_due instead of moving it
  * inside, and the index stays the size of what is pending. The done rows,
  * most of the table, are read only by the prune and the counts, which read
- * every one of them either way.
+ * every one of them either way. Version 5 records how far the hot log
+ * (spool_log.h) is folded: one row, written in each fold's transaction.
  */
 static const char *const schema_v1 =
     "CREATE TABLE IF NOT EXISTS events ("
@@ -77,6 +78,10 @@ static const char *const migrate_v4 =
     "CREATE INDEX deliveries_due ON deliveries(state, lease, next_ms) WHERE state = 0;"
     /* Dead letters in the order `dead list` shows them. */
     "CREATE INDEX IF NOT EXISTS deliveries_dead ON deliveries(updated_ms) WHERE state = 2;";
+
+static const char *const migrate_v5 =
+    "CREATE TABLE IF NOT EXISTS hot_log (seg INTEGER NOT NULL, off INTEGER NOT NULL);"
+    "INSERT INTO hot_log(seg, off) SELECT 0, 0 WHERE NOT EXISTS (SELECT 1 FROM hot_log);";
 
 static int exec(sqlite3 *db, const char *sql, char *err, size_t errlen)
 {
@@ -129,7 +134,8 @@ static int migrate(sqlite3 *db, const char *path, char *err, size_t errlen)
                  path, v, STORE_SQLITE_SCHEMA);
         return -1;
     }
-    static const char *const steps[] = {NULL, schema_v1, migrate_v2, migrate_v3, migrate_v4};
+    static const char *const steps[] = {NULL,       schema_v1,  migrate_v2,
+                                          migrate_v3, migrate_v4, migrate_v5};
     for (int to = v + 1; to <= STORE_SQLITE_SCHEMA; to++) {
         if (to == 0)
             continue;
@@ -190,6 +196,13 @@ static int prepare(sq_store *s, char *err, size_t errlen)
                          "VALUES (?, ?, ?) ON CONFLICT(endpoint) DO UPDATE SET "
                          "disabled_ms = excluded.disabled_ms, reason = excluded.reason"},
         {&s->st_enable, "DELETE FROM endpoint_state WHERE endpoint = ?"},
+        {&s->st_fold_event, "INSERT OR IGNORE INTO events(id, event_id, received_ms, body) "
+                            "VALUES (?, ?, ?, ?)"},
+        {&s->st_fold_dlv, "INSERT OR IGNORE INTO deliveries(id, event_rowid, endpoint, state, "
+                          "attempt, first_ms, next_ms, last_status, last_detail, updated_ms, "
+                          "lease) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"},
+        {&s->st_set_hot, "UPDATE hot_log SET seg = ?, off = ?"},
+        {&s->st_get_hot, "SELECT seg, off FROM hot_log"},
         {&s->st_begin, "BEGIN IMMEDIATE"},
         {&s->st_commit, "COMMIT"},
         {&s->st_rollback, "ROLLBACK"},
@@ -265,7 +278,9 @@ static void sq_close(sy_store *st)
                            s->st_due,       s->st_lease,  s->st_release, s->st_known,
                            s->st_disable,   s->st_enable, s->st_catchup, s->st_begin,
                            s->st_commit,    s->st_rollback, s->st_forget_known,
-                           s->st_prune_attempts, s->st_prune_done, s->st_prune_events};
+                           s->st_prune_attempts, s->st_prune_done, s->st_prune_events,
+                           s->st_fold_event, s->st_fold_dlv, s->st_set_hot, s->st_get_hot,
+                           s->st_seen};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_forget_reads(s);
@@ -459,6 +474,130 @@ static void free_rows(spool_row *rows, size_t n)
     free(rows);
 }
 
+/* ---- the hot log's fold (spool_log.h) ------------------------------------------ */
+
+static int sq_fold(sy_store *st, const store_fold_event *evs, size_t n)
+{
+    sq_store *s = SQ(st);
+    sqlite3_stmt *e = s->st_fold_event, *d = s->st_fold_dlv;
+    for (size_t i = 0; i < n; i++) {
+        const store_fold_event *ev = &evs[i];
+        sqlite3_bind_int64(e, 1, ev->row);
+        sqlite3_bind_text(e, 2, ev->event_id, (int)ev->event_id_len, SQLITE_STATIC);
+        sqlite3_bind_int64(e, 3, ev->received_ms);
+        sqlite3_bind_blob(e, 4, ev->body, (int)ev->body_len, SQLITE_STATIC);
+        if (step_done(e))
+            return sq_err(s);
+        for (size_t k = 0; k < ev->n; k++) {
+            const store_fold_dlv *v = &ev->dlv[k];
+            sqlite3_bind_int64(d, 1, v->id);
+            sqlite3_bind_int64(d, 2, ev->row);
+            sqlite3_bind_text(d, 3, v->endpoint, -1, SQLITE_STATIC);
+            sqlite3_bind_int(d, 4, (int)v->state);
+            sqlite3_bind_int64(d, 5, v->attempt);
+            sqlite3_bind_int64(d, 6, v->first_ms);
+            sqlite3_bind_int64(d, 7, v->next_ms);
+            sqlite3_bind_int(d, 8, v->status);
+            sqlite3_bind_text(d, 9, v->detail ? v->detail : "", -1, SQLITE_STATIC);
+            sqlite3_bind_int64(d, 10, v->updated_ms);
+            sqlite3_bind_int64(d, 11, v->lease);
+            if (step_done(d))
+                return sq_err(s);
+        }
+    }
+    return 0;
+}
+
+static int log_attempt(sq_store *s, const spool_record *r)
+{
+    sqlite3_stmt *a = s->st_attempt;
+    sqlite3_bind_int64(a, 1, r->delivery_id);
+    sqlite3_bind_int64(a, 2, r->attempt);
+    sqlite3_bind_int64(a, 3, r->at_ms);
+    sqlite3_bind_int(a, 4, r->attempt_result);
+    sqlite3_bind_int(a, 5, r->status);
+    sqlite3_bind_text(a, 6, r->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(a, 7, r->latency_ms);
+    return step_done(a);
+}
+
+static int sq_fold_records(sy_store *st, const spool_record *recs,
+                           const unsigned char *logged_only, size_t n)
+{
+    sq_store *s = SQ(st);
+    for (size_t i = 0; i < n; i++) {
+        int rc = logged_only[i] ? (recs[i].attempt_result >= 0 ? log_attempt(s, &recs[i]) : 0)
+                                : record_one(s, &recs[i]);
+        if (rc)
+            return sq_err(s);
+    }
+    return 0;
+}
+
+static int sq_set_hot_pos(sy_store *st, int64_t seg, int64_t off)
+{
+    sq_store *s = SQ(st);
+    sqlite3_bind_int64(s->st_set_hot, 1, seg);
+    sqlite3_bind_int64(s->st_set_hot, 2, off);
+    return step_done(s->st_set_hot) ? sq_err(s) : 0;
+}
+
+static int sq_hot_pos(sy_store *st, int64_t *seg, int64_t *off)
+{
+    sq_store *s = SQ(st);
+    int rc = sqlite3_step(s->st_get_hot);
+    if (rc == SQLITE_ROW) {
+        *seg = sqlite3_column_int64(s->st_get_hot, 0);
+        *off = sqlite3_column_int64(s->st_get_hot, 1);
+    }
+    int failed = rc != SQLITE_ROW && rc != SQLITE_DONE ? sq_err(s) : 0;
+    sqlite3_reset(s->st_get_hot);
+    return failed;
+}
+
+static int max_id(sq_store *s, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->db, sql, -1, &q, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW)
+        *out = sqlite3_column_int64(q, 0) + 1;
+    int failed = rc != SQLITE_ROW ? sq_err(s) : 0;
+    sqlite3_finalize(q);
+    return failed;
+}
+
+static int sq_next_ids(sy_store *st, int64_t *event_row, int64_t *delivery_id)
+{
+    sq_store *s = SQ(st);
+    return max_id(s, "SELECT coalesce(max(id), 0) FROM events", event_row) ||
+                   max_id(s, "SELECT coalesce(max(id), 0) FROM deliveries", delivery_id)
+               ? -1
+               : 0;
+}
+
+static int sq_seen(sy_store *st, const char *const *ids, size_t n, unsigned char *seen)
+{
+    sq_store *s = SQ(st);
+    if (!s->st_seen && sqlite3_prepare_v3(s->db, "SELECT 1 FROM events WHERE event_id = ?", -1,
+                                          SQLITE_PREPARE_PERSISTENT, &s->st_seen,
+                                          NULL) != SQLITE_OK)
+        return sq_err(s);
+    /* One snapshot for the lot: BEGIN takes it at the first read. */
+    if (sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return sq_err(s);
+    int failed = 0;
+    for (size_t i = 0; i < n && !failed; i++) {
+        sqlite3_bind_text(s->st_seen, 1, ids[i], -1, SQLITE_STATIC);
+        int rc = sqlite3_step(s->st_seen);
+        seen[i] = rc == SQLITE_ROW;
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+            failed = sq_err(s);
+        sqlite3_reset(s->st_seen);
+    }
+    sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+    return failed;
+}
+
 static long sq_page(sy_store *st, int64_t until_ms, size_t max, spool_row *rows)
 {
     sq_store *s = SQ(st);
@@ -554,6 +693,12 @@ static const store_ops sqlite_ops = {
     .rollback = sq_rollback,
     .put = sq_put,
     .records = sq_records,
+    .fold = sq_fold,
+    .fold_records = sq_fold_records,
+    .set_hot_pos = sq_set_hot_pos,
+    .hot_pos = sq_hot_pos,
+    .next_ids = sq_next_ids,
+    .seen = sq_seen,
     .release = sq_release,
     .known = sq_known,
     .disable = sq_disable,

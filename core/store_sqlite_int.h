@@ -36,6 +36,9 @@ typedef struct sq_store {
     sq_ckpt *ckpt; /* the writer's */
     sqlite3_stmt *st_ins_event, *st_ins_dlv, *st_update, *st_attempt, *st_due, *st_lease,
         *st_catchup, *st_release, *st_known, *st_disable, *st_enable;
+    /* The hot log's: events and deliveries with their ids, how far it is folded; the
+     * reader's dedup lookup (prepared on first use). */
+    sqlite3_stmt *st_fold_event, *st_fold_dlv, *st_set_hot, *st_get_hot, *st_seen;
     /* The writer's fixed statements with no result: transactions, forgetting the known
      * endpoints, the three prunes. Kept too: sqlite3_exec would parse them on every call. */
     sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_forget_known, *st_prune_attempts,

@@ -42,7 +42,7 @@ mode=$1
 RUN_PKGS=(
   build-essential pkg-config
   libzmq3-dev libcjson-dev libssl-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev
-  libmicrohttpd-dev librabbitmq-dev liblua5.4-dev libsystemd-dev scdoc
+  libmicrohttpd-dev librabbitmq-dev liblua5.4-dev libsystemd-dev zlib1g-dev scdoc
 )
 # make deb: the Debian packages, built with debhelper (dpkg-dev comes with it).
 DEB_PKGS=(debhelper)

@@ -129,6 +129,11 @@ class Spool:
     def user_version(self):
         return self._q("PRAGMA user_version")[0][0]
 
+    def hot_log(self):
+        """The bytes of the hot log's segments beside the file (core.spool_log), in order."""
+        p = Path(self.path)
+        return b"".join(f.read_bytes() for f in sorted(p.parent.glob(p.name + "-hot.*")))
+
     def columns(self, table):
         return [r[1] for r in self._q(f"PRAGMA table_info({table})")]
 

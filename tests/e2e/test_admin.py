@@ -365,6 +365,9 @@ def test_event_feed_pages_with_cursors(ops_daemon, tmp_path):
     for eid, body in bodies:
         assert ack_all(d.ack_addr, [(eid, body)]) == {eid: f"ok {eid}"}
     want = [json.loads(b) for _, b in bodies]
+    # The feed reads the spool's database, which has an event once the hot log is folded.
+    wait_until(lambda: len(d.get_json("/api/v1/events?limit=10")["events"]) == 7,
+               what="the seven events in the feed")
 
     pages, after, seen = [], 0, []
     while True:

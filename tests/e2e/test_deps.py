@@ -37,7 +37,7 @@ def test_run_needs_only_what_builds_and_runs_the_daemon():
     run = listed("run")
     assert run == {"build-essential", "pkg-config", "libzmq3-dev", "libcjson-dev", "libssl-dev",
                    "libcurl4-openssl-dev", "libsqlite3-dev", "libpq-dev", "libmicrohttpd-dev",
-                   "librabbitmq-dev", "liblua5.4-dev", "libsystemd-dev", "scdoc"}
+                   "librabbitmq-dev", "liblua5.4-dev", "libsystemd-dev", "zlib1g-dev", "scdoc"}
 
 
 def test_deb_test_and_bench_add_to_run():

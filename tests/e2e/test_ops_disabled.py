@@ -45,6 +45,9 @@ def routed_to(d, other_out, event_id):
     """Sends event_id; once `other` delivered it, the endpoints it was routed to."""
     send(d, event_id)
     wait_until(lambda: event_id in sink_ids(other_out), what=f"{event_id} at other")
+    # The spool's database has the rows once the hot log is folded, moments later.
+    wait_until(lambda: any(r["event_id"] == event_id for r in spool_rows(d.spool_path)),
+               what=f"{event_id} in the spool's database")
     return sorted(r["endpoint"] for r in spool_rows(d.spool_path) if r["event_id"] == event_id)
 
 

@@ -159,6 +159,8 @@ def test_reload_removing_an_endpoint_stops_routing_to_it(ops_daemon, tmp_path):
     send(d, "r-2")
     wait_until(lambda: sink_ids(a) == ["r-1", "r-2"], what="r-2 at keep")
     assert sink_ids(g) == ["r-1"]
+    wait_until(lambda: any(r["event_id"] == "r-2" for r in spool_rows(d.spool_path)),
+               what="r-2 folded into the spool's database")
     assert [r["endpoint"] for r in spool_rows(d.spool_path) if r["event_id"] == "r-2"] == ["keep"]
 
 

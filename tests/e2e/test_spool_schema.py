@@ -3,8 +3,8 @@ The spool file across versions, and the in-memory mode:
 
   - a version-1 spool (no deliveries.lease, no attempts.latency_ms), crafted
     here with Python's sqlite3 from schema_v1 of core/spool.c, is migrated
-    on start (PRAGMA user_version 1 -> 2 -> 3 -> 4) and its pending delivery is made;
-  - a spool from a newer switchyard (user_version 5) is refused, untouched;
+    on start (PRAGMA user_version 1 -> 2 -> 3 -> 4 -> 5) and its pending delivery is made;
+  - a spool from a newer switchyard (user_version 6) is refused, untouched;
   - `spool: null` (and no spool key at all) runs in memory and says so.
 """
 
@@ -57,14 +57,16 @@ def test_migrates_a_version_1_spool_and_delivers_its_pending_delivery(spool_daem
     assert "migrated from schema version 1 to 2" in d.log(), d.log()
     assert "migrated from schema version 2 to 3" in d.log(), d.log()
     assert "migrated from schema version 3 to 4" in d.log(), d.log()
+    assert "migrated from schema version 4 to 5" in d.log(), d.log()
     s = d.wait_for("deliveries.ok", 2)
     assert s["deliveries"]["attempts"] == 2
     assert sorted((c["event_id"], c["attempt"]) for c in flaky_calls(log)) == \
         [("evt-v1a", 1), ("evt-v1b", 3)]
-    assert sp.user_version() == 4
+    assert sp.user_version() == 5
     assert sp.columns("deliveries") == V1_COLUMNS["deliveries"] + ["lease"]
     assert sp.columns("endpoint_state") == ["endpoint", "disabled_ms", "reason"]
     assert sp.columns("attempts") == V1_COLUMNS["attempts"] + ["latency_ms"]
+    assert sp.columns("hot_log") == ["seg", "off"]
     wait_until(lambda: {r["event_id"]: r["state"] for r in sp.deliveries()} ==
                {"evt-v1a": DONE, "evt-v1b": DONE, "evt-v1c": DEAD, "evt-v1d": DONE},
                timeout=10, what="the migrated rows' states", on_timeout=lambda: sp.deliveries())
@@ -81,7 +83,7 @@ def test_migrates_a_version_1_spool_and_delivers_its_pending_delivery(spool_daem
     # A second start has nothing to migrate.
     d.start()
     assert "migrated" not in d.log()
-    assert sp.user_version() == 4
+    assert sp.user_version() == 5
 
 
 def test_replay_refuses_an_unmigrated_spool(spool_daemon, tmp_path):
@@ -99,7 +101,7 @@ def test_refuses_a_spool_from_a_newer_version(spool_daemon, tmp_path):
                      endpoints={"ep": {"sink": "flaky"}}, start=False)
     db = sqlite3.connect(d.spool_path)
     db.executescript(SPOOL_V1_SQL)
-    db.execute("PRAGMA user_version = 5")
+    db.execute("PRAGMA user_version = 6")
     db.commit()
     db.close()
     d._write_config()
@@ -107,8 +109,8 @@ def test_refuses_a_spool_from_a_newer_version(spool_daemon, tmp_path):
                        timeout=20)
     err = r.stderr.decode()
     assert r.returncode != 0, err
-    assert "schema version 5, newer than this switchyard (4)" in err, err
-    assert Spool(d.spool_path).user_version() == 5
+    assert "schema version 6, newer than this switchyard (5)" in err, err
+    assert Spool(d.spool_path).user_version() == 6
 
 
 def test_spool_null_says_running_in_memory(switchyard, tmp_path):
@@ -129,4 +131,4 @@ def test_with_a_spool_no_in_memory_warning(spool_daemon, tmp_path):
                      endpoints={"ep": {"sink": "flaky"}})
     assert "spool: null" not in d.log()
     assert f'msg="spool open" path={d.spool_path} pending=0 dead=0' in d.log(), d.log()
-    assert Spool(d.spool_path).user_version() == 4
+    assert Spool(d.spool_path).user_version() == 5

@@ -26,13 +26,17 @@
 #include <sqlite3.h>
 
 #include "spool.h"
+#include "spool_log.h"
 #include "store_sqlite_int.h"
 
 static char path[128];
+/* The spool runs with its hot log (core.spool_log) in the tests set up with setup_hot. */
+static int hot;
 
 static int setup(void **state)
 {
     (void)state;
+    hot = 0;
     strcpy(path, "/tmp/sy_spool_XXXXXX");
     int fd = mkstemp(path);
     assert_true(fd >= 0);
@@ -41,10 +45,18 @@ static int setup(void **state)
     return 0;
 }
 
+static int setup_hot(void **state)
+{
+    setup(state);
+    hot = 1;
+    return 0;
+}
+
 static int teardown(void **state)
 {
     (void)state;
     char p[160];
+    spool_log_drop_below(path, INT64_MAX);
     unlink(path);
     snprintf(p, sizeof p, "%s-wal", path);
     unlink(p);
@@ -92,9 +104,10 @@ static sy_spool *open_spool(void)
 {
     char err[512];
     spool_opts o = {.path = path, .sync = "normal", .retention_ms = 3600000,
-                    .dedup_window_ms = 3600000};
+                    .dedup_window_ms = 3600000, .hot_log = hot};
     sy_spool *s = spool_open(&o, err, sizeof err);
-    assert_non_null(s);
+    if (!s)
+        fail_msg("spool_open: %s", err);
     return s;
 }
 
@@ -295,7 +308,7 @@ static void test_migration_from_v1(void **state)
 
     pager p = {.want = 10};
     sy_spool *s = open_spool();
-    assert_int_equal(q1("PRAGMA user_version"), 4);
+    assert_int_equal(q1("PRAGMA user_version"), STORE_SQLITE_SCHEMA);
     spool_set_pager(s, p_want, p_load, &p, 20, 0);
     spool_set_known(s, only_a, 1);
     p.loaded = 0;
@@ -363,6 +376,8 @@ static void test_known_and_release(void **state)
     spool_put put = {.ev = e, .endpoint_ids = two_eps, .n = 2, .ids = rows};
     spool_put_batch(s, &put, 1, on_batch, NULL);
     wait_batch();
+    /* (With the hot log the rows reach the database when their chunk is folded.) */
+    assert_int_equal(spool_flush(s, 5000), 0);
     /* Both rows leased by this process (as deliveries in memory are). */
     assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE lease != 0"), 2);
     spool_release_endpoint(s, "a");
@@ -424,7 +439,7 @@ static void test_newer_schema_refused(void **state)
     char err[512], want[512];
     spool_opts o = {.path = path};
     assert_null(spool_open(&o, err, sizeof err));
-    snprintf(want, sizeof want, "spool %s has schema version 99, newer than this switchyard (4)",
+    snprintf(want, sizeof want, "spool %s has schema version 99, newer than this switchyard (5)",
              path);
     assert_string_equal(err, want);
 }
@@ -493,7 +508,7 @@ static void test_v3_file_migrates_to_partial_indexes(void **state)
     sqlite3_close(db);
 
     sy_store *wr = open_store(STORE_WRITER);
-    assert_int_equal(q1("PRAGMA user_version"), 4);
+    assert_int_equal(q1("PRAGMA user_version"), STORE_SQLITE_SCHEMA);
     char sql[256];
     index_sql("deliveries_due", sql, sizeof sql);
     assert_string_equal(sql, "CREATE INDEX deliveries_due ON deliveries(state, lease, next_ms)"
@@ -759,10 +774,124 @@ static void test_statements_find_rows_through_indexes(void **state)
     store_close(wr);
 }
 
+/* A segment file of the hot log beside the spool, or -1. */
+static int seg_exists(int64_t seg)
+{
+    char f[200];
+    snprintf(f, sizeof f, "%s-hot.%08lld", path, (long long)seg);
+    return access(f, F_OK) == 0;
+}
+
+/*
+ * A run that died with frames in its hot log: the next start folds them
+ * (an outcome into its delivery's row, leases given up), ignores a frame
+ * cut short, records how far it folded, deletes the segments, and goes on
+ * with ids above the folded ones; a folded event's id is a duplicate.
+ */
+static void test_hot_log_folded_at_start(void **state)
+{
+    (void)state;
+    spool_close(open_spool()); /* the schema */
+    char err[256];
+    spool_log *l = spool_log_open(path, 5, 0, err, sizeof err);
+    assert_non_null(l);
+    const char *eps[] = {"a", "b"};
+    int64_t ids[] = {100, 101}, seg, off;
+    const char *body = "{\"event_id\":\"h1\"}";
+    slog_put p = {.row = 50, .event_id = "h1", .event_id_len = 2, .received_ms = 1000,
+                  .at_ms = 2000, .body = body, .body_len = strlen(body), .n = 2, .ids = ids,
+                  .endpoints = eps};
+    assert_int_equal(spool_log_put(l, &p), 0);
+    assert_int_equal(spool_log_commit(l, &seg, &off, err, sizeof err), 0);
+    spool_record done = {.delivery_id = 100, .state = DLV_DONE, .attempt = 1, .first_ms = 2100,
+                         .status = 200, .attempt_result = 0, .at_ms = 2100, .latency_ms = 3,
+                         .leased = 1};
+    strcpy(done.detail, "HTTP 200");
+    spool_record retry = {.delivery_id = 101, .state = DLV_PENDING, .attempt = 1,
+                          .first_ms = 2100, .next_ms = 9000, .status = 503, .attempt_result = 1,
+                          .at_ms = 2100, .latency_ms = 4, .leased = 1};
+    strcpy(retry.detail, "HTTP 503");
+    assert_int_equal(spool_log_outcome(l, &done, 2200), 0);
+    assert_int_equal(spool_log_outcome(l, &retry, 2300), 0);
+    assert_int_equal(spool_log_commit(l, &seg, &off, err, sizeof err), 0);
+    spool_log_close(l);
+    /* Then a frame that was being written when the process died. */
+    char f[200];
+    snprintf(f, sizeof f, "%s-hot.%08lld", path, 5LL);
+    FILE *fp = fopen(f, "ab");
+    fwrite("SYH1\x40\0\0\0\1\2\3\4{\"event", 1, 20, fp);
+    fclose(fp);
+
+    sy_spool *s = open_spool();
+    assert_false(seg_exists(5));
+    assert_int_equal(q1("SELECT count(*) FROM events WHERE id = 50 AND event_id = 'h1' "
+                        "AND received_ms = 1000"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE id = 100 AND event_rowid = 50 "
+                        "AND endpoint = 'a' AND state = 1 AND attempt = 1 AND last_status = 200 "
+                        "AND last_detail = 'HTTP 200' AND updated_ms = 2200 AND lease = 0"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE id = 101 AND endpoint = 'b' "
+                        "AND state = 0 AND next_ms = 9000 AND last_status = 503 AND lease = 0"),
+                     1);
+    assert_int_equal(q1("SELECT count(*) FROM attempts"), 2);
+    assert_int_equal(q1("SELECT latency_ms FROM attempts WHERE delivery_id = 101"), 4);
+    assert_int_equal(q1("SELECT seg FROM hot_log"), 5);
+    assert_int_equal(q1("SELECT off FROM hot_log"), off);
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *h1 = ev_make("h1"), *h2 = ev_make("h2");
+    spool_put_event(s, h1, two_eps, 1, on_put, &g);
+    spool_put_event(s, h2, two_eps, 1, on_put, &g);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(g.st[0], SPOOL_DUP);
+    assert_int_equal(g.st[1], SPOOL_OK);
+    assert_int_equal(g.ids[1][0], 102);
+    assert_int_equal(q1("SELECT id FROM events WHERE event_id = 'h2'"), 51);
+    /* The run's own log: segment 6, folded up to its end by the flush. */
+    assert_true(seg_exists(6));
+    assert_int_equal(q1("SELECT seg FROM hot_log"), 6);
+    spool_close(s);
+    event_unref(h1);
+    event_unref(h2);
+}
+
+/* An outcome recorded right after its event was stored ends in the one row, once. */
+static void test_hot_outcome_lands_in_the_row(void **state)
+{
+    (void)state;
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *e = ev_make("o1");
+    spool_put_event(s, e, two_eps, 1, on_put, &g);
+    for (int i = 0; i < 500 && !__atomic_load_n(&g.calls, __ATOMIC_ACQUIRE); i++)
+        usleep(1000);
+    assert_int_equal(g.st[0], SPOOL_OK);
+    spool_record r = {.delivery_id = g.ids[0][0], .state = DLV_DONE, .attempt = 1,
+                      .first_ms = 3000, .status = 204, .attempt_result = 0, .at_ms = 3000,
+                      .latency_ms = 2, .leased = 0};
+    strcpy(r.detail, "HTTP 204");
+    spool_record_outcome(s, &r);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE state = 1 AND attempt = 1 AND "
+                        "last_status = 204 AND last_detail = 'HTTP 204' AND lease = 0"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries"), 1);
+    assert_int_equal(q1("SELECT count(*) FROM attempts WHERE status = 204"), 1);
+    spool_close(s);
+    event_unref(e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_put_dedup_and_commit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_put_dedup_and_commit, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_records_and_attempts, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_pager_and_leases, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_put, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_known_and_release, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_disabled_state_persists, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_log_folded_at_start, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_outcome_lands_in_the_row, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_records_and_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pager_and_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),

@@ -1,0 +1,996 @@
+/*
+ * spool_hot.c - the SQLite spool's front thread: events and outcomes go to
+ * the hot log (spool_log.h) and are acknowledged once it is synced; the
+ * store gets them later, a chunk per transaction (spool_int.h).
+ *
+ * Why: with SQLite, every event cost the writer an event row, a delivery
+ * row, then an update and an attempt row, each through its indexes: about
+ * 17 us of one thread's CPU per event, whatever the batching, and the
+ * writer was the pipeline's narrowest stage. The log costs a copy and a
+ * share of one write and one fdatasync. Folding a chunk later is cheaper
+ * than the rows were: an outcome that arrives while its delivery is still
+ * in the chunk gathering (most do: the sink answers within milliseconds)
+ * is folded into the delivery's one insert, so the row is written once, in
+ * its final state, and never enters the pending index.
+ *
+ * What reads the database (the admin API, `switchyard status`, replay)
+ * sees a delivery once its chunk is folded: LINGER_MS after it was
+ * accepted when the writer is free, later under a burst (the
+ * spool_unfolded gauge says how far behind). The dedup of event ids looks
+ * in the chunks not folded yet, then in the database.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "spool_int.h"
+#include "stats.h"
+
+/* A chunk goes to the writer when the writer is free and its oldest entry is this old. */
+#define LINGER_MS 10
+/* ... or when it holds this many entries, free or not (one transaction each). */
+#define CHUNK_ENTRIES 20000
+/* Past this many events (or bytes of them) not folded, the front stops taking more: the
+ * queue behind it then holds ingress back (core.max_pending). */
+#define MAX_UNFOLDED 262144
+#define MAX_UNFOLDED_BYTES ((size_t)256 << 20)
+
+struct hot_chunk {
+    store_fold_event *fe;     /* events; fe[i].dlv is set when folded (dl moves as it grows) */
+    int keyed;                /* the front's: its event ids are in set */
+    size_t *first;            /* fe[i]'s deliveries: dl[first[i]], fe[i].n of them */
+    size_t nev, cap_ev;
+    store_fold_dlv *dl;       /* ids ascending */
+    size_t ndl, cap_dl;
+    spool_record *recs;       /* outcomes in arrival order: the attempts log's order */
+    unsigned char *logged;    /* recs[i]'s state is in its delivery already */
+    size_t nrec, cap_rec;
+    struct blk *blocks;       /* where its strings are copied (ids, bodies, endpoints, details):
+                                 an event's memory goes as soon as it is delivered */
+    struct set_ent {
+        uint64_t h;
+        const char *id;
+    } *set;                   /* open addressing: the event ids of fe, for the dedup */
+    size_t set_cap, set_n;
+    int64_t seg, off;         /* the log's position after the last frame in the chunk */
+    int64_t born;             /* mono ms of its first entry */
+    size_t bytes;             /* bodies */
+    hot_chunk *next;          /* handed over, in order */
+    struct {
+        const char *in, *copy;
+    } eps[16];                /* endpoint ids seen, by the caller's pointer */
+};
+
+/* ---- chunks ------------------------------------------------------------------- */
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 256;
+    while (c < need)
+        c *= 2;
+    void *m = realloc(*p, c * size);
+    if (!m)
+        return -1;
+    *p = m;
+    *cap = c;
+    return 0;
+}
+
+static uint64_t hash_str(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The slot of id (hash h) in c's set: where it is, or the empty one it would take. */
+static size_t set_slot(const hot_chunk *c, uint64_t h, const char *id, size_t len)
+{
+    size_t mask = c->set_cap - 1, i = (size_t)h & mask;
+    while (c->set[i].id &&
+           (c->set[i].h != h || strncmp(c->set[i].id, id, len) || c->set[i].id[len]))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static int set_has(const hot_chunk *c, uint64_t h, const char *id, size_t len)
+{
+    return c && c->set_n && c->set[set_slot(c, h, id, len)].id;
+}
+
+static int set_rebuild(hot_chunk *c, size_t cap)
+{
+    struct set_ent *set = calloc(cap, sizeof *set);
+    if (!set)
+        return -1;
+    free(c->set);
+    c->set = set;
+    c->set_cap = cap;
+    c->set_n = 0;
+    for (size_t i = 0; i < c->nev; i++)
+        if (c->keyed) {
+            uint64_t h = hash_str(c->fe[i].event_id, c->fe[i].event_id_len);
+            c->set[set_slot(c, h, c->fe[i].event_id, c->fe[i].event_id_len)] =
+                (struct set_ent){h, c->fe[i].event_id};
+            c->set_n++;
+        }
+    return 0;
+}
+
+static int set_add(hot_chunk *c, const char *id, size_t len)
+{
+    if ((c->set_n + 1) * 2 > c->set_cap && set_rebuild(c, c->set_cap ? c->set_cap * 2 : 1024))
+        return -1;
+    uint64_t h = hash_str(id, len);
+    c->set[set_slot(c, h, id, len)] = (struct set_ent){h, id};
+    c->set_n++;
+    return 0;
+}
+
+/* Room for one more event: fe and first grow together. */
+static int grow_events(hot_chunk *c)
+{
+    if (c->nev < c->cap_ev)
+        return 0;
+    size_t cap = c->cap_ev ? c->cap_ev * 2 : 256;
+    store_fold_event *fe = realloc(c->fe, cap * sizeof *fe);
+    if (!fe)
+        return -1;
+    c->fe = fe;
+    size_t *f = realloc(c->first, cap * sizeof *f);
+    if (!f)
+        return -1;
+    c->first = f;
+    c->cap_ev = cap;
+    return 0;
+}
+
+/* Room for one more outcome: recs and logged grow together. */
+static int grow_recs(hot_chunk *c)
+{
+    if (c->nrec < c->cap_rec)
+        return 0;
+    size_t cap = c->cap_rec ? c->cap_rec * 2 : 256;
+    spool_record *r = realloc(c->recs, cap * sizeof *r);
+    if (!r)
+        return -1;
+    c->recs = r;
+    unsigned char *l = realloc(c->logged, cap);
+    if (!l)
+        return -1;
+    c->logged = l;
+    c->cap_rec = cap;
+    return 0;
+}
+
+/* A block of copied strings; a block is never moved, so what points into it stays valid. */
+struct blk {
+    struct blk *next;
+    size_t used, cap;
+    char data[];
+};
+
+#define BLOCK_SIZE ((size_t)1 << 20)
+
+/* A NUL-terminated copy of n bytes, kept until the chunk is freed. */
+static char *own(hot_chunk *c, const char *s, size_t n)
+{
+    struct blk *b = c->blocks;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = n + 1 > BLOCK_SIZE ? n + 1 : BLOCK_SIZE;
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->next = c->blocks;
+        b->used = 0;
+        b->cap = cap;
+        c->blocks = b;
+    }
+    char *copy = b->data + b->used;
+    memcpy(copy, s, n);
+    copy[n] = '\0';
+    b->used += n + 1;
+    return copy;
+}
+
+/* An endpoint id kept for the chunk: callers pass the same few pointers again and again. */
+static const char *endpoint_copy(hot_chunk *c, const char *ep, size_t len, int by_pointer)
+{
+    size_t slot = ((uintptr_t)ep >> 4) % 16;
+    if (by_pointer && c->eps[slot].in == ep)
+        return c->eps[slot].copy;
+    const char *copy = own(c, ep, len);
+    if (copy && by_pointer) {
+        c->eps[slot].in = ep;
+        c->eps[slot].copy = copy;
+    }
+    return copy;
+}
+
+static void chunk_free(hot_chunk *c)
+{
+    if (!c)
+        return;
+    for (struct blk *b = c->blocks, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    free(c->fe);
+    free(c->first);
+    free(c->dl);
+    free(c->recs);
+    free(c->logged);
+    free(c->set);
+    free(c);
+}
+
+/* Back to nev events and ndl deliveries (a frame that was not written; the strings copied
+ * for the rest stay in the blocks until the chunk goes). */
+static void chunk_truncate(hot_chunk *c, size_t nev, size_t ndl)
+{
+    for (size_t i = nev; i < c->nev; i++)
+        c->bytes -= c->fe[i].body_len;
+    c->nev = nev;
+    c->ndl = ndl;
+    memset(c->eps, 0, sizeof c->eps);
+    if (c->set_cap)
+        set_rebuild(c, c->set_cap);
+}
+
+/*
+ * One event and its deliveries, pending, next due at `at`, its strings
+ * copied. The front's chunks (keyed) know its id for the dedup; endpoint
+ * ids are copied once per pointer there (the callers pass the same few).
+ */
+static int chunk_put(hot_chunk *c, const slog_put *p, const int64_t *ids,
+                     const char *const *eps, const size_t *ep_len, int64_t lease)
+{
+    if (grow_events(c) || grow((void **)&c->dl, &c->cap_dl, c->ndl + p->n, sizeof *c->dl))
+        return -1;
+    store_fold_event *e = &c->fe[c->nev];
+    *e = (store_fold_event){.row = p->row, .event_id_len = p->event_id_len,
+                            .received_ms = p->received_ms, .body_len = p->body_len, .n = p->n};
+    if (!(e->event_id = own(c, p->event_id, p->event_id_len)) ||
+        !(e->body = own(c, p->body, p->body_len)))
+        return -1;
+    for (size_t k = 0; k < p->n; k++) {
+        const char *ep = endpoint_copy(c, eps[k], ep_len ? ep_len[k] : strlen(eps[k]), c->keyed);
+        if (!ep)
+            return -1;
+        c->dl[c->ndl + k] = (store_fold_dlv){.id = ids[k], .endpoint = ep, .state = DLV_PENDING,
+                                             .next_ms = p->at_ms, .updated_ms = p->at_ms,
+                                             .lease = lease};
+    }
+    if (c->keyed && set_add(c, e->event_id, e->event_id_len))
+        return -1;
+    c->first[c->nev] = c->ndl;
+    c->nev++;
+    c->ndl += p->n;
+    c->bytes += p->body_len;
+    return 0;
+}
+
+static long find_dlv(const hot_chunk *c, int64_t id)
+{
+    size_t lo = 0, hi = c->ndl;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->dl[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < c->ndl && c->dl[lo].id == id ? (long)lo : -1;
+}
+
+/*
+ * An outcome, logged in c: its state goes into its delivery's row when the
+ * delivery is in c or in other (the chunk gathered before c, not handed
+ * over yet), else it is an update for the fold. Either way the attempt's
+ * log row is c's: a crash after `other` is folded replays the outcome's
+ * frame, which is after other's position, and never logs it twice.
+ * lease: what a held delivery is leased under (0 when recovering: no one
+ * holds what an earlier run held).
+ */
+static int chunk_outcome(hot_chunk *c, hot_chunk *other, const spool_record *r, int64_t at_ms,
+                         int64_t lease)
+{
+    if (grow_recs(c))
+        return -1;
+    spool_record *rec = &c->recs[c->nrec];
+    *rec = *r;
+    if (!lease)
+        rec->leased = 0;
+    hot_chunk *t = c;
+    long i = find_dlv(c, r->delivery_id);
+    if (i < 0 && other && (i = find_dlv(other, r->delivery_id)) >= 0)
+        t = other;
+    if (i >= 0) {
+        store_fold_dlv *d = &t->dl[i];
+        const char *detail = r->detail[0] ? own(t, r->detail, strnlen(r->detail,
+                                                                       sizeof r->detail - 1))
+                                          : "";
+        if (!detail)
+            return -1;
+        d->state = r->state;
+        d->attempt = r->attempt;
+        d->first_ms = r->first_ms;
+        d->next_ms = r->next_ms;
+        d->status = r->status;
+        d->detail = detail;
+        d->updated_ms = at_ms;
+        d->lease = rec->leased ? lease : 0;
+    }
+    c->logged[c->nrec++] = i >= 0;
+    return 0;
+}
+
+static size_t chunk_entries(const hot_chunk *c)
+{
+    return c ? c->nev + c->nrec : 0;
+}
+
+/* ---- the writer's side ---------------------------------------------------------- */
+
+int hot_fold(sy_spool *s, hot_chunk *c)
+{
+    for (size_t i = 0; i < c->nev; i++)
+        c->fe[i].dlv = c->dl + c->first[i];
+    if (store_fold(s->st, c->fe, c->nev) || store_fold_records(s->st, c->recs, c->logged, c->nrec))
+        return -1;
+    spool_note_due(s, c->recs, c->nrec);
+    return store_set_hot_pos(s->st, c->seg, c->off);
+}
+
+void hot_folded(sy_spool *s, hot_chunk *c, int ok)
+{
+    pthread_mutex_lock(&s->smu);
+    hot_chunk **pp = &s->sealed, *prev = NULL;
+    while (*pp && *pp != c) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = c->next;
+        if (s->sealed_tail == c)
+            s->sealed_tail = prev;
+    }
+    pthread_mutex_unlock(&s->smu);
+    __atomic_sub_fetch(&s->unfolded, c->nev, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->unfolded_bytes, c->bytes, __ATOMIC_RELAXED);
+    /* Segments before this chunk's are folded whole (a frame never spans two chunks). */
+    if (ok)
+        spool_log_drop_below(s->o.path, c->seg);
+    chunk_free(c);
+}
+
+/* ---- the front ------------------------------------------------------------------ */
+
+static int writer_idle(sy_spool *s)
+{
+    pthread_mutex_lock(&s->wq.mu);
+    int idle = !s->wq.head && !s->wq.busy;
+    pthread_mutex_unlock(&s->wq.mu);
+    return idle;
+}
+
+/* A gathered chunk (*pc) to the writer, behind whatever it has queued. */
+static void hand_over(sy_spool *s, hot_chunk **pc)
+{
+    hot_chunk *c = *pc;
+    if (!chunk_entries(c))
+        return;
+    spool_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return; /* kept: handed over next time */
+    op->kind = OP_FOLD;
+    op->chunk = c;
+    op->n = chunk_entries(c);
+    pthread_mutex_lock(&s->smu);
+    if (s->sealed_tail)
+        s->sealed_tail->next = c;
+    else
+        s->sealed = c;
+    s->sealed_tail = c;
+    pthread_mutex_unlock(&s->smu);
+    *pc = NULL;
+    spool_enqueue(&s->wq, op);
+}
+
+/* Both gathered chunks, in order (before another operation, a flush, a stop). */
+static void hand_over_all(sy_spool *s)
+{
+    hand_over(s, &s->old);
+    if (!s->old)
+        hand_over(s, &s->open);
+}
+
+/*
+ * The chunk gathered before goes; the gathering one takes its place, so
+ * that an event spends a whole turn of the writer gathered, and an
+ * outcome that arrives meanwhile still lands in its delivery's row.
+ */
+static void turn(sy_spool *s)
+{
+    hand_over(s, &s->old);
+    if (!s->old && chunk_entries(s->open)) {
+        /* The dedup looks in old as in open: nothing is missed while it moves. */
+        s->old = s->open;
+        s->old->born = mono_ms();
+        s->open = NULL;
+    }
+}
+
+static int over_cap(sy_spool *s)
+{
+    return __atomic_load_n(&s->unfolded, __ATOMIC_RELAXED) >= MAX_UNFOLDED ||
+           __atomic_load_n(&s->unfolded_bytes, __ATOMIC_RELAXED) >= MAX_UNFOLDED_BYTES;
+}
+
+/* The puts of a batch of OP_EVENT and OP_BATCH operations, in order. */
+typedef struct put_list {
+    spool_put **p;
+    size_t n;
+} put_list;
+
+/*
+ * Which puts are duplicates of a stored event or one not folded yet: dup[i]
+ * = 1. The chunks handed over are looked at before the database's snapshot
+ * is taken: a chunk leaves the list only after its commit, so an id that
+ * is in neither was in neither when the snapshot began. 0, or -1 (the
+ * database could not be read).
+ */
+static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
+{
+    const char **ask = malloc((pl->n ? pl->n : 1) * sizeof *ask);
+    size_t *at = malloc((pl->n ? pl->n : 1) * sizeof *at);
+    unsigned char *seen = malloc(pl->n ? pl->n : 1);
+    if (!ask || !at || !seen) {
+        free(ask);
+        free(at);
+        free(seen);
+        return -1;
+    }
+    size_t nask = 0;
+    pthread_mutex_lock(&s->smu);
+    for (size_t i = 0; i < pl->n; i++) {
+        const char *id = pl->p[i]->ev->event_id;
+        size_t len = strlen(id);
+        uint64_t h = hash_str(id, len);
+        dup[i] = set_has(s->open, h, id, len) || set_has(s->old, h, id, len);
+        for (hot_chunk *c = s->sealed; c && !dup[i]; c = c->next)
+            dup[i] = set_has(c, h, id, len);
+        if (!dup[i]) {
+            ask[nask] = id;
+            at[nask++] = i;
+        }
+    }
+    pthread_mutex_unlock(&s->smu);
+    int rc = store_seen(s->rd, ask, nask, seen);
+    for (size_t k = 0; rc == 0 && k < nask; k++)
+        dup[at[k]] = seen[k];
+    free(ask);
+    free(at);
+    free(seen);
+    return rc;
+}
+
+/* Puts the queued outcomes back at the head of the front's queue (the log failed). */
+static void requeue_front(sy_spool *s, spool_op *list)
+{
+    spool_op *head = NULL, *tail = NULL;
+    for (spool_op *op = list, *next; op; op = next) {
+        next = op->next;
+        op->next = NULL;
+        if (tail)
+            tail->next = op;
+        else
+            head = op;
+        tail = op;
+    }
+    if (!head)
+        return;
+    pthread_mutex_lock(&s->in.mu);
+    tail->next = s->in.head;
+    s->in.head = head;
+    if (!s->in.tail)
+        s->in.tail = tail;
+    pthread_mutex_unlock(&s->in.mu);
+}
+
+/* A frame written and not synced yet: its event operations, called back once it is. */
+typedef struct sync_job {
+    struct sync_job *next;
+    spool_op *batch;          /* OP_EVENT and OP_BATCH operations, in order */
+    spool_put *single;        /* the OP_EVENT ones' puts, in order */
+} sync_job;
+
+/* Every put of batch failed (its frame's sync did). */
+static void fail_puts(spool_op *batch, spool_put *single)
+{
+    size_t k = 0;
+    for (spool_op *op = batch; op; op = op->next) {
+        if (op->kind == OP_EVENT)
+            single[k++].status = SPOOL_ERR;
+        for (size_t i = 0; op->kind == OP_BATCH && i < op->n; i++)
+            op->puts[i].status = SPOOL_ERR;
+    }
+}
+
+/*
+ * Calls the puts of batch back (their statuses set) and frees its
+ * operations; when the frame failed, outcomes go back to the head of the
+ * front's queue for the next try.
+ */
+static void call_back(sy_spool *s, spool_op *batch, spool_put *single, int failed)
+{
+    spool_op *retry = NULL, **tail = &retry;
+    size_t k = 0;
+    for (spool_op *op = batch, *next; op; op = next) {
+        next = op->next;
+        if (op->kind == OP_EVENT) {
+            spool_put *p = &single[k++];
+            op->cb(op->arg, p->status, op->ev, p->status == SPOOL_OK ? p->ids : NULL);
+            free(p->ids);
+            event_unref(op->ev);
+            free(op);
+        } else if (op->kind == OP_BATCH) {
+            op->bcb(op->arg);
+            free(op);
+        } else if (failed) {
+            op->next = NULL;
+            *tail = op;
+            tail = &op->next;
+        } else {
+            spool_free_op(op);
+        }
+    }
+    if (retry)
+        requeue_front(s, retry);
+}
+
+/*
+ * One frame for a batch of puts and outcomes: events deduplicated and
+ * given their ids, written and synced, then acknowledged; outcomes folded
+ * into the open chunk. When the log cannot be written, publishers are told
+ * (SPOOL_ERR) and the outcomes wait for the next try.
+ */
+static void write_batch(sy_spool *s, spool_op *batch)
+{
+    size_t nput = 0;
+    for (spool_op *op = batch; op; op = op->next)
+        nput += op->kind == OP_BATCH ? op->n : op->kind == OP_EVENT;
+    put_list pl = {malloc((nput ? nput : 1) * sizeof *pl.p), 0};
+    spool_put *single = calloc(nput ? nput : 1, sizeof *single);
+    unsigned char *dup = malloc(nput ? nput : 1);
+    hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
+    if (c)
+        c->keyed = 1;
+    const char *why = NULL;
+    char err[512] = "";
+    if (!pl.p || !single || !dup || !c)
+        why = "out of memory";
+    for (spool_op *op = batch; op && !why; op = op->next) {
+        if (op->kind == OP_EVENT) {
+            spool_put *p = &single[pl.n];
+            *p = (spool_put){.ev = op->ev, .endpoint_ids = op->endpoint_ids, .n = op->n,
+                             .ids = calloc(op->n ? op->n : 1, sizeof *p->ids)};
+            if (!p->ids)
+                why = "out of memory";
+            pl.p[pl.n++] = p;
+        } else if (op->kind == OP_BATCH) {
+            for (size_t i = 0; i < op->n; i++)
+                pl.p[pl.n++] = &op->puts[i];
+        }
+    }
+    size_t nev0 = c ? c->nev : 0, ndl0 = c ? c->ndl : 0;
+    int64_t now = wall_ms();
+    size_t accepted = 0, bytes = 0;
+    if (!why && find_dups(s, &pl, dup) != 0)
+        why = store_error(s->rd);
+    for (size_t i = 0; i < pl.n && !why; i++) {
+        spool_put *p = pl.p[i];
+        /* A second copy within the batch: the first one is in the chunk's set by now. */
+        size_t idlen = strlen(p->ev->event_id);
+        if (dup[i] || set_has(c, hash_str(p->ev->event_id, idlen), p->ev->event_id, idlen)) {
+            p->status = SPOOL_DUP;
+            continue;
+        }
+        slog_put lp = {.row = s->next_row++, .event_id = p->ev->event_id,
+                       .event_id_len = idlen,
+                       .received_ms = p->ev->received_ms, .at_ms = now, .body = p->ev->body,
+                       .body_len = p->ev->body_len, .n = p->n, .ids = p->ids,
+                       .endpoints = p->endpoint_ids};
+        for (size_t k = 0; k < p->n; k++) {
+            p->ids[k] = s->next_dlv++;
+            if (p->leases)
+                p->leases[k] = s->boot;
+        }
+        if (spool_log_put(s->log, &lp) ||
+            chunk_put(c, &lp, p->ids, p->endpoint_ids, NULL, s->boot)) {
+            why = "out of memory";
+            break;
+        }
+        p->status = SPOOL_OK;
+        accepted++;
+        bytes += lp.body_len;
+    }
+    for (spool_op *op = batch; op && !why; op = op->next)
+        for (size_t i = 0; op->kind == OP_RECORDS && i < op->n && !why; i++)
+            if (spool_log_outcome(s->log, &op->recs[i], now))
+                why = "out of memory";
+    int64_t seg = 0, off = 0;
+    /* With the syncer the frame is only written here: it syncs while the next one is made. */
+    if (!why && spool_log_pending(s->log) &&
+        (s->has_syncer ? spool_log_write(s->log, &seg, &off, err, sizeof err)
+                       : spool_log_commit(s->log, &seg, &off, err, sizeof err)) != 0)
+        why = err;
+    if (why) {
+        spool_log_discard(s->log);
+        if (c)
+            chunk_truncate(c, nev0, ndl0);
+        for (size_t i = 0; i < pl.n; i++)
+            pl.p[i]->status = SPOOL_ERR;
+        log_fields_limited(SY_LOG_ERROR, "spool log write failed; publishers are told to send "
+                                         "again", LOG_S("spool", s->name), LOG_S("error", why));
+    } else if (seg) {
+        if (!c->born)
+            c->born = mono_ms();
+        c->seg = seg;
+        c->off = off;
+        __atomic_add_fetch(&s->unfolded, accepted, __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->unfolded_bytes, bytes, __ATOMIC_RELAXED);
+        for (spool_op *op = batch; op; op = op->next)
+            for (size_t i = 0; op->kind == OP_RECORDS && i < op->n; i++)
+                if (chunk_outcome(c, s->old, &op->recs[i], now, s->boot)) {
+                    /* In the log already: folded at the next start if not before. */
+                    log_error("spool %s: out of memory gathering an outcome; it is folded "
+                              "from the log at the next start", s->name);
+                }
+    }
+    if (!why && s->has_syncer) {
+        /* Acknowledged by the syncer once the frame is synced; the outcomes are done with. */
+        sync_job *j = calloc(1, sizeof *j);
+        if (j) {
+            spool_op **tail = &j->batch;
+            for (spool_op *op = batch, *next; op; op = next) {
+                next = op->next;
+                op->next = NULL;
+                if (op->kind == OP_RECORDS) {
+                    spool_free_op(op);
+                } else {
+                    *tail = op;
+                    tail = &op->next;
+                }
+            }
+            j->single = single;
+            pthread_mutex_lock(&s->in.mu);
+            s->sync_pending++;
+            pthread_mutex_unlock(&s->in.mu);
+            pthread_mutex_lock(&s->ymu);
+            if (s->jobs_tail)
+                s->jobs_tail->next = j;
+            else
+                s->jobs = j;
+            s->jobs_tail = j;
+            pthread_cond_signal(&s->ycv);
+            pthread_mutex_unlock(&s->ymu);
+            free(pl.p);
+            free(dup);
+            return;
+        }
+        /* No room for the job: synced here instead. */
+        if (spool_log_sync(s->log, err, sizeof err) != 0)
+            fail_puts(batch, single);
+    }
+    call_back(s, batch, single, why != NULL);
+    free(pl.p);
+    free(single);
+    free(dup);
+    if (why) {
+        struct timespec ts = {0, 100 * 1000000L}; /* don't spin on a full disk */
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- the syncer ------------------------------------------------------------------ */
+
+static void *syncer_main(void *arg)
+{
+    sy_spool *s = arg;
+    pthread_setname_np(pthread_self(), "sy-sync");
+    stats_thread_block();
+    pthread_mutex_lock(&s->ymu);
+    for (;;) {
+        while (!s->jobs && !s->sync_stop)
+            pthread_cond_wait(&s->ycv, &s->ymu);
+        if (!s->jobs)
+            break;
+        sync_job *list = s->jobs;
+        s->jobs = s->jobs_tail = NULL;
+        pthread_mutex_unlock(&s->ymu);
+        /* One sync for every frame written before it. */
+        char err[512];
+        int failed = spool_log_sync(s->log, err, sizeof err) != 0;
+        if (failed)
+            log_fields_limited(SY_LOG_ERROR, "spool log sync failed; publishers are told to "
+                                             "send again", LOG_S("spool", s->name),
+                               LOG_S("error", err));
+        size_t n = 0;
+        for (sync_job *j = list, *next; j; j = next, n++) {
+            next = j->next;
+            if (failed)
+                fail_puts(j->batch, j->single);
+            call_back(s, j->batch, j->single, 0);
+            free(j->single);
+            free(j);
+        }
+        pthread_mutex_lock(&s->in.mu);
+        s->sync_pending -= n;
+        if (!s->in.head && !s->in.busy && !s->open_n && !s->sync_pending)
+            pthread_cond_broadcast(&s->in.idle_cv);
+        pthread_mutex_unlock(&s->in.mu);
+        pthread_mutex_lock(&s->ymu);
+    }
+    pthread_mutex_unlock(&s->ymu);
+    return NULL;
+}
+
+static int is_logged(op_kind k)
+{
+    return k == OP_EVENT || k == OP_BATCH || k == OP_RECORDS;
+}
+
+/* Under in.mu: sleeps until work is queued or timeout_ms passed. */
+static void front_sleep(sy_spool *s, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = s->in.wake_fd, .events = POLLIN};
+    s->in.sleeping = 1;
+    pthread_mutex_unlock(&s->in.mu);
+    if (poll(&pfd, 1, timeout_ms) > 0) {
+        uint64_t v;
+        if (read(s->in.wake_fd, &v, sizeof v) < 0) {
+            /* EAGAIN: nothing was written */
+        }
+    }
+    pthread_mutex_lock(&s->in.mu);
+    s->in.sleeping = 0;
+}
+
+static void *front_main(void *arg)
+{
+    sy_spool *s = arg;
+    op_queue *q = &s->in;
+    pthread_setname_np(pthread_self(), "sy-spool");
+    stats_thread_block();
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        int stop = s->front_stop;
+        spool_op *batch = NULL, *last = NULL;
+        size_t rows = 0, events = 0;
+        /* Logged operations together; any other alone, after the chunk before it. */
+        if (q->head && (stop || !over_cap(s))) {
+            int logged = is_logged(q->head->kind);
+            for (spool_op *op = q->head; op && rows < (size_t)s->o.batch_max; op = op->next) {
+                if (is_logged(op->kind) != logged || (!logged && last))
+                    break;
+                last = op;
+                rows += op->kind == OP_RECORDS || op->kind == OP_BATCH ? op->n : 1;
+                events += op->kind == OP_BATCH ? op->n : op->kind == OP_EVENT;
+            }
+            batch = q->head;
+            q->head = last->next;
+            if (!q->head)
+                q->tail = NULL;
+            last->next = NULL;
+            q->queued -= events;
+        }
+        int flush = s->flush_req;
+        q->busy = batch != NULL;
+        pthread_mutex_unlock(&q->mu);
+        if (batch && is_logged(batch->kind)) {
+            write_batch(s, batch);
+        } else if (batch) {
+            hand_over_all(s);
+            spool_enqueue(&s->wq, batch);
+        }
+        hot_chunk *first = s->old ? s->old : s->open;
+        if (stop || flush)
+            hand_over_all(s);
+        else if (chunk_entries(s->open) >= CHUNK_ENTRIES ||
+                 (chunk_entries(first) && mono_ms() - first->born >= LINGER_MS &&
+                  writer_idle(s)))
+            turn(s);
+        pthread_mutex_lock(&q->mu);
+        q->busy = 0;
+        s->open_n = chunk_entries(s->open) + chunk_entries(s->old);
+        if (!q->head && !s->open_n && !s->sync_pending)
+            pthread_cond_broadcast(&q->idle_cv);
+        if (stop && !q->head && !s->open_n)
+            break;
+        if (!batch) {
+            int timeout = 1000;
+            if (s->open_n) {
+                hot_chunk *f = s->old ? s->old : s->open;
+                int64_t left = LINGER_MS - (mono_ms() - f->born);
+                timeout = left > 1 ? (int)left : 1;
+            }
+            if (q->head) /* held back by the cap: the writer wakes us after each fold */
+                timeout = 10;
+            front_sleep(s, timeout);
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+int hot_flush_front(sy_spool *s, const struct timespec *deadline)
+{
+    int rc = 0;
+    pthread_mutex_lock(&s->in.mu);
+    s->flush_req++;
+    spool_wake_locked(&s->in);
+    while ((s->in.head || s->in.busy || s->open_n || s->sync_pending) && rc == 0)
+        if (pthread_cond_timedwait(&s->in.idle_cv, &s->in.mu, deadline) == ETIMEDOUT)
+            rc = -1;
+    s->flush_req--;
+    pthread_mutex_unlock(&s->in.mu);
+    return rc;
+}
+
+/* ---- start and stop ------------------------------------------------------------- */
+
+typedef struct recover_ctx {
+    sy_spool *s;
+    hot_chunk *c;
+    size_t events, outcomes;
+    int failed;
+} recover_ctx;
+
+/* A recovered chunk into the store, in a transaction of its own. */
+static int fold_now(sy_spool *s, hot_chunk *c)
+{
+    if (!chunk_entries(c))
+        return 0;
+    if (store_begin(s->st) || hot_fold(s, c) || store_commit(s->st)) {
+        store_rollback(s->st);
+        return -1;
+    }
+    return 0;
+}
+
+static int rec_put(void *arg, const slog_put *p, const int64_t *ids, const char *const *ep,
+                   const size_t *ep_len)
+{
+    recover_ctx *x = arg;
+    x->events++;
+    return chunk_put(x->c, p, ids, ep, ep_len, 0);
+}
+
+static int rec_outcome(void *arg, const spool_record *r, int64_t at_ms)
+{
+    recover_ctx *x = arg;
+    x->outcomes++;
+    return chunk_outcome(x->c, NULL, r, at_ms, 0);
+}
+
+static int rec_frame_end(void *arg, int64_t seg, int64_t off)
+{
+    recover_ctx *x = arg;
+    x->c->seg = seg;
+    x->c->off = off;
+    if (chunk_entries(x->c) < CHUNK_ENTRIES)
+        return 0;
+    if (fold_now(x->s, x->c))
+        return -1;
+    chunk_free(x->c);
+    return (x->c = calloc(1, sizeof *x->c)) ? 0 : -1;
+}
+
+int hot_open(sy_spool *s, int enable, char *err, size_t errlen)
+{
+    int64_t seg, off, last = 0;
+    if (store_hot_pos(s->st, &seg, &off)) {
+        snprintf(err, errlen, "spool %s: reading how far the hot log is folded: %s", s->name,
+                 store_error(s->st));
+        return -1;
+    }
+    recover_ctx x = {s, calloc(1, sizeof *x.c), 0, 0, 0};
+    slog_reader rd = {rec_put, rec_outcome, rec_frame_end, &x};
+    long frames = x.c ? spool_log_replay(s->o.path, seg, off, &rd, &last, err, errlen) : -1;
+    if (frames >= 0 && fold_now(s, x.c)) {
+        snprintf(err, errlen, "spool %s: folding the hot log: %s", s->name, store_error(s->st));
+        frames = -1;
+    } else if (frames < 0 && !x.c) {
+        snprintf(err, errlen, "spool %s: out of memory", s->name);
+    }
+    chunk_free(x.c);
+    if (frames < 0)
+        return -1;
+    if (frames)
+        log_fields(SY_LOG_INFO, "spool: the hot log's unfolded part folded at start",
+                   LOG_S("spool", s->name), LOG_I("frames", frames), LOG_I("events", x.events),
+                   LOG_I("outcomes", x.outcomes));
+    spool_log_drop_below(s->o.path, last + 1);
+    if (!enable)
+        return 0;
+    s->boot = store_boot_id(s->st);
+    if (store_next_ids(s->st, &s->next_row, &s->next_dlv)) {
+        snprintf(err, errlen, "spool %s: %s", s->name, store_error(s->st));
+        return -1;
+    }
+    int sync = !(s->o.sync && !strcmp(s->o.sync, "normal"));
+    if (!(s->log = spool_log_open(s->o.path, last + 1, sync, err, errlen)))
+        return -1;
+    if (!(s->rd = store_open(&s->o, STORE_READER, err, errlen)))
+        return -1;
+    if ((s->in.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        snprintf(err, errlen, "spool %s: %s", s->name, strerror(errno));
+        return -1;
+    }
+    s->hot = 1;
+    return 0;
+}
+
+int hot_start(sy_spool *s)
+{
+    s->has_syncer = spool_log_syncs(s->log);
+    if (s->has_syncer && pthread_create(&s->syncer, NULL, syncer_main, s) != 0)
+        return -1;
+    if (pthread_create(&s->front, NULL, front_main, s) != 0) {
+        if (s->has_syncer) {
+            pthread_mutex_lock(&s->ymu);
+            s->sync_stop = 1;
+            pthread_cond_signal(&s->ycv);
+            pthread_mutex_unlock(&s->ymu);
+            pthread_join(s->syncer, NULL);
+            s->has_syncer = 0;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+void hot_stop(sy_spool *s)
+{
+    pthread_mutex_lock(&s->in.mu);
+    s->front_stop = 1;
+    spool_wake_locked(&s->in);
+    pthread_mutex_unlock(&s->in.mu);
+    pthread_join(s->front, NULL);
+    /* The frames the front wrote last are synced and called back before the writer stops. */
+    if (s->has_syncer) {
+        pthread_mutex_lock(&s->ymu);
+        s->sync_stop = 1;
+        pthread_cond_signal(&s->ycv);
+        pthread_mutex_unlock(&s->ymu);
+        pthread_join(s->syncer, NULL);
+        s->has_syncer = 0;
+    }
+}
+
+void hot_close(sy_spool *s)
+{
+    /* What the writer gave up at exit stays in the log for the next start. */
+    for (hot_chunk *c = s->sealed, *next; c; c = next) {
+        next = c->next;
+        chunk_free(c);
+    }
+    s->sealed = s->sealed_tail = NULL;
+    chunk_free(s->open);
+    chunk_free(s->old);
+    s->open = s->old = NULL;
+    spool_log_close(s->log);
+    if (s->rd)
+        store_close(s->rd);
+    if (s->in.wake_fd >= 0)
+        close(s->in.wake_fd);
+}
