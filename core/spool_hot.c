@@ -43,7 +43,7 @@
 
 struct hot_chunk {
     store_fold_event *fe;     /* events; fe[i].dlv is set when folded (dl moves as it grows) */
-    int keyed;                /* the front's: its event ids are in set */
+    int keyed;                /* the front's: its event ids are in the id set */
     size_t *first;            /* fe[i]'s deliveries: dl[first[i]], fe[i].n of them */
     size_t nev, cap_ev;
     store_fold_dlv *dl;       /* ids ascending */
@@ -53,11 +53,7 @@ struct hot_chunk {
     size_t nrec, cap_rec;
     struct blk *blocks;       /* where its strings are copied (ids, bodies, endpoints, details):
                                  an event's memory goes as soon as it is delivered */
-    struct set_ent {
-        uint64_t h;
-        const char *id;
-    } *set;                   /* open addressing: the event ids of fe, for the dedup */
-    size_t set_cap, set_n;
+    uint64_t seq;             /* the front's: its number, in the order made (the id set's) */
     int64_t seg, off;         /* the log's position after the last frame in the chunk */
     int64_t born;             /* mono ms of its first entry */
     size_t bytes;             /* bodies */
@@ -92,47 +88,81 @@ static uint64_t hash_str(const char *s, size_t n)
     return h;
 }
 
-/* The slot of id (hash h) in c's set: where it is, or the empty one it would take. */
-static size_t set_slot(const hot_chunk *c, uint64_t h, const char *id, size_t len)
+/*
+ * The event ids of the chunks not freed yet, for the dedup: one table the
+ * front owns, each id with its chunk's number. A chunk is freed by the
+ * front, after the writer folded it; entries of freed chunks (seq at most
+ * freed_seq) are skipped unread and dropped at the next rebuild, so the
+ * writer never touches the table and an id is looked up once, not once
+ * per chunk.
+ */
+struct id_ent {
+    uint64_t h;
+    uint64_t seq;             /* 0: empty */
+    const char *id;           /* in its chunk's blocks */
+};
+
+struct id_set {
+    struct id_ent *e;
+    size_t cap, used;         /* used counts dropped entries too, until a rebuild */
+    uint64_t freed_seq;       /* chunks up to this number are freed */
+};
+
+/* Where id is (found: e[i].seq != 0), or the empty slot it would take. */
+static size_t ids_slot(const struct id_set *t, uint64_t h, const char *id, size_t len)
 {
-    size_t mask = c->set_cap - 1, i = (size_t)h & mask;
-    while (c->set[i].id &&
-           (c->set[i].h != h || strncmp(c->set[i].id, id, len) || c->set[i].id[len]))
-        i = (i + 1) & mask;
-    return i;
+    size_t mask = t->cap - 1, i = (size_t)h & mask;
+    for (;; i = (i + 1) & mask) {
+        const struct id_ent *x = &t->e[i];
+        if (!x->seq)
+            return i;
+        if (x->h == h && x->seq > t->freed_seq && !strncmp(x->id, id, len) && !x->id[len])
+            return i;
+    }
 }
 
-static int set_has(const hot_chunk *c, uint64_t h, const char *id, size_t len)
+static int ids_has(const struct id_set *t, uint64_t h, const char *id, size_t len)
 {
-    return c && c->set_n && c->set[set_slot(c, h, id, len)].id;
+    return t->cap && t->e[ids_slot(t, h, id, len)].seq;
 }
 
-static int set_rebuild(hot_chunk *c, size_t cap)
+static void ids_put(struct id_set *t, uint64_t h, const char *id, uint64_t seq)
 {
-    struct set_ent *set = calloc(cap, sizeof *set);
-    if (!set)
+    size_t i = (size_t)h & (t->cap - 1);
+    while (t->e[i].seq)
+        i = (i + 1) & (t->cap - 1);
+    t->e[i] = (struct id_ent){h, seq, id};
+    t->used++;
+}
+
+/* The table again without the entries of freed chunks, at least twice as big as they are. */
+static int ids_rebuild(struct id_set *t)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        live += t->e[i].seq > t->freed_seq;
+    size_t cap = 1024;
+    while (cap < (live + 1) * 4)
+        cap *= 2;
+    struct id_ent *e = calloc(cap, sizeof *e), *old = t->e;
+    if (!e)
         return -1;
-    free(c->set);
-    c->set = set;
-    c->set_cap = cap;
-    c->set_n = 0;
-    for (size_t i = 0; i < c->nev; i++)
-        if (c->keyed) {
-            uint64_t h = hash_str(c->fe[i].event_id, c->fe[i].event_id_len);
-            c->set[set_slot(c, h, c->fe[i].event_id, c->fe[i].event_id_len)] =
-                (struct set_ent){h, c->fe[i].event_id};
-            c->set_n++;
-        }
+    size_t oldcap = t->cap;
+    t->e = e;
+    t->cap = cap;
+    t->used = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (old[i].seq > t->freed_seq)
+            ids_put(t, old[i].h, old[i].id, old[i].seq);
+    free(old);
     return 0;
 }
 
-static int set_add(hot_chunk *c, const char *id, size_t len)
+static int ids_add(struct id_set *t, uint64_t h, const char *id, uint64_t seq)
 {
-    if ((c->set_n + 1) * 2 > c->set_cap && set_rebuild(c, c->set_cap ? c->set_cap * 2 : 1024))
+    if ((t->used + 1) * 2 > t->cap && ids_rebuild(t))
         return -1;
-    uint64_t h = hash_str(id, len);
-    c->set[set_slot(c, h, id, len)] = (struct set_ent){h, id};
-    c->set_n++;
+    ids_put(t, h, id, seq);
     return 0;
 }
 
@@ -228,7 +258,6 @@ static void chunk_free(hot_chunk *c)
     free(c->dl);
     free(c->recs);
     free(c->logged);
-    free(c->set);
     free(c);
 }
 
@@ -241,8 +270,6 @@ static void chunk_truncate(hot_chunk *c, size_t nev, size_t ndl)
     c->nev = nev;
     c->ndl = ndl;
     memset(c->eps, 0, sizeof c->eps);
-    if (c->set_cap)
-        set_rebuild(c, c->set_cap);
 }
 
 /*
@@ -269,8 +296,6 @@ static int chunk_put(hot_chunk *c, const slog_put *p, const int64_t *ids,
                                              .next_ms = p->at_ms, .updated_ms = p->at_ms,
                                              .lease = lease};
     }
-    if (c->keyed && set_add(c, e->event_id, e->event_id_len))
-        return -1;
     c->first[c->nev] = c->ndl;
     c->nev++;
     c->ndl += p->n;
@@ -363,13 +388,48 @@ void hot_folded(sy_spool *s, hot_chunk *c, int ok)
         if (s->sealed_tail == c)
             s->sealed_tail = prev;
     }
+    /* The front frees it: its ids are in the front's table until then. */
+    c->next = s->done;
+    s->done = c;
     pthread_mutex_unlock(&s->smu);
     __atomic_sub_fetch(&s->unfolded, c->nev, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&s->unfolded_bytes, c->bytes, __ATOMIC_RELAXED);
     /* Segments before this chunk's are folded whole (a frame never spans two chunks). */
     if (ok)
         spool_log_drop_below(s->o.path, c->seg);
-    chunk_free(c);
+}
+
+/* The front: frees the chunks the writer is done with; their ids stop counting. */
+static void reap(sy_spool *s)
+{
+    pthread_mutex_lock(&s->smu);
+    hot_chunk *list = s->done;
+    s->done = NULL;
+    pthread_mutex_unlock(&s->smu);
+    for (hot_chunk *c = list, *next; c; c = next) {
+        next = c->next;
+        if (c->seq > s->ids->freed_seq)
+            s->ids->freed_seq = c->seq;
+        chunk_free(c);
+    }
+}
+
+/* The id table from the chunks themselves (after a frame that was not written). */
+static void ids_refill(sy_spool *s)
+{
+    struct id_set *t = s->ids;
+    if (t->cap)
+        memset(t->e, 0, t->cap * sizeof *t->e);
+    t->used = 0;
+    hot_chunk *mine[2] = {s->old, s->open};
+    pthread_mutex_lock(&s->smu);
+    for (int pass = 0; pass < 3; pass++)
+        for (hot_chunk *c = pass == 0 ? s->sealed : mine[pass - 1]; c;
+             c = pass == 0 ? c->next : NULL)
+            for (size_t i = 0; i < c->nev && c->seq > t->freed_seq; i++)
+                ids_add(t, hash_str(c->fe[i].event_id, c->fe[i].event_id_len),
+                        c->fe[i].event_id, c->seq);
+    pthread_mutex_unlock(&s->smu);
 }
 
 /* ---- the front ------------------------------------------------------------------ */
@@ -443,10 +503,10 @@ typedef struct put_list {
 
 /*
  * Which puts are duplicates of a stored event or one not folded yet: dup[i]
- * = 1. The chunks handed over are looked at before the database's snapshot
- * is taken: a chunk leaves the list only after its commit, so an id that
- * is in neither was in neither when the snapshot began. 0, or -1 (the
- * database could not be read).
+ * = 1. The id table is looked at before the database's snapshot is taken:
+ * a chunk's ids leave it only when the front frees the chunk, after its
+ * fold committed, so an id that is in neither was in neither when the
+ * snapshot began. 0, or -1 (the database could not be read).
  */
 static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
 {
@@ -460,20 +520,16 @@ static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
         return -1;
     }
     size_t nask = 0;
-    pthread_mutex_lock(&s->smu);
     for (size_t i = 0; i < pl->n; i++) {
         const char *id = pl->p[i]->ev->event_id;
         size_t len = strlen(id);
         uint64_t h = hash_str(id, len);
-        dup[i] = set_has(s->open, h, id, len) || set_has(s->old, h, id, len);
-        for (hot_chunk *c = s->sealed; c && !dup[i]; c = c->next)
-            dup[i] = set_has(c, h, id, len);
+        dup[i] = ids_has(s->ids, h, id, len);
         if (!dup[i]) {
             ask[nask] = id;
             at[nask++] = i;
         }
     }
-    pthread_mutex_unlock(&s->smu);
     int rc = store_seen(s->rd, ask, nask, seen);
     for (size_t k = 0; rc == 0 && k < nask; k++)
         dup[at[k]] = seen[k];
@@ -572,8 +628,10 @@ static void write_batch(sy_spool *s, spool_op *batch)
     spool_put *single = calloc(nput ? nput : 1, sizeof *single);
     unsigned char *dup = malloc(nput ? nput : 1);
     hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
-    if (c)
+    if (c && !c->keyed) {
         c->keyed = 1;
+        c->seq = ++s->chunk_seq;
+    }
     const char *why = NULL;
     char err[512] = "";
     if (!pl.p || !single || !dup || !c)
@@ -600,7 +658,8 @@ static void write_batch(sy_spool *s, spool_op *batch)
         spool_put *p = pl.p[i];
         /* A second copy within the batch: the first one is in the chunk's set by now. */
         size_t idlen = strlen(p->ev->event_id);
-        if (dup[i] || set_has(c, hash_str(p->ev->event_id, idlen), p->ev->event_id, idlen)) {
+        uint64_t h = hash_str(p->ev->event_id, idlen);
+        if (dup[i] || ids_has(s->ids, h, p->ev->event_id, idlen)) {
             p->status = SPOOL_DUP;
             continue;
         }
@@ -615,7 +674,8 @@ static void write_batch(sy_spool *s, spool_op *batch)
                 p->leases[k] = s->boot;
         }
         if (spool_log_put(s->log, &lp) ||
-            chunk_put(c, &lp, p->ids, p->endpoint_ids, NULL, s->boot)) {
+            chunk_put(c, &lp, p->ids, p->endpoint_ids, NULL, s->boot) ||
+            ids_add(s->ids, h, c->fe[c->nev - 1].event_id, c->seq)) {
             why = "out of memory";
             break;
         }
@@ -635,8 +695,10 @@ static void write_batch(sy_spool *s, spool_op *batch)
         why = err;
     if (why) {
         spool_log_discard(s->log);
-        if (c)
+        if (c) {
             chunk_truncate(c, nev0, ndl0);
+            ids_refill(s);
+        }
         for (size_t i = 0; i < pl.n; i++)
             pl.p[i]->status = SPOOL_ERR;
         log_fields_limited(SY_LOG_ERROR, "spool log write failed; publishers are told to send "
@@ -796,6 +858,7 @@ static void *front_main(void *arg)
         int flush = s->flush_req;
         q->busy = batch != NULL;
         pthread_mutex_unlock(&q->mu);
+        reap(s);
         if (batch && is_logged(batch->kind)) {
             write_batch(s, batch);
         } else if (batch) {
@@ -936,6 +999,10 @@ int hot_open(sy_spool *s, int enable, char *err, size_t errlen)
         snprintf(err, errlen, "spool %s: %s", s->name, strerror(errno));
         return -1;
     }
+    if (!(s->ids = calloc(1, sizeof *s->ids))) {
+        snprintf(err, errlen, "spool %s: out of memory", s->name);
+        return -1;
+    }
     s->hot = 1;
     return 0;
 }
@@ -985,6 +1052,15 @@ void hot_close(sy_spool *s)
         chunk_free(c);
     }
     s->sealed = s->sealed_tail = NULL;
+    for (hot_chunk *c = s->done, *next; c; c = next) {
+        next = c->next;
+        chunk_free(c);
+    }
+    s->done = NULL;
+    if (s->ids)
+        free(s->ids->e);
+    free(s->ids);
+    s->ids = NULL;
     chunk_free(s->open);
     chunk_free(s->old);
     s->open = s->old = NULL;

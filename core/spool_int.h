@@ -112,8 +112,11 @@ struct sy_spool {
     struct sync_job *jobs, *jobs_tail;   /* under ymu */
     int sync_stop;                       /* under ymu */
     size_t sync_pending;      /* under in.mu: frames written, their events not called back */
-    pthread_mutex_t smu;      /* the chunks handed over and not folded yet */
-    hot_chunk *sealed, *sealed_tail;
+    struct id_set *ids;       /* front only: the ids of the chunks not freed (spool_hot.c) */
+    uint64_t chunk_seq;       /* front only: the last chunk's number */
+    pthread_mutex_t smu;      /* the chunks handed over and not folded yet, and those folded
+                                 for the front to free */
+    hot_chunk *sealed, *sealed_tail, *done;
     size_t unfolded;          /* atomic: events in the open and handed-over chunks */
     size_t unfolded_bytes;    /* atomic: their bodies' bytes */
 };
