@@ -991,7 +991,9 @@ int hot_open(sy_spool *s, int enable, char *err, size_t errlen)
         return -1;
     }
     int sync = !(s->o.sync && !strcmp(s->o.sync, "normal"));
-    if (!(s->log = spool_log_open(s->o.path, last + 1, sync, err, errlen)))
+    /* Past every number the store's mark or a file has used: a frame in a segment below
+     * the mark would be taken for one folded already. */
+    if (!(s->log = spool_log_open(s->o.path, (last > seg ? last : seg) + 1, sync, err, errlen)))
         return -1;
     if (!(s->rd = store_open(&s->o, STORE_READER, err, errlen)))
         return -1;
