@@ -386,10 +386,7 @@ static const char *take_bytes(rd_cur *c, size_t *len)
     return s;
 }
 
-/*
- * The records of one frame. Strings of the log are not NUL-terminated: the
- * endpoints are copied to ep (room for max of them).
- */
+/* The records of one frame (strings of the log are not NUL-terminated). 0, -1 (a callback's), -2 (damaged). */
 static int read_frame(const slog_reader *rd, rd_cur *c)
 {
     while (!c->bad && c->p < c->end) {
@@ -458,6 +455,55 @@ static int read_frame(const slog_reader *rd, rd_cur *c)
     return c->bad ? -2 : 0;
 }
 
+long spool_log_parse(const unsigned char *data, size_t size, int64_t seg, int64_t off,
+                     const slog_reader *rd, const char *name, char *err, size_t errlen)
+{
+    long frames = 0;
+    size_t pos = off > SEG_HEAD && (uint64_t)off <= size ? (size_t)off : SEG_HEAD;
+    if (size < SEG_HEAD || memcmp(data, SEG_MAGIC, SEG_HEAD)) {
+        /* Created, its first bytes never synced: nothing in it was acknowledged. */
+        if (size)
+            log_warn("spool log %s: not a segment of this version; left unread", name);
+        pos = size;
+    }
+    while (pos < size) {
+        uint32_t head[3];
+        if (size - pos < FRAME_HEAD)
+            break;
+        memcpy(head, data + pos, sizeof head);
+        if (head[0] != FRAME_MAGIC || head[1] > size - pos - FRAME_HEAD ||
+            (uint32_t)crc32(crc32(0L, Z_NULL, 0), data + pos + FRAME_HEAD, head[1]) != head[2])
+            break;
+        rd_cur c = {data + pos + FRAME_HEAD, data + pos + FRAME_HEAD + head[1], 0};
+        int rc = read_frame(rd, &c);
+        if (rc == -2) {
+            log_warn("spool log %s: the frame at byte %zu passes its checksum but does not "
+                     "parse; reading stops there", name, pos);
+            break;
+        }
+        if (rc) {
+            snprintf(err, errlen, "spool log %s: folding the frame at byte %zu failed", name,
+                     pos);
+            return -1;
+        }
+        pos += FRAME_HEAD + head[1];
+        frames++;
+        if (rd->frame_end(rd->arg, seg, (int64_t)pos)) {
+            snprintf(err, errlen, "spool log %s: folding failed", name);
+            return -1;
+        }
+    }
+    if (pos < size) {
+        size_t nz = 0;
+        for (size_t i = pos; i < size && !nz; i++)
+            nz = data[i] != 0;
+        if (nz)
+            log_warn("spool log %s: %zu bytes after byte %zu are a frame cut short (written, "
+                     "never acknowledged); ignored", name, size - pos, pos);
+    }
+    return frames;
+}
+
 /* One segment from off: frames until its end or a damaged one. Frames read, or -1. */
 static long replay_segment(const char *db_path, int64_t seg, int64_t off, const slog_reader *rd,
                            char *err, size_t errlen)
@@ -489,50 +535,7 @@ static long replay_segment(const char *db_path, int64_t seg, int64_t off, const 
         free(data);
         return -1;
     }
-    long frames = 0;
-    size_t pos = off > SEG_HEAD ? (size_t)off : SEG_HEAD;
-    if (size < SEG_HEAD || memcmp(data, SEG_MAGIC, SEG_HEAD)) {
-        /* Created, its first bytes never synced: nothing in it was acknowledged. */
-        if (size)
-            log_warn("spool log %s: not a segment of this version; left unread", p);
-        pos = size;
-    }
-    while (pos < size) {
-        uint32_t head[3];
-        if (size - pos < FRAME_HEAD)
-            break;
-        memcpy(head, data + pos, sizeof head);
-        if (head[0] != FRAME_MAGIC || head[1] > size - pos - FRAME_HEAD ||
-            (uint32_t)crc32(crc32(0L, Z_NULL, 0), data + pos + FRAME_HEAD, head[1]) != head[2])
-            break;
-        rd_cur c = {data + pos + FRAME_HEAD, data + pos + FRAME_HEAD + head[1], 0};
-        int rc = read_frame(rd, &c);
-        if (rc == -2) {
-            log_warn("spool log %s: the frame at byte %zu passes its checksum but does not "
-                     "parse; reading stops there", p, pos);
-            break;
-        }
-        if (rc) {
-            snprintf(err, errlen, "spool log %s: folding the frame at byte %zu failed", p, pos);
-            free(data);
-            return -1;
-        }
-        pos += FRAME_HEAD + head[1];
-        frames++;
-        if (rd->frame_end(rd->arg, seg, (int64_t)pos)) {
-            snprintf(err, errlen, "spool log %s: folding failed", p);
-            free(data);
-            return -1;
-        }
-    }
-    if (pos < size) {
-        size_t nz = 0;
-        for (size_t i = pos; i < size && !nz; i++)
-            nz = data[i] != 0;
-        if (nz)
-            log_warn("spool log %s: %zu bytes after byte %zu are a frame cut short (written, "
-                     "never acknowledged); ignored", p, size - pos, pos);
-    }
+    long frames = spool_log_parse(data, size, seg, off, rd, p, err, errlen);
     free(data);
     return frames;
 }

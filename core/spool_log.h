@@ -62,6 +62,13 @@ typedef struct slog_reader {
 long spool_log_replay(const char *db_path, int64_t seg, int64_t off, const slog_reader *rd,
                       int64_t *last, char *err, size_t errlen);
 
+/*
+ * What spool_log_replay does with one segment's bytes (data, size), read
+ * from off; name for messages. Frames read, or -1.
+ */
+long spool_log_parse(const unsigned char *data, size_t size, int64_t seg, int64_t off,
+                     const slog_reader *rd, const char *name, char *err, size_t errlen);
+
 /* Deletes the segments of the spool at db_path numbered below seg. */
 void spool_log_drop_below(const char *db_path, int64_t seg);
 

@@ -22,7 +22,7 @@ _sy_fuzz_goal := $(.DEFAULT_GOAL)
 FUZZ_CC      ?= clang
 FUZZ_DIR     := build/fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= envelope filter router config webhook transform api store http1
+FUZZ_TARGETS ?= envelope filter router config webhook transform api store http1 spool_log
 # Extra libFuzzer flags, e.g. FUZZ_ARGS="-jobs=2 -workers=2".
 FUZZ_ARGS    ?=
 
@@ -34,7 +34,7 @@ FUZZ_CFLAGS := -std=c11 -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN) -pthread
 # doesn't, and a new clang must not stop the fuzzing of unchanged code. The
 # targets themselves are held to -Werror.
 FUZZ_CORE_WARN := $(filter-out -Werror,$(WARN))
-FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -lpq -llua5.4 -lcrypto -ldl -lm -lpthread
+FUZZ_LIBS   := -lzmq -lcjson -lsqlite3 -lpq -llua5.4 -lcrypto -lz -ldl -lm -lpthread
 
 FUZZ_CORE_SRC := $(wildcard core/*.c) sdk/src/publisher.c
 FUZZ_CORE_OBJ := $(FUZZ_CORE_SRC:%.c=$(FUZZ_DIR)/obj/%.o)
