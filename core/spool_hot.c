@@ -45,12 +45,12 @@ struct hot_chunk {
     store_fold_event *fe;     /* events; fe[i].dlv is set when folded (dl moves as it grows) */
     int keyed;                /* the front's: its event ids are in the id set */
     size_t *first;            /* fe[i]'s deliveries: dl[first[i]], fe[i].n of them */
-    size_t nev, cap_ev;
+    size_t nev, cap_fe, cap_first;
     store_fold_dlv *dl;       /* ids ascending */
     size_t ndl, cap_dl;
     spool_record *recs;       /* outcomes in arrival order: the attempts log's order */
     unsigned char *logged;    /* recs[i]'s state is in its delivery already */
-    size_t nrec, cap_rec;
+    size_t nrec, cap_recs, cap_logged;
     struct blk *blocks;       /* where its strings are copied (ids, bodies, endpoints, details):
                                  an event's memory goes as soon as it is delivered */
     uint64_t seq;             /* the front's: its number, in the order made (the id set's) */
@@ -166,42 +166,6 @@ static int ids_add(struct id_set *t, uint64_t h, const char *id, uint64_t seq)
     return 0;
 }
 
-/* Room for one more event: fe and first grow together. */
-static int grow_events(hot_chunk *c)
-{
-    if (c->nev < c->cap_ev)
-        return 0;
-    size_t cap = c->cap_ev ? c->cap_ev * 2 : 256;
-    store_fold_event *fe = realloc(c->fe, cap * sizeof *fe);
-    if (!fe)
-        return -1;
-    c->fe = fe;
-    size_t *f = realloc(c->first, cap * sizeof *f);
-    if (!f)
-        return -1;
-    c->first = f;
-    c->cap_ev = cap;
-    return 0;
-}
-
-/* Room for one more outcome: recs and logged grow together. */
-static int grow_recs(hot_chunk *c)
-{
-    if (c->nrec < c->cap_rec)
-        return 0;
-    size_t cap = c->cap_rec ? c->cap_rec * 2 : 256;
-    spool_record *r = realloc(c->recs, cap * sizeof *r);
-    if (!r)
-        return -1;
-    c->recs = r;
-    unsigned char *l = realloc(c->logged, cap);
-    if (!l)
-        return -1;
-    c->logged = l;
-    c->cap_rec = cap;
-    return 0;
-}
-
 /* A block of copied strings; a block is never moved, so what points into it stays valid. */
 struct blk {
     struct blk *next;
@@ -280,7 +244,9 @@ static void chunk_truncate(hot_chunk *c, size_t nev, size_t ndl)
 static int chunk_put(hot_chunk *c, const slog_put *p, const int64_t *ids,
                      const char *const *eps, const size_t *ep_len, int64_t lease)
 {
-    if (grow_events(c) || grow((void **)&c->dl, &c->cap_dl, c->ndl + p->n, sizeof *c->dl))
+    if (grow((void **)&c->fe, &c->cap_fe, c->nev + 1, sizeof *c->fe) ||
+        grow((void **)&c->first, &c->cap_first, c->nev + 1, sizeof *c->first) ||
+        grow((void **)&c->dl, &c->cap_dl, c->ndl + p->n, sizeof *c->dl))
         return -1;
     store_fold_event *e = &c->fe[c->nev];
     *e = (store_fold_event){.row = p->row, .event_id_len = p->event_id_len,
@@ -328,7 +294,8 @@ static long find_dlv(const hot_chunk *c, int64_t id)
 static int chunk_outcome(hot_chunk *c, hot_chunk *other, const spool_record *r, int64_t at_ms,
                          int64_t lease)
 {
-    if (grow_recs(c))
+    if (grow((void **)&c->recs, &c->cap_recs, c->nrec + 1, sizeof *c->recs) ||
+        grow((void **)&c->logged, &c->cap_logged, c->nrec + 1, sizeof *c->logged))
         return -1;
     spool_record *rec = &c->recs[c->nrec];
     *rec = *r;

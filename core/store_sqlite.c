@@ -371,6 +371,20 @@ static int sq_put(sy_store *st, spool_put *const *puts, size_t n)
     return 0;
 }
 
+/* The attempts log's row of an outcome. */
+static int log_attempt(sq_store *s, const spool_record *r)
+{
+    sqlite3_stmt *a = s->st_attempt;
+    sqlite3_bind_int64(a, 1, r->delivery_id);
+    sqlite3_bind_int64(a, 2, r->attempt);
+    sqlite3_bind_int64(a, 3, r->at_ms);
+    sqlite3_bind_int(a, 4, r->attempt_result);
+    sqlite3_bind_int(a, 5, r->status);
+    sqlite3_bind_text(a, 6, r->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(a, 7, r->latency_ms);
+    return step_done(a);
+}
+
 static int record_one(sq_store *s, const spool_record *r)
 {
     int64_t now = wall_ms();
@@ -386,17 +400,7 @@ static int record_one(sq_store *s, const spool_record *r)
     sqlite3_bind_int64(u, 9, r->delivery_id);
     if (step_done(u))
         return -1;
-    if (r->attempt_result < 0)
-        return 0;
-    sqlite3_stmt *a = s->st_attempt;
-    sqlite3_bind_int64(a, 1, r->delivery_id);
-    sqlite3_bind_int64(a, 2, r->attempt);
-    sqlite3_bind_int64(a, 3, r->at_ms);
-    sqlite3_bind_int(a, 4, r->attempt_result);
-    sqlite3_bind_int(a, 5, r->status);
-    sqlite3_bind_text(a, 6, r->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(a, 7, r->latency_ms);
-    return step_done(a);
+    return r->attempt_result < 0 ? 0 : log_attempt(s, r);
 }
 
 static int sq_records(sy_store *st, const spool_record *recs, size_t n)
@@ -506,19 +510,6 @@ static int sq_fold(sy_store *st, const store_fold_event *evs, size_t n)
         }
     }
     return 0;
-}
-
-static int log_attempt(sq_store *s, const spool_record *r)
-{
-    sqlite3_stmt *a = s->st_attempt;
-    sqlite3_bind_int64(a, 1, r->delivery_id);
-    sqlite3_bind_int64(a, 2, r->attempt);
-    sqlite3_bind_int64(a, 3, r->at_ms);
-    sqlite3_bind_int(a, 4, r->attempt_result);
-    sqlite3_bind_int(a, 5, r->status);
-    sqlite3_bind_text(a, 6, r->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(a, 7, r->latency_ms);
-    return step_done(a);
 }
 
 static int sq_fold_records(sy_store *st, const spool_record *recs,

@@ -65,6 +65,24 @@ def test_ok_comes_only_after_the_commit(spool_daemon, tmp_path):
                on_timeout=lambda: d.spool.deliveries("all"))
 
 
+def test_without_the_hot_log_ok_comes_after_the_database_commit(spool_daemon, tmp_path,
+                                                               store_backend):
+    """core.spool_log false: each "ok" waits for the SQLite commit, and no log is written."""
+    if store_backend != "sqlite":
+        return  # the hot log is the SQLite spool's; PostgreSQL commits every batch
+    out = tmp_path / "received.jsonl"
+    d = spool_daemon(sinks={"files": file_sink(out)},
+                     endpoints={"all": {"sink": "files", "enabled_events": ["*"]}},
+                     core={"spool_log": False})
+    with AckClient(d.ack_addr) as c:
+        for i in range(10):
+            eid = f"evt-n{i}"
+            assert c.request(event(eid), tag=eid.encode()) == f"ok {eid}"
+            assert eid in {r["event_id"] for r in d.spool.deliveries("all")}, eid
+    assert d.spool.hot_log() == b""
+    assert not list(tmp_path.rglob("*-hot.*"))
+
+
 def run_publish(addr, path, *extra, timeout=60):
     return subprocess.run([str(BIN), "publish", "--ack", "--connect", addr, "--file", str(path),
                            *extra], capture_output=True, timeout=timeout)

@@ -145,7 +145,7 @@ static void test_every_error_reported(void **state)
     snprintf(core, sizeof core, "%s", f("10-core.json"));
     snprintf(ep, sizeof ep, "%s", f("30-ep.json"));
     snprintf(want, sizeof want,
-             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, store, cluster, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval, transform_instructions, transform_memory)\n"
+             "%s: core.colour: unknown key (expected plugin_dir, ingress, admin, spool, spool_sync, spool_log, store, cluster, retention, dedup_window, spill_after, memory_deliveries, quarantine, quarantine_max, quarantine_rate, max_event_bytes, max_depth, workers, shards, max_pending, max_pending_bytes, complete_grace, drain_timeout, log_level, log_format, stats_file, stats_interval, transform_instructions, transform_memory)\n"
              "%s: core.quarantine_max: must be at least 64KiB\n"
              "%s: core.max_event_bytes: bad size \"1MB!\" (a number of bytes, or a number with B, KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024), in any case)\n"
              "%s: core.workers: must be between 1 and 256\n"
