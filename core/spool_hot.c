@@ -680,9 +680,10 @@ static void write_batch(sy_spool *s, spool_op *batch)
         for (spool_op *op = batch; op; op = op->next)
             for (size_t i = 0; op->kind == OP_RECORDS && i < op->n; i++)
                 if (chunk_outcome(c, s->old, &op->recs[i], now, s->boot)) {
-                    /* In the log already: folded at the next start if not before. */
-                    log_error("spool %s: out of memory gathering an outcome; it is folded "
-                              "from the log at the next start", s->name);
+                    /* Not in the database then: the delivery stays pending there, and a
+                     * later run delivers it again (at least once). */
+                    log_error("spool %s: out of memory gathering an outcome; its delivery "
+                              "stays pending in the database", s->name);
                 }
     }
     if (!why && s->has_syncer) {
@@ -701,6 +702,15 @@ static void write_batch(sy_spool *s, spool_op *batch)
                 }
             }
             j->single = single;
+            if (!j->batch) {
+                /* Outcomes only: nothing waits for their sync (lost with the machine,
+                 * a delivery is made again), the next frame's sync covers them. */
+                free(j);
+                free(single);
+                free(pl.p);
+                free(dup);
+                return;
+            }
             pthread_mutex_lock(&s->in.mu);
             s->sync_pending++;
             pthread_mutex_unlock(&s->in.mu);

@@ -103,7 +103,8 @@ static void on_put(void *arg, spool_status st, sy_event *ev, const int64_t *ids)
 static sy_spool *open_spool(void)
 {
     char err[512];
-    spool_opts o = {.path = path, .sync = "normal", .retention_ms = 3600000,
+    /* With the hot log, "full": its frames are then synced by a thread of their own. */
+    spool_opts o = {.path = path, .sync = hot ? "full" : "normal", .retention_ms = 3600000,
                     .dedup_window_ms = 3600000, .hot_log = hot};
     sy_spool *s = spool_open(&o, err, sizeof err);
     if (!s)
@@ -873,6 +874,12 @@ static void test_hot_outcome_lands_in_the_row(void **state)
     (void)state;
     sy_spool *s = open_spool();
     assert_int_equal(spool_start(s), 0);
+    /* The front, the syncer (spool_sync full) and the writer, which folds (each names
+     * itself once running). */
+    for (int i = 0; i < 1000 && !(has_thread("sy-spool") && has_thread("sy-sync") &&
+                                  has_thread("sy-fold")); i++)
+        usleep(1000);
+    assert_true(has_thread("sy-spool") && has_thread("sy-sync") && has_thread("sy-fold"));
     got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
     sy_event *e = ev_make("o1");
     spool_put_event(s, e, two_eps, 1, on_put, &g);
@@ -890,6 +897,7 @@ static void test_hot_outcome_lands_in_the_row(void **state)
     assert_int_equal(q1("SELECT count(*) FROM deliveries"), 1);
     assert_int_equal(q1("SELECT count(*) FROM attempts WHERE status = 204"), 1);
     spool_close(s);
+    assert_false(has_thread("sy-spool") || has_thread("sy-sync") || has_thread("sy-fold"));
     event_unref(e);
 }
 
