@@ -134,7 +134,7 @@ uint64_t pipeline_bytes(void);
 
 typedef struct pipeline_counts {
     size_t ready, held, inflight, scheduled, expired, spool_queued;
-    size_t spool_unfolded; /* events in the spool's hot log not in its database yet */
+    size_t spool_unfolded; /* events and outcomes in the spool's hot log, not in its database yet */
     size_t waiting; /* ordered endpoints: behind the head of their key */
 } pipeline_counts;
 void pipeline_get_counts(sy_pipeline *pl, pipeline_counts *out);

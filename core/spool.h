@@ -134,7 +134,7 @@ int spool_flush(sy_spool *s, int64_t timeout_ms);
 
 /* Events queued and not yet committed (to the hot log, or else to the store). */
 size_t spool_queued(sy_spool *s);
-/* Events in the hot log not folded into the store yet (0 without a hot log). */
+/* Events and outcomes in the hot log not folded into the store yet (0 without one). */
 size_t spool_unfolded(sy_spool *s);
 
 /*

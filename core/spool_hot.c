@@ -41,6 +41,15 @@
 #define MAX_UNFOLDED 262144
 #define MAX_UNFOLDED_BYTES ((size_t)256 << 20)
 
+/* An outcome in a chunk: a spool_record without its 256-byte detail field. */
+struct hot_rec {
+    int64_t delivery_id, first_ms, next_ms, at_ms, latency_ms, epoch;
+    uint32_t attempt;
+    int32_t status, attempt_result;
+    uint8_t state, leased, logged;  /* logged: its state is in its delivery already */
+    const char *detail;             /* in the chunk's blocks, or "" */
+};
+
 struct hot_chunk {
     store_fold_event *fe;     /* events; fe[i].dlv is set when folded (dl moves as it grows) */
     int keyed;                /* the front's: its event ids are in the id set */
@@ -48,15 +57,14 @@ struct hot_chunk {
     size_t nev, cap_fe, cap_first;
     store_fold_dlv *dl;       /* ids ascending */
     size_t ndl, cap_dl;
-    spool_record *recs;       /* outcomes in arrival order: the attempts log's order */
-    unsigned char *logged;    /* recs[i]'s state is in its delivery already */
-    size_t nrec, cap_recs, cap_logged;
+    struct hot_rec *recs;     /* outcomes in arrival order: the attempts log's order */
+    size_t nrec, cap_recs;
     struct blk *blocks;       /* where its strings are copied (ids, bodies, endpoints, details):
                                  an event's memory goes as soon as it is delivered */
     uint64_t seq;             /* the front's: its number, in the order made (the id set's) */
     int64_t seg, off;         /* the log's position after the last frame in the chunk */
     int64_t born;             /* mono ms of its first entry */
-    size_t bytes;             /* bodies */
+    size_t bytes;             /* about what it holds in memory (the cap counts it) */
     hot_chunk *next;          /* handed over, in order */
     struct {
         const char *in, *copy;
@@ -209,6 +217,14 @@ static const char *endpoint_copy(hot_chunk *c, const char *ep, size_t len, int b
     return copy;
 }
 
+/* About the memory an event takes in a chunk: its strings, its deliveries, its entries and
+ * its slot in the id table. */
+static size_t put_bytes(const slog_put *p)
+{
+    return p->event_id_len + p->body_len + 2 + p->n * sizeof(store_fold_dlv) +
+           sizeof(store_fold_event) + sizeof(size_t) + 2 * sizeof(struct id_ent);
+}
+
 static void chunk_free(hot_chunk *c)
 {
     if (!c)
@@ -221,7 +237,6 @@ static void chunk_free(hot_chunk *c)
     free(c->first);
     free(c->dl);
     free(c->recs);
-    free(c->logged);
     free(c);
 }
 
@@ -230,7 +245,8 @@ static void chunk_free(hot_chunk *c)
 static void chunk_truncate(hot_chunk *c, size_t nev, size_t ndl)
 {
     for (size_t i = nev; i < c->nev; i++)
-        c->bytes -= c->fe[i].body_len;
+        c->bytes -= put_bytes(&(slog_put){.event_id_len = c->fe[i].event_id_len,
+                                          .body_len = c->fe[i].body_len, .n = c->fe[i].n});
     c->nev = nev;
     c->ndl = ndl;
     memset(c->eps, 0, sizeof c->eps);
@@ -265,7 +281,7 @@ static int chunk_put(hot_chunk *c, const slog_put *p, const int64_t *ids,
     c->first[c->nev] = c->ndl;
     c->nev++;
     c->ndl += p->n;
-    c->bytes += p->body_len;
+    c->bytes += put_bytes(p);
     return 0;
 }
 
@@ -294,34 +310,44 @@ static long find_dlv(const hot_chunk *c, int64_t id)
 static int chunk_outcome(hot_chunk *c, hot_chunk *other, const spool_record *r, int64_t at_ms,
                          int64_t lease)
 {
-    if (grow((void **)&c->recs, &c->cap_recs, c->nrec + 1, sizeof *c->recs) ||
-        grow((void **)&c->logged, &c->cap_logged, c->nrec + 1, sizeof *c->logged))
+    if (grow((void **)&c->recs, &c->cap_recs, c->nrec + 1, sizeof *c->recs))
         return -1;
-    spool_record *rec = &c->recs[c->nrec];
-    *rec = *r;
-    if (!lease)
-        rec->leased = 0;
+    size_t dlen = strnlen(r->detail, sizeof r->detail - 1);
+    const char *detail = dlen ? own(c, r->detail, dlen) : "";
+    if (!detail)
+        return -1;
+    struct hot_rec *rec = &c->recs[c->nrec];
+    *rec = (struct hot_rec){.delivery_id = r->delivery_id, .first_ms = r->first_ms,
+                            .next_ms = r->next_ms, .at_ms = r->at_ms,
+                            .latency_ms = r->latency_ms, .epoch = r->epoch,
+                            .attempt = r->attempt, .status = r->status,
+                            .attempt_result = r->attempt_result, .state = (uint8_t)r->state,
+                            .leased = lease && r->leased, .detail = detail};
     hot_chunk *t = c;
     long i = find_dlv(c, r->delivery_id);
     if (i < 0 && other && (i = find_dlv(other, r->delivery_id)) >= 0)
         t = other;
     if (i >= 0) {
-        store_fold_dlv *d = &t->dl[i];
-        const char *detail = r->detail[0] ? own(t, r->detail, strnlen(r->detail,
-                                                                       sizeof r->detail - 1))
-                                          : "";
-        if (!detail)
+        /* The detail lives in c's blocks: copied to t's when t is the other chunk (it may
+         * be folded and freed first). */
+        const char *d_detail = t == c || !dlen ? detail : own(t, r->detail, dlen);
+        if (!d_detail)
             return -1;
+        store_fold_dlv *d = &t->dl[i];
         d->state = r->state;
         d->attempt = r->attempt;
         d->first_ms = r->first_ms;
         d->next_ms = r->next_ms;
         d->status = r->status;
-        d->detail = detail;
+        d->detail = d_detail;
         d->updated_ms = at_ms;
         d->lease = rec->leased ? lease : 0;
+        if (t != c)
+            t->bytes += dlen + 1;
     }
-    c->logged[c->nrec++] = i >= 0;
+    rec->logged = i >= 0;
+    c->nrec++;
+    c->bytes += sizeof *rec + dlen + 1;
     return 0;
 }
 
@@ -336,9 +362,30 @@ int hot_fold(sy_spool *s, hot_chunk *c)
 {
     for (size_t i = 0; i < c->nev; i++)
         c->fe[i].dlv = c->dl + c->first[i];
-    if (store_fold(s->st, c->fe, c->nev) || store_fold_records(s->st, c->recs, c->logged, c->nrec))
+    if (store_fold(s->st, c->fe, c->nev))
         return -1;
-    spool_note_due(s, c->recs, c->nrec);
+    /* The outcomes as the store takes them, a slice at a time. */
+    enum { SLICE = 256 };
+    spool_record recs[SLICE];
+    unsigned char logged[SLICE];
+    for (size_t off = 0; off < c->nrec; off += SLICE) {
+        size_t n = c->nrec - off < SLICE ? c->nrec - off : SLICE;
+        for (size_t i = 0; i < n; i++) {
+            const struct hot_rec *h = &c->recs[off + i];
+            spool_record *r = &recs[i];
+            *r = (spool_record){.delivery_id = h->delivery_id, .state = (dlv_state)h->state,
+                                .attempt = h->attempt, .first_ms = h->first_ms,
+                                .next_ms = h->next_ms, .status = h->status,
+                                .attempt_result = h->attempt_result, .at_ms = h->at_ms,
+                                .latency_ms = h->latency_ms, .leased = h->leased,
+                                .epoch = h->epoch};
+            snprintf(r->detail, sizeof r->detail, "%s", h->detail);
+            logged[i] = h->logged;
+        }
+        if (store_fold_records(s->st, recs, logged, n))
+            return -1;
+        spool_note_due(s, recs, n);
+    }
     return store_set_hot_pos(s->st, c->seg, c->off);
 }
 
@@ -359,7 +406,7 @@ void hot_folded(sy_spool *s, hot_chunk *c, int ok)
     c->next = s->done;
     s->done = c;
     pthread_mutex_unlock(&s->smu);
-    __atomic_sub_fetch(&s->unfolded, c->nev, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->unfolded, chunk_entries(c), __ATOMIC_RELAXED);
     __atomic_sub_fetch(&s->unfolded_bytes, c->bytes, __ATOMIC_RELAXED);
     /* Segments before this chunk's are folded whole (a frame never spans two chunks). */
     if (ok)
@@ -617,8 +664,10 @@ static void write_batch(sy_spool *s, spool_op *batch)
         }
     }
     size_t nev0 = c ? c->nev : 0, ndl0 = c ? c->ndl : 0;
+    /* What the cap counts, before: entries and memory of the two gathering chunks. */
+    size_t e0 = chunk_entries(s->open) + chunk_entries(s->old);
+    size_t b0 = (s->open ? s->open->bytes : 0) + (s->old ? s->old->bytes : 0);
     int64_t now = wall_ms();
-    size_t accepted = 0, bytes = 0;
     if (!why && find_dups(s, &pl, dup) != 0)
         why = store_error(s->rd);
     for (size_t i = 0; i < pl.n && !why; i++) {
@@ -647,8 +696,6 @@ static void write_batch(sy_spool *s, spool_op *batch)
             break;
         }
         p->status = SPOOL_OK;
-        accepted++;
-        bytes += lp.body_len;
     }
     for (spool_op *op = batch; op && !why; op = op->next)
         for (size_t i = 0; op->kind == OP_RECORDS && i < op->n && !why; i++)
@@ -675,8 +722,6 @@ static void write_batch(sy_spool *s, spool_op *batch)
             c->born = mono_ms();
         c->seg = seg;
         c->off = off;
-        __atomic_add_fetch(&s->unfolded, accepted, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&s->unfolded_bytes, bytes, __ATOMIC_RELAXED);
         for (spool_op *op = batch; op; op = op->next)
             for (size_t i = 0; op->kind == OP_RECORDS && i < op->n; i++)
                 if (chunk_outcome(c, s->old, &op->recs[i], now, s->boot)) {
@@ -685,6 +730,11 @@ static void write_batch(sy_spool *s, spool_op *batch)
                     log_error("spool %s: out of memory gathering an outcome; its delivery "
                               "stays pending in the database", s->name);
                 }
+        __atomic_add_fetch(&s->unfolded, chunk_entries(s->open) + chunk_entries(s->old) - e0,
+                           __ATOMIC_RELAXED);
+        __atomic_add_fetch(&s->unfolded_bytes,
+                           s->open->bytes + (s->old ? s->old->bytes : 0) - b0,
+                           __ATOMIC_RELAXED);
     }
     if (!why && s->has_syncer) {
         /* Acknowledged by the syncer once the frame is synced; the outcomes are done with. */
