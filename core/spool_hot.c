@@ -391,6 +391,9 @@ int hot_fold(sy_spool *s, hot_chunk *c)
 
 void hot_folded(sy_spool *s, hot_chunk *c, int ok)
 {
+    /* Read before it is handed to the front, which may free it at once. */
+    size_t entries = chunk_entries(c), bytes = c->bytes;
+    int64_t seg = c->seg;
     pthread_mutex_lock(&s->smu);
     hot_chunk **pp = &s->sealed, *prev = NULL;
     while (*pp && *pp != c) {
@@ -406,11 +409,11 @@ void hot_folded(sy_spool *s, hot_chunk *c, int ok)
     c->next = s->done;
     s->done = c;
     pthread_mutex_unlock(&s->smu);
-    __atomic_sub_fetch(&s->unfolded, chunk_entries(c), __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&s->unfolded_bytes, c->bytes, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->unfolded, entries, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&s->unfolded_bytes, bytes, __ATOMIC_RELAXED);
     /* Segments before this chunk's are folded whole (a frame never spans two chunks). */
     if (ok)
-        spool_log_drop_below(s->o.path, c->seg);
+        spool_log_drop_below(s->o.path, seg);
 }
 
 /* The front: frees the chunks the writer is done with; their ids stop counting. */
