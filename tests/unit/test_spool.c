@@ -883,10 +883,19 @@ static void test_hot_outcome_lands_in_the_row(void **state)
     got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
     sy_event *e = ev_make("o1");
     spool_put_event(s, e, two_eps, 1, on_put, &g);
-    for (int i = 0; i < 500 && !__atomic_load_n(&g.calls, __ATOMIC_ACQUIRE); i++)
+    int calls = 0;
+    for (int i = 0; i < 500 && !calls; i++) {
         usleep(1000);
-    assert_int_equal(g.st[0], SPOOL_OK);
-    spool_record r = {.delivery_id = g.ids[0][0], .state = DLV_DONE, .attempt = 1,
+        pthread_mutex_lock(&g.mu);
+        calls = g.calls;
+        pthread_mutex_unlock(&g.mu);
+    }
+    pthread_mutex_lock(&g.mu);
+    spool_status st = g.st[0];
+    int64_t id = g.ids[0][0];
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(st, SPOOL_OK);
+    spool_record r = {.delivery_id = id, .state = DLV_DONE, .attempt = 1,
                       .first_ms = 3000, .status = 204, .attempt_result = 0, .at_ms = 3000,
                       .latency_ms = 2, .leased = 0};
     strcpy(r.detail, "HTTP 204");
