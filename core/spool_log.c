@@ -30,6 +30,8 @@ struct spool_log {
     int broken;            /* atomic: a failed frame could not be cut back, or a sync failed:
                               move on first */
     pthread_mutex_t mu;    /* fd and seg, between the writer's moves and spool_log_sync */
+    int lost;              /* atomic: a segment left behind failed its last sync; the next
+                              spool_log_sync reports it, for the frames it acknowledges */
     unsigned char *buf;    /* FRAME_HEAD bytes of room, then the records */
     size_t len, cap;
     size_t records;
@@ -139,8 +141,10 @@ static int open_segment(spool_log *l, int64_t seg, char *err, size_t errlen)
     if (l->fd >= 0) {
         /* What the segment left holds is synced before it is let go (spool_log_sync
          * syncs the open one only). */
-        if (l->sync && fdatasync(l->fd) != 0)
+        if (l->sync && fdatasync(l->fd) != 0) {
             log_warn("spool log: syncing a full segment failed: %s", strerror(errno));
+            __atomic_store_n(&l->lost, 1, __ATOMIC_RELAXED);
+        }
         close(l->fd);
     }
     l->fd = fd;
@@ -327,6 +331,13 @@ int spool_log_sync(spool_log *l, char *err, size_t errlen)
         char p[4200];
         seg_path(l->db_path, seg, p, sizeof p);
         snprintf(err, errlen, "spool log %s: %s", p, strerror(errno));
+    } else if (__atomic_exchange_n(&l->lost, 0, __ATOMIC_RELAXED)) {
+        /* Frames of the segment left behind are among those this sync acknowledges. */
+        snprintf(err, errlen, "spool log beside %s: a full segment could not be synced",
+                 l->db_path);
+        rc = -1;
+    }
+    if (rc) {
         /* Linux may have dropped the pages it failed to write: nothing more goes there. */
         __atomic_store_n(&l->broken, 1, __ATOMIC_RELAXED);
     }
