@@ -14,10 +14,10 @@
  * its final state, and never enters the pending index.
  *
  * What reads the database (the admin API, `switchyard status`, replay)
- * sees a delivery once its chunk is folded: LINGER_MS after it was
- * accepted when the writer is free, later under a burst (the
+ * sees a delivery once its chunk is folded: two turns of LINGER_MS after
+ * it was accepted when the writer is free, later under a burst (the
  * spool_unfolded gauge says how far behind). The dedup of event ids looks
- * in the chunks not folded yet, then in the database.
+ * in the table of the ids not folded yet, then in the database.
  */
 #include <errno.h>
 #include <poll.h>
@@ -36,8 +36,8 @@
 #define LINGER_MS 10
 /* ... or when it holds this many entries, free or not (one transaction each). */
 #define CHUNK_ENTRIES 20000
-/* Past this many events (or bytes of them) not folded, the front stops taking more: the
- * queue behind it then holds ingress back (core.max_pending). */
+/* Past this many entries (events and outcomes) or bytes of them not folded, the front stops
+ * taking more: the queue behind it then holds ingress back (core.max_pending). */
 #define MAX_UNFOLDED 262144
 #define MAX_UNFOLDED_BYTES ((size_t)256 << 20)
 
