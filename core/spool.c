@@ -105,6 +105,18 @@ void spool_enqueue(op_queue *q, spool_op *op)
     pthread_mutex_unlock(&q->mu);
 }
 
+void spool_requeue(op_queue *q, spool_op *head, spool_op *tail)
+{
+    if (!head)
+        return;
+    pthread_mutex_lock(&q->mu);
+    tail->next = q->head;
+    q->head = head;
+    if (!q->tail)
+        q->tail = tail;
+    pthread_mutex_unlock(&q->mu);
+}
+
 /* The API's operations: to the front when there is a hot log, else to the writer. */
 static void enqueue(sy_spool *s, spool_op *op)
 {
@@ -525,14 +537,7 @@ static void commit_batch(sy_spool *s, spool_op *batch)
             spool_free_op(op);
         }
     }
-    if (kept) {
-        pthread_mutex_lock(&s->wq.mu);
-        kept_tail->next = s->wq.head;
-        s->wq.head = kept;
-        if (!s->wq.tail)
-            s->wq.tail = kept_tail;
-        pthread_mutex_unlock(&s->wq.mu);
-    }
+    spool_requeue(&s->wq, kept, kept_tail);
     free(ids);
     free(puts);
     free(single);

@@ -556,29 +556,6 @@ static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
     return rc;
 }
 
-/* Puts the queued outcomes back at the head of the front's queue (the log failed). */
-static void requeue_front(sy_spool *s, spool_op *list)
-{
-    spool_op *head = NULL, *tail = NULL;
-    for (spool_op *op = list, *next; op; op = next) {
-        next = op->next;
-        op->next = NULL;
-        if (tail)
-            tail->next = op;
-        else
-            head = op;
-        tail = op;
-    }
-    if (!head)
-        return;
-    pthread_mutex_lock(&s->in.mu);
-    tail->next = s->in.head;
-    s->in.head = head;
-    if (!s->in.tail)
-        s->in.tail = tail;
-    pthread_mutex_unlock(&s->in.mu);
-}
-
 /* A frame written and not synced yet: its event operations, called back once it is. */
 typedef struct sync_job {
     struct sync_job *next;
@@ -605,7 +582,7 @@ static void fail_puts(spool_op *batch, spool_put *single)
  */
 static void call_back(sy_spool *s, spool_op *batch, spool_put *single, int failed)
 {
-    spool_op *retry = NULL, **tail = &retry;
+    spool_op *retry = NULL, *retry_tail = NULL;
     size_t k = 0;
     for (spool_op *op = batch, *next; op; op = next) {
         next = op->next;
@@ -620,14 +597,16 @@ static void call_back(sy_spool *s, spool_op *batch, spool_put *single, int faile
             free(op);
         } else if (failed) {
             op->next = NULL;
-            *tail = op;
-            tail = &op->next;
+            if (retry_tail)
+                retry_tail->next = op;
+            else
+                retry = op;
+            retry_tail = op;
         } else {
             spool_free_op(op);
         }
     }
-    if (retry)
-        requeue_front(s, retry);
+    spool_requeue(&s->in, retry, retry_tail);
 }
 
 /*

@@ -126,6 +126,9 @@ struct sy_spool {
 void spool_note_due(sy_spool *s, const spool_record *recs, size_t n);
 void spool_enqueue(op_queue *q, spool_op *op);
 void spool_free_op(spool_op *op);
+/* Puts a list of operations that failed (head .. tail, linked) back at the head of q, ahead
+ * of what was queued since, without waking its taker (it is the one requeueing). */
+void spool_requeue(op_queue *q, spool_op *head, spool_op *tail);
 /* Under q->mu: wakes the taker if it sleeps in poll(). */
 void spool_wake_locked(op_queue *q);
 
