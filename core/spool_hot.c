@@ -512,20 +512,30 @@ static int over_cap(sy_spool *s)
            __atomic_load_n(&s->unfolded_bytes, __ATOMIC_RELAXED) >= MAX_UNFOLDED_BYTES;
 }
 
-/* The puts of a batch of OP_EVENT and OP_BATCH operations, in order. */
+/* The puts of a batch of OP_EVENT and OP_BATCH operations, in order, with their event
+ * ids' lengths and hashes (found once, for the dedup and the id table). */
 typedef struct put_list {
     spool_put **p;
+    size_t *len;
+    uint64_t *hash;
     size_t n;
 } put_list;
 
+static void put_list_free(put_list *pl)
+{
+    free(pl->p);
+    free(pl->len);
+    free(pl->hash);
+}
+
 /*
  * Which puts are duplicates of a stored event or one not folded yet: dup[i]
- * = 1. The id table is looked at before the database's snapshot is taken:
+ * = 1; fills pl's lengths and hashes. The id table is looked at before the database's snapshot is taken:
  * a chunk's ids leave it only when the front frees the chunk, after its
  * fold committed, so an id that is in neither was in neither when the
  * snapshot began. 0, or -1 (the database could not be read).
  */
-static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
+static int find_dups(sy_spool *s, put_list *pl, unsigned char *dup)
 {
     const char **ask = malloc((pl->n ? pl->n : 1) * sizeof *ask);
     size_t *at = malloc((pl->n ? pl->n : 1) * sizeof *at);
@@ -539,9 +549,9 @@ static int find_dups(sy_spool *s, const put_list *pl, unsigned char *dup)
     size_t nask = 0;
     for (size_t i = 0; i < pl->n; i++) {
         const char *id = pl->p[i]->ev->event_id;
-        size_t len = strlen(id);
-        uint64_t h = hash_str(id, len);
-        dup[i] = ids_has(s->ids, h, id, len);
+        pl->len[i] = strlen(id);
+        pl->hash[i] = hash_str(id, pl->len[i]);
+        dup[i] = ids_has(s->ids, pl->hash[i], id, pl->len[i]);
         if (!dup[i]) {
             ask[nask] = id;
             at[nask++] = i;
@@ -620,7 +630,9 @@ static void write_batch(sy_spool *s, spool_op *batch)
     size_t nput = 0;
     for (spool_op *op = batch; op; op = op->next)
         nput += op->kind == OP_BATCH ? op->n : op->kind == OP_EVENT;
-    put_list pl = {malloc((nput ? nput : 1) * sizeof *pl.p), 0};
+    size_t room = nput ? nput : 1;
+    put_list pl = {malloc(room * sizeof *pl.p), malloc(room * sizeof *pl.len),
+                   malloc(room * sizeof *pl.hash), 0};
     spool_put *single = calloc(nput ? nput : 1, sizeof *single);
     unsigned char *dup = malloc(nput ? nput : 1);
     hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
@@ -630,7 +642,7 @@ static void write_batch(sy_spool *s, spool_op *batch)
     }
     const char *why = NULL;
     char err[512] = "";
-    if (!pl.p || !single || !dup || !c)
+    if (!pl.p || !pl.len || !pl.hash || !single || !dup || !c)
         why = "out of memory";
     for (spool_op *op = batch; op && !why; op = op->next) {
         if (op->kind == OP_EVENT) {
@@ -654,9 +666,9 @@ static void write_batch(sy_spool *s, spool_op *batch)
         why = store_error(s->rd);
     for (size_t i = 0; i < pl.n && !why; i++) {
         spool_put *p = pl.p[i];
-        /* A second copy within the batch: the first one is in the chunk's set by now. */
-        size_t idlen = strlen(p->ev->event_id);
-        uint64_t h = hash_str(p->ev->event_id, idlen);
+        /* A second copy within the batch: the first one is in the id table by now. */
+        size_t idlen = pl.len[i];
+        uint64_t h = pl.hash[i];
         if (dup[i] || ids_has(s->ids, h, p->ev->event_id, idlen)) {
             p->status = SPOOL_DUP;
             continue;
@@ -739,7 +751,7 @@ static void write_batch(sy_spool *s, spool_op *batch)
                  * a delivery is made again), the next frame's sync covers them. */
                 free(j);
                 free(single);
-                free(pl.p);
+                put_list_free(&pl);
                 free(dup);
                 return;
             }
@@ -754,7 +766,7 @@ static void write_batch(sy_spool *s, spool_op *batch)
             s->jobs_tail = j;
             pthread_cond_signal(&s->ycv);
             pthread_mutex_unlock(&s->ymu);
-            free(pl.p);
+            put_list_free(&pl);
             free(dup);
             return;
         }
@@ -763,7 +775,7 @@ static void write_batch(sy_spool *s, spool_op *batch)
             fail_puts(batch, single);
     }
     call_back(s, batch, single, why != NULL);
-    free(pl.p);
+    put_list_free(&pl);
     free(single);
     free(dup);
     if (why) {
