@@ -411,9 +411,12 @@ void hot_folded(sy_spool *s, hot_chunk *c, int ok)
     pthread_mutex_unlock(&s->smu);
     __atomic_sub_fetch(&s->unfolded, entries, __ATOMIC_RELAXED);
     __atomic_sub_fetch(&s->unfolded_bytes, bytes, __ATOMIC_RELAXED);
-    /* Segments before this chunk's are folded whole (a frame never spans two chunks). */
-    if (ok)
+    /* Segments before this chunk's are folded whole (a frame never spans two chunks); the
+     * folder is listed only when the chunk reached a segment the last one had not. */
+    if (ok && seg > s->dropped_below) {
         spool_log_drop_below(s->o.path, seg);
+        s->dropped_below = seg;
+    }
 }
 
 /* The front: frees the chunks the writer is done with; their ids stop counting. */

@@ -114,6 +114,7 @@ struct sy_spool {
     size_t sync_pending;      /* under in.mu: frames written, their events not called back */
     struct id_set *ids;       /* front only: the ids of the chunks not freed (spool_hot.c) */
     uint64_t chunk_seq;       /* front only: the last chunk's number */
+    int64_t dropped_below;    /* writer only: the segments below this one are deleted */
     pthread_mutex_t smu;      /* the chunks handed over and not folded yet, and those folded
                                  for the front to free */
     hot_chunk *sealed, *sealed_tail, *done;
