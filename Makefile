@@ -191,6 +191,7 @@ $(BUILD)/tests/abi/%.so: tests/abi/%.c tests/abi/probe.h sdk/include/switchyard/
 # Some unit tests #include a plugin's sources to reach its static helpers;
 # UNIT_LIBS_<test> adds the libraries those need.
 UNIT_LIBS_test_http_h1 := -lcurl
+UNIT_LIBS_test_spool := -Wl,--wrap=fdatasync
 $(BUILD)/tests/unit/%: tests/unit/%.c $(CORE_LIB) $(wildcard plugins/*/*.c plugins/*/*.h) $(PATHS_STAMP)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"

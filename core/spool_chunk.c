@@ -45,9 +45,9 @@ static size_t ids_slot(const struct id_set *t, uint64_t h, const char *id, size_
     }
 }
 
-int ids_has(const struct id_set *t, uint64_t h, const char *id, size_t len)
+uint64_t ids_find(const struct id_set *t, uint64_t h, const char *id, size_t len)
 {
-    return t->cap && t->e[ids_slot(t, h, id, len)].seq;
+    return t->cap ? t->e[ids_slot(t, h, id, len)].seq : 0;
 }
 
 static void ids_put(struct id_set *t, uint64_t h, const char *id, uint64_t seq)

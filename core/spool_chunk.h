@@ -65,8 +65,9 @@ struct id_set {
 
 uint64_t hash_str(const char *s, size_t n);
 
-/* Whether id (hash h, len bytes) is in the table (of a chunk not freed). */
-int ids_has(const struct id_set *t, uint64_t h, const char *id, size_t len);
+/* The number of the chunk holding id (hash h, len bytes), or 0: not in the table (or its
+ * chunk is freed). */
+uint64_t ids_find(const struct id_set *t, uint64_t h, const char *id, size_t len);
 /* Adds id (kept by its chunk number seq, pointing into the chunk). 0, or -1. */
 int ids_add(struct id_set *t, uint64_t h, const char *id, uint64_t seq);
 

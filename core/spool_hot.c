@@ -18,6 +18,14 @@
  * it was accepted when the writer is free, later under a burst (the
  * spool_unfolded gauge says how far behind). The dedup of event ids looks
  * in the table of the ids not folded yet, then in the database.
+ *
+ * "dup" promises the first copy is durable. When a frame's sync fails its
+ * events are answered "send again" but stay in their chunk (they are
+ * folded and delivered), and Linux may have dropped their pages and
+ * report success to the next sync: until that chunk is folded, a copy
+ * sent again is answered "send again" too (unsure_seq), and so is a
+ * duplicate found while the first copy's sync was still under way and
+ * then failed. Once folded, the database answers "dup".
  */
 #include <errno.h>
 #include <poll.h>
@@ -207,6 +215,7 @@ typedef struct put_list {
     spool_put **p;
     size_t *len;
     uint64_t *hash;
+    uint64_t *seq;            /* the chunk holding a copy of the id not folded yet, or 0 */
     size_t n;
 } put_list;
 
@@ -215,6 +224,7 @@ static void put_list_free(put_list *pl)
     free(pl->p);
     free(pl->len);
     free(pl->hash);
+    free(pl->seq);
 }
 
 /*
@@ -240,7 +250,8 @@ static int find_dups(sy_spool *s, put_list *pl, unsigned char *dup)
         const char *id = pl->p[i]->ev->event_id;
         pl->len[i] = strlen(id);
         pl->hash[i] = hash_str(id, pl->len[i]);
-        dup[i] = ids_has(s->ids, pl->hash[i], id, pl->len[i]);
+        pl->seq[i] = ids_find(s->ids, pl->hash[i], id, pl->len[i]);
+        dup[i] = pl->seq[i] != 0;
         if (!dup[i]) {
             ask[nask] = id;
             at[nask++] = i;
@@ -260,18 +271,46 @@ typedef struct sync_job {
     struct sync_job *next;
     spool_op *batch;          /* OP_EVENT and OP_BATCH operations, in order */
     spool_put *single;        /* the OP_EVENT ones' puts, in order */
+    int64_t seg;              /* the frame's segment (0: no frame, duplicates only) */
+    uint64_t cseq;            /* the chunk its events went to */
+    uint64_t dup_seq;         /* the last chunk one of its duplicates was found in, or 0 */
 } sync_job;
+
+/* The puts of batch (every one with any, else those answered "dup") are answered `to`. */
+static void restate_puts(spool_op *batch, spool_put *single, int any, spool_status to)
+{
+    size_t k = 0;
+    for (spool_op *op = batch; op; op = op->next) {
+        if (op->kind == OP_EVENT && (any || single[k].status == SPOOL_DUP))
+            single[k].status = to;
+        k += op->kind == OP_EVENT;
+        for (size_t i = 0; op->kind == OP_BATCH && i < op->n; i++)
+            if (any || op->puts[i].status == SPOOL_DUP)
+                op->puts[i].status = to;
+    }
+}
 
 /* Every put of batch failed (its frame's sync did). */
 static void fail_puts(spool_op *batch, spool_put *single)
 {
-    size_t k = 0;
-    for (spool_op *op = batch; op; op = op->next) {
-        if (op->kind == OP_EVENT)
-            single[k++].status = SPOOL_ERR;
-        for (size_t i = 0; op->kind == OP_BATCH && i < op->n; i++)
-            op->puts[i].status = SPOOL_ERR;
-    }
+    restate_puts(batch, single, 1, SPOOL_ERR);
+}
+
+/*
+ * A sync failed for a frame whose events went to chunk cseq: those events
+ * stay in their chunk (and are folded, delivered), but until the fold they
+ * may be nowhere on disk, so a copy sent again is not answered "dup" while
+ * its first copy is only in such a chunk (spool_hot.c's header).
+ */
+static void note_unsure(sy_spool *s, uint64_t cseq)
+{
+    if (cseq > __atomic_load_n(&s->unsure_seq, __ATOMIC_ACQUIRE))
+        __atomic_store_n(&s->unsure_seq, cseq, __ATOMIC_RELEASE);
+}
+
+static int is_unsure(sy_spool *s, uint64_t cseq)
+{
+    return cseq && cseq <= __atomic_load_n(&s->unsure_seq, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -321,17 +360,17 @@ static void write_batch(sy_spool *s, spool_op *batch)
         nput += op->kind == OP_BATCH ? op->n : op->kind == OP_EVENT;
     size_t room = nput ? nput : 1;
     put_list pl = {malloc(room * sizeof *pl.p), malloc(room * sizeof *pl.len),
-                   malloc(room * sizeof *pl.hash), 0};
+                   malloc(room * sizeof *pl.hash), malloc(room * sizeof *pl.seq), 0};
     spool_put *single = calloc(nput ? nput : 1, sizeof *single);
     unsigned char *dup = malloc(nput ? nput : 1);
     hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
     if (c && !c->keyed) {
         c->keyed = 1;
-        c->seq = ++s->chunk_seq;
+        c->seq = __atomic_add_fetch(&s->chunk_seq, 1, __ATOMIC_RELAXED);
     }
     const char *why = NULL;
     char err[512] = "";
-    if (!pl.p || !pl.len || !pl.hash || !single || !dup || !c)
+    if (!pl.p || !pl.len || !pl.hash || !pl.seq || !single || !dup || !c)
         why = "out of memory";
     for (spool_op *op = batch; op && !why; op = op->next) {
         if (op->kind == OP_EVENT) {
@@ -351,6 +390,7 @@ static void write_batch(sy_spool *s, spool_op *batch)
     size_t e0 = chunk_entries(s->open) + chunk_entries(s->old);
     size_t b0 = (s->open ? s->open->bytes : 0) + (s->old ? s->old->bytes : 0);
     int64_t now = wall_ms();
+    uint64_t dup_seq = 0;
     if (!why && find_dups(s, &pl, dup) != 0)
         why = store_error(s->rd);
     for (size_t i = 0; i < pl.n && !why; i++) {
@@ -358,8 +398,12 @@ static void write_batch(sy_spool *s, spool_op *batch)
         /* A second copy within the batch: the first one is in the id table by now. */
         size_t idlen = pl.len[i];
         uint64_t h = pl.hash[i];
-        if (dup[i] || ids_has(s->ids, h, p->ev->event_id, idlen)) {
-            p->status = SPOOL_DUP;
+        uint64_t hit = dup[i] ? pl.seq[i] : ids_find(s->ids, h, p->ev->event_id, idlen);
+        if (dup[i] || hit) {
+            /* "dup" once the first copy is durable; "send again" while it may not be. */
+            p->status = is_unsure(s, hit) ? SPOOL_ERR : SPOOL_DUP;
+            if (hit > dup_seq)
+                dup_seq = hit;
             continue;
         }
         slog_put lp = {.row = s->next_row++, .event_id = p->ev->event_id,
@@ -435,6 +479,9 @@ static void write_batch(sy_spool *s, spool_op *batch)
                 }
             }
             j->single = single;
+            j->seg = seg;
+            j->cseq = c->seq;
+            j->dup_seq = dup_seq;
             if (!j->batch) {
                 /* Outcomes only: nothing waits for their sync (lost with the machine,
                  * a delivery is made again), the next frame's sync covers them. */
@@ -460,8 +507,13 @@ static void write_batch(sy_spool *s, spool_op *batch)
             return;
         }
         /* No room for the job: synced here instead. */
-        if (spool_log_sync(s->log, err, sizeof err) != 0)
+        if (spool_log_sync(s->log, err, sizeof err) != 0 ||
+            (seg && seg == spool_log_failed_seg(s->log))) {
             fail_puts(batch, single);
+            note_unsure(s, c->seq);
+        } else if (is_unsure(s, dup_seq)) {
+            restate_puts(batch, single, 0, SPOOL_ERR);
+        }
     }
     call_back(s, batch, single, why != NULL);
     put_list_free(&pl);
@@ -497,10 +549,18 @@ static void *syncer_main(void *arg)
                                              "send again", LOG_S("spool", s->name),
                                LOG_S("error", err));
         size_t n = 0;
+        int64_t bad_seg = spool_log_failed_seg(s->log);
         for (sync_job *j = list, *next; j; j = next, n++) {
             next = j->next;
-            if (failed)
+            /* A frame of the segment a sync failed on may be lost even when this sync
+             * (of the next segment) went well. */
+            if (failed || (j->seg && j->seg == bad_seg)) {
                 fail_puts(j->batch, j->single);
+                note_unsure(s, j->cseq);
+            } else if (is_unsure(s, j->dup_seq)) {
+                /* Duplicates of events whose own frame failed (in this list or before). */
+                restate_puts(j->batch, j->single, 0, SPOOL_ERR);
+            }
             call_back(s, j->batch, j->single, 0);
             free(j->single);
             free(j);

@@ -113,7 +113,9 @@ struct sy_spool {
     int sync_stop;                       /* under ymu */
     size_t sync_pending;      /* under in.mu: frames written, their events not called back */
     struct id_set *ids;       /* front only: the ids of the chunks not freed (spool_hot.c) */
-    uint64_t chunk_seq;       /* front only: the last chunk's number */
+    uint64_t chunk_seq;       /* atomic (the front writes it): the last chunk's number */
+    uint64_t unsure_seq;      /* atomic: a sync failed while the chunks up to this number
+                                 gathered; their events may not be on disk (spool_hot.c) */
     int64_t dropped_below;    /* writer only: the segments below this one are deleted */
     pthread_mutex_t smu;      /* the chunks handed over and not folded yet, and those folded
                                  for the front to free */

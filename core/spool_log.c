@@ -32,6 +32,7 @@ struct spool_log {
     pthread_mutex_t mu;    /* fd and seg, between the writer's moves and spool_log_sync */
     int lost;              /* atomic: a segment left behind failed its last sync; the next
                               spool_log_sync reports it, for the frames it acknowledges */
+    int64_t failed_seg;    /* atomic: the last segment a sync failed on, or 0 */
     unsigned char *buf;    /* FRAME_HEAD bytes of room, then the records */
     size_t len, cap;
     size_t records;
@@ -143,6 +144,7 @@ static int open_segment(spool_log *l, int64_t seg, char *err, size_t errlen)
          * syncs the open one only). */
         if (l->sync && fdatasync(l->fd) != 0) {
             log_warn("spool log: syncing a full segment failed: %s", strerror(errno));
+            __atomic_store_n(&l->failed_seg, l->seg, __ATOMIC_RELAXED);
             __atomic_store_n(&l->lost, 1, __ATOMIC_RELAXED);
         }
         close(l->fd);
@@ -331,6 +333,7 @@ int spool_log_sync(spool_log *l, char *err, size_t errlen)
         char p[4200];
         seg_path(l->db_path, seg, p, sizeof p);
         snprintf(err, errlen, "spool log %s: %s", p, strerror(errno));
+        __atomic_store_n(&l->failed_seg, seg, __ATOMIC_RELAXED);
     } else if (__atomic_exchange_n(&l->lost, 0, __ATOMIC_RELAXED)) {
         /* Frames of the segment left behind are among those this sync acknowledges. */
         snprintf(err, errlen, "spool log beside %s: a full segment could not be synced",
@@ -349,6 +352,11 @@ int spool_log_sync(spool_log *l, char *err, size_t errlen)
 int spool_log_syncs(const spool_log *l)
 {
     return l->sync;
+}
+
+int64_t spool_log_failed_seg(const spool_log *l)
+{
+    return __atomic_load_n(&l->failed_seg, __ATOMIC_RELAXED);
 }
 
 int spool_log_commit(spool_log *l, int64_t *seg, int64_t *off, char *err, size_t errlen)

@@ -110,6 +110,13 @@ int spool_log_write(spool_log *l, int64_t *seg, int64_t *off, char *err, size_t 
 int spool_log_sync(spool_log *l, char *err, size_t errlen);
 /* Whether the log syncs (spool_sync full). */
 int spool_log_syncs(const spool_log *l);
+/*
+ * The last segment a sync failed on, or 0. Linux may drop the pages a
+ * failed fdatasync could not write and report the error once: a frame
+ * written to that segment and not acknowledged before the failure stays
+ * in doubt even when a later sync (of the next segment) succeeds.
+ */
+int64_t spool_log_failed_seg(const spool_log *l);
 
 /* The segment size past which the next frame opens a new segment. */
 #define SPOOL_LOG_SEGMENT (64L << 20)

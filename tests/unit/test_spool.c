@@ -7,7 +7,8 @@
  * prepares (the writer's and the reads') finds pending and dead rows
  * through an index, never by reading the whole deliveries table, but for
  * the few that read every row by design; checkpoints run on a thread of
- * their own (sy-ckpt) and the WAL stays bounded.
+ * their own (sy-ckpt) and the WAL stays bounded; with the hot log, an
+ * event whose sync failed is never answered "dup" before it is folded.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -910,6 +912,87 @@ static void test_hot_outcome_lands_in_the_row(void **state)
     event_unref(e);
 }
 
+/*
+ * fdatasync as the core's objects call it (this test is linked with
+ * -Wl,--wrap=fdatasync): failing with EIO while fail_syncs is set, as a
+ * disk does that drops writes. SQLite's own syncs are not wrapped.
+ */
+static int fail_syncs;
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+int __wrap_fdatasync(int fd)
+{
+    if (__atomic_load_n(&fail_syncs, __ATOMIC_RELAXED)) {
+        errno = EIO;
+        return -1;
+    }
+    return __real_fdatasync(fd);
+}
+
+/* Waits for g's n-th callback; returns its status. */
+static spool_status nth_answer(got *g, int n)
+{
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&g->mu);
+        int calls = g->calls;
+        spool_status st = g->st[n - 1];
+        pthread_mutex_unlock(&g->mu);
+        if (calls >= n)
+            return st;
+        usleep(1000);
+    }
+    fail_msg("no answer to put %d", n);
+    return SPOOL_ERR;
+}
+
+/*
+ * A frame whose sync failed: its event is answered "send again" and stays
+ * in its chunk, folded later. Until it is folded in the database, a copy
+ * sent again is not answered "dup" (its first copy may be nowhere on disk)
+ * but "send again"; once folded, "dup". A frame after the failure (on a
+ * new segment) is acknowledged.
+ */
+static void test_hot_failed_sync_is_no_dup(void **state)
+{
+    (void)state;
+    enum { TRIES = 50 };
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    got g = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    sy_event *e[TRIES + 2];
+    for (int i = 0; i < TRIES + 2; i++)
+        e[i] = ev_make(i <= TRIES ? "u1" : "u2");
+    __atomic_store_n(&fail_syncs, 1, __ATOMIC_RELAXED);
+    spool_put_event(s, e[0], two_eps, 1, on_put, &g);
+    assert_int_equal(nth_answer(&g, 1), SPOOL_ERR);
+    __atomic_store_n(&fail_syncs, 0, __ATOMIC_RELAXED);
+    /* Sent again at once (the chunk is still gathering: it is folded a turn or two
+     * later), then again until the answer is "dup". */
+    int n = 1;
+    spool_status st;
+    do {
+        spool_put_event(s, e[n], two_eps, 1, on_put, &g);
+        st = nth_answer(&g, ++n);
+        int64_t stored = q1("SELECT count(*) FROM events WHERE event_id = 'u1'");
+        if (st == SPOOL_DUP)
+            assert_int_equal(stored, 1); /* "dup" only once the first copy is stored */
+        else
+            assert_int_equal(st, SPOOL_ERR);
+        if (st != SPOOL_DUP)
+            usleep(50000);
+    } while (st != SPOOL_DUP && n <= TRIES);
+    assert_int_equal(st, SPOOL_DUP);
+    /* The next frame goes to a new segment and is acknowledged. */
+    spool_put_event(s, e[TRIES + 1], two_eps, 1, on_put, &g);
+    assert_int_equal(nth_answer(&g, n + 1), SPOOL_OK);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    assert_int_equal(q1("SELECT count(*) FROM events"), 2);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries"), 2);
+    spool_close(s);
+    for (int i = 0; i < TRIES + 2; i++)
+        event_unref(e[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -922,6 +1005,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disabled_state_persists, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_hot_log_folded_at_start, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_hot_outcome_lands_in_the_row, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_hot_failed_sync_is_no_dup, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_records_and_attempts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pager_and_leases, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
