@@ -218,6 +218,36 @@ static int prepare(sq_store *s, char *err, size_t errlen)
             snprintf(err, errlen, "spool %s: %s", s->path, sqlite3_errmsg(s->db));
             return -1;
         }
+    /* The fold's inserts again, SQ_FOLD_ROWS rows each: the single statement's text with
+     * its VALUES tuple repeated. */
+    struct {
+        sqlite3_stmt **st;
+        sqlite3_stmt *one;
+    } multi[] = {{&s->st_fold_event_n, s->st_fold_event},
+                 {&s->st_fold_dlv_n, s->st_fold_dlv},
+                 {&s->st_attempt_n, s->st_attempt}};
+    for (size_t i = 0; i < sizeof multi / sizeof multi[0]; i++) {
+        const char *one = sqlite3_sql(multi[i].one), *values = strstr(one, "VALUES ");
+        size_t head = (size_t)(values - one) + 7, row = strlen(values + 7);
+        char *sql = malloc(head + SQ_FOLD_ROWS * (row + 1) + 1);
+        if (!sql) {
+            snprintf(err, errlen, "spool %s: out of memory", s->path);
+            return -1;
+        }
+        char *at = (char *)memcpy(sql, one, head) + head;
+        for (int k = 0; k < SQ_FOLD_ROWS; k++) {
+            if (k)
+                *at++ = ',';
+            at = (char *)memcpy(at, values + 7, row) + row;
+        }
+        *at = '\0';
+        int rc = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, multi[i].st, NULL);
+        free(sql);
+        if (rc != SQLITE_OK) {
+            snprintf(err, errlen, "spool %s: %s", s->path, sqlite3_errmsg(s->db));
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -280,7 +310,7 @@ static void sq_close(sy_store *st)
                            s->st_commit,    s->st_rollback, s->st_forget_known,
                            s->st_prune_attempts, s->st_prune_done, s->st_prune_events,
                            s->st_fold_event, s->st_fold_dlv, s->st_set_hot, s->st_get_hot,
-                           s->st_seen};
+                           s->st_seen, s->st_fold_event_n, s->st_fold_dlv_n, s->st_attempt_n};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         sqlite3_finalize(all[i]);
     sq_forget_reads(s);
@@ -372,17 +402,23 @@ static int sq_put(sy_store *st, spool_put *const *puts, size_t n)
 }
 
 /* The attempts log's row of an outcome. */
+/* An attempt's row as the at-th (from 0) of the attempts insert a's rows. */
+static void bind_attempt(sqlite3_stmt *a, int at, const spool_record *r)
+{
+    int p = at * 7;
+    sqlite3_bind_int64(a, p + 1, r->delivery_id);
+    sqlite3_bind_int64(a, p + 2, r->attempt);
+    sqlite3_bind_int64(a, p + 3, r->at_ms);
+    sqlite3_bind_int(a, p + 4, r->attempt_result);
+    sqlite3_bind_int(a, p + 5, r->status);
+    sqlite3_bind_text(a, p + 6, r->detail, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(a, p + 7, r->latency_ms);
+}
+
 static int log_attempt(sq_store *s, const spool_record *r)
 {
-    sqlite3_stmt *a = s->st_attempt;
-    sqlite3_bind_int64(a, 1, r->delivery_id);
-    sqlite3_bind_int64(a, 2, r->attempt);
-    sqlite3_bind_int64(a, 3, r->at_ms);
-    sqlite3_bind_int(a, 4, r->attempt_result);
-    sqlite3_bind_int(a, 5, r->status);
-    sqlite3_bind_text(a, 6, r->detail, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(a, 7, r->latency_ms);
-    return step_done(a);
+    bind_attempt(s->st_attempt, 0, r);
+    return step_done(s->st_attempt);
 }
 
 static int record_one(sq_store *s, const spool_record *r)
@@ -480,49 +516,115 @@ static void free_rows(spool_row *rows, size_t n)
 
 /* ---- the hot log's fold (spool_log.h) ------------------------------------------ */
 
+static void bind_fold_event(sqlite3_stmt *e, int at, const store_fold_event *ev)
+{
+    int p = at * 4;
+    sqlite3_bind_int64(e, p + 1, ev->row);
+    sqlite3_bind_text(e, p + 2, ev->event_id, (int)ev->event_id_len, SQLITE_STATIC);
+    sqlite3_bind_int64(e, p + 3, ev->received_ms);
+    sqlite3_bind_blob(e, p + 4, ev->body, (int)ev->body_len, SQLITE_STATIC);
+}
+
+static void bind_fold_dlv(sqlite3_stmt *d, int at, int64_t event_row, const store_fold_dlv *v)
+{
+    int p = at * 11;
+    sqlite3_bind_int64(d, p + 1, v->id);
+    sqlite3_bind_int64(d, p + 2, event_row);
+    sqlite3_bind_text(d, p + 3, v->endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_int(d, p + 4, (int)v->state);
+    sqlite3_bind_int64(d, p + 5, v->attempt);
+    sqlite3_bind_int64(d, p + 6, v->first_ms);
+    sqlite3_bind_int64(d, p + 7, v->next_ms);
+    sqlite3_bind_int(d, p + 8, v->status);
+    sqlite3_bind_text(d, p + 9, v->detail ? v->detail : "", -1, SQLITE_STATIC);
+    sqlite3_bind_int64(d, p + 10, v->updated_ms);
+    sqlite3_bind_int64(d, p + 11, v->lease);
+}
+
+/* Events, then their deliveries, SQ_FOLD_ROWS rows per statement (the rest one by one). */
 static int sq_fold(sy_store *st, const store_fold_event *evs, size_t n)
 {
     sq_store *s = SQ(st);
-    sqlite3_stmt *e = s->st_fold_event, *d = s->st_fold_dlv;
-    for (size_t i = 0; i < n; i++) {
-        const store_fold_event *ev = &evs[i];
-        sqlite3_bind_int64(e, 1, ev->row);
-        sqlite3_bind_text(e, 2, ev->event_id, (int)ev->event_id_len, SQLITE_STATIC);
-        sqlite3_bind_int64(e, 3, ev->received_ms);
-        sqlite3_bind_blob(e, 4, ev->body, (int)ev->body_len, SQLITE_STATIC);
-        if (step_done(e))
+    size_t i = 0;
+    for (; i + SQ_FOLD_ROWS <= n; i += SQ_FOLD_ROWS) {
+        for (int k = 0; k < SQ_FOLD_ROWS; k++)
+            bind_fold_event(s->st_fold_event_n, k, &evs[i + k]);
+        if (step_done(s->st_fold_event_n))
             return sq_err(s);
-        for (size_t k = 0; k < ev->n; k++) {
-            const store_fold_dlv *v = &ev->dlv[k];
-            sqlite3_bind_int64(d, 1, v->id);
-            sqlite3_bind_int64(d, 2, ev->row);
-            sqlite3_bind_text(d, 3, v->endpoint, -1, SQLITE_STATIC);
-            sqlite3_bind_int(d, 4, (int)v->state);
-            sqlite3_bind_int64(d, 5, v->attempt);
-            sqlite3_bind_int64(d, 6, v->first_ms);
-            sqlite3_bind_int64(d, 7, v->next_ms);
-            sqlite3_bind_int(d, 8, v->status);
-            sqlite3_bind_text(d, 9, v->detail ? v->detail : "", -1, SQLITE_STATIC);
-            sqlite3_bind_int64(d, 10, v->updated_ms);
-            sqlite3_bind_int64(d, 11, v->lease);
-            if (step_done(d))
+    }
+    for (; i < n; i++) {
+        bind_fold_event(s->st_fold_event, 0, &evs[i]);
+        if (step_done(s->st_fold_event))
+            return sq_err(s);
+    }
+    struct {
+        int64_t row;
+        const store_fold_dlv *v;
+    } run[SQ_FOLD_ROWS];
+    int nrun = 0;
+    for (i = 0; i < n; i++)
+        for (size_t k = 0; k < evs[i].n; k++) {
+            run[nrun].row = evs[i].row;
+            run[nrun++].v = &evs[i].dlv[k];
+            if (nrun < SQ_FOLD_ROWS)
+                continue;
+            for (int j = 0; j < nrun; j++)
+                bind_fold_dlv(s->st_fold_dlv_n, j, run[j].row, run[j].v);
+            if (step_done(s->st_fold_dlv_n))
                 return sq_err(s);
+            nrun = 0;
         }
+    for (int j = 0; j < nrun; j++) {
+        bind_fold_dlv(s->st_fold_dlv, 0, run[j].row, run[j].v);
+        if (step_done(s->st_fold_dlv))
+            return sq_err(s);
     }
     return 0;
 }
 
+/* The attempt rows of run (nrun of them), in order: a multi-row insert when full. */
+static int log_attempts(sq_store *s, const spool_record *const *run, int nrun)
+{
+    if (nrun == SQ_FOLD_ROWS) {
+        for (int k = 0; k < nrun; k++)
+            bind_attempt(s->st_attempt_n, k, run[k]);
+        return step_done(s->st_attempt_n);
+    }
+    for (int k = 0; k < nrun; k++)
+        if (log_attempt(s, run[k]))
+            return -1;
+    return 0;
+}
+
+/*
+ * Outcomes in order: those already in their delivery's row (logged_only)
+ * only add their attempt row, gathered SQ_FOLD_ROWS at a time; the others
+ * update the row too, after the gathered ones (the attempts' ids follow
+ * the order the outcomes came in).
+ */
 static int sq_fold_records(sy_store *st, const spool_record *recs,
                            const unsigned char *logged_only, size_t n)
 {
     sq_store *s = SQ(st);
+    const spool_record *run[SQ_FOLD_ROWS];
+    int nrun = 0;
     for (size_t i = 0; i < n; i++) {
-        int rc = logged_only[i] ? (recs[i].attempt_result >= 0 ? log_attempt(s, &recs[i]) : 0)
-                                : record_one(s, &recs[i]);
-        if (rc)
+        if (logged_only[i]) {
+            if (recs[i].attempt_result < 0)
+                continue;
+            run[nrun++] = &recs[i];
+            if (nrun == SQ_FOLD_ROWS) {
+                if (log_attempts(s, run, nrun))
+                    return sq_err(s);
+                nrun = 0;
+            }
+            continue;
+        }
+        if (log_attempts(s, run, nrun) || record_one(s, &recs[i]))
             return sq_err(s);
+        nrun = 0;
     }
-    return 0;
+    return log_attempts(s, run, nrun) ? sq_err(s) : 0;
 }
 
 static int sq_set_hot_pos(sy_store *st, int64_t seg, int64_t off)

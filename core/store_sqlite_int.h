@@ -27,6 +27,14 @@ sq_ckpt *sq_ckpt_start(sqlite3 *writer, const char *path, const char *sync, int 
 /* Unhooks the writer, stops the thread and closes its connection; before the writer's close. */
 void sq_ckpt_stop(sq_ckpt *c, sqlite3 *writer);
 
+/*
+ * Rows per multi-row INSERT in the fold: one statement's own cost (its
+ * step, reset and halt, the transaction checks) shared by this many rows.
+ * Measured with the spool's schema, 1 KiB events: 14 us of CPU per event
+ * (event, delivery and attempt rows) one row per statement, 9.5 us with 32.
+ */
+#define SQ_FOLD_ROWS 32
+
 typedef struct sq_store {
     sy_store base;
     sqlite3 *db;
@@ -39,6 +47,8 @@ typedef struct sq_store {
     /* The hot log's: events and deliveries with their ids, how far it is folded; the
      * reader's dedup lookup (prepared on first use). */
     sqlite3_stmt *st_fold_event, *st_fold_dlv, *st_set_hot, *st_get_hot, *st_seen;
+    /* The same inserts of the fold (and the attempts') for SQ_FOLD_ROWS rows at a time. */
+    sqlite3_stmt *st_fold_event_n, *st_fold_dlv_n, *st_attempt_n;
     /* The writer's fixed statements with no result: transactions, forgetting the known
      * endpoints, the three prunes. Kept too: sqlite3_exec would parse them on every call. */
     sqlite3_stmt *st_begin, *st_commit, *st_rollback, *st_forget_known, *st_prune_attempts,

@@ -368,6 +368,71 @@ static void test_batch_put(void **state)
         event_unref(e[i]);
 }
 
+/*
+ * A hundred and one events (every second one to two endpoints) and an
+ * outcome for each delivery: with the hot log they are folded with
+ * multi-row inserts (32 rows each, the rest one by one). Every row holds
+ * its own values, and the attempts' ids follow the outcomes' order.
+ */
+static void test_fold_rows_in_order(void **state)
+{
+    (void)state;
+    enum { N = 101 };
+    sy_spool *s = open_spool();
+    assert_int_equal(spool_start(s), 0);
+    sy_event *e[N];
+    spool_put puts[N];
+    int64_t ids[N][2];
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "m%03d", i);
+        e[i] = ev_make(id);
+        e[i]->received_ms = 1000 + i;
+        puts[i] = (spool_put){.ev = e[i], .endpoint_ids = two_eps, .n = 1 + i % 2, .ids = ids[i]};
+    }
+    spool_put_batch(s, puts, N, on_batch, NULL);
+    wait_batch();
+    spool_record recs[N * 2];
+    size_t nrec = 0;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(puts[i].status, SPOOL_OK);
+        for (size_t k = 0; k < puts[i].n; k++) {
+            spool_record *r = &recs[nrec++];
+            *r = (spool_record){.delivery_id = ids[i][k], .state = DLV_DONE, .attempt = 1,
+                                .first_ms = 3000, .status = 200 + (int)(nrec % 50),
+                                .attempt_result = 0, .at_ms = 3000 + (int64_t)nrec,
+                                .latency_ms = 2};
+            snprintf(r->detail, sizeof r->detail, "HTTP %d #%zu", r->status, nrec);
+        }
+    }
+    spool_record_batch(s, recs, nrec);
+    assert_int_equal(spool_flush(s, 5000), 0);
+    spool_close(s);
+    assert_int_equal(nrec, N + N / 2);
+    assert_int_equal(q1("SELECT count(*) FROM events"), N);
+    assert_int_equal(q1("SELECT count(*) FROM events WHERE received_ms = 1000 + "
+                        "CAST(substr(event_id, 2) AS INTEGER) AND length(body) > 40"), N);
+    /* Each delivery under its own event, to its endpoints, done as its outcome says. */
+    assert_int_equal(q1("SELECT count(*) FROM deliveries"), (int64_t)nrec);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries d JOIN events e ON e.id = "
+                        "d.event_rowid WHERE (CAST(substr(e.event_id, 2) AS INTEGER) % 2 = 0 "
+                        "AND d.endpoint = 'a') OR (CAST(substr(e.event_id, 2) AS INTEGER) % 2 = 1"
+                        " AND d.endpoint IN ('a', 'b'))"), (int64_t)nrec);
+    assert_int_equal(q1("SELECT count(DISTINCT endpoint) FROM deliveries d JOIN events e ON "
+                        "e.id = d.event_rowid WHERE e.event_id = 'm037'"), 2);
+    assert_int_equal(q1("SELECT count(*) FROM deliveries WHERE state = 1 AND attempt = 1"),
+                     (int64_t)nrec);
+    /* One attempt row per outcome, with that outcome's values, in the outcomes' order. */
+    assert_int_equal(q1("SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = "
+                        "a.delivery_id WHERE a.status = d.last_status AND a.detail = "
+                        "d.last_detail AND a.latency_ms = 2"), (int64_t)nrec);
+    assert_int_equal(q1("SELECT count(*) FROM attempts a JOIN attempts b ON b.id = a.id + 1 "
+                        "WHERE b.delivery_id <= a.delivery_id OR b.at_ms != a.at_ms + 1"), 0);
+    assert_int_equal(q1("SELECT count(*) FROM attempts"), (int64_t)nrec);
+    for (int i = 0; i < N; i++)
+        event_unref(e[i]);
+}
+
 /* The pager loads rows of known endpoints only; a release hands leased rows back. */
 static void test_known_and_release(void **state)
 {
@@ -1001,6 +1066,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_records_and_attempts, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_pager_and_leases, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_batch_put, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_fold_rows_in_order, setup_hot, teardown),
+        cmocka_unit_test_setup_teardown(test_fold_rows_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_and_release, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_disabled_state_persists, setup_hot, teardown),
         cmocka_unit_test_setup_teardown(test_hot_log_folded_at_start, setup_hot, teardown),
