@@ -59,7 +59,13 @@ static void ids_put(struct id_set *t, uint64_t h, const char *id, uint64_t seq)
     t->used++;
 }
 
-/* The table again without the entries of freed chunks, at least twice as big as they are. */
+/*
+ * The table again without the entries of freed chunks, at least twice as
+ * big as they are. While its size is big enough and not eight times too
+ * big it keeps it, and is rebuilt in place, its pages mapped already: a
+ * new table's fault in one by one (and a flow whose live ids go up and
+ * down across a power of two would switch sizes at every rebuild).
+ */
 static int ids_rebuild(struct id_set *t)
 {
     size_t live = 0;
@@ -68,6 +74,26 @@ static int ids_rebuild(struct id_set *t)
     size_t cap = 1024;
     while (cap < (live + 1) * 4)
         cap *= 2;
+    if (t->cap >= cap && t->cap <= cap * 8)
+        cap = t->cap;
+    if (cap == t->cap) {
+        if (t->live_cap < live) {
+            struct id_ent *l = realloc(t->live, live * 2 * sizeof *l);
+            if (!l)
+                return -1;
+            t->live = l;
+            t->live_cap = live * 2;
+        }
+        size_t k = 0;
+        for (size_t i = 0; i < t->cap; i++)
+            if (t->e[i].seq > t->freed_seq)
+                t->live[k++] = t->e[i];
+        memset(t->e, 0, cap * sizeof *t->e);
+        t->used = 0;
+        for (size_t i = 0; i < k; i++)
+            ids_put(t, t->live[i].h, t->live[i].id, t->live[i].seq);
+        return 0;
+    }
     struct id_ent *e = calloc(cap, sizeof *e), *old = t->e;
     if (!e)
         return -1;
@@ -101,14 +127,33 @@ struct blk {
 
 #define BLOCK_SIZE ((size_t)1 << 20)
 
+/* Blocks a pool keeps (32 MiB). */
+#define POOL_BLOCKS 32
+
+void blk_pool_clear(struct blk_pool *p)
+{
+    for (struct blk *b = p->free, *next; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    p->free = NULL;
+    p->n = 0;
+}
+
 /* A NUL-terminated copy of n bytes, kept until the chunk is freed. */
 static char *own(hot_chunk *c, const char *s, size_t n)
 {
     struct blk *b = c->blocks;
     if (!b || b->cap - b->used < n + 1) {
         size_t cap = n + 1 > BLOCK_SIZE ? n + 1 : BLOCK_SIZE;
-        if (!(b = malloc(sizeof *b + cap)))
+        struct blk_pool *p = c->pool;
+        if (cap == BLOCK_SIZE && p && p->free) {
+            b = p->free;
+            p->free = b->next;
+            p->n--;
+        } else if (!(b = malloc(sizeof *b + cap))) {
             return NULL;
+        }
         b->next = c->blocks;
         b->used = 0;
         b->cap = cap;
@@ -147,9 +192,16 @@ void chunk_free(hot_chunk *c)
 {
     if (!c)
         return;
+    struct blk_pool *p = c->pool;
     for (struct blk *b = c->blocks, *next; b; b = next) {
         next = b->next;
-        free(b);
+        if (p && b->cap == BLOCK_SIZE && p->n < POOL_BLOCKS) {
+            b->next = p->free;
+            p->free = b;
+            p->n++;
+        } else {
+            free(b);
+        }
     }
     free(c->fe);
     free(c->first);
@@ -267,6 +319,14 @@ int chunk_outcome(hot_chunk *c, hot_chunk *other, const spool_record *r, int64_t
     c->nrec++;
     c->bytes += sizeof *rec + dlen + 1;
     return 0;
+}
+
+size_t chunk_blocks(const hot_chunk *c)
+{
+    size_t n = 0;
+    for (const struct blk *b = c->blocks; b; b = b->next)
+        n++;
+    return n;
 }
 
 size_t chunk_entries(const hot_chunk *c)

@@ -364,6 +364,8 @@ static void write_batch(sy_spool *s, spool_op *batch)
     spool_put *single = calloc(nput ? nput : 1, sizeof *single);
     unsigned char *dup = malloc(nput ? nput : 1);
     hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
+    if (c)
+        c->pool = s->pool;
     if (c && !c->keyed) {
         c->keyed = 1;
         c->seq = __atomic_add_fetch(&s->chunk_seq, 1, __ATOMIC_RELAXED);
@@ -771,7 +773,7 @@ int hot_open(sy_spool *s, int enable, char *err, size_t errlen)
         snprintf(err, errlen, "spool %s: %s", s->name, strerror(errno));
         return -1;
     }
-    if (!(s->ids = calloc(1, sizeof *s->ids))) {
+    if (!(s->ids = calloc(1, sizeof *s->ids)) || !(s->pool = calloc(1, sizeof *s->pool))) {
         snprintf(err, errlen, "spool %s: out of memory", s->name);
         return -1;
     }
@@ -829,13 +831,19 @@ void hot_close(sy_spool *s)
         chunk_free(c);
     }
     s->done = NULL;
-    if (s->ids)
+    if (s->ids) {
         free(s->ids->e);
+        free(s->ids->live);
+    }
     free(s->ids);
     s->ids = NULL;
     chunk_free(s->open);
     chunk_free(s->old);
     s->open = s->old = NULL;
+    if (s->pool)
+        blk_pool_clear(s->pool);
+    free(s->pool);
+    s->pool = NULL;
     spool_log_close(s->log);
     if (s->rd)
         store_close(s->rd);

@@ -113,6 +113,7 @@ struct sy_spool {
     int sync_stop;                       /* under ymu */
     size_t sync_pending;      /* under in.mu: frames written, their events not called back */
     struct id_set *ids;       /* front only: the ids of the chunks not freed (spool_hot.c) */
+    struct blk_pool *pool;    /* front only: blocks of freed chunks (spool_chunk.h) */
     uint64_t chunk_seq;       /* atomic (the front writes it): the last chunk's number */
     uint64_t unsure_seq;      /* atomic: a sync failed while the chunks up to this number
                                  gathered; their events may not be on disk (spool_hot.c) */
