@@ -229,10 +229,11 @@ static void put_list_free(put_list *pl)
 
 /*
  * Which puts are duplicates of a stored event or one not folded yet: dup[i]
- * = 1; fills pl's lengths and hashes. The id table is looked at before the database's snapshot is taken:
- * a chunk's ids leave it only when the front frees the chunk, after its
- * fold committed, so an id that is in neither was in neither when the
- * snapshot began. 0, or -1 (the database could not be read).
+ * = 1; fills pl's lengths, hashes and chunk numbers. The id table is looked
+ * at before the database's snapshot is taken: a chunk's ids leave it only
+ * when the front frees the chunk, after its fold committed, so an id that
+ * is in neither was in neither when the snapshot began. 0, or -1 (the
+ * database could not be read).
  */
 static int find_dups(sy_spool *s, put_list *pl, unsigned char *dup)
 {
@@ -314,6 +315,23 @@ static int is_unsure(sy_spool *s, uint64_t cseq)
 }
 
 /*
+ * The answers of a job whose frame's sync is over (synced: failed or not):
+ * a failed sync, or one that went well after a sync of the job's segment
+ * had failed (its pages may be lost), fails its puts and leaves its chunk
+ * unsure; its duplicates of events in an unsure chunk (their own frame
+ * failed, in this sync or before) are answered "send again".
+ */
+static void answer_synced(sy_spool *s, sync_job *j, int failed)
+{
+    if (failed || (j->seg && j->seg == spool_log_failed_seg(s->log))) {
+        fail_puts(j->batch, j->single);
+        note_unsure(s, j->cseq);
+    } else if (is_unsure(s, j->dup_seq)) {
+        restate_puts(j->batch, j->single, 0, SPOOL_ERR);
+    }
+}
+
+/*
  * Calls the puts of batch back (their statuses set) and frees its
  * operations; when the frame failed, outcomes go back to the head of the
  * front's queue for the next try.
@@ -364,10 +382,9 @@ static void write_batch(sy_spool *s, spool_op *batch)
     spool_put *single = calloc(nput ? nput : 1, sizeof *single);
     unsigned char *dup = malloc(nput ? nput : 1);
     hot_chunk *c = s->open ? s->open : (s->open = calloc(1, sizeof *s->open));
-    if (c)
-        c->pool = s->pool;
     if (c && !c->keyed) {
         c->keyed = 1;
+        c->pool = s->pool;
         c->seq = __atomic_add_fetch(&s->chunk_seq, 1, __ATOMIC_RELAXED);
     }
     const char *why = NULL;
@@ -509,13 +526,9 @@ static void write_batch(sy_spool *s, spool_op *batch)
             return;
         }
         /* No room for the job: synced here instead. */
-        if (spool_log_sync(s->log, err, sizeof err) != 0 ||
-            (seg && seg == spool_log_failed_seg(s->log))) {
-            fail_puts(batch, single);
-            note_unsure(s, c->seq);
-        } else if (is_unsure(s, dup_seq)) {
-            restate_puts(batch, single, 0, SPOOL_ERR);
-        }
+        sync_job here = {.batch = batch, .single = single, .seg = seg, .cseq = c->seq,
+                         .dup_seq = dup_seq};
+        answer_synced(s, &here, spool_log_sync(s->log, err, sizeof err) != 0);
     }
     call_back(s, batch, single, why != NULL);
     put_list_free(&pl);
@@ -551,18 +564,9 @@ static void *syncer_main(void *arg)
                                              "send again", LOG_S("spool", s->name),
                                LOG_S("error", err));
         size_t n = 0;
-        int64_t bad_seg = spool_log_failed_seg(s->log);
         for (sync_job *j = list, *next; j; j = next, n++) {
             next = j->next;
-            /* A frame of the segment a sync failed on may be lost even when this sync
-             * (of the next segment) went well. */
-            if (failed || (j->seg && j->seg == bad_seg)) {
-                fail_puts(j->batch, j->single);
-                note_unsure(s, j->cseq);
-            } else if (is_unsure(s, j->dup_seq)) {
-                /* Duplicates of events whose own frame failed (in this list or before). */
-                restate_puts(j->batch, j->single, 0, SPOOL_ERR);
-            }
+            answer_synced(s, j, failed);
             call_back(s, j->batch, j->single, 0);
             free(j->single);
             free(j);
