@@ -112,6 +112,13 @@ sy_ingress *ingress_new(const sy_conf *c, sy_pipeline *pl, sy_quarantine *q, cha
         if (rc != 0) {
             snprintf(err, errlen, "core.ingress[%zu]: cannot %s %s: %s", i,
                      ic->bind ? "bind" : "connect", ic->addr, zmq_strerror(zmq_errno()));
+            /* Its monitor too: ingress_free closes those of the sockets kept, and a socket
+             * left open holds zmq_ctx_term (the daemon hung at start, not exiting). */
+            if (in->monitors[i]) {
+                zmq_close(in->monitors[i]);
+                in->monitors[i] = NULL;
+            }
+            zmq_socket_monitor(s, NULL, 0);
             zmq_close(s);
             ingress_free(in);
             return NULL;

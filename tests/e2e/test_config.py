@@ -232,6 +232,28 @@ def test_run_refuses_broken_config_before_binding(tmp_path, case):
     assert not (tmp_path / "out").exists()
 
 
+def test_run_exits_when_a_later_ingress_cannot_bind(tmp_path):
+    # The first ingress binds, the second's port is held: the daemon says so
+    # and exits 1 (it used to hang in zmq_ctx_term on the failed socket's
+    # monitor, never exiting).
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    try:
+        busy = holder.getsockname()[1]
+        core, sinks, eps = base(tmp_path)
+        core["ingress"].append({"type": "ack", "bind": f"tcp://127.0.0.1:{busy}"})
+        d = tmp_path / "conf.d"
+        write_config(d, core, sinks, eps)
+        r = cli("run", "-c", d, timeout=20)
+    finally:
+        holder.close()
+    err = r.stderr.decode()
+    assert r.returncode == 1, err
+    assert f'msg="core.ingress[1]: cannot bind tcp://127.0.0.1:{busy}: Address already in use"' \
+        in err, err
+
+
 def so_copy(folder, mode, folder_mode=0o700):
     folder.mkdir(parents=True, exist_ok=True)
     so = folder / "file.so"
