@@ -151,7 +151,7 @@ static h1_site *site_for(http_h1 *h, const h1_url *u)
     for (; i < u->host_len; i++)
         key[i] = (char)tolower((unsigned char)u->host[i]);
     key[i] = ':';
-    key[i + 1 + h1_put_uint(key + i + 1, (uint64_t)u->port)] = '\0';
+    key[i + 1 + http_put_uint(key + i + 1, (uint64_t)u->port)] = '\0';
     unsigned b = hash(key) % SITE_BUCKETS;
     for (h1_site *s = h->sites[b]; s; s = s->hnext)
         if (strcmp(s->key, key) == 0)

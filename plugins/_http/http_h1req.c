@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http_util.h"
+
 int h1_url_parse(const char *url, h1_url *u)
 {
     if (strncasecmp(url, "http://", 7) != 0)
@@ -69,20 +71,6 @@ int h1_url_parse(const char *url, h1_url *u)
 }
 
 
-/* snprintf was about 2 % of the daemon's CPU per webhook for these two numbers. */
-size_t h1_put_uint(char *out, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 static int head_add(h1_buf *b, const char *s, size_t n)
 {
     if (b->len + n > b->cap) {
@@ -116,7 +104,7 @@ int h1_head_build(h1_buf *b, const http_req *req, const h1_url *u)
         return -1;
     if (u->port_written && u->port != 80) {
         buf[0] = ':';
-        if (head_add(b, buf, 1 + h1_put_uint(buf + 1, (uint64_t)u->port)))
+        if (head_add(b, buf, 1 + http_put_uint(buf + 1, (uint64_t)u->port)))
             return -1;
     }
     if (head_add(b, "\r\nAccept: */*\r\n", 15))
@@ -139,7 +127,7 @@ int h1_head_build(h1_buf *b, const http_req *req, const h1_url *u)
         }
     }
     if (req->body) {
-        size_t n = h1_put_uint(buf, req->body_len);
+        size_t n = http_put_uint(buf, req->body_len);
         memcpy(buf + n, "\r\n", 2);
         if (head_add(b, "Content-Length: ", 16) || head_add(b, buf, n + 2))
             return -1;

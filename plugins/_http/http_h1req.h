@@ -41,7 +41,4 @@ typedef struct h1_buf {
  */
 int h1_head_build(h1_buf *b, const http_req *req, const h1_url *u);
 
-/* Writes v in decimal at out (room for 20 digits); returns the digits written. */
-size_t h1_put_uint(char *out, uint64_t v);
-
 #endif

@@ -133,7 +133,8 @@ int wh_sign(const wh_ep *ep, wh_signed *s, const char *id, int64_t ts, const cha
         return -1;
     }
     size_t cap = strlen(st->hdr_sig) + st->nkeys * SY_WEBHOOK_SIGNATURE_MAX + 1;
-    size_t n = (size_t)snprintf(s->sig, cap, "%s", st->hdr_sig);
+    size_t n = strlen(st->hdr_sig);
+    memcpy(s->sig, st->hdr_sig, n + 1);
     for (size_t i = 0; i < st->nkeys; i++) {
         if (i)
             s->sig[n++] = ' ';
@@ -144,8 +145,17 @@ int wh_sign(const wh_ep *ep, wh_signed *s, const char *id, int64_t ts, const cha
         }
         n += strlen(s->sig + n);
     }
-    snprintf(s->id, sizeof s->id, "%s%s", st->hdr_id, id);
-    snprintf(s->ts, sizeof s->ts, "%s%lld", st->hdr_ts, (long long)ts);
+    /* Joined by hand (three snprintf calls per delivery showed in profiles); the
+     * sizes hold: header names are at most WH_HEADER_NAME_MAX, ids WH_ID_MAX. */
+    size_t hl = strlen(st->hdr_id), il = strlen(id);
+    memcpy(s->id, st->hdr_id, hl);
+    memcpy(s->id + hl, id, il + 1);
+    hl = strlen(st->hdr_ts);
+    memcpy(s->ts, st->hdr_ts, hl);
+    if (ts < 0) /* a clock before 1970: never in practice, but exact all the same */
+        snprintf(s->ts + hl, sizeof s->ts - hl, "%lld", (long long)ts);
+    else
+        s->ts[hl + http_put_uint(s->ts + hl, (uint64_t)ts)] = '\0';
     s->node[0] = (struct curl_slist){.data = s->id, .next = &s->node[1]};
     s->node[1] = (struct curl_slist){.data = s->ts, .next = &s->node[2]};
     s->node[2] = (struct curl_slist){.data = s->sig, .next = st->fixed};

@@ -211,6 +211,23 @@ static void key_parsing_is_strict(void **state)
     sy_webhook_key_free(NULL);
 }
 
+/* sdk/src/webhook_sign.c writes the signed timestamp by hand; it must be printf's %lld. */
+int wh_ts_text(int64_t ts, char *buf);
+
+static void timestamp_text(void **state)
+{
+    (void)state;
+    const int64_t ts[] = {0, 7, 10, TS, -1, -1614265330, INT64_MAX, INT64_MIN};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) {
+        char got[21], want[21];
+        memset(got, 'x', sizeof got);
+        int n = wh_ts_text(ts[i], got);
+        snprintf(want, sizeof want, "%lld", (long long)ts[i]);
+        assert_string_equal(got, want);
+        assert_int_equal(n, (int)strlen(want));
+    }
+}
+
 static void bad_arguments(void **state)
 {
     (void)state;
@@ -319,6 +336,7 @@ int main(void)
         cmocka_unit_test(ed25519_vector),
         cmocka_unit_test(key_parsing_is_strict),
         cmocka_unit_test(bad_arguments),
+        cmocka_unit_test(timestamp_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
