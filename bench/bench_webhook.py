@@ -25,6 +25,11 @@ own prefix and a free port.
      burst through it after the unbatched one: deliveries/s and POSTs/s
      (the sink's `requests` counter over the burst), beside the unbatched
      burst's and wrk's requests/s.
+  5. with --against BUILD: a daemon of another build (the code before a
+     change, say) beside this one, one burst each per round, in turns (A
+     then B, then B then A): on a noisy machine two builds are only
+     comparable side by side. The summary gives the median of the rounds'
+     rate ratios (this build / BUILD) and both builds' CPU per event.
 
 Prints figures; asserts nothing. `make bench` runs every bench/bench_*.py.
 """
@@ -214,10 +219,16 @@ def main():
     ap.add_argument("--batch", type=int, default=100,
                     help="batched run: the endpoint's batch max (default 100; 0: no batched run)")
     ap.add_argument("--linger", default="200ms", help="batched run: batch linger (default 200ms)")
+    ap.add_argument("--against", default=None, metavar="BUILD",
+                    help="another build folder, run beside this one in every round (A/B)")
     a = ap.parse_args()
 
     build = build_dir(a.build)
-    for need in (build / "switchyard", build / "plugins" / "webhook.so", Path(NGINX), Path(WRK)):
+    other = build_dir(a.against) if a.against else None
+    needs = [build / "switchyard", build / "plugins" / "webhook.so", Path(NGINX), Path(WRK)]
+    if other:
+        needs += [other / "switchyard", other / "plugins" / "webhook.so"]
+    for need in needs:
         if not need.exists():
             print(f"bench_webhook: {need} missing (make all; make bench installs nginx-light "
                   "and wrk)", file=sys.stderr)
@@ -228,16 +239,19 @@ def main():
     cmd += ["--threads", str(a.threads)] if a.threads else []
     cmd += ["--rate", str(a.rate)] if a.rate else []
     cmd += ["--batch", str(a.batch), "--linger", a.linger]
+    cmd += ["--against", a.against] if a.against else []
     nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
     print(f"webhooks: PULL -> webhook sink (HMAC, 1 secret) -> nginx return 204, {a.size}-byte "
           f"events, {a.events} per burst, {a.rounds} rounds, {os.cpu_count()} CPUs")
     print(f"  {version(build)}; {nginx_v}; endpoint concurrency {a.connections}, "
           f"core.workers {a.workers}, HTTP threads {a.threads or f'default ({max(1, len(os.sched_getaffinity(0)) // 2)})'}, no spool")
+    if other:
+        print(f"  against: {version(other)} ({a.against})")
 
     with tempfile.TemporaryDirectory(prefix="sy-bench-webhook-") as tmp:
         nginx = Nginx(tmp)
-        d = db = None
-        rounds, sent_burst, batched = [], {}, []
+        d = db = dx = None
+        rounds, sent_burst, batched, versus = [], {}, [], []
         try:
             body = Path(tmp) / "body.json"
             body.write_bytes(make_events(1, a.size, "wrk")[0])
@@ -249,6 +263,12 @@ def main():
                                       "secrets": [SECRET], "concurrency": a.connections}},
                            {"workers": a.workers, "spool": None,
                             "stats_interval": "20ms"}).start()
+            if other:
+                dx = Switchyard(other, Path(tmp) / "against", {"hooks": sink},
+                                {"nginx": {"sink": "hooks", "url": nginx.url("/against"),
+                                           "secrets": [SECRET], "concurrency": a.connections}},
+                                {"workers": a.workers, "spool": None,
+                                 "stats_interval": "20ms"}).start()
             if a.batch:
                 db = Switchyard(build, Path(tmp) / "batched", {"hooks": sink},
                                 {"nginx": {"sink": "hooks", "url": nginx.url("/batch"),
@@ -261,12 +281,26 @@ def main():
                    f"{'total s':>8} {'cs/event':>9} {'CPU us/ev':>9}  notes")
             print(hdr)
             print("-" * len(hdr))
-            done = 0
+            done = done_x = 0
+
+            def against(rnd, wrk_rate):
+                nonlocal done_x
+                x = burst(dx, a.events, a.size, f"against{rnd}", done_x)
+                done_x += x["ok"]
+                x.pop("sent")
+                note = "ok" if x["ok"] == a.events else f"only {x['ok']} delivered"
+                print(f"{rnd:>5}  {'against: signed webhooks':<34} {x['rate']:>10,.0f} "
+                      f"{x['rate'] / wrk_rate if wrk_rate else 0:>5.2f}x {x['publish_s']:>9.2f} "
+                      f"{x['total_s']:>8.2f} {x.get('cs_per_event', 0):>9.3f} "
+                      f"{x.get('cpu_us_per_event', 0):>9.1f}  {note}", flush=True)
+                return x
+
             for rnd in range(1, a.rounds + 1):
                 wrk_rate = run_wrk(nginx.url("/wrk"), a.wrk_seconds, a.wrk_threads,
                                    a.connections, body)
                 print(f"{rnd:>5}  {f'wrk -t{a.wrk_threads} -c{a.connections} POST':<34} "
                       f"{wrk_rate:>10,.0f}", flush=True)
+                x = against(rnd, wrk_rate) if dx and rnd % 2 == 0 else None
                 b = burst(d, a.events, a.size, f"burst{rnd}", done)
                 done += b["ok"]
                 sent_burst.update(b.pop("sent"))
@@ -277,6 +311,10 @@ def main():
                       f"{b.get('cs_per_event', 0):>9.3f} {b.get('cpu_us_per_event', 0):>9.1f}  "
                       f"{note}", flush=True)
                 rounds.append((wrk_rate, b, ratio))
+                if dx and x is None:
+                    x = against(rnd, wrk_rate)
+                if x:
+                    versus.append(x)
                 if db:
                     bb = batched_burst(db, a.events, a.size, f"batch{rnd}",
                                        a.events * (rnd - 1))
@@ -287,6 +325,9 @@ def main():
                           f"{bb['posts_rate']:,.0f} POSTs/s, {bb['posts']} POSTs", flush=True)
                     batched.append(bb)
 
+            if dx:  # gone before the paced run, which measures this build alone
+                dx.stop()
+                dx = None
             best = max(b["rate"] for _, b, _ in rounds)
             pace = a.rate or max(1, int(best / 2))
             paced_n = int(pace * a.paced_s)
@@ -331,6 +372,16 @@ def main():
                       f"(unbatched: one POST per delivery), CPU "
                       f"{median([b['cpu_us_per_event'] for b in batched if 'cpu_us_per_event' in b]):.1f}"
                       f" us per event")
+            if versus:
+                per_round = [b["rate"] / x["rate"] for (_, b, _), x in zip(rounds, versus)
+                             if x["rate"]]
+                cpu_x = median([x["cpu_us_per_event"] for x in versus
+                                if "cpu_us_per_event" in x])
+                print(f"  against {a.against}: deliveries/s "
+                      f"{median([x['rate'] for x in versus]):>10,.0f}, CPU {cpu_x:.1f} us per "
+                      f"event; this build / against, median of the rounds' rates "
+                      f"{median(per_round):.3f} (rounds: "
+                      f"{', '.join(f'{r:.2f}' for r in per_round)})")
             hooks = s.get("sinks", {}).get("hooks", {})
             print(f"  sink counters: requests {hooks.get('requests')}, delivered "
                   f"{hooks.get('delivered')}, retried {hooks.get('retried')}, transport errors "
@@ -342,6 +393,8 @@ def main():
         finally:
             if d:
                 d.stop()
+            if dx:
+                dx.stop()
             if db:
                 db.stop()
             nginx.stop()
