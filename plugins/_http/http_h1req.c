@@ -70,7 +70,6 @@ int h1_url_parse(const char *url, h1_url *u)
     return 0;
 }
 
-
 static int head_add(h1_buf *b, const char *s, size_t n)
 {
     if (b->len + n > b->cap) {
