@@ -76,35 +76,31 @@ static int ids_rebuild(struct id_set *t)
         cap *= 2;
     if (t->cap >= cap && t->cap <= cap * 8)
         cap = t->cap;
-    if (cap == t->cap) {
-        if (t->live_cap < live) {
-            struct id_ent *l = realloc(t->live, live * 2 * sizeof *l);
-            if (!l)
-                return -1;
-            t->live = l;
-            t->live_cap = live * 2;
-        }
-        size_t k = 0;
-        for (size_t i = 0; i < t->cap; i++)
-            if (t->e[i].seq > t->freed_seq)
-                t->live[k++] = t->e[i];
-        memset(t->e, 0, cap * sizeof *t->e);
-        t->used = 0;
-        for (size_t i = 0; i < k; i++)
-            ids_put(t, t->live[i].h, t->live[i].id, t->live[i].seq);
-        return 0;
+    /* The entries kept, set aside; then the table is cleared, or replaced by one of the new size. */
+    if (t->live_cap < live) {
+        struct id_ent *l = realloc(t->live, live * 2 * sizeof *l);
+        if (!l)
+            return -1;
+        t->live = l;
+        t->live_cap = live * 2;
     }
-    struct id_ent *e = calloc(cap, sizeof *e), *old = t->e;
-    if (!e)
-        return -1;
-    size_t oldcap = t->cap;
-    t->e = e;
-    t->cap = cap;
+    size_t k = 0;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->e[i].seq > t->freed_seq)
+            t->live[k++] = t->e[i];
+    if (cap == t->cap) {
+        memset(t->e, 0, cap * sizeof *t->e);
+    } else {
+        struct id_ent *e = calloc(cap, sizeof *e);
+        if (!e)
+            return -1;
+        free(t->e);
+        t->e = e;
+        t->cap = cap;
+    }
     t->used = 0;
-    for (size_t i = 0; i < oldcap; i++)
-        if (old[i].seq > t->freed_seq)
-            ids_put(t, old[i].h, old[i].id, old[i].seq);
-    free(old);
+    for (size_t i = 0; i < k; i++)
+        ids_put(t, t->live[i].h, t->live[i].id, t->live[i].seq);
     return 0;
 }
 

@@ -77,7 +77,7 @@ struct id_set {
     struct id_ent *e;
     size_t cap, used;         /* used counts dropped entries too, until a rebuild */
     uint64_t freed_seq;       /* chunks up to this number are freed */
-    struct id_ent *live;      /* a rebuild that keeps the size: the entries kept, set aside */
+    struct id_ent *live;      /* a rebuild's scratch: the entries kept, set aside */
     size_t live_cap;
 };
 

@@ -2,7 +2,6 @@
  * webhook_sign.c - Standard Webhooks signatures: v1 (HMAC-SHA256) and v1a
  * (ed25519) over id "." timestamp "." body.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
