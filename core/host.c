@@ -21,6 +21,7 @@
 #include "envelope.h"
 #include "log.h"
 #include "runtime.h"
+#include "shard.h"
 
 /* Plugin and instance are fields of the record; repeated lines of one
  * instance are rate-limited (debug lines are asked for: all of them go). */
@@ -200,4 +201,6 @@ const sy_host g_host = {
     .complete = attempt_complete,
     .emit = h_emit,
     .complete_batch = attempt_complete_batch,
+    .poller_attach = shard_poller_attach,
+    .poller_detach = shard_poller_detach,
 };

@@ -342,6 +342,9 @@ static void take_ctrl(shard *sh, shard_ctrl *c)
             sh_order_caught_up(sh, s, c->gen);
         break;
     }
+    case CTRL_DETACH:
+        sh_poll_detach_msg(sh, c->poller);
+        break;
     case CTRL_QUIESCE:
         /* Shutdown past the drain: start nothing more, and the drain's end is the
          * deadline of what is still inside asynchronous plugins (retried at the next
@@ -510,10 +513,13 @@ static void *shard_main(void *arg)
     char name[16];
     snprintf(name, sizeof name, "sy-shard-%d", sh->o.index);
     pthread_setname_np(pthread_self(), name);
+    sh_poll_enter(sh);
     for (;;) {
         int did = drain_inbox(sh);
         did += run_timers(sh, mono_ms());
         did += run_active(sh);
+        /* After the turn's submits: plugins' I/O on this thread sends them now. */
+        int64_t poll_due = sh->pollers ? sh_run_pollers(sh) : -1;
         sh_free_forgotten(sh);
         flush_turn(sh);
         if (__atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE) && nothing_inside(sh) &&
@@ -527,15 +533,19 @@ static void *shard_main(void *arg)
             continue;
         }
         const theap_item *top = theap_peek(&sh->timers);
+        int64_t due = top ? top->due_ms : -1;
+        if (poll_due >= 0 && (due < 0 || poll_due < due))
+            due = poll_due;
         int timeout = -1;
-        if (top) {
-            int64_t wait = top->due_ms - mono_ms();
+        if (due >= 0) {
+            int64_t wait = due - mono_ms();
             timeout = wait <= 0 ? 0 : wait > 1000 ? 1000 : (int)wait;
         } else if (__atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE)) {
             timeout = 50;
         }
-        waker_sleep(&sh->w, timeout);
+        sh_poll_sleep(sh, timeout);
     }
+    sh_poll_leave(sh);
     return NULL;
 }
 

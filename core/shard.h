@@ -153,4 +153,12 @@ void shard_quiesce(shard *sh);
 void shard_stop(shard *sh);
 void shard_free(shard *sh);
 
+/*
+ * host->poller_attach and poller_detach (sink ABI 2.4, shard_poll.c):
+ * attach works on a shard's thread only (NULL elsewhere); detach from any
+ * thread, and returns once the shard no longer runs the poller.
+ */
+sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg);
+void shard_poller_detach(sy_poller *p);
+
 #endif

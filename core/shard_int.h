@@ -113,7 +113,8 @@ typedef struct notice {
 
 /* Control messages. */
 typedef enum {
-    CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED, CTRL_CAUGHT_UP
+    CTRL_ADOPT, CTRL_ENABLE, CTRL_DISABLE, CTRL_QUIESCE, CTRL_SEED, CTRL_CAUGHT_UP,
+    CTRL_DETACH
 } ctrl_kind;
 
 typedef struct shard_ctrl {
@@ -123,6 +124,7 @@ typedef struct shard_ctrl {
     int64_t *done;    /* CTRL_SEED: completion times (monotonic µs), owned */
     size_t ndone;
     uint32_t gen;     /* CTRL_CAUGHT_UP: the load it ends */
+    struct sy_poller *poller; /* CTRL_DETACH: to let go of (the detacher frees it) */
     char id[];        /* CTRL_ENABLE, CTRL_DISABLE, CTRL_SEED, CTRL_CAUGHT_UP */
 } shard_ctrl;
 
@@ -162,6 +164,11 @@ struct shard {
     uint32_t catchup_gen;
     int quiescing;           /* start nothing new */
     int stopping;            /* the thread ends once nothing is inside a plugin */
+    /* Plugins' I/O this thread drives (shard_poll.c), and the poll set: waker, then theirs. */
+    struct sy_poller *pollers;
+    size_t npollers;
+    struct pollfd *pfd;
+    size_t npfd, cap_pfd;
     /* Read by other threads (atomic). */
     size_t n_ready, n_held, n_inflight, n_scheduled, n_expired, n_memory, n_waiting;
 };
@@ -219,6 +226,17 @@ void sh_expire(shard *sh, sep *s, int64_t now_ms);
 void sh_unlink(sep *s, attempt *a);
 attempt *sh_attempt_get(shard *sh);
 void sh_attempt_recycle(shard *sh, attempt *a);
+
+/* shard_poll.c */
+/* The shard's thread, at its start and its end (the end lets go of every poller). */
+void sh_poll_enter(shard *sh);
+void sh_poll_leave(shard *sh);
+/* Runs every poller; the earliest monotonic ms one asked to run again by, or -1. */
+int64_t sh_run_pollers(shard *sh);
+/* waker_sleep on the waker and the pollers' fds; 1 when something is ready. */
+int sh_poll_sleep(shard *sh, int timeout_ms);
+/* CTRL_DETACH. */
+void sh_poll_detach_msg(shard *sh, struct sy_poller *p);
 
 /* shard_tf.c */
 /* Compiles (or forgets) the transform of s's new generation in the shard's Lua state. */

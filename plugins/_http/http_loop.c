@@ -442,27 +442,74 @@ static int wait_ms(const http_loop *l)
     return (int)(next > now ? next - now : 0);
 }
 
+/* Takes what other threads queued; 1 when the loop is stopping. */
+static int take_incoming(http_loop *l, http_req **in, http_timer **tin)
+{
+    pthread_mutex_lock(&l->mu);
+    int stopping = l->stopping;
+    *in = stopping ? NULL : l->in_head;
+    *tin = stopping ? NULL : l->timers_in;
+    if (!stopping) {
+        l->in_head = l->in_tail = NULL;
+        l->timers_in = NULL;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return stopping;
+}
+
+/* Hands each readiness report to its owner: the wake-up, http_h1 or libcurl. */
+static void handle_events(http_loop *l, const struct epoll_event *ev, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int fd = ev[i].data.fd;
+        if (fd == l->wakefd) {
+            uint64_t v;
+            ssize_t r = read(fd, &v, sizeof v); /* resets it; EAGAIN is fine too */
+            (void)r;
+            continue;
+        }
+        if (http_h1_owns(l->h1, fd)) {
+            http_h1_event(l->h1, fd, ev[i].events);
+            continue;
+        }
+        if (!is_wanted(l, fd)) {
+            /* An idle connection left in the set (on_socket) has news: the peer
+             * closed it, most likely. libcurl finds out when it next picks it. */
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+            continue;
+        }
+        uint32_t e = ev[i].events;
+        int mask = ((e & (EPOLLIN | EPOLLHUP)) ? CURL_CSELECT_IN : 0) |
+                   ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                   ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
+        int running;
+        curl_multi_socket_action(l->multi, fd, mask, &running);
+    }
+    curl_timeouts(l);
+    reap(l);
+}
+
+/* Starts what came in and what is due, and ends what that already settled. */
+static void start_round(http_loop *l, http_req *in, http_timer *tin)
+{
+    run_due(l, in, tin);
+    http_h1_run(l->h1);
+    curl_timeouts(l); /* new transfers start here: libcurl asked for a timeout of 0 */
+    reap(l);
+}
+
 static void *loop_main(void *arg)
 {
     http_loop *l = arg;
     struct epoll_event ev[EVENTS_MAX];
+    pthread_setname_np(pthread_self(), "sy-http");
     this_loop = l;
     for (;;) {
-        pthread_mutex_lock(&l->mu);
-        if (l->stopping) {
-            /* What is still queued is ended by http_loop_free on its thread. */
-            pthread_mutex_unlock(&l->mu);
-            break;
-        }
-        http_req *in = l->in_head;
-        http_timer *tin = l->timers_in;
-        l->in_head = l->in_tail = NULL;
-        l->timers_in = NULL;
-        pthread_mutex_unlock(&l->mu);
-        run_due(l, in, tin);
-        http_h1_run(l->h1);
-        curl_timeouts(l); /* new transfers start here: libcurl asked for a timeout of 0 */
-        reap(l);
+        http_req *in;
+        http_timer *tin;
+        if (take_incoming(l, &in, &tin))
+            break; /* what is still queued is ended by http_loop_free on its thread */
+        start_round(l, in, tin);
         int timeout = wait_ms(l);
         if (timeout > 0) {
             /* What came in meanwhile is taken now, not after a wake-up through the eventfd. */
@@ -479,37 +526,36 @@ static void *loop_main(void *arg)
             l->sleeping = 0;
             pthread_mutex_unlock(&l->mu);
         }
-        for (int i = 0; i < n; i++) {
-            int fd = ev[i].data.fd;
-            if (fd == l->wakefd) {
-                uint64_t v;
-                ssize_t r = read(fd, &v, sizeof v); /* resets it; EAGAIN is fine too */
-                (void)r;
-                continue;
-            }
-            if (http_h1_owns(l->h1, fd)) {
-                http_h1_event(l->h1, fd, ev[i].events);
-                continue;
-            }
-            if (!is_wanted(l, fd)) {
-                /* An idle connection left in the set (on_socket) has news: the peer
-                 * closed it, most likely. libcurl finds out when it next picks it. */
-                epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-                continue;
-            }
-            uint32_t e = ev[i].events;
-            int mask = ((e & (EPOLLIN | EPOLLHUP)) ? CURL_CSELECT_IN : 0) |
-                       ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
-                       ((e & EPOLLERR) ? CURL_CSELECT_ERR : 0);
-            int running;
-            curl_multi_socket_action(l->multi, fd, mask, &running);
-        }
-        curl_timeouts(l);
-        reap(l);
+        handle_events(l, ev, n);
     }
     sy_done_flush(&l->done); /* empty here (reap ends each round with it); kept for certainty */
     this_loop = NULL;
     return NULL;
+}
+
+int64_t http_loop_run(void *arg)
+{
+    http_loop *l = arg;
+    struct epoll_event ev[EVENTS_MAX];
+    http_loop *outer = this_loop;
+    this_loop = l;
+    http_req *in;
+    http_timer *tin;
+    if (!take_incoming(l, &in, &tin)) {
+        start_round(l, in, tin);
+        handle_events(l, ev, epoll_wait(l->epfd, ev, EVENTS_MAX, 0));
+    }
+    this_loop = outer;
+    pthread_mutex_lock(&l->mu);
+    int more = l->in_head || l->timers_in; /* queued from inside a done callback */
+    pthread_mutex_unlock(&l->mu);
+    int64_t now = http_mono_ms();
+    return more ? now : now + wait_ms(l);
+}
+
+int http_loop_fd(const http_loop *l)
+{
+    return l->epfd;
 }
 
 /* ------------------------------------------------------------------ */
@@ -544,8 +590,8 @@ static void loop_close(http_loop *l)
     curl_global_cleanup();
 }
 
-http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const http_counters *c,
-                         char *err, size_t errlen)
+static http_loop *loop_make(const sy_host *host, const sy_instance *inst, const http_counters *c,
+                            int driven, char *err, size_t errlen)
 {
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         snprintf(err, errlen, "curl_global_init failed");
@@ -595,6 +641,8 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
     if (c)
         l->c = *c;
     pthread_mutex_init(&l->mu, NULL);
+    if (driven)
+        return l;
     int rc = pthread_create(&l->thread, NULL, loop_main, l);
     if (rc != 0) {
         snprintf(err, errlen, "cannot start the HTTP thread: %s", strerror(rc));
@@ -604,6 +652,18 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
     }
     l->started = 1;
     return l;
+}
+
+http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const http_counters *c,
+                         char *err, size_t errlen)
+{
+    return loop_make(host, inst, c, 0, err, errlen);
+}
+
+http_loop *http_loop_new_driven(const sy_host *host, const sy_instance *inst,
+                                const http_counters *c, char *err, size_t errlen)
+{
+    return loop_make(host, inst, c, 1, err, errlen);
 }
 
 int http_loop_submit(http_loop *l, http_req *req, int64_t delay_ms)

@@ -107,6 +107,19 @@ http_loop *http_loop_new(const sy_host *host, const sy_instance *inst, const htt
                          char *err, size_t errlen);
 
 /*
+ * A loop without a thread: the caller runs it, by calling http_loop_run
+ * whenever http_loop_fd is readable, after submitting, and by the time
+ * http_loop_run returned (a monotonic ms). For a core thread that drives
+ * plugins' I/O (sink ABI 2.4, host->poller_attach): http_pool.c attaches
+ * one per such thread. Submit to it only from the thread that runs it;
+ * http_loop_free ends what it still carries, on the caller's thread.
+ */
+http_loop *http_loop_new_driven(const sy_host *host, const sy_instance *inst,
+                                const http_counters *c, char *err, size_t errlen);
+int64_t http_loop_run(void *loop);
+int http_loop_fd(const http_loop *loop);
+
+/*
  * Hands req to the loop. With delay_ms > 0 the transfer starts that much
  * later (the loop's monotonic clock). Returns 0, or -1 when the loop is
  * stopping (req is then the caller's again and done will not be called).

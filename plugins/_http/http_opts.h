@@ -57,6 +57,18 @@ typedef struct http_opts_conf {
      "connections; requests are spread over them. Absent: one per two CPUs the daemon "   \
      "may run on, at least 1, at most 16"), .min = 1, .max = 64}
 
+/*
+ * The instance-only key: whether the shard thread that owns an endpoint
+ * does its HTTP I/O (sink ABI 2.4 pollers; http_pool.c), or the
+ * instance's threads do.
+ */
+#define HTTP_IO_KEY(type, field)                                                           \
+    {SY_KEY("io_on_shards", SY_CFG_BOOL, "true", 0, type, field,                          \
+     "send requests and read answers on the daemon's thread that owns the endpoint, "     \
+     "with no hand-over to an HTTP thread and back; false: on this instance's own "       \
+     "HTTP threads (`threads`), which keeps TLS handshakes and response parsing off "     \
+     "the threads that dispatch")}
+
 /* Effective options of one endpoint; strings are owned copies. */
 typedef struct http_opts {
     int64_t timeout_ms;

@@ -73,7 +73,8 @@ static int form_init(const sy_host *host, const sy_instance *inst, const sy_conf
     st->failed = host->counter(inst, "failed", "attempts that failed for good");
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const form_conf *fc = conf;
-    if (!(st->pool = http_pool_new(http_pool_threads(fc ? fc->threads : 0), host, inst, err, errlen))) {
+    int threads = http_pool_threads(fc ? fc->threads : 0);
+    if (!(st->pool = http_pool_new(threads, fc ? fc->io_on_shards : 1, host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;

@@ -32,6 +32,7 @@
 static const sy_config_key form_instance_keys[] = {
     HTTP_OPTS_KEYS(form_conf, http, "10s", "false", ""),
     HTTP_THREADS_KEY(form_conf, threads),
+    HTTP_IO_KEY(form_conf, io_on_shards),
 };
 const sy_config_table form_instance_table = SY_CONFIG_TABLE(form_instance_keys, form_conf);
 

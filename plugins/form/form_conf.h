@@ -17,6 +17,7 @@
 typedef struct form_conf {
     http_opts_conf http;
     int64_t threads;
+    int io_on_shards;
 } form_conf;
 
 /* The struct the core fills from form_endpoint_keys. */

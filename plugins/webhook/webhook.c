@@ -59,7 +59,8 @@ static int wh_init(const sy_host *host, const sy_instance *inst, const sy_config
     };
     /* Starts libcurl (curl_global_init) while the daemon is still single-threaded. */
     const wh_conf *wc = conf;
-    if (!(st->pool = http_pool_new(http_pool_threads(wc ? wc->threads : 0), host, inst, err, errlen))) {
+    int threads = http_pool_threads(wc ? wc->threads : 0);
+    if (!(st->pool = http_pool_new(threads, wc ? wc->io_on_shards : 1, host, inst, err, errlen))) {
         pthread_mutex_destroy(&st->mu);
         free(st);
         return -1;

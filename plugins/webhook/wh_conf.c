@@ -20,6 +20,7 @@
 static const sy_config_key wh_instance_keys[] = {
     HTTP_OPTS_KEYS(wh_conf, http, "10s", "false", ""),
     HTTP_THREADS_KEY(wh_conf, threads),
+    HTTP_IO_KEY(wh_conf, io_on_shards),
 };
 const sy_config_table wh_instance_table = SY_CONFIG_TABLE(wh_instance_keys, wh_conf);
 

@@ -25,6 +25,7 @@
 typedef struct wh_conf {
     http_opts_conf http;
     int64_t threads;
+    int io_on_shards;
 } wh_conf;
 
 /* The struct the core fills from wh_endpoint_keys. */

@@ -84,7 +84,7 @@ static void test_wrong_major(void **state)
 {
     (void)state;
     expect_refusal("wrong_major",
-                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.3; rebuild it "
+                   "plugin %s: built for sink ABI 3.0, this switchyard speaks 2.4; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -92,7 +92,7 @@ static void test_v1_plugin(void **state)
 {
     (void)state;
     expect_refusal("v1_plugin",
-                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.3; rebuild it "
+                   "plugin %s: built for sink ABI 1.0, this switchyard speaks 2.4; rebuild it "
                    "against this version's switchyard/sink.h");
 }
 
@@ -100,7 +100,7 @@ static void test_newer_minor(void **state)
 {
     (void)state;
     expect_refusal("newer_minor",
-                   "plugin %s: built for sink ABI 2.4, newer than this switchyard's 2.3; "
+                   "plugin %s: built for sink ABI 2.5, newer than this switchyard's 2.4; "
                    "upgrade switchyard or rebuild the plugin against this version's "
                    "switchyard/sink.h");
 }
@@ -109,7 +109,7 @@ static void test_reserved_set(void **state)
 {
     (void)state;
     expect_refusal("reserved_set",
-                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.3 keeps NULL; "
+                   "plugin %s: descriptor sets reserved slot 3, which sink ABI 2.4 keeps NULL; "
                    "it is not binary compatible");
 }
 
@@ -117,7 +117,7 @@ static void test_unknown_flag(void **state)
 {
     (void)state;
     expect_refusal("unknown_flag",
-                   "plugin %s: descriptor sets flags 0x8, which sink ABI 2.3 does not define");
+                   "plugin %s: descriptor sets flags 0x8, which sink ABI 2.4 does not define");
 }
 
 static void test_across_single(void **state)
@@ -169,7 +169,7 @@ static void test_short_struct(void **state)
     (void)state;
     char text[400];
     snprintf(text, sizeof text,
-             "plugin %%s: descriptor is %zu bytes, sink ABI 2.3 needs at least %zu; it is not "
+             "plugin %%s: descriptor is %zu bytes, sink ABI 2.4 needs at least %zu; it is not "
              "binary compatible",
              offsetof(sy_sink, deliver), sizeof(sy_sink));
     expect_refusal("short_struct", text);

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
+#include <sys/eventfd.h>
 
 #include "attempt.h"
 #include "host.h"
@@ -47,10 +48,66 @@ typedef struct fake {
 
 static fake F = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, {0}, 0, NULL, 0, 0};
 
+/*
+ * The plugin's poller (sink ABI 2.4), in the tests that turn it on: submit
+ * attaches it on its first call and leaves the attempt to run, which
+ * completes what is pending, counts its calls and notes its thread.
+ */
+typedef struct fake_poll {
+    int on;                       /* submit attaches, run completes */
+    int efd;                      /* an eventfd: the test makes it readable */
+    sy_poller *poller;
+    const sy_delivery *pending[8];
+    int npending;
+    int runs;
+    int64_t due;                  /* what run returns */
+    pthread_t submit_thread, run_thread;
+    int other_thread_runs;        /* runs on a thread that is not the submitter's */
+} fake_poll;
+
+static fake_poll P;
+
+static int64_t poll_run(void *arg)
+{
+    assert_ptr_equal(arg, &P);
+    uint64_t v;
+    ssize_t r = read(P.efd, &v, sizeof v); /* non-blocking: EAGAIN when quiet */
+    (void)r;
+    pthread_mutex_lock(&F.mu);
+    P.runs++;
+    if (!pthread_equal(pthread_self(), P.submit_thread))
+        P.other_thread_runs++;
+    const sy_delivery *d[8];
+    int n = P.npending;
+    memcpy(d, P.pending, sizeof d);
+    P.npending = 0;
+    int64_t due = P.due;
+    pthread_mutex_unlock(&F.mu);
+    for (int i = 0; i < n; i++) {
+        sy_outcome o = SY_OUTCOME_INIT;
+        sy_outcome_set(&o, SY_OK, 200, NULL);
+        g_host.complete(d[i], &o);
+    }
+    return due;
+}
+
 static int fake_submit(void *state, void *ep_state, const sy_delivery *d)
 {
     (void)state;
     (void)ep_state;
+    if (P.on) {
+        if (!P.poller) {
+            P.submit_thread = pthread_self();
+            P.poller = g_host.poller_attach(P.efd, poll_run, &P);
+            assert_non_null(P.poller);
+        }
+        pthread_mutex_lock(&F.mu);
+        F.got[F.n++] = d;
+        P.pending[P.npending++] = d;
+        pthread_cond_broadcast(&F.cv);
+        pthread_mutex_unlock(&F.mu);
+        return 0;
+    }
     pthread_mutex_lock(&F.mu);
     F.got[F.n++] = d;
     if (F.block && !strcmp(d->endpoint_id, F.block)) {
@@ -199,6 +256,9 @@ static int setup(void **state)
     F.block = NULL;
     F.blocked = F.release = 0;
     pthread_mutex_unlock(&F.mu);
+    memset(&P, 0, sizeof P);
+    P.efd = -1;
+    P.due = -1;
     nreleased = 0;
     runtime_on_release(on_release, NULL);
     pool = workers_new(1);
@@ -648,6 +708,105 @@ static void test_delivery_to_a_deleted_endpoint_dies(void **state)
     rt_free(r2);
 }
 
+static int runs(void)
+{
+    pthread_mutex_lock(&F.mu);
+    int n = P.runs;
+    pthread_mutex_unlock(&F.mu);
+    return n;
+}
+
+/* Turns the fake plugin's poller on, with a fresh eventfd. */
+static void poll_on(void)
+{
+    P.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    assert_true(P.efd >= 0);
+    P.on = 1;
+}
+
+static void poke(void)
+{
+    uint64_t one = 1;
+    assert_int_equal(write(P.efd, &one, sizeof one), (ssize_t)sizeof one);
+}
+
+/*
+ * A poller (ABI 2.4) runs on the shard's thread only: right after the
+ * submit that attached it (its outcome settles with no other thread in
+ * between), whenever its fd is readable, and by the time it asked for;
+ * attaching from any other thread is refused. Once poller_detach returned
+ * on another thread, run is never called again.
+ */
+static void test_poller_runs_on_the_shard(void **state)
+{
+    (void)state;
+    assert_true(SY_HOST_HAS(&g_host, poller_attach) && SY_HOST_HAS(&g_host, poller_detach));
+    poll_on();
+    assert_null(g_host.poller_attach(P.efd, poll_run, &P)); /* not a shard's thread */
+    fake_rt *r1 = rt_make((const char *[]){"a"}, 1, NULL, 60000, 1000);
+    shard *sh = shard_up(NULL, r1);
+    post(sh, r1, 0, "e1", 0);
+    WAIT_FOR(see(sh, "a").delivered == 1);
+    assert_non_null(P.poller);
+    assert_true(runs() >= 1);
+
+    /* Readable fd: run again. */
+    int before = runs();
+    usleep(20000);
+    assert_int_equal(runs(), before); /* quiet fd, no deadline: the shard sleeps */
+    poke();
+    WAIT_FOR(runs() > before);
+
+    /* A deadline without the fd: run again by then. */
+    pthread_mutex_lock(&F.mu);
+    P.due = mono_now_ms() + 30;
+    pthread_mutex_unlock(&F.mu);
+    poke(); /* so the new due is returned once */
+    before = runs() + 1;
+    WAIT_FOR(runs() > before + 2);
+    pthread_mutex_lock(&F.mu);
+    P.due = -1;
+    pthread_mutex_unlock(&F.mu);
+
+    /* More work through the same poller: attached once, runs on one thread. */
+    post(sh, r1, 0, "e2", 0);
+    WAIT_FOR(see(sh, "a").delivered == 2);
+    assert_int_equal(P.other_thread_runs, 0);
+
+    g_host.poller_detach(P.poller);
+    before = runs();
+    poke();
+    usleep(50000);
+    assert_int_equal(runs(), before);
+    runtime_unref(&r1->rt);
+    shard_down(sh);
+    close(P.efd);
+    rt_free(r1);
+}
+
+/*
+ * Detaching after the shard's thread ended (a daemon's shutdown frees the
+ * instances after the shards) returns at once and touches nothing of the
+ * shard; a stopped shard refuses new pollers.
+ */
+static void test_poller_detached_after_the_shard_ended(void **state)
+{
+    (void)state;
+    poll_on();
+    fake_rt *r1 = rt_make((const char *[]){"a"}, 1, NULL, 60000, 1000);
+    shard *sh = shard_up(NULL, r1);
+    post(sh, r1, 0, "e1", 0);
+    WAIT_FOR(see(sh, "a").delivered == 1);
+    assert_non_null(P.poller);
+    runtime_unref(&r1->rt);
+    shard_down(sh);
+    int before = runs();
+    g_host.poller_detach(P.poller); /* would wait forever for a shard that is gone */
+    assert_int_equal(runs(), before);
+    close(P.efd);
+    rt_free(r1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -661,6 +820,9 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_release_follows_the_turns_records, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delivery_to_a_deleted_endpoint_dies, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_poller_runs_on_the_shard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_poller_detached_after_the_shard_ended, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,5 +1,5 @@
 /*
- * switchyard/sink.h - the sink plugin ABI, version 2.3.
+ * switchyard/sink.h - the sink plugin ABI, version 2.4.
  *
  * A sink plugin is a shared object that exports exactly one symbol,
  * `switchyard_sink`, a const sy_sink descriptor. The daemon dlopen()s the
@@ -47,7 +47,7 @@ extern "C" {
 #endif
 
 #define SY_ABI_VERSION_MAJOR 2
-#define SY_ABI_VERSION_MINOR 3
+#define SY_ABI_VERSION_MINOR 4
 /* Major in the high 16 bits, minor in the low 16 bits. */
 #define SY_ABI_VERSION ((uint32_t)((SY_ABI_VERSION_MAJOR << 16) | SY_ABI_VERSION_MINOR))
 #define SY_ABI_MAJOR(v) ((uint32_t)(v) >> 16)
@@ -140,6 +140,7 @@ static inline void sy_outcome_retry_after(sy_outcome *o, int64_t ms)
 typedef struct sy_instance sy_instance; /* one configured sink instance */
 typedef struct sy_config sy_config;     /* a JSON object of configuration */
 typedef struct sy_counter sy_counter;   /* a monotonically growing counter */
+typedef struct sy_poller sy_poller;     /* a plugin's I/O driven by a core thread (2.4) */
 
 /* ------------------------------------------------------------------ */
 /* Deliveries                                                          */
@@ -407,6 +408,33 @@ typedef struct sy_host {
      */
     void (*complete_batch)(const sy_delivery *const *d, const sy_outcome *const *outcome,
                            size_t n);
+
+    /*
+     * 2.4: an asynchronous plugin's I/O on the core thread that calls its
+     * submit, instead of a thread of its own: no hand-over to another
+     * thread on the way out, and none on the way back.
+     *
+     * poller_attach, called from inside submit or submit_batch, ties
+     * (fd, run, arg) to the calling thread. That thread then calls
+     * run(arg) once per turn of its loop, after the turn's submits, and
+     * whenever fd is readable (fd is typically an epoll set holding the
+     * plugin's sockets and an eventfd). run must not block; it returns
+     * the monotonic ms (host->monotonic_ms) by which it wants to run
+     * again even if fd stays quiet, or -1 for no such time. Outcomes
+     * reported from run are settled by the same thread at its next turn.
+     * Returns a handle, or NULL when the calling thread cannot drive
+     * pollers (not a thread that owns endpoints, or one that is
+     * stopping): the plugin then does the I/O its own way.
+     *
+     * poller_detach, from any thread (destroy, typically): when it
+     * returns, run is not running and will not be called again, and the
+     * handle is gone; the plugin then ends what fd still carries (its
+     * deliveries may be completed from the detaching thread). Every
+     * attached poller must be detached before the instance's destroy
+     * returns. Check SY_HOST_HAS(host, poller_attach).
+     */
+    sy_poller *(*poller_attach)(int fd, int64_t (*run)(void *arg), void *arg);
+    void (*poller_detach)(sy_poller *poller);
 } sy_host;
 
 /* 1 when the host offers entry (its table is long enough and the slot set). */

@@ -1,0 +1,195 @@
+/*
+ * shard_poll.c - plugins' I/O driven by a shard's thread (sink ABI 2.4,
+ * host->poller_attach and poller_detach).
+ *
+ * Why: an asynchronous plugin with a thread of its own costs two
+ * hand-overs per delivery (shard -> plugin thread with the request,
+ * plugin thread -> shard with the outcome), each a wake-up of the other
+ * thread when it was asleep. With 16 requests in flight to one receiver,
+ * those wake-ups, not CPU, bounded the rate (docs/WEBHOOKS.md). A poller
+ * lets the plugin do its I/O on the shard's thread: the shard runs it
+ * after its turn's submits and sleeps on its fd beside the inbox's waker,
+ * and the outcomes it reports land in the same thread's inbox.
+ *
+ * Ownership: a poller belongs to the shard whose thread attached it, and
+ * only that thread touches the shard's list. Detaching from another
+ * thread posts a control message and waits until the shard let go of it
+ * (or ended: a shard thread that stops lets go of all of its pollers).
+ * `sh` of a poller is read and cleared under g_mu, which is also what the
+ * waiting detacher sleeps on.
+ */
+#include "shard_int.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+
+struct sy_poller {
+    int fd;
+    int64_t (*run)(void *arg);
+    void *arg;
+    int64_t due_ms;         /* what run last asked for; -1: nothing */
+    shard *sh;              /* its shard while attached; NULL once let go (under g_mu) */
+    struct sy_poller *next; /* in the shard's list */
+};
+
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
+
+/* The shard whose thread this is; NULL on every other thread. */
+static _Thread_local shard *tl_shard;
+
+void sh_poll_enter(shard *sh)
+{
+    tl_shard = sh;
+}
+
+/* Rebuilds the poll set: the waker first, then each poller's fd. */
+static int rebuild(shard *sh)
+{
+    size_t n = 1;
+    for (sy_poller *p = sh->pollers; p; p = p->next)
+        n++;
+    if (n > sh->cap_pfd) {
+        struct pollfd *t = realloc(sh->pfd, n * sizeof *t);
+        if (!t)
+            return -1;
+        sh->pfd = t;
+        sh->cap_pfd = n;
+    }
+    sh->pfd[0] = (struct pollfd){.fd = sh->w.fd, .events = POLLIN};
+    n = 1;
+    for (sy_poller *p = sh->pollers; p; p = p->next)
+        sh->pfd[n++] = (struct pollfd){.fd = p->fd, .events = POLLIN};
+    sh->npfd = n;
+    return 0;
+}
+
+sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg)
+{
+    shard *sh = tl_shard;
+    if (!sh || fd < 0 || !run || __atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE))
+        return NULL;
+    sy_poller *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->fd = fd;
+    p->run = run;
+    p->arg = arg;
+    p->due_ms = 0; /* runs at the end of this turn */
+    p->next = sh->pollers;
+    sh->pollers = p;
+    if (rebuild(sh) != 0) {
+        sh->pollers = p->next;
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_lock(&g_mu);
+    p->sh = sh;
+    pthread_mutex_unlock(&g_mu);
+    sh->npollers++;
+    return p;
+}
+
+/* The shard's thread: p leaves its list; a detacher waiting for it goes on. */
+static void let_go(shard *sh, sy_poller *p)
+{
+    for (sy_poller **pp = &sh->pollers; *pp; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            sh->npollers--;
+            break;
+        }
+    p->next = NULL;
+    if (rebuild(sh) != 0) /* cannot grow when shrinking; kept for form */
+        log_error("shard %d: cannot rebuild its poll set", sh->o.index);
+    pthread_mutex_lock(&g_mu);
+    p->sh = NULL;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+}
+
+void sh_poll_detach_msg(shard *sh, sy_poller *p)
+{
+    let_go(sh, p);
+}
+
+void shard_poller_detach(sy_poller *p)
+{
+    if (!p)
+        return;
+    if (tl_shard && p->sh == tl_shard) { /* its own thread: nothing runs it now */
+        let_go(tl_shard, p);
+        free(p);
+        return;
+    }
+    pthread_mutex_lock(&g_mu);
+    shard *sh = p->sh;
+    if (sh) {
+        shard_ctrl *c = calloc(1, sizeof *c + 1);
+        if (!c) {
+            /* No message, no hand-over: wait for the shard's own end instead. */
+            log_error("shard %d: out of memory detaching a plugin's poller; waiting for the "
+                      "shard to stop",
+                      sh->o.index);
+        } else {
+            c->m.kind = INBOX_CTRL;
+            c->kind = CTRL_DETACH;
+            c->poller = p;
+            shard_post(sh, &c->m);
+        }
+        while (p->sh)
+            pthread_cond_wait(&g_cv, &g_mu);
+    }
+    pthread_mutex_unlock(&g_mu);
+    free(p);
+}
+
+int64_t sh_run_pollers(shard *sh)
+{
+    int64_t next = -1;
+    for (sy_poller *p = sh->pollers; p; p = p->next) {
+        p->due_ms = p->run(p->arg);
+        if (p->due_ms >= 0 && (next < 0 || p->due_ms < next))
+            next = p->due_ms;
+    }
+    return next;
+}
+
+int sh_poll_sleep(shard *sh, int timeout_ms)
+{
+    if (!sh->pollers)
+        return waker_sleep(&sh->w, timeout_ms);
+    int rc;
+    do
+        rc = poll(sh->pfd, sh->npfd, timeout_ms);
+    while (rc < 0 && errno == EINTR);
+    __atomic_store_n(&sh->w.sleeping, 0, __ATOMIC_RELAXED);
+    if (rc > 0 && (sh->pfd[0].revents & POLLIN)) {
+        uint64_t v;
+        while (read(sh->w.fd, &v, sizeof v) < 0 && errno == EINTR)
+            ;
+        return 1;
+    }
+    return rc > 0;
+}
+
+void sh_poll_leave(shard *sh)
+{
+    pthread_mutex_lock(&g_mu);
+    for (sy_poller *p = sh->pollers; p; p = p->next)
+        p->sh = NULL;
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+    sh->pollers = NULL;
+    sh->npollers = 0;
+    free(sh->pfd);
+    sh->pfd = NULL;
+    sh->npfd = sh->cap_pfd = 0;
+    tl_shard = NULL;
+}
