@@ -124,7 +124,10 @@ void sh_retry_later(shard *sh, dlv *d, int64_t delay, const sy_outcome *o, int64
     int spill = sh->o.spool && d->spool_id && !s->ordered_as && /* kept: shard_order.c */
                 (delay > sh->o.spill_after_ms ||
                  __atomic_load_n(&sh->n_memory, __ATOMIC_RELAXED) >= sh->o.mem_max);
-    sh_record(sh, d, DLV_PENDING, wall_ms() + delay, o, !spill, latency_ms);
+    /* +1 here too: wall_ms() truncates, and the pager (or the next start) takes a row
+     * once its time has come in whole ms; without it a spilled retry could start up
+     * to 1 ms before its delay had passed. */
+    sh_record(sh, d, DLV_PENDING, wall_ms() + delay + 1, o, !spill, latency_ms);
     if (spill) {
         sh_free_dlv(sh, d);
         return;
@@ -263,7 +266,8 @@ static void group_settled(shard *sh, bgroup *g)
         for (size_t i = 0; i < g->n; i++) {
             STAT_ADD(s->st.retries, 1);
             STAT_INC(retries, 1);
-            sh_record(sh, g->m[i], DLV_PENDING, wall_ms() + delay, &g->last, 1, g->latency_ms);
+            sh_record(sh, g->m[i], DLV_PENDING, wall_ms() + delay + 1, &g->last, 1,
+                      g->latency_ms); /* +1: see sh_retry_later */
         }
         AT_ADD(sh->n_scheduled, g->n);
         g->retry = g->probe = 0;
