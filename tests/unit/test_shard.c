@@ -773,6 +773,14 @@ static int runs(void)
     return n;
 }
 
+/* 1 when run was not called for ms in a row. */
+static int runs_rest(int ms)
+{
+    int n = runs();
+    usleep((useconds_t)ms * 1000);
+    return runs() == n;
+}
+
 /* Turns the fake plugin's poller on, with a fresh eventfd. */
 static void poll_on(void)
 {
@@ -807,10 +815,10 @@ static void test_poller_runs_on_the_shard(void **state)
     assert_non_null(P.poller);
     assert_true(runs() >= 1);
 
-    /* Readable fd: run again. */
+    /* Quiet fd, no deadline: the shard's turns end and it sleeps (a spinning
+     * shard would never let runs() rest for 50 ms). Readable fd: run again. */
+    WAIT_FOR(runs_rest(50));
     int before = runs();
-    usleep(20000);
-    assert_int_equal(runs(), before); /* quiet fd, no deadline: the shard sleeps */
     poke();
     WAIT_FOR(runs() > before);
 
