@@ -31,6 +31,12 @@ own prefix and a free port.
      comparable side by side. The summary gives the median of the rounds'
      rate ratios (this build / BUILD) and both builds' CPU per event.
 
+  6. with --pin: nginx's worker on the last CPU the bench may use, the
+     daemons on the others (publisher and wrk unpinned). On a 2-CPU
+     machine the daemon then has one CPU, so the rate falls; what it
+     shows is the daemon's own context switches, without the receiver
+     preempting its threads on a shared CPU.
+
 Prints figures; asserts nothing. `make bench` runs every bench/bench_*.py.
 """
 
@@ -101,6 +107,12 @@ http {{
                     raise RuntimeError("nginx did not start: " + self.proc.stderr.read().decode())
                 time.sleep(0.02)
 
+    def pin(self, cpus):
+        """Puts nginx's processes (master and worker) on cpus."""
+        kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        for pid in [self.proc.pid] + [int(k) for k in kids]:
+            os.sched_setaffinity(pid, cpus)
+
     def url(self, path="/hook"):
         return f"http://127.0.0.1:{self.port}{path}"
 
@@ -118,6 +130,13 @@ http {{
 
     def stop(self):
         stop_process(self.proc, signal.SIGQUIT, timeout=10)  # graceful: flushes the log buffer
+
+
+def pin_daemon(d, cpus):
+    """Puts every thread of a started daemon on cpus (threads made later inherit it)."""
+    if d:
+        for tid in os.listdir(f"/proc/{d.proc.pid}/task"):
+            os.sched_setaffinity(int(tid), cpus)
 
 
 def run_wrk(url, seconds, threads, conns, body_file):
@@ -221,6 +240,8 @@ def main():
     ap.add_argument("--linger", default="200ms", help="batched run: batch linger (default 200ms)")
     ap.add_argument("--against", default=None, metavar="BUILD",
                     help="another build folder, run beside this one in every round (A/B)")
+    ap.add_argument("--pin", action="store_true",
+                    help="nginx on the last CPU, the daemons on the others (see 6. above)")
     a = ap.parse_args()
 
     build = build_dir(a.build)
@@ -240,6 +261,7 @@ def main():
     cmd += ["--rate", str(a.rate)] if a.rate else []
     cmd += ["--batch", str(a.batch), "--linger", a.linger]
     cmd += ["--against", a.against] if a.against else []
+    cmd += ["--pin"] if a.pin else []
     nginx_v = subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip()
     print(f"webhooks: PULL -> webhook sink (HMAC, 1 secret) -> nginx return 204, {a.size}-byte "
           f"events, {a.events} per burst, {a.rounds} rounds, {os.cpu_count()} CPUs")
@@ -276,6 +298,15 @@ def main():
                                            "batch": {"max": a.batch, "linger": a.linger}}},
                                 {"workers": a.workers, "spool": None,
                                  "stats_interval": "20ms"}).start()
+            if a.pin:
+                cpus = sorted(os.sched_getaffinity(0))
+                if len(cpus) < 2:
+                    raise RuntimeError("--pin needs at least 2 CPUs")
+                nginx.pin({cpus[-1]})
+                for x in (d, dx, db):
+                    pin_daemon(x, set(cpus[:-1]))
+                print(f"  pinned: nginx on CPU {cpus[-1]}, switchyard on CPU "
+                      f"{','.join(map(str, cpus[:-1]))}")
             print()
             hdr = (f"{'round':>5}  {'run':<34} {'per s':>10} {'ratio':>6} {'taken s':>9} "
                    f"{'total s':>8} {'cs/event':>9} {'CPU us/ev':>9}  notes")
