@@ -166,7 +166,6 @@ struct shard {
     int stopping;            /* the thread ends once nothing is inside a plugin */
     /* Plugins' I/O this thread drives (shard_poll.c), and the poll set: waker, then theirs. */
     struct sy_poller *pollers;
-    size_t npollers;
     struct pollfd *pfd;
     size_t npfd, cap_pfd;
     /* Read by other threads (atomic). */

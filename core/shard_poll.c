@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "log.h"
 
 struct sy_poller {
     int fd;
@@ -36,6 +35,8 @@ struct sy_poller {
     int64_t due_ms;         /* what run last asked for; -1: nothing */
     shard *sh;              /* its shard while attached; NULL once let go (under g_mu) */
     struct sy_poller *next; /* in the shard's list */
+    shard_ctrl *bye;        /* the CTRL_DETACH message, made with the poller: detaching
+                             * from another thread never needs memory */
 };
 
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -76,8 +77,13 @@ sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg)
     if (!sh || fd < 0 || !run || __atomic_load_n(&sh->stopping, __ATOMIC_ACQUIRE))
         return NULL;
     sy_poller *p = calloc(1, sizeof *p);
-    if (!p)
+    if (!p || !(p->bye = calloc(1, sizeof *p->bye + 1))) {
+        free(p);
         return NULL;
+    }
+    p->bye->m.kind = INBOX_CTRL;
+    p->bye->kind = CTRL_DETACH;
+    p->bye->poller = p;
     p->fd = fd;
     p->run = run;
     p->arg = arg;
@@ -86,13 +92,13 @@ sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg)
     sh->pollers = p;
     if (rebuild(sh) != 0) {
         sh->pollers = p->next;
+        free(p->bye);
         free(p);
         return NULL;
     }
     pthread_mutex_lock(&g_mu);
     p->sh = sh;
     pthread_mutex_unlock(&g_mu);
-    sh->npollers++;
     return p;
 }
 
@@ -102,12 +108,10 @@ static void let_go(shard *sh, sy_poller *p)
     for (sy_poller **pp = &sh->pollers; *pp; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
-            sh->npollers--;
             break;
         }
     p->next = NULL;
-    if (rebuild(sh) != 0) /* cannot grow when shrinking; kept for form */
-        log_error("shard %d: cannot rebuild its poll set", sh->o.index);
+    (void)rebuild(sh); /* one fewer: never needs more room, cannot fail */
     pthread_mutex_lock(&g_mu);
     p->sh = NULL;
     pthread_cond_broadcast(&g_cv);
@@ -125,26 +129,20 @@ void shard_poller_detach(sy_poller *p)
         return;
     if (tl_shard && p->sh == tl_shard) { /* its own thread: nothing runs it now */
         let_go(tl_shard, p);
+        free(p->bye);
         free(p);
         return;
     }
     pthread_mutex_lock(&g_mu);
     shard *sh = p->sh;
     if (sh) {
-        shard_ctrl *c = calloc(1, sizeof *c + 1);
-        if (!c) {
-            /* No message, no hand-over: wait for the shard's own end instead. */
-            log_error("shard %d: out of memory detaching a plugin's poller; waiting for the "
-                      "shard to stop",
-                      sh->o.index);
-        } else {
-            c->m.kind = INBOX_CTRL;
-            c->kind = CTRL_DETACH;
-            c->poller = p;
-            shard_post(sh, &c->m);
-        }
+        /* The shard frees the message once it took it (or shard_free, if its thread
+         * ended first: then its end let go of p, and p->bye is not read again). */
+        shard_post(sh, &p->bye->m);
         while (p->sh)
             pthread_cond_wait(&g_cv, &g_mu);
+    } else {
+        free(p->bye);
     }
     pthread_mutex_unlock(&g_mu);
     free(p);
@@ -187,7 +185,6 @@ void sh_poll_leave(shard *sh)
     pthread_cond_broadcast(&g_cv);
     pthread_mutex_unlock(&g_mu);
     sh->pollers = NULL;
-    sh->npollers = 0;
     free(sh->pfd);
     sh->pfd = NULL;
     sh->npfd = sh->cap_pfd = 0;
