@@ -23,16 +23,12 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <string.h>
 #include <unistd.h>
-
-#include "clock.h"
 
 struct sy_poller {
     int fd;
     int64_t (*run)(void *arg);
     void *arg;
-    int64_t due_ms;         /* what run last asked for; -1: nothing */
     shard *sh;              /* its shard while attached; NULL once let go (under g_mu) */
     struct sy_poller *next; /* in the shard's list */
     shard_ctrl *bye;        /* the CTRL_DETACH message, made with the poller: detaching
@@ -87,7 +83,6 @@ sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg)
     p->fd = fd;
     p->run = run;
     p->arg = arg;
-    p->due_ms = 0; /* runs at the end of this turn */
     p->next = sh->pollers;
     sh->pollers = p;
     if (rebuild(sh) != 0) {
@@ -152,9 +147,9 @@ int64_t sh_run_pollers(shard *sh)
 {
     int64_t next = -1;
     for (sy_poller *p = sh->pollers; p; p = p->next) {
-        p->due_ms = p->run(p->arg);
-        if (p->due_ms >= 0 && (next < 0 || p->due_ms < next))
-            next = p->due_ms;
+        int64_t due = p->run(p->arg);
+        if (due >= 0 && (next < 0 || due < next))
+            next = due;
     }
     return next;
 }

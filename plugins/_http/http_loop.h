@@ -1,15 +1,16 @@
 /*
  * http_loop.h - the HTTP transport shared by the webhook and form sinks:
- * an epoll loop on its own thread (a sink instance runs one or more of
- * them through http_pool.h) that sends plain http:// requests itself
- * (http_h1.h) and everything else through a libcurl multi handle.
+ * an epoll loop, on its own thread or run by a core thread (a sink
+ * instance runs several of them through http_pool.h), that sends plain
+ * http:// requests itself (http_h1.h) and everything else through a
+ * libcurl multi handle.
  *
  * Plugins fill an http_req (URL, headers, body, options), hand it over with
- * http_loop_submit from any thread, and get it back through its done
- * callback, called on the loop thread with the result. The loop owns
- * connection reuse (keep-alive, HTTP/2 multiplexing where offered), the
- * SSRF guard, timeouts and response capture; plugins own the meaning of
- * a status code.
+ * http_loop_submit from any thread (a driven loop's: from its own thread),
+ * and get it back through its done callback, called on the loop's thread
+ * with the result. The loop owns connection reuse (keep-alive, HTTP/2
+ * multiplexing where offered), the SSRF guard, timeouts and response
+ * capture; plugins own the meaning of a status code.
  *
  * Connections: plain http:// is HTTP/1.1, one request at a time per
  * connection, and a request opens a new connection when every open one to
