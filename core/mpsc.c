@@ -88,18 +88,22 @@ void waker_cancel(waker *w)
 int waker_sleep(waker *w, int timeout_ms)
 {
     struct pollfd p = {.fd = w->fd, .events = POLLIN};
+    return waker_sleep_with(w, &p, 1, timeout_ms);
+}
+
+int waker_sleep_with(waker *w, struct pollfd *pfd, size_t n, int timeout_ms)
+{
     int rc;
     do
-        rc = poll(&p, 1, timeout_ms);
+        rc = poll(pfd, n, timeout_ms);
     while (rc < 0 && errno == EINTR);
     __atomic_store_n(&w->sleeping, 0, __ATOMIC_RELAXED);
-    if (rc > 0) {
+    if (rc > 0 && (pfd[0].revents & POLLIN)) {
         uint64_t v;
         while (read(w->fd, &v, sizeof v) < 0 && errno == EINTR)
             ;
-        return 1;
     }
-    return 0;
+    return rc > 0;
 }
 
 void waker_wake(waker *w)

@@ -20,6 +20,7 @@
 #ifndef SY_MPSC_H
 #define SY_MPSC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct mpsc_node {
@@ -57,6 +58,12 @@ void waker_cancel(waker *w);
  * no timeout). Returns 1 when woken, 0 on timeout.
  */
 int waker_sleep(waker *w, int timeout_ms);
+/*
+ * waker_sleep that also wakes for other fds: pfd[0] is the waker's own
+ * ({w->fd, POLLIN}), pfd[1..n) the caller's. Returns 1 when any is ready.
+ */
+struct pollfd;
+int waker_sleep_with(waker *w, struct pollfd *pfd, size_t n, int timeout_ms);
 /* Producers, after a push. */
 void waker_wake(waker *w);
 

@@ -343,7 +343,7 @@ static void take_ctrl(shard *sh, shard_ctrl *c)
         break;
     }
     case CTRL_DETACH:
-        sh_poll_detach_msg(sh, c->poller);
+        sh_poll_let_go(sh, c->poller);
         break;
     case CTRL_QUIESCE:
         /* Shutdown past the drain: start nothing more, and the drain's end is the

@@ -234,8 +234,8 @@ void sh_poll_leave(shard *sh);
 int64_t sh_run_pollers(shard *sh);
 /* waker_sleep on the waker and the pollers' fds; 1 when something is ready. */
 int sh_poll_sleep(shard *sh, int timeout_ms);
-/* CTRL_DETACH. */
-void sh_poll_detach_msg(shard *sh, struct sy_poller *p);
+/* CTRL_DETACH: p leaves the shard's list; its detacher goes on. */
+void sh_poll_let_go(shard *sh, struct sy_poller *p);
 
 /* shard_tf.c */
 /* Compiles (or forgets) the transform of s's new generation in the shard's Lua state. */

@@ -20,10 +20,8 @@
  */
 #include "shard_int.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 struct sy_poller {
     int fd;
@@ -97,8 +95,9 @@ sy_poller *shard_poller_attach(int fd, int64_t (*run)(void *arg), void *arg)
     return p;
 }
 
-/* The shard's thread: p leaves its list; a detacher waiting for it goes on. */
-static void let_go(shard *sh, sy_poller *p)
+/* The shard's thread (CTRL_DETACH, or its own detach): p leaves its list; a
+ * detacher waiting for it goes on. */
+void sh_poll_let_go(shard *sh, sy_poller *p)
 {
     for (sy_poller **pp = &sh->pollers; *pp; pp = &(*pp)->next)
         if (*pp == p) {
@@ -113,17 +112,12 @@ static void let_go(shard *sh, sy_poller *p)
     pthread_mutex_unlock(&g_mu);
 }
 
-void sh_poll_detach_msg(shard *sh, sy_poller *p)
-{
-    let_go(sh, p);
-}
-
 void shard_poller_detach(sy_poller *p)
 {
     if (!p)
         return;
     if (tl_shard && p->sh == tl_shard) { /* its own thread: nothing runs it now */
-        let_go(tl_shard, p);
+        sh_poll_let_go(tl_shard, p);
         free(p->bye);
         free(p);
         return;
@@ -158,18 +152,7 @@ int sh_poll_sleep(shard *sh, int timeout_ms)
 {
     if (!sh->pollers)
         return waker_sleep(&sh->w, timeout_ms);
-    int rc;
-    do
-        rc = poll(sh->pfd, sh->npfd, timeout_ms);
-    while (rc < 0 && errno == EINTR);
-    __atomic_store_n(&sh->w.sleeping, 0, __ATOMIC_RELAXED);
-    if (rc > 0 && (sh->pfd[0].revents & POLLIN)) {
-        uint64_t v;
-        while (read(sh->w.fd, &v, sizeof v) < 0 && errno == EINTR)
-            ;
-        return 1;
-    }
-    return rc > 0;
+    return waker_sleep_with(&sh->w, sh->pfd, sh->npfd, timeout_ms);
 }
 
 void sh_poll_leave(shard *sh)
